@@ -1,0 +1,291 @@
+//! The coordinator: runs registered probes in order (light → heavy →
+//! runs_last), gates them on `applies`, consults the cache, enforces timeouts,
+//! and records what happened to each. One probe's failure never stops the others.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::probe::{CacheStrategy, DynProbe, ProbeContext, ProbeOutput, RepoSnapshot};
+use crate::registry::{ProbeRegistration, Registry};
+
+/// The cache as the coordinator sees it. A lookup error is a miss (the
+/// implementation logs why); a store error is recorded as a warning.
+pub trait ProbeCache: Send + Sync {
+    /// The cache key for `probe` on `repo`, or an error when it cannot be computed.
+    fn key(
+        &self,
+        repo: &RepoSnapshot,
+        name: &str,
+        probe: &dyn DynProbe,
+        ctx: &ProbeContext,
+    ) -> Result<String, crate::inputs::CacheKeyError>;
+    /// A stored output for `key`, if any (corrupt entries are misses).
+    fn get(&self, name: &str, key: &str) -> Option<ProbeOutput>;
+    /// Store an output under `key`.
+    fn put(&self, name: &str, key: &str, output: &ProbeOutput) -> Result<(), String>;
+}
+
+/// What to run and how.
+#[derive(Default, Clone)]
+pub struct GatherOptions {
+    /// Run only these probes (by name); every probe when empty.
+    pub only: Vec<String>,
+    /// Bypass the cache (neither read nor written).
+    pub no_cache: bool,
+    /// Context handed to every probe.
+    pub ctx: ProbeContext,
+}
+
+/// What happened to one probe.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "status")]
+pub enum ProbeStatus {
+    /// `run` completed.
+    Ran,
+    /// The output came from the cache; `run` was not entered.
+    CacheHit,
+    /// The probe did not run.
+    Skipped {
+        /// Why.
+        reason: String,
+    },
+    /// `run` returned an error or panicked.
+    Failed {
+        /// The error.
+        error: String,
+    },
+    /// `run` ran past the probe's timeout and was abandoned.
+    TimedOut {
+        /// The timeout.
+        after_ms: u64,
+    },
+}
+
+/// One probe's record.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProbeRecord {
+    /// Probe name.
+    pub name: &'static str,
+    /// What happened.
+    pub status: ProbeStatus,
+    /// Time spent, including the cache lookup.
+    pub duration_ms: u64,
+    /// The cache key, when one was computed.
+    pub cache_key: Option<String>,
+    /// The output, for `Ran` and `CacheHit`.
+    #[serde(skip)]
+    pub output: Option<ProbeOutput>,
+    /// Warnings from the coordinator (cache problems, ...).
+    pub warnings: Vec<String>,
+}
+
+/// The records of one gather, in run order.
+#[derive(Debug, Clone, Serialize)]
+pub struct GatherReport {
+    /// One record per probe considered.
+    pub records: Vec<ProbeRecord>,
+}
+
+/// Why a gather could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum CoordinatorError {
+    /// `--only` named a probe that is not registered.
+    #[error("no probe named `{name}`; registered probes: {known}")]
+    UnknownProbe {
+        /// The requested name.
+        name: String,
+        /// The registered names.
+        known: String,
+    },
+}
+
+/// Runs probes.
+pub struct Coordinator {
+    registry: Registry,
+    cache: Option<Arc<dyn ProbeCache>>,
+}
+
+impl Coordinator {
+    /// A coordinator over `registry`, without a cache.
+    pub fn new(registry: Registry) -> Self {
+        Coordinator {
+            registry,
+            cache: None,
+        }
+    }
+
+    /// Use `cache` for probes whose strategy is `content`.
+    pub fn with_cache(mut self, cache: Arc<dyn ProbeCache>) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// The registry.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Run the selected probes on `repo`, one after another in run order.
+    pub async fn gather(
+        &self,
+        repo: &RepoSnapshot,
+        opts: &GatherOptions,
+    ) -> Result<GatherReport, CoordinatorError> {
+        for name in &opts.only {
+            if self.registry.get(name).is_none() {
+                return Err(CoordinatorError::UnknownProbe {
+                    name: name.clone(),
+                    known: self.registry.names().join(", "),
+                });
+            }
+        }
+        let mut records = Vec::new();
+        for reg in self.registry.entries() {
+            if !opts.only.is_empty() && !opts.only.iter().any(|n| n == reg.name) {
+                continue;
+            }
+            records.push(self.run_one(reg, repo, opts).await);
+        }
+        Ok(GatherReport { records })
+    }
+
+    async fn run_one(
+        &self,
+        reg: &'static ProbeRegistration,
+        repo: &RepoSnapshot,
+        opts: &GatherOptions,
+    ) -> ProbeRecord {
+        let started = Instant::now();
+        let probe: Arc<dyn DynProbe> = Arc::from((reg.construct)());
+        let mut record = ProbeRecord {
+            name: reg.name,
+            status: ProbeStatus::Ran,
+            duration_ms: 0,
+            cache_key: None,
+            output: None,
+            warnings: Vec::new(),
+        };
+        tracing::info!(
+            probe = reg.name,
+            heaviness = reg.heaviness.as_str(),
+            "dispatch"
+        );
+        if !probe.applies(repo) {
+            record.status = ProbeStatus::Skipped {
+                reason: "does not apply to this repository".to_owned(),
+            };
+            record.duration_ms = elapsed_ms(started);
+            tracing::info!(probe = reg.name, "skipped: does not apply");
+            return record;
+        }
+        let cache = match (&self.cache, probe.cache_strategy(), opts.no_cache) {
+            (Some(c), CacheStrategy::Content, false) => Some(c.clone()),
+            _ => None,
+        };
+        if let Some(cache) = &cache {
+            match self
+                .compute_key(cache, reg.name, &probe, repo, &opts.ctx)
+                .await
+            {
+                Ok(key) => {
+                    if let Some(out) = cache.get(reg.name, &key) {
+                        tracing::info!(probe = reg.name, key = %key, "cache_hit");
+                        record.status = ProbeStatus::CacheHit;
+                        record.output = Some(out);
+                        record.cache_key = Some(key);
+                        record.duration_ms = elapsed_ms(started);
+                        return record;
+                    }
+                    record.cache_key = Some(key);
+                }
+                Err(e) => record
+                    .warnings
+                    .push(format!("cache key: {e}; running uncached")),
+            }
+        }
+        let timeout = probe.timeout();
+        let (repo_c, ctx_c, probe_c) = (repo.clone(), opts.ctx.clone(), probe.clone());
+        let task = tokio::spawn(async move { probe_c.run_boxed(&repo_c, &ctx_c).await });
+        let abort = task.abort_handle();
+        record.status = match tokio::time::timeout(timeout, task).await {
+            Ok(Ok(Ok(out))) => {
+                if let (Some(cache), Some(key)) = (&cache, &record.cache_key) {
+                    if let Err(e) = cache.put(reg.name, key, &out) {
+                        record.warnings.push(format!("cache store: {e}"));
+                    }
+                }
+                record.output = Some(out);
+                ProbeStatus::Ran
+            }
+            Ok(Ok(Err(e))) => ProbeStatus::Failed {
+                error: error_chain(&e),
+            },
+            Ok(Err(join)) => ProbeStatus::Failed {
+                error: if join.is_panic() {
+                    format!("probe panicked: {}", panic_message(join.into_panic()))
+                } else {
+                    "probe task was cancelled".to_owned()
+                },
+            },
+            Err(_) => {
+                abort.abort();
+                ProbeStatus::TimedOut {
+                    after_ms: timeout.as_millis() as u64,
+                }
+            }
+        };
+        record.duration_ms = elapsed_ms(started);
+        tracing::info!(probe = reg.name, status = ?record.status, duration_ms = record.duration_ms, "finish");
+        record
+    }
+
+    async fn compute_key(
+        &self,
+        cache: &Arc<dyn ProbeCache>,
+        name: &'static str,
+        probe: &Arc<dyn DynProbe>,
+        repo: &RepoSnapshot,
+        ctx: &ProbeContext,
+    ) -> Result<String, String> {
+        // Walking and hashing block; keep them off the async workers.
+        let (cache, probe, repo, ctx) = (cache.clone(), probe.clone(), repo.clone(), ctx.clone());
+        tokio::task::spawn_blocking(move || cache.key(&repo, name, probe.as_ref(), &ctx))
+            .await
+            .map_err(|e| format!("key task failed: {e}"))?
+            .map_err(|e| e.to_string())
+    }
+}
+
+fn elapsed_ms(since: Instant) -> u64 {
+    since.elapsed().as_millis() as u64
+}
+
+/// An error and its sources, joined with `: `.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(src) = cur {
+        let part = src.to_string();
+        if !s.ends_with(&part) {
+            s.push_str(": ");
+            s.push_str(&part);
+        }
+        cur = src.source();
+    }
+    s
+}
+
+fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    }
+}
+
+/// Default per-probe timeout when a probe does not say.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);

@@ -1,0 +1,304 @@
+//! The probe contract: what a probe declares and what it returns.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::inputs::DeclaredInput;
+
+/// How expensive a probe is; the coordinator runs light probes first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Heaviness {
+    /// Reads files, parses manifests: seconds at most.
+    Light,
+    /// Builds images, runs containers: minutes.
+    Heavy,
+}
+
+impl Heaviness {
+    /// The name used in the DSL and the CLI.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Heaviness::Light => "light",
+            Heaviness::Heavy => "heavy",
+        }
+    }
+}
+
+/// Whether a probe's output may be reused from the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheStrategy {
+    /// Reuse the output while the declared inputs' content and tokens are unchanged.
+    Content,
+    /// Always run.
+    None,
+}
+
+/// How much a probe's output can be trusted (the envelope's confidence).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Confidence {
+    /// Weak evidence.
+    Low,
+    /// Partial evidence.
+    Medium,
+    /// Complete evidence.
+    High,
+}
+
+/// A file a probe hands to the writer, stored under `.codegenie/context/raw/`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Artifact {
+    /// File name relative to the `raw/` folder (no `/`, no `..`).
+    pub name: String,
+    /// Where the content comes from.
+    pub source: ArtifactSource,
+}
+
+/// The content of an [`Artifact`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArtifactSource {
+    /// Bytes held in memory (small artifacts).
+    Bytes(Vec<u8>),
+    /// A file the probe wrote (large artifacts are streamed, never loaded whole).
+    File(PathBuf),
+}
+
+/// What a probe returns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProbeOutput {
+    /// The probe's slice of the repository context (written as `<probe>.json`).
+    pub schema_slice: serde_json::Value,
+    /// The envelope's confidence.
+    pub confidence: Confidence,
+    /// Raw artifacts to store beside the slice.
+    #[serde(default)]
+    pub artifacts: Vec<Artifact>,
+    /// Human-readable warnings.
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+impl ProbeOutput {
+    /// An output with a slice and confidence, no artifacts and no warnings.
+    pub fn new(schema_slice: serde_json::Value, confidence: Confidence) -> Self {
+        ProbeOutput {
+            schema_slice,
+            confidence,
+            artifacts: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+}
+
+/// Why a probe failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// An I/O error on a known path.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path being read or written.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The probe's own failure, explained.
+    #[error("{0}")]
+    Failed(String),
+    /// Any other typed error.
+    #[error(transparent)]
+    Other(#[from] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl ProbeError {
+    /// A failure with a message.
+    pub fn failed(msg: impl Into<String>) -> Self {
+        ProbeError::Failed(msg.into())
+    }
+
+    /// Wrap an I/O error with the path it concerns.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        ProbeError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// The repository being analysed.
+#[derive(Debug, Clone)]
+pub struct RepoSnapshot {
+    root: PathBuf,
+}
+
+impl RepoSnapshot {
+    /// Open a repository at `root`; it must be an existing directory.
+    pub fn open(root: impl AsRef<Path>) -> std::io::Result<Self> {
+        let root = std::fs::canonicalize(root.as_ref())?;
+        if !root.is_dir() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotADirectory,
+                format!("{} is not a directory", root.display()),
+            ));
+        }
+        Ok(RepoSnapshot { root })
+    }
+
+    /// The repository root (canonical).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Whether a repository-relative path exists as a regular file (a symlink
+    /// counts only if it resolves inside the repository).
+    pub fn has_file(&self, rel: impl AsRef<Path>) -> bool {
+        let path = self.root.join(rel);
+        match std::fs::canonicalize(&path) {
+            Ok(p) => p.starts_with(&self.root) && p.is_file(),
+            Err(_) => false,
+        }
+    }
+
+    /// Where codegenie keeps its state for this repository.
+    pub fn codegenie_dir(&self) -> PathBuf {
+        self.root.join(".codegenie")
+    }
+}
+
+/// Error a token resolver may return.
+pub type ResolverError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Resolves the `image-digest:<resolved>` token: the digest of the repository's
+/// container image, or `None` when there is none.
+pub trait ImageDigestResolver: Send + Sync {
+    /// Resolve the digest for `repo`.
+    fn resolve(&self, repo: &RepoSnapshot) -> Result<Option<String>, ResolverError>;
+}
+
+impl<F> ImageDigestResolver for F
+where
+    F: Fn(&RepoSnapshot) -> Result<Option<String>, ResolverError> + Send + Sync,
+{
+    fn resolve(&self, repo: &RepoSnapshot) -> Result<Option<String>, ResolverError> {
+        self(repo)
+    }
+}
+
+/// What the coordinator hands a probe besides the repository.
+#[derive(Clone, Default)]
+pub struct ProbeContext {
+    /// Resolver for `image-digest:<resolved>`; `None` when unbound.
+    pub image_digest_resolver: Option<Arc<dyn ImageDigestResolver>>,
+    /// Free-form settings (e.g. shortened timeouts in tests), read by probes that
+    /// document them.
+    pub settings: std::collections::BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for ProbeContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProbeContext")
+            .field(
+                "image_digest_resolver",
+                &self.image_digest_resolver.as_ref().map(|_| "bound"),
+            )
+            .field("settings", &self.settings)
+            .finish()
+    }
+}
+
+/// The trait a probe author implements. Register the implementation with
+/// `#[register_probe(...)]` on the `impl Probe for T` block; `run` may be
+/// written as a plain `async fn`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a codegenie probe",
+    note = "implement `codegenie::Probe` for `{Self}` and put `#[register_probe(...)]` on that impl block"
+)]
+pub trait Probe: Send + Sync + 'static {
+    /// Version of the output schema; bump it when the slice changes shape (it is
+    /// part of the cache key).
+    fn version(&self) -> u32 {
+        1
+    }
+
+    /// Inputs whose content decides the output (see `declared_inputs!`).
+    fn declared_inputs(&self) -> &'static [DeclaredInput] {
+        &[]
+    }
+
+    /// Whether outputs are reused from the cache.
+    fn cache_strategy(&self) -> CacheStrategy {
+        CacheStrategy::Content
+    }
+
+    /// How long `run` may take before the coordinator abandons it.
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(60)
+    }
+
+    /// Whether the probe has anything to look at in this repository.
+    fn applies(&self, _repo: &RepoSnapshot) -> bool {
+        true
+    }
+
+    /// Gather the evidence.
+    fn run(
+        &self,
+        repo: &RepoSnapshot,
+        ctx: &ProbeContext,
+    ) -> impl Future<Output = Result<ProbeOutput, ProbeError>> + Send;
+}
+
+/// A boxed probe future.
+pub type BoxProbeFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<ProbeOutput, ProbeError>> + Send + 'a>>;
+
+/// The object-safe face of [`Probe`], implemented for every probe; the
+/// registry and coordinator work with `dyn DynProbe`.
+pub trait DynProbe: Send + Sync {
+    /// See [`Probe::version`].
+    fn version(&self) -> u32;
+    /// See [`Probe::declared_inputs`].
+    fn declared_inputs(&self) -> &'static [DeclaredInput];
+    /// See [`Probe::cache_strategy`].
+    fn cache_strategy(&self) -> CacheStrategy;
+    /// See [`Probe::timeout`].
+    fn timeout(&self) -> Duration;
+    /// See [`Probe::applies`].
+    fn applies(&self, repo: &RepoSnapshot) -> bool;
+    /// See [`Probe::run`].
+    fn run_boxed<'a>(&'a self, repo: &'a RepoSnapshot, ctx: &'a ProbeContext)
+        -> BoxProbeFuture<'a>;
+}
+
+impl<T: Probe> DynProbe for T {
+    fn version(&self) -> u32 {
+        Probe::version(self)
+    }
+    fn declared_inputs(&self) -> &'static [DeclaredInput] {
+        Probe::declared_inputs(self)
+    }
+    fn cache_strategy(&self) -> CacheStrategy {
+        Probe::cache_strategy(self)
+    }
+    fn timeout(&self) -> Duration {
+        Probe::timeout(self)
+    }
+    fn applies(&self, repo: &RepoSnapshot) -> bool {
+        Probe::applies(self, repo)
+    }
+    fn run_boxed<'a>(
+        &'a self,
+        repo: &'a RepoSnapshot,
+        ctx: &'a ProbeContext,
+    ) -> BoxProbeFuture<'a> {
+        Box::pin(Probe::run(self, repo, ctx))
+    }
+}

@@ -1,0 +1,80 @@
+//! Scenario results, the aggregator's input (DESIGN.md §5).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::strace::{ExitStatus, ParsedTrace};
+
+/// Why a scenario failed or was skipped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "reason")]
+pub enum ScenarioReason {
+    /// strace cannot run here (not Linux, or missing).
+    StraceUnavailable,
+    /// The scenario ran past its own timeout.
+    ScenarioTimeout {
+        /// Time spent when it was stopped.
+        elapsed_ms: u64,
+    },
+    /// The whole run's time budget ran out before the scenario started.
+    AggregateTimeout,
+    /// `docker build` failed.
+    ImageBuildFailed {
+        /// The build's exit code, if it exited.
+        exit_code: Option<i32>,
+        /// The end of the build log (redacted).
+        log_tail: String,
+    },
+    /// No image digest could be resolved.
+    ImageDigestUnresolved,
+    /// The app exited with an unexpected code.
+    UnexpectedExit {
+        /// The exit code.
+        code: i32,
+    },
+    /// The container engine is missing or does not answer.
+    EngineUnavailable {
+        /// What the engine (or its absence) said.
+        detail: String,
+    },
+    /// Anything else, explained.
+    Other {
+        /// The explanation.
+        detail: String,
+    },
+}
+
+/// The outcome of one scenario.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "detail")]
+pub enum ScenarioOutcome {
+    /// Every step ran.
+    Completed,
+    /// It started but did not complete.
+    Failed(ScenarioReason),
+    /// It never started.
+    Skipped(ScenarioReason),
+}
+
+/// One scenario's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScenarioResult {
+    /// Scenario name (`startup`, `smoke_test`, ...).
+    pub name: String,
+    /// Completed, failed or skipped, with the reason.
+    pub outcome: ScenarioOutcome,
+    /// Wall-clock time of the scenario.
+    pub wall_clock_ms: u64,
+    /// How the traced app ended, if known.
+    pub exit_status: Option<ExitStatus>,
+    /// Signals the traced app received.
+    pub signals_seen: Vec<String>,
+    /// The parsed trace, when one was collected (failed scenarios may have one).
+    pub trace: Option<ParsedTrace>,
+    /// Path of the raw trace artifact relative to the context folder, if kept.
+    pub artifact: Option<String>,
+    /// `#!`/`PT_INTERP` interpreters of executed paths (`{path: interpreter}`).
+    #[serde(default)]
+    pub interpreters: BTreeMap<String, String>,
+}

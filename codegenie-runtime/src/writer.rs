@@ -1,0 +1,202 @@
+//! The writer: the only path from probe outputs to disk. Every file is
+//! redacted, then written atomically (temp file + rename), so a partial file
+//! never looks complete.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::coordinator::{ProbeRecord, ProbeStatus};
+use crate::probe::{ArtifactSource, Confidence};
+use crate::redact::{self, Redactor};
+
+/// Why something could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// An I/O error on a path.
+    #[error("cannot write {path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An artifact name that would escape the `raw/` folder.
+    #[error("artifact name `{0}` is not a plain file name")]
+    BadArtifactName(String),
+    /// The slice could not be serialised.
+    #[error("cannot serialise the output of `{probe}`: {source}")]
+    Json {
+        /// The probe.
+        probe: String,
+        /// The error.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Envelope metadata written beside a probe's slice, under `_meta`.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutputMeta<'a> {
+    /// Probe name.
+    pub probe: &'a str,
+    /// `ran` or `cache_hit`.
+    pub status: &'static str,
+    /// Envelope confidence.
+    pub confidence: Confidence,
+    /// The cache key, if one was computed.
+    pub cache_key: Option<&'a str>,
+    /// Warnings from the probe and coordinator.
+    pub warnings: Vec<String>,
+    /// Artifact paths relative to the context folder.
+    pub artifacts: Vec<String>,
+    /// How many secrets were redacted in this output and its artifacts.
+    pub redactions: u64,
+    /// Unix time (seconds) of the write.
+    pub written_at: u64,
+}
+
+/// What was written for one probe.
+#[derive(Debug, Clone)]
+pub struct Written {
+    /// The JSON file.
+    pub json: PathBuf,
+    /// The artifacts.
+    pub artifacts: Vec<PathBuf>,
+    /// Secrets redacted.
+    pub redactions: u64,
+}
+
+/// Writes into `<repo>/.codegenie/context/`.
+#[derive(Debug, Clone)]
+pub struct Writer {
+    context_dir: PathBuf,
+}
+
+impl Writer {
+    /// A writer for the context folder of the repository at `repo_root`.
+    pub fn new(repo_root: &Path) -> Self {
+        Writer {
+            context_dir: repo_root.join(".codegenie").join("context"),
+        }
+    }
+
+    /// The context folder.
+    pub fn context_dir(&self) -> &Path {
+        &self.context_dir
+    }
+
+    /// Write a probe record that has an output; records without one write nothing.
+    pub fn write_record(&self, record: &ProbeRecord) -> Result<Option<Written>, WriteError> {
+        let Some(out) = &record.output else {
+            return Ok(None);
+        };
+        let status = match record.status {
+            ProbeStatus::CacheHit => "cache_hit",
+            _ => "ran",
+        };
+        let raw_dir = self.context_dir.join("raw");
+        let mut redactions = 0u64;
+        let mut artifact_paths = Vec::new();
+        let mut artifact_names = Vec::new();
+        for a in &out.artifacts {
+            if a.name.is_empty() || a.name.contains('/') || a.name == "." || a.name == ".." {
+                return Err(WriteError::BadArtifactName(a.name.clone()));
+            }
+            let dest = raw_dir.join(&a.name);
+            let n = match &a.source {
+                ArtifactSource::Bytes(b) => {
+                    atomic_write_with(&dest, |w| redact::redact_stream(&mut &b[..], w))?
+                }
+                ArtifactSource::File(src) => {
+                    let f = std::fs::File::open(src).map_err(|e| io(src, e))?;
+                    let mut r = std::io::BufReader::new(f);
+                    atomic_write_with(&dest, |w| redact::redact_stream(&mut r, w))?
+                }
+            };
+            redactions += n;
+            artifact_names.push(format!("raw/{}", a.name));
+            artifact_paths.push(dest);
+        }
+        let mut slice = out.schema_slice.clone();
+        let mut red = Redactor::new();
+        red.redact_json(&mut slice);
+        let mut warnings = out.warnings.clone();
+        warnings.extend(record.warnings.iter().cloned());
+        for w in &mut warnings {
+            *w = red.redact_str(w);
+        }
+        // Slice and warnings are counted by `red`; artifacts by their streams.
+        redactions += red.count();
+        let meta = OutputMeta {
+            probe: record.name,
+            status,
+            confidence: out.confidence,
+            cache_key: record.cache_key.as_deref(),
+            warnings,
+            artifacts: artifact_names,
+            redactions,
+            written_at: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+        };
+        let doc = match slice {
+            serde_json::Value::Object(mut map) => {
+                map.insert(
+                    "_meta".to_owned(),
+                    serde_json::to_value(&meta).map_err(|e| json_err(record.name, e))?,
+                );
+                serde_json::Value::Object(map)
+            }
+            other => serde_json::json!({ "value": other, "_meta": meta }),
+        };
+        let json_path = self.context_dir.join(format!("{}.json", record.name));
+        let bytes = serde_json::to_vec_pretty(&doc).map_err(|e| json_err(record.name, e))?;
+        atomic_write_with(&json_path, |w| w.write_all(&bytes).map(|_| 0))?;
+        Ok(Some(Written {
+            json: json_path,
+            artifacts: artifact_paths,
+            redactions: meta.redactions,
+        }))
+    }
+}
+
+fn json_err(probe: &str, source: serde_json::Error) -> WriteError {
+    WriteError::Json {
+        probe: probe.to_owned(),
+        source,
+    }
+}
+
+fn io(path: &Path, source: std::io::Error) -> WriteError {
+    WriteError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Write `dest` atomically: `fill` writes into a temp file in the same folder,
+/// which is synced and renamed over `dest` only if `fill` succeeded.
+pub fn atomic_write_with<T>(
+    dest: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> std::io::Result<T>,
+) -> Result<T, WriteError> {
+    let dir = dest.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)
+        .map_err(|e| io(dir, e))?;
+    let value = {
+        let mut w = std::io::BufWriter::new(tmp.as_file_mut());
+        let v = fill(&mut w).map_err(|e| io(dest, e))?;
+        w.flush().map_err(|e| io(dest, e))?;
+        v
+    };
+    tmp.as_file().sync_all().map_err(|e| io(dest, e))?;
+    tmp.persist(dest).map_err(|e| io(dest, e.error))?;
+    Ok(value)
+}

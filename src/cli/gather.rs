@@ -1,0 +1,80 @@
+//! `codegenie gather`: run probes on a repository and write the context.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use codegenie_runtime::coordinator::{Coordinator, GatherOptions, ProbeStatus};
+use codegenie_runtime::writer::Writer;
+use codegenie_runtime::{Registry, RepoSnapshot};
+
+use super::{CliError, EXIT_PROBE_FAILED};
+
+/// Arguments of `codegenie gather`.
+#[derive(Debug, Args)]
+pub struct GatherArgs {
+    /// The repository to analyse.
+    pub repo: PathBuf,
+    /// Run only this probe (repeatable).
+    #[arg(long = "only", value_name = "NAME")]
+    pub only: Vec<String>,
+    /// Neither read nor write the cache.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub(super) fn run(args: GatherArgs) -> Result<ExitCode, CliError> {
+    let repo = RepoSnapshot::open(&args.repo)
+        .map_err(|e| format!("cannot open repository {}: {e}", args.repo.display()))?;
+    let registry = Registry::load()?;
+    let coordinator = Coordinator::new(registry);
+    let opts = GatherOptions {
+        only: args.only.clone(),
+        no_cache: args.no_cache,
+        ctx: Default::default(),
+    };
+    let rt = super::tokio_runtime()?;
+    let report = rt.block_on(coordinator.gather(&repo, &opts))?;
+    let writer = Writer::new(repo.root());
+    let mut failed = false;
+    let mut rows = Vec::new();
+    for rec in &report.records {
+        let written = writer.write_record(rec)?;
+        failed |= matches!(
+            rec.status,
+            ProbeStatus::Failed { .. } | ProbeStatus::TimedOut { .. }
+        );
+        let (status, detail) = match &rec.status {
+            ProbeStatus::Ran => ("ran".to_owned(), String::new()),
+            ProbeStatus::CacheHit => ("cache_hit".to_owned(), String::new()),
+            ProbeStatus::Skipped { reason } => ("skipped".to_owned(), reason.clone()),
+            ProbeStatus::Failed { error } => ("failed".to_owned(), error.clone()),
+            ProbeStatus::TimedOut { after_ms } => {
+                ("timed_out".to_owned(), format!("after {after_ms} ms"))
+            }
+        };
+        let out = written
+            .map(|w| w.json.display().to_string())
+            .unwrap_or_default();
+        rows.push([
+            rec.name.to_owned(),
+            status,
+            format!("{} ms", rec.duration_ms),
+            out,
+            detail,
+        ]);
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        super::probes::print_table(&["PROBE", "STATUS", "TIME", "OUTPUT", "DETAIL"], &rows);
+    }
+    Ok(if failed {
+        ExitCode::from(EXIT_PROBE_FAILED)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,100 @@
+//! The command-line interface. [`main`] is the whole `codegenie` binary; a
+//! binary of your own that links extra probes and calls it gets them listed
+//! and run.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+mod gather;
+mod probes;
+
+/// Exit code when the command could not do its job (bad arguments, unreadable repo).
+pub const EXIT_ERROR: u8 = 1;
+/// Exit code when the job ran but at least one probe failed or timed out.
+pub const EXIT_PROBE_FAILED: u8 = 2;
+
+/// codegenie: gather hard evidence about a code repository.
+#[derive(Debug, Parser)]
+#[command(name = "codegenie", version, about, long_about = None)]
+pub struct Cli {
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+    /// More logs (-v: debug, -vv: trace). RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per event.
+    Json,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the registered probes.
+    Probes(probes::ProbesArgs),
+    /// Run probes on a repository and write `.codegenie/context/`.
+    Gather(gather::GatherArgs),
+}
+
+/// An error the CLI reports before exiting with [`EXIT_ERROR`].
+pub type CliError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Parse the process arguments and run; returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format, cli.verbose);
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!(
+                "error: {}",
+                codegenie_runtime::coordinator::error_chain(e.as_ref())
+            );
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+/// Run a parsed command line.
+pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
+    match cli.command {
+        Command::Probes(a) => probes::run(a),
+        Command::Gather(a) => gather::run(a),
+    }
+}
+
+fn init_logging(format: LogFormat, verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "warn,codegenie=info,codegenie_runtime=info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A second init (tests calling `main` twice) is not an error worth failing on.
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// A current-thread-free multi-thread runtime for commands that run probes.
+pub(crate) fn tokio_runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}

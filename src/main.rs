@@ -1,0 +1,5 @@
+//! The `codegenie` command-line tool.
+
+fn main() -> std::process::ExitCode {
+    codegenie::cli::main()
+}
