@@ -2,3 +2,4 @@
 //! hardened containers (or on the host), and report the evidence.
 
 pub mod model;
+pub mod slice;
