@@ -8,6 +8,7 @@
 extern crate self as codegenie;
 
 pub mod coordinator;
+pub mod exec;
 pub mod inputs;
 pub mod probe;
 pub mod redact;

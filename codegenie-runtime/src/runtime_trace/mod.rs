@@ -1,5 +1,8 @@
 //! The runtime-trace probe: build the image, run scenarios under strace in
 //! hardened containers (or on the host), and report the evidence.
 
+pub mod bundle;
+pub mod interp;
 pub mod model;
+pub mod scenarios;
 pub mod slice;
