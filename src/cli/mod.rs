@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod agent;
 mod gather;
 mod probes;
 
@@ -45,6 +46,9 @@ pub enum Command {
     Probes(probes::ProbesArgs),
     /// Run probes on a repository and write `.codegenie/context/`.
     Gather(gather::GatherArgs),
+    /// In-container helpers used by the runtime trace (not for direct use).
+    #[command(hide = true)]
+    Agent(agent::AgentArgs),
 }
 
 /// An error the CLI reports before exiting with [`EXIT_ERROR`].
@@ -71,6 +75,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
         Command::Probes(a) => probes::run(a),
         Command::Gather(a) => gather::run(a),
+        Command::Agent(a) => agent::run(a),
     }
 }
 
