@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 mod agent;
 mod gather;
+mod parse_strace;
 mod probes;
 
 /// Exit code when the command could not do its job (bad arguments, unreadable repo).
@@ -46,6 +47,8 @@ pub enum Command {
     Probes(probes::ProbesArgs),
     /// Run probes on a repository and write `.codegenie/context/`.
     Gather(gather::GatherArgs),
+    /// Print the facts of strace output (`strace -f` text) as ParsedTrace JSON.
+    ParseStrace(parse_strace::ParseStraceArgs),
     /// In-container helpers used by the runtime trace (not for direct use).
     #[command(hide = true)]
     Agent(agent::AgentArgs),
@@ -75,6 +78,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
         Command::Probes(a) => probes::run(a),
         Command::Gather(a) => gather::run(a),
+        Command::ParseStrace(a) => parse_strace::run(a),
         Command::Agent(a) => agent::run(a),
     }
 }
