@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+pub mod cache;
 mod gather;
 mod probes;
 
@@ -45,6 +46,8 @@ pub enum Command {
     Probes(probes::ProbesArgs),
     /// Run probes on a repository and write `.codegenie/context/`.
     Gather(gather::GatherArgs),
+    /// Inspect and prune the probe cache.
+    Cache(cache::CacheArgs),
 }
 
 /// An error the CLI reports before exiting with [`EXIT_ERROR`].
@@ -71,6 +74,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
         Command::Probes(a) => probes::run(a),
         Command::Gather(a) => gather::run(a),
+        Command::Cache(a) => cache::run(a),
     }
 }
 
@@ -90,6 +94,13 @@ fn init_logging(format: LogFormat, verbose: u8) {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+}
+
+/// The context every command hands probes and key computations, so that
+/// `gather` and `cache explain` resolve tokens the same way. Token resolvers
+/// (e.g. the image digest) are bound here.
+pub(crate) fn probe_context() -> codegenie_runtime::ProbeContext {
+    codegenie_runtime::ProbeContext::default()
 }
 
 /// A current-thread-free multi-thread runtime for commands that run probes.
