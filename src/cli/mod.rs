@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+pub mod cache;
 mod agent;
 mod gather;
 mod parse_strace;
@@ -47,6 +48,8 @@ pub enum Command {
     Probes(probes::ProbesArgs),
     /// Run probes on a repository and write `.codegenie/context/`.
     Gather(gather::GatherArgs),
+    /// Inspect and prune the probe cache.
+    Cache(cache::CacheArgs),
     /// Print the facts of strace output (`strace -f` text) as ParsedTrace JSON.
     ParseStrace(parse_strace::ParseStraceArgs),
     /// In-container helpers used by the runtime trace (not for direct use).
@@ -78,6 +81,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
         Command::Probes(a) => probes::run(a),
         Command::Gather(a) => gather::run(a),
+        Command::Cache(a) => cache::run(a),
         Command::ParseStrace(a) => parse_strace::run(a),
         Command::Agent(a) => agent::run(a),
     }
@@ -99,6 +103,13 @@ fn init_logging(format: LogFormat, verbose: u8) {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+}
+
+/// The context every command hands probes and key computations, so that
+/// `gather` and `cache explain` resolve tokens the same way. Token resolvers
+/// (e.g. the image digest) are bound here.
+pub(crate) fn probe_context() -> codegenie_runtime::ProbeContext {
+    codegenie_runtime::ProbeContext::default()
 }
 
 /// A current-thread-free multi-thread runtime for commands that run probes.
