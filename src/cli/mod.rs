@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-pub mod cache;
 mod agent;
+pub mod cache;
 mod gather;
 mod parse_strace;
 mod probes;
@@ -109,7 +109,15 @@ fn init_logging(format: LogFormat, verbose: u8) {
 /// `gather` and `cache explain` resolve tokens the same way. Token resolvers
 /// (e.g. the image digest) are bound here.
 pub(crate) fn probe_context() -> codegenie_runtime::ProbeContext {
-    codegenie_runtime::ProbeContext::default()
+    use codegenie_runtime::runtime_trace::engine::{BuildDigestResolver, Engine, EngineKind};
+    // `image-digest:<resolved>` = the digest `docker build --iidfile` gives
+    // (the build cache makes repeats cheap).
+    codegenie_runtime::ProbeContext {
+        image_digest_resolver: Some(std::sync::Arc::new(BuildDigestResolver::new(Engine::new(
+            EngineKind::Docker,
+        )))),
+        ..Default::default()
+    }
 }
 
 /// A current-thread-free multi-thread runtime for commands that run probes.

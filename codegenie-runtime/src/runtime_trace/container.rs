@@ -258,7 +258,8 @@ impl ContainerRunner<'_> {
             deadline,
             exited_expectedly: false,
         };
-        let steps = ctl.run_steps(sc, app);
+        // `start -a` returns before the container runs; `exec` needs it running.
+        let steps = ctl.wait_running().and_then(|()| ctl.run_steps(sc, app));
         let one_shot = match (&steps, &sc.command) {
             (Ok(()), Some(_)) => ctl.wait_one_shot(sc.expected_exit_code.unwrap_or(0)),
             _ => steps,
@@ -390,6 +391,27 @@ impl Control<'_> {
             Err(e) => Err(Stop::Reason(ScenarioReason::Other {
                 detail: e.to_string(),
             })),
+        }
+    }
+
+    fn wait_running(&mut self) -> Result<(), Stop> {
+        loop {
+            if self.engine.is_running(self.container)? {
+                return Ok(());
+            }
+            if let Ok(Some(t)) = self.app.try_wait() {
+                // A one-shot command may finish before we look; that is its outcome.
+                return if self.exited_expectedly {
+                    Ok(())
+                } else {
+                    match t {
+                        Termination::Exited(_) => Ok(()),
+                        other => Err(Stop::Reason(exit_reason(other))),
+                    }
+                };
+            }
+            self.remaining()?;
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 

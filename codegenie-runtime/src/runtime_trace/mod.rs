@@ -7,5 +7,7 @@ pub mod container;
 pub mod engine;
 pub mod interp;
 pub mod model;
+pub mod probe;
 pub mod scenarios;
+pub mod settings;
 pub mod slice;
