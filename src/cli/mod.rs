@@ -11,6 +11,7 @@ pub mod cache;
 mod gather;
 mod parse_strace;
 mod probes;
+mod trace;
 
 /// Exit code when the command could not do its job (bad arguments, unreadable repo).
 pub const EXIT_ERROR: u8 = 1;
@@ -52,6 +53,8 @@ pub enum Command {
     Cache(cache::CacheArgs),
     /// Print the facts of strace output (`strace -f` text) as ParsedTrace JSON.
     ParseStrace(parse_strace::ParseStraceArgs),
+    /// Trace the repository's container at runtime (runtime_trace probe).
+    Trace(trace::TraceArgs),
     /// In-container helpers used by the runtime trace (not for direct use).
     #[command(hide = true)]
     Agent(agent::AgentArgs),
@@ -83,6 +86,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Gather(a) => gather::run(a),
         Command::Cache(a) => cache::run(a),
         Command::ParseStrace(a) => parse_strace::run(a),
+        Command::Trace(a) => trace::run(a),
         Command::Agent(a) => agent::run(a),
     }
 }
