@@ -243,7 +243,7 @@ fn run_blocking(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutput, 
     let bundle = Bundle::assemble(&helper)?;
     let work_dir = repo.codegenie_dir().join("work").join("runtime_trace");
     reset_dir(&work_dir)?;
-    let run_id = new_run_id();
+    let run_id = settings.run_id.clone().unwrap_or_else(new_run_id);
     let mut runner = ContainerRunner {
         engine: &engine,
         bundle: &bundle,

@@ -8,6 +8,7 @@
 //! | `runtime_trace.aggregate_timeout_ms` | milliseconds | 600000 |
 //! | `runtime_trace.stop_grace_ms` | milliseconds | 5000 |
 //! | `runtime_trace.helper` | path of the `codegenie` binary bundled for in-container helpers | the running executable |
+//! | `runtime_trace.run_id` | value of the `codegenie.run` label on this run's containers (`[A-Za-z0-9_.-]+`) | pid and time |
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -48,6 +49,8 @@ pub struct TraceSettings {
     pub limits: RunLimits,
     /// The helper binary to bundle.
     pub helper: Option<PathBuf>,
+    /// The run label's value, when chosen by the caller.
+    pub run_id: Option<String>,
 }
 
 impl TraceSettings {
@@ -63,6 +66,7 @@ impl TraceSettings {
             engine: EngineKind::Docker,
             limits: RunLimits::default(),
             helper: None,
+            run_id: None,
         };
         if let Some(v) = map.get("runtime_trace.backend") {
             s.backend = match v.as_str() {
@@ -97,6 +101,16 @@ impl TraceSettings {
         }
         if let Some(d) = ms("runtime_trace.stop_grace_ms")? {
             s.limits.stop_grace = d;
+        }
+        if let Some(v) = map.get("runtime_trace.run_id") {
+            let ok = !v.is_empty()
+                && v.len() <= 128
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+            if !ok {
+                return Err(bad("runtime_trace.run_id", v, "1-128 of [A-Za-z0-9_.-]"));
+            }
+            s.run_id = Some(v.clone());
         }
         if let Some(v) = map.get("runtime_trace.helper") {
             s.helper = Some(PathBuf::from(v));
@@ -134,6 +148,7 @@ mod tests {
             ("runtime_trace.engine", "lxc"),
             ("runtime_trace.scenario_timeout_ms", "soon"),
             ("runtime_trace.aggregate_timeout_ms", "0"),
+            ("runtime_trace.run_id", "a,b=c"),
         ] {
             let map = BTreeMap::from([(k.to_owned(), v.to_owned())]);
             let e = TraceSettings::from_map(&map).unwrap_err();
