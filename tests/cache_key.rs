@@ -258,6 +258,14 @@ fn declared_codegenie_files_count_but_cache_and_context_never_do() {
 }
 
 #[test]
+fn a_glob_naming_an_absent_codegenie_folder_matches_nothing() {
+    let t = demo_tree();
+    let repo = RepoSnapshot::open(t.path()).unwrap();
+    let m = manifest_for(&repo, "scenarios", &Scenarios, None).unwrap();
+    assert!(m.inputs.globs.iter().all(|g| g.files.is_empty()));
+}
+
+#[test]
 fn symlinks_are_hashed_by_target_not_followed() {
     let t = demo_tree();
     let r = t.path();

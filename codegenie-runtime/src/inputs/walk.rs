@@ -55,16 +55,18 @@ pub fn match_and_hash(root: &Path, globs: &[String]) -> Result<Vec<GlobMatches>,
     }
     let matchers = Matchers::new(&globs)?;
     let mut builder = WalkBuilder::new(root);
-    if matchers.wants_codegenie_dir {
-        builder.add(root.join(CODEGENIE_DIR));
+    let codegenie_dir = root.join(CODEGENIE_DIR);
+    // A glob naming `.codegenie/` matches nothing when the folder is absent.
+    if matchers.wants_codegenie_dir && codegenie_dir.is_dir() {
+        builder.add(codegenie_dir);
     }
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let root_buf = root.to_path_buf();
+    let cg_dir = root.join(CODEGENIE_DIR);
     builder
         .standard_filters(false)
         .follow_links(false)
         .threads(threads)
-        .filter_entry(move |e| keep_entry(&root_buf, e));
+        .filter_entry(move |e| keep_entry(&cg_dir, e));
 
     let found: Mutex<Vec<(usize, MatchedFile)>> = Mutex::new(Vec::new());
     let failure: Mutex<Option<CacheKeyError>> = Mutex::new(None);
@@ -159,18 +161,23 @@ impl Matchers {
 }
 
 /// Whether the walker descends into / reports `e`.
-fn keep_entry(root: &Path, e: &ignore::DirEntry) -> bool {
+/// `codegenie_dir` is `<repo>/.codegenie`.
+fn keep_entry(codegenie_dir: &Path, e: &ignore::DirEntry) -> bool {
+    if e.depth() == 0 {
+        // A walk root: the repository, or its `.codegenie/` when a glob names it.
+        return true;
+    }
     let name = e.file_name();
     if name == ".git" {
         return false;
     }
     let is_dir = e.file_type().is_some_and(|t| t.is_dir());
     if is_dir && name == CODEGENIE_DIR {
-        // Entered only as its own walk root (depth 0), which exists only when a
+        // Entered only as its own walk root (above), which exists only when a
         // glob names it; nested or reached from the repository root: skipped.
-        return e.depth() == 0 && e.path() == root.join(CODEGENIE_DIR);
+        return false;
     }
-    if is_dir && e.depth() == 1 && e.path().parent() == Some(&root.join(CODEGENIE_DIR)) {
+    if is_dir && e.depth() == 1 && e.path().parent() == Some(codegenie_dir) {
         return !CODEGENIE_OUTPUTS.iter().any(|o| name == *o);
     }
     true
