@@ -155,7 +155,7 @@ pub fn find_app_root() -> Result<i32, AgentError> {
         let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
             continue;
         };
-        if stat_ppid(&stat) == Some(1) && best.is_none_or(|b| pid < b) {
+        if stat_ppid(&stat) == Some(1) && best.map_or(true, |b| pid < b) {
             best = Some(pid);
         }
     }
