@@ -44,7 +44,11 @@ fn copy_tree(src: &Path, dest: &Path) {
 
 /// One cold start; returns start → "listening" line.
 fn startup(engine: &Engine, image: &str, traced: Option<&Bundle>) -> Duration {
-    let app = vec!["/app/start.sh".to_owned(), "--port".to_owned(), "8080".to_owned()];
+    let app = vec![
+        "/app/start.sh".to_owned(),
+        "--port".to_owned(),
+        "8080".to_owned(),
+    ];
     let (entrypoint, args) = match traced {
         Some(_) => (bundle::LOADER.to_owned(), bundle::strace_argv(&app)),
         None => (app[0].clone(), app[1..].to_vec()),
