@@ -11,3 +11,4 @@ pub mod probe;
 pub mod scenarios;
 pub mod settings;
 pub mod slice;
+pub mod steps;
