@@ -10,13 +10,13 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::exec::{Running, Termination};
-use crate::strace::{self, ParseOptions, TraceFacts};
 
 use super::bundle::{self, Bundle};
 use super::engine::{CreateOptions, Engine, EngineError};
 use super::interp;
 use super::model::{ScenarioOutcome, ScenarioReason, ScenarioResult};
 use super::scenarios::{HttpStep, Ready, Scenario};
+use super::sequence::{attach_trace, run_sequentially};
 use super::steps::{exit_reason, AppOps, Driver, Stop};
 
 /// Per-scenario time limit (DESIGN.md §5).
@@ -101,37 +101,10 @@ pub struct ContainerRunner<'a> {
 impl ContainerRunner<'_> {
     /// Run every scenario, one at a time, under the aggregate timeout.
     pub fn run_all(&mut self, scenarios: &[Scenario], app: &ResolvedApp) -> Vec<ScenarioRun> {
-        let loop_deadline = Instant::now() + self.limits.aggregate_timeout;
-        let mut runs = Vec::new();
-        for sc in scenarios {
-            let now = Instant::now();
-            if now >= loop_deadline {
-                runs.push(ScenarioRun {
-                    result: not_run(
-                        &sc.name,
-                        ScenarioOutcome::Skipped(ScenarioReason::AggregateTimeout),
-                    ),
-                    trace_file: None,
-                    warnings: Vec::new(),
-                });
-                self.progress.inc(1);
-                continue;
-            }
-            let deadline = (now + self.limits.scenario_timeout).min(loop_deadline);
-            tracing::info!(scenario = %sc.name, "scenario_started");
-            self.progress.set_message(format!("scenario {}", sc.name));
-            let run = self.run_one(sc, app, deadline);
-            self.progress.inc(1);
-            tracing::info!(
-                scenario = %sc.name,
-                wall_clock_ms = run.result.wall_clock_ms,
-                result = outcome_kind(&run.result.outcome),
-                "scenario_finished"
-            );
-            runs.push(run);
-        }
-        self.progress.finish_and_clear();
-        runs
+        let (limits, progress) = (self.limits, self.progress.clone());
+        run_sequentially(scenarios, limits, &progress, |sc, deadline| {
+            self.run_one(sc, app, deadline)
+        })
     }
 
     /// Run one scenario in a fresh container that is always removed.
@@ -194,21 +167,14 @@ impl ContainerRunner<'_> {
         };
         let mut result = not_run(&sc.name, outcome);
         if let Some(file) = &copied {
-            match self.parse_with_interpreters(&container.id, file) {
-                Ok((facts, interps)) => {
-                    result.exit_status = facts.root_exit.clone();
-                    result.signals_seen = facts.root_signals.clone();
-                    result.trace = Some(facts.trace);
-                    result.interpreters = interps;
-                    if facts.malformed_lines > 0 {
-                        warnings.push(format!(
-                            "scenario {}: {} trace lines were not understood",
-                            sc.name, facts.malformed_lines
-                        ));
-                    }
-                }
-                Err(e) => warnings.push(format!("scenario {}: {e}", sc.name)),
-            }
+            let (engine, id) = (self.engine, container.id.clone());
+            attach_trace(
+                &mut result,
+                file,
+                &mut warnings,
+                &mut self.interpreters,
+                |path| read_interpreter(engine, &id, path),
+            );
         }
         if let Err(e) = container.remove() {
             warnings.push(format!("scenario {}: {e}", sc.name));
@@ -256,70 +222,18 @@ impl ContainerRunner<'_> {
         driver.stop(self.limits.stop_grace);
         outcome_of(outcome, started)
     }
-
-    /// Parse the trace; read the interpreter of every executed path from the
-    /// container and parse again with them until no new path appears.
-    fn parse_with_interpreters(
-        &mut self,
-        container: &str,
-        file: &Path,
-    ) -> Result<(TraceFacts, BTreeMap<String, String>), String> {
-        let mut known: BTreeMap<String, String> = BTreeMap::new();
-        let mut facts = parse_file(file, &known)?;
-        for _ in 0..4 {
-            let mut added = false;
-            for bin in facts.trace.binaries_executed.clone() {
-                if bin.starts_with("/proc/") || known.contains_key(&bin) {
-                    continue;
-                }
-                let interp = match self.interpreters.get(&bin) {
-                    Some(i) => i.clone(),
-                    None => {
-                        let i = self.read_interpreter(container, &bin);
-                        self.interpreters.insert(bin.clone(), i.clone());
-                        i
-                    }
-                };
-                if let Some(i) = interp {
-                    known.insert(bin, i);
-                    added = true;
-                }
-            }
-            if !added {
-                break;
-            }
-            facts = parse_file(file, &known)?;
-        }
-        Ok((facts, known))
-    }
-
-    /// The interpreter of `path` in the container (`None` when it has none or
-    /// cannot be read).
-    fn read_interpreter(&self, container: &str, path: &str) -> Option<String> {
-        let tmp = tempfile::tempdir().ok()?;
-        let dest = tmp.path().join("file");
-        if let Err(e) = self.engine.copy_out(container, path, &dest) {
-            tracing::debug!(path, error = %e, "cannot read executed file from the container");
-            return None;
-        }
-        use std::io::Read;
-        let mut head = Vec::new();
-        std::fs::File::open(&dest)
-            .ok()?
-            .take(interp::HEAD_BYTES as u64)
-            .read_to_end(&mut head)
-            .ok()?;
-        interp::interpreter_of(&head)
-    }
 }
 
-fn parse_file(file: &Path, interpreters: &BTreeMap<String, String>) -> Result<TraceFacts, String> {
-    let f = std::fs::File::open(file).map_err(|e| format!("{}: {e}", file.display()))?;
-    let opts = ParseOptions {
-        interpreters: interpreters.clone(),
-    };
-    strace::parse_trace(std::io::BufReader::new(f), &opts)
-        .map_err(|e| format!("{}: {e}", file.display()))
+/// The interpreter of `path` in the container (`None` when it has none or
+/// cannot be read).
+fn read_interpreter(engine: &Engine, container: &str, path: &str) -> Option<String> {
+    let tmp = tempfile::tempdir().ok()?;
+    let dest = tmp.path().join("file");
+    if let Err(e) = engine.copy_out(container, path, &dest) {
+        tracing::debug!(path, error = %e, "cannot read executed file from the container");
+        return None;
+    }
+    interp::interpreter_of_file(&dest)
 }
 
 /// A created container; removed on drop if not removed explicitly.
