@@ -144,7 +144,10 @@ fn explain_lists_files_tokens_key_and_what_changed() {
     assert_eq!(blake3, blake3::hash(b"v1\n").to_hex().as_str());
     let token = &before["inputs"]["tokens"][0];
     assert_eq!(token["token"], "image-digest:<resolved>");
-    assert_eq!(token["value"]["unresolved"]["reason"], "resolver_unbound");
+    assert_eq!(
+        token["value"]["unresolved"]["reason"],
+        "resolver_returned_none"
+    );
 
     assert_eq!(gather_status(t.path(), &[]), "ran");
     let after_run = explain_json(t.path());
@@ -181,7 +184,7 @@ fn explain_lists_files_tokens_key_and_what_changed() {
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("modified input.txt"), "{text}");
     assert!(
-        text.contains("<unresolved: no resolver bound in the context>"),
+        text.contains("<unresolved: the resolver found no value>"),
         "{text}"
     );
     assert!(text.contains(changed["key"].as_str().unwrap()), "{text}");

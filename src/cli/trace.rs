@@ -131,6 +131,9 @@ pub(super) fn run(args: TraceArgs) -> Result<ExitCode, CliError> {
         ProbeStatus::Ran | ProbeStatus::CacheHit => {}
     }
     let written = Writer::new(repo.root()).write_record(rec)?;
+    if let Err(e) = codegenie_runtime::runtime_trace::probe::clean_work_dir(&repo) {
+        eprintln!("warning: cannot remove the raw traces: {e}");
+    }
     if !args.json {
         print_summary(rec, written.as_ref().map(|w| w.json.display().to_string()));
     }
