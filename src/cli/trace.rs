@@ -143,6 +143,9 @@ pub(super) fn run(args: TraceArgs) -> Result<ExitCode, CliError> {
 /// Ctrl-C: stop starting containers, remove the run's by label, exit 130.
 fn interrupted(run_id: &str, kind: EngineKind) -> ExitCode {
     codegenie_runtime::runtime_trace::cancel();
+    // Handles are not dropped on exit: end the engine clients and, on the
+    // host backend, strace and the app.
+    codegenie_runtime::exec::kill_all();
     eprintln!("interrupted: removing the containers of run {run_id}");
     let engine = Engine::new(kind);
     // A create already in flight may land after the first sweep.
