@@ -126,7 +126,7 @@ fn ctrl_c_ends_strace_and_the_app_on_the_host() {
         "{ log_line: never, timeout_s: 100 }",
     );
     std::fs::write(&scenarios, text).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_codegenie"))
+    let child = Command::new(env!("CARGO_BIN_EXE_codegenie"))
         .arg("trace")
         .arg(repo.path())
         .args(["--no-cache", "--backend", "host"])
