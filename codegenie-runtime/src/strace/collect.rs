@@ -223,22 +223,31 @@ impl<'o> Collector<'o> {
             }
             return;
         }
-        if wanted.is_none() {
-            return;
-        }
         // stderr output: `vfork(strace: Process 12 attached` then ` <unfinished ...>`.
-        if let Some(at) = memmem::find(body, b"strace: Process ") {
+        let notice_at = if body.ends_with(b" attached") {
+            memmem::rfind(body, b"strace: Process ")
+        } else {
+            None
+        };
+        if let Some(at) = notice_at {
             if let Some(n) = attached_pid(&body[at + 8..]) {
-                self.announced.insert(n);
                 if wanted == Some(Wanted::Clone) {
                     self.procs.clone_started(pid);
                 }
-                self.joiner.park(pid, &body[..at]);
+                let keep = if wanted.is_some() {
+                    &body[..at]
+                } else {
+                    &body[..name.len() + 1]
+                };
+                self.joiner.park(pid, keep);
+                self.announced.insert(n);
                 self.procs.touch(n);
                 return;
             }
         }
-        self.call(pid, body);
+        if wanted.is_some() {
+            self.call(pid, body);
+        }
     }
 
     /// A complete call.
