@@ -70,12 +70,21 @@ impl<'o> Collector<'o> {
         if let Some(notice) = body.strip_prefix(b"strace: ") {
             return self.notice(notice);
         }
+        // Classify before resolving the pid: a foreign line (the app's own
+        // output on stderr) must not create a process or rename the root.
+        let kind = match body.first() {
+            Some(b'+') if body.starts_with(b"+++ ") => Kind::Exit,
+            Some(b'-') if body.starts_with(b"--- ") => Kind::Signal,
+            Some(b'<') if body.starts_with(b"<... ") || body == UNFINISHED => Kind::Resumed,
+            _ if super::call::call_name(body).is_some() => Kind::Call,
+            _ => return self.malformed(),
+        };
         let pid = self.resolve_pid(head.pid);
-        match body.first() {
-            Some(b'+') if body.starts_with(b"+++ ") => self.exit_line(pid, body),
-            Some(b'-') if body.starts_with(b"--- ") => self.signal_line(pid, body),
-            Some(b'<') => self.resumed_line(pid, body),
-            _ => self.call_line(pid, body),
+        match kind {
+            Kind::Exit => self.exit_line(pid, body),
+            Kind::Signal => self.signal_line(pid, body),
+            Kind::Resumed => self.resumed_line(pid, body),
+            Kind::Call => self.call_line(pid, body),
         }
     }
 
@@ -463,6 +472,14 @@ impl<'o> Collector<'o> {
         }
         true
     }
+}
+
+/// What a line is, once its prefix is stripped.
+enum Kind {
+    Exit,
+    Signal,
+    Resumed,
+    Call,
 }
 
 /// Syscalls the facts come from.
