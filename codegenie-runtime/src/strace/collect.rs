@@ -1,13 +1,14 @@
 //! The fact collector: consumes trace lines one at a time and accumulates the
 //! facts of DESIGN.md §4.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 
 use memchr::memmem;
 
 use super::call::{arg, field, parse_call, parse_value, Call};
 use super::join::{split_resumed, strip_unfinished, Joiner, UNFINISHED};
 use super::model::{ExitStatus, TraceFacts};
+use super::pidhash::PidMap;
 use super::prefix::{parse_u32, split_head};
 use super::procs::Procs;
 use super::rules::{
@@ -30,7 +31,7 @@ pub(crate) struct Collector<'o> {
     joiner: Joiner,
     root: Option<u32>,
     /// Pids announced by `strace: Process N attached` (stderr output).
-    announced: HashSet<u32>,
+    announced: PidMap<u32, ()>,
     joined: Vec<u8>,
     scratch: Vec<u8>,
     path: String,
@@ -45,7 +46,7 @@ impl<'o> Collector<'o> {
             procs: Procs::default(),
             joiner: Joiner::default(),
             root: None,
-            announced: HashSet::new(),
+            announced: PidMap::default(),
             joined: Vec::new(),
             scratch: Vec::new(),
             path: String::new(),
@@ -98,7 +99,7 @@ impl<'o> Collector<'o> {
                     // a second process exists; any pid not announced as attached is it.
                     Some(PSEUDO_ROOT)
                         if !self.procs.is_live(p)
-                            && !self.announced.contains(&p)
+                            && !self.announced.contains_key(&p)
                             && self.procs.is_live(PSEUDO_ROOT) =>
                     {
                         self.procs.rename(PSEUDO_ROOT, p);
@@ -127,7 +128,7 @@ impl<'o> Collector<'o> {
     /// `strace: Process N attached` and other notices of strace itself.
     fn notice(&mut self, notice: &[u8]) {
         if let Some(n) = attached_pid(notice) {
-            self.announced.insert(n);
+            self.announced.insert(n, ());
             self.procs.touch(n);
         }
     }
@@ -249,7 +250,7 @@ impl<'o> Collector<'o> {
                     &body[..name.len() + 1]
                 };
                 self.joiner.park(pid, keep);
-                self.announced.insert(n);
+                self.announced.insert(n, ());
                 self.procs.touch(n);
                 return;
             }
@@ -344,8 +345,12 @@ impl<'o> Collector<'o> {
                 self.join_to_dirfd(d);
             }
         }
-        if let Some(fd) = call.ret.value.and_then(|v| i32::try_from(v).ok()) {
-            self.procs.opened(pid, fd, &self.path);
+        // Under `-y` every mmap names its file itself, so the fd table is
+        // needed only for opens without a decoration.
+        if call.ret.decoration.is_none() {
+            if let Some(fd) = call.ret.value.and_then(|v| i32::try_from(v).ok()) {
+                self.procs.opened(pid, fd, &self.path);
+            }
         }
         if flags.directory || is_pseudo_fs(&self.path) {
             return true;
