@@ -156,6 +156,7 @@ impl<'o> Collector<'o> {
             // `+++ superseded by execve in pid N +++`: a thread's exec.
             Some(i) if i.starts_with(b"superseded by execve") => {
                 self.procs.exited(pid);
+                self.announced.remove(&pid);
                 self.joiner.forget(pid);
                 return;
             }
@@ -168,6 +169,7 @@ impl<'o> Collector<'o> {
             self.facts.root_exit = Some(status);
         }
         self.procs.exited(pid);
+        self.announced.remove(&pid);
         self.joiner.forget(pid);
     }
 
