@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use codegenie::cache::manifest_for;
+use codegenie::coordinator::ProbeCache;
 use codegenie::prelude::*;
+use codegenie::ContentCache;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 const FILES: usize = 20_000;
@@ -125,6 +127,20 @@ fn bench(c: &mut Criterion) {
             let m = manifest_for(&repo, "everything", &Everything, None).unwrap();
             assert_eq!(m.inputs.globs[0].files.len(), FILES);
             m.key
+        })
+    });
+    // A later run: unchanged files come from the hash memo (loaded from disk
+    // each round, as a new process would) instead of being read again.
+    let prime = ContentCache::for_repo_root(repo.root());
+    prime
+        .key(&repo, "everything", &Everything, &ProbeContext::default())
+        .unwrap();
+    g.bench_function("key_glob_all_warm_memo", |b| {
+        b.iter(|| {
+            let cache = ContentCache::for_repo_root(repo.root());
+            cache
+                .key(&repo, "everything", &Everything, &ProbeContext::default())
+                .unwrap()
         })
     });
     g.finish();

@@ -15,6 +15,7 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use ignore::{WalkBuilder, WalkState};
 use serde::{Deserialize, Serialize};
 
+use super::hash_index::{now_ns, FileStamp, HashIndex, IndexEntry};
 use super::CacheKeyError;
 
 /// The folder codegenie keeps its state in; skipped unless a glob names it.
@@ -47,12 +48,24 @@ pub struct GlobMatches {
 /// one entry per distinct glob, sorted by glob, each with its files sorted by
 /// path, whatever order the walk visited them in.
 pub fn match_and_hash(root: &Path, globs: &[String]) -> Result<Vec<GlobMatches>, CacheKeyError> {
+    match_and_hash_with(root, globs, None).map(|(g, _)| g)
+}
+
+/// [`match_and_hash`] reusing the hashes `memo` remembers for unchanged files;
+/// also returns the memo entries of every regular file matched this time.
+pub fn match_and_hash_with(
+    root: &Path,
+    globs: &[String],
+    memo: Option<&HashIndex>,
+) -> Result<(Vec<GlobMatches>, HashIndex), CacheKeyError> {
     let mut globs: Vec<String> = globs.to_vec();
     globs.sort();
     globs.dedup();
     if globs.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), HashIndex::new()));
     }
+    // Taken before any file is read: see `hash_index` for why.
+    let walk_started = now_ns();
     let matchers = Matchers::new(&globs)?;
     let mut builder = WalkBuilder::new(root);
     let codegenie_dir = root.join(CODEGENIE_DIR);
@@ -69,20 +82,35 @@ pub fn match_and_hash(root: &Path, globs: &[String]) -> Result<Vec<GlobMatches>,
         .filter_entry(move |e| keep_entry(&cg_dir, e));
 
     let found: Mutex<Vec<(usize, MatchedFile)>> = Mutex::new(Vec::new());
+    let fresh: Mutex<HashIndex> = Mutex::new(HashIndex::new());
     let failure: Mutex<Option<CacheKeyError>> = Mutex::new(None);
     builder.build_parallel().run(|| {
         let mut buf = vec![0u8; READ_BUF];
-        let (matchers, found, failure) = (&matchers, &found, &failure);
+        let (matchers, found, failure, fresh) = (&matchers, &found, &failure, &fresh);
         let mut hits = Vec::new();
         Box::new(move |entry| {
-            let outcome = visit(root, matchers, entry, &mut buf, &mut hits);
+            let mut ctx = Visit {
+                root,
+                m: matchers,
+                memo,
+                buf: &mut buf,
+                hits: &mut hits,
+                stamp: None,
+            };
+            let outcome = visit(&mut ctx, entry);
             match outcome {
                 Ok(()) => {
+                    if let (Some((path, stamp)), Some((_, file))) = (ctx.stamp.take(), hits.first())
+                    {
+                        let entry = IndexEntry {
+                            stamp,
+                            blake3: file.blake3.clone(),
+                            hashed_at_ns: walk_started,
+                        };
+                        lock(fresh).files.insert(path, entry);
+                    }
                     if !hits.is_empty() {
-                        found
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .append(&mut hits);
+                        lock(found).append(&mut hits);
                     }
                     WalkState::Continue
                 }
@@ -111,7 +139,24 @@ pub fn match_and_hash(root: &Path, globs: &[String]) -> Result<Vec<GlobMatches>,
         g.files.sort();
         g.files.dedup_by(|a, b| a.path == b.path);
     }
-    Ok(out)
+    Ok((out, fresh.into_inner().unwrap_or_else(|p| p.into_inner())))
+}
+
+/// A poisoned lock only means another walker thread panicked; its data is
+/// still a plain list.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// What one walker thread needs to handle one entry.
+struct Visit<'a> {
+    root: &'a Path,
+    m: &'a Matchers,
+    memo: Option<&'a HashIndex>,
+    buf: &'a mut [u8],
+    hits: &'a mut Vec<(usize, MatchedFile)>,
+    /// Set when a regular file was matched: its path and pre-hash metadata.
+    stamp: Option<(String, FileStamp)>,
 }
 
 /// The compiled globs: every glob for files outside `.codegenie/`, only the
@@ -184,12 +229,10 @@ fn keep_entry(codegenie_dir: &Path, e: &ignore::DirEntry) -> bool {
 }
 
 fn visit(
-    root: &Path,
-    m: &Matchers,
+    v: &mut Visit<'_>,
     entry: Result<ignore::DirEntry, ignore::Error>,
-    buf: &mut [u8],
-    hits: &mut Vec<(usize, MatchedFile)>,
 ) -> Result<(), CacheKeyError> {
+    let root = v.root;
     let entry = entry.map_err(|source| CacheKeyError::Walk {
         root: root.to_path_buf(),
         source,
@@ -207,9 +250,9 @@ fn visit(
     };
     let rel_str = rel_path_string(rel);
     let (set, idx) = if rel_str.starts_with(".codegenie/") {
-        (&m.codegenie, &m.codegenie_idx)
+        (&v.m.codegenie, &v.m.codegenie_idx)
     } else {
-        (&m.all, &m.all_idx)
+        (&v.m.all, &v.m.all_idx)
     };
     let matched = set.matches(rel);
     if matched.is_empty() {
@@ -218,13 +261,28 @@ fn visit(
     let hash = if ty.is_symlink() {
         hash_symlink(path)?
     } else if ty.is_file() {
-        hash_file(path, buf)?
+        let meta = std::fs::symlink_metadata(path).map_err(|source| CacheKeyError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let stamp = FileStamp::of(&meta);
+        let remembered = v
+            .memo
+            .and_then(|m| m.files.get(&rel_str))
+            .and_then(|e| e.reusable_for(&stamp))
+            .map(str::to_owned);
+        let hash = match remembered {
+            Some(h) => h,
+            None => hash_file(path, v.buf)?,
+        };
+        v.stamp = Some((rel_str.clone(), stamp));
+        hash
     } else {
         // Sockets, fifos, devices: no content to hash.
         return Ok(());
     };
     for i in matched {
-        hits.push((
+        v.hits.push((
             idx[i],
             MatchedFile {
                 path: rel_str.clone(),
