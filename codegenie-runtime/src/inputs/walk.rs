@@ -261,19 +261,22 @@ fn visit(
     let hash = if ty.is_symlink() {
         hash_symlink(path)?
     } else if ty.is_file() {
-        let meta = std::fs::symlink_metadata(path).map_err(|source| CacheKeyError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let stamp = FileStamp::of(&meta);
-        let remembered = v
-            .memo
-            .and_then(|m| m.files.get(&rel_str))
-            .and_then(|e| e.reusable_for(&stamp))
-            .map(str::to_owned);
-        let hash = match remembered {
-            Some(h) => h,
-            None => hash_file(path, v.buf)?,
+        // Only a remembered file costs an lstat; any other is opened and
+        // stamped from its open descriptor before it is read.
+        let remembered = match v.memo.and_then(|m| m.files.get(&rel_str)) {
+            Some(entry) => {
+                let meta = std::fs::symlink_metadata(path).map_err(|source| CacheKeyError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                let stamp = FileStamp::of(&meta);
+                entry.reusable_for(&stamp).map(|h| (h.to_owned(), stamp))
+            }
+            None => None,
+        };
+        let (hash, stamp) = match remembered {
+            Some(found) => found,
+            None => hash_file_stamped(path, v.buf)?,
         };
         v.stamp = Some((rel_str.clone(), stamp));
         hash
@@ -295,11 +298,20 @@ fn visit(
 
 /// blake3 of a file's content, as lowercase hex.
 pub fn hash_file(path: &Path, buf: &mut [u8]) -> Result<String, CacheKeyError> {
+    hash_file_stamped(path, buf).map(|(h, _)| h)
+}
+
+/// blake3 of a file's content and the file's metadata taken before reading.
+pub fn hash_file_stamped(
+    path: &Path,
+    buf: &mut [u8],
+) -> Result<(String, FileStamp), CacheKeyError> {
     let io_err = |source| CacheKeyError::Io {
         path: path.to_path_buf(),
         source,
     };
     let mut f = std::fs::File::open(path).map_err(io_err)?;
+    let stamp = FileStamp::of(&f.metadata().map_err(io_err)?);
     let mut hasher = blake3::Hasher::new();
     loop {
         let n = match f.read(buf) {
@@ -310,7 +322,7 @@ pub fn hash_file(path: &Path, buf: &mut [u8]) -> Result<String, CacheKeyError> {
         };
         hasher.update(&buf[..n]);
     }
-    Ok(hasher.finalize().to_hex().to_string())
+    Ok((hasher.finalize().to_hex().to_string(), stamp))
 }
 
 fn hash_symlink(path: &Path) -> Result<String, CacheKeyError> {
