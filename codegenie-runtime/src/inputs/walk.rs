@@ -1,5 +1,6 @@
-//! Glob expansion and content hashing: one parallel walk of the repository
-//! matches every declared glob and hashes each matched file with blake3.
+//! Glob expansion and content hashing: literal globs are looked up directly,
+//! the others matched by one parallel walk of their base folders; every
+//! matched file is hashed with blake3.
 //!
 //! Rules (DESIGN.md §3): gitignore semantics are off (a declared file counts
 //! even if ignored), `.git` is never entered, and `.codegenie/` is entered only
@@ -53,6 +54,11 @@ pub fn match_and_hash(root: &Path, globs: &[String]) -> Result<Vec<GlobMatches>,
 
 /// [`match_and_hash`] reusing the hashes `memo` remembers for unchanged files;
 /// also returns the memo entries of every regular file matched this time.
+///
+/// A glob without wildcards (`Dockerfile`) is looked up directly; the others
+/// are matched by one parallel walk over their literal base folders
+/// (`src/**/*.rs` walks `src/` only), so a probe that declares a few files
+/// never walks the whole repository.
 pub fn match_and_hash_with(
     root: &Path,
     globs: &[String],
@@ -61,17 +67,79 @@ pub fn match_and_hash_with(
     let mut globs: Vec<String> = globs.to_vec();
     globs.sort();
     globs.dedup();
+    let mut fresh = HashIndex::new();
+    let mut out: Vec<GlobMatches> = globs
+        .iter()
+        .map(|glob| GlobMatches {
+            glob: glob.clone(),
+            files: Vec::new(),
+        })
+        .collect();
     if globs.is_empty() {
-        return Ok((Vec::new(), HashIndex::new()));
+        return Ok((out, fresh));
     }
     // Taken before any file is read: see `hash_index` for why.
     let walk_started = now_ns();
-    let matchers = Matchers::new(&globs)?;
-    let mut builder = WalkBuilder::new(root);
-    let codegenie_dir = root.join(CODEGENIE_DIR);
-    // A glob naming `.codegenie/` matches nothing when the folder is absent.
-    if matchers.wants_codegenie_dir && codegenie_dir.is_dir() {
-        builder.add(codegenie_dir);
+    let mut found: Vec<(usize, MatchedFile)> = Vec::new();
+    let mut walked: Vec<(usize, &str)> = Vec::new();
+    let mut buf = vec![0u8; READ_BUF];
+    for (i, g) in globs.iter().enumerate() {
+        if !is_literal(g) {
+            walked.push((i, g));
+            continue;
+        }
+        if let Some((file, stamp)) = hash_literal(root, g, memo, &mut buf)? {
+            if let Some(stamp) = stamp {
+                fresh.files.insert(
+                    file.path.clone(),
+                    IndexEntry {
+                        stamp,
+                        blake3: file.blake3.clone(),
+                        hashed_at_ns: walk_started,
+                    },
+                );
+            }
+            found.push((i, file));
+        }
+    }
+    if !walked.is_empty() {
+        let roots = walk_roots(root, walked.iter().map(|(_, g)| *g))?;
+        if !roots.is_empty() {
+            let matchers = Matchers::new(&walked)?;
+            walk(
+                root,
+                &roots,
+                &matchers,
+                memo,
+                walk_started,
+                &mut found,
+                &mut fresh,
+            )?;
+        }
+    }
+    for (idx, file) in found {
+        out[idx].files.push(file);
+    }
+    for g in &mut out {
+        g.files.sort();
+        g.files.dedup_by(|a, b| a.path == b.path);
+    }
+    Ok((out, fresh))
+}
+
+/// One parallel walk from `roots`, matching and hashing as it goes.
+fn walk(
+    root: &Path,
+    roots: &[std::path::PathBuf],
+    matchers: &Matchers,
+    memo: Option<&HashIndex>,
+    walk_started: i128,
+    found_out: &mut Vec<(usize, MatchedFile)>,
+    fresh_out: &mut HashIndex,
+) -> Result<(), CacheKeyError> {
+    let mut builder = WalkBuilder::new(&roots[0]);
+    for r in &roots[1..] {
+        builder.add(r);
     }
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let cg_dir = root.join(CODEGENIE_DIR);
@@ -86,7 +154,7 @@ pub fn match_and_hash_with(
     let failure: Mutex<Option<CacheKeyError>> = Mutex::new(None);
     builder.build_parallel().run(|| {
         let mut buf = vec![0u8; READ_BUF];
-        let (matchers, found, failure, fresh) = (&matchers, &found, &failure, &fresh);
+        let (found, failure, fresh) = (&found, &failure, &fresh);
         let mut hits = Vec::new();
         Box::new(move |entry| {
             let mut ctx = Visit {
@@ -97,8 +165,7 @@ pub fn match_and_hash_with(
                 hits: &mut hits,
                 stamp: None,
             };
-            let outcome = visit(&mut ctx, entry);
-            match outcome {
+            match visit(&mut ctx, entry) {
                 Ok(()) => {
                     if let (Some((path, stamp)), Some((_, file))) = (ctx.stamp.take(), hits.first())
                     {
@@ -115,8 +182,7 @@ pub fn match_and_hash_with(
                     WalkState::Continue
                 }
                 Err(e) => {
-                    let mut slot = failure.lock().unwrap_or_else(|p| p.into_inner());
-                    slot.get_or_insert(e);
+                    lock(failure).get_or_insert(e);
                     WalkState::Quit
                 }
             }
@@ -125,21 +191,161 @@ pub fn match_and_hash_with(
     if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
         return Err(e);
     }
-    let mut out: Vec<GlobMatches> = globs
-        .into_iter()
-        .map(|glob| GlobMatches {
-            glob,
-            files: Vec::new(),
+    found_out.append(&mut found.into_inner().unwrap_or_else(|p| p.into_inner()));
+    fresh_out
+        .files
+        .extend(fresh.into_inner().unwrap_or_else(|p| p.into_inner()).files);
+    Ok(())
+}
+
+/// A glob with no wildcard, escape or odd component: it names one path.
+fn is_literal(glob: &str) -> bool {
+    !glob.contains(['*', '?', '[', ']', '{', '}', '\\'])
+        && glob.split('/').all(|c| !c.is_empty() && c != ".")
+}
+
+/// Whether a repository-relative path may count as an input at all: never
+/// through `.git`, never through a `.codegenie/` other than the top one, never
+/// under `.codegenie/cache` or `.codegenie/context`.
+fn path_allowed(rel: &str) -> bool {
+    let comps: Vec<&str> = rel.split('/').filter(|c| !c.is_empty()).collect();
+    if comps.iter().any(|c| *c == ".git") {
+        return false;
+    }
+    if comps.iter().skip(1).any(|c| *c == CODEGENIE_DIR) {
+        return false;
+    }
+    !(comps.first() == Some(&CODEGENIE_DIR)
+        && comps.get(1).is_some_and(|c| CODEGENIE_OUTPUTS.contains(c)))
+}
+
+/// Whether every folder on the way from `root` to `rel` is a real folder (the
+/// walker never follows a symlinked folder, so a direct lookup must not either).
+/// `Ok(false)` when one is missing or is not a folder.
+fn real_dirs_to(root: &Path, rel_dirs: &[&str]) -> Result<bool, CacheKeyError> {
+    let mut cur = root.to_path_buf();
+    for c in rel_dirs {
+        cur.push(c);
+        match std::fs::symlink_metadata(&cur) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Ok(false),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(source) => return Err(CacheKeyError::Io { path: cur, source }),
+        }
+    }
+    Ok(true)
+}
+
+/// The folders to walk for `globs`: each glob's literal base (the folders
+/// before its first wildcard), nested ones dropped, missing ones skipped.
+fn walk_roots<'a>(
+    root: &Path,
+    globs: impl Iterator<Item = &'a str>,
+) -> Result<Vec<std::path::PathBuf>, CacheKeyError> {
+    let mut bases: Vec<String> = globs
+        .map(|g| {
+            let comps: Vec<&str> = g.split('/').collect();
+            let n = comps
+                .iter()
+                .position(|c| {
+                    c.contains(['*', '?', '[', ']', '{', '}', '\\']) || c.is_empty() || *c == "."
+                })
+                .unwrap_or(comps.len());
+            // The last component is a file pattern even without wildcards.
+            comps[..n.min(comps.len() - 1)].join("/")
         })
+        .filter(|b| path_allowed(b))
         .collect();
-    for (idx, file) in found.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        out[idx].files.push(file);
+    bases.sort();
+    bases.dedup();
+    let mut kept: Vec<String> = Vec::new();
+    for b in bases {
+        // The repository walk skips `.codegenie/`, so it never covers it.
+        let covered = kept.iter().any(|a| {
+            (a.is_empty() && !b.starts_with(CODEGENIE_DIR))
+                || (!a.is_empty() && b.starts_with(&format!("{a}/")))
+        });
+        if !covered {
+            kept.push(b);
+        }
     }
-    for g in &mut out {
-        g.files.sort();
-        g.files.dedup_by(|a, b| a.path == b.path);
+    let mut roots = Vec::new();
+    for b in kept {
+        let dirs: Vec<&str> = b.split('/').filter(|c| !c.is_empty()).collect();
+        if real_dirs_to(root, &dirs)? {
+            roots.push(if b.is_empty() {
+                root.to_path_buf()
+            } else {
+                root.join(&b)
+            });
+        }
     }
-    Ok((out, fresh.into_inner().unwrap_or_else(|p| p.into_inner())))
+    Ok(roots)
+}
+
+/// Look a literal glob up directly. `None` when it names nothing that counts.
+fn hash_literal(
+    root: &Path,
+    rel: &str,
+    memo: Option<&HashIndex>,
+    buf: &mut [u8],
+) -> Result<Option<(MatchedFile, Option<FileStamp>)>, CacheKeyError> {
+    if !path_allowed(rel) {
+        return Ok(None);
+    }
+    let comps: Vec<&str> = rel.split('/').collect();
+    if !real_dirs_to(root, &comps[..comps.len() - 1])? {
+        return Ok(None);
+    }
+    let path = root.join(rel);
+    let meta = match std::fs::symlink_metadata(&path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(CacheKeyError::Io { path, source }),
+    };
+    let (blake3, stamp) = if meta.file_type().is_symlink() {
+        (hash_symlink(&path)?, None)
+    } else if meta.is_file() {
+        let (h, s) = hash_regular(&path, rel, Some(&meta), memo, buf)?;
+        (h, Some(s))
+    } else {
+        return Ok(None);
+    };
+    Ok(Some((
+        MatchedFile {
+            path: rel.to_owned(),
+            blake3,
+        },
+        stamp,
+    )))
+}
+
+/// The hash of a regular file, from the memo when it may stand for the file,
+/// else by reading it; with the metadata it is valid for. Only a remembered
+/// file costs an lstat (unless `meta` is known); any other is stamped from its
+/// open descriptor before it is read.
+fn hash_regular(
+    path: &Path,
+    rel: &str,
+    meta: Option<&std::fs::Metadata>,
+    memo: Option<&HashIndex>,
+    buf: &mut [u8],
+) -> Result<(String, FileStamp), CacheKeyError> {
+    if let Some(entry) = memo.and_then(|m| m.files.get(rel)) {
+        let stamp = match meta {
+            Some(m) => FileStamp::of(m),
+            None => FileStamp::of(&std::fs::symlink_metadata(path).map_err(|source| {
+                CacheKeyError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                }
+            })?),
+        };
+        if let Some(h) = entry.reusable_for(&stamp) {
+            return Ok((h.to_owned(), stamp));
+        }
+    }
+    hash_file_stamped(path, buf)
 }
 
 /// A poisoned lock only means another walker thread panicked; its data is
@@ -159,46 +365,46 @@ struct Visit<'a> {
     stamp: Option<(String, FileStamp)>,
 }
 
-/// The compiled globs: every glob for files outside `.codegenie/`, only the
-/// globs that name `.codegenie/` for files inside it.
+/// The compiled walked globs: every one for files outside `.codegenie/`, only
+/// those that name `.codegenie/` for files inside it. Indices are the globs'
+/// positions in the caller's list.
 struct Matchers {
     all: GlobSet,
     all_idx: Vec<usize>,
     codegenie: GlobSet,
     codegenie_idx: Vec<usize>,
-    wants_codegenie_dir: bool,
 }
 
 impl Matchers {
-    fn new(globs: &[String]) -> Result<Self, CacheKeyError> {
+    fn new(globs: &[(usize, &str)]) -> Result<Self, CacheKeyError> {
         let mut all = GlobSetBuilder::new();
         let mut codegenie = GlobSetBuilder::new();
-        let mut codegenie_idx = Vec::new();
-        for (i, g) in globs.iter().enumerate() {
+        let (mut all_idx, mut codegenie_idx) = (Vec::new(), Vec::new());
+        for (i, g) in globs {
             // Same options as the shared spec rules use to validate globs.
             let glob = GlobBuilder::new(g)
                 .literal_separator(true)
                 .build()
                 .map_err(|e| CacheKeyError::Glob {
-                    glob: g.clone(),
+                    glob: (*g).to_owned(),
                     message: e.kind().to_string(),
                 })?;
             all.add(glob.clone());
+            all_idx.push(*i);
             if g.starts_with(".codegenie/") {
                 codegenie.add(glob);
-                codegenie_idx.push(i);
+                codegenie_idx.push(*i);
             }
         }
         let build = |b: GlobSetBuilder| {
             b.build().map_err(|e| CacheKeyError::Glob {
-                glob: globs.join(", "),
+                glob: globs.iter().map(|(_, g)| *g).collect::<Vec<_>>().join(", "),
                 message: e.to_string(),
             })
         };
         Ok(Matchers {
             all: build(all)?,
-            all_idx: (0..globs.len()).collect(),
-            wants_codegenie_dir: !codegenie_idx.is_empty(),
+            all_idx,
             codegenie: build(codegenie)?,
             codegenie_idx,
         })
@@ -209,7 +415,7 @@ impl Matchers {
 /// `codegenie_dir` is `<repo>/.codegenie`.
 fn keep_entry(codegenie_dir: &Path, e: &ignore::DirEntry) -> bool {
     if e.depth() == 0 {
-        // A walk root: the repository, or its `.codegenie/` when a glob names it.
+        // A walk root: already checked by `walk_roots`.
         return true;
     }
     let name = e.file_name();
@@ -218,11 +424,10 @@ fn keep_entry(codegenie_dir: &Path, e: &ignore::DirEntry) -> bool {
     }
     let is_dir = e.file_type().is_some_and(|t| t.is_dir());
     if is_dir && name == CODEGENIE_DIR {
-        // Entered only as its own walk root (above), which exists only when a
-        // glob names it; nested or reached from the repository root: skipped.
+        // Entered only as a walk root of a glob that names it.
         return false;
     }
-    if is_dir && e.depth() == 1 && e.path().parent() == Some(codegenie_dir) {
+    if is_dir && e.path().parent() == Some(codegenie_dir) {
         return !CODEGENIE_OUTPUTS.iter().any(|o| name == *o);
     }
     true
@@ -261,23 +466,7 @@ fn visit(
     let hash = if ty.is_symlink() {
         hash_symlink(path)?
     } else if ty.is_file() {
-        // Only a remembered file costs an lstat; any other is opened and
-        // stamped from its open descriptor before it is read.
-        let remembered = match v.memo.and_then(|m| m.files.get(&rel_str)) {
-            Some(entry) => {
-                let meta = std::fs::symlink_metadata(path).map_err(|source| CacheKeyError::Io {
-                    path: path.to_path_buf(),
-                    source,
-                })?;
-                let stamp = FileStamp::of(&meta);
-                entry.reusable_for(&stamp).map(|h| (h.to_owned(), stamp))
-            }
-            None => None,
-        };
-        let (hash, stamp) = match remembered {
-            Some(found) => found,
-            None => hash_file_stamped(path, v.buf)?,
-        };
+        let (hash, stamp) = hash_regular(path, &rel_str, None, v.memo, v.buf)?;
         v.stamp = Some((rel_str.clone(), stamp));
         hash
     } else {
