@@ -209,7 +209,7 @@ fn is_literal(glob: &str) -> bool {
 /// under `.codegenie/cache` or `.codegenie/context`.
 fn path_allowed(rel: &str) -> bool {
     let comps: Vec<&str> = rel.split('/').filter(|c| !c.is_empty()).collect();
-    if comps.iter().any(|c| *c == ".git") {
+    if comps.contains(&".git") {
         return false;
     }
     if comps.iter().skip(1).any(|c| *c == CODEGENIE_DIR) {
