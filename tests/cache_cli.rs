@@ -125,6 +125,32 @@ fn gather_twice_hits_and_no_cache_bypasses() {
 }
 
 #[test]
+fn two_gathers_at_once_both_succeed_and_leave_a_usable_cache() {
+    let t = repo();
+    let spawn = || {
+        let args = ["gather", t.path().to_str().unwrap(), "--only", "cli_demo"];
+        Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "cli_child", "--nocapture", "--test-threads=1"])
+            .env(CLI_ARGS, serde_json::to_string(&args).unwrap())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    for _ in 0..5 {
+        std::fs::write(
+            t.path().join("input.txt"),
+            format!("{:?}\n", std::time::Instant::now()),
+        )
+        .unwrap();
+        let (mut a, mut b) = (spawn(), spawn());
+        let (sa, sb) = (a.wait().unwrap(), b.wait().unwrap());
+        assert!(sa.success() && sb.success(), "{sa} {sb}");
+        assert_eq!(gather_status(t.path(), &[]), "cache_hit");
+    }
+}
+
+#[test]
 fn explain_lists_files_tokens_key_and_what_changed() {
     let t = repo();
     let before = explain_json(t.path());
