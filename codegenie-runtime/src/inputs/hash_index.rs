@@ -4,7 +4,7 @@
 //!
 //! A remembered hash is reused only when size, mtime, ctime, inode and device
 //! are all unchanged *and* the file's last change (mtime or ctime, whichever
-//! is later) is more than [`RACY_MARGIN`] older than the moment its hash was
+//! is later) is more than [`RACY_MARGIN_NS`] older than the moment its hash was
 //! taken. Any write updates ctime, which no user call can set back, and the
 //! margin rules out a write in the same timestamp tick as the hashing.
 
