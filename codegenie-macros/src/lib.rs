@@ -111,9 +111,14 @@ fn parse_args(attr: TokenStream2) -> syn::Result<ProbeArgs> {
             ));
         }
         seen.push(key.clone());
+        // `macro_rules!` wraps `$x:literal` in an invisible group.
+        let mut value = &meta.value;
+        while let Expr::Group(g) = value {
+            value = &g.expr;
+        }
         match key.as_str() {
             "heaviness" => {
-                if let Expr::Path(p) = &meta.value {
+                if let Expr::Path(p) = value {
                     if let Some(id) = p
                         .path
                         .get_ident()
@@ -125,7 +130,7 @@ fn parse_args(attr: TokenStream2) -> syn::Result<ProbeArgs> {
                         ));
                     }
                 }
-                let lit = expect_str(&meta.value, "heaviness", "\"light\" or \"heavy\"")?;
+                let lit = expect_str(value, "heaviness", "\"light\" or \"heavy\"")?;
                 let v = lit.value();
                 if !HEAVINESS.contains(&v.as_str()) {
                     return Err(syn::Error::new(
@@ -138,7 +143,7 @@ fn parse_args(attr: TokenStream2) -> syn::Result<ProbeArgs> {
                 }
                 args.heaviness = v;
             }
-            "runs_last" => match &meta.value {
+            "runs_last" => match value {
                 Expr::Lit(ExprLit {
                     lit: Lit::Bool(b), ..
                 }) => args.runs_last = b.value,
@@ -150,7 +155,7 @@ fn parse_args(attr: TokenStream2) -> syn::Result<ProbeArgs> {
                 }
             },
             "name" => {
-                let lit = expect_str(&meta.value, "name", "a snake_case string")?;
+                let lit = expect_str(value, "name", "a snake_case string")?;
                 let v = lit.value();
                 if !is_snake_case(&v) {
                     return Err(syn::Error::new(
