@@ -104,7 +104,10 @@ fn bad_arguments_are_clear_errors() {
     ]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("no probe named `file_cenus`"), "{err}");
+    assert!(
+        err.contains("no probe named `file_cenus` (did you mean `file_census`?)"),
+        "{err}"
+    );
     assert!(err.contains("file_census"), "{err}");
 
     let missing = repo.path().join("does-not-exist");

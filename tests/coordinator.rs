@@ -220,6 +220,9 @@ fn unknown_only_name_is_an_error_listing_the_probes() {
         Err(e) => e.to_string(),
         Ok(_) => panic!("an unknown probe name must be an error"),
     };
-    assert!(err.starts_with("no probe named `t_a_lihgt`"), "{err}");
+    assert!(
+        err.starts_with("no probe named `t_a_lihgt` (did you mean `t_a_light`?)"),
+        "{err}"
+    );
     assert!(err.contains("t_a_light"), "{err}");
 }
