@@ -8,15 +8,17 @@ fn example_bin() -> PathBuf {
     // target/<profile>/deps/<this test> → target/<profile>/examples/file_census
     let exe = std::env::current_exe().unwrap();
     let profile_dir = exe.parent().unwrap().parent().unwrap();
-    let bin = profile_dir.join("examples").join("file_census");
-    if !bin.exists() {
+    // `cargo test --test cli_gather` alone does not rebuild examples; a build
+    // of an up-to-date example is a no-op.
+    static BUILT: std::sync::Once = std::sync::Once::new();
+    BUILT.call_once(|| {
         let status = Command::new(env!("CARGO"))
             .args(["build", "--quiet", "--example", "file_census"])
             .status()
             .unwrap();
         assert!(status.success(), "building the file_census example failed");
-    }
-    bin
+    });
+    profile_dir.join("examples").join("file_census")
 }
 
 fn run(args: &[&str]) -> std::process::Output {
