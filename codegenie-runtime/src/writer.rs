@@ -98,6 +98,7 @@ impl Writer {
             _ => "ran",
         };
         let raw_dir = self.context_dir.join("raw");
+        let json_path = self.context_dir.join(format!("{}.json", record.name));
         let mut redactions = 0u64;
         let mut artifact_paths = Vec::new();
         let mut artifact_names = Vec::new();
@@ -105,18 +106,33 @@ impl Writer {
             if a.name.is_empty() || a.name.contains('/') || a.name == "." || a.name == ".." {
                 return Err(WriteError::BadArtifactName(a.name.clone()));
             }
+        }
+        for a in &out.artifacts {
             let dest = raw_dir.join(&a.name);
-            let n = match &a.source {
+            let written = match &a.source {
                 ArtifactSource::Bytes(b) => {
-                    atomic_write_with(&dest, |w| redact::redact_stream(&mut &b[..], w))?
+                    atomic_write_with(&dest, |w| redact::redact_stream(&mut &b[..], w))
                 }
-                ArtifactSource::File(src) => {
-                    let f = std::fs::File::open(src).map_err(|e| io(src, e))?;
-                    let mut r = std::io::BufReader::new(f);
-                    atomic_write_with(&dest, |w| redact::redact_stream(&mut r, w))?
-                }
+                ArtifactSource::File(src) => std::fs::File::open(src)
+                    .map_err(|e| io(src, e))
+                    .and_then(|f| {
+                        let mut r = std::io::BufReader::new(f);
+                        atomic_write_with(&dest, |w| redact::redact_stream(&mut r, w))
+                    }),
             };
-            redactions += n;
+            match written {
+                Ok(n) => redactions += n,
+                Err(e) => {
+                    // The output is now a mix of old and new files: remove the
+                    // old JSON and this attempt's artifacts so nothing stale
+                    // looks complete.
+                    let _ = std::fs::remove_file(&json_path);
+                    for p in &artifact_paths {
+                        let _ = std::fs::remove_file(p);
+                    }
+                    return Err(e);
+                }
+            }
             artifact_names.push(format!("raw/{}", a.name));
             artifact_paths.push(dest);
         }
@@ -153,7 +169,6 @@ impl Writer {
             }
             other => serde_json::json!({ "value": other, "_meta": meta }),
         };
-        let json_path = self.context_dir.join(format!("{}.json", record.name));
         let bytes = serde_json::to_vec_pretty(&doc).map_err(|e| json_err(record.name, e))?;
         atomic_write_with(&json_path, |w| w.write_all(&bytes).map(|_| 0))?;
         Ok(Some(Written {
