@@ -41,7 +41,9 @@ fn rules() -> &'static [Rule] {
             r("bearer-token", r"(?i)\bbearer\s+([A-Za-z0-9._~+/-]{8,}=*)", 1),
             r(
                 "password",
-                r#"(?i)\b(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|secret[_-]?key|client[_-]?secret)\b\s*[=:]\s*(\x22[^\x22\\]+\x22|'[^'\\]+'|[^\s&,;\x22'\\\]\)\}]+)"#,
+                // Any key ending in a secret-ish word (`DB_PASSWORD`, `api_token`);
+                // not `PWD`, which is the working directory.
+                r#"(?i)(?:password|passwd|secret|token|api[_-]?key|access[_-]?key|client[_-]?secret)\s*[=:]\s*(\x22[^\x22\\]+\x22|'[^'\\]+'|[^\s&,;\x22'\\\]\)\}]+)"#,
                 1,
             ),
         ]
