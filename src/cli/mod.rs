@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 mod gather;
+mod parse_strace;
 mod probes;
 
 /// Exit code when the command could not do its job (bad arguments, unreadable repo).
@@ -45,6 +46,8 @@ pub enum Command {
     Probes(probes::ProbesArgs),
     /// Run probes on a repository and write `.codegenie/context/`.
     Gather(gather::GatherArgs),
+    /// Print the facts of strace output (`strace -f` text) as ParsedTrace JSON.
+    ParseStrace(parse_strace::ParseStraceArgs),
 }
 
 /// An error the CLI reports before exiting with [`EXIT_ERROR`].
@@ -71,6 +74,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
         Command::Probes(a) => probes::run(a),
         Command::Gather(a) => gather::run(a),
+        Command::ParseStrace(a) => parse_strace::run(a),
     }
 }
 
