@@ -21,8 +21,9 @@ pub trait ProbeCache: Send + Sync {
         probe: &dyn DynProbe,
         ctx: &ProbeContext,
     ) -> Result<String, crate::inputs::CacheKeyError>;
-    /// A stored output for `key`, if any (corrupt entries are misses).
-    fn get(&self, name: &str, key: &str) -> Option<ProbeOutput>;
+    /// A stored output for `key`, if any. An error is a miss whose message the
+    /// coordinator records as a warning (a corrupt or truncated entry).
+    fn get(&self, name: &str, key: &str) -> Result<Option<ProbeOutput>, String>;
     /// Store an output under `key`.
     fn put(&self, name: &str, key: &str, output: &ProbeOutput) -> Result<(), String>;
 }
@@ -201,13 +202,17 @@ impl Coordinator {
                 .await
             {
                 Ok(key) => {
-                    if let Some(out) = cache.get(reg.name, &key) {
-                        tracing::info!(probe = reg.name, key = %key, "cache_hit");
-                        record.status = ProbeStatus::CacheHit;
-                        record.output = Some(out);
-                        record.cache_key = Some(key);
-                        record.duration_ms = elapsed_ms(started);
-                        return record;
+                    match cache.get(reg.name, &key) {
+                        Ok(Some(out)) => {
+                            tracing::info!(probe = reg.name, key = %key, "cache_hit");
+                            record.status = ProbeStatus::CacheHit;
+                            record.output = Some(out);
+                            record.cache_key = Some(key);
+                            record.duration_ms = elapsed_ms(started);
+                            return record;
+                        }
+                        Ok(None) => {}
+                        Err(e) => record.warnings.push(format!("cache lookup: {e}")),
                     }
                     record.cache_key = Some(key);
                 }

@@ -7,6 +7,7 @@
 // runtime register its own probes with the same macros.
 extern crate self as codegenie;
 
+pub mod cache;
 pub mod coordinator;
 pub mod inputs;
 pub mod probe;
@@ -16,6 +17,7 @@ pub mod runtime_trace;
 pub mod strace;
 pub mod writer;
 
+pub use cache::ContentCache;
 pub use codegenie_macros::{declared_inputs, register_probe};
 pub use coordinator::{Coordinator, GatherOptions, GatherReport, ProbeRecord, ProbeStatus};
 pub use inputs::{parse_declared_input, CacheKeyError, DeclaredInput, TokenKind};

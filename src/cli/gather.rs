@@ -2,11 +2,12 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Args;
 use codegenie_runtime::coordinator::{Coordinator, GatherOptions, ProbeStatus};
 use codegenie_runtime::writer::Writer;
-use codegenie_runtime::{Registry, RepoSnapshot};
+use codegenie_runtime::{ContentCache, Registry, RepoSnapshot};
 
 use super::{CliError, EXIT_PROBE_FAILED};
 
@@ -30,11 +31,14 @@ pub(super) fn run(args: GatherArgs) -> Result<ExitCode, CliError> {
     let repo = RepoSnapshot::open(&args.repo)
         .map_err(|e| format!("cannot open repository {}: {e}", args.repo.display()))?;
     let registry = Registry::load()?;
-    let coordinator = Coordinator::new(registry);
+    let mut coordinator = Coordinator::new(registry);
+    if !args.no_cache {
+        coordinator = coordinator.with_cache(Arc::new(ContentCache::for_repo_root(repo.root())));
+    }
     let opts = GatherOptions {
         only: args.only.clone(),
         no_cache: args.no_cache,
-        ctx: Default::default(),
+        ctx: super::probe_context(),
     };
     let rt = super::tokio_runtime()?;
     let report = rt.block_on(coordinator.gather(&repo, &opts))?;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+pub mod cache;
 mod gather;
 mod parse_strace;
 mod probes;
@@ -48,6 +49,8 @@ pub enum Command {
     Gather(gather::GatherArgs),
     /// Print the facts of strace output (`strace -f` text) as ParsedTrace JSON.
     ParseStrace(parse_strace::ParseStraceArgs),
+    /// Inspect and prune the probe cache.
+    Cache(cache::CacheArgs),
 }
 
 /// An error the CLI reports before exiting with [`EXIT_ERROR`].
@@ -75,6 +78,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Probes(a) => probes::run(a),
         Command::Gather(a) => gather::run(a),
         Command::ParseStrace(a) => parse_strace::run(a),
+        Command::Cache(a) => cache::run(a),
     }
 }
 
@@ -94,6 +98,13 @@ fn init_logging(format: LogFormat, verbose: u8) {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+}
+
+/// The context every command hands probes and key computations, so that
+/// `gather` and `cache explain` resolve tokens the same way. Token resolvers
+/// (e.g. the image digest) are bound here.
+pub(crate) fn probe_context() -> codegenie_runtime::ProbeContext {
+    codegenie_runtime::ProbeContext::default()
 }
 
 /// A current-thread-free multi-thread runtime for commands that run probes.

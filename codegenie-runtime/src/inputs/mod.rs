@@ -2,10 +2,17 @@
 //! probe's output, and therefore its cache key.
 
 use std::borrow::Cow;
+use std::path::PathBuf;
 
+pub mod resolve;
 mod spec;
+pub mod tokens;
+pub mod walk;
 
+pub use resolve::{resolve_inputs, ResolvedInputs};
 pub use spec::{parse_input_spec, InputSpec, InputSpecError, TokenKind, TOKEN_SUFFIX};
+pub use tokens::{ResolvedToken, TokenValue, UnresolvedReason};
+pub use walk::{GlobMatches, MatchedFile};
 
 /// One entry of a probe's declared inputs. `declared_inputs![...]` builds these
 /// at compile time; [`parse_declared_input`] builds them at run time with the
@@ -40,6 +47,32 @@ pub enum CacheKeyError {
     /// A declared input breaks the rules of `declared_inputs!`.
     #[error("invalid declared input: {0}")]
     InvalidInput(#[from] InputSpecError),
+    /// A glob the glob engine rejected while building the matcher.
+    #[error("invalid glob `{glob}`: {message}")]
+    Glob {
+        /// The glob (or globs) concerned.
+        glob: String,
+        /// The glob engine's message.
+        message: String,
+    },
+    /// The repository walk failed (unreadable folder, ...).
+    #[error("cannot walk {root}: {source}")]
+    Walk {
+        /// The repository root.
+        root: PathBuf,
+        /// The walker's error, which names the path when it knows it.
+        #[source]
+        source: ignore::Error,
+    },
+    /// A matched file could not be read (removed during the walk, no permission, ...).
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Parse a declared input built at run time, with exactly the rules the

@@ -1,0 +1,117 @@
+//! The content-addressed probe cache: key composition ([`key`]), the on-disk
+//! store ([`store`]), the per-probe input manifests that explain a changed key
+//! ([`manifest`]), and [`ContentCache`], the coordinator's cache.
+
+pub mod explain;
+pub mod key;
+pub mod manifest;
+pub mod store;
+
+use std::path::Path;
+
+pub use explain::{explain, EntryState, Explanation};
+pub use key::compose_key;
+pub use manifest::{diff, InputChange, InputManifest};
+pub use store::{CacheStore, PruneReport, StoreError};
+
+use crate::coordinator::ProbeCache;
+use crate::inputs::{resolve_inputs, CacheKeyError};
+use crate::probe::{DynProbe, ProbeContext, ProbeOutput, RepoSnapshot};
+
+/// Resolve `probe`'s declared inputs on `repo` and compose its key; returns
+/// the manifest (key included).
+pub fn manifest_for(
+    repo: &RepoSnapshot,
+    name: &str,
+    probe: &dyn DynProbe,
+    ctx: Option<&ProbeContext>,
+) -> Result<InputManifest, CacheKeyError> {
+    let inputs = resolve_inputs(repo, probe.declared_inputs(), ctx)?;
+    let key = compose_key(name, probe.version(), &inputs);
+    Ok(InputManifest::new(name, probe.version(), &key, inputs))
+}
+
+/// The cache the coordinator uses for one repository: keys from declared
+/// inputs, entries in `<repo>/.codegenie/cache/`.
+#[derive(Debug, Clone)]
+pub struct ContentCache {
+    store: CacheStore,
+}
+
+impl ContentCache {
+    /// The cache of the repository at `root`.
+    pub fn for_repo_root(root: &Path) -> Self {
+        ContentCache {
+            store: CacheStore::for_repo_root(root),
+        }
+    }
+
+    /// The cache over an explicit store.
+    pub fn with_store(store: CacheStore) -> Self {
+        ContentCache { store }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &CacheStore {
+        &self.store
+    }
+
+    /// Record `manifest` as the probe's last key, logging what changed since
+    /// the previous one. Failing to record is logged, never fatal: it only
+    /// feeds `cache explain`.
+    fn record_manifest(&self, manifest: &InputManifest) {
+        let previous = match self.store.load_manifest(&manifest.probe) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(probe = %manifest.probe, error = %e, "previous input manifest unreadable; replacing it");
+                None
+            }
+        };
+        match &previous {
+            Some(p) if p.key == manifest.key => return,
+            Some(p) => {
+                let changes = diff(p, manifest);
+                let shown: Vec<String> = changes.iter().take(5).map(|c| c.to_string()).collect();
+                tracing::info!(
+                    probe = %manifest.probe,
+                    previous_key = %p.key,
+                    key = %manifest.key,
+                    changes = changes.len(),
+                    first_changes = %shown.join("; "),
+                    "inputs changed since the last run"
+                );
+            }
+            None => {}
+        }
+        if let Err(e) = self.store.save_manifest(manifest) {
+            tracing::warn!(probe = %manifest.probe, error = %e, "cannot record the input manifest");
+        }
+    }
+}
+
+impl ProbeCache for ContentCache {
+    fn key(
+        &self,
+        repo: &RepoSnapshot,
+        name: &str,
+        probe: &dyn DynProbe,
+        ctx: &ProbeContext,
+    ) -> Result<String, CacheKeyError> {
+        let manifest = manifest_for(repo, name, probe, Some(ctx))?;
+        self.record_manifest(&manifest);
+        Ok(manifest.key)
+    }
+
+    fn get(&self, name: &str, key: &str) -> Result<Option<ProbeOutput>, String> {
+        self.store.get(name, key).map_err(|e| {
+            tracing::warn!(probe = name, error = %e, "cache entry unusable; treating as a miss");
+            format!("{e}; treated as a miss")
+        })
+    }
+
+    fn put(&self, name: &str, key: &str, output: &ProbeOutput) -> Result<(), String> {
+        self.store
+            .put(name, key, output)
+            .map_err(|e| crate::coordinator::error_chain(&e))
+    }
+}

@@ -1,0 +1,104 @@
+//! Special tokens (`image-digest:<resolved>`) resolved through the
+//! [`ProbeContext`]. Every way a token can fail to resolve folds to one empty
+//! sentinel, so the key is the same whichever it was; the reason is logged.
+
+use serde::{Deserialize, Serialize};
+
+use super::TokenKind;
+use crate::probe::{ProbeContext, RepoSnapshot};
+
+/// Why a token has no value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "reason", content = "detail")]
+pub enum UnresolvedReason {
+    /// The key was computed without a probe context.
+    NoContext,
+    /// The context has no resolver for this token kind.
+    ResolverUnbound,
+    /// The resolver ran and found no value.
+    ResolverReturnedNone,
+    /// The resolver failed; its message.
+    ResolverFailed(String),
+}
+
+impl std::fmt::Display for UnresolvedReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UnresolvedReason::NoContext => f.write_str("no probe context"),
+            UnresolvedReason::ResolverUnbound => f.write_str("no resolver bound in the context"),
+            UnresolvedReason::ResolverReturnedNone => f.write_str("the resolver found no value"),
+            UnresolvedReason::ResolverFailed(m) => write!(f, "the resolver failed: {m}"),
+        }
+    }
+}
+
+/// A token's value, or why it has none.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenValue {
+    /// The resolved value.
+    Resolved(String),
+    /// No value: the key uses the empty sentinel.
+    Unresolved(UnresolvedReason),
+}
+
+impl TokenValue {
+    /// The value that goes into the key: `None` is the sentinel, the same for
+    /// every [`UnresolvedReason`].
+    pub fn key_value(&self) -> Option<&str> {
+        match self {
+            TokenValue::Resolved(v) => Some(v),
+            TokenValue::Unresolved(_) => None,
+        }
+    }
+}
+
+/// A token and its value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResolvedToken {
+    /// The token as declared (`image-digest:<resolved>`).
+    pub token: String,
+    /// Its value or why it has none.
+    pub value: TokenValue,
+}
+
+/// Resolve one token. Never fails: an unresolved token is a value too.
+pub fn resolve_token(
+    kind: TokenKind,
+    repo: &RepoSnapshot,
+    ctx: Option<&ProbeContext>,
+) -> ResolvedToken {
+    // Exhaustive on purpose: a new token kind does not compile until it has a resolver.
+    let value = match kind {
+        TokenKind::ImageDigest => resolve_image_digest(repo, ctx),
+    };
+    if let TokenValue::Unresolved(reason) = &value {
+        match kind {
+            TokenKind::ImageDigest => tracing::info!(
+                token = kind.name(),
+                image_digest_unresolved_reason = %reason,
+                "token unresolved; the cache key uses the empty sentinel"
+            ),
+        }
+    }
+    ResolvedToken {
+        token: format!("{}{}", kind.name(), super::TOKEN_SUFFIX),
+        value,
+    }
+}
+
+fn resolve_image_digest(repo: &RepoSnapshot, ctx: Option<&ProbeContext>) -> TokenValue {
+    let Some(ctx) = ctx else {
+        return TokenValue::Unresolved(UnresolvedReason::NoContext);
+    };
+    let Some(resolver) = &ctx.image_digest_resolver else {
+        return TokenValue::Unresolved(UnresolvedReason::ResolverUnbound);
+    };
+    match resolver.resolve(repo) {
+        Ok(Some(digest)) => TokenValue::Resolved(digest),
+        Ok(None) => TokenValue::Unresolved(UnresolvedReason::ResolverReturnedNone),
+        Err(e) => TokenValue::Unresolved(UnresolvedReason::ResolverFailed(
+            crate::coordinator::error_chain(e.as_ref()),
+        )),
+    }
+}

@@ -1,0 +1,222 @@
+//! `codegenie cache`: explain a probe's cache key, prune the store.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use codegenie_runtime::cache::{explain, CacheStore, EntryState, Explanation};
+use codegenie_runtime::inputs::TokenValue;
+use codegenie_runtime::{Registry, RepoSnapshot};
+
+use super::CliError;
+
+/// Arguments of `codegenie cache`.
+#[derive(Debug, Args)]
+pub struct CacheArgs {
+    /// What to do with the cache.
+    #[command(subcommand)]
+    pub command: CacheCommand,
+}
+
+/// Subcommands of `codegenie cache`.
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Print every input and token value that goes into a probe's key, the
+    /// key, and what changed since the probe's last run.
+    Explain(ExplainArgs),
+    /// Remove least recently used entries until the store fits a size.
+    Prune(PruneArgs),
+}
+
+/// Arguments of `codegenie cache explain`.
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The repository.
+    pub repo: PathBuf,
+    /// The probe whose key to explain.
+    #[arg(long, value_name = "NAME")]
+    pub probe: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `codegenie cache prune`.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// The repository.
+    pub repo: PathBuf,
+    /// Largest size the store may keep: bytes, or a number with a unit
+    /// (`K`, `M`, `G`, `KiB`, `MiB`, `GiB`, `KB`, `MB`, `GB`).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_size: u64,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Why a size argument is not a size.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SizeError {
+    /// No digits where a number was expected.
+    #[error("`{0}` is not a size: expected a number with an optional unit such as 500M or 2GiB")]
+    NotASize(String),
+    /// A unit that is not known.
+    #[error("unknown unit `{unit}` in `{input}`: use B, K, M, G, KiB, MiB, GiB, KB, MB or GB")]
+    UnknownUnit {
+        /// The argument.
+        input: String,
+        /// The unit.
+        unit: String,
+    },
+    /// Larger than 2^64 bytes.
+    #[error("`{0}` is too large")]
+    TooLarge(String),
+}
+
+/// Parse a size: `1048576`, `500M`, `2GiB`, `10kb`. `K`/`M`/`G` and the
+/// `iB` forms are powers of 1024; `KB`/`MB`/`GB` powers of 1000.
+pub fn parse_size(s: &str) -> Result<u64, SizeError> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    if num.is_empty() {
+        return Err(SizeError::NotASize(s.to_owned()));
+    }
+    let n: u64 = num.parse().map_err(|_| SizeError::TooLarge(s.to_owned()))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        other => {
+            return Err(SizeError::UnknownUnit {
+                input: s.to_owned(),
+                unit: other.to_owned(),
+            })
+        }
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| SizeError::TooLarge(s.to_owned()))
+}
+
+pub(super) fn run(args: CacheArgs) -> Result<ExitCode, CliError> {
+    match args.command {
+        CacheCommand::Explain(a) => run_explain(a),
+        CacheCommand::Prune(a) => run_prune(a),
+    }
+}
+
+fn open_repo(path: &std::path::Path) -> Result<RepoSnapshot, CliError> {
+    Ok(RepoSnapshot::open(path)
+        .map_err(|e| format!("cannot open repository {}: {e}", path.display()))?)
+}
+
+fn run_explain(args: ExplainArgs) -> Result<ExitCode, CliError> {
+    let repo = open_repo(&args.repo)?;
+    let registry = Registry::load()?;
+    let reg = registry.get(&args.probe).ok_or_else(|| {
+        format!(
+            "no probe named `{}`; registered probes: {}",
+            args.probe,
+            registry.names().join(", ")
+        )
+    })?;
+    let probe = (reg.construct)();
+    let store = CacheStore::for_repo_root(repo.root());
+    let ctx = super::probe_context();
+    let ex = explain(&repo, &store, reg.name, probe.as_ref(), &ctx)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&ex)?);
+    } else {
+        print_explanation(&ex);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_explanation(ex: &Explanation) {
+    let m = &ex.manifest;
+    println!("probe:   {} (version {})", m.probe, m.version);
+    println!("cache:   {}", ex.cache_strategy);
+    println!("key:     {}", m.key);
+    match &ex.entry {
+        EntryState::Present => println!("entry:   present (next gather is a hit)"),
+        EntryState::Absent => println!("entry:   absent (next gather runs the probe)"),
+        EntryState::Corrupt(why) => println!("entry:   corrupt, treated as a miss: {why}"),
+    }
+    for g in &m.inputs.globs {
+        println!("glob {} ({} files)", g.glob, g.files.len());
+        for f in &g.files {
+            println!("  {}  {}", f.blake3, f.path);
+        }
+    }
+    for t in &m.inputs.tokens {
+        match &t.value {
+            TokenValue::Resolved(v) => println!("token {} = {v}", t.token),
+            TokenValue::Unresolved(r) => {
+                println!("token {} = <unresolved: {r}> (empty sentinel)", t.token)
+            }
+        }
+    }
+    match &ex.previous_key {
+        None => println!("last run: none recorded"),
+        Some(k) if *k == m.key => println!("last run: same key, no input changed"),
+        Some(k) => {
+            println!("last run: key {k}; changed since:");
+            for c in &ex.changes {
+                println!("  {c}");
+            }
+        }
+    }
+}
+
+fn run_prune(args: PruneArgs) -> Result<ExitCode, CliError> {
+    let repo = open_repo(&args.repo)?;
+    let store = CacheStore::for_repo_root(repo.root());
+    let report = store.prune(args.max_size)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "removed {} of {} entries and {} blobs; {} -> {} bytes (limit {})",
+            report.entries_removed,
+            report.entries_before,
+            report.blobs_removed,
+            report.bytes_before,
+            report.bytes_after,
+            args.max_size
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_units() {
+        assert_eq!(parse_size("1024"), Ok(1024));
+        assert_eq!(parse_size("500M"), Ok(500 << 20));
+        assert_eq!(parse_size("2GiB"), Ok(2 << 30));
+        assert_eq!(parse_size("10kb"), Ok(10_000));
+        assert_eq!(parse_size(" 7 b"), Ok(7));
+    }
+
+    #[test]
+    fn bad_sizes_are_typed_errors() {
+        assert!(matches!(parse_size("M"), Err(SizeError::NotASize(_))));
+        assert!(matches!(
+            parse_size("5 parsecs"),
+            Err(SizeError::UnknownUnit { .. })
+        ));
+        assert!(matches!(
+            parse_size("99999999999G"),
+            Err(SizeError::TooLarge(_))
+        ));
+        assert!(matches!(parse_size("-5"), Err(SizeError::NotASize(_))));
+    }
+}
