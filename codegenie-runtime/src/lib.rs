@@ -9,6 +9,7 @@ extern crate self as codegenie;
 
 pub mod cache;
 pub mod coordinator;
+pub mod exec;
 pub mod inputs;
 pub mod probe;
 pub mod redact;
