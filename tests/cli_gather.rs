@@ -54,7 +54,28 @@ fn probes_lists_the_example_with_its_declared_inputs() {
     let table = run(&["probes"]);
     let text = String::from_utf8(table.stdout).unwrap();
     assert!(text.starts_with("NAME"), "{text}");
-    assert!(text.contains("file_census  light"), "{text}");
+    let row: Vec<&str> = text
+        .lines()
+        .find(|l| l.starts_with("file_census "))
+        .expect("a file_census row")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        row,
+        [
+            "file_census",
+            "light",
+            "false",
+            "content",
+            "**/*,",
+            "image-digest:<resolved>"
+        ]
+    );
+    // The built-in probe is linked into every codegenie binary.
+    assert!(
+        text.lines().any(|l| l.starts_with("runtime_trace ")),
+        "{text}"
+    );
 }
 
 #[test]

@@ -26,8 +26,9 @@ impl Probe for ReportProbe {
 
 fn main() {
     let registry = codegenie::Registry::load().expect("no duplicate names");
-    // Registered, named from the type, in run order (light before runs_last).
-    assert_eq!(registry.names(), ["lockfile", "report"]);
+    // Registered, named from the type, in run order: light, then heavy (the
+    // built-in runtime_trace), then runs_last.
+    assert_eq!(registry.names(), ["lockfile", "runtime_trace", "report"]);
     let lockfile = (registry.get("lockfile").unwrap().construct)();
     let inputs: Vec<String> = lockfile.declared_inputs().iter().map(|i| i.to_string()).collect();
     assert_eq!(inputs, ["**/Cargo.lock", "image-digest:<resolved>"]);
