@@ -247,7 +247,7 @@ pub trait Probe: Send + Sync + 'static {
 
     /// How long `run` may take before the coordinator abandons it.
     fn timeout(&self) -> Duration {
-        Duration::from_secs(60)
+        crate::coordinator::DEFAULT_TIMEOUT
     }
 
     /// Whether the probe has anything to look at in this repository.
@@ -307,5 +307,25 @@ impl<T: Probe> DynProbe for T {
         ctx: &'a ProbeContext,
     ) -> BoxProbeFuture<'a> {
         Box::pin(Probe::run(self, repo, ctx))
+    }
+}
+
+/// How the registry builds a registered probe. Implemented for every
+/// `Probe + Default`; `#[register_probe]` names it so a missing `Default` is
+/// reported once, on the probe's type.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be registered: a registered probe must implement `Default`",
+    label = "the registry builds this probe with `Default::default()`",
+    note = "add `#[derive(Default)]` to `{Self}`, or implement `Default` and `Probe` for it"
+)]
+pub trait RegisteredProbe {
+    /// Build the probe.
+    fn construct() -> Box<dyn DynProbe>;
+}
+
+impl<T: Probe + Default> RegisteredProbe for T {
+    fn construct() -> Box<dyn DynProbe> {
+        Box::new(T::default())
     }
 }

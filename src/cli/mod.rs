@@ -6,9 +6,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod agent;
 pub mod cache;
 mod gather;
+mod parse_strace;
 mod probes;
+mod trace;
 
 /// Exit code when the command could not do its job (bad arguments, unreadable repo).
 pub const EXIT_ERROR: u8 = 1;
@@ -48,6 +51,13 @@ pub enum Command {
     Gather(gather::GatherArgs),
     /// Inspect and prune the probe cache.
     Cache(cache::CacheArgs),
+    /// Print the facts of strace output (`strace -f` text) as ParsedTrace JSON.
+    ParseStrace(parse_strace::ParseStraceArgs),
+    /// Trace the repository's container at runtime (runtime_trace probe).
+    Trace(trace::TraceArgs),
+    /// In-container helpers used by the runtime trace (not for direct use).
+    #[command(hide = true)]
+    Agent(agent::AgentArgs),
 }
 
 /// An error the CLI reports before exiting with [`EXIT_ERROR`].
@@ -75,6 +85,9 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Probes(a) => probes::run(a),
         Command::Gather(a) => gather::run(a),
         Command::Cache(a) => cache::run(a),
+        Command::ParseStrace(a) => parse_strace::run(a),
+        Command::Trace(a) => trace::run(a),
+        Command::Agent(a) => agent::run(a),
     }
 }
 
@@ -100,7 +113,15 @@ fn init_logging(format: LogFormat, verbose: u8) {
 /// `gather` and `cache explain` resolve tokens the same way. Token resolvers
 /// (e.g. the image digest) are bound here.
 pub(crate) fn probe_context() -> codegenie_runtime::ProbeContext {
-    codegenie_runtime::ProbeContext::default()
+    use codegenie_runtime::runtime_trace::engine::{BuildDigestResolver, Engine, EngineKind};
+    // `image-digest:<resolved>` = the digest `docker build --iidfile` gives
+    // (the build cache makes repeats cheap).
+    codegenie_runtime::ProbeContext {
+        image_digest_resolver: Some(std::sync::Arc::new(BuildDigestResolver::new(Engine::new(
+            EngineKind::Docker,
+        )))),
+        ..Default::default()
+    }
 }
 
 /// A current-thread-free multi-thread runtime for commands that run probes.

@@ -1,5 +1,13 @@
 //! The runtime-trace probe: build the image, run scenarios under strace in
 //! hardened containers (or on the host), and report the evidence.
 
+pub mod agent;
+pub mod bundle;
+pub mod container;
+pub mod engine;
+pub mod interp;
 pub mod model;
+pub mod probe;
+pub mod scenarios;
+pub mod settings;
 pub mod slice;

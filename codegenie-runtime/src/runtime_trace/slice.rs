@@ -4,9 +4,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::model::ScenarioResult;
+use super::model::{ScenarioOutcome, ScenarioResult};
 use crate::probe::Confidence;
-use crate::strace::NetworkEndpoints;
+use crate::strace::{rules, NetworkEndpoints, ParsedTrace};
 
 /// How much of the scenario set completed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,7 +116,414 @@ pub struct AggregateInputs {
 }
 
 /// Build the slice from scenario results (pure).
+///
+/// - Sets are unioned over every scenario that has a trace (failed ones too:
+///   what they touched is still evidence); `interpreters` are merged.
+/// - `binaries_executed` also lists the interpreters (`#!` and `PT_INTERP`,
+///   followed a few levels) of executed paths.
+/// - `shell_invocations` is the parsers' count plus, per scenario, each
+///   executed script whose interpreter is a shell. A [`ScenarioResult`]
+///   carries the distinct executed paths, not an exec count, so a script
+///   exec'd several times in one scenario adds one (a lower bound).
+/// - `files_read_at_runtime.summary` counts the union of files read by category.
 pub fn aggregate(results: &[ScenarioResult], inputs: &AggregateInputs) -> RuntimeTraceSlice {
-    let _ = (results, inputs);
-    unimplemented!("aggregator: issue 4")
+    let mut union = ParsedTrace::default();
+    let mut interpreters: BTreeMap<String, String> = BTreeMap::new();
+    let mut script_shells = 0u64;
+    let mut slice_names = (Vec::new(), Vec::new(), Vec::new());
+    let mut per_scenario_artifacts = BTreeMap::new();
+    for r in results {
+        per_scenario_artifacts.insert(r.name.clone(), r.artifact.clone());
+        match r.outcome {
+            ScenarioOutcome::Completed => slice_names.0.push(r.name.clone()),
+            ScenarioOutcome::Failed(_) => slice_names.1.push(r.name.clone()),
+            ScenarioOutcome::Skipped(_) => slice_names.2.push(r.name.clone()),
+        }
+        for (k, v) in &r.interpreters {
+            interpreters.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        if let Some(t) = &r.trace {
+            union.union(t);
+            script_shells += t
+                .binaries_executed
+                .iter()
+                .filter_map(|b| rules::script_interpreter(b, &r.interpreters))
+                .filter(|i| rules::is_shell(rules::basename(i)))
+                .count() as u64;
+        }
+    }
+    let mut binaries = union.binaries_executed.clone();
+    let mut frontier: Vec<String> = binaries.iter().cloned().collect();
+    // Interpreters of interpreters (a script's shell, that shell's loader),
+    // bounded like the kernel's own `#!` recursion.
+    for _ in 0..4 {
+        let next: Vec<String> = frontier
+            .iter()
+            .filter_map(|b| interpreters.get(b))
+            .filter(|i| !binaries.contains(*i))
+            .cloned()
+            .collect();
+        if next.is_empty() {
+            break;
+        }
+        binaries.extend(next.iter().cloned());
+        frontier = next;
+    }
+    let summary = categorize(&union);
+    let (scenarios_run, scenarios_failed, scenarios_skipped) = slice_names;
+    RuntimeTraceSlice {
+        artifact_uri: inputs.artifact_uri.clone(),
+        per_scenario_artifacts,
+        trace_coverage_confidence: coverage_confidence(results),
+        scenarios_run,
+        scenarios_failed,
+        scenarios_skipped,
+        binaries_executed: binaries,
+        shared_libs_loaded: union.shared_libs_loaded,
+        cert_paths_read: union.cert_paths_read,
+        files_read_at_runtime: FilesReadAtRuntime {
+            summary,
+            full_list_uri: inputs.full_list_uri.clone(),
+        },
+        files_written: union.files_written,
+        shell_invocations: union.shell_invocations + script_shells,
+        network_endpoints_touched: union.network_endpoints_touched,
+        unix_sockets: union.unix_sockets,
+        interpreters,
+        built_image_digest: inputs.built_image_digest.clone(),
+        last_traced_image_digest: inputs.last_traced_image_digest.clone(),
+        scenarios: results.to_vec(),
+    }
+}
+
+/// The union of files read over every scenario: the list the probe stores
+/// at `files_read_at_runtime.full_list_uri`.
+pub fn files_read_full_list(results: &[ScenarioResult]) -> BTreeSet<String> {
+    results
+        .iter()
+        .filter_map(|r| r.trace.as_ref())
+        .flat_map(|t| t.files_read.iter().cloned())
+        .collect()
+}
+
+/// Coverage confidence from k of n scenarios completed: none completed,
+/// `unavailable`; all of at least two, `high`; only `startup`, `low`; else `medium`.
+pub fn coverage_confidence(results: &[ScenarioResult]) -> TraceCoverageConfidence {
+    let n = results.len();
+    let completed: Vec<&str> = results
+        .iter()
+        .filter(|r| r.outcome == ScenarioOutcome::Completed)
+        .map(|r| r.name.as_str())
+        .collect();
+    match completed.as_slice() {
+        [] => TraceCoverageConfidence::Unavailable,
+        c if c.len() == n && n >= 2 => TraceCoverageConfidence::High,
+        ["startup"] => TraceCoverageConfidence::Low,
+        _ => TraceCoverageConfidence::Medium,
+    }
+}
+
+/// A file's category (first match wins).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileCategory {
+    /// In `cert_paths_read`.
+    Cert,
+    /// In `shared_libs_loaded`, or named `*.so` / `*.so.*`.
+    SharedLib,
+    /// Under `/etc/`.
+    Config,
+    /// Contains `/node_modules/`.
+    NodeModules,
+    /// Under `/usr/`, `/lib*/`, `/bin/`, `/sbin/`, `/opt/`.
+    System,
+    /// Anything else.
+    App,
+}
+
+/// Categorizes a file read, given the trace's certificate and library sets.
+pub fn category(path: &str, certs: &BTreeSet<String>, libs: &BTreeSet<String>) -> FileCategory {
+    let name = rules::basename(path);
+    if certs.contains(path) {
+        FileCategory::Cert
+    } else if libs.contains(path) || name.ends_with(".so") || name.contains(".so.") {
+        FileCategory::SharedLib
+    } else if path.starts_with("/etc/") {
+        FileCategory::Config
+    } else if path.contains("/node_modules/") {
+        FileCategory::NodeModules
+    } else if is_system(path) {
+        FileCategory::System
+    } else {
+        FileCategory::App
+    }
+}
+
+fn is_system(path: &str) -> bool {
+    if ["/usr/", "/bin/", "/sbin/", "/opt/"]
+        .iter()
+        .any(|p| path.starts_with(p))
+    {
+        return true;
+    }
+    // `/lib/`, `/lib64/`, `/lib32/`, `/libx32/`.
+    path.strip_prefix("/lib").is_some_and(|r| r.contains('/'))
+}
+
+fn categorize(t: &ParsedTrace) -> FileCategorySummary {
+    let mut s = FileCategorySummary::default();
+    for f in &t.files_read {
+        match category(f, &t.cert_paths_read, &t.shared_libs_loaded) {
+            FileCategory::Cert => s.cert += 1,
+            FileCategory::SharedLib => s.shared_lib += 1,
+            FileCategory::Config => s.config += 1,
+            FileCategory::NodeModules => s.node_modules += 1,
+            FileCategory::System => s.system += 1,
+            FileCategory::App => s.app += 1,
+        }
+        s.total += 1;
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime_trace::model::ScenarioReason;
+
+    fn result(name: &str, outcome: ScenarioOutcome) -> ScenarioResult {
+        ScenarioResult {
+            name: name.to_owned(),
+            outcome,
+            wall_clock_ms: 10,
+            exit_status: None,
+            signals_seen: Vec::new(),
+            trace: None,
+            artifact: None,
+            interpreters: BTreeMap::new(),
+        }
+    }
+
+    fn set(items: &[&str]) -> BTreeSet<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn confidence_table() {
+        use ScenarioOutcome::*;
+        use TraceCoverageConfidence as C;
+        let failed = || Failed(ScenarioReason::ScenarioTimeout { elapsed_ms: 5 });
+        let skipped = || Skipped(ScenarioReason::AggregateTimeout);
+        let cases: Vec<(&str, Vec<(&str, ScenarioOutcome)>, C, Confidence)> = vec![
+            ("no scenarios", vec![], C::Unavailable, Confidence::Low),
+            (
+                "none completed",
+                vec![("startup", failed()), ("smoke_test", skipped())],
+                C::Unavailable,
+                Confidence::Low,
+            ),
+            (
+                "all skipped",
+                vec![("startup", Skipped(ScenarioReason::ImageDigestUnresolved))],
+                C::Unavailable,
+                Confidence::Low,
+            ),
+            (
+                "all of two",
+                vec![("startup", Completed), ("smoke_test", Completed)],
+                C::High,
+                Confidence::High,
+            ),
+            (
+                "all of five",
+                [
+                    "startup",
+                    "smoke_test",
+                    "healthcheck",
+                    "shutdown",
+                    "error_path",
+                ]
+                .iter()
+                .map(|n| (*n, Completed))
+                .collect(),
+                C::High,
+                Confidence::High,
+            ),
+            (
+                "only startup of several",
+                vec![
+                    ("startup", Completed),
+                    ("smoke_test", failed()),
+                    ("shutdown", skipped()),
+                ],
+                C::Low,
+                Confidence::Low,
+            ),
+            (
+                "startup alone, n = 1",
+                vec![("startup", Completed)],
+                C::Low,
+                Confidence::Low,
+            ),
+            (
+                "smoke only",
+                vec![("startup", failed()), ("smoke_test", Completed)],
+                C::Medium,
+                Confidence::Medium,
+            ),
+            (
+                "one non-startup, n = 1",
+                vec![("batch_job", Completed)],
+                C::Medium,
+                Confidence::Medium,
+            ),
+            (
+                "some completed",
+                vec![
+                    ("startup", Completed),
+                    ("smoke_test", Completed),
+                    ("shutdown", failed()),
+                ],
+                C::Medium,
+                Confidence::Medium,
+            ),
+        ];
+        for (label, scenarios, want, envelope) in cases {
+            let results: Vec<_> = scenarios.into_iter().map(|(n, o)| result(n, o)).collect();
+            let got = coverage_confidence(&results);
+            assert_eq!(got, want, "{label}");
+            assert_eq!(got.envelope(), envelope, "{label}");
+            assert_eq!(
+                aggregate(&results, &AggregateInputs::default()).trace_coverage_confidence,
+                want,
+                "{label}"
+            );
+        }
+    }
+
+    #[test]
+    fn categories_first_match_wins() {
+        let certs = set(&["/etc/ssl/certs/ca.pem", "/app/tls/server.crt"]);
+        let libs = set(&["/usr/lib/libc.so.6"]);
+        let cases = [
+            ("/etc/ssl/certs/ca.pem", FileCategory::Cert),
+            ("/app/tls/server.crt", FileCategory::Cert),
+            ("/usr/lib/libc.so.6", FileCategory::SharedLib),
+            ("/app/node_modules/x/binding.so", FileCategory::SharedLib),
+            ("/etc/hosts", FileCategory::Config),
+            (
+                "/app/node_modules/express/index.js",
+                FileCategory::NodeModules,
+            ),
+            ("/usr/share/zoneinfo/UTC", FileCategory::System),
+            ("/lib64/x", FileCategory::System),
+            ("/lib/x", FileCategory::System),
+            ("/bin/x", FileCategory::System),
+            ("/sbin/x", FileCategory::System),
+            ("/opt/x/y", FileCategory::System),
+            ("/app/index.js", FileCategory::App),
+            ("relative.txt", FileCategory::App),
+            ("/libfile", FileCategory::App),
+        ];
+        for (p, want) in cases {
+            assert_eq!(category(p, &certs, &libs), want, "{p}");
+        }
+    }
+
+    #[test]
+    fn unions_interpreters_and_shell_counts() {
+        let mut a = result("startup", ScenarioOutcome::Completed);
+        let mut t = ParsedTrace::default();
+        t.binaries_executed = set(&["/app/entry.sh", "/usr/bin/node"]);
+        t.files_read = set(&[
+            "/etc/ssl/certs/ca.pem",
+            "/usr/lib/libc.so.6",
+            "/app/index.js",
+            "/etc/hosts",
+        ]);
+        t.cert_paths_read = set(&["/etc/ssl/certs/ca.pem"]);
+        t.shared_libs_loaded = set(&["/usr/lib/libc.so.6"]);
+        t.shell_invocations = 2;
+        t.network_endpoints_touched.outbound = set(&["127.0.0.1:5432"]);
+        a.trace = Some(t);
+        a.artifact = Some("raw/startup.trace".into());
+        a.interpreters = [
+            ("/app/entry.sh", "/bin/sh"),
+            ("/bin/sh", "/lib/ld-musl-x86_64.so.1"),
+            ("/usr/bin/node", "/lib/ld-musl-x86_64.so.1"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let mut b = result(
+            "smoke_test",
+            ScenarioOutcome::Failed(ScenarioReason::UnexpectedExit { code: 3 }),
+        );
+        let mut t = ParsedTrace::default();
+        t.files_read = set(&["/app/index.js", "/app/node_modules/a/b.js"]);
+        t.files_written = set(&["/tmp/out"]);
+        t.shell_invocations = 1;
+        t.network_endpoints_touched.inbound = set(&["[::1]:3000"]);
+        t.unix_sockets = set(&["@x"]);
+        b.trace = Some(t);
+        let c = result(
+            "shutdown",
+            ScenarioOutcome::Skipped(ScenarioReason::AggregateTimeout),
+        );
+        let inputs = AggregateInputs {
+            built_image_digest: Some("sha256:aa".into()),
+            last_traced_image_digest: Some("sha256:aa".into()),
+            artifact_uri: Some("raw".into()),
+            full_list_uri: Some("raw/files_read.json".into()),
+        };
+        let results = vec![a, b, c];
+        let s = aggregate(&results, &inputs);
+        assert_eq!(s.scenarios_run, ["startup"]);
+        assert_eq!(s.scenarios_failed, ["smoke_test"]);
+        assert_eq!(s.scenarios_skipped, ["shutdown"]);
+        assert_eq!(
+            s.per_scenario_artifacts.get("startup"),
+            Some(&Some("raw/startup.trace".into()))
+        );
+        assert_eq!(s.per_scenario_artifacts.get("shutdown"), Some(&None));
+        assert_eq!(
+            s.binaries_executed,
+            set(&[
+                "/app/entry.sh",
+                "/bin/sh",
+                "/lib/ld-musl-x86_64.so.1",
+                "/usr/bin/node"
+            ])
+        );
+        // 2 + 1 from the parsers, + 1 for the script run by a shell.
+        assert_eq!(s.shell_invocations, 4);
+        assert_eq!(
+            s.files_read_at_runtime.summary,
+            FileCategorySummary {
+                cert: 1,
+                shared_lib: 1,
+                config: 1,
+                node_modules: 1,
+                system: 0,
+                app: 1,
+                total: 5
+            }
+        );
+        assert_eq!(
+            s.files_read_at_runtime.full_list_uri.as_deref(),
+            Some("raw/files_read.json")
+        );
+        assert_eq!(files_read_full_list(&results).len(), 5);
+        assert_eq!(s.files_written, set(&["/tmp/out"]));
+        assert_eq!(
+            s.network_endpoints_touched.outbound,
+            set(&["127.0.0.1:5432"])
+        );
+        assert_eq!(s.network_endpoints_touched.inbound, set(&["[::1]:3000"]));
+        assert_eq!(s.unix_sockets, set(&["@x"]));
+        assert_eq!(s.trace_coverage_confidence, TraceCoverageConfidence::Low);
+        assert_eq!(s.built_image_digest.as_deref(), Some("sha256:aa"));
+        assert_eq!(s.artifact_uri.as_deref(), Some("raw"));
+        assert_eq!(s.scenarios.len(), 3);
+        assert_eq!(s.interpreters.len(), 3);
+    }
 }

@@ -62,6 +62,14 @@ pub struct TraceFacts {
     pub root_exit: Option<ExitStatus>,
     /// Signals the root process received, in order (`SIGTERM`, ...).
     pub root_signals: Vec<String>,
+    /// Root signals beyond the kept maximum (a SIGCHLD storm), counted only.
+    #[serde(default)]
+    pub root_signals_dropped: u64,
     /// Lines that were not understood and were skipped.
     pub malformed_lines: u64,
+    /// Successful execs of scripts whose interpreter (from
+    /// [`ParseOptions::interpreters`](super::ParseOptions)) is a shell; not part
+    /// of `trace.shell_invocations`, which keeps the §4 definition.
+    #[serde(default)]
+    pub script_shell_invocations: u64,
 }

@@ -1,0 +1,65 @@
+//! The exec layer: the only place codegenie starts processes.
+//!
+//! Every process is an allowlisted [`Program`] started with an argv (never
+//! through a shell), a scrubbed environment (only [`KEPT_ENV`] survives),
+//! stdin from `/dev/null`, bounded output capture, and its own process group,
+//! which is killed on timeout and when the handle is dropped.
+
+mod capture;
+mod process;
+mod program;
+
+pub use capture::Captured;
+pub use process::{run, spawn, ExecSpec, Finished, Running, Termination};
+pub use program::Program;
+
+use std::path::PathBuf;
+
+/// Environment variables passed through to child processes; everything else is dropped.
+pub const KEPT_ENV: [&str; 5] = [
+    "PATH",
+    "HOME",
+    "DOCKER_HOST",
+    "DOCKER_CONFIG",
+    "DOCKER_CONTEXT",
+];
+
+/// Why a process could not be started or waited for.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// The program is not installed (not found on `PATH`).
+    #[error("`{program}` was not found on PATH")]
+    NotFound {
+        /// The program's name.
+        program: String,
+    },
+    /// The program's path could not be determined.
+    #[error("cannot locate `{program}`: {detail}")]
+    Unresolvable {
+        /// The program's name.
+        program: String,
+        /// Why.
+        detail: String,
+    },
+    /// `spawn` failed.
+    #[error("cannot start {path}: {source}")]
+    Spawn {
+        /// The resolved program path.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Waiting for the process failed.
+    #[error("cannot wait for {path}: {source}")]
+    Wait {
+        /// The resolved program path.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Preparing the child's namespace failed.
+    #[error("cannot set up the child's namespace: {0}")]
+    Namespace(String),
+}

@@ -1,0 +1,440 @@
+//! Starting, watching and killing one process.
+
+use std::ffi::OsString;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+
+use super::capture::{pump, Buffer, Captured, LineWatch};
+use super::{ExecError, Program, KEPT_ENV};
+
+/// Default cap on captured bytes per stream.
+pub const DEFAULT_CAPTURE_LIMIT: usize = 1 << 20;
+
+/// What to run: an allowlisted program, its argv, and limits.
+#[derive(Debug, Clone)]
+pub struct ExecSpec {
+    program: Program,
+    args: Vec<OsString>,
+    cwd: Option<PathBuf>,
+    timeout: Duration,
+    capture_limit: usize,
+    watch_line: Option<Vec<u8>>,
+}
+
+impl ExecSpec {
+    /// Run `program` with no arguments, a 60 s timeout and a 1 MiB capture per stream.
+    pub fn new(program: Program) -> Self {
+        ExecSpec {
+            program,
+            args: Vec::new(),
+            cwd: None,
+            timeout: Duration::from_secs(60),
+            capture_limit: DEFAULT_CAPTURE_LIMIT,
+            watch_line: None,
+        }
+    }
+
+    /// Append one argument.
+    pub fn arg(mut self, a: impl Into<OsString>) -> Self {
+        self.args.push(a.into());
+        self
+    }
+
+    /// Append arguments.
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Working directory of the child.
+    pub fn cwd(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cwd = Some(dir.into());
+        self
+    }
+
+    /// How long [`run`] waits before killing the process group.
+    pub fn timeout(mut self, t: Duration) -> Self {
+        self.timeout = t;
+        self
+    }
+
+    /// Cap on captured bytes per stream (head and tail are kept).
+    pub fn capture_limit(mut self, bytes: usize) -> Self {
+        self.capture_limit = bytes.max(2);
+        self
+    }
+
+    /// Flag [`Running::line_seen`] when a stdout or stderr line contains `needle`.
+    pub fn watch_line(mut self, needle: impl Into<Vec<u8>>) -> Self {
+        self.watch_line = Some(needle.into());
+        self
+    }
+
+    /// The argv as text, for logs.
+    pub fn display(&self) -> String {
+        let mut s = self.program.name().to_owned();
+        for a in &self.args {
+            s.push(' ');
+            s.push_str(&a.to_string_lossy());
+        }
+        s
+    }
+}
+
+/// How a process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Termination {
+    /// It exited with this code.
+    Exited(i32),
+    /// A signal (this number) ended it.
+    Signaled(i32),
+    /// It ran past its timeout and its process group was killed.
+    TimedOut,
+}
+
+/// A process that ended, with its captured output.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    /// The executed path.
+    pub path: PathBuf,
+    /// How it ended.
+    pub termination: Termination,
+    /// Captured stdout.
+    pub stdout: Captured,
+    /// Captured stderr.
+    pub stderr: Captured,
+    /// Wall-clock time.
+    pub elapsed: Duration,
+}
+
+impl Finished {
+    /// Exited with code 0.
+    pub fn success(&self) -> bool {
+        self.termination == Termination::Exited(0)
+    }
+
+    /// The exit code, if it exited.
+    pub fn code(&self) -> Option<i32> {
+        match self.termination {
+            Termination::Exited(c) => Some(c),
+            _ => None,
+        }
+    }
+}
+
+/// A running process in its own process group; dropping it kills the group.
+#[derive(Debug)]
+pub struct Running {
+    child: Option<Child>,
+    path: PathBuf,
+    pgid: Pid,
+    stdout: Arc<Mutex<Buffer>>,
+    stderr: Arc<Mutex<Buffer>>,
+    readers: Vec<JoinHandle<()>>,
+    seen: Arc<AtomicBool>,
+    started: Instant,
+    termination: Option<Termination>,
+}
+
+/// Start `spec` and return a handle; the caller waits or kills.
+pub fn spawn(spec: &ExecSpec) -> Result<Running, ExecError> {
+    let path = spec.program.resolve()?;
+    let mut cmd = Command::new(&path);
+    cmd.args(&spec.args)
+        .env_clear()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Own process group: a timeout kills the program and everything it started.
+        .process_group(0);
+    for key in KEPT_ENV {
+        if let Some(v) = std::env::var_os(key) {
+            cmd.env(key, v);
+        }
+    }
+    if let Some(dir) = &spec.cwd {
+        cmd.current_dir(dir);
+    }
+    tracing::debug!(argv = %spec.display(), "exec");
+    let mut child = cmd.spawn().map_err(|source| ExecError::Spawn {
+        path: path.clone(),
+        source,
+    })?;
+    let pgid = Pid::from_raw(child.id() as i32);
+    let seen = Arc::new(AtomicBool::new(false));
+    let watch = spec.watch_line.as_ref().map(|needle| LineWatch {
+        needle: needle.clone(),
+        seen: seen.clone(),
+    });
+    let stdout = Arc::new(Mutex::new(Buffer::new(spec.capture_limit)));
+    let stderr = Arc::new(Mutex::new(Buffer::new(spec.capture_limit)));
+    let mut readers = Vec::new();
+    if let Some(out) = child.stdout.take() {
+        let (b, w) = (stdout.clone(), watch.clone());
+        readers.push(std::thread::spawn(move || pump(out, b, w)));
+    }
+    if let Some(err) = child.stderr.take() {
+        let (b, w) = (stderr.clone(), watch);
+        readers.push(std::thread::spawn(move || pump(err, b, w)));
+    }
+    Ok(Running {
+        child: Some(child),
+        path,
+        pgid,
+        stdout,
+        stderr,
+        readers,
+        seen,
+        started: Instant::now(),
+        termination: None,
+    })
+}
+
+/// Run `spec` to completion (or its timeout) and return what it printed.
+pub fn run(spec: &ExecSpec) -> Result<Finished, ExecError> {
+    let mut running = spawn(spec)?;
+    let deadline = running.started + spec.timeout;
+    if running.wait_until(deadline)?.is_none() {
+        running.kill();
+        running.termination = Some(Termination::TimedOut);
+    }
+    Ok(running.finish())
+}
+
+impl Running {
+    /// The process id (also the process group id).
+    pub fn pid(&self) -> u32 {
+        self.pgid.as_raw() as u32
+    }
+
+    /// Whether a watched line was printed (see [`ExecSpec::watch_line`]).
+    pub fn line_seen(&self) -> bool {
+        self.seen.load(Ordering::SeqCst)
+    }
+
+    /// Captured stdout so far.
+    pub fn stdout_snapshot(&self) -> Captured {
+        self.stdout.lock().map(|b| b.snapshot()).unwrap_or_default()
+    }
+
+    /// Captured stderr so far.
+    pub fn stderr_snapshot(&self) -> Captured {
+        self.stderr.lock().map(|b| b.snapshot()).unwrap_or_default()
+    }
+
+    /// How it ended, if it has.
+    pub fn try_wait(&mut self) -> Result<Option<Termination>, ExecError> {
+        if let Some(t) = self.termination {
+            return Ok(Some(t));
+        }
+        let Some(child) = self.child.as_mut() else {
+            return Ok(self.termination);
+        };
+        let status = child.try_wait().map_err(|source| ExecError::Wait {
+            path: self.path.clone(),
+            source,
+        })?;
+        if let Some(st) = status {
+            let t = match (st.code(), st.signal()) {
+                (Some(c), _) => Termination::Exited(c),
+                (None, Some(s)) => Termination::Signaled(s),
+                (None, None) => Termination::Signaled(0),
+            };
+            self.termination = Some(t);
+            return Ok(Some(t));
+        }
+        Ok(None)
+    }
+
+    /// Wait until the process ends or `deadline` passes (`None`).
+    pub fn wait_until(&mut self, deadline: Instant) -> Result<Option<Termination>, ExecError> {
+        loop {
+            if let Some(t) = self.try_wait()? {
+                return Ok(Some(t));
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            std::thread::sleep((deadline - now).min(Duration::from_millis(20)));
+        }
+    }
+
+    /// Kill the whole process group (SIGKILL) and reap the process.
+    pub fn kill(&mut self) {
+        if self.termination.is_some() {
+            return;
+        }
+        // ESRCH (already gone) is fine: the group is dead either way.
+        let _ = killpg(self.pgid, Signal::SIGKILL);
+        if let Some(child) = self.child.as_mut() {
+            if let Ok(st) = child.wait() {
+                self.termination = Some(match (st.code(), st.signal()) {
+                    (Some(c), _) => Termination::Exited(c),
+                    (_, Some(s)) => Termination::Signaled(s),
+                    _ => Termination::Signaled(0),
+                });
+            }
+        }
+    }
+
+    /// Wait for the end of output and return the result. Kills the group
+    /// first if the process is still running.
+    pub fn finish(mut self) -> Finished {
+        if !matches!(self.try_wait(), Ok(Some(_))) {
+            self.kill();
+        }
+        // A leftover group member holding the pipes would block the readers:
+        // give them a moment, then kill the rest of the group.
+        let grace = Instant::now() + Duration::from_millis(500);
+        while self.readers.iter().any(|r| !r.is_finished()) && Instant::now() < grace {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if self.readers.iter().any(|r| !r.is_finished()) {
+            let _ = killpg(self.pgid, Signal::SIGKILL);
+        }
+        for r in self.readers.drain(..) {
+            let _ = r.join();
+        }
+        Finished {
+            path: self.path.clone(),
+            termination: self.termination.unwrap_or(Termination::Signaled(0)),
+            stdout: self.stdout_snapshot(),
+            stderr: self.stderr_snapshot(),
+            elapsed: self.started.elapsed(),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self.termination.is_none() {
+            self.kill();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Live (non-zombie) members of a process group, read from /proc.
+    fn live_members(pgid: Pid) -> Vec<i32> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+                continue;
+            };
+            // pid (comm) state ppid pgrp ...
+            let Some(after) = stat.rsplit_once(") ").map(|(_, a)| a) else {
+                continue;
+            };
+            let f: Vec<&str> = after.split_whitespace().collect();
+            if f.len() > 2 && f[0] != "Z" && f[2] == pgid.as_raw().to_string() {
+                out.push(e.file_name().to_string_lossy().parse().unwrap_or(0));
+            }
+        }
+        out
+    }
+
+    /// These tests drive real processes through strace (an allowlisted program).
+    fn require_strace() {
+        assert!(
+            Program::Strace.resolve().is_ok(),
+            "strace is required for the exec-layer tests (apt-get install strace)"
+        );
+    }
+
+    #[test]
+    fn environment_is_scrubbed_and_stdin_is_null() {
+        require_strace();
+        std::env::set_var("CODEGENIE_TEST_SECRET", "leak");
+        // strace runs `env` (found on the kept PATH) and `cat` sees /dev/null.
+        let out = run(&ExecSpec::new(Program::Strace).args([
+            "-e",
+            "trace=none",
+            "-o",
+            "/dev/null",
+            "env",
+        ]))
+        .unwrap();
+        assert!(out.success(), "{:?}", out.stderr.text());
+        let text = out.stdout.text();
+        assert!(!text.contains("CODEGENIE_TEST_SECRET"), "{text}");
+        for line in text.lines() {
+            let key = line.split('=').next().unwrap_or_default();
+            assert!(KEPT_ENV.contains(&key), "unexpected variable {key}");
+        }
+        let cat = run(&ExecSpec::new(Program::Strace)
+            .args(["-e", "trace=none", "-o", "/dev/null", "cat"])
+            .timeout(Duration::from_secs(10)))
+        .unwrap();
+        assert!(cat.success());
+        assert!(cat.stdout.bytes.is_empty());
+    }
+
+    #[test]
+    fn timeout_kills_the_whole_process_group() {
+        require_strace();
+        let started = Instant::now();
+        let mut running =
+            spawn(&ExecSpec::new(Program::Strace).args(["-f", "-o", "/dev/null", "sleep", "30"]))
+                .unwrap();
+        let pgid = Pid::from_raw(running.pid() as i32);
+        assert!(running
+            .wait_until(Instant::now() + Duration::from_millis(300))
+            .unwrap()
+            .is_none());
+        running.kill();
+        let done = running.finish();
+        assert!(
+            matches!(done.termination, Termination::Signaled(9)),
+            "{:?}",
+            done.termination
+        );
+        assert!(started.elapsed() < Duration::from_secs(10));
+        // The traced `sleep` was in the group too: nothing is left alive.
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(live_members(pgid), Vec::<i32>::new());
+    }
+
+    #[test]
+    fn run_reports_a_timeout() {
+        require_strace();
+        let out = run(&ExecSpec::new(Program::Strace)
+            .args(["-o", "/dev/null", "sleep", "30"])
+            .timeout(Duration::from_millis(200)))
+        .unwrap();
+        assert_eq!(out.termination, Termination::TimedOut);
+        assert!(out.elapsed < Duration::from_secs(10));
+    }
+
+    #[test]
+    fn dropping_a_handle_kills_the_group() {
+        require_strace();
+        let running =
+            spawn(&ExecSpec::new(Program::Strace).args(["-f", "-o", "/dev/null", "sleep", "30"]))
+                .unwrap();
+        let pgid = Pid::from_raw(running.pid() as i32);
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(
+            !live_members(pgid).is_empty(),
+            "the group runs before the drop"
+        );
+        drop(running);
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(live_members(pgid), Vec::<i32>::new());
+    }
+}

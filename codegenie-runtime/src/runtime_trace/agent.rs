@@ -1,0 +1,257 @@
+//! The in-container helpers behind `codegenie agent ...`. They run inside a
+//! scenario container through `docker exec` (same network namespace and
+//! PID namespace as the app, but not descendants of the traced process, so
+//! they never pollute the trace).
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+/// Why a helper failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The deadline passed.
+    #[error("timed out after {0} ms")]
+    Timeout(u64),
+    /// A network error.
+    #[error("127.0.0.1:{port}: {source}")]
+    Net {
+        /// The port.
+        port: u16,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The response was not HTTP.
+    #[error("127.0.0.1:{port}: not an HTTP response: {first_line:?}")]
+    NotHttp {
+        /// The port.
+        port: u16,
+        /// What came back.
+        first_line: String,
+    },
+    /// No process to signal.
+    #[error("no app process found (no child of PID 1)")]
+    NoAppProcess,
+    /// An unknown signal name.
+    #[error("unknown signal `{0}`")]
+    UnknownSignal(String),
+    /// Reading /proc failed.
+    #[error("{path}: {source}")]
+    Proc {
+        /// The path.
+        path: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `kill` failed.
+    #[error("kill {pid}: {errno}")]
+    Kill {
+        /// The target.
+        pid: i32,
+        /// The error.
+        errno: nix::errno::Errno,
+    },
+}
+
+/// Whether `/proc/net/tcp{,6}` text lists a LISTEN socket on `port`.
+pub fn proc_net_listens(text: &str, port: u16) -> bool {
+    text.lines().skip(1).any(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 4 || f[3] != "0A" {
+            return false;
+        }
+        f[1].rsplit_once(':')
+            .and_then(|(_, p)| u16::from_str_radix(p, 16).ok())
+            == Some(port)
+    })
+}
+
+/// Wait until a TCP socket listens on `port` in this network namespace,
+/// reading `/proc/net/tcp*` (no connection is made, so the app sees nothing).
+pub fn wait_listen(port: u16, timeout: Duration) -> Result<(), AgentError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        for file in ["/proc/net/tcp", "/proc/net/tcp6"] {
+            // tcp6 is absent when IPv6 is disabled.
+            if let Ok(text) = std::fs::read_to_string(file) {
+                if proc_net_listens(&text, port) {
+                    return Ok(());
+                }
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(AgentError::Timeout(timeout.as_millis() as u64));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// One HTTP request to `127.0.0.1:port`; returns the status code.
+pub fn http_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    timeout: Duration,
+) -> Result<u16, AgentError> {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let net = |source| AgentError::Net { port, source };
+    let mut s = TcpStream::connect_timeout(&addr, timeout).map_err(net)?;
+    s.set_read_timeout(Some(timeout)).map_err(net)?;
+    s.set_write_timeout(Some(timeout)).map_err(net)?;
+    let body = body.unwrap_or("");
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: codegenie-agent\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).map_err(net)?;
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.contains(&b'\n') && head.len() < 8192 {
+        let n = s.read(&mut buf).map_err(net)?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    parse_status_line(&head).ok_or_else(|| AgentError::NotHttp {
+        port,
+        first_line: String::from_utf8_lossy(head.split(|&b| b == b'\n').next().unwrap_or(&[]))
+            .into_owned(),
+    })
+}
+
+/// The status code of an HTTP/1.x status line.
+pub fn parse_status_line(head: &[u8]) -> Option<u16> {
+    let line = head.split(|&b| b == b'\n').next()?;
+    let text = std::str::from_utf8(line).ok()?;
+    let mut parts = text.split_whitespace();
+    let version = parts.next()?;
+    if !version.starts_with("HTTP/") {
+        return None;
+    }
+    let code: u16 = parts.next()?.parse().ok()?;
+    (100..=599).contains(&code).then_some(code)
+}
+
+/// The app's root process: the lowest-numbered child of PID 1 (strace),
+/// excluding this helper. `docker exec` processes have parent 0, so they never match.
+pub fn find_app_root() -> Result<i32, AgentError> {
+    let me = std::process::id() as i32;
+    let entries = std::fs::read_dir("/proc").map_err(|source| AgentError::Proc {
+        path: "/proc".into(),
+        source,
+    })?;
+    let mut best: Option<i32> = None;
+    for e in entries.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if pid == me || pid == 1 {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        if stat_ppid(&stat) == Some(1) && best.map_or(true, |b| pid < b) {
+            best = Some(pid);
+        }
+    }
+    best.ok_or(AgentError::NoAppProcess)
+}
+
+/// The parent pid in a `/proc/PID/stat` line (the command may contain spaces and parens).
+pub fn stat_ppid(stat: &str) -> Option<i32> {
+    let (_, after) = stat.rsplit_once(") ")?;
+    let mut f = after.split_whitespace();
+    let state = f.next()?;
+    if state == "Z" {
+        return None;
+    }
+    f.next()?.parse().ok()
+}
+
+/// Send `signal` (e.g. `SIGTERM`) to the app's root process; returns its pid.
+pub fn signal_app(signal: &str) -> Result<i32, AgentError> {
+    let sig: nix::sys::signal::Signal = signal
+        .parse()
+        .map_err(|_| AgentError::UnknownSignal(signal.to_owned()))?;
+    let pid = find_app_root()?;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig)
+        .map_err(|errno| AgentError::Kill { pid, errno })?;
+    Ok(pid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_sockets_are_found_by_port() {
+        let text = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 00000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1\n   1: 0100007F:1538 0100007F:9C40 01 00000000:00000000 00:00000000 00000000     0        0 2 1\n";
+        assert!(proc_net_listens(text, 8080));
+        // Established (01), not listening.
+        assert!(!proc_net_listens(text, 5432));
+        assert!(!proc_net_listens(text, 9090));
+    }
+
+    #[test]
+    fn waits_for_a_real_listener() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        wait_listen(port, Duration::from_secs(2)).unwrap();
+        drop(l);
+        assert!(matches!(
+            wait_listen(port, Duration::from_millis(100)),
+            Err(AgentError::Timeout(_))
+        ));
+    }
+
+    #[test]
+    fn status_lines() {
+        assert_eq!(parse_status_line(b"HTTP/1.1 404 Not Found\r\n"), Some(404));
+        assert_eq!(parse_status_line(b"HTTP/1.0 200\r\n"), Some(200));
+        assert_eq!(parse_status_line(b"SSH-2.0-OpenSSH\r\n"), None);
+        assert_eq!(parse_status_line(b""), None);
+    }
+
+    #[test]
+    fn http_against_a_local_server() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (mut c, _) = l.accept().unwrap();
+            let mut buf = [0u8; 4096];
+            let n = c.read(&mut buf).unwrap();
+            let req = String::from_utf8_lossy(&buf[..n]).into_owned();
+            c.write_all(b"HTTP/1.1 418 I'm a teapot\r\nContent-Length: 0\r\n\r\n")
+                .unwrap();
+            req
+        });
+        let code = http_request(port, "POST", "/x", Some("{bad"), Duration::from_secs(5)).unwrap();
+        assert_eq!(code, 418);
+        let req = server.join().unwrap();
+        assert!(req.starts_with("POST /x HTTP/1.1\r\n"), "{req}");
+        assert!(req.ends_with("\r\n\r\n{bad"), "{req}");
+    }
+
+    #[test]
+    fn refused_connections_are_errors() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        drop(l);
+        assert!(matches!(
+            http_request(port, "GET", "/", None, Duration::from_secs(2)),
+            Err(AgentError::Net { .. })
+        ));
+    }
+
+    #[test]
+    fn stat_parent_pid() {
+        assert_eq!(stat_ppid("42 (my (odd) app) S 1 42 42 0"), Some(1));
+        assert_eq!(stat_ppid("43 (sh) Z 1 43 43 0"), None);
+        assert_eq!(stat_ppid("garbage"), None);
+    }
+}

@@ -1,0 +1,281 @@
+//! The tool bundle copied into every scenario container: the host's strace,
+//! the `codegenie` helper binary, their shared-library closure and the host's
+//! dynamic loader. Everything runs through the bundled loader, so the bundle
+//! works in any image (scratch and distroless included).
+//!
+//! Layout inside the container (under [`ROOT`]):
+//! `ld.so`, `lib/<soname>...`, `bin/strace`, `bin/codegenie`, `out/` (the trace).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::exec::{self, ExecSpec, Program};
+
+use super::interp;
+
+/// Where the bundle lives inside a container.
+pub const ROOT: &str = "/.codegenie";
+/// The bundled dynamic loader.
+pub const LOADER: &str = "/.codegenie/ld.so";
+/// The bundled libraries (`--library-path`).
+pub const LIB_DIR: &str = "/.codegenie/lib";
+/// The bundled strace.
+pub const STRACE: &str = "/.codegenie/bin/strace";
+/// The bundled `codegenie` helper.
+pub const HELPER: &str = "/.codegenie/bin/codegenie";
+/// Where strace writes the trace.
+pub const TRACE_OUT: &str = "/.codegenie/out/trace";
+
+/// The strace options of DESIGN.md §7 (**contract**), before `-o` and the app argv.
+pub const STRACE_OPTIONS: [&str; 7] = [
+    "-f",
+    "--seccomp-bpf",
+    "-y",
+    "-s",
+    "4096",
+    "-e",
+    "trace=execve,execveat,fork,vfork,clone,clone3,open,openat,openat2,connect,bind,mmap",
+];
+
+/// Why the bundle could not be assembled.
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    /// A file could not be read or copied.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The running executable has no `PT_INTERP` (static build).
+    #[error("{0} has no ELF PT_INTERP; cannot find the host's dynamic loader")]
+    NoLoader(PathBuf),
+    /// The loader could not list a binary's libraries.
+    #[error("cannot list the shared libraries of {binary}: {detail}")]
+    Closure {
+        /// The binary.
+        binary: PathBuf,
+        /// What went wrong.
+        detail: String,
+    },
+    /// A program could not be started.
+    #[error(transparent)]
+    Exec(#[from] exec::ExecError),
+}
+
+fn io(path: &Path, source: std::io::Error) -> BundleError {
+    BundleError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// The host's dynamic loader: the `PT_INTERP` of the running executable.
+pub fn host_loader() -> Result<PathBuf, BundleError> {
+    let exe = std::env::current_exe().map_err(|e| io(Path::new("/proc/self/exe"), e))?;
+    let head = read_head(&exe)?;
+    interp::elf_pt_interp(&head)
+        .map(PathBuf::from)
+        .ok_or(BundleError::NoLoader(exe))
+}
+
+fn read_head(path: &Path) -> Result<Vec<u8>, BundleError> {
+    use std::io::Read;
+    let f = std::fs::File::open(path).map_err(|e| io(path, e))?;
+    let mut head = Vec::with_capacity(interp::HEAD_BYTES);
+    f.take(interp::HEAD_BYTES as u64)
+        .read_to_end(&mut head)
+        .map_err(|e| io(path, e))?;
+    Ok(head)
+}
+
+/// Parse the output of `ld.so --list BINARY`: `{soname: host path}`. The
+/// vDSO (no path) is skipped; a library marked `not found` is an error.
+pub fn parse_loader_list(text: &str) -> Result<BTreeMap<String, PathBuf>, String> {
+    let mut libs = BTreeMap::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with("statically linked") {
+            continue;
+        }
+        if let Some((name, rest)) = line.split_once(" => ") {
+            let rest = rest.trim();
+            if rest.starts_with("not found") {
+                return Err(format!("{name} not found"));
+            }
+            let path = rest.split(" (").next().unwrap_or(rest).trim();
+            if path.starts_with('/') {
+                libs.insert(name.trim().to_owned(), PathBuf::from(path));
+            }
+        } else {
+            // `/lib64/ld-linux-x86-64.so.2 (0x...)`: the loader itself.
+            let path = line.split(" (").next().unwrap_or(line).trim();
+            if path.starts_with('/') {
+                let name = Path::new(path)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                libs.insert(name, PathBuf::from(path));
+            }
+        }
+    }
+    Ok(libs)
+}
+
+/// The shared-library closure of `binary`, by running the host loader with `--list`.
+pub fn library_closure(binary: &Path) -> Result<BTreeMap<String, PathBuf>, BundleError> {
+    let out = exec::run(
+        &ExecSpec::new(Program::HostLoader)
+            .arg("--list")
+            .arg(binary)
+            .timeout(Duration::from_secs(30)),
+    )?;
+    if !out.success() {
+        return Err(BundleError::Closure {
+            binary: binary.to_owned(),
+            detail: format!("{:?}: {}", out.termination, out.stderr.text().trim()),
+        });
+    }
+    parse_loader_list(&out.stdout.text()).map_err(|detail| BundleError::Closure {
+        binary: binary.to_owned(),
+        detail,
+    })
+}
+
+/// An assembled bundle on the host, ready for `docker cp DIR/. CID:/.codegenie/`.
+#[derive(Debug)]
+pub struct Bundle {
+    dir: tempfile::TempDir,
+    /// Every file in the bundle, relative to its root (for reports).
+    pub files: Vec<PathBuf>,
+}
+
+impl Bundle {
+    /// Assemble the bundle around `helper` (the `codegenie` binary to copy in).
+    pub fn assemble(helper: &Path) -> Result<Bundle, BundleError> {
+        let strace = Program::Strace.resolve()?;
+        let loader = host_loader()?;
+        let dir = tempfile::Builder::new()
+            .prefix("codegenie-bundle-")
+            .tempdir()
+            .map_err(|e| io(Path::new("/tmp"), e))?;
+        let root = dir.path();
+        for sub in ["lib", "bin", "out"] {
+            let p = root.join(sub);
+            std::fs::create_dir_all(&p).map_err(|e| io(&p, e))?;
+        }
+        // strace writes the trace as the image's user, whoever that is.
+        set_mode(&root.join("out"), 0o777)?;
+        let mut files = Vec::new();
+        let mut put = |src: &Path, rel: &str| -> Result<(), BundleError> {
+            let dest = root.join(rel);
+            // std::fs::copy follows symlinks: the bundle holds real files.
+            std::fs::copy(src, &dest).map_err(|e| io(src, e))?;
+            set_mode(&dest, 0o755)?;
+            files.push(PathBuf::from(rel));
+            Ok(())
+        };
+        put(&loader, "ld.so")?;
+        put(&strace, "bin/strace")?;
+        put(helper, "bin/codegenie")?;
+        let mut libs = library_closure(&strace)?;
+        libs.extend(library_closure(helper)?);
+        for (soname, path) in &libs {
+            put(path, &format!("lib/{soname}"))?;
+        }
+        files.sort();
+        Ok(Bundle { dir, files })
+    }
+
+    /// The bundle's folder on the host.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+fn set_mode(p: &Path, mode: u32) -> Result<(), BundleError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).map_err(|e| io(p, e))
+}
+
+/// The container argv that runs `app` under the bundled strace.
+pub fn strace_argv(app: &[String]) -> Vec<String> {
+    let mut v = vec![
+        "--library-path".to_owned(),
+        LIB_DIR.to_owned(),
+        STRACE.to_owned(),
+    ];
+    v.extend(STRACE_OPTIONS.iter().map(|s| (*s).to_owned()));
+    v.extend(["-o".to_owned(), TRACE_OUT.to_owned(), "--".to_owned()]);
+    v.extend(app.iter().cloned());
+    v
+}
+
+/// The container argv that runs `codegenie agent <args>` through the bundled loader.
+pub fn helper_argv(agent_args: &[String]) -> Vec<String> {
+    let mut v = vec![
+        LOADER.to_owned(),
+        "--library-path".to_owned(),
+        LIB_DIR.to_owned(),
+        HELPER.to_owned(),
+        "agent".to_owned(),
+    ];
+    v.extend(agent_args.iter().cloned());
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_loader_list_output() {
+        let text = "\tlinux-vdso.so.1 (0x00007ffd)\n\
+                    \tlibunwind-ptrace.so.0 => /lib/x86_64-linux-gnu/libunwind-ptrace.so.0 (0x00007f4d)\n\
+                    \tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007f4d)\n\
+                    \t/lib64/ld-linux-x86-64.so.2 (0x00007f4d)\n";
+        let libs = parse_loader_list(text).unwrap();
+        assert_eq!(
+            libs.keys().map(String::as_str).collect::<Vec<_>>(),
+            ["ld-linux-x86-64.so.2", "libc.so.6", "libunwind-ptrace.so.0"]
+        );
+        assert_eq!(
+            libs["libc.so.6"],
+            Path::new("/lib/x86_64-linux-gnu/libc.so.6")
+        );
+    }
+
+    #[test]
+    fn a_missing_library_is_an_error() {
+        let e = parse_loader_list("\tlibfoo.so.1 => not found\n").unwrap_err();
+        assert!(e.contains("libfoo.so.1"));
+    }
+
+    #[test]
+    fn the_host_strace_closure_is_complete() {
+        let strace = Program::Strace.resolve().expect("strace is required");
+        let libs = library_closure(&strace).unwrap();
+        assert!(libs.contains_key("libc.so.6"), "{libs:?}");
+        assert!(libs.values().all(|p| p.is_absolute() && p.exists()));
+    }
+
+    #[test]
+    fn assembles_a_bundle_with_loader_tools_and_libraries() {
+        let me = std::env::current_exe().unwrap();
+        let b = Bundle::assemble(&me).unwrap();
+        for rel in ["ld.so", "bin/strace", "bin/codegenie", "lib/libc.so.6"] {
+            assert!(b.dir().join(rel).is_file(), "{rel} missing: {:?}", b.files);
+        }
+        assert!(b.dir().join("out").is_dir());
+    }
+
+    #[test]
+    fn strace_argv_follows_the_contract() {
+        let argv = strace_argv(&["/app/start.sh".to_owned()]);
+        let joined = argv.join(" ");
+        assert!(joined.starts_with("--library-path /.codegenie/lib /.codegenie/bin/strace -f --seccomp-bpf -y -s 4096 -e trace=execve,execveat,fork,vfork,clone,clone3,open,openat,openat2,connect,bind,mmap -o /.codegenie/out/trace -- /app/start.sh"), "{joined}");
+    }
+}

@@ -1,0 +1,293 @@
+//! A syscall line `name(arg, arg, ...) = ret` split into its parts, with
+//! top-level argument splitting that respects strings, nesting, comments and
+//! `-y` decorations (`3</path>`, `AT_FDCWD</dir>`).
+
+/// A complete (joined) syscall line.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Call<'a> {
+    /// The syscall name.
+    pub name: &'a [u8],
+    /// Everything between the parentheses.
+    pub args: &'a [u8],
+    /// The return value.
+    pub ret: Ret<'a>,
+}
+
+/// A syscall's return value.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub(crate) struct Ret<'a> {
+    /// The value; `None` for `?` or an unparseable value.
+    pub value: Option<i64>,
+    /// The `-y` decoration of a returned fd (`3</path>` gives `/path`, still escaped).
+    pub decoration: Option<&'a [u8]>,
+}
+
+impl Ret<'_> {
+    /// Success per the contract: a known, non-negative value.
+    pub(crate) fn ok(&self) -> bool {
+        self.value.is_some_and(|v| v >= 0)
+    }
+}
+
+/// The syscall name at the start of `body`, when it looks like a call.
+pub(crate) fn call_name(body: &[u8]) -> Option<&[u8]> {
+    let n = body
+        .iter()
+        .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_')
+        .count();
+    (n > 0 && body.get(n) == Some(&b'(')).then(|| &body[..n])
+}
+
+/// Parses `name(args) = ret`. `None` when the shape is wrong.
+pub(crate) fn parse_call(body: &[u8]) -> Option<Call<'_>> {
+    let name = call_name(body)?;
+    let open = name.len() + 1;
+    let close = open + scan_to(&body[open..], Stop::CloseParen)?;
+    let args = &body[open..close];
+    let after = skip_spaces(&body[close + 1..]);
+    let after = skip_spaces(after.strip_prefix(b"=")?);
+    Some(Call {
+        name,
+        args,
+        ret: parse_value(after),
+    })
+}
+
+/// Top-level arguments of a call (or fields of a `{...}` struct body).
+pub(crate) fn split_args(args: &[u8]) -> SplitArgs<'_> {
+    SplitArgs { rest: Some(args) }
+}
+
+/// Iterator over top-level comma-separated items.
+pub(crate) struct SplitArgs<'a> {
+    rest: Option<&'a [u8]>,
+}
+
+impl<'a> Iterator for SplitArgs<'a> {
+    type Item = &'a [u8];
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let rest = self.rest?;
+        match scan_to(rest, Stop::Comma) {
+            Some(i) => {
+                self.rest = Some(&rest[i + 1..]);
+                Some(trim(&rest[..i]))
+            }
+            None => {
+                self.rest = None;
+                let t = trim(rest);
+                (!t.is_empty()).then_some(t)
+            }
+        }
+    }
+}
+
+/// The `n`-th top-level argument.
+pub(crate) fn arg(args: &[u8], n: usize) -> Option<&[u8]> {
+    split_args(args).nth(n)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// The `)` closing the argument list.
+    CloseParen,
+    /// A top-level `,`.
+    Comma,
+}
+
+/// Index of the first top-level stop byte, skipping strings, nested
+/// brackets, comments and decorations.
+fn scan_to(s: &[u8], stop: Stop) -> Option<usize> {
+    let mut depth: u32 = 0;
+    let mut i = 0;
+    while i < s.len() {
+        let b = s[i];
+        match b {
+            b'"' => {
+                i += 1;
+                while i < s.len() && s[i] != b'"' {
+                    i += if s[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'(' | b'[' | b'{' => depth += 1,
+            b')' if depth == 0 => {
+                if stop == Stop::CloseParen {
+                    return Some(i);
+                }
+                // An unbalanced `)` inside a comma scan ends the list.
+                return None;
+            }
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            b',' if depth == 0 && stop == Stop::Comma => return Some(i),
+            b'/' if s.get(i + 1) == Some(&b'*') => {
+                i = match memchr::memmem::find(&s[i + 2..], b"*/") {
+                    Some(off) => i + 2 + off + 1,
+                    None => return None,
+                };
+            }
+            // `3</p>` and `AT_FDCWD</p>` are decorations; `1<<3` is not.
+            b'<' if i > 0
+                && (s[i - 1].is_ascii_alphanumeric() || s[i - 1] == b'_')
+                && s.get(i + 1) != Some(&b'<') =>
+            {
+                i += 1 + decoration_len(&s[i + 1..])?;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Length of a decoration's content (after `<`), up to its closing `>`.
+/// Paths have `<`/`>` escaped by strace; `-yy` socket details contain `->`
+/// inside `[...]`, which does not close the decoration.
+fn decoration_len(s: &[u8]) -> Option<usize> {
+    let mut brackets = 0u32;
+    for (i, &b) in s.iter().enumerate() {
+        match b {
+            b'[' => brackets += 1,
+            b']' => brackets = brackets.saturating_sub(1),
+            b'>' if !(brackets > 0 && i > 0 && s[i - 1] == b'-') => return Some(i),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Parses a value like `-1 ENOENT (...)`, `3</path>`, `0x7f00`, `AT_FDCWD</dir>`, `?`.
+pub(crate) fn parse_value(s: &[u8]) -> Ret<'_> {
+    let (neg, digits_start) = match s.first() {
+        Some(b'-') => (true, 1),
+        _ => (false, 0),
+    };
+    let body = &s[digits_start..];
+    let (value, len) = if let Some(hex) = body.strip_prefix(b"0x") {
+        let n = hex.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+        let v = std::str::from_utf8(&hex[..n])
+            .ok()
+            .and_then(|h| u64::from_str_radix(h, 16).ok())
+            .map(|v| v as i64 & i64::MAX);
+        (v.filter(|_| n > 0), 2 + n)
+    } else {
+        let n = body.iter().take_while(|b| b.is_ascii_digit()).count();
+        let v = std::str::from_utf8(&body[..n])
+            .ok()
+            .and_then(|d| d.parse::<i64>().ok());
+        (v, n)
+    };
+    let value = value.map(|v| if neg { -v } else { v });
+    let mut after = &s[digits_start + len..];
+    if value.is_none() {
+        // A named value such as `AT_FDCWD</app>`.
+        let n = after
+            .iter()
+            .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_')
+            .count();
+        after = &after[n..];
+    }
+    let decoration = decoration_at(after);
+    Ret { value, decoration }
+}
+
+/// The decoration content of `<...>` at the start of `s`, if any.
+pub(crate) fn decoration_at(s: &[u8]) -> Option<&[u8]> {
+    let inner = s.strip_prefix(b"<")?;
+    decoration_len(inner).map(|n| &inner[..n])
+}
+
+/// A `name=value` field of a struct-like argument (`{flags=O_RDONLY, ...}`).
+pub(crate) fn field<'a>(item: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    let inner = item.strip_prefix(b"{")?;
+    let inner = inner.strip_suffix(b"}").unwrap_or(inner);
+    split_args(inner).find_map(|f| f.strip_prefix(name).and_then(|r| r.strip_prefix(b"=")))
+}
+
+fn skip_spaces(s: &[u8]) -> &[u8] {
+    let n = s.iter().take_while(|&&b| b == b' ').count();
+    &s[n..]
+}
+
+fn trim(s: &[u8]) -> &[u8] {
+    let start = s.iter().take_while(|b| b.is_ascii_whitespace()).count();
+    let s = &s[start..];
+    let end = s.len()
+        - s.iter()
+            .rev()
+            .take_while(|b| b.is_ascii_whitespace())
+            .count();
+    &s[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(body: &str) -> Vec<String> {
+        let c = parse_call(body.as_bytes()).unwrap();
+        split_args(c.args)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn arguments_split_at_top_level_only() {
+        assert_eq!(
+            args(r#"openat(AT_FDCWD</tmp/a,b>, "x,\"y)", O_RDONLY|O_CLOEXEC) = 3</tmp/x>"#),
+            ["AT_FDCWD</tmp/a,b>", r#""x,\"y)""#, "O_RDONLY|O_CLOEXEC"]
+        );
+        assert_eq!(
+            args(r#"execve("/bin/sh", ["sh", "-c", "a, b"], 0x7ff /* 39 vars, ) */) = 0"#),
+            [
+                r#""/bin/sh""#,
+                r#"["sh", "-c", "a, b"]"#,
+                "0x7ff /* 39 vars, ) */"
+            ]
+        );
+        assert_eq!(
+            args("connect(3<TCP:[127.0.0.1:4->127.0.0.1:80]>, {sa_family=AF_INET, sin_port=htons(80)}, 16) = 0"),
+            [
+                "3<TCP:[127.0.0.1:4->127.0.0.1:80]>",
+                "{sa_family=AF_INET, sin_port=htons(80)}",
+                "16"
+            ]
+        );
+        assert_eq!(args("getpid() = 5"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn return_values_and_decorations() {
+        let r = |s: &str| {
+            let v = parse_value(s.as_bytes());
+            (
+                v.value,
+                v.decoration
+                    .map(|d| String::from_utf8_lossy(d).into_owned()),
+            )
+        };
+        assert_eq!(
+            r("3</usr/lib/libc.so.6>"),
+            (Some(3), Some("/usr/lib/libc.so.6".into()))
+        );
+        assert_eq!(r("-1 ENOENT (No such file or directory)"), (Some(-1), None));
+        assert_eq!(r("0x7fc9974f1000"), (Some(0x7fc9974f1000), None));
+        assert_eq!(r("?"), (None, None));
+        assert_eq!(r("0 <0.000012>"), (Some(0), None));
+        assert_eq!(r("AT_FDCWD</app>"), (None, Some("/app".into())));
+    }
+
+    #[test]
+    fn malformed_calls_are_rejected() {
+        for l in ["openat(", "openat(\"x) = 3", "no call", "x(a) 3", "(a) = 1"] {
+            assert!(parse_call(l.as_bytes()).is_none(), "{l}");
+        }
+    }
+
+    #[test]
+    fn struct_fields() {
+        assert_eq!(
+            field(b"{flags=O_RDONLY|O_CLOEXEC, resolve=0, mode=0}", b"flags"),
+            Some(&b"O_RDONLY|O_CLOEXEC"[..])
+        );
+        assert_eq!(field(b"{flags=0}", b"mode"), None);
+    }
+}

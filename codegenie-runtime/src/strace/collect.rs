@@ -1,0 +1,499 @@
+//! The fact collector: consumes trace lines one at a time and accumulates the
+//! facts of DESIGN.md §4.
+
+use std::collections::{BTreeSet, HashSet};
+
+use memchr::memmem;
+
+use super::call::{arg, field, parse_call, parse_value, Call};
+use super::join::{split_resumed, strip_unfinished, Joiner, UNFINISHED};
+use super::model::{ExitStatus, TraceFacts};
+use super::prefix::{parse_u32, split_head};
+use super::procs::Procs;
+use super::rules::{
+    basename, is_cert, is_pseudo_fs, is_shell, parse_open_flags, prot_exec, script_interpreter,
+};
+use super::sockaddr::{parse_sockaddr, SockAddr};
+use super::unescape::{decode_into, leading_literal};
+use super::ParseOptions;
+
+/// Stand-in pid for unprefixed lines until the root's real pid shows.
+const PSEUDO_ROOT: u32 = u32::MAX;
+/// Root signals kept; more are counted, so memory stays bounded.
+pub(crate) const MAX_ROOT_SIGNALS: usize = 4096;
+
+/// Streaming state of one parse.
+pub(crate) struct Collector<'o> {
+    opts: &'o ParseOptions,
+    facts: TraceFacts,
+    procs: Procs,
+    joiner: Joiner,
+    root: Option<u32>,
+    /// Pids announced by `strace: Process N attached` (stderr output).
+    announced: HashSet<u32>,
+    joined: Vec<u8>,
+    scratch: Vec<u8>,
+    path: String,
+    other: String,
+}
+
+impl<'o> Collector<'o> {
+    pub(crate) fn new(opts: &'o ParseOptions) -> Self {
+        Collector {
+            opts,
+            facts: TraceFacts::default(),
+            procs: Procs::default(),
+            joiner: Joiner::default(),
+            root: None,
+            announced: HashSet::new(),
+            joined: Vec::new(),
+            scratch: Vec::new(),
+            path: String::new(),
+            other: String::new(),
+        }
+    }
+
+    pub(crate) fn finish(self) -> TraceFacts {
+        self.facts
+    }
+
+    pub(crate) fn malformed(&mut self) {
+        self.facts.malformed_lines += 1;
+    }
+
+    /// One line of trace text, without its newline.
+    pub(crate) fn line(&mut self, line: &[u8]) {
+        let Some(head) = split_head(line) else {
+            return self.malformed();
+        };
+        let body = head.body;
+        if let Some(notice) = body.strip_prefix(b"strace: ") {
+            return self.notice(notice);
+        }
+        let pid = self.resolve_pid(head.pid);
+        match body.first() {
+            Some(b'+') if body.starts_with(b"+++ ") => self.exit_line(pid, body),
+            Some(b'-') if body.starts_with(b"--- ") => self.signal_line(pid, body),
+            Some(b'<') => self.resumed_line(pid, body),
+            _ => self.call_line(pid, body),
+        }
+    }
+
+    /// Maps a line's pid prefix to a process, learning the root.
+    fn resolve_pid(&mut self, pid: Option<u32>) -> u32 {
+        match pid {
+            Some(p) => {
+                match self.root {
+                    None => self.root = Some(p),
+                    // stderr output: the unprefixed root shows its real pid once
+                    // a second process exists; any pid not announced as attached is it.
+                    Some(PSEUDO_ROOT)
+                        if !self.procs.is_live(p)
+                            && !self.announced.contains(&p)
+                            && self.procs.is_live(PSEUDO_ROOT) =>
+                    {
+                        self.procs.rename(PSEUDO_ROOT, p);
+                        self.joiner.rename(PSEUDO_ROOT, p);
+                        self.root = Some(p);
+                    }
+                    Some(_) => {}
+                }
+                self.procs.touch(p);
+                p
+            }
+            None => {
+                let p = match self.root {
+                    None => {
+                        self.root = Some(PSEUDO_ROOT);
+                        PSEUDO_ROOT
+                    }
+                    Some(r) => self.procs.single_live().unwrap_or(r),
+                };
+                self.procs.touch(p);
+                p
+            }
+        }
+    }
+
+    /// `strace: Process N attached` and other notices of strace itself.
+    fn notice(&mut self, notice: &[u8]) {
+        if let Some(n) = attached_pid(notice) {
+            self.announced.insert(n);
+            self.procs.touch(n);
+        }
+    }
+
+    fn exit_line(&mut self, pid: u32, body: &[u8]) {
+        let inner = body
+            .strip_prefix(b"+++ ")
+            .and_then(|b| b.strip_suffix(b" +++"));
+        let status = match inner {
+            Some(i) if i.starts_with(b"exited with ") => std::str::from_utf8(&i[12..])
+                .ok()
+                .and_then(|c| c.parse::<i32>().ok())
+                .map(|code| ExitStatus::Exited { code }),
+            Some(i) if i.starts_with(b"killed by ") => {
+                let rest = &i[10..];
+                let (sig, core_dumped) = match rest.strip_suffix(b" (core dumped)") {
+                    Some(s) => (s, true),
+                    None => (rest, false),
+                };
+                std::str::from_utf8(sig).ok().map(|s| ExitStatus::Killed {
+                    signal: s.to_owned(),
+                    core_dumped,
+                })
+            }
+            // `+++ superseded by execve in pid N +++`: a thread's exec.
+            Some(i) if i.starts_with(b"superseded by execve") => {
+                self.procs.exited(pid);
+                self.joiner.forget(pid);
+                return;
+            }
+            _ => None,
+        };
+        let Some(status) = status else {
+            return self.malformed();
+        };
+        if Some(pid) == self.root {
+            self.facts.root_exit = Some(status);
+        }
+        self.procs.exited(pid);
+        self.joiner.forget(pid);
+    }
+
+    fn signal_line(&mut self, pid: u32, body: &[u8]) {
+        let Some(inner) = body
+            .strip_prefix(b"--- ")
+            .and_then(|b| b.strip_suffix(b" ---"))
+        else {
+            return self.malformed();
+        };
+        if !inner.starts_with(b"SIG") {
+            // `--- stopped by SIGSTOP ---` and the like.
+            return;
+        }
+        if Some(pid) != self.root {
+            return;
+        }
+        let end = inner.iter().position(|&b| b == b' ').unwrap_or(inner.len());
+        let Ok(name) = std::str::from_utf8(&inner[..end]) else {
+            return self.malformed();
+        };
+        if self.facts.root_signals.len() < MAX_ROOT_SIGNALS {
+            self.facts.root_signals.push(name.to_owned());
+        } else {
+            self.facts.root_signals_dropped += 1;
+        }
+    }
+
+    fn resumed_line(&mut self, pid: u32, body: &[u8]) {
+        if body == UNFINISHED {
+            // The tail of a call split by an attach notice (stderr output).
+            return;
+        }
+        let Some((name, rest)) = split_resumed(body) else {
+            return self.malformed();
+        };
+        let mut joined = std::mem::take(&mut self.joined);
+        if self.joiner.resume(pid, name, rest, &mut joined) {
+            self.call(pid, &joined);
+        } else {
+            self.malformed();
+        }
+        self.joined = joined;
+    }
+
+    fn call_line(&mut self, pid: u32, body: &[u8]) {
+        let Some(name) = super::call::call_name(body) else {
+            return self.malformed();
+        };
+        let wanted = Wanted::of(name);
+        if let Some(head) = strip_unfinished(body) {
+            if wanted == Some(Wanted::Clone) {
+                self.procs.clone_started(pid);
+            }
+            // Uninteresting calls park only their name, to keep joining exact.
+            let keep = if wanted.is_some() {
+                head
+            } else {
+                &body[..name.len() + 1]
+            };
+            if !self.joiner.park(pid, keep) {
+                self.malformed();
+            }
+            return;
+        }
+        if wanted.is_none() {
+            return;
+        }
+        // stderr output: `vfork(strace: Process 12 attached` then ` <unfinished ...>`.
+        if let Some(at) = memmem::find(body, b"strace: Process ") {
+            if let Some(n) = attached_pid(&body[at + 8..]) {
+                self.announced.insert(n);
+                if wanted == Some(Wanted::Clone) {
+                    self.procs.clone_started(pid);
+                }
+                self.joiner.park(pid, &body[..at]);
+                self.procs.touch(n);
+                return;
+            }
+        }
+        self.call(pid, body);
+    }
+
+    /// A complete call.
+    fn call(&mut self, pid: u32, body: &[u8]) {
+        let Some(name) = super::call::call_name(body) else {
+            return self.malformed();
+        };
+        let Some(wanted) = Wanted::of(name) else {
+            return;
+        };
+        let Some(call) = parse_call(body) else {
+            if wanted == Wanted::Clone {
+                self.procs.clone_finished(pid, None, false);
+            }
+            return self.malformed();
+        };
+        let understood = match wanted {
+            Wanted::Open => self.open(pid, &call),
+            Wanted::Exec => self.exec(pid, &call),
+            Wanted::Clone => self.clone_call(pid, &call),
+            Wanted::Mmap => self.mmap(pid, &call),
+            Wanted::Connect | Wanted::Bind => self.socket(&call, wanted),
+        };
+        if !understood {
+            self.malformed();
+        }
+    }
+
+    /// Decodes the literal at the start of `a` into `self.path`.
+    fn literal_to_path(&mut self, a: &[u8]) -> Option<()> {
+        let (lit, _) = leading_literal(a)?;
+        self.path.clear();
+        decode_into(lit, &mut self.scratch, &mut self.path);
+        Some(())
+    }
+
+    /// Joins `self.path` (when relative) to a dirfd argument's decoration.
+    fn join_to_dirfd(&mut self, dirfd: &[u8]) {
+        if self.path.starts_with('/') {
+            return;
+        }
+        let Some(dir) = parse_value(dirfd).decoration else {
+            return;
+        };
+        self.other.clear();
+        decode_into(dir, &mut self.scratch, &mut self.other);
+        if self.path.is_empty() {
+            std::mem::swap(&mut self.path, &mut self.other);
+            return;
+        }
+        if !self.other.ends_with('/') {
+            self.other.push('/');
+        }
+        self.other.push_str(&self.path);
+        std::mem::swap(&mut self.path, &mut self.other);
+    }
+
+    fn open(&mut self, pid: u32, call: &Call<'_>) -> bool {
+        let (dirfd, path, flags) = match call.name {
+            b"open" => (None, arg(call.args, 0), arg(call.args, 1)),
+            b"openat" => (arg(call.args, 0), arg(call.args, 1), arg(call.args, 2)),
+            _ => (
+                arg(call.args, 0),
+                arg(call.args, 1),
+                arg(call.args, 2).and_then(|h| field(h, b"flags")),
+            ),
+        };
+        let (Some(path), Some(flags)) = (path, flags) else {
+            return false;
+        };
+        let Some(flags) = parse_open_flags(flags) else {
+            return false;
+        };
+        if !call.ret.ok() {
+            return true;
+        }
+        if let Some(dec) = call.ret.decoration {
+            self.path.clear();
+            decode_into(dec, &mut self.scratch, &mut self.path);
+        } else {
+            if self.literal_to_path(path).is_none() {
+                return false;
+            }
+            if let Some(d) = dirfd {
+                self.join_to_dirfd(d);
+            }
+        }
+        if let Some(fd) = call.ret.value.and_then(|v| i32::try_from(v).ok()) {
+            self.procs.opened(pid, fd, &self.path);
+        }
+        if flags.directory || is_pseudo_fs(&self.path) {
+            return true;
+        }
+        let t = &mut self.facts.trace;
+        if flags.reads() {
+            if is_cert(&self.path) {
+                insert(&mut t.cert_paths_read, &self.path);
+            }
+            insert(&mut t.files_read, &self.path);
+        }
+        if flags.writes() {
+            insert(&mut t.files_written, &self.path);
+        }
+        true
+    }
+
+    fn exec(&mut self, pid: u32, call: &Call<'_>) -> bool {
+        let at = call.name == b"execveat";
+        let base = usize::from(at);
+        let (Some(path), Some(argv)) = (arg(call.args, base), arg(call.args, base + 1)) else {
+            return false;
+        };
+        if call.ret.value != Some(0) {
+            return true;
+        }
+        if self.literal_to_path(path).is_none() {
+            return false;
+        }
+        if at {
+            if let Some(d) = arg(call.args, 0) {
+                self.join_to_dirfd(d);
+            }
+        }
+        let via_self_exe = self.path == "/proc/self/exe";
+        if via_self_exe {
+            if let Some(exe) = self.procs.exe(pid) {
+                self.path.clear();
+                self.path.push_str(&exe);
+            }
+        }
+        // argv[0], for busybox and `/proc/self/exe` re-execs.
+        self.other.clear();
+        if let Some((lit, _)) = argv.strip_prefix(b"[").and_then(leading_literal) {
+            decode_into(lit, &mut self.scratch, &mut self.other);
+        }
+        let program = if via_self_exe || basename(&self.path) == "busybox" {
+            basename(&self.other)
+        } else {
+            basename(&self.path)
+        };
+        if is_shell(program) {
+            self.facts.trace.shell_invocations += 1;
+        }
+        insert(&mut self.facts.trace.binaries_executed, &self.path);
+        match script_interpreter(&self.path, &self.opts.interpreters) {
+            Some(interp) => {
+                if is_shell(basename(interp)) {
+                    self.facts.script_shell_invocations += 1;
+                }
+                self.procs.exec(pid, interp);
+            }
+            None => self.procs.exec(pid, &self.path),
+        }
+        true
+    }
+
+    fn clone_call(&mut self, pid: u32, call: &Call<'_>) -> bool {
+        let flags = match call.name {
+            b"clone3" => arg(call.args, 0).and_then(|a| field(a, b"flags")),
+            _ => super::call::split_args(call.args).find_map(|a| a.strip_prefix(b"flags=")),
+        };
+        let share = flags.is_some_and(|f| f.split(|&b| b == b'|').any(|t| t == b"CLONE_FILES"));
+        let child = call
+            .ret
+            .value
+            .filter(|&v| v > 0)
+            .and_then(|v| u32::try_from(v).ok());
+        self.procs.clone_finished(pid, child, share);
+        true
+    }
+
+    fn mmap(&mut self, pid: u32, call: &Call<'_>) -> bool {
+        let (Some(prot), Some(fd)) = (arg(call.args, 2), arg(call.args, 4)) else {
+            return false;
+        };
+        if !prot_exec(prot) {
+            return true;
+        }
+        let fd = parse_value(fd);
+        let Some(n) = fd.value.filter(|&v| v >= 0) else {
+            return true;
+        };
+        if let Some(dec) = fd.decoration {
+            self.path.clear();
+            decode_into(dec, &mut self.scratch, &mut self.path);
+            insert(&mut self.facts.trace.shared_libs_loaded, &self.path);
+        } else if let Some(p) = i32::try_from(n)
+            .ok()
+            .and_then(|n| self.procs.fd_path(pid, n))
+        {
+            insert(&mut self.facts.trace.shared_libs_loaded, &p);
+        }
+        true
+    }
+
+    fn socket(&mut self, call: &Call<'_>, kind: Wanted) -> bool {
+        let Some(addr) = arg(call.args, 1) else {
+            return false;
+        };
+        let Some(sa) = parse_sockaddr(addr, &mut self.scratch, &mut self.path) else {
+            return true;
+        };
+        let t = &mut self.facts.trace;
+        match (sa, kind) {
+            (SockAddr::Inet { .. }, Wanted::Connect) => {
+                insert(&mut t.network_endpoints_touched.outbound, &self.path)
+            }
+            (SockAddr::Inet { port }, _) if port != 0 => {
+                insert(&mut t.network_endpoints_touched.inbound, &self.path)
+            }
+            (SockAddr::Inet { .. }, _) => {}
+            (SockAddr::Unix, _) => insert(&mut t.unix_sockets, &self.path),
+        }
+        true
+    }
+}
+
+/// Syscalls the facts come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wanted {
+    Open,
+    Exec,
+    Clone,
+    Mmap,
+    Connect,
+    Bind,
+}
+
+impl Wanted {
+    fn of(name: &[u8]) -> Option<Wanted> {
+        Some(match name {
+            b"open" | b"openat" | b"openat2" => Wanted::Open,
+            b"execve" | b"execveat" => Wanted::Exec,
+            b"clone" | b"clone3" | b"fork" | b"vfork" => Wanted::Clone,
+            b"mmap" | b"mmap2" => Wanted::Mmap,
+            b"connect" => Wanted::Connect,
+            b"bind" => Wanted::Bind,
+            _ => return None,
+        })
+    }
+}
+
+/// `N` of `Process N attached`.
+fn attached_pid(notice: &[u8]) -> Option<u32> {
+    let rest = notice.strip_prefix(b"Process ")?;
+    let n = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    if !rest[n..].starts_with(b" attached") {
+        return None;
+    }
+    parse_u32(&rest[..n])
+}
+
+/// Inserts without allocating when already present.
+fn insert(set: &mut BTreeSet<String>, s: &str) {
+    if !set.contains(s) {
+        set.insert(s.to_owned());
+    }
+}

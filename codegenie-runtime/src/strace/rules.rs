@@ -1,0 +1,215 @@
+//! Path and name rules of the contract: exclusions, certificates, shells,
+//! open flags, and interpreter chains.
+
+use std::collections::BTreeMap;
+
+/// Program names that count as a shell.
+pub const SHELLS: &[&str] = &["sh", "bash", "dash", "ash", "zsh", "ksh", "mksh"];
+
+/// Whether `name` (a program basename) is a shell.
+pub fn is_shell(name: &str) -> bool {
+    SHELLS.contains(&name)
+}
+
+/// The last `/`-separated component.
+pub fn basename(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// `/proc`, `/sys`, `/dev` and everything under them.
+pub fn is_pseudo_fs(path: &str) -> bool {
+    ["/proc", "/sys", "/dev"].iter().any(|p| {
+        path.strip_prefix(p)
+            .is_some_and(|r| r.is_empty() || r.starts_with('/'))
+    })
+}
+
+const CERT_DIRS: &[&str] = &[
+    "/etc/ssl/",
+    "/etc/pki/",
+    "/etc/ca-certificates/",
+    "/usr/share/ca-certificates/",
+    "/usr/local/share/ca-certificates/",
+];
+
+/// A certificate path: under a certificate folder (except `*.cnf`), or
+/// named `*.pem`, `*.crt`, `*.cer` in any case.
+pub fn is_cert(path: &str) -> bool {
+    let ends = |suffix: &str| {
+        path.len() >= suffix.len()
+            && path.as_bytes()[path.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
+    };
+    if ends(".pem") || ends(".crt") || ends(".cer") {
+        return true;
+    }
+    CERT_DIRS.iter().any(|d| path.starts_with(d)) && !path.ends_with(".cnf")
+}
+
+/// What an open's flags say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct OpenFlags {
+    /// `O_ACCMODE` bits: 0 read-only, 1 write-only, 2 read-write.
+    pub access: u8,
+    /// `O_CREAT`.
+    pub create: bool,
+    /// `O_DIRECTORY`.
+    pub directory: bool,
+}
+
+impl OpenFlags {
+    /// Counts for `files_read`.
+    pub(crate) fn reads(&self) -> bool {
+        self.access != 1
+    }
+    /// Counts for `files_written`.
+    pub(crate) fn writes(&self) -> bool {
+        self.access == 1 || self.access == 2 || self.create
+    }
+}
+
+/// Parses `O_RDONLY|O_CLOEXEC`, `O_WRONLY|O_CREAT|0x400000` or a number.
+/// Numeric bits use the generic Linux values (x86, arm64, riscv).
+pub(crate) fn parse_open_flags(text: &[u8]) -> Option<OpenFlags> {
+    let mut f = OpenFlags::default();
+    let mut any = false;
+    for tok in text.split(|&b| b == b'|') {
+        let tok = tok.trim_ascii();
+        any = true;
+        match tok {
+            b"O_RDONLY" => {}
+            b"O_WRONLY" => f.access = 1,
+            b"O_RDWR" => f.access = 2,
+            b"O_CREAT" => f.create = true,
+            b"O_DIRECTORY" => f.directory = true,
+            _ => {
+                if let Some(v) = parse_number(tok) {
+                    f.access |= (v & 3) as u8;
+                    f.create |= v & 0o100 != 0;
+                    f.directory |= v & 0o200000 != 0;
+                } else if !tok.starts_with(b"O_") && !tok.starts_with(b"__O_") {
+                    return None;
+                }
+            }
+        }
+    }
+    any.then_some(f)
+}
+
+/// `0x1f`, `0755` or `42`.
+pub(crate) fn parse_number(tok: &[u8]) -> Option<u64> {
+    let s = std::str::from_utf8(tok).ok()?;
+    if let Some(h) = s.strip_prefix("0x") {
+        u64::from_str_radix(h, 16).ok()
+    } else if s.len() > 1 && s.starts_with('0') {
+        u64::from_str_radix(&s[1..], 8).ok()
+    } else {
+        s.parse().ok()
+    }
+}
+
+/// Whether a `PROT_*` argument includes `PROT_EXEC`.
+pub(crate) fn prot_exec(text: &[u8]) -> bool {
+    text.split(|&b| b == b'|').any(|t| {
+        let t = t.trim_ascii();
+        t == b"PROT_EXEC" || parse_number(t).is_some_and(|v| v & 4 != 0)
+    })
+}
+
+/// A `PT_INTERP` loader (`ld-linux-x86-64.so.2`, `ld-musl-x86_64.so.1`,
+/// `ld.so`): running it does not change what `/proc/self/exe` names.
+pub fn is_elf_loader(path: &str) -> bool {
+    let b = basename(path);
+    b.starts_with("ld-") || b.starts_with("ld.so") || b.starts_with("ld64.so")
+}
+
+/// The script interpreter a process runs after exec'ing `path` (following
+/// `#!` chains a few levels, as the kernel does), or `None` when `path` is not
+/// a script per the map (an ELF with a `PT_INTERP` loader is not a script).
+pub fn script_interpreter<'a>(
+    path: &str,
+    interpreters: &'a BTreeMap<String, String>,
+) -> Option<&'a str> {
+    let mut current: Option<&'a str> = None;
+    let mut key = path;
+    for _ in 0..4 {
+        match interpreters.get(key) {
+            Some(i) if !is_elf_loader(i) => {
+                current = Some(i.as_str());
+                key = i.as_str();
+            }
+            _ => break,
+        }
+    }
+    current
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn certificate_paths() {
+        for p in [
+            "/etc/ssl/certs/ca-certificates.crt",
+            "/etc/ssl/certs/abcd1234.0",
+            "/etc/pki/tls/cert.pem",
+            "/etc/ca-certificates/update.d/x",
+            "/usr/share/ca-certificates/mozilla/X.crt",
+            "/usr/local/share/ca-certificates/corp",
+            "/app/certs/server.PEM",
+            "/app/a.Cer",
+        ] {
+            assert!(is_cert(p), "{p}");
+        }
+        for p in [
+            "/etc/ssl/openssl.cnf",
+            "/etc/hosts",
+            "/app/pem",
+            "/app/x.pem.bak",
+            "/etc/ssl",
+        ] {
+            assert!(!is_cert(p), "{p}");
+        }
+    }
+
+    #[test]
+    fn pseudo_filesystems() {
+        assert!(is_pseudo_fs("/proc"));
+        assert!(is_pseudo_fs("/proc/self/maps"));
+        assert!(is_pseudo_fs("/dev/null"));
+        assert!(is_pseudo_fs("/sys/fs/cgroup"));
+        assert!(!is_pseudo_fs("/devices"));
+        assert!(!is_pseudo_fs("/app/proc/x"));
+    }
+
+    #[test]
+    fn open_flags() {
+        let f = |s: &str| parse_open_flags(s.as_bytes()).unwrap();
+        assert!(f("O_RDONLY|O_CLOEXEC").reads() && !f("O_RDONLY|O_CLOEXEC").writes());
+        assert!(!f("O_WRONLY|O_CREAT|O_TRUNC").reads() && f("O_WRONLY").writes());
+        assert!(f("O_RDWR").reads() && f("O_RDWR").writes());
+        assert!(f("O_RDONLY|O_CREAT").reads() && f("O_RDONLY|O_CREAT").writes());
+        assert!(f("O_RDONLY|O_NONBLOCK|O_CLOEXEC|O_DIRECTORY").directory);
+        assert_eq!(f("0x241").access, 1);
+        assert!(f("0x241").create);
+        assert!(!f("O_RDONLY|0x200000").directory);
+        assert!(parse_open_flags(b"garbage").is_none());
+    }
+
+    #[test]
+    fn interpreter_chains_skip_elf_loaders() {
+        let m: BTreeMap<String, String> = [
+            ("/app/run.sh", "/bin/sh"),
+            ("/bin/sh", "/lib/ld-musl-x86_64.so.1"),
+            ("/app/tool.py", "/app/wrapper.sh"),
+            ("/app/wrapper.sh", "/bin/bash"),
+        ]
+        .into_iter()
+        .map(|(a, b)| (a.to_owned(), b.to_owned()))
+        .collect();
+        assert_eq!(script_interpreter("/app/run.sh", &m), Some("/bin/sh"));
+        assert_eq!(script_interpreter("/bin/sh", &m), None);
+        assert_eq!(script_interpreter("/app/tool.py", &m), Some("/bin/bash"));
+        assert_eq!(script_interpreter("/usr/bin/env", &m), None);
+    }
+}

@@ -1,0 +1,83 @@
+//! `codegenie parse-strace FILE [FILE...]`: the facts of strace output as
+//! ParsedTrace JSON (several files are unioned; `-` reads stdin).
+
+use std::fs::File;
+use std::io::{self, BufReader, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use codegenie_runtime::strace::{parse_trace, ParseOptions, ParsedTrace};
+
+use super::CliError;
+
+/// Read buffer: large reads keep the line scanner fed.
+const READ_BUFFER: usize = 1 << 20;
+
+/// Arguments of `codegenie parse-strace`.
+#[derive(Debug, Args)]
+pub struct ParseStraceArgs {
+    /// Trace files written by `strace -f` (`-` for stdin).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Also report, on stderr, how many lines were skipped as malformed.
+    #[arg(long)]
+    pub stats: bool,
+}
+
+/// A trace that could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ParseStraceError {
+    /// Opening the file failed.
+    #[error("cannot open {path}: {source}")]
+    Open {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: io::Error,
+    },
+    /// Reading the file failed part-way.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: io::Error,
+    },
+}
+
+pub(super) fn run(args: ParseStraceArgs) -> Result<ExitCode, CliError> {
+    let opts = ParseOptions::default();
+    let mut union = ParsedTrace::default();
+    for file in &args.files {
+        let name = file.display().to_string();
+        let facts = if name == "-" {
+            parse_trace(io::stdin().lock(), &opts).map_err(|source| ParseStraceError::Read {
+                path: "<stdin>".into(),
+                source,
+            })?
+        } else {
+            let f = File::open(file).map_err(|source| ParseStraceError::Open {
+                path: name.clone(),
+                source,
+            })?;
+            parse_trace(BufReader::with_capacity(READ_BUFFER, f), &opts).map_err(|source| {
+                ParseStraceError::Read {
+                    path: name.clone(),
+                    source,
+                }
+            })?
+        };
+        if args.stats {
+            eprintln!(
+                "{name}: {} malformed line(s) skipped",
+                facts.malformed_lines
+            );
+        }
+        union.union(&facts.trace);
+    }
+    let mut out = io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, &union)?;
+    writeln!(out)?;
+    Ok(ExitCode::SUCCESS)
+}

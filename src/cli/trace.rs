@@ -1,0 +1,154 @@
+//! `codegenie trace <repo>`: run the runtime-trace probe through the
+//! coordinator (so the cache applies) and write its slice and artifacts.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, ValueEnum};
+use codegenie_runtime::coordinator::{Coordinator, GatherOptions, ProbeStatus};
+use codegenie_runtime::writer::Writer;
+use codegenie_runtime::{ContentCache, Registry, RepoSnapshot};
+
+use super::{CliError, EXIT_PROBE_FAILED};
+
+/// The probe this command runs.
+const PROBE: &str = "runtime_trace";
+
+/// Where the scenarios run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendArg {
+    /// Hardened containers on the Docker engine.
+    Docker,
+    /// This machine, in a private network namespace.
+    Host,
+}
+
+/// Arguments of `codegenie trace`.
+#[derive(Debug, Args)]
+pub struct TraceArgs {
+    /// The repository to trace (it needs a Dockerfile).
+    pub repo: PathBuf,
+    /// Where the scenarios run.
+    #[arg(long, value_enum, default_value_t = BackendArg::Docker)]
+    pub backend: BackendArg,
+    /// Neither read nor write the cache.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Print the coordinator's record as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Probe setting `KEY=VALUE` (e.g. `runtime_trace.scenario_timeout_ms=5000`).
+    #[arg(long = "set", value_name = "KEY=VALUE", hide = true)]
+    pub settings: Vec<String>,
+}
+
+pub(super) fn run(args: TraceArgs) -> Result<ExitCode, CliError> {
+    let repo = RepoSnapshot::open(&args.repo)
+        .map_err(|e| format!("cannot open repository {}: {e}", args.repo.display()))?;
+    let registry = Registry::load()?;
+    let mut coordinator = Coordinator::new(registry);
+    if !args.no_cache {
+        coordinator = coordinator.with_cache(Arc::new(ContentCache::for_repo_root(repo.root())));
+    }
+    let mut ctx = super::probe_context();
+    for kv in &args.settings {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| format!("--set {kv}: expected KEY=VALUE"))?;
+        ctx.settings.insert(k.to_owned(), v.to_owned());
+    }
+    let backend = match args.backend {
+        BackendArg::Docker => "docker",
+        BackendArg::Host => "host",
+    };
+    ctx.settings
+        .insert("runtime_trace.backend".to_owned(), backend.to_owned());
+    let opts = GatherOptions {
+        only: vec![PROBE.to_owned()],
+        no_cache: args.no_cache,
+        ctx,
+    };
+    let rt = super::tokio_runtime()?;
+    let report = rt.block_on(coordinator.gather(&repo, &opts))?;
+    let rec = report
+        .records
+        .iter()
+        .find(|r| r.name == PROBE)
+        .ok_or("the runtime_trace probe is not registered in this binary")?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(rec)?);
+    }
+    match &rec.status {
+        ProbeStatus::Skipped { .. } => {
+            return Err(format!(
+                "nothing to trace: {} has no Dockerfile",
+                repo.root().display()
+            )
+            .into())
+        }
+        ProbeStatus::Failed { error } => {
+            eprintln!("error: runtime trace failed: {error}");
+            return Ok(ExitCode::from(EXIT_PROBE_FAILED));
+        }
+        ProbeStatus::TimedOut { after_ms } => {
+            eprintln!("error: runtime trace timed out after {after_ms} ms");
+            return Ok(ExitCode::from(EXIT_PROBE_FAILED));
+        }
+        ProbeStatus::Ran | ProbeStatus::CacheHit => {}
+    }
+    let written = Writer::new(repo.root()).write_record(rec)?;
+    if !args.json {
+        print_summary(rec, written.as_ref().map(|w| w.json.display().to_string()));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_summary(rec: &codegenie_runtime::coordinator::ProbeRecord, path: Option<String>) {
+    let Some(out) = &rec.output else { return };
+    let s = &out.schema_slice;
+    let status = match rec.status {
+        ProbeStatus::CacheHit => "cache hit",
+        _ => "ran",
+    };
+    println!(
+        "runtime_trace: {status} in {} ms, confidence {}",
+        rec.duration_ms,
+        s["trace_coverage_confidence"].as_str().unwrap_or("?")
+    );
+    let mut rows = Vec::new();
+    for sc in s["scenarios"].as_array().into_iter().flatten() {
+        let kind = sc["outcome"]["kind"].as_str().unwrap_or("?").to_owned();
+        let detail = match &sc["outcome"]["detail"] {
+            serde_json::Value::Null => String::new(),
+            d => d.to_string(),
+        };
+        rows.push([
+            sc["name"].as_str().unwrap_or("?").to_owned(),
+            kind,
+            format!("{} ms", sc["wall_clock_ms"]),
+            detail,
+        ]);
+    }
+    super::probes::print_table(&["SCENARIO", "RESULT", "TIME", "DETAIL"], &rows);
+    let count = |k: &str| s[k].as_array().map_or(0, |a| a.len());
+    println!(
+        "binaries {}, shared libs {}, certs {}, shell invocations {}, outbound {}, inbound {}",
+        count("binaries_executed"),
+        count("shared_libs_loaded"),
+        count("cert_paths_read"),
+        s["shell_invocations"],
+        s["network_endpoints_touched"]["outbound"]
+            .as_array()
+            .map_or(0, |a| a.len()),
+        s["network_endpoints_touched"]["inbound"]
+            .as_array()
+            .map_or(0, |a| a.len()),
+    );
+    for w in &out.warnings {
+        println!("warning: {w}");
+    }
+    if let Some(p) = path {
+        println!("written: {p}");
+    }
+}

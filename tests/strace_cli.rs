@@ -1,0 +1,104 @@
+//! `codegenie parse-strace`: JSON on stdout, union of several files, stdin,
+//! and errors that name the file.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_codegenie"))
+}
+
+fn fixture(name: &str) -> String {
+    format!(
+        "{}/tests/fixtures/strace/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+#[test]
+fn prints_the_exact_fields_of_the_contract() {
+    let out = bin()
+        .args(["parse-strace", &fixture("python_net_threads.trace")])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        [
+            "binaries_executed",
+            "cert_paths_read",
+            "files_read",
+            "files_written",
+            "network_endpoints_touched",
+            "shared_libs_loaded",
+            "shell_invocations",
+            "unix_sockets"
+        ]
+    );
+    let expected: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("python_net_threads.expected.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(v, expected);
+}
+
+#[test]
+fn several_files_are_unioned_and_dash_reads_stdin() {
+    let mut child = bin()
+        .args([
+            "parse-strace",
+            &fixture("sigkill_t.trace"),
+            "-",
+            &fixture("non_utf8_r.trace"),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"9 connect(3, {sa_family=AF_INET, sin_port=htons(80), sin_addr=inet_addr(\"127.0.0.1\")}, 16) = -1 ENETUNREACH (Network is unreachable)\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // sh from both traces, once each: 2; cat from the second.
+    assert_eq!(v["shell_invocations"], 2);
+    assert_eq!(
+        v["binaries_executed"],
+        serde_json::json!(["/usr/bin/cat", "/usr/bin/sh"])
+    );
+    assert_eq!(
+        v["network_endpoints_touched"]["outbound"],
+        serde_json::json!(["127.0.0.1:80"])
+    );
+    assert!(v["files_read"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p == "weird/café"));
+}
+
+#[test]
+fn an_unreadable_file_is_named_in_the_error() {
+    let out = bin()
+        .args([
+            "parse-strace",
+            &fixture("sigkill_t.trace"),
+            "/nonexistent/trace.txt",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent/trace.txt"), "{err}");
+    assert!(out.stdout.is_empty());
+}

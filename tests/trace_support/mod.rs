@@ -1,0 +1,194 @@
+//! Shared helpers of the runtime-trace tests: fixture repositories built
+//! FROM scratch with Debian's static busybox, probe runs through the real
+//! coordinator and the real Docker engine, and an engine watcher.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use codegenie::coordinator::{Coordinator, GatherOptions, ProbeRecord};
+use codegenie::runtime_trace::engine::{BuildDigestResolver, Engine, EngineKind, RUN_LABEL};
+use codegenie::{ContentCache, ProbeContext, Registry, RepoSnapshot};
+
+/// Busybox applets the fixture scripts use, as symlinks in `/bin`.
+const APPLETS: [&str; 5] = ["sh", "cat", "nc", "httpd", "sleep"];
+
+/// The static busybox placed by `tests/fixtures/fetch-busybox.sh`.
+pub fn busybox() -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bin/busybox");
+    assert!(
+        p.is_file(),
+        "{} is missing: run tests/fixtures/fetch-busybox.sh (it needs apt-get) before these tests",
+        p.display()
+    );
+    p
+}
+
+/// Docker-heavy tests take turns: two cores are shared, and the engine
+/// observations of one test must not see another test's containers.
+pub fn engine_lock() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Copy a fixture folder into a fresh temp dir, adding busybox and its applets under `bin/`.
+pub fn fixture_repo(fixture: &str) -> tempfile::TempDir {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(fixture);
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&src, dir.path());
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::copy(busybox(), bin.join("busybox")).unwrap();
+    for a in APPLETS {
+        let link = bin.join(a);
+        if !link.exists() {
+            std::os::unix::fs::symlink("busybox", link).unwrap();
+        }
+    }
+    dir
+}
+
+fn copy_tree(src: &Path, dest: &Path) {
+    std::fs::create_dir_all(dest).unwrap();
+    for e in std::fs::read_dir(src).unwrap() {
+        let e = e.unwrap();
+        let to = dest.join(e.file_name());
+        let ty = e.file_type().unwrap();
+        if ty.is_dir() {
+            copy_tree(&e.path(), &to);
+        } else if ty.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(e.path()).unwrap(), to).unwrap();
+        } else {
+            std::fs::copy(e.path(), &to).unwrap();
+        }
+    }
+}
+
+/// A unique run id for the `codegenie.run` label.
+pub fn run_id(test: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("test-{test}-{}-{nanos:x}", std::process::id())
+}
+
+/// A probe context like the CLI's, bundling the real `codegenie` binary.
+pub fn context(run_id: &str, extra: &[(&str, &str)]) -> ProbeContext {
+    let mut settings = BTreeMap::from([
+        (
+            "runtime_trace.helper".to_owned(),
+            env!("CARGO_BIN_EXE_codegenie").to_owned(),
+        ),
+        ("runtime_trace.run_id".to_owned(), run_id.to_owned()),
+    ]);
+    for (k, v) in extra {
+        settings.insert((*k).to_owned(), (*v).to_owned());
+    }
+    ProbeContext {
+        image_digest_resolver: Some(Arc::new(BuildDigestResolver::new(Engine::new(
+            EngineKind::Docker,
+        )))),
+        settings,
+    }
+}
+
+/// Run the runtime_trace probe through the coordinator (with the content
+/// cache) and write its outputs, like `codegenie trace`.
+pub fn run_probe(repo: &Path, ctx: ProbeContext, cache: bool) -> ProbeRecord {
+    let snapshot = RepoSnapshot::open(repo).unwrap();
+    let mut coordinator = Coordinator::new(Registry::load().unwrap());
+    if cache {
+        coordinator =
+            coordinator.with_cache(Arc::new(ContentCache::for_repo_root(snapshot.root())));
+    }
+    let opts = GatherOptions {
+        only: vec!["runtime_trace".to_owned()],
+        no_cache: !cache,
+        ctx,
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let report = rt.block_on(coordinator.gather(&snapshot, &opts)).unwrap();
+    let rec = report.records.into_iter().next().expect("one record");
+    codegenie::writer::Writer::new(snapshot.root())
+        .write_record(&rec)
+        .unwrap();
+    rec
+}
+
+/// Container ids carrying `codegenie.run=<run_id>`, asked of the engine.
+pub fn labelled_containers(run_id: &str) -> Vec<String> {
+    let out = Command::new("docker")
+        .args(["ps", "-a", "-q", "--filter"])
+        .arg(format!("label={RUN_LABEL}={run_id}"))
+        .output()
+        .expect("docker CLI");
+    assert!(out.status.success(), "docker ps failed: {out:?}");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Polls the engine for a run's containers from a thread, recording the
+/// most that existed at once and every id seen.
+pub struct EngineWatch {
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<(usize, std::collections::BTreeSet<String>)>>,
+}
+
+impl EngineWatch {
+    /// Start watching `run_id`.
+    pub fn start(run_id: &str) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (s, id) = (stop.clone(), run_id.to_owned());
+        let handle = std::thread::spawn(move || {
+            let mut max = 0;
+            let mut seen = std::collections::BTreeSet::new();
+            while !s.load(Ordering::SeqCst) {
+                let now = labelled_containers(&id);
+                max = max.max(now.len());
+                seen.extend(now);
+                std::thread::sleep(Duration::from_millis(25));
+            }
+            (max, seen)
+        });
+        EngineWatch {
+            stop,
+            handle: Some(handle),
+        }
+    }
+
+    /// Stop; returns (most containers at once, distinct containers seen).
+    pub fn finish(mut self) -> (usize, usize) {
+        self.stop.store(true, Ordering::SeqCst);
+        let (max, seen) = self.handle.take().unwrap().join().unwrap();
+        (max, seen.len())
+    }
+}
+
+/// The scenario result named `name` in a slice.
+pub fn scenario<'a>(slice: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    slice["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no scenario {name} in {slice:#}"))
+}
+
+/// The strings of a JSON array.
+pub fn strings(v: &serde_json::Value) -> Vec<String> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not an array: {v}"))
+        .iter()
+        .map(|s| s.as_str().unwrap().to_owned())
+        .collect()
+}
