@@ -170,7 +170,19 @@ fn explain_lists_files_tokens_key_and_what_changed() {
     assert_eq!(blake3, blake3::hash(b"v1\n").to_hex().as_str());
     let token = &before["inputs"]["tokens"][0];
     assert_eq!(token["token"], "image-digest:<resolved>");
-    assert_eq!(token["value"]["unresolved"]["reason"], "resolver_unbound");
+    // No Dockerfile here: whatever resolver the CLI binds, the digest is unresolved.
+    let reason = token["value"]["unresolved"]["reason"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        [
+            "resolver_unbound",
+            "resolver_returned_none",
+            "resolver_failed"
+        ]
+        .contains(&reason),
+        "{token}"
+    );
 
     assert_eq!(gather_status(t.path(), &[]), "ran");
     let after_run = explain_json(t.path());
@@ -207,9 +219,10 @@ fn explain_lists_files_tokens_key_and_what_changed() {
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("modified input.txt"), "{text}");
     assert!(
-        text.contains("<unresolved: no resolver bound in the context>"),
+        text.contains("token image-digest:<resolved> = <unresolved: "),
         "{text}"
     );
+    assert!(text.contains("(empty sentinel)"), "{text}");
     assert!(text.contains(changed["key"].as_str().unwrap()), "{text}");
 }
 
