@@ -111,9 +111,26 @@ fn parse_args(attr: TokenStream2) -> syn::Result<ProbeArgs> {
             ));
         }
         seen.push(key.clone());
+        // `macro_rules!` wraps `$x:literal` in an invisible group.
+        let mut value = &meta.value;
+        while let Expr::Group(g) = value {
+            value = &g.expr;
+        }
         match key.as_str() {
             "heaviness" => {
-                let lit = expect_str(&meta.value, "heaviness", "\"light\" or \"heavy\"")?;
+                if let Expr::Path(p) = value {
+                    if let Some(id) = p
+                        .path
+                        .get_ident()
+                        .filter(|i| HEAVINESS.contains(&i.to_string().as_str()))
+                    {
+                        return Err(syn::Error::new(
+                            id.span(),
+                            format!("`heaviness` takes a string; write `heaviness = \"{id}\"`"),
+                        ));
+                    }
+                }
+                let lit = expect_str(value, "heaviness", "\"light\" or \"heavy\"")?;
                 let v = lit.value();
                 if !HEAVINESS.contains(&v.as_str()) {
                     return Err(syn::Error::new(
@@ -126,7 +143,7 @@ fn parse_args(attr: TokenStream2) -> syn::Result<ProbeArgs> {
                 }
                 args.heaviness = v;
             }
-            "runs_last" => match &meta.value {
+            "runs_last" => match value {
                 Expr::Lit(ExprLit {
                     lit: Lit::Bool(b), ..
                 }) => args.runs_last = b.value,
@@ -138,7 +155,7 @@ fn parse_args(attr: TokenStream2) -> syn::Result<ProbeArgs> {
                 }
             },
             "name" => {
-                let lit = expect_str(&meta.value, "name", "a snake_case string")?;
+                let lit = expect_str(value, "name", "a snake_case string")?;
                 let v = lit.value();
                 if !is_snake_case(&v) {
                     return Err(syn::Error::new(
@@ -218,12 +235,24 @@ fn default_name(ty: &syn::Type) -> syn::Result<String> {
 
 fn register_probe_impl(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
     let args = parse_args(attr)?;
-    let imp: ItemImpl = syn::parse2(item.clone()).map_err(|_| {
-        syn::Error::new(
-            Span::call_site(),
-            "`#[register_probe]` goes on an `impl Probe for YourType` block",
-        )
-    })?;
+    let imp: ItemImpl = match syn::parse2::<syn::Item>(item) {
+        Ok(syn::Item::Impl(imp)) => imp,
+        Ok(other) => {
+            let what = item_kind(&other);
+            return Err(syn::Error::new(
+                item_head_span(&other),
+                format!(
+                    "`#[register_probe]` goes on an `impl Probe for YourType` block, not on {what}"
+                ),
+            ));
+        }
+        Err(_) => {
+            return Err(syn::Error::new(
+                Span::call_site(),
+                "`#[register_probe]` goes on an `impl Probe for YourType` block",
+            ))
+        }
+    };
     let trait_path = match &imp.trait_ {
         Some((None, path, _)) => path,
         Some((Some(bang), _, _)) => {
@@ -270,21 +299,13 @@ fn register_probe_impl(attr: TokenStream2, item: TokenStream2) -> syn::Result<To
     let runs_last = args.runs_last;
     let type_name = quote!(#self_ty).to_string().replace(' ', "");
     let span = self_ty.span();
-    let assert_probe = quote_spanned! {span=>
-        const _: fn() = || {
-            fn assert_probe<T: ::codegenie::__private::Probe + ::core::default::Default>() {}
-            assert_probe::<#self_ty>();
-        };
+    let construct = quote_spanned! {span=>
+        <#self_ty as ::codegenie::__private::RegisteredProbe>::construct
     };
     Ok(quote! {
         #imp
 
-        #assert_probe
-
         const _: () = {
-            fn construct() -> ::std::boxed::Box<dyn ::codegenie::__private::DynProbe> {
-                ::std::boxed::Box::new(<#self_ty as ::core::default::Default>::default())
-            }
             #[::codegenie::__private::linkme::distributed_slice(::codegenie::__private::PROBES)]
             #[linkme(crate = ::codegenie::__private::linkme)]
             static REGISTRATION: ::codegenie::__private::ProbeRegistration =
@@ -294,10 +315,32 @@ fn register_probe_impl(attr: TokenStream2, item: TokenStream2) -> syn::Result<To
                     runs_last: #runs_last,
                     type_name: #type_name,
                     location: ::core::concat!(::core::file!(), ":", ::core::line!()),
-                    construct,
+                    construct: #construct,
                 };
         };
     })
+}
+
+fn item_kind(item: &syn::Item) -> &'static str {
+    match item {
+        syn::Item::Struct(_) => "a struct (put it on the struct's `impl Probe for ...` block)",
+        syn::Item::Enum(_) => "an enum (put it on the enum's `impl Probe for ...` block)",
+        syn::Item::Fn(_) => "a function",
+        syn::Item::Trait(_) => "a trait",
+        syn::Item::Mod(_) => "a module",
+        _ => "this item",
+    }
+}
+
+fn item_head_span(item: &syn::Item) -> Span {
+    match item {
+        syn::Item::Struct(s) => s.ident.span(),
+        syn::Item::Enum(e) => e.ident.span(),
+        syn::Item::Fn(f) => f.sig.ident.span(),
+        syn::Item::Trait(t) => t.ident.span(),
+        syn::Item::Mod(m) => m.ident.span(),
+        other => other.span(),
+    }
 }
 
 struct InputList(Punctuated<LitStr, Token![,]>);
@@ -375,7 +418,13 @@ fn declared_inputs_impl(input: TokenStream2) -> syn::Result<TokenStream2> {
         }
     }
     if let Some(e) = errors {
-        return Err(e);
+        // Keep the expression well-typed so the user sees only our messages.
+        let errs = e.to_compile_error();
+        return Ok(quote! {{
+            #errs
+            const INPUTS: &[::codegenie::__private::DeclaredInput] = &[];
+            INPUTS
+        }});
     }
     Ok(quote! {{
         const INPUTS: &[::codegenie::__private::DeclaredInput] = &[#(#items),*];

@@ -93,10 +93,12 @@ pub struct GatherReport {
 #[derive(Debug, thiserror::Error)]
 pub enum CoordinatorError {
     /// `--only` named a probe that is not registered.
-    #[error("no probe named `{name}`; registered probes: {known}")]
+    #[error("no probe named `{name}`{}; registered probes: {known}", suggestion.as_ref().map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default())]
     UnknownProbe {
         /// The requested name.
         name: String,
+        /// The closest registered name, if one is close.
+        suggestion: Option<String>,
         /// The registered names.
         known: String,
     },
@@ -136,8 +138,17 @@ impl Coordinator {
     ) -> Result<GatherReport, CoordinatorError> {
         for name in &opts.only {
             if self.registry.get(name).is_none() {
+                let suggestion = self
+                    .registry
+                    .names()
+                    .into_iter()
+                    .map(|k| (k, strsim::damerau_levenshtein(name, k)))
+                    .filter(|(k, d)| *d <= 2.max(k.len() / 4))
+                    .min_by_key(|(_, d)| *d)
+                    .map(|(k, _)| k.to_owned());
                 return Err(CoordinatorError::UnknownProbe {
                     name: name.clone(),
+                    suggestion,
                     known: self.registry.names().join(", "),
                 });
             }

@@ -40,7 +40,7 @@ pub mod prelude {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::inputs::{DeclaredInput, TokenKind};
-    pub use crate::probe::{DynProbe, Heaviness, Probe};
+    pub use crate::probe::{DynProbe, Heaviness, Probe, RegisteredProbe};
     pub use crate::registry::{ProbeRegistration, PROBES};
     pub use linkme;
 }

@@ -178,6 +178,13 @@ pub type ResolverError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Resolves the `image-digest:<resolved>` token: the digest of the repository's
 /// container image, or `None` when there is none.
+///
+/// Bound in [`ProbeContext::image_digest_resolver`]; any `Fn(&RepoSnapshot) ->
+/// Result<Option<String>, ResolverError>` closure is one. For the cache key,
+/// no context, no resolver bound, `Ok(None)` and `Err(_)` all fold to one
+/// empty sentinel (the reason is logged as `image_digest_unresolved_reason`),
+/// while two different digests give two different keys. `Ok(Some(""))` is a
+/// value, not the sentinel.
 pub trait ImageDigestResolver: Send + Sync {
     /// Resolve the digest for `repo`.
     fn resolve(&self, repo: &RepoSnapshot) -> Result<Option<String>, ResolverError>;
@@ -240,7 +247,7 @@ pub trait Probe: Send + Sync + 'static {
 
     /// How long `run` may take before the coordinator abandons it.
     fn timeout(&self) -> Duration {
-        Duration::from_secs(60)
+        crate::coordinator::DEFAULT_TIMEOUT
     }
 
     /// Whether the probe has anything to look at in this repository.
@@ -300,5 +307,25 @@ impl<T: Probe> DynProbe for T {
         ctx: &'a ProbeContext,
     ) -> BoxProbeFuture<'a> {
         Box::pin(Probe::run(self, repo, ctx))
+    }
+}
+
+/// How the registry builds a registered probe. Implemented for every
+/// `Probe + Default`; `#[register_probe]` names it so a missing `Default` is
+/// reported once, on the probe's type.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be registered: a registered probe must implement `Default`",
+    label = "the registry builds this probe with `Default::default()`",
+    note = "add `#[derive(Default)]` to `{Self}`, or implement `Default` and `Probe` for it"
+)]
+pub trait RegisteredProbe {
+    /// Build the probe.
+    fn construct() -> Box<dyn DynProbe>;
+}
+
+impl<T: Probe + Default> RegisteredProbe for T {
+    fn construct() -> Box<dyn DynProbe> {
+        Box::new(T::default())
     }
 }

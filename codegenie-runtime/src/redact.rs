@@ -24,24 +24,28 @@ fn rules() -> &'static [Rule] {
             re: Regex::new(pat).expect("redaction patterns are valid"),
             group,
         };
+        // No `\b` around key-shaped secrets: `_` is a word character, and a
+        // missed secret costs more than an over-eager redaction.
         vec![
             r(
                 "private-key",
-                r"(-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?-----END [A-Z0-9 ]*PRIVATE KEY-----)",
+                r"(?s)(-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?-----END [A-Z0-9 ]*PRIVATE KEY-----)",
                 1,
             ),
-            r("aws-access-key-id", r"\b((?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16})\b", 1),
+            r("aws-access-key-id", r"((?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16})", 1),
             r(
                 "aws-secret-access-key",
                 r"(?i)aws_?secret_?access_?key\W{0,4}?[=:]\s*['\x22]?([A-Za-z0-9/+=]{40})\b",
                 1,
             ),
-            r("github-token", r"\b((?:gh[pousr]_[A-Za-z0-9]{36,255})|(?:github_pat_[A-Za-z0-9_]{22,255}))", 1),
-            r("jwt", r"\b(eyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,})", 1),
+            r("github-token", r"((?:gh[pousr]_[A-Za-z0-9]{36,255})|(?:github_pat_[A-Za-z0-9_]{22,255}))", 1),
+            r("jwt", r"(eyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,})", 1),
             r("bearer-token", r"(?i)\bbearer\s+([A-Za-z0-9._~+/-]{8,}=*)", 1),
             r(
                 "password",
-                r#"(?i)\b(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|secret[_-]?key|client[_-]?secret)\b\s*[=:]\s*(\x22[^\x22\\]+\x22|'[^'\\]+'|[^\s&,;\x22'\\\]\)\}]+)"#,
+                // Any key ending in a secret-ish word (`DB_PASSWORD`, `api_token`);
+                // not `PWD`, which is the working directory.
+                r#"(?i)(?:password|passwd|secret|token|api[_-]?key|access[_-]?key|client[_-]?secret)[\x22']?\s*[=:]\s*(\x22[^\x22\\]+\x22|'[^'\\]+'|[^\s&,;\x22'\\\]\)\}]+)"#,
                 1,
             ),
         ]
@@ -245,5 +249,31 @@ mod tests {
         r.redact_json(&mut v);
         assert_eq!(r.count(), 1);
         assert_eq!(v["argv"][1], "--password=[REDACTED:password]");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn total_and_idempotent_on_any_bytes(input in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            let mut r = Redactor::new();
+            let once = r.redact_bytes(&input).into_owned();
+            let mut r2 = Redactor::new();
+            let twice = r2.redact_bytes(&once).into_owned();
+            proptest::prop_assert_eq!(&once, &twice);
+            proptest::prop_assert_eq!(r2.count(), 0);
+        }
+
+        #[test]
+        fn secrets_embedded_in_noise_never_survive(
+            pre in "[ -~]{0,40}",
+            post in "[ -~&&[^A-Za-z0-9]][ -~]{0,40}",
+        ) {
+            let secret = "AKIAIOSFODNN7EXAMPLE";
+            let line = format!("{pre} {secret}{post}\n");
+            let mut out = Vec::new();
+            let n = redact_stream(&mut line.as_bytes(), &mut out).unwrap();
+            let out = String::from_utf8_lossy(&out);
+            proptest::prop_assert!(!out.contains(secret), "{}", out);
+            proptest::prop_assert!(n >= 1);
+        }
     }
 }

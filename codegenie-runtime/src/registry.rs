@@ -69,12 +69,9 @@ impl Registry {
     }
 
     /// Build a registry from explicit entries (used by tests and embedders).
-    pub fn from_entries<'a>(
+    pub fn from_entries(
         entries: impl IntoIterator<Item = &'static ProbeRegistration>,
-    ) -> Result<Self, RegistryError>
-    where
-        'a: 'static,
-    {
+    ) -> Result<Self, RegistryError> {
         let mut by_name: BTreeMap<&'static str, &'static ProbeRegistration> = BTreeMap::new();
         let mut all: Vec<&'static ProbeRegistration> = Vec::new();
         for e in entries {

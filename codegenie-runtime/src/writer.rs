@@ -98,6 +98,7 @@ impl Writer {
             _ => "ran",
         };
         let raw_dir = self.context_dir.join("raw");
+        let json_path = self.context_dir.join(format!("{}.json", record.name));
         let mut redactions = 0u64;
         let mut artifact_paths = Vec::new();
         let mut artifact_names = Vec::new();
@@ -105,18 +106,33 @@ impl Writer {
             if a.name.is_empty() || a.name.contains('/') || a.name == "." || a.name == ".." {
                 return Err(WriteError::BadArtifactName(a.name.clone()));
             }
+        }
+        for a in &out.artifacts {
             let dest = raw_dir.join(&a.name);
-            let n = match &a.source {
+            let written = match &a.source {
                 ArtifactSource::Bytes(b) => {
-                    atomic_write_with(&dest, |w| redact::redact_stream(&mut &b[..], w))?
+                    atomic_write_with(&dest, |w| redact::redact_stream(&mut &b[..], w))
                 }
-                ArtifactSource::File(src) => {
-                    let f = std::fs::File::open(src).map_err(|e| io(src, e))?;
-                    let mut r = std::io::BufReader::new(f);
-                    atomic_write_with(&dest, |w| redact::redact_stream(&mut r, w))?
-                }
+                ArtifactSource::File(src) => std::fs::File::open(src)
+                    .map_err(|e| io(src, e))
+                    .and_then(|f| {
+                        let mut r = std::io::BufReader::new(f);
+                        atomic_write_with(&dest, |w| redact::redact_stream(&mut r, w))
+                    }),
             };
-            redactions += n;
+            match written {
+                Ok(n) => redactions += n,
+                Err(e) => {
+                    // The output is now a mix of old and new files: remove the
+                    // old JSON and this attempt's artifacts so nothing stale
+                    // looks complete.
+                    let _ = std::fs::remove_file(&json_path);
+                    for p in &artifact_paths {
+                        let _ = std::fs::remove_file(p);
+                    }
+                    return Err(e);
+                }
+            }
             artifact_names.push(format!("raw/{}", a.name));
             artifact_paths.push(dest);
         }
@@ -153,7 +169,6 @@ impl Writer {
             }
             other => serde_json::json!({ "value": other, "_meta": meta }),
         };
-        let json_path = self.context_dir.join(format!("{}.json", record.name));
         let bytes = serde_json::to_vec_pretty(&doc).map_err(|e| json_err(record.name, e))?;
         atomic_write_with(&json_path, |w| w.write_all(&bytes).map(|_| 0))?;
         Ok(Some(Written {
@@ -199,4 +214,100 @@ pub fn atomic_write_with<T>(
     tmp.as_file().sync_all().map_err(|e| io(dest, e))?;
     tmp.persist(dest).map_err(|e| io(dest, e.error))?;
     Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::{Artifact, ProbeOutput};
+
+    fn record(out: ProbeOutput) -> ProbeRecord {
+        ProbeRecord {
+            name: "demo",
+            status: ProbeStatus::Ran,
+            duration_ms: 1,
+            cache_key: Some("abc".into()),
+            output: Some(out),
+            warnings: vec![],
+        }
+    }
+
+    #[test]
+    fn writes_slice_meta_and_redacted_artifacts() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("trace.txt");
+        std::fs::write(
+            &big,
+            "execve(\"/app\", [\"app\", \"--password=hunter2\"]) = 0\n",
+        )
+        .unwrap();
+        let mut out = ProbeOutput::new(
+            serde_json::json!({"env": ["AWS=AKIAIOSFODNN7EXAMPLE"], "n": 2}),
+            Confidence::Medium,
+        );
+        out.artifacts = vec![
+            Artifact {
+                name: "a.txt".into(),
+                source: ArtifactSource::Bytes(b"token=abc123\n".to_vec()),
+            },
+            Artifact {
+                name: "trace.strace".into(),
+                source: ArtifactSource::File(big),
+            },
+        ];
+        let w = Writer::new(dir.path());
+        let written = w.write_record(&record(out)).unwrap().unwrap();
+        assert_eq!(written.redactions, 3);
+        let doc: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&written.json).unwrap()).unwrap();
+        assert_eq!(doc["n"], 2);
+        assert_eq!(doc["env"][0], "AWS=[REDACTED:aws-access-key-id]");
+        assert_eq!(doc["_meta"]["redactions"], 3);
+        assert_eq!(
+            doc["_meta"]["artifacts"],
+            serde_json::json!(["raw/a.txt", "raw/trace.strace"])
+        );
+        let raw = std::fs::read_to_string(dir.path().join(".codegenie/context/raw/trace.strace"))
+            .unwrap();
+        assert!(
+            !raw.contains("hunter2") && raw.contains("[REDACTED:password]"),
+            "{raw}"
+        );
+        // No temp files left behind.
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path().join(".codegenie/context"))
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp-"))
+            .collect();
+        assert!(leftovers.is_empty());
+    }
+
+    #[test]
+    fn artifact_names_cannot_escape_raw() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut out = ProbeOutput::new(serde_json::json!({}), Confidence::High);
+        out.artifacts = vec![Artifact {
+            name: "../evil".into(),
+            source: ArtifactSource::Bytes(vec![]),
+        }];
+        let err = Writer::new(dir.path())
+            .write_record(&record(out))
+            .unwrap_err();
+        assert!(matches!(err, WriteError::BadArtifactName(n) if n == "../evil"));
+    }
+
+    #[test]
+    fn failed_fill_leaves_the_old_file_intact() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("x.json");
+        std::fs::write(&dest, "old").unwrap();
+        let err = atomic_write_with(&dest, |w| {
+            w.write_all(b"partial")?;
+            Err::<(), _>(std::io::Error::other("disk full"))
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("disk full"));
+        assert_eq!(std::fs::read_to_string(&dest).unwrap(), "old");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
 }

@@ -1,0 +1,17 @@
+use codegenie::prelude::*;
+
+#[derive(Default)]
+pub struct DemoProbe;
+
+#[register_probe(heaviness = "heavy", heaviness = "light")]
+impl Probe for DemoProbe {
+    fn declared_inputs(&self) -> &'static [DeclaredInput] {
+        declared_inputs!["Dockerfile"]
+    }
+
+    async fn run(&self, _repo: &RepoSnapshot, _ctx: &ProbeContext) -> Result<ProbeOutput, ProbeError> {
+        Ok(ProbeOutput::new(serde_json::json!({}), Confidence::High))
+    }
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use codegenie::prelude::*;
+
+#[register_probe(heaviness = "light")]
+pub struct DemoProbe;
+
+fn main() {}
