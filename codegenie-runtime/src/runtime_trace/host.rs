@@ -15,12 +15,12 @@ use crate::exec::{self, ExecSpec, Program, Running};
 
 use super::agent;
 use super::bundle::STRACE_OPTIONS;
-use super::container::{not_run, outcome_of, ResolvedApp, RunLimits, ScenarioRun};
 use super::interp;
 use super::model::{ScenarioOutcome, ScenarioReason};
 use super::scenarios::{HttpStep, Ready, Scenario};
-use super::sequence::{attach_trace, run_sequentially};
-use super::steps::{AppOps, Driver, Stop};
+use super::sequence::{attach_trace, not_run, outcome_of, run_sequentially, ScenarioRun};
+use super::settings::RunLimits;
+use super::steps::{AppOps, Driver, ResolvedApp, Stop};
 
 /// Check that this machine can run the host backend: strace is installed
 /// and a private network namespace can be created (CAP_SYS_ADMIN).
