@@ -7,7 +7,7 @@
 //! - [`steps`]: the step driver shared by the backends;
 //! - [`container`] + [`engine`] + [`bundle`]: the container backend; [`host`]: the host backend;
 //! - [`agent`]: the in-container helpers (`codegenie agent ...`);
-//! - [`interp`]: `#!` and `PT_INTERP` reading; [`model`], [`slice`]: results and the slice.
+//! - [`interp`]: `#!` and `PT_INTERP` reading; [`model`], [`slice`](mod@slice): results and the slice.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
