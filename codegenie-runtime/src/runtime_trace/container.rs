@@ -74,7 +74,7 @@ impl ContainerRunner<'_> {
             image: self.image.to_owned(),
             run_id: self.run_id.to_owned(),
             entrypoint: bundle::LOADER.to_owned(),
-            args: bundle::strace_argv(&argv),
+            args: bundle::strace_argv(&argv, self.bundle.seccomp_bpf),
             pids_limit: self.limits.pids_limit,
             memory: self.limits.memory.clone(),
             cpus: self.limits.cpus.clone(),

@@ -304,7 +304,8 @@ fn run_host(
     settings: &TraceSettings,
     warnings: Vec<String>,
 ) -> Result<ProbeOutput, TraceError> {
-    host::check_host_backend().map_err(|e| TraceError::BackendUnavailable("host", e))?;
+    let seccomp_bpf =
+        host::check_host_backend().map_err(|e| TraceError::BackendUnavailable("host", e))?;
     let app = resolve_app(file, &ImageConfig::default());
     let work_dir = work_dir(repo);
     reset_dir(&work_dir)?;
@@ -314,6 +315,7 @@ fn run_host(
         limits: &settings.limits,
         interpreters: Default::default(),
         progress: scenario_bar(file.scenarios.len() as u64),
+        seccomp_bpf,
     };
     let runs = runner.run_all(&file.scenarios, &app);
     Ok(finish(runs, None, warnings))
