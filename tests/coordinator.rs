@@ -143,6 +143,7 @@ fn runs_light_then_heavy_then_last_and_isolates_failures() {
             "t_a_light",
             "t_failing",
             "t_panicking",
+            "t_scratch_user",
             "t_z_light",
             "t_a_heavy",
             "t_needs_dockerfile",
@@ -225,4 +226,76 @@ fn unknown_only_name_is_an_error_listing_the_probes() {
         "{err}"
     );
     assert!(err.contains("t_a_light"), "{err}");
+}
+
+/// Writes a raw file with a secret into its scratch folder and hands it over
+/// as an artifact.
+#[derive(Default)]
+pub struct ScratchUser;
+
+#[register_probe(name = "t_scratch_user", heaviness = "light")]
+impl Probe for ScratchUser {
+    fn cache_strategy(&self) -> CacheStrategy {
+        CacheStrategy::None
+    }
+    async fn run(
+        &self,
+        _repo: &RepoSnapshot,
+        ctx: &ProbeContext,
+    ) -> Result<ProbeOutput, ProbeError> {
+        let dir = ctx.scratch_dir.as_ref().ok_or_else(|| {
+            ProbeError::failed("the coordinator gives every run a scratch folder")
+        })?;
+        let raw = dir.join("raw.log");
+        std::fs::write(&raw, "login password=opensesame42\n")
+            .map_err(|e| ProbeError::io(&raw, e))?;
+        let mut out = ProbeOutput::new(serde_json::json!({}), Confidence::High);
+        out.artifacts.push(Artifact {
+            name: "raw.log".into(),
+            source: ArtifactSource::File(raw),
+        });
+        Ok(out)
+    }
+}
+
+#[test]
+fn scratch_folders_outlive_the_write_and_nothing_more() {
+    let repo_dir = tempfile::tempdir().unwrap();
+    let repo = RepoSnapshot::open(repo_dir.path()).unwrap();
+    let coordinator = Coordinator::new(test_registry());
+    let opts = GatherOptions {
+        only: vec!["t_scratch_user".into()],
+        ..Default::default()
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let report = rt.block_on(coordinator.gather(&repo, &opts)).unwrap();
+    let rec = &report.records[0];
+    assert_eq!(rec.status, ProbeStatus::Ran);
+    let scratch = rec.scratch.as_ref().unwrap().path().to_owned();
+    assert!(scratch.starts_with(repo.root().join(".codegenie/work")));
+    assert!(
+        scratch.join("raw.log").exists(),
+        "alive until the record is dropped"
+    );
+
+    let written = codegenie::writer::Writer::new(repo.root())
+        .write_record(rec)
+        .unwrap()
+        .unwrap();
+    assert_eq!(written.redactions, 1);
+    drop(report);
+    assert!(!scratch.exists(), "scratch folder removed with the record");
+    // Nothing under .codegenie/ holds the plaintext any more.
+    let mut stack = vec![repo.root().join(".codegenie")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let text = std::fs::read_to_string(&p).unwrap();
+                assert!(!text.contains("opensesame42"), "{}", p.display());
+            }
+        }
+    }
 }

@@ -80,6 +80,7 @@ fn no_plaintext_survives_the_writer() {
         },
     ];
     let record = ProbeRecord {
+        scratch: None,
         name: "secrets",
         status: ProbeStatus::Ran,
         duration_ms: 0,

@@ -62,6 +62,7 @@ fn record(artifact_bytes: usize) -> ProbeRecord {
         },
     ];
     ProbeRecord {
+        scratch: None,
         name: "demo",
         status: ProbeStatus::Ran,
         duration_ms: 0,

@@ -80,6 +80,10 @@ pub struct ProbeRecord {
     pub output: Option<ProbeOutput>,
     /// Warnings from the coordinator (cache problems, ...).
     pub warnings: Vec<String>,
+    /// The probe's scratch folder; removed when the last clone of the record
+    /// is dropped (after the writer has stored the output).
+    #[serde(skip)]
+    pub scratch: Option<Arc<tempfile::TempDir>>,
 }
 
 /// The records of one gather, in run order.
@@ -178,6 +182,7 @@ impl Coordinator {
             cache_key: None,
             output: None,
             warnings: Vec::new(),
+            scratch: None,
         };
         tracing::info!(
             probe = reg.name,
@@ -222,7 +227,15 @@ impl Coordinator {
             }
         }
         let timeout = probe.timeout();
-        let (repo_c, ctx_c, probe_c) = (repo.clone(), opts.ctx.clone(), probe.clone());
+        let mut ctx = opts.ctx.clone();
+        match scratch_dir(repo, reg.name) {
+            Ok(dir) => {
+                ctx.scratch_dir = Some(dir.path().to_owned());
+                record.scratch = Some(Arc::new(dir));
+            }
+            Err(e) => record.warnings.push(format!("no scratch folder: {e}")),
+        }
+        let (repo_c, ctx_c, probe_c) = (repo.clone(), ctx, probe.clone());
         let task = tokio::spawn(async move { probe_c.run_boxed(&repo_c, &ctx_c).await });
         let abort = task.abort_handle();
         record.status = match tokio::time::timeout(timeout, task).await {
@@ -272,6 +285,15 @@ impl Coordinator {
             .map_err(|e| format!("key task failed: {e}"))?
             .map_err(|e| e.to_string())
     }
+}
+
+/// A fresh `.codegenie/work/<probe>-XXXX/` folder, removed on drop.
+fn scratch_dir(repo: &RepoSnapshot, probe: &str) -> std::io::Result<tempfile::TempDir> {
+    let work = repo.codegenie_dir().join("work");
+    std::fs::create_dir_all(&work)?;
+    tempfile::Builder::new()
+        .prefix(&format!("{probe}-"))
+        .tempdir_in(work)
 }
 
 fn elapsed_ms(since: Instant) -> u64 {

@@ -207,6 +207,11 @@ pub struct ProbeContext {
     /// Free-form settings (e.g. shortened timeouts in tests), read by probes that
     /// document them.
     pub settings: std::collections::BTreeMap<String, String>,
+    /// A fresh folder for this run's intermediate files (e.g. raw traces that
+    /// wait for the writer's redaction). The coordinator creates it under
+    /// `.codegenie/work/` and removes it when the probe's record is dropped,
+    /// after the output has been cached and written; artifacts may point into it.
+    pub scratch_dir: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for ProbeContext {
@@ -217,6 +222,7 @@ impl std::fmt::Debug for ProbeContext {
                 &self.image_digest_resolver.as_ref().map(|_| "bound"),
             )
             .field("settings", &self.settings)
+            .field("scratch_dir", &self.scratch_dir)
             .finish()
     }
 }

@@ -223,6 +223,7 @@ mod tests {
 
     fn record(out: ProbeOutput) -> ProbeRecord {
         ProbeRecord {
+            scratch: None,
             name: "demo",
             status: ProbeStatus::Ran,
             duration_ms: 1,

@@ -104,6 +104,7 @@ pub fn context(run_id: &str, extra: &[(&str, &str)]) -> ProbeContext {
             EngineKind::Docker,
         )))),
         settings,
+        ..Default::default()
     }
 }
 

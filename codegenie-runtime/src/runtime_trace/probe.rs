@@ -164,7 +164,8 @@ fn every(file: &ScenarioFile, outcome: ScenarioOutcome) -> Vec<ScenarioResult> {
 
 fn run_blocking(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutput, TraceError> {
     let started = Instant::now();
-    let settings = TraceSettings::from_map(&ctx.settings)?;
+    let mut settings = TraceSettings::from_map(&ctx.settings)?;
+    settings.scratch_dir = ctx.scratch_dir.clone();
     let file = load_scenarios(repo)?;
     if !cfg!(target_os = "linux") {
         // strace exists only on Linux; nothing else (sudo, dtruss) is ever tried.
@@ -257,7 +258,7 @@ fn run_blocking(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutput, 
     };
     let bundle = Bundle::assemble(&helper)?;
     let run_id = settings.run_id.clone().unwrap_or_else(new_run_id);
-    let work_dir = work_dir(repo, &run_id);
+    let work_dir = run_work_dir(repo, &settings, &run_id);
     reset_dir(&work_dir)?;
     let mut runner = ContainerRunner {
         engine: &engine,
@@ -308,7 +309,7 @@ fn run_host(
         host::check_host_backend().map_err(|e| TraceError::BackendUnavailable("host", e))?;
     let app = resolve_app(file, &ImageConfig::default());
     let run_id = settings.run_id.clone().unwrap_or_else(new_run_id);
-    let work_dir = work_dir(repo, &run_id);
+    let work_dir = run_work_dir(repo, &settings, &run_id);
     reset_dir(&work_dir)?;
     let mut runner = host::HostRunner {
         repo_root: repo.root(),
@@ -424,6 +425,15 @@ pub fn work_dir(repo: &RepoSnapshot, run_id: &str) -> PathBuf {
         .join("work")
         .join("runtime_trace")
         .join(run_id)
+}
+
+/// The folder of this run's raw traces: inside the coordinator's scratch
+/// folder (removed with the probe's record), else [`work_dir`].
+fn run_work_dir(repo: &RepoSnapshot, settings: &TraceSettings, run_id: &str) -> PathBuf {
+    match &settings.scratch_dir {
+        Some(scratch) => scratch.join(run_id),
+        None => work_dir(repo, run_id),
+    }
 }
 
 /// Remove the raw (unredacted) traces of run `run_id` once the writer has

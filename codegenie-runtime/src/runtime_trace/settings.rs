@@ -50,6 +50,9 @@ pub struct TraceSettings {
     pub helper: Option<PathBuf>,
     /// The run label's value, when chosen by the caller.
     pub run_id: Option<String>,
+    /// Where raw traces wait for the writer: the coordinator's scratch folder
+    /// when there is one (see `ProbeContext::scratch_dir`).
+    pub scratch_dir: Option<PathBuf>,
 }
 
 impl TraceSettings {
@@ -66,6 +69,7 @@ impl TraceSettings {
             limits: RunLimits::default(),
             helper: None,
             run_id: None,
+            scratch_dir: None,
         };
         if let Some(v) = map.get("runtime_trace.backend") {
             s.backend = match v.as_str() {
