@@ -6,11 +6,13 @@
 //! which is killed on timeout and when the handle is dropped.
 
 mod capture;
+mod netns;
 mod process;
 mod program;
 
 pub use capture::Captured;
-pub use process::{run, spawn, ExecSpec, Finished, Running, Termination};
+pub use netns::in_network_of;
+pub use process::{kill_all, run, spawn, ExecSpec, Finished, Running, Termination};
 pub use program::Program;
 
 use std::path::PathBuf;

@@ -12,12 +12,15 @@ use crate::probe::{
 use crate::{declared_inputs, register_probe, DeclaredInput};
 
 use super::bundle::{Bundle, BundleError};
-use super::container::{self, ContainerRunner, ResolvedApp};
+use super::container::ContainerRunner;
 use super::engine::{Engine, EngineError, ImageConfig};
+use super::host;
 use super::model::{ScenarioOutcome, ScenarioReason, ScenarioResult};
 use super::scenarios::{self, Ready, ScenarioError, ScenarioFile, DEFAULT_READY_TIMEOUT_S};
-use super::settings::{Backend, SettingError, TraceSettings};
+use super::sequence::{self, ScenarioRun};
+use super::settings::{self as limits, Backend, SettingError, TraceSettings};
 use super::slice::{self, AggregateInputs};
+use super::steps::ResolvedApp;
 
 /// The embedded default scenarios (validated by the root `build.rs`).
 pub const DEFAULT_SCENARIOS: &str = include_str!("../../../scenarios/default.yaml");
@@ -100,11 +103,13 @@ impl Probe for RuntimeTraceProbe {
 
     fn timeout(&self) -> Duration {
         // Build + the whole scenario loop + cleanup.
-        super::engine::BUILD_TIMEOUT + container::AGGREGATE_TIMEOUT + Duration::from_secs(120)
+        super::engine::BUILD_TIMEOUT + limits::AGGREGATE_TIMEOUT + Duration::from_secs(120)
     }
 
+    /// A Dockerfile (container backend) or a scenario file (whose
+    /// `app.command` the host backend can run).
     fn applies(&self, repo: &RepoSnapshot) -> bool {
-        repo.has_file("Dockerfile")
+        repo.has_file("Dockerfile") || repo.has_file(SCENARIO_FILE)
     }
 
     async fn run(
@@ -153,7 +158,7 @@ pub fn resolve_app(file: &ScenarioFile, image: &ImageConfig) -> ResolvedApp {
 fn every(file: &ScenarioFile, outcome: ScenarioOutcome) -> Vec<ScenarioResult> {
     file.scenarios
         .iter()
-        .map(|s| container::not_run(&s.name, outcome.clone()))
+        .map(|s| sequence::not_run(&s.name, outcome.clone()))
         .collect()
 }
 
@@ -174,16 +179,14 @@ fn run_blocking(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutput, 
             Vec::new(),
         ));
     }
-    if settings.backend == Backend::Host {
-        return Err(TraceError::BackendUnavailable(
-            "host",
-            "only the container backend is implemented; use --backend docker".to_owned(),
-        ));
+    let auto = settings.backend.is_none();
+    if settings.backend == Some(Backend::Host) {
+        return run_host(repo, &file, &settings, Vec::new());
     }
     let engine = Engine::new(settings.engine);
-    let digest = match &ctx.image_digest_resolver {
+    let resolved = match &ctx.image_digest_resolver {
         None => Err("no image-digest resolver is bound".to_owned()),
-        Some(r) => match r.resolve(repo) {
+        Some(r) => match with_spinner("building image", || r.resolve(repo)) {
             Ok(Some(d)) => Ok(d),
             Ok(None) => Err("the resolver returned no digest".to_owned()),
             Err(e) => match e.downcast_ref::<EngineError>() {
@@ -206,6 +209,9 @@ fn run_blocking(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutput, 
                         Vec::new(),
                     ));
                 }
+                Some(EngineError::Unavailable { detail }) if auto => {
+                    return fall_back_to_host(repo, &file, &settings, detail);
+                }
                 Some(EngineError::Unavailable { detail }) => {
                     return Err(TraceError::EngineUnavailable {
                         detail: detail.clone(),
@@ -215,8 +221,11 @@ fn run_blocking(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutput, 
             },
         },
     };
-    let digest = match digest {
+    let digest = match resolved {
         Ok(d) => d,
+        Err(_) if auto && !repo.has_file("Dockerfile") => {
+            return fall_back_to_host(repo, &file, &settings, "the repository has no Dockerfile");
+        }
         Err(reason) => {
             tracing::info!(reason = %reason, "image_digest_unresolved");
             let results = every(
@@ -230,7 +239,13 @@ fn run_blocking(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutput, 
         }
     };
     tracing::info!(digest = %digest, "image_digest_resolved");
-    engine.ping()?;
+    match engine.ping() {
+        Ok(_) => {}
+        Err(EngineError::Unavailable { detail }) if auto => {
+            return fall_back_to_host(repo, &file, &settings, &detail);
+        }
+        Err(e) => return Err(e.into()),
+    }
     let image = engine.image_config(&digest)?;
     let app = resolve_app(&file, &image);
     let helper = match &settings.helper {
@@ -241,9 +256,9 @@ fn run_blocking(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutput, 
         })?,
     };
     let bundle = Bundle::assemble(&helper)?;
-    let work_dir = repo.codegenie_dir().join("work").join("runtime_trace");
-    reset_dir(&work_dir)?;
     let run_id = settings.run_id.clone().unwrap_or_else(new_run_id);
+    let work_dir = work_dir(repo, &run_id);
+    reset_dir(&work_dir)?;
     let mut runner = ContainerRunner {
         engine: &engine,
         bundle: &bundle,
@@ -252,6 +267,7 @@ fn run_blocking(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutput, 
         work_dir: &work_dir,
         limits: &settings.limits,
         interpreters: Default::default(),
+        progress: scenario_bar(file.scenarios.len() as u64),
     };
     let runs = runner.run_all(&file.scenarios, &app);
     let mut warnings = Vec::new();
@@ -261,6 +277,57 @@ fn run_blocking(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutput, 
         Ok(n) => warnings.push(format!("removed {n} leftover container(s) of run {run_id}")),
         Err(e) => warnings.push(format!("cannot check for leftover containers: {e}")),
     }
+    let out = finish(runs, Some(digest), warnings);
+    tracing::info!(
+        wall_clock_ms = started.elapsed().as_millis() as u64,
+        confidence = ?out.confidence,
+        "trace_finished"
+    );
+    Ok(out)
+}
+
+/// Automatic backend choice landed on the host: say so in the output.
+fn fall_back_to_host(
+    repo: &RepoSnapshot,
+    file: &ScenarioFile,
+    settings: &TraceSettings,
+    why: &str,
+) -> Result<ProbeOutput, TraceError> {
+    tracing::warn!(reason = why, "tracing on the host backend");
+    let note = format!("traced on the host backend: {why}");
+    run_host(repo, file, settings, vec![note])
+}
+
+fn run_host(
+    repo: &RepoSnapshot,
+    file: &ScenarioFile,
+    settings: &TraceSettings,
+    warnings: Vec<String>,
+) -> Result<ProbeOutput, TraceError> {
+    let seccomp_bpf =
+        host::check_host_backend().map_err(|e| TraceError::BackendUnavailable("host", e))?;
+    let app = resolve_app(file, &ImageConfig::default());
+    let run_id = settings.run_id.clone().unwrap_or_else(new_run_id);
+    let work_dir = work_dir(repo, &run_id);
+    reset_dir(&work_dir)?;
+    let mut runner = host::HostRunner {
+        repo_root: repo.root(),
+        work_dir: &work_dir,
+        limits: &settings.limits,
+        interpreters: Default::default(),
+        progress: scenario_bar(file.scenarios.len() as u64),
+        seccomp_bpf,
+    };
+    let runs = runner.run_all(&file.scenarios, &app);
+    Ok(finish(runs, None, warnings))
+}
+
+/// Collect the runs' traces as artifacts and build the output.
+fn finish(
+    runs: Vec<ScenarioRun>,
+    digest: Option<String>,
+    mut warnings: Vec<String>,
+) -> ProbeOutput {
     let mut results = Vec::new();
     let mut artifacts = Vec::new();
     for mut run in runs {
@@ -277,18 +344,12 @@ fn run_blocking(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutput, 
     }
     let traced = results.iter().any(|r| r.trace.is_some());
     let inputs = AggregateInputs {
-        built_image_digest: Some(digest.clone()),
-        last_traced_image_digest: traced.then(|| digest.clone()),
+        built_image_digest: digest.clone(),
+        last_traced_image_digest: digest.filter(|_| traced),
         artifact_uri: Some(ARTIFACT_URI.to_owned()),
         full_list_uri: Some(format!("{ARTIFACT_URI}/{FILES_READ_ARTIFACT}")),
     };
-    let out = output(&results, inputs, artifacts, warnings);
-    tracing::info!(
-        wall_clock_ms = started.elapsed().as_millis() as u64,
-        confidence = ?out.confidence,
-        "trace_finished"
-    );
-    Ok(out)
+    output(&results, inputs, artifacts, warnings)
 }
 
 /// The probe output: the aggregated slice, the raw traces and the files-read list.
@@ -321,6 +382,56 @@ fn output(
         confidence,
         artifacts,
         warnings,
+    }
+}
+
+/// Progress bars only on a terminal; logs and tests see nothing.
+fn on_terminal() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal()
+}
+
+fn scenario_bar(n: u64) -> indicatif::ProgressBar {
+    if !on_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(n);
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{spinner} [{pos}/{len}] {msg} ({elapsed})")
+    {
+        bar.set_style(style);
+    }
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
+}
+
+fn with_spinner<T>(msg: &'static str, f: impl FnOnce() -> T) -> T {
+    if !on_terminal() {
+        return f();
+    }
+    let spinner = indicatif::ProgressBar::new_spinner();
+    spinner.set_message(msg);
+    spinner.enable_steady_tick(Duration::from_millis(120));
+    let out = f();
+    spinner.finish_and_clear();
+    out
+}
+
+/// Where the raw traces of run `run_id` wait for the writer (and the
+/// cache) to take them; one folder per run, so concurrent runs never mix.
+pub fn work_dir(repo: &RepoSnapshot, run_id: &str) -> PathBuf {
+    repo.codegenie_dir()
+        .join("work")
+        .join("runtime_trace")
+        .join(run_id)
+}
+
+/// Remove the raw (unredacted) traces of run `run_id` once the writer has
+/// stored the redacted copies and the cache its blobs.
+pub fn clean_work_dir(repo: &RepoSnapshot, run_id: &str) -> std::io::Result<()> {
+    match std::fs::remove_dir_all(work_dir(repo, run_id)) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other,
     }
 }
 

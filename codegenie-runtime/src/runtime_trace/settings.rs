@@ -2,7 +2,7 @@
 //!
 //! | key | value | default |
 //! |---|---|---|
-//! | `runtime_trace.backend` | `docker` or `host` | `docker` |
+//! | `runtime_trace.backend` | `docker` or `host` | automatic: the container engine when the repository has a Dockerfile and an engine answers, else the host |
 //! | `runtime_trace.engine` | `docker` or `podman` | `docker` |
 //! | `runtime_trace.scenario_timeout_ms` | milliseconds | 120000 |
 //! | `runtime_trace.aggregate_timeout_ms` | milliseconds | 600000 |
@@ -14,7 +14,6 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::container::RunLimits;
 use super::engine::EngineKind;
 
 /// Which backend runs the scenarios.
@@ -41,8 +40,8 @@ pub struct SettingError {
 /// Parsed settings.
 #[derive(Debug, Clone)]
 pub struct TraceSettings {
-    /// The backend.
-    pub backend: Backend,
+    /// The backend; `None` chooses automatically.
+    pub backend: Option<Backend>,
     /// The engine CLI.
     pub engine: EngineKind,
     /// Timeouts and limits.
@@ -62,7 +61,7 @@ impl TraceSettings {
             expected,
         };
         let mut s = TraceSettings {
-            backend: Backend::Container,
+            backend: None,
             engine: EngineKind::Docker,
             limits: RunLimits::default(),
             helper: None,
@@ -70,8 +69,8 @@ impl TraceSettings {
         };
         if let Some(v) = map.get("runtime_trace.backend") {
             s.backend = match v.as_str() {
-                "docker" | "podman" | "container" => Backend::Container,
-                "host" => Backend::Host,
+                "docker" | "podman" | "container" => Some(Backend::Container),
+                "host" => Some(Backend::Host),
                 _ => return Err(bad("runtime_trace.backend", v, "`docker` or `host`")),
             };
             if let Some(k) = EngineKind::parse(v) {
@@ -119,6 +118,43 @@ impl TraceSettings {
     }
 }
 
+/// Per-scenario time limit (DESIGN.md §5).
+pub const SCENARIO_TIMEOUT: Duration = Duration::from_secs(120);
+/// Time limit of the whole scenario loop (DESIGN.md §5).
+pub const AGGREGATE_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long the app gets between SIGTERM and SIGKILL when it is stopped.
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// Limits and timeouts of a run.
+#[derive(Debug, Clone)]
+pub struct RunLimits {
+    /// Per-scenario timeout.
+    pub scenario_timeout: Duration,
+    /// Whole-loop timeout.
+    pub aggregate_timeout: Duration,
+    /// SIGTERM → SIGKILL grace when stopping.
+    pub stop_grace: Duration,
+    /// `--pids-limit`.
+    pub pids_limit: u32,
+    /// `--memory`.
+    pub memory: String,
+    /// `--cpus`.
+    pub cpus: String,
+}
+
+impl Default for RunLimits {
+    fn default() -> Self {
+        RunLimits {
+            scenario_timeout: SCENARIO_TIMEOUT,
+            aggregate_timeout: AGGREGATE_TIMEOUT,
+            stop_grace: STOP_GRACE,
+            pids_limit: 256,
+            memory: "512m".to_owned(),
+            cpus: "1".to_owned(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,7 +162,7 @@ mod tests {
     #[test]
     fn defaults_and_overrides() {
         let s = TraceSettings::from_map(&BTreeMap::new()).unwrap();
-        assert_eq!(s.backend, Backend::Container);
+        assert_eq!(s.backend, None);
         assert_eq!(s.limits.scenario_timeout, Duration::from_secs(120));
         assert_eq!(s.limits.aggregate_timeout, Duration::from_secs(600));
         let map = BTreeMap::from([
@@ -137,7 +173,7 @@ mod tests {
             ),
         ]);
         let s = TraceSettings::from_map(&map).unwrap();
-        assert_eq!(s.backend, Backend::Host);
+        assert_eq!(s.backend, Some(Backend::Host));
         assert_eq!(s.limits.scenario_timeout, Duration::from_millis(1500));
     }
 

@@ -1,0 +1,255 @@
+//! What every backend shares around a scenario: strictly sequential runs
+//! under the per-scenario and aggregate timeouts (DESIGN.md §5), and turning
+//! a raw trace into a result, with the interpreters of executed paths.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::strace::{self, ParseOptions, TraceFacts};
+
+use super::model::{ScenarioOutcome, ScenarioReason, ScenarioResult};
+use super::scenarios::Scenario;
+use super::settings::RunLimits;
+use super::steps::Stop;
+
+/// One scenario's outcome plus its raw trace file, if one was collected.
+#[derive(Debug)]
+pub struct ScenarioRun {
+    /// The result (trace and interpreters filled in when a trace was parsed).
+    pub result: ScenarioResult,
+    /// The raw trace on the host.
+    pub trace_file: Option<PathBuf>,
+    /// Problems that did not change the outcome (e.g. a trace that could not be copied).
+    pub warnings: Vec<String>,
+}
+
+/// Run `one` for each scenario, one at a time: each gets the per-scenario
+/// timeout cut to what is left of the aggregate one; once the aggregate
+/// budget is spent the rest are `Skipped(AggregateTimeout)`.
+pub fn run_sequentially(
+    scenarios: &[Scenario],
+    limits: &RunLimits,
+    progress: &indicatif::ProgressBar,
+    mut one: impl FnMut(&Scenario, Instant) -> ScenarioRun,
+) -> Vec<ScenarioRun> {
+    let loop_deadline = Instant::now() + limits.aggregate_timeout;
+    let mut runs = Vec::new();
+    for sc in scenarios {
+        let now = Instant::now();
+        if now >= loop_deadline || super::is_cancelled() {
+            runs.push(ScenarioRun {
+                result: not_run(
+                    &sc.name,
+                    ScenarioOutcome::Skipped(ScenarioReason::AggregateTimeout),
+                ),
+                trace_file: None,
+                warnings: Vec::new(),
+            });
+            progress.inc(1);
+            continue;
+        }
+        let deadline = (now + limits.scenario_timeout).min(loop_deadline);
+        tracing::info!(scenario = %sc.name, "scenario_started");
+        progress.set_message(format!("scenario {}", sc.name));
+        let run = one(sc, deadline);
+        progress.inc(1);
+        tracing::info!(
+            scenario = %sc.name,
+            wall_clock_ms = run.result.wall_clock_ms,
+            result = outcome_kind(&run.result.outcome),
+            "scenario_finished"
+        );
+        runs.push(run);
+    }
+    progress.finish_and_clear();
+    runs
+}
+
+/// Parse `file`, then read the interpreter of every executed path with
+/// `interpreter_of` (cached in `cache` across scenarios) and parse again with
+/// them, until no new path appears.
+pub fn parse_with_interpreters(
+    file: &Path,
+    cache: &mut BTreeMap<String, Option<String>>,
+    mut interpreter_of: impl FnMut(&str) -> Option<String>,
+) -> Result<(TraceFacts, BTreeMap<String, String>), String> {
+    let mut known: BTreeMap<String, String> = BTreeMap::new();
+    let mut facts = parse_file(file, &known)?;
+    // Bounded like the kernel's own `#!` recursion.
+    for _ in 0..4 {
+        let mut added = false;
+        // Executed paths and the interpreters found so far (a script's shell
+        // has a loader of its own).
+        let mut candidates: Vec<String> = facts.trace.binaries_executed.iter().cloned().collect();
+        candidates.extend(known.values().cloned());
+        for bin in candidates {
+            if bin.starts_with("/proc/") || known.contains_key(&bin) {
+                continue;
+            }
+            let interp = cache
+                .entry(bin.clone())
+                .or_insert_with(|| interpreter_of(&bin))
+                .clone();
+            if let Some(i) = interp {
+                known.insert(bin, i);
+                added = true;
+            }
+        }
+        if !added {
+            break;
+        }
+        facts = parse_file(file, &known)?;
+    }
+    Ok((facts, known))
+}
+
+fn parse_file(file: &Path, interpreters: &BTreeMap<String, String>) -> Result<TraceFacts, String> {
+    let f = std::fs::File::open(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let opts = ParseOptions {
+        interpreters: interpreters.clone(),
+    };
+    strace::parse_trace(std::io::BufReader::new(f), &opts)
+        .map_err(|e| format!("{}: {e}", file.display()))
+}
+
+/// Fill `result` from a collected trace; problems become warnings.
+pub fn attach_trace(
+    result: &mut ScenarioResult,
+    file: &Path,
+    warnings: &mut Vec<String>,
+    cache: &mut BTreeMap<String, Option<String>>,
+    interpreter_of: impl FnMut(&str) -> Option<String>,
+) {
+    match parse_with_interpreters(file, cache, interpreter_of) {
+        Ok((facts, interps)) => {
+            result.exit_status = facts.root_exit.clone();
+            result.signals_seen = facts.root_signals.clone();
+            result.trace = Some(facts.trace);
+            result.interpreters = interps;
+            if facts.malformed_lines > 0 {
+                warnings.push(format!(
+                    "scenario {}: {} trace lines were not understood",
+                    result.name, facts.malformed_lines
+                ));
+            }
+        }
+        Err(e) => warnings.push(format!("scenario {}: {e}", result.name)),
+    }
+}
+
+/// The scenario outcome of a driver result.
+pub fn outcome_of(r: Result<(), Stop>, started: Instant) -> ScenarioOutcome {
+    match r {
+        Ok(()) => ScenarioOutcome::Completed,
+        Err(Stop::Timeout) => ScenarioOutcome::Failed(ScenarioReason::ScenarioTimeout {
+            elapsed_ms: ms(started.elapsed()),
+        }),
+        Err(Stop::Reason(r)) => ScenarioOutcome::Failed(r),
+    }
+}
+
+/// A result for a scenario that produced no trace.
+pub fn not_run(name: &str, outcome: ScenarioOutcome) -> ScenarioResult {
+    ScenarioResult {
+        name: name.to_owned(),
+        outcome,
+        wall_clock_ms: 0,
+        exit_status: None,
+        signals_seen: Vec::new(),
+        trace: None,
+        artifact: None,
+        interpreters: BTreeMap::new(),
+    }
+}
+
+/// `completed`, `failed` or `skipped`, for logs.
+pub fn outcome_kind(o: &ScenarioOutcome) -> &'static str {
+    match o {
+        ScenarioOutcome::Completed => "completed",
+        ScenarioOutcome::Failed(_) => "failed",
+        ScenarioOutcome::Skipped(_) => "skipped",
+    }
+}
+
+/// Milliseconds of a duration, saturating.
+pub fn ms(d: Duration) -> u64 {
+    d.as_millis().min(u64::MAX as u128) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::runtime_trace::scenarios::parse_scenarios;
+
+    fn three() -> Vec<Scenario> {
+        parse_scenarios(
+            "version: 1\nscenarios:\n  - {name: a, command: [x]}\n  - {name: b, command: [x]}\n  - {name: c, command: [x]}\n",
+            "s",
+        )
+        .unwrap()
+        .scenarios
+    }
+
+    fn completed(name: &str) -> ScenarioRun {
+        ScenarioRun {
+            result: not_run(name, ScenarioOutcome::Completed),
+            trace_file: None,
+            warnings: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn scenarios_run_in_order_one_at_a_time_with_their_own_deadline() {
+        let limits = RunLimits {
+            scenario_timeout: Duration::from_secs(7),
+            ..RunLimits::default()
+        };
+        let mut calls = Vec::new();
+        let runs = run_sequentially(
+            &three(),
+            &limits,
+            &indicatif::ProgressBar::hidden(),
+            |sc, deadline| {
+                let left = deadline.saturating_duration_since(Instant::now());
+                assert!(left <= Duration::from_secs(7) && left > Duration::from_secs(6));
+                calls.push(sc.name.clone());
+                completed(&sc.name)
+            },
+        );
+        assert_eq!(calls, ["a", "b", "c"]);
+        assert!(runs
+            .iter()
+            .all(|r| r.result.outcome == ScenarioOutcome::Completed));
+    }
+
+    #[test]
+    fn the_aggregate_budget_cuts_deadlines_then_skips_the_rest() {
+        let limits = RunLimits {
+            scenario_timeout: Duration::from_secs(60),
+            aggregate_timeout: Duration::from_millis(150),
+            ..RunLimits::default()
+        };
+        let runs = run_sequentially(
+            &three(),
+            &limits,
+            &indicatif::ProgressBar::hidden(),
+            |sc, deadline| {
+                // The first scenario's deadline is the aggregate one, not 60 s away.
+                assert!(deadline <= Instant::now() + Duration::from_millis(150));
+                std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+                completed(&sc.name)
+            },
+        );
+        assert_eq!(runs[0].result.outcome, ScenarioOutcome::Completed);
+        for r in &runs[1..] {
+            assert_eq!(
+                r.result.outcome,
+                ScenarioOutcome::Skipped(ScenarioReason::AggregateTimeout)
+            );
+        }
+    }
+}
