@@ -278,3 +278,26 @@ fn prune_drops_corrupt_entries_whatever_the_size() {
     assert!(!p.exists());
     assert!(store.get("demo", KEY).unwrap().is_some());
 }
+
+#[test]
+fn prune_spares_young_unreferenced_blobs_of_a_store_in_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = CacheStore::new(dir.path());
+    store.put("demo", KEY, &output("a")).unwrap();
+    // A blob whose entry another process has not written yet.
+    let orphan = dir.path().join("blobs").join("ee").join(key(0xee));
+    std::fs::create_dir_all(orphan.parent().unwrap()).unwrap();
+    std::fs::write(&orphan, "pending").unwrap();
+    assert_eq!(store.prune(u64::MAX).unwrap().blobs_removed, 0);
+    assert!(
+        orphan.exists(),
+        "a young blob may belong to a store in progress"
+    );
+    set_mtime(&orphan, 3600);
+    assert_eq!(store.prune(u64::MAX).unwrap().blobs_removed, 1);
+    assert!(!orphan.exists(), "an old unreferenced blob is a leftover");
+    assert!(
+        store.get("demo", KEY).unwrap().is_some(),
+        "referenced blobs stay"
+    );
+}
