@@ -309,7 +309,7 @@ fn run_host(
         host::check_host_backend().map_err(|e| TraceError::BackendUnavailable("host", e))?;
     let app = resolve_app(file, &ImageConfig::default());
     let run_id = settings.run_id.clone().unwrap_or_else(new_run_id);
-    let work_dir = run_work_dir(repo, &settings, &run_id);
+    let work_dir = run_work_dir(repo, settings, &run_id);
     reset_dir(&work_dir)?;
     let mut runner = host::HostRunner {
         repo_root: repo.root(),
