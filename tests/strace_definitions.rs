@@ -269,3 +269,49 @@ fn foreign_lines_on_stderr_do_not_become_processes() {
     assert_eq!(f.root_exit, Some(ExitStatus::Exited { code: 5 }));
     assert_eq!(f.malformed_lines, 1);
 }
+
+#[test]
+fn interpreters_are_looked_up_once_per_path_in_a_single_pass() {
+    let trace = "\
+100 execve(\"/app/start.sh\", [\"/app/start.sh\"], 0x7ffd /* 1 var */) = 0
+100 clone(child_stack=NULL, flags=SIGCHLD) = 101
+101 execve(\"/proc/self/exe\", [\"cat\", \"/etc/x\"], 0x7ffd /* 1 var */) = 0
+100 execve(\"/app/start.sh\", [\"/app/start.sh\"], 0x7ffd /* 1 var */) = 0
+100 +++ exited with 0 +++
+";
+    let mut asked: Vec<String> = Vec::new();
+    let mut lookup = |p: &str| {
+        asked.push(p.to_owned());
+        match p {
+            "/app/start.sh" => Some("/bin/sh".to_owned()),
+            "/bin/sh" => Some("/lib/ld-musl-x86_64.so.1".to_owned()),
+            _ => None,
+        }
+    };
+    let (facts, interpreters) = codegenie::strace::parse_trace_with_lookup(
+        trace.as_bytes(),
+        &Default::default(),
+        &mut lookup,
+    )
+    .unwrap();
+    // Each path once, the script's interpreter and its loader included.
+    assert_eq!(
+        asked,
+        ["/app/start.sh", "/bin/sh", "/lib/ld-musl-x86_64.so.1"]
+    );
+    assert_eq!(
+        interpreters.into_iter().collect::<Vec<_>>(),
+        [
+            ("/app/start.sh".to_owned(), "/bin/sh".to_owned()),
+            ("/bin/sh".to_owned(), "/lib/ld-musl-x86_64.so.1".to_owned()),
+        ]
+    );
+    // The child re-exec'd its own binary, which is the script's interpreter.
+    assert_eq!(
+        facts.trace.binaries_executed.iter().collect::<Vec<_>>(),
+        ["/app/start.sh", "/bin/sh"]
+    );
+    // Two execs of a script whose interpreter is a shell.
+    assert_eq!(facts.script_shell_invocations, 2);
+    assert_eq!(facts.trace.shell_invocations, 0);
+}

@@ -143,6 +143,7 @@ fn container_script_runs_its_shell_and_the_slice_says_so() {
         trace: Some(plain.trace.clone()),
         artifact: Some("raw/startup.trace".into()),
         interpreters,
+        script_shell_invocations: f.script_shell_invocations,
     };
     let slice = aggregate(&[result], &AggregateInputs::default());
     assert!(slice.binaries_executed.contains("/bin/sh"));

@@ -77,4 +77,8 @@ pub struct ScenarioResult {
     /// `#!`/`PT_INTERP` interpreters of executed paths (`{path: interpreter}`).
     #[serde(default)]
     pub interpreters: BTreeMap<String, String>,
+    /// Successful execs of scripts whose interpreter is a shell, counted per
+    /// exec (the slice adds them to `shell_invocations`, DESIGN.md §5).
+    #[serde(default)]
+    pub script_shell_invocations: u64,
 }

@@ -67,51 +67,27 @@ pub fn run_sequentially(
     runs
 }
 
-/// Parse `file`, then read the interpreter of every executed path with
-/// `interpreter_of` (cached in `cache` across scenarios) and parse again with
-/// them, until no new path appears.
+/// Parse `file` in one pass, reading the interpreter of each executed path
+/// with `interpreter_of` when the parser first meets it (cached in `cache`
+/// across scenarios).
 pub fn parse_with_interpreters(
     file: &Path,
     cache: &mut BTreeMap<String, Option<String>>,
     mut interpreter_of: impl FnMut(&str) -> Option<String>,
 ) -> Result<(TraceFacts, BTreeMap<String, String>), String> {
-    let mut known: BTreeMap<String, String> = BTreeMap::new();
-    let mut facts = parse_file(file, &known)?;
-    // Bounded like the kernel's own `#!` recursion.
-    for _ in 0..4 {
-        let mut added = false;
-        // Executed paths and the interpreters found so far (a script's shell
-        // has a loader of its own).
-        let mut candidates: Vec<String> = facts.trace.binaries_executed.iter().cloned().collect();
-        candidates.extend(known.values().cloned());
-        for bin in candidates {
-            if bin.starts_with("/proc/") || known.contains_key(&bin) {
-                continue;
-            }
-            let interp = cache
-                .entry(bin.clone())
-                .or_insert_with(|| interpreter_of(&bin))
-                .clone();
-            if let Some(i) = interp {
-                known.insert(bin, i);
-                added = true;
-            }
-        }
-        if !added {
-            break;
-        }
-        facts = parse_file(file, &known)?;
-    }
-    Ok((facts, known))
-}
-
-fn parse_file(file: &Path, interpreters: &BTreeMap<String, String>) -> Result<TraceFacts, String> {
     let f = std::fs::File::open(file).map_err(|e| format!("{}: {e}", file.display()))?;
-    let opts = ParseOptions {
-        interpreters: interpreters.clone(),
+    let mut lookup = |path: &str| {
+        cache
+            .entry(path.to_owned())
+            .or_insert_with(|| interpreter_of(path))
+            .clone()
     };
-    strace::parse_trace(std::io::BufReader::new(f), &opts)
-        .map_err(|e| format!("{}: {e}", file.display()))
+    strace::parse_trace_with_lookup(
+        std::io::BufReader::new(f),
+        &ParseOptions::default(),
+        &mut lookup,
+    )
+    .map_err(|e| format!("{}: {e}", file.display()))
 }
 
 /// Fill `result` from a collected trace; problems become warnings.
@@ -128,6 +104,7 @@ pub fn attach_trace(
             result.signals_seen = facts.root_signals.clone();
             result.trace = Some(facts.trace);
             result.interpreters = interps;
+            result.script_shell_invocations = facts.script_shell_invocations;
             if facts.malformed_lines > 0 {
                 warnings.push(format!(
                     "scenario {}: {} trace lines were not understood",
@@ -161,6 +138,7 @@ pub fn not_run(name: &str, outcome: ScenarioOutcome) -> ScenarioResult {
         trace: None,
         artifact: None,
         interpreters: BTreeMap::new(),
+        script_shell_invocations: 0,
     }
 }
 

@@ -121,10 +121,9 @@ pub struct AggregateInputs {
 ///   what they touched is still evidence); `interpreters` are merged.
 /// - `binaries_executed` also lists the interpreters (`#!` and `PT_INTERP`,
 ///   followed a few levels) of executed paths.
-/// - `shell_invocations` is the parsers' count plus, per scenario, each
-///   executed script whose interpreter is a shell. A [`ScenarioResult`]
-///   carries the distinct executed paths, not an exec count, so a script
-///   exec'd several times in one scenario adds one (a lower bound).
+/// - `shell_invocations` is the parsers' count plus every successful exec of
+///   a script whose interpreter is a shell
+///   ([`ScenarioResult::script_shell_invocations`], counted per exec).
 /// - `files_read_at_runtime.summary` counts the union of files read by category.
 pub fn aggregate(results: &[ScenarioResult], inputs: &AggregateInputs) -> RuntimeTraceSlice {
     let mut union = ParsedTrace::default();
@@ -144,12 +143,7 @@ pub fn aggregate(results: &[ScenarioResult], inputs: &AggregateInputs) -> Runtim
         }
         if let Some(t) = &r.trace {
             union.union(t);
-            script_shells += t
-                .binaries_executed
-                .iter()
-                .filter_map(|b| rules::script_interpreter(b, &r.interpreters))
-                .filter(|i| rules::is_shell(rules::basename(i)))
-                .count() as u64;
+            script_shells += r.script_shell_invocations;
         }
     }
     let mut binaries = union.binaries_executed.clone();
@@ -300,6 +294,7 @@ mod tests {
             trace: None,
             artifact: None,
             interpreters: BTreeMap::new(),
+            script_shell_invocations: 0,
         }
     }
 
@@ -448,6 +443,8 @@ mod tests {
         t.shell_invocations = 2;
         t.network_endpoints_touched.outbound = set(&["127.0.0.1:5432"]);
         a.trace = Some(t);
+        // `/app/entry.sh` (run by /bin/sh) exec'd three times.
+        a.script_shell_invocations = 3;
         a.artifact = Some("raw/startup.trace".into());
         a.interpreters = [
             ("/app/entry.sh", "/bin/sh"),
@@ -499,8 +496,8 @@ mod tests {
                 "/usr/bin/node"
             ])
         );
-        // 2 + 1 from the parsers, + 1 for the script run by a shell.
-        assert_eq!(s.shell_invocations, 4);
+        // 2 + 1 from the parsers, + 3 execs of the script run by a shell.
+        assert_eq!(s.shell_invocations, 6);
         assert_eq!(
             s.files_read_at_runtime.summary,
             FileCategorySummary {

@@ -1,7 +1,7 @@
 //! The fact collector: consumes trace lines one at a time and accumulates the
 //! facts of DESIGN.md §4.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use memchr::memmem;
 
@@ -25,7 +25,11 @@ pub(crate) const MAX_ROOT_SIGNALS: usize = 4096;
 
 /// Streaming state of one parse.
 pub(crate) struct Collector<'o> {
-    opts: &'o ParseOptions,
+    /// `{path: interpreter}` known so far: the caller's map, plus what
+    /// `lookup` answered (`None` = asked, not a script or ELF with a loader).
+    interpreters: BTreeMap<String, Option<String>>,
+    /// Asked once per executed path the map does not know.
+    lookup: Option<&'o mut dyn FnMut(&str) -> Option<String>>,
     facts: TraceFacts,
     procs: Procs,
     joiner: Joiner,
@@ -39,9 +43,17 @@ pub(crate) struct Collector<'o> {
 }
 
 impl<'o> Collector<'o> {
-    pub(crate) fn new(opts: &'o ParseOptions) -> Self {
+    pub(crate) fn new(
+        opts: &ParseOptions,
+        lookup: Option<&'o mut dyn FnMut(&str) -> Option<String>>,
+    ) -> Self {
         Collector {
-            opts,
+            interpreters: opts
+                .interpreters
+                .iter()
+                .map(|(k, v)| (k.clone(), Some(v.clone())))
+                .collect(),
+            lookup,
             facts: TraceFacts::default(),
             procs: Procs::default(),
             joiner: Joiner::default(),
@@ -54,8 +66,40 @@ impl<'o> Collector<'o> {
         }
     }
 
-    pub(crate) fn finish(self) -> TraceFacts {
-        self.facts
+    pub(crate) fn finish(self) -> (TraceFacts, BTreeMap<String, String>) {
+        let interpreters = self
+            .interpreters
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .collect();
+        (self.facts, interpreters)
+    }
+
+    /// Ask the lookup about `path` (and, for a script, its interpreter, which
+    /// has a loader or interpreter of its own), once per path.
+    fn learn_interpreters(&mut self, path: &str) {
+        let Some(lookup) = self.lookup.as_mut() else {
+            return;
+        };
+        let mut key = path.to_owned();
+        // Bounded like the kernel's own `#!` recursion.
+        for _ in 0..5 {
+            if key.starts_with("/proc/") {
+                return;
+            }
+            let next = match self.interpreters.get(&key) {
+                Some(known) => known.clone(),
+                None => {
+                    let found = lookup(&key);
+                    self.interpreters.insert(key.clone(), found.clone());
+                    found
+                }
+            };
+            match next {
+                Some(i) => key = i,
+                None => return,
+            }
+        }
     }
 
     pub(crate) fn malformed(&mut self) {
@@ -408,7 +452,10 @@ impl<'o> Collector<'o> {
             self.facts.trace.shell_invocations += 1;
         }
         insert(&mut self.facts.trace.binaries_executed, &self.path);
-        match script_interpreter(&self.path, &self.opts.interpreters) {
+        let path = std::mem::take(&mut self.path);
+        self.learn_interpreters(&path);
+        self.path = path;
+        match script_interpreter(&self.path, &self.interpreters) {
             Some(interp) => {
                 if is_shell(basename(interp)) {
                     self.facts.script_shell_invocations += 1;

@@ -34,7 +34,24 @@ pub struct ParseOptions {
 /// Parse one trace, streaming. Never panics; malformed lines are counted.
 /// The only error is the reader's own I/O error.
 pub fn parse_trace<R: BufRead>(reader: R, opts: &ParseOptions) -> std::io::Result<TraceFacts> {
-    let mut collector = collect::Collector::new(opts);
+    let mut collector = collect::Collector::new(opts, None);
+    lines::for_each_line(reader, |line| match line {
+        lines::Line::Text(t) => collector.line(t),
+        lines::Line::Overlong => collector.malformed(),
+    })?;
+    Ok(collector.finish().0)
+}
+
+/// Parse one trace in a single pass, asking `lookup` for the interpreter
+/// (`#!` or `PT_INTERP`) of each executed path that `opts.interpreters` does
+/// not know, once per path, at its first exec. Returns the facts and every
+/// interpreter found (`{path: interpreter}`, chains included).
+pub fn parse_trace_with_lookup<R: BufRead>(
+    reader: R,
+    opts: &ParseOptions,
+    lookup: &mut dyn FnMut(&str) -> Option<String>,
+) -> std::io::Result<(TraceFacts, BTreeMap<String, String>)> {
+    let mut collector = collect::Collector::new(opts, Some(lookup));
     lines::for_each_line(reader, |line| match line {
         lines::Line::Text(t) => collector.line(t),
         lines::Line::Overlong => collector.malformed(),

@@ -115,6 +115,24 @@ pub(crate) fn prot_exec(text: &[u8]) -> bool {
     })
 }
 
+/// A value of an interpreters map: the interpreter, if there is one.
+pub trait InterpreterEntry {
+    /// The interpreter.
+    fn interpreter(&self) -> Option<&str>;
+}
+
+impl InterpreterEntry for String {
+    fn interpreter(&self) -> Option<&str> {
+        Some(self)
+    }
+}
+
+impl InterpreterEntry for Option<String> {
+    fn interpreter(&self) -> Option<&str> {
+        self.as_deref()
+    }
+}
+
 /// A `PT_INTERP` loader (`ld-linux-x86-64.so.2`, `ld-musl-x86_64.so.1`,
 /// `ld.so`): running it does not change what `/proc/self/exe` names.
 pub fn is_elf_loader(path: &str) -> bool {
@@ -125,17 +143,17 @@ pub fn is_elf_loader(path: &str) -> bool {
 /// The script interpreter a process runs after exec'ing `path` (following
 /// `#!` chains a few levels, as the kernel does), or `None` when `path` is not
 /// a script per the map (an ELF with a `PT_INTERP` loader is not a script).
-pub fn script_interpreter<'a>(
+pub fn script_interpreter<'a, V: InterpreterEntry>(
     path: &str,
-    interpreters: &'a BTreeMap<String, String>,
+    interpreters: &'a BTreeMap<String, V>,
 ) -> Option<&'a str> {
     let mut current: Option<&'a str> = None;
     let mut key = path;
     for _ in 0..4 {
-        match interpreters.get(key) {
+        match interpreters.get(key).and_then(|v| v.interpreter()) {
             Some(i) if !is_elf_loader(i) => {
-                current = Some(i.as_str());
-                key = i.as_str();
+                current = Some(i);
+                key = i;
             }
             _ => break,
         }
