@@ -23,13 +23,16 @@ const PSEUDO_ROOT: u32 = u32::MAX;
 /// Root signals kept; more are counted, so memory stays bounded.
 pub(crate) const MAX_ROOT_SIGNALS: usize = 4096;
 
+/// Answers the interpreter of an executed path (`None`: not a script, no loader).
+pub(crate) type InterpreterLookup<'a> = dyn FnMut(&str) -> Option<String> + 'a;
+
 /// Streaming state of one parse.
 pub(crate) struct Collector<'o> {
     /// `{path: interpreter}` known so far: the caller's map, plus what
     /// `lookup` answered (`None` = asked, not a script or ELF with a loader).
     interpreters: BTreeMap<String, Option<String>>,
     /// Asked once per executed path the map does not know.
-    lookup: Option<&'o mut dyn FnMut(&str) -> Option<String>>,
+    lookup: Option<&'o mut InterpreterLookup<'o>>,
     facts: TraceFacts,
     procs: Procs,
     joiner: Joiner,
@@ -45,7 +48,7 @@ pub(crate) struct Collector<'o> {
 impl<'o> Collector<'o> {
     pub(crate) fn new(
         opts: &ParseOptions,
-        lookup: Option<&'o mut dyn FnMut(&str) -> Option<String>>,
+        lookup: Option<&'o mut InterpreterLookup<'o>>,
     ) -> Self {
         Collector {
             interpreters: opts
