@@ -58,6 +58,14 @@ fn copy_tree(src: &Path, dest: &Path) {
     std::fs::create_dir_all(dest).unwrap();
     for e in std::fs::read_dir(src).unwrap() {
         let e = e.unwrap();
+        // Outputs of earlier runs in the source tree (a local demo run) are not fixture content.
+        if src.file_name() == Some(std::ffi::OsStr::new(".codegenie"))
+            && ["cache", "context", "work"]
+                .iter()
+                .any(|d| e.file_name() == *d)
+        {
+            continue;
+        }
         let to = dest.join(e.file_name());
         let ty = e.file_type().unwrap();
         if ty.is_dir() {

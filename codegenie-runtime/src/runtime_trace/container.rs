@@ -110,6 +110,8 @@ pub struct ContainerRunner<'a> {
     pub limits: &'a RunLimits,
     /// `{path: interpreter}` read from the image so far (shared by scenarios).
     pub interpreters: BTreeMap<String, Option<String>>,
+    /// Progress display (hidden when stderr is not a terminal).
+    pub progress: indicatif::ProgressBar,
 }
 
 impl ContainerRunner<'_> {
@@ -128,11 +130,14 @@ impl ContainerRunner<'_> {
                     trace_file: None,
                     warnings: Vec::new(),
                 });
+                self.progress.inc(1);
                 continue;
             }
             let deadline = (now + self.limits.scenario_timeout).min(loop_deadline);
             tracing::info!(scenario = %sc.name, "scenario_started");
+            self.progress.set_message(format!("scenario {}", sc.name));
             let run = self.run_one(sc, app, deadline);
+            self.progress.inc(1);
             tracing::info!(
                 scenario = %sc.name,
                 wall_clock_ms = run.result.wall_clock_ms,
@@ -141,6 +146,7 @@ impl ContainerRunner<'_> {
             );
             runs.push(run);
         }
+        self.progress.finish_and_clear();
         runs
     }
 

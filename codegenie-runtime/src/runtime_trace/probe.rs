@@ -183,7 +183,7 @@ fn run_blocking(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutput, 
     let engine = Engine::new(settings.engine);
     let digest = match &ctx.image_digest_resolver {
         None => Err("no image-digest resolver is bound".to_owned()),
-        Some(r) => match r.resolve(repo) {
+        Some(r) => match with_spinner("building image", || r.resolve(repo)) {
             Ok(Some(d)) => Ok(d),
             Ok(None) => Err("the resolver returned no digest".to_owned()),
             Err(e) => match e.downcast_ref::<EngineError>() {
@@ -252,6 +252,7 @@ fn run_blocking(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutput, 
         work_dir: &work_dir,
         limits: &settings.limits,
         interpreters: Default::default(),
+        progress: scenario_bar(file.scenarios.len() as u64),
     };
     let runs = runner.run_all(&file.scenarios, &app);
     let mut warnings = Vec::new();
@@ -322,6 +323,38 @@ fn output(
         artifacts,
         warnings,
     }
+}
+
+/// Progress bars only on a terminal; logs and tests see nothing.
+fn on_terminal() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal()
+}
+
+fn scenario_bar(n: u64) -> indicatif::ProgressBar {
+    if !on_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(n);
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{spinner} [{pos}/{len}] {msg} ({elapsed})")
+    {
+        bar.set_style(style);
+    }
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
+}
+
+fn with_spinner<T>(msg: &'static str, f: impl FnOnce() -> T) -> T {
+    if !on_terminal() {
+        return f();
+    }
+    let spinner = indicatif::ProgressBar::new_spinner();
+    spinner.set_message(msg);
+    spinner.enable_steady_tick(Duration::from_millis(120));
+    let out = f();
+    spinner.finish_and_clear();
+    out
 }
 
 fn reset_dir(dir: &Path) -> Result<(), TraceError> {

@@ -1,0 +1,98 @@
+//! Traced vs untraced startup of the fixture service on the real engine:
+//! time from `docker start` to the app's "listening" line, in a hardened
+//! container, with and without the in-container strace.
+//!
+//! Needs Docker and `tests/fixtures/bin/busybox` (tests/fixtures/fetch-busybox.sh).
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use codegenie::runtime_trace::bundle::{self, Bundle};
+use codegenie::runtime_trace::engine::{CreateOptions, Engine, EngineKind};
+use criterion::{criterion_group, criterion_main, Criterion};
+
+fn fixture_image(engine: &Engine) -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let busybox = root.join("tests/fixtures/bin/busybox");
+    assert!(
+        busybox.is_file(),
+        "run tests/fixtures/fetch-busybox.sh first ({} is missing)",
+        busybox.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&root.join("tests/fixtures/service"), dir.path());
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::copy(&busybox, bin.join("busybox")).unwrap();
+    for a in ["sh", "cat", "nc", "httpd", "sleep"] {
+        std::os::unix::fs::symlink("busybox", bin.join(a)).unwrap();
+    }
+    engine.build(dir.path()).expect("fixture image builds")
+}
+
+fn copy_tree(src: &Path, dest: &Path) {
+    std::fs::create_dir_all(dest).unwrap();
+    for e in std::fs::read_dir(src).unwrap().flatten() {
+        let to = dest.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &to);
+        } else {
+            std::fs::copy(e.path(), to).unwrap();
+        }
+    }
+}
+
+/// One cold start; returns start → "listening" line.
+fn startup(engine: &Engine, image: &str, traced: Option<&Bundle>) -> Duration {
+    let app = vec![
+        "/app/start.sh".to_owned(),
+        "--port".to_owned(),
+        "8080".to_owned(),
+    ];
+    let (entrypoint, args) = match traced {
+        Some(_) => (bundle::LOADER.to_owned(), bundle::strace_argv(&app)),
+        None => (app[0].clone(), app[1..].to_vec()),
+    };
+    let id = engine
+        .create(&CreateOptions {
+            image: image.to_owned(),
+            run_id: "bench-trace-startup".to_owned(),
+            entrypoint,
+            args,
+            pids_limit: 256,
+            memory: "512m".to_owned(),
+            cpus: "1".to_owned(),
+        })
+        .unwrap();
+    if let Some(b) = traced {
+        engine.copy_in(b.dir(), &id, bundle::ROOT).unwrap();
+    }
+    let started = Instant::now();
+    let mut running = engine.start_attached(&id, Some("listening on")).unwrap();
+    while !running.line_seen() {
+        assert!(started.elapsed() < Duration::from_secs(30), "no ready line");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let took = started.elapsed();
+    engine.remove(&id).unwrap();
+    running.kill();
+    took
+}
+
+fn bench(c: &mut Criterion) {
+    let engine = Engine::new(EngineKind::Docker);
+    let image = fixture_image(&engine);
+    let b = Bundle::assemble(&std::env::current_exe().unwrap()).unwrap();
+    let mut g = c.benchmark_group("fixture_startup");
+    g.sample_size(10).measurement_time(Duration::from_secs(20));
+    g.bench_function("untraced", |bn| {
+        bn.iter_custom(|n| (0..n).map(|_| startup(&engine, &image, None)).sum())
+    });
+    g.bench_function("traced", |bn| {
+        bn.iter_custom(|n| (0..n).map(|_| startup(&engine, &image, Some(&b))).sum())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

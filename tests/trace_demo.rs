@@ -1,0 +1,49 @@
+//! The README's main command, `codegenie trace examples/demo-service`, on a
+//! copy of the demo repository, through the real binary and engine.
+
+mod trace_support;
+
+use std::process::Command;
+
+use trace_support::*;
+
+#[test]
+fn codegenie_trace_on_the_demo_service() {
+    let _engine = engine_lock();
+    let repo = fixture_repo("examples/demo-service");
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_codegenie"))
+            .arg("trace")
+            .arg(repo.path())
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("confidence high"), "{stdout}");
+    assert!(stdout.contains("migrate      completed"), "{stdout}");
+    let slice: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(repo.path().join(".codegenie/context/runtime_trace.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(strings(&slice["scenarios_run"]).len(), 6);
+    assert!(strings(&slice["binaries_executed"]).contains(&"/app/migrate.sh".to_owned()));
+    assert!(strings(&slice["files_written"]).contains(&"/tmp/migrated".to_owned()));
+    assert_eq!(
+        strings(&slice["network_endpoints_touched"]["outbound"]),
+        ["127.0.0.1:5432"]
+    );
+
+    let again = run();
+    assert!(again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("cache hit"),
+        "{}",
+        String::from_utf8_lossy(&again.stdout)
+    );
+}
