@@ -89,7 +89,7 @@ fn an_unreachable_engine_is_engine_unavailable() {
     let out = Command::new(env!("CARGO_BIN_EXE_codegenie"))
         .arg("trace")
         .arg(repo.path())
-        .arg("--no-cache")
+        .args(["--no-cache", "--backend", "docker"])
         .env(
             "DOCKER_HOST",
             format!("unix://{}/absent.sock", sock.path().display()),

@@ -27,11 +27,13 @@ pub enum BackendArg {
 /// Arguments of `codegenie trace`.
 #[derive(Debug, Args)]
 pub struct TraceArgs {
-    /// The repository to trace (it needs a Dockerfile).
+    /// The repository to trace (a Dockerfile, or `app.command` in
+    /// `.codegenie/scenarios.yaml` for the host backend).
     pub repo: PathBuf,
-    /// Where the scenarios run.
-    #[arg(long, value_enum, default_value_t = BackendArg::Docker)]
-    pub backend: BackendArg,
+    /// Where the scenarios run [default: docker when the repository has a
+    /// Dockerfile and the engine answers, else host].
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendArg>,
     /// Neither read nor write the cache.
     #[arg(long)]
     pub no_cache: bool,
@@ -58,12 +60,14 @@ pub(super) fn run(args: TraceArgs) -> Result<ExitCode, CliError> {
             .ok_or_else(|| format!("--set {kv}: expected KEY=VALUE"))?;
         ctx.settings.insert(k.to_owned(), v.to_owned());
     }
-    let backend = match args.backend {
-        BackendArg::Docker => "docker",
-        BackendArg::Host => "host",
-    };
-    ctx.settings
-        .insert("runtime_trace.backend".to_owned(), backend.to_owned());
+    if let Some(b) = args.backend {
+        let name = match b {
+            BackendArg::Docker => "docker",
+            BackendArg::Host => "host",
+        };
+        ctx.settings
+            .insert("runtime_trace.backend".to_owned(), name.to_owned());
+    }
     let opts = GatherOptions {
         only: vec![PROBE.to_owned()],
         no_cache: args.no_cache,
@@ -82,7 +86,7 @@ pub(super) fn run(args: TraceArgs) -> Result<ExitCode, CliError> {
     match &rec.status {
         ProbeStatus::Skipped { .. } => {
             return Err(format!(
-                "nothing to trace: {} has no Dockerfile",
+                "nothing to trace: {} has no Dockerfile and no .codegenie/scenarios.yaml",
                 repo.root().display()
             )
             .into())

@@ -6,10 +6,12 @@
 //! which is killed on timeout and when the handle is dropped.
 
 mod capture;
+mod netns;
 mod process;
 mod program;
 
 pub use capture::Captured;
+pub use netns::in_network_of;
 pub use process::{run, spawn, ExecSpec, Finished, Running, Termination};
 pub use program::Program;
 

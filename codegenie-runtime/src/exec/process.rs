@@ -27,6 +27,7 @@ pub struct ExecSpec {
     timeout: Duration,
     capture_limit: usize,
     watch_line: Option<Vec<u8>>,
+    private_network: bool,
 }
 
 impl ExecSpec {
@@ -39,7 +40,15 @@ impl ExecSpec {
             timeout: Duration::from_secs(60),
             capture_limit: DEFAULT_CAPTURE_LIMIT,
             watch_line: None,
+            private_network: false,
         }
+    }
+
+    /// Start the process in a new network namespace with only loopback up
+    /// (needs CAP_SYS_ADMIN; the spawn fails with the kernel's error otherwise).
+    pub fn private_network(mut self) -> Self {
+        self.private_network = true;
+        self
     }
 
     /// Append one argument.
@@ -166,6 +175,12 @@ pub fn spawn(spec: &ExecSpec) -> Result<Running, ExecError> {
     }
     if let Some(dir) = &spec.cwd {
         cmd.current_dir(dir);
+    }
+    if spec.private_network {
+        // SAFETY: the hook only makes async-signal-safe system calls.
+        unsafe {
+            cmd.pre_exec(super::netns::enter_private_network);
+        }
     }
     tracing::debug!(argv = %spec.display(), "exec");
     let mut child = cmd.spawn().map_err(|source| ExecError::Spawn {
@@ -408,6 +423,32 @@ mod tests {
         // The traced `sleep` was in the group too: nothing is left alive.
         std::thread::sleep(Duration::from_millis(200));
         assert_eq!(live_members(pgid), Vec::<i32>::new());
+    }
+
+    #[test]
+    fn private_network_has_only_loopback() {
+        require_strace();
+        // `cat /proc/net/dev` run by strace inside the new namespace.
+        let out = run(&ExecSpec::new(Program::Strace)
+            .args([
+                "-e",
+                "trace=none",
+                "-o",
+                "/dev/null",
+                "cat",
+                "/proc/net/dev",
+            ])
+            .private_network())
+        .unwrap();
+        assert!(out.success(), "{}", out.stderr.text());
+        let ifaces: Vec<String> = out
+            .stdout
+            .text()
+            .lines()
+            .skip(2)
+            .filter_map(|l| l.split(':').next().map(|s| s.trim().to_owned()))
+            .collect();
+        assert_eq!(ifaces, ["lo"]);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// Why a helper failed.
@@ -140,26 +141,35 @@ pub fn parse_status_line(head: &[u8]) -> Option<u16> {
 /// excluding this helper. `docker exec` processes have parent 0, so they never match.
 pub fn find_app_root() -> Result<i32, AgentError> {
     let me = std::process::id() as i32;
-    let entries = std::fs::read_dir("/proc").map_err(|source| AgentError::Proc {
-        path: "/proc".into(),
-        source,
-    })?;
+    traced_child_of(Path::new("/proc"), 1, Some(me)).ok_or(AgentError::NoAppProcess)
+}
+
+/// The lowest-numbered live child of `parent` (other than `skip`) whose
+/// executable differs from the parent's: strace forks short-lived test
+/// children at startup that still run strace; the traced app has exec'd.
+pub fn traced_child_of(proc_root: &Path, parent: i32, skip: Option<i32>) -> Option<i32> {
+    let parent_exe = std::fs::read_link(proc_root.join(parent.to_string()).join("exe")).ok();
     let mut best: Option<i32> = None;
-    for e in entries.flatten() {
+    for e in std::fs::read_dir(proc_root).ok()?.flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
             continue;
         };
-        if pid == me || pid == 1 {
+        if Some(pid) == skip || pid == parent {
             continue;
         }
         let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
             continue;
         };
-        if stat_ppid(&stat) == Some(1) && best.map_or(true, |b| pid < b) {
-            best = Some(pid);
+        if stat_ppid(&stat) != Some(parent) || best.is_some_and(|b| b < pid) {
+            continue;
         }
+        let exe = std::fs::read_link(e.path().join("exe")).ok();
+        if exe.is_some() && exe == parent_exe {
+            continue;
+        }
+        best = Some(pid);
     }
-    best.ok_or(AgentError::NoAppProcess)
+    best
 }
 
 /// The parent pid in a `/proc/PID/stat` line (the command may contain spaces and parens).
@@ -246,6 +256,27 @@ mod tests {
             http_request(port, "GET", "/", None, Duration::from_secs(2)),
             Err(AgentError::Net { .. })
         ));
+    }
+
+    #[test]
+    fn finds_the_exec_d_child_not_the_fork() {
+        // A synthetic /proc: PID 1 is strace; 5 is its fork (still strace),
+        // 7 the exec'd app, 9 the app's own child, 3 a process elsewhere.
+        let proc_root = tempfile::tempdir().unwrap();
+        let add = |pid: i32, ppid: i32, exe: &str| {
+            let d = proc_root.path().join(pid.to_string());
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("stat"), format!("{pid} (x) S {ppid} {pid} {pid} 0")).unwrap();
+            std::os::unix::fs::symlink(exe, d.join("exe")).unwrap();
+        };
+        add(1, 0, "/.codegenie/ld.so");
+        add(3, 2, "/bin/other");
+        add(5, 1, "/.codegenie/ld.so");
+        add(7, 1, "/bin/busybox");
+        add(9, 7, "/bin/busybox");
+        assert_eq!(traced_child_of(proc_root.path(), 1, None), Some(7));
+        assert_eq!(traced_child_of(proc_root.path(), 1, Some(7)), None);
+        assert_eq!(traced_child_of(proc_root.path(), 7, None), Some(9));
     }
 
     #[test]

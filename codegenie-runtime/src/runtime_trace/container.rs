@@ -10,13 +10,14 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::exec::{Running, Termination};
-use crate::strace::{self, ParseOptions, TraceFacts};
 
 use super::bundle::{self, Bundle};
 use super::engine::{CreateOptions, Engine, EngineError};
 use super::interp;
 use super::model::{ScenarioOutcome, ScenarioReason, ScenarioResult};
-use super::scenarios::{HttpStep, Ready, Scenario, Step};
+use super::scenarios::{HttpStep, Ready, Scenario};
+use super::sequence::{attach_trace, run_sequentially};
+use super::steps::{exit_reason, AppOps, Driver, Stop};
 
 /// Per-scenario time limit (DESIGN.md §5).
 pub const SCENARIO_TIMEOUT: Duration = Duration::from_secs(120);
@@ -77,23 +78,6 @@ pub struct ScenarioRun {
     pub warnings: Vec<String>,
 }
 
-/// Why a step sequence stopped early.
-enum Stop {
-    Timeout,
-    Reason(ScenarioReason),
-}
-
-impl From<EngineError> for Stop {
-    fn from(e: EngineError) -> Self {
-        Stop::Reason(match e {
-            EngineError::Unavailable { detail } => ScenarioReason::EngineUnavailable { detail },
-            other => ScenarioReason::Other {
-                detail: other.to_string(),
-            },
-        })
-    }
-}
-
 /// Runs scenarios in containers of one image.
 pub struct ContainerRunner<'a> {
     /// The engine.
@@ -117,37 +101,10 @@ pub struct ContainerRunner<'a> {
 impl ContainerRunner<'_> {
     /// Run every scenario, one at a time, under the aggregate timeout.
     pub fn run_all(&mut self, scenarios: &[Scenario], app: &ResolvedApp) -> Vec<ScenarioRun> {
-        let loop_deadline = Instant::now() + self.limits.aggregate_timeout;
-        let mut runs = Vec::new();
-        for sc in scenarios {
-            let now = Instant::now();
-            if now >= loop_deadline {
-                runs.push(ScenarioRun {
-                    result: not_run(
-                        &sc.name,
-                        ScenarioOutcome::Skipped(ScenarioReason::AggregateTimeout),
-                    ),
-                    trace_file: None,
-                    warnings: Vec::new(),
-                });
-                self.progress.inc(1);
-                continue;
-            }
-            let deadline = (now + self.limits.scenario_timeout).min(loop_deadline);
-            tracing::info!(scenario = %sc.name, "scenario_started");
-            self.progress.set_message(format!("scenario {}", sc.name));
-            let run = self.run_one(sc, app, deadline);
-            self.progress.inc(1);
-            tracing::info!(
-                scenario = %sc.name,
-                wall_clock_ms = run.result.wall_clock_ms,
-                result = outcome_kind(&run.result.outcome),
-                "scenario_finished"
-            );
-            runs.push(run);
-        }
-        self.progress.finish_and_clear();
-        runs
+        let (limits, progress) = (self.limits, self.progress.clone());
+        run_sequentially(scenarios, limits, &progress, |sc, deadline| {
+            self.run_one(sc, app, deadline)
+        })
     }
 
     /// Run one scenario in a fresh container that is always removed.
@@ -187,7 +144,7 @@ impl ContainerRunner<'_> {
                 removed: false,
             },
             Err(e) => {
-                let mut r = not_run(&sc.name, ScenarioOutcome::Failed(Stop::from(e).reason()));
+                let mut r = not_run(&sc.name, outcome_of(Err(engine_stop(e)), started));
                 r.wall_clock_ms = ms(started.elapsed());
                 return ScenarioRun {
                     result: r,
@@ -210,21 +167,14 @@ impl ContainerRunner<'_> {
         };
         let mut result = not_run(&sc.name, outcome);
         if let Some(file) = &copied {
-            match self.parse_with_interpreters(&container.id, file) {
-                Ok((facts, interps)) => {
-                    result.exit_status = facts.root_exit.clone();
-                    result.signals_seen = facts.root_signals.clone();
-                    result.trace = Some(facts.trace);
-                    result.interpreters = interps;
-                    if facts.malformed_lines > 0 {
-                        warnings.push(format!(
-                            "scenario {}: {} trace lines were not understood",
-                            sc.name, facts.malformed_lines
-                        ));
-                    }
-                }
-                Err(e) => warnings.push(format!("scenario {}: {e}", sc.name)),
-            }
+            let (engine, id) = (self.engine, container.id.clone());
+            attach_trace(
+                &mut result,
+                file,
+                &mut warnings,
+                &mut self.interpreters,
+                |path| read_interpreter(engine, &id, path),
+            );
         }
         if let Err(e) = container.remove() {
             warnings.push(format!("scenario {}: {e}", sc.name));
@@ -247,7 +197,7 @@ impl ContainerRunner<'_> {
         started: Instant,
     ) -> ScenarioOutcome {
         if let Err(e) = self.engine.copy_in(self.bundle.dir(), &c.id, bundle::ROOT) {
-            return ScenarioOutcome::Failed(Stop::from(e).reason());
+            return outcome_of(Err(engine_stop(e)), started);
         }
         let watch = match &app.ready {
             Ready::LogLine { line, .. } => Some(line.as_str()),
@@ -255,94 +205,35 @@ impl ContainerRunner<'_> {
         };
         let mut app_proc = match self.engine.start_attached(&c.id, watch) {
             Ok(r) => r,
-            Err(e) => return ScenarioOutcome::Failed(Stop::from(e).reason()),
+            Err(e) => return outcome_of(Err(engine_stop(e)), started),
         };
-        let mut ctl = Control {
+        let ops = ContainerOps {
             engine: self.engine,
             container: &c.id,
+        };
+        let ready = ops.wait_running(&mut app_proc, deadline);
+        let mut driver = Driver {
+            ops,
             app: &mut app_proc,
             deadline,
             exited_expectedly: false,
         };
-        // `start -a` returns before the container runs; `exec` needs it running.
-        let steps = ctl.wait_running().and_then(|()| ctl.run_steps(sc, app));
-        let one_shot = match (&steps, &sc.command) {
-            (Ok(()), Some(_)) => ctl.wait_one_shot(sc.expected_exit_code.unwrap_or(0)),
-            _ => steps,
-        };
-        ctl.stop(self.limits.stop_grace);
-        match one_shot {
-            Ok(()) => ScenarioOutcome::Completed,
-            Err(Stop::Timeout) => ScenarioOutcome::Failed(ScenarioReason::ScenarioTimeout {
-                elapsed_ms: ms(started.elapsed()),
-            }),
-            Err(Stop::Reason(r)) => ScenarioOutcome::Failed(r),
-        }
-    }
-
-    /// Parse the trace; read the interpreter of every executed path from the
-    /// container and parse again with them until no new path appears.
-    fn parse_with_interpreters(
-        &mut self,
-        container: &str,
-        file: &Path,
-    ) -> Result<(TraceFacts, BTreeMap<String, String>), String> {
-        let mut known: BTreeMap<String, String> = BTreeMap::new();
-        let mut facts = parse_file(file, &known)?;
-        for _ in 0..4 {
-            let mut added = false;
-            for bin in facts.trace.binaries_executed.clone() {
-                if bin.starts_with("/proc/") || known.contains_key(&bin) {
-                    continue;
-                }
-                let interp = match self.interpreters.get(&bin) {
-                    Some(i) => i.clone(),
-                    None => {
-                        let i = self.read_interpreter(container, &bin);
-                        self.interpreters.insert(bin.clone(), i.clone());
-                        i
-                    }
-                };
-                if let Some(i) = interp {
-                    known.insert(bin, i);
-                    added = true;
-                }
-            }
-            if !added {
-                break;
-            }
-            facts = parse_file(file, &known)?;
-        }
-        Ok((facts, known))
-    }
-
-    /// The interpreter of `path` in the container (`None` when it has none or
-    /// cannot be read).
-    fn read_interpreter(&self, container: &str, path: &str) -> Option<String> {
-        let tmp = tempfile::tempdir().ok()?;
-        let dest = tmp.path().join("file");
-        if let Err(e) = self.engine.copy_out(container, path, &dest) {
-            tracing::debug!(path, error = %e, "cannot read executed file from the container");
-            return None;
-        }
-        use std::io::Read;
-        let mut head = Vec::new();
-        std::fs::File::open(&dest)
-            .ok()?
-            .take(interp::HEAD_BYTES as u64)
-            .read_to_end(&mut head)
-            .ok()?;
-        interp::interpreter_of(&head)
+        let outcome = ready.and_then(|()| driver.run(sc, app));
+        driver.stop(self.limits.stop_grace);
+        outcome_of(outcome, started)
     }
 }
 
-fn parse_file(file: &Path, interpreters: &BTreeMap<String, String>) -> Result<TraceFacts, String> {
-    let f = std::fs::File::open(file).map_err(|e| format!("{}: {e}", file.display()))?;
-    let opts = ParseOptions {
-        interpreters: interpreters.clone(),
-    };
-    strace::parse_trace(std::io::BufReader::new(f), &opts)
-        .map_err(|e| format!("{}: {e}", file.display()))
+/// The interpreter of `path` in the container (`None` when it has none or
+/// cannot be read).
+fn read_interpreter(engine: &Engine, container: &str, path: &str) -> Option<String> {
+    let tmp = tempfile::tempdir().ok()?;
+    let dest = tmp.path().join("file");
+    if let Err(e) = engine.copy_out(container, path, &dest) {
+        tracing::debug!(path, error = %e, "cannot read executed file from the container");
+        return None;
+    }
+    interp::interpreter_of_file(&dest)
 }
 
 /// A created container; removed on drop if not removed explicitly.
@@ -369,183 +260,72 @@ impl Drop for Container<'_> {
     }
 }
 
-/// Drives one running scenario container.
-struct Control<'a> {
+/// The container backend's [`AppOps`]: helpers through `docker exec`.
+struct ContainerOps<'a> {
     engine: &'a Engine,
     container: &'a str,
-    app: &'a mut Running,
-    deadline: Instant,
-    /// Set after a signal step: the app may now exit.
-    exited_expectedly: bool,
 }
 
-impl Control<'_> {
-    fn remaining(&self) -> Result<Duration, Stop> {
-        let now = Instant::now();
-        if now >= self.deadline {
-            Err(Stop::Timeout)
-        } else {
-            Ok(self.deadline - now)
+impl ContainerOps<'_> {
+    /// Run `codegenie agent <args>` in the container; its stdout on success.
+    fn helper(&self, args: &[String], timeout: Duration) -> Result<String, Stop> {
+        let out = self
+            .engine
+            .exec_in(self.container, &bundle::helper_argv(args), timeout)
+            .map_err(engine_stop)?;
+        match out.termination {
+            Termination::Exited(0) => Ok(out.stdout.text()),
+            Termination::TimedOut => Err(Stop::Timeout),
+            other => Err(Stop::other(format!(
+                "helper `{}` ended with {other:?}: {}",
+                args.first().map(String::as_str).unwrap_or_default(),
+                out.stderr.tail_text(512).trim()
+            ))),
         }
     }
 
-    /// The app's exit as a failure, if it exited when it should not have.
-    fn check_alive(&mut self) -> Result<(), Stop> {
-        match self.app.try_wait() {
-            Ok(Some(t)) if !self.exited_expectedly => Err(Stop::Reason(exit_reason(t))),
-            Ok(_) => Ok(()),
-            Err(e) => Err(Stop::Reason(ScenarioReason::Other {
-                detail: e.to_string(),
-            })),
-        }
-    }
-
-    fn wait_running(&mut self) -> Result<(), Stop> {
+    /// Wait until the container runs (`start -a` returns before it does, and
+    /// `exec` needs it running), or the traced command already ended.
+    fn wait_running(&self, app: &mut Running, deadline: Instant) -> Result<(), Stop> {
         loop {
-            if self.engine.is_running(self.container)? {
+            if self
+                .engine
+                .is_running(self.container)
+                .map_err(engine_stop)?
+            {
                 return Ok(());
             }
-            if let Ok(Some(t)) = self.app.try_wait() {
+            if let Ok(Some(t)) = app.try_wait() {
                 // A one-shot command may finish before we look; that is its outcome.
-                return if self.exited_expectedly {
-                    Ok(())
-                } else {
-                    match t {
-                        Termination::Exited(_) => Ok(()),
-                        other => Err(Stop::Reason(exit_reason(other))),
-                    }
+                return match t {
+                    Termination::Exited(_) => Ok(()),
+                    other => Err(Stop::Reason(exit_reason(other))),
                 };
             }
-            self.remaining()?;
+            if Instant::now() >= deadline {
+                return Err(Stop::Timeout);
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
 
-    fn run_steps(&mut self, sc: &Scenario, app: &ResolvedApp) -> Result<(), Stop> {
-        for step in &sc.steps {
-            self.remaining()?;
-            match step {
-                Step::WaitReady(_) => self.wait_ready(&app.ready)?,
-                Step::Exec(argv) => {
-                    let out = self
-                        .engine
-                        .exec_in(self.container, argv, self.remaining()?)?;
-                    if out.termination == Termination::TimedOut {
-                        return Err(Stop::Timeout);
-                    }
-                    if !out.success() {
-                        return Err(Stop::Reason(ScenarioReason::Other {
-                            detail: format!(
-                                "exec step {argv:?} ended with {:?}: {}",
-                                out.termination,
-                                out.stderr.tail_text(512).trim()
-                            ),
-                        }));
-                    }
-                }
-                Step::Http(h) => self.http(h, app.port)?,
-                Step::Signal(sig) => {
-                    self.exited_expectedly = true;
-                    self.helper(&["signal".into(), "--signal".into(), sig.as_str().into()])?;
-                }
-                Step::WaitExit(w) => {
-                    let own = Instant::now() + Duration::from_secs(w.timeout_s);
-                    let until = own.min(self.deadline);
-                    match self.app.wait_until(until) {
-                        Ok(Some(_)) => {}
-                        Ok(None) if until == self.deadline => return Err(Stop::Timeout),
-                        Ok(None) => {
-                            return Err(Stop::Reason(ScenarioReason::Other {
-                                detail: format!("the app did not exit within {} s", w.timeout_s),
-                            }))
-                        }
-                        Err(e) => {
-                            return Err(Stop::Reason(ScenarioReason::Other {
-                                detail: e.to_string(),
-                            }))
-                        }
-                    }
-                }
-            }
-            self.check_alive()?;
-        }
-        Ok(())
+impl AppOps for ContainerOps<'_> {
+    fn wait_listen(&mut self, port: u16, timeout: Duration) -> Result<(), Stop> {
+        self.helper(
+            &[
+                "wait-listen".into(),
+                "--port".into(),
+                port.to_string(),
+                "--timeout-ms".into(),
+                timeout.as_millis().to_string(),
+            ],
+            timeout + Duration::from_secs(10),
+        )
+        .map(|_| ())
     }
 
-    fn wait_one_shot(&mut self, expected: i32) -> Result<(), Stop> {
-        match self.app.wait_until(self.deadline) {
-            Ok(Some(Termination::Exited(code))) if code == expected => Ok(()),
-            Ok(Some(t)) => Err(Stop::Reason(exit_reason(t))),
-            Ok(None) => Err(Stop::Timeout),
-            Err(e) => Err(Stop::Reason(ScenarioReason::Other {
-                detail: e.to_string(),
-            })),
-        }
-    }
-
-    fn wait_ready(&mut self, ready: &Ready) -> Result<(), Stop> {
-        match ready {
-            Ready::TcpPort { port, timeout_s } => {
-                let budget = Duration::from_secs(*timeout_s).min(self.remaining()?);
-                let out = self.helper_with_timeout(
-                    &[
-                        "wait-listen".into(),
-                        "--port".into(),
-                        port.to_string(),
-                        "--timeout-ms".into(),
-                        budget.as_millis().to_string(),
-                    ],
-                    budget + Duration::from_secs(10),
-                );
-                self.check_alive()?;
-                match out {
-                    Ok(_) => Ok(()),
-                    Err(_) if Instant::now() >= self.deadline => Err(Stop::Timeout),
-                    Err(Stop::Reason(ScenarioReason::Other { detail })) => {
-                        Err(Stop::Reason(ScenarioReason::Other {
-                            detail: format!("not ready: nothing listens on port {port} ({detail})"),
-                        }))
-                    }
-                    Err(e) => Err(e),
-                }
-            }
-            Ready::LogLine { line, timeout_s } => {
-                let until = (Instant::now() + Duration::from_secs(*timeout_s)).min(self.deadline);
-                loop {
-                    if self.app.line_seen() {
-                        return Ok(());
-                    }
-                    self.check_alive()?;
-                    if Instant::now() >= until {
-                        if until == self.deadline {
-                            return Err(Stop::Timeout);
-                        }
-                        return Err(Stop::Reason(ScenarioReason::Other {
-                            detail: format!(
-                                "not ready: no line containing {line:?} within {timeout_s} s"
-                            ),
-                        }));
-                    }
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-            }
-            Ready::After { seconds } => {
-                let until = (Instant::now() + Duration::from_secs_f64(*seconds)).min(self.deadline);
-                while Instant::now() < until {
-                    self.check_alive()?;
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                self.remaining().map(|_| ())
-            }
-        }
-    }
-
-    fn http(&mut self, h: &HttpStep, port: Option<u16>) -> Result<(), Stop> {
-        let Some(port) = port else {
-            return Err(Stop::Reason(ScenarioReason::Other {
-                detail: "an http step needs `app.port` or an EXPOSEd TCP port".to_owned(),
-            }));
-        };
+    fn http(&mut self, port: u16, h: &HttpStep, timeout: Duration) -> Result<Vec<u16>, Stop> {
         let mut args = vec![
             "http".to_owned(),
             "--port".to_owned(),
@@ -563,95 +343,57 @@ impl Control<'_> {
             // `=` keeps a body starting with `-` from reading as an option.
             args.push(format!("--body={b}"));
         }
-        let out = self.helper(&args)?;
-        let codes: Vec<u16> = out.lines().filter_map(|l| l.trim().parse().ok()).collect();
-        if codes.len() != h.repeat as usize {
-            return Err(Stop::Reason(ScenarioReason::Other {
-                detail: format!("http step got {} of {} responses", codes.len(), h.repeat),
-            }));
-        }
-        if let Some(expect) = &h.expect_status {
-            if let Some(bad) = codes.iter().find(|c| !expect.accepts(**c)) {
-                return Err(Stop::Reason(ScenarioReason::Other {
-                    detail: format!("{} {} returned {bad}, expected {expect}", h.method, h.path),
-                }));
-            }
-        }
-        Ok(())
+        let out = self.helper(&args, timeout)?;
+        Ok(out.lines().filter_map(|l| l.trim().parse().ok()).collect())
     }
 
-    fn helper(&mut self, args: &[String]) -> Result<String, Stop> {
-        let t = self.remaining()?;
-        self.helper_with_timeout(args, t)
+    fn signal(&mut self, signal: &str) -> Result<(), Stop> {
+        self.helper(
+            &["signal".into(), "--signal".into(), signal.into()],
+            Duration::from_secs(15),
+        )
+        .map(|_| ())
     }
 
-    /// Run `codegenie agent <args>` in the container; its stdout on success.
-    fn helper_with_timeout(&mut self, args: &[String], timeout: Duration) -> Result<String, Stop> {
-        let t = timeout.min(self.remaining()?);
+    fn exec(&mut self, argv: &[String], timeout: Duration) -> Result<(), Stop> {
         let out = self
             .engine
-            .exec_in(self.container, &bundle::helper_argv(args), t)?;
+            .exec_in(self.container, argv, timeout)
+            .map_err(engine_stop)?;
         match out.termination {
-            Termination::Exited(0) => Ok(out.stdout.text()),
+            Termination::Exited(0) => Ok(()),
             Termination::TimedOut => Err(Stop::Timeout),
-            other => Err(Stop::Reason(ScenarioReason::Other {
-                detail: format!(
-                    "helper `{}` ended with {other:?}: {}",
-                    args.first().map(String::as_str).unwrap_or_default(),
-                    out.stderr.tail_text(512).trim()
-                ),
-            })),
+            other => Err(Stop::other(format!(
+                "exec step {argv:?} ended with {other:?}: {}",
+                out.stderr.tail_text(512).trim()
+            ))),
         }
     }
 
-    /// Stop the app unless it already exited: SIGTERM to its root process,
-    /// grace, SIGKILL, then the container itself. strace (PID 1) stays alive
-    /// until the app exits, so the trace keeps the app's own exit lines.
-    fn stop(&mut self, grace: Duration) {
-        let exited = |c: &mut Self| matches!(c.app.try_wait(), Ok(Some(_)));
-        if exited(self) {
-            return;
-        }
-        for (sig, wait) in [("SIGTERM", grace), ("SIGKILL", Duration::from_secs(5))] {
-            let args = ["signal".to_owned(), "--signal".to_owned(), sig.to_owned()];
-            if let Err(e) = self.engine.exec_in(
-                self.container,
-                &bundle::helper_argv(&args),
-                Duration::from_secs(15),
-            ) {
-                tracing::debug!(error = %e, signal = sig, "cannot signal the app");
-            }
-            if matches!(self.app.wait_until(Instant::now() + wait), Ok(Some(_))) {
-                return;
-            }
-        }
+    fn force_stop(&mut self) {
         if let Err(e) = self.engine.kill(self.container) {
             tracing::debug!(error = %e, "cannot kill the container");
         }
-        let _ = self
-            .app
-            .wait_until(Instant::now() + Duration::from_secs(10));
-        self.app.kill();
     }
 }
 
-impl Stop {
-    fn reason(self) -> ScenarioReason {
-        match self {
-            Stop::Timeout => ScenarioReason::ScenarioTimeout { elapsed_ms: 0 },
-            Stop::Reason(r) => r,
-        }
-    }
-}
-
-fn exit_reason(t: Termination) -> ScenarioReason {
-    match t {
-        Termination::Exited(code) => ScenarioReason::UnexpectedExit { code },
-        // The engine CLI reports a container killed by signal N as 128 + N.
-        Termination::Signaled(s) => ScenarioReason::UnexpectedExit { code: 128 + s },
-        Termination::TimedOut => ScenarioReason::Other {
-            detail: "the engine client timed out".to_owned(),
+fn engine_stop(e: EngineError) -> Stop {
+    Stop::Reason(match e {
+        EngineError::Unavailable { detail } => ScenarioReason::EngineUnavailable { detail },
+        other => ScenarioReason::Other {
+            detail: other.to_string(),
         },
+    })
+}
+
+/// The scenario outcome of a driver result.
+pub fn outcome_of(r: Result<(), Stop>, started: Instant) -> ScenarioOutcome {
+    match r {
+        Ok(()) => ScenarioOutcome::Completed,
+        Err(Stop::Timeout) => ScenarioOutcome::Failed(ScenarioReason::ScenarioTimeout {
+            elapsed_ms: ms(started.elapsed()),
+        }),
+        Err(Stop::Reason(r)) => ScenarioOutcome::Failed(r),
     }
 }
 

@@ -125,6 +125,19 @@ impl Reader<'_> {
     }
 }
 
+/// The interpreter of the file at `path` (see [`interpreter_of`]); `None`
+/// when it has none or cannot be read.
+pub fn interpreter_of_file(path: &std::path::Path) -> Option<String> {
+    use std::io::Read;
+    let mut head = Vec::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(HEAD_BYTES as u64)
+        .read_to_end(&mut head)
+        .ok()?;
+    interpreter_of(&head)
+}
+
 /// Whether an interpreter path names a shell (`sh bash dash ash zsh ksh mksh`).
 pub fn is_shell(interpreter: &str) -> bool {
     let base = interpreter.rsplit('/').next().unwrap_or(interpreter);

@@ -14,6 +14,7 @@ use crate::{declared_inputs, register_probe, DeclaredInput};
 use super::bundle::{Bundle, BundleError};
 use super::container::{self, ContainerRunner, ResolvedApp};
 use super::engine::{Engine, EngineError, ImageConfig};
+use super::host;
 use super::model::{ScenarioOutcome, ScenarioReason, ScenarioResult};
 use super::scenarios::{self, Ready, ScenarioError, ScenarioFile, DEFAULT_READY_TIMEOUT_S};
 use super::settings::{Backend, SettingError, TraceSettings};
@@ -103,8 +104,10 @@ impl Probe for RuntimeTraceProbe {
         super::engine::BUILD_TIMEOUT + container::AGGREGATE_TIMEOUT + Duration::from_secs(120)
     }
 
+    /// A Dockerfile (container backend) or a scenario file (whose
+    /// `app.command` the host backend can run).
     fn applies(&self, repo: &RepoSnapshot) -> bool {
-        repo.has_file("Dockerfile")
+        repo.has_file("Dockerfile") || repo.has_file(SCENARIO_FILE)
     }
 
     async fn run(
@@ -174,14 +177,12 @@ fn run_blocking(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutput, 
             Vec::new(),
         ));
     }
-    if settings.backend == Backend::Host {
-        return Err(TraceError::BackendUnavailable(
-            "host",
-            "only the container backend is implemented; use --backend docker".to_owned(),
-        ));
+    let auto = settings.backend.is_none();
+    if settings.backend == Some(Backend::Host) {
+        return run_host(repo, &file, &settings, Vec::new());
     }
     let engine = Engine::new(settings.engine);
-    let digest = match &ctx.image_digest_resolver {
+    let resolved = match &ctx.image_digest_resolver {
         None => Err("no image-digest resolver is bound".to_owned()),
         Some(r) => match with_spinner("building image", || r.resolve(repo)) {
             Ok(Some(d)) => Ok(d),
@@ -206,6 +207,9 @@ fn run_blocking(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutput, 
                         Vec::new(),
                     ));
                 }
+                Some(EngineError::Unavailable { detail }) if auto => {
+                    return fall_back_to_host(repo, &file, &settings, detail);
+                }
                 Some(EngineError::Unavailable { detail }) => {
                     return Err(TraceError::EngineUnavailable {
                         detail: detail.clone(),
@@ -215,8 +219,11 @@ fn run_blocking(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutput, 
             },
         },
     };
-    let digest = match digest {
+    let digest = match resolved {
         Ok(d) => d,
+        Err(_) if auto && !repo.has_file("Dockerfile") => {
+            return fall_back_to_host(repo, &file, &settings, "the repository has no Dockerfile");
+        }
         Err(reason) => {
             tracing::info!(reason = %reason, "image_digest_unresolved");
             let results = every(
@@ -230,7 +237,13 @@ fn run_blocking(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutput, 
         }
     };
     tracing::info!(digest = %digest, "image_digest_resolved");
-    engine.ping()?;
+    match engine.ping() {
+        Ok(_) => {}
+        Err(EngineError::Unavailable { detail }) if auto => {
+            return fall_back_to_host(repo, &file, &settings, &detail);
+        }
+        Err(e) => return Err(e.into()),
+    }
     let image = engine.image_config(&digest)?;
     let app = resolve_app(&file, &image);
     let helper = match &settings.helper {
@@ -262,6 +275,54 @@ fn run_blocking(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutput, 
         Ok(n) => warnings.push(format!("removed {n} leftover container(s) of run {run_id}")),
         Err(e) => warnings.push(format!("cannot check for leftover containers: {e}")),
     }
+    let out = finish(runs, Some(digest), warnings);
+    tracing::info!(
+        wall_clock_ms = started.elapsed().as_millis() as u64,
+        confidence = ?out.confidence,
+        "trace_finished"
+    );
+    Ok(out)
+}
+
+/// Automatic backend choice landed on the host: say so in the output.
+fn fall_back_to_host(
+    repo: &RepoSnapshot,
+    file: &ScenarioFile,
+    settings: &TraceSettings,
+    why: &str,
+) -> Result<ProbeOutput, TraceError> {
+    tracing::warn!(reason = why, "tracing on the host backend");
+    let note = format!("traced on the host backend: {why}");
+    run_host(repo, file, settings, vec![note])
+}
+
+fn run_host(
+    repo: &RepoSnapshot,
+    file: &ScenarioFile,
+    settings: &TraceSettings,
+    warnings: Vec<String>,
+) -> Result<ProbeOutput, TraceError> {
+    host::check_host_backend().map_err(|e| TraceError::BackendUnavailable("host", e))?;
+    let app = resolve_app(file, &ImageConfig::default());
+    let work_dir = repo.codegenie_dir().join("work").join("runtime_trace");
+    reset_dir(&work_dir)?;
+    let mut runner = host::HostRunner {
+        repo_root: repo.root(),
+        work_dir: &work_dir,
+        limits: &settings.limits,
+        interpreters: Default::default(),
+        progress: scenario_bar(file.scenarios.len() as u64),
+    };
+    let runs = runner.run_all(&file.scenarios, &app);
+    Ok(finish(runs, None, warnings))
+}
+
+/// Collect the runs' traces as artifacts and build the output.
+fn finish(
+    runs: Vec<container::ScenarioRun>,
+    digest: Option<String>,
+    mut warnings: Vec<String>,
+) -> ProbeOutput {
     let mut results = Vec::new();
     let mut artifacts = Vec::new();
     for mut run in runs {
@@ -278,18 +339,12 @@ fn run_blocking(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutput, 
     }
     let traced = results.iter().any(|r| r.trace.is_some());
     let inputs = AggregateInputs {
-        built_image_digest: Some(digest.clone()),
-        last_traced_image_digest: traced.then(|| digest.clone()),
+        built_image_digest: digest.clone(),
+        last_traced_image_digest: digest.filter(|_| traced),
         artifact_uri: Some(ARTIFACT_URI.to_owned()),
         full_list_uri: Some(format!("{ARTIFACT_URI}/{FILES_READ_ARTIFACT}")),
     };
-    let out = output(&results, inputs, artifacts, warnings);
-    tracing::info!(
-        wall_clock_ms = started.elapsed().as_millis() as u64,
-        confidence = ?out.confidence,
-        "trace_finished"
-    );
-    Ok(out)
+    output(&results, inputs, artifacts, warnings)
 }
 
 /// The probe output: the aggregated slice, the raw traces and the files-read list.

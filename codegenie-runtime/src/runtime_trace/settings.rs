@@ -2,7 +2,7 @@
 //!
 //! | key | value | default |
 //! |---|---|---|
-//! | `runtime_trace.backend` | `docker` or `host` | `docker` |
+//! | `runtime_trace.backend` | `docker` or `host` | automatic: the container engine when the repository has a Dockerfile and an engine answers, else the host |
 //! | `runtime_trace.engine` | `docker` or `podman` | `docker` |
 //! | `runtime_trace.scenario_timeout_ms` | milliseconds | 120000 |
 //! | `runtime_trace.aggregate_timeout_ms` | milliseconds | 600000 |
@@ -41,8 +41,8 @@ pub struct SettingError {
 /// Parsed settings.
 #[derive(Debug, Clone)]
 pub struct TraceSettings {
-    /// The backend.
-    pub backend: Backend,
+    /// The backend; `None` chooses automatically.
+    pub backend: Option<Backend>,
     /// The engine CLI.
     pub engine: EngineKind,
     /// Timeouts and limits.
@@ -62,7 +62,7 @@ impl TraceSettings {
             expected,
         };
         let mut s = TraceSettings {
-            backend: Backend::Container,
+            backend: None,
             engine: EngineKind::Docker,
             limits: RunLimits::default(),
             helper: None,
@@ -70,8 +70,8 @@ impl TraceSettings {
         };
         if let Some(v) = map.get("runtime_trace.backend") {
             s.backend = match v.as_str() {
-                "docker" | "podman" | "container" => Backend::Container,
-                "host" => Backend::Host,
+                "docker" | "podman" | "container" => Some(Backend::Container),
+                "host" => Some(Backend::Host),
                 _ => return Err(bad("runtime_trace.backend", v, "`docker` or `host`")),
             };
             if let Some(k) = EngineKind::parse(v) {
@@ -126,7 +126,7 @@ mod tests {
     #[test]
     fn defaults_and_overrides() {
         let s = TraceSettings::from_map(&BTreeMap::new()).unwrap();
-        assert_eq!(s.backend, Backend::Container);
+        assert_eq!(s.backend, None);
         assert_eq!(s.limits.scenario_timeout, Duration::from_secs(120));
         assert_eq!(s.limits.aggregate_timeout, Duration::from_secs(600));
         let map = BTreeMap::from([
@@ -137,7 +137,7 @@ mod tests {
             ),
         ]);
         let s = TraceSettings::from_map(&map).unwrap();
-        assert_eq!(s.backend, Backend::Host);
+        assert_eq!(s.backend, Some(Backend::Host));
         assert_eq!(s.limits.scenario_timeout, Duration::from_millis(1500));
     }
 

@@ -1,0 +1,127 @@
+//! What every backend shares around a scenario: strictly sequential runs
+//! under the per-scenario and aggregate timeouts (DESIGN.md §5), and turning
+//! a raw trace into a result, with the interpreters of executed paths.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+use crate::strace::{self, ParseOptions, TraceFacts};
+
+use super::container::{not_run, outcome_kind, RunLimits, ScenarioRun};
+use super::model::{ScenarioOutcome, ScenarioReason, ScenarioResult};
+use super::scenarios::Scenario;
+
+/// Run `one` for each scenario, one at a time: each gets the per-scenario
+/// timeout cut to what is left of the aggregate one; once the aggregate
+/// budget is spent the rest are `Skipped(AggregateTimeout)`.
+pub fn run_sequentially(
+    scenarios: &[Scenario],
+    limits: &RunLimits,
+    progress: &indicatif::ProgressBar,
+    mut one: impl FnMut(&Scenario, Instant) -> ScenarioRun,
+) -> Vec<ScenarioRun> {
+    let loop_deadline = Instant::now() + limits.aggregate_timeout;
+    let mut runs = Vec::new();
+    for sc in scenarios {
+        let now = Instant::now();
+        if now >= loop_deadline {
+            runs.push(ScenarioRun {
+                result: not_run(
+                    &sc.name,
+                    ScenarioOutcome::Skipped(ScenarioReason::AggregateTimeout),
+                ),
+                trace_file: None,
+                warnings: Vec::new(),
+            });
+            progress.inc(1);
+            continue;
+        }
+        let deadline = (now + limits.scenario_timeout).min(loop_deadline);
+        tracing::info!(scenario = %sc.name, "scenario_started");
+        progress.set_message(format!("scenario {}", sc.name));
+        let run = one(sc, deadline);
+        progress.inc(1);
+        tracing::info!(
+            scenario = %sc.name,
+            wall_clock_ms = run.result.wall_clock_ms,
+            result = outcome_kind(&run.result.outcome),
+            "scenario_finished"
+        );
+        runs.push(run);
+    }
+    progress.finish_and_clear();
+    runs
+}
+
+/// Parse `file`, then read the interpreter of every executed path with
+/// `interpreter_of` (cached in `cache` across scenarios) and parse again with
+/// them, until no new path appears.
+pub fn parse_with_interpreters(
+    file: &Path,
+    cache: &mut BTreeMap<String, Option<String>>,
+    mut interpreter_of: impl FnMut(&str) -> Option<String>,
+) -> Result<(TraceFacts, BTreeMap<String, String>), String> {
+    let mut known: BTreeMap<String, String> = BTreeMap::new();
+    let mut facts = parse_file(file, &known)?;
+    // Bounded like the kernel's own `#!` recursion.
+    for _ in 0..4 {
+        let mut added = false;
+        // Executed paths and the interpreters found so far (a script's shell
+        // has a loader of its own).
+        let mut candidates: Vec<String> = facts.trace.binaries_executed.iter().cloned().collect();
+        candidates.extend(known.values().cloned());
+        for bin in candidates {
+            if bin.starts_with("/proc/") || known.contains_key(&bin) {
+                continue;
+            }
+            let interp = cache
+                .entry(bin.clone())
+                .or_insert_with(|| interpreter_of(&bin))
+                .clone();
+            if let Some(i) = interp {
+                known.insert(bin, i);
+                added = true;
+            }
+        }
+        if !added {
+            break;
+        }
+        facts = parse_file(file, &known)?;
+    }
+    Ok((facts, known))
+}
+
+fn parse_file(file: &Path, interpreters: &BTreeMap<String, String>) -> Result<TraceFacts, String> {
+    let f = std::fs::File::open(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let opts = ParseOptions {
+        interpreters: interpreters.clone(),
+    };
+    strace::parse_trace(std::io::BufReader::new(f), &opts)
+        .map_err(|e| format!("{}: {e}", file.display()))
+}
+
+/// Fill `result` from a collected trace; problems become warnings.
+pub fn attach_trace(
+    result: &mut ScenarioResult,
+    file: &Path,
+    warnings: &mut Vec<String>,
+    cache: &mut BTreeMap<String, Option<String>>,
+    interpreter_of: impl FnMut(&str) -> Option<String>,
+) {
+    match parse_with_interpreters(file, cache, interpreter_of) {
+        Ok((facts, interps)) => {
+            result.exit_status = facts.root_exit.clone();
+            result.signals_seen = facts.root_signals.clone();
+            result.trace = Some(facts.trace);
+            result.interpreters = interps;
+            if facts.malformed_lines > 0 {
+                warnings.push(format!(
+                    "scenario {}: {} trace lines were not understood",
+                    result.name, facts.malformed_lines
+                ));
+            }
+        }
+        Err(e) => warnings.push(format!("scenario {}: {e}", result.name)),
+    }
+}

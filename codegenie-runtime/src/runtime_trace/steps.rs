@@ -1,0 +1,231 @@
+//! The step driver shared by the backends: readiness, exec, http, signal,
+//! wait_exit, the one-shot form and the final stop (DESIGN.md §6). What a
+//! step does to the app goes through [`AppOps`], which each backend implements.
+
+use std::time::{Duration, Instant};
+
+use crate::exec::{Running, Termination};
+
+use super::container::ResolvedApp;
+use super::model::ScenarioReason;
+use super::scenarios::{HttpStep, Ready, Scenario, Step};
+
+/// Why a step sequence stopped early.
+#[derive(Debug)]
+pub enum Stop {
+    /// The scenario's deadline passed.
+    Timeout,
+    /// Anything else.
+    Reason(ScenarioReason),
+}
+
+impl Stop {
+    /// A failure explained in words.
+    pub fn other(detail: impl Into<String>) -> Self {
+        Stop::Reason(ScenarioReason::Other {
+            detail: detail.into(),
+        })
+    }
+}
+
+/// What the steps do to a running app; one implementation per backend.
+pub trait AppOps {
+    /// Wait until a TCP socket listens on `port` in the app's network namespace.
+    fn wait_listen(&mut self, port: u16, timeout: Duration) -> Result<(), Stop>;
+    /// Send the requests of `h` to `127.0.0.1:port` in the app's network
+    /// namespace; the status of each response.
+    fn http(&mut self, port: u16, h: &HttpStep, timeout: Duration) -> Result<Vec<u16>, Stop>;
+    /// Send `signal` (e.g. `SIGTERM`) to the app's root process.
+    fn signal(&mut self, signal: &str) -> Result<(), Stop>;
+    /// Run `argv` beside the app (not traced); success or a failure.
+    fn exec(&mut self, argv: &[String], timeout: Duration) -> Result<(), Stop>;
+    /// Last resort when the app ignores SIGKILL to its root (e.g. kill the container).
+    fn force_stop(&mut self);
+}
+
+/// Drives one running scenario.
+pub struct Driver<'a, O: AppOps> {
+    /// The backend's operations.
+    pub ops: O,
+    /// The traced process (strace, or the engine client attached to it).
+    pub app: &'a mut Running,
+    /// The scenario's deadline.
+    pub deadline: Instant,
+    /// Set after a signal step: the app may now exit.
+    pub exited_expectedly: bool,
+}
+
+impl<O: AppOps> Driver<'_, O> {
+    fn remaining(&self) -> Result<Duration, Stop> {
+        let now = Instant::now();
+        if now >= self.deadline {
+            Err(Stop::Timeout)
+        } else {
+            Ok(self.deadline - now)
+        }
+    }
+
+    /// The app's exit as a failure, if it exited when it should not have.
+    fn check_alive(&mut self) -> Result<(), Stop> {
+        match self.app.try_wait() {
+            Ok(Some(t)) if !self.exited_expectedly => Err(Stop::Reason(exit_reason(t))),
+            Ok(_) => Ok(()),
+            Err(e) => Err(Stop::other(e.to_string())),
+        }
+    }
+
+    /// Run the scenario's steps, then, for the one-shot form, wait for the
+    /// command's exit and compare its code.
+    pub fn run(&mut self, sc: &Scenario, app: &ResolvedApp) -> Result<(), Stop> {
+        self.run_steps(sc, app)?;
+        if sc.command.is_some() {
+            self.wait_one_shot(sc.expected_exit_code.unwrap_or(0))?;
+        }
+        Ok(())
+    }
+
+    fn run_steps(&mut self, sc: &Scenario, app: &ResolvedApp) -> Result<(), Stop> {
+        for step in &sc.steps {
+            let left = self.remaining()?;
+            match step {
+                Step::WaitReady(_) => self.wait_ready(&app.ready)?,
+                Step::Exec(argv) => self.ops.exec(argv, left)?,
+                Step::Http(h) => self.http(h, app.port)?,
+                Step::Signal(sig) => {
+                    self.exited_expectedly = true;
+                    self.ops.signal(sig.as_str())?;
+                }
+                Step::WaitExit(w) => {
+                    let own = Instant::now() + Duration::from_secs(w.timeout_s);
+                    let until = own.min(self.deadline);
+                    match self.app.wait_until(until) {
+                        Ok(Some(_)) => {}
+                        Ok(None) if until == self.deadline => return Err(Stop::Timeout),
+                        Ok(None) => {
+                            return Err(Stop::other(format!(
+                                "the app did not exit within {} s",
+                                w.timeout_s
+                            )))
+                        }
+                        Err(e) => return Err(Stop::other(e.to_string())),
+                    }
+                }
+            }
+            self.check_alive()?;
+        }
+        Ok(())
+    }
+
+    fn wait_one_shot(&mut self, expected: i32) -> Result<(), Stop> {
+        match self.app.wait_until(self.deadline) {
+            Ok(Some(Termination::Exited(code))) if code == expected => Ok(()),
+            Ok(Some(t)) => Err(Stop::Reason(exit_reason(t))),
+            Ok(None) => Err(Stop::Timeout),
+            Err(e) => Err(Stop::other(e.to_string())),
+        }
+    }
+
+    fn wait_ready(&mut self, ready: &Ready) -> Result<(), Stop> {
+        match ready {
+            Ready::TcpPort { port, timeout_s } => {
+                let budget = Duration::from_secs(*timeout_s).min(self.remaining()?);
+                let out = self.ops.wait_listen(*port, budget);
+                self.check_alive()?;
+                match out {
+                    Ok(()) => Ok(()),
+                    Err(_) if Instant::now() >= self.deadline => Err(Stop::Timeout),
+                    Err(Stop::Reason(ScenarioReason::Other { detail })) => Err(Stop::other(
+                        format!("not ready: nothing listens on port {port} ({detail})"),
+                    )),
+                    Err(e) => Err(e),
+                }
+            }
+            Ready::LogLine { line, timeout_s } => {
+                let until = (Instant::now() + Duration::from_secs(*timeout_s)).min(self.deadline);
+                loop {
+                    if self.app.line_seen() {
+                        return Ok(());
+                    }
+                    self.check_alive()?;
+                    if Instant::now() >= until {
+                        if until == self.deadline {
+                            return Err(Stop::Timeout);
+                        }
+                        return Err(Stop::other(format!(
+                            "not ready: no line containing {line:?} within {timeout_s} s"
+                        )));
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+            Ready::After { seconds } => {
+                let until = (Instant::now() + Duration::from_secs_f64(*seconds)).min(self.deadline);
+                while Instant::now() < until {
+                    self.check_alive()?;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                self.remaining().map(|_| ())
+            }
+        }
+    }
+
+    fn http(&mut self, h: &HttpStep, port: Option<u16>) -> Result<(), Stop> {
+        let Some(port) = port else {
+            return Err(Stop::other(
+                "an http step needs `app.port` or an EXPOSEd TCP port",
+            ));
+        };
+        let left = self.remaining()?;
+        let codes = self.ops.http(port, h, left)?;
+        if codes.len() != h.repeat as usize {
+            return Err(Stop::other(format!(
+                "http step got {} of {} responses",
+                codes.len(),
+                h.repeat
+            )));
+        }
+        if let Some(expect) = &h.expect_status {
+            if let Some(bad) = codes.iter().find(|c| !expect.accepts(**c)) {
+                return Err(Stop::other(format!(
+                    "{} {} returned {bad}, expected {expect}",
+                    h.method, h.path
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Stop the app unless it already exited: SIGTERM to its root process,
+    /// grace, SIGKILL, then the backend's last resort. strace stays alive
+    /// until the app exits, so the trace keeps the app's own exit lines.
+    pub fn stop(&mut self, grace: Duration) {
+        if matches!(self.app.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        for (sig, wait) in [("SIGTERM", grace), ("SIGKILL", Duration::from_secs(5))] {
+            if let Err(e) = self.ops.signal(sig) {
+                tracing::debug!(error = ?e, signal = sig, "cannot signal the app");
+            }
+            if matches!(self.app.wait_until(Instant::now() + wait), Ok(Some(_))) {
+                return;
+            }
+        }
+        self.ops.force_stop();
+        let _ = self
+            .app
+            .wait_until(Instant::now() + Duration::from_secs(10));
+        self.app.kill();
+    }
+}
+
+/// A process end as a scenario failure.
+pub fn exit_reason(t: Termination) -> ScenarioReason {
+    match t {
+        Termination::Exited(code) => ScenarioReason::UnexpectedExit { code },
+        // Shells and engine clients report death by signal N as 128 + N.
+        Termination::Signaled(s) => ScenarioReason::UnexpectedExit { code: 128 + s },
+        Termination::TimedOut => ScenarioReason::Other {
+            detail: "the traced process timed out".to_owned(),
+        },
+    }
+}
