@@ -49,6 +49,12 @@ pub enum EngineError {
         /// What the CLI (or its absence) said.
         detail: String,
     },
+    /// `build` ran past its time limit and was stopped.
+    #[error("image build did not finish within {after_ms} ms")]
+    BuildTimedOut {
+        /// The limit that ran out.
+        after_ms: u64,
+    },
     /// `build` failed.
     #[error("image build failed (exit code {exit_code:?}): {log_tail}")]
     BuildFailed {
@@ -203,6 +209,13 @@ impl Engine {
     /// Build the image of `context` (its `Dockerfile`) and return its digest
     /// (`sha256:...`); the image is also tagged `codegenie-trace:<short digest>`.
     pub fn build(&self, context: &Path) -> Result<String, EngineError> {
+        self.build_within(context, BUILD_TIMEOUT)
+    }
+
+    /// [`Engine::build`] with a time limit: past it the build client is
+    /// killed (the engine then cancels the build) and
+    /// [`EngineError::BuildTimedOut`] returned.
+    pub fn build_within(&self, context: &Path, timeout: Duration) -> Result<String, EngineError> {
         let tmp = tempfile::tempdir().map_err(|e| EngineError::Command {
             command: "build".into(),
             detail: format!("temp dir: {e}"),
@@ -215,8 +228,13 @@ impl Engine {
                 .arg("--iidfile")
                 .arg(&iid)
                 .arg(context)
-                .timeout(BUILD_TIMEOUT),
+                .timeout(timeout),
         )?;
+        if out.termination == exec::Termination::TimedOut {
+            return Err(EngineError::BuildTimedOut {
+                after_ms: timeout.as_millis().min(u64::MAX as u128) as u64,
+            });
+        }
         if !out.success() {
             let mut log = out.stdout.tail_text(LOG_TAIL_BYTES);
             log.push_str(&out.stderr.tail_text(LOG_TAIL_BYTES));
@@ -357,6 +375,25 @@ impl Engine {
         Ok(out.stdout.text().trim() == "true")
     }
 
+    /// Whether the kernel's OOM killer ended a process in the container.
+    pub fn oom_killed(&self, container: &str) -> Result<bool, EngineError> {
+        let out = self.ok(self.spec().args([
+            "container",
+            "inspect",
+            "--format",
+            "{{.State.OOMKilled}}",
+            container,
+        ]))?;
+        match out.stdout.text().trim() {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            other => Err(EngineError::Output {
+                command: "container inspect .State.OOMKilled".into(),
+                detail: format!("`{other}` is not a boolean"),
+            }),
+        }
+    }
+
     /// Kill the container (SIGKILL to its PID 1).
     pub fn kill(&self, container: &str) -> Result<(), EngineError> {
         self.ok(self.spec().args(["kill", container]))?;
@@ -414,12 +451,22 @@ fn is_daemon_down(log: &str) -> bool {
 #[derive(Debug, Clone)]
 pub struct BuildDigestResolver {
     engine: Engine,
+    timeout: Duration,
 }
 
 impl BuildDigestResolver {
-    /// A resolver building with `engine`.
+    /// A resolver building with `engine` within [`BUILD_TIMEOUT`].
     pub fn new(engine: Engine) -> Self {
-        BuildDigestResolver { engine }
+        BuildDigestResolver {
+            engine,
+            timeout: BUILD_TIMEOUT,
+        }
+    }
+
+    /// The same resolver with another build time limit.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
     }
 }
 
@@ -428,7 +475,7 @@ impl ImageDigestResolver for BuildDigestResolver {
         if !repo.has_file("Dockerfile") {
             return Ok(None);
         }
-        match self.engine.build(repo.root()) {
+        match self.engine.build_within(repo.root(), self.timeout) {
             Ok(d) => Ok(Some(d)),
             Err(e) => Err(Box::new(e)),
         }

@@ -207,6 +207,25 @@ fn run_blocking(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutput, 
                         Vec::new(),
                     ));
                 }
+                Some(EngineError::BuildTimedOut { after_ms }) => {
+                    tracing::info!(
+                        reason = "image build timed out",
+                        after_ms,
+                        "image_digest_unresolved"
+                    );
+                    let results = every(
+                        &file,
+                        ScenarioOutcome::Skipped(ScenarioReason::ImageBuildTimeout {
+                            after_ms: *after_ms,
+                        }),
+                    );
+                    return Ok(output(
+                        &results,
+                        AggregateInputs::default(),
+                        Vec::new(),
+                        Vec::new(),
+                    ));
+                }
                 Some(EngineError::Unavailable { detail }) if auto => {
                     return fall_back_to_host(repo, &file, &settings, detail);
                 }
