@@ -164,3 +164,44 @@ fn one_shot_commands_compare_the_exit_code() {
     );
     assert!(labelled_containers(&id).is_empty());
 }
+
+#[test]
+fn ctrl_c_removes_the_run_s_containers() {
+    let _engine = engine_lock();
+    let repo = fixture_repo("tests/fixtures/service");
+    write_scenarios(
+        repo.path(),
+        "version: 1\napp:\n  ready: { log_line: \"never printed\", timeout_s: 100 }\nscenarios:\n  - name: startup\n    steps: [ { wait_ready: {} } ]\n",
+    );
+    let id = run_id("interrupt");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_codegenie"))
+        .arg("trace")
+        .arg(repo.path())
+        .args(["--no-cache", "--set"])
+        .arg(format!("runtime_trace.run_id={id}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while labelled_containers(&id).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no scenario container appeared"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted"), "{err}");
+    assert!(
+        labelled_containers(&id).is_empty(),
+        "containers left behind"
+    );
+}

@@ -14,7 +14,8 @@ fn fixture_service_evidence_then_cache_hit() {
 
     let watch = EngineWatch::start(&id);
     let rec = run_probe(repo.path(), context(&id, &[]), true);
-    let (most_at_once, distinct) = watch.finish();
+    let seen = watch.finish_all();
+    let (most_at_once, distinct) = (seen.most_at_once, seen.distinct);
 
     assert!(
         matches!(rec.status, codegenie::ProbeStatus::Ran),
@@ -77,6 +78,17 @@ fn fixture_service_evidence_then_cache_hit() {
     assert_eq!(distinct, 5);
     assert!(labelled_containers(&id).is_empty());
 
+    // The hardening of every scenario container, as the engine reports it.
+    let hc = seen
+        .host_config
+        .expect("a scenario container was inspected");
+    assert_eq!(hc["NetworkMode"], "none", "{hc:#}");
+    assert_eq!(hc["CapDrop"], serde_json::json!(["ALL"]));
+    assert_eq!(hc["SecurityOpt"], serde_json::json!(["no-new-privileges"]));
+    assert_eq!(hc["PidsLimit"], 256);
+    assert_eq!(hc["Memory"], 512 * 1024 * 1024);
+    assert_eq!(hc["NanoCpus"], 1_000_000_000u64);
+
     // Artifacts through the writer, secrets redacted.
     let ctx_dir = repo.path().join(".codegenie/context");
     let raw = std::fs::read_to_string(ctx_dir.join("raw/runtime-trace-startup.strace")).unwrap();
@@ -112,4 +124,28 @@ fn fixture_service_evidence_then_cache_hit() {
     );
     assert_eq!((most, seen), (0, 0));
     assert_eq!(again.output.unwrap().schema_slice, *s);
+}
+
+#[test]
+fn a_non_root_image_user_is_traced_too() {
+    let _engine = engine_lock();
+    let repo = fixture_repo("tests/fixtures/service");
+    let dockerfile = repo.path().join("Dockerfile");
+    let mut text = std::fs::read_to_string(&dockerfile).unwrap();
+    text.push_str("USER 1000\n");
+    std::fs::write(&dockerfile, text).unwrap();
+    std::fs::create_dir_all(repo.path().join(".codegenie")).unwrap();
+    std::fs::write(
+        repo.path().join(".codegenie/scenarios.yaml"),
+        "version: 1\nscenarios:\n  - name: shutdown\n    steps: [ { wait_ready: {} }, { signal: SIGTERM }, { wait_exit: { timeout_s: 10 } } ]\n",
+    )
+    .unwrap();
+    let id = run_id("non-root");
+    let rec = run_probe(repo.path(), context(&id, &[]), false);
+    let s = &rec.output.expect("an output").schema_slice;
+    let shutdown = scenario(s, "shutdown");
+    assert_eq!(shutdown["outcome"]["kind"], "completed", "{shutdown:#}");
+    assert!(strings(&shutdown["signals_seen"]).contains(&"SIGTERM".to_owned()));
+    assert!(strings(&s["binaries_executed"]).contains(&"/app/start.sh".to_owned()));
+    assert!(labelled_containers(&id).is_empty());
 }

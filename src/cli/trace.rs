@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use clap::{Args, ValueEnum};
 use codegenie_runtime::coordinator::{Coordinator, GatherOptions, ProbeStatus};
+use codegenie_runtime::runtime_trace::engine::{Engine, EngineKind};
 use codegenie_runtime::writer::Writer;
 use codegenie_runtime::{ContentCache, Registry, RepoSnapshot};
 
@@ -68,13 +69,41 @@ pub(super) fn run(args: TraceArgs) -> Result<ExitCode, CliError> {
         ctx.settings
             .insert("runtime_trace.backend".to_owned(), name.to_owned());
     }
+    let engine_kind = ctx
+        .settings
+        .get("runtime_trace.engine")
+        .and_then(|e| EngineKind::parse(e))
+        .unwrap_or(EngineKind::Docker);
+    // A run id chosen here lets an interrupted run remove its containers by label.
+    let run_id = ctx
+        .settings
+        .entry("runtime_trace.run_id".to_owned())
+        .or_insert_with(|| {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0);
+            format!("cli-{}-{nanos:x}", std::process::id())
+        })
+        .clone();
     let opts = GatherOptions {
         only: vec![PROBE.to_owned()],
         no_cache: args.no_cache,
         ctx,
     };
     let rt = super::tokio_runtime()?;
-    let report = rt.block_on(coordinator.gather(&repo, &opts))?;
+    let gathered = rt.block_on(async {
+        tokio::select! {
+            r = coordinator.gather(&repo, &opts) => Some(r),
+            _ = tokio::signal::ctrl_c() => None,
+        }
+    });
+    let Some(report) = gathered else {
+        // The probe's blocking thread is not waited for; the process exits.
+        rt.shutdown_background();
+        return Ok(interrupted(&run_id, engine_kind));
+    };
+    let report = report?;
     let rec = report
         .records
         .iter()
@@ -106,6 +135,21 @@ pub(super) fn run(args: TraceArgs) -> Result<ExitCode, CliError> {
         print_summary(rec, written.as_ref().map(|w| w.json.display().to_string()));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Ctrl-C: stop starting containers, remove the run's by label, exit 130.
+fn interrupted(run_id: &str, kind: EngineKind) -> ExitCode {
+    codegenie_runtime::runtime_trace::cancel();
+    eprintln!("interrupted: removing the containers of run {run_id}");
+    let engine = Engine::new(kind);
+    // A create already in flight may land after the first sweep.
+    for _ in 0..2 {
+        if let Err(e) = engine.remove_run(run_id) {
+            eprintln!("warning: {e}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    ExitCode::from(130)
 }
 
 fn print_summary(rec: &codegenie_runtime::coordinator::ProbeRecord, path: Option<String>) {

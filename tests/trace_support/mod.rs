@@ -145,11 +145,22 @@ pub fn labelled_containers(run_id: &str) -> Vec<String> {
         .collect()
 }
 
+/// What an [`EngineWatch`] saw.
+#[derive(Debug, Default)]
+pub struct Seen {
+    /// Most containers of the run that existed at once.
+    pub most_at_once: usize,
+    /// Distinct containers.
+    pub distinct: usize,
+    /// `HostConfig` of the first container, inspected while it existed.
+    pub host_config: Option<serde_json::Value>,
+}
+
 /// Polls the engine for a run's containers from a thread, recording the
 /// most that existed at once and every id seen.
 pub struct EngineWatch {
     stop: Arc<AtomicBool>,
-    handle: Option<JoinHandle<(usize, std::collections::BTreeSet<String>)>>,
+    handle: Option<JoinHandle<Seen>>,
 }
 
 impl EngineWatch {
@@ -160,13 +171,21 @@ impl EngineWatch {
         let handle = std::thread::spawn(move || {
             let mut max = 0;
             let mut seen = std::collections::BTreeSet::new();
+            let mut host_config = None;
             while !s.load(Ordering::SeqCst) {
                 let now = labelled_containers(&id);
                 max = max.max(now.len());
+                if host_config.is_none() {
+                    host_config = now.first().and_then(|c| inspect_host_config(c));
+                }
                 seen.extend(now);
                 std::thread::sleep(Duration::from_millis(25));
             }
-            (max, seen)
+            Seen {
+                most_at_once: max,
+                distinct: seen.len(),
+                host_config,
+            }
         });
         EngineWatch {
             stop,
@@ -175,11 +194,28 @@ impl EngineWatch {
     }
 
     /// Stop; returns (most containers at once, distinct containers seen).
-    pub fn finish(mut self) -> (usize, usize) {
-        self.stop.store(true, Ordering::SeqCst);
-        let (max, seen) = self.handle.take().unwrap().join().unwrap();
-        (max, seen.len())
+    pub fn finish(self) -> (usize, usize) {
+        let seen = self.finish_all();
+        (seen.most_at_once, seen.distinct)
     }
+
+    /// Stop; everything seen.
+    pub fn finish_all(mut self) -> Seen {
+        self.stop.store(true, Ordering::SeqCst);
+        self.handle.take().unwrap().join().unwrap()
+    }
+}
+
+/// A container's `HostConfig`, if it still exists.
+fn inspect_host_config(id: &str) -> Option<serde_json::Value> {
+    let out = Command::new("docker")
+        .args(["inspect", "--format", "{{json .HostConfig}}", id])
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    serde_json::from_slice(&out.stdout).ok()
 }
 
 /// The scenario result named `name` in a slice.

@@ -261,7 +261,7 @@ mod tests {
     #[test]
     fn finds_the_exec_d_child_not_the_fork() {
         // A synthetic /proc: PID 1 is strace; 5 is its fork (still strace),
-        // 7 the exec'd app, 9 the app's own child, 3 a process elsewhere.
+        // 7 the exec'd app, 9 the app's fork, 3 a process elsewhere.
         let proc_root = tempfile::tempdir().unwrap();
         let add = |pid: i32, ppid: i32, exe: &str| {
             let d = proc_root.path().join(pid.to_string());
@@ -276,7 +276,8 @@ mod tests {
         add(9, 7, "/bin/busybox");
         assert_eq!(traced_child_of(proc_root.path(), 1, None), Some(7));
         assert_eq!(traced_child_of(proc_root.path(), 1, Some(7)), None);
-        assert_eq!(traced_child_of(proc_root.path(), 7, None), Some(9));
+        // 9 is a fork of 7 that has not exec'd: not a traced root.
+        assert_eq!(traced_child_of(proc_root.path(), 7, None), None);
     }
 
     #[test]

@@ -137,6 +137,18 @@ impl ContainerRunner<'_> {
             memory: self.limits.memory.clone(),
             cpus: self.limits.cpus.clone(),
         };
+        if super::is_cancelled() {
+            return ScenarioRun {
+                result: not_run(
+                    &sc.name,
+                    ScenarioOutcome::Skipped(ScenarioReason::Other {
+                        detail: "the run was cancelled".to_owned(),
+                    }),
+                ),
+                trace_file: None,
+                warnings,
+            };
+        }
         let container = match self.engine.create(&create) {
             Ok(id) => Container {
                 engine: self.engine,

@@ -2,6 +2,8 @@
 //! hardened containers (or on the host), and report the evidence.
 
 pub mod agent;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 pub mod bundle;
 pub mod container;
 pub mod engine;
@@ -14,3 +16,16 @@ pub mod sequence;
 pub mod settings;
 pub mod slice;
 pub mod steps;
+
+static CANCELLED: AtomicBool = AtomicBool::new(false);
+
+/// Ask a running trace to stop starting containers (e.g. on Ctrl-C); the
+/// caller then removes what is left by the run label.
+pub fn cancel() {
+    CANCELLED.store(true, Ordering::SeqCst);
+}
+
+/// Whether [`cancel`] was called.
+pub fn is_cancelled() -> bool {
+    CANCELLED.load(Ordering::SeqCst)
+}

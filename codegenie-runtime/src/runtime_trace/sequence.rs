@@ -25,7 +25,7 @@ pub fn run_sequentially(
     let mut runs = Vec::new();
     for sc in scenarios {
         let now = Instant::now();
-        if now >= loop_deadline {
+        if now >= loop_deadline || super::is_cancelled() {
             runs.push(ScenarioRun {
                 result: not_run(
                     &sc.name,
