@@ -282,6 +282,8 @@ impl Engine {
 
     /// Create a hardened container and return its id.
     pub fn create(&self, o: &CreateOptions) -> Result<String, EngineError> {
+        let owner = super::orphans::current()
+            .map(|o| format!("{}={}", super::orphans::OWNER_LABEL, o.label_value()));
         let out = self.ok(self
             .spec()
             .args(["create", "--network=none", "--cap-drop=ALL"])
@@ -291,6 +293,7 @@ impl Engine {
             .arg(format!("--cpus={}", o.cpus))
             .arg("--label")
             .arg(format!("{RUN_LABEL}={}", o.run_id))
+            .args(owner.iter().flat_map(|l| ["--label", l.as_str()]))
             .arg("--entrypoint")
             .arg(&o.entrypoint)
             .arg(&o.image)
@@ -433,6 +436,43 @@ impl Engine {
             self.remove(id)?;
         }
         Ok(ids.len())
+    }
+}
+
+impl Engine {
+    /// Remove containers left by runs whose process is gone (killed before
+    /// it could clean up); returns how many. See [`super::orphans`].
+    pub fn sweep_orphans(&self) -> Result<usize, EngineError> {
+        let Some(me) = super::orphans::current() else {
+            return Ok(0);
+        };
+        let label = super::orphans::OWNER_LABEL;
+        let out = self.ok(self.spec().args([
+            "ps",
+            "-a",
+            "--no-trunc",
+            "--filter",
+            &format!("label={label}"),
+            "--format",
+            &format!("{{{{.ID}}}}\t{{{{.Label \"{label}\"}}}}"),
+        ]))?;
+        let mut removed = 0;
+        for line in out.stdout.text().lines() {
+            let Some((id, value)) = line.split_once('\t') else {
+                continue;
+            };
+            let gone = super::orphans::Owner::parse(value.trim()).is_some_and(|o| o.is_gone(me));
+            if gone {
+                tracing::info!(
+                    container = id,
+                    owner = value,
+                    "removing a leftover container"
+                );
+                self.remove(id.trim())?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 }
 

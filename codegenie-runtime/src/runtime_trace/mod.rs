@@ -10,6 +10,7 @@ pub mod engine;
 pub mod host;
 pub mod interp;
 pub mod model;
+pub mod orphans;
 pub mod probe;
 pub mod scenarios;
 pub mod sequence;

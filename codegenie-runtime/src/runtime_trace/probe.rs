@@ -263,6 +263,14 @@ fn run_blocking(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutput, 
         }
         Err(e) => return Err(e.into()),
     }
+    let mut warnings = Vec::new();
+    match engine.sweep_orphans() {
+        Ok(0) => {}
+        Ok(n) => warnings.push(format!(
+            "removed {n} leftover container(s) of earlier interrupted runs"
+        )),
+        Err(e) => warnings.push(format!("cannot check for leftovers of earlier runs: {e}")),
+    }
     let image = engine.image_config(&digest)?;
     let app = resolve_app(&file, &image);
     let helper = match &settings.helper {
@@ -287,7 +295,6 @@ fn run_blocking(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutput, 
         progress: scenario_bar(file.scenarios.len() as u64),
     };
     let runs = runner.run_all(&file.scenarios, &app);
-    let mut warnings = Vec::new();
     // Safety net: nothing labelled with this run may outlive it.
     match engine.remove_run(&run_id) {
         Ok(0) => {}
