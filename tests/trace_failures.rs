@@ -174,7 +174,7 @@ fn ctrl_c_removes_the_run_s_containers() {
         "version: 1\napp:\n  ready: { log_line: \"never printed\", timeout_s: 100 }\nscenarios:\n  - name: startup\n    steps: [ { wait_ready: {} } ]\n",
     );
     let id = run_id("interrupt");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_codegenie"))
+    let child = Command::new(env!("CARGO_BIN_EXE_codegenie"))
         .arg("trace")
         .arg(repo.path())
         .args(["--no-cache", "--set"])
