@@ -17,6 +17,7 @@ pub mod sequence;
 pub mod settings;
 pub mod slice;
 pub mod steps;
+pub mod yaml_guard;
 
 static CANCELLED: AtomicBool = AtomicBool::new(false);
 
