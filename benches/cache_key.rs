@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use codegenie::cache::manifest_for;
+use codegenie::coordinator::ProbeCache;
 use codegenie::prelude::*;
+use codegenie::ContentCache;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 const FILES: usize = 20_000;
@@ -51,7 +53,7 @@ fn fill(buf: &mut [u8], mut seed: u64) {
 
 /// Generate the tree unless a complete one is there; returns its files.
 fn ensure_tree(root: &Path) -> Vec<PathBuf> {
-    let marker = root.join(".complete");
+    let marker = root.with_extension("complete");
     let mut paths = Vec::with_capacity(FILES);
     for i in 0..FILES {
         paths.push(root.join(format!("d{:02}/s{:02}/f{i:05}.bin", i % 50, (i / 50) % 20)));
@@ -103,11 +105,23 @@ fn bench(c: &mut Criterion) {
     );
     let repo = RepoSnapshot::open(&root).unwrap();
 
+    report_cpu_time(&repo, &paths, &mut buf);
+
     let mut g = c.benchmark_group("cache_key_20k_files");
     g.sample_size(10)
         .measurement_time(Duration::from_secs(15))
         .throughput(Throughput::Bytes(bytes));
     g.bench_function("read_every_byte", |b| b.iter(|| read_all(&paths, &mut buf)));
+    // What one core spends reading and hashing, without walking or matching.
+    g.bench_function("read_and_hash_one_thread", |b| {
+        b.iter(|| {
+            let mut hashes = Vec::with_capacity(paths.len());
+            for p in &paths {
+                hashes.push(codegenie::inputs::walk::hash_file(p, &mut buf).unwrap());
+            }
+            hashes
+        })
+    });
     g.bench_function("key_glob_all", |b| {
         b.iter(|| {
             let m = manifest_for(&repo, "everything", &Everything, None).unwrap();
@@ -115,7 +129,63 @@ fn bench(c: &mut Criterion) {
             m.key
         })
     });
+    // A later run: unchanged files come from the hash memo (loaded from disk
+    // each round, as a new process would) instead of being read again.
+    let prime = ContentCache::for_repo_root(repo.root());
+    prime
+        .key(&repo, "everything", &Everything, &ProbeContext::default())
+        .unwrap();
+    g.bench_function("key_glob_all_warm_memo", |b| {
+        b.iter(|| {
+            let cache = ContentCache::for_repo_root(repo.root());
+            cache
+                .key(&repo, "everything", &Everything, &ProbeContext::default())
+                .unwrap()
+        })
+    });
     g.finish();
+}
+
+/// This process's CPU time (user + system), from `/proc/self/stat`, in
+/// seconds; `None` where it cannot be read.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let after_name = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // Fields 14 and 15 of stat(5); the slice starts at field 3.
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
+/// Wall and CPU time of both sides over a few rounds: the CPU figures do not
+/// depend on what else the machine is running, the wall figures do.
+fn report_cpu_time(repo: &RepoSnapshot, paths: &[PathBuf], buf: &mut [u8]) {
+    const ROUNDS: u32 = 5;
+    let measure = |f: &mut dyn FnMut()| {
+        let (wall, cpu) = (std::time::Instant::now(), cpu_seconds());
+        for _ in 0..ROUNDS {
+            f();
+        }
+        let cpu = cpu
+            .zip(cpu_seconds())
+            .map(|(a, b)| (b - a) / f64::from(ROUNDS));
+        (wall.elapsed().as_secs_f64() / f64::from(ROUNDS), cpu)
+    };
+    let (read_wall, read_cpu) = measure(&mut || {
+        read_all(paths, buf);
+    });
+    let (key_wall, key_cpu) = measure(&mut || {
+        manifest_for(repo, "everything", &Everything, None).unwrap();
+    });
+    eprintln!(
+        "per round: read every byte {:.0} ms wall / {:.0} ms cpu; key {:.0} ms wall / {:.0} ms cpu; wall ratio {:.2}x",
+        read_wall * 1e3,
+        read_cpu.unwrap_or(f64::NAN) * 1e3,
+        key_wall * 1e3,
+        key_cpu.unwrap_or(f64::NAN) * 1e3,
+        key_wall / read_wall
+    );
 }
 
 criterion_group!(benches, bench);

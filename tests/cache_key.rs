@@ -266,6 +266,46 @@ fn a_glob_naming_an_absent_codegenie_folder_matches_nothing() {
 }
 
 #[test]
+fn literal_globs_match_exactly_what_the_walk_would() {
+    let t = demo_tree();
+    let r = t.path();
+    write(r, ".git/config", "x");
+    write(r, "sub/.codegenie/x.txt", "x");
+    write(r, ".codegenie/cache/00/e.json", "x");
+    write(r, ".codegenie/scenarios.yaml", "x");
+    write(r, "real/file.txt", "x");
+    std::os::unix::fs::symlink(r.join("real"), r.join("linked")).unwrap();
+    let files = |globs: &[&str]| -> Vec<Vec<(String, String)>> {
+        let globs: Vec<String> = globs.iter().map(|g| g.to_string()).collect();
+        codegenie::inputs::walk::match_and_hash(r, &globs)
+            .unwrap()
+            .into_iter()
+            .map(|g| g.files.into_iter().map(|f| (f.path, f.blake3)).collect())
+            .collect()
+    };
+    // Each pair: a literal (looked up directly) and a one-wildcard twin (walked).
+    for (literal, walked) in [
+        ("src/main.rs", "src/main.r[s]"),
+        ("src/lib/util.rs", "src/*/util.rs"),
+        (".git/config", ".gi[t]/config"),
+        ("sub/.codegenie/x.txt", "sub/*/x.txt"),
+        (".codegenie/cache/00/e.json", ".codegenie/*/00/e.json"),
+        (".codegenie/scenarios.yaml", ".codegenie/scenarios.yam[l]"),
+        ("linked/file.txt", "linke[d]/file.txt"),
+        ("real/file.txt", "rea[l]/file.txt"),
+        ("missing/file.txt", "missin[g]/file.txt"),
+    ] {
+        let (a, b) = (files(&[literal]), files(&[walked]));
+        assert_eq!(a, b, "{literal} vs {walked}");
+        let expect_match = matches!(
+            literal,
+            "src/main.rs" | "src/lib/util.rs" | ".codegenie/scenarios.yaml" | "real/file.txt"
+        );
+        assert_eq!(!a[0].is_empty(), expect_match, "{literal}: {a:?}");
+    }
+}
+
+#[test]
 fn symlinks_are_hashed_by_target_not_followed() {
     let t = demo_tree();
     let r = t.path();

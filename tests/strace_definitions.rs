@@ -254,3 +254,18 @@ fn stderr_output_learns_the_root_pid() {
     assert_eq!(f.root_exit, Some(ExitStatus::Exited { code: 4 }));
     assert_eq!(f.malformed_lines, 0);
 }
+
+#[test]
+fn foreign_lines_on_stderr_do_not_become_processes() {
+    let f = parse(concat!(
+        "execve(\"/bin/sh\", [\"sh\"], 0x1 /* 1 var */) = 0\n",
+        "42 bottles of output\n",
+        "vfork(strace: Process 20 attached\n",
+        " <unfinished ...>\n",
+        "[pid    19] <... vfork resumed>) = 20\n",
+        "[pid    20] +++ exited with 0 +++\n",
+        "+++ exited with 5 +++\n",
+    ));
+    assert_eq!(f.root_exit, Some(ExitStatus::Exited { code: 5 }));
+    assert_eq!(f.malformed_lines, 1);
+}

@@ -22,6 +22,7 @@ fn expected(name: &str) -> serde_json::Value {
 
 const ALL: &[&str] = &[
     "busybox_chroot",
+    "container_busybox",
     "non_utf8_r",
     "non_utf8_y_ttt",
     "python_net_threads",
@@ -105,4 +106,48 @@ fn busybox_script_interpreter_from_the_image() {
     assert_eq!(without.script_shell_invocations, 0);
     assert_eq!(with.script_shell_invocations, 1);
     assert!(with.trace.binaries_executed.contains("/bin/sh"));
+}
+
+#[test]
+fn container_script_runs_its_shell_and_the_slice_says_so() {
+    use codegenie::runtime_trace::model::{ScenarioOutcome, ScenarioResult};
+    use codegenie::runtime_trace::slice::{aggregate, AggregateInputs};
+
+    let interpreters: BTreeMap<String, String> =
+        [("/app/entry.sh".to_owned(), "/bin/sh".to_owned())].into();
+    let plain = parse("container_busybox", &ParseOptions::default());
+    let f = parse(
+        "container_busybox",
+        &ParseOptions {
+            interpreters: interpreters.clone(),
+        },
+    );
+    // Applets re-exec /proc/self/exe: without the map that names the script,
+    // with it the shell that really runs.
+    assert_eq!(plain.trace.binaries_executed.len(), 1);
+    assert_eq!(
+        f.trace.binaries_executed.iter().collect::<Vec<_>>(),
+        ["/app/entry.sh", "/bin/sh"]
+    );
+    assert_eq!(f.trace.shell_invocations, 0);
+    assert_eq!(f.script_shell_invocations, 1);
+    assert_eq!(f.root_exit, Some(ExitStatus::Exited { code: 0 }));
+    assert_eq!(f.root_signals, ["SIGCHLD"; 7]);
+
+    let result = ScenarioResult {
+        name: "startup".into(),
+        outcome: ScenarioOutcome::Completed,
+        wall_clock_ms: 1,
+        exit_status: f.root_exit.clone(),
+        signals_seen: f.root_signals.clone(),
+        trace: Some(plain.trace.clone()),
+        artifact: Some("raw/startup.trace".into()),
+        interpreters,
+    };
+    let slice = aggregate(&[result], &AggregateInputs::default());
+    assert!(slice.binaries_executed.contains("/bin/sh"));
+    assert_eq!(slice.shell_invocations, 1);
+    assert_eq!(slice.files_read_at_runtime.summary.cert, 1);
+    assert_eq!(slice.files_read_at_runtime.summary.app, 1);
+    assert_eq!(slice.files_read_at_runtime.summary.total, 2);
 }

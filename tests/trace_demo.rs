@@ -32,6 +32,12 @@ fn codegenie_trace_on_the_demo_service() {
     )
     .unwrap();
     assert_eq!(strings(&slice["scenarios_run"]).len(), 6);
+    // Redacted traces stay; the raw ones are removed once written.
+    assert!(repo
+        .path()
+        .join(".codegenie/context/raw/runtime-trace-startup.strace")
+        .is_file());
+    assert!(!repo.path().join(".codegenie/work/runtime_trace").exists());
     assert!(strings(&slice["binaries_executed"]).contains(&"/app/migrate.sh".to_owned()));
     assert!(strings(&slice["files_written"]).contains(&"/tmp/migrated".to_owned()));
     assert_eq!(

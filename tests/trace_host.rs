@@ -93,3 +93,106 @@ fn without_an_engine_the_automatic_choice_is_the_host() {
         .contains("need the container backend"));
     assert_eq!(slice["trace_coverage_confidence"], "medium");
 }
+
+/// Live processes whose command line mentions `needle`.
+fn processes_mentioning(needle: &str) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        if stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, a)| a.starts_with('Z'))
+        {
+            continue;
+        }
+        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmd).contains(needle) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+#[test]
+fn ctrl_c_ends_strace_and_the_app_on_the_host() {
+    let _engine = engine_lock();
+    let repo = fixture_repo("tests/fixtures/host-service");
+    let scenarios = repo.path().join(".codegenie/scenarios.yaml");
+    let text = std::fs::read_to_string(&scenarios).unwrap().replace(
+        "{ tcp_port: 8080, timeout_s: 20 }",
+        "{ log_line: never, timeout_s: 100 }",
+    );
+    std::fs::write(&scenarios, text).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_codegenie"))
+        .arg("trace")
+        .arg(repo.path())
+        .args(["--no-cache", "--backend", "host"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // strace's argv names the trace file inside the repository.
+    let needle = repo.path().join(".codegenie/work").display().to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while processes_mentioning(&needle).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "strace never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // The app: strace's children (the traced shell script).
+    let strace = processes_mentioning(&needle);
+    let mut app = Vec::new();
+    while app.is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the app never started"
+        );
+        app = children_of(&strace);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(processes_mentioning(&needle), Vec::<i32>::new());
+    for pid in app {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        assert!(
+            stat.is_empty()
+                || stat
+                    .rsplit_once(") ")
+                    .is_some_and(|(_, a)| a.starts_with('Z')),
+            "app process {pid} survived: {stat}"
+        );
+    }
+}
+
+/// Live children of any of `parents`.
+fn children_of(parents: &[i32]) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        let ppid = stat
+            .rsplit_once(") ")
+            .and_then(|(_, a)| a.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<i32>().ok());
+        if ppid.is_some_and(|p| parents.contains(&p)) {
+            out.push(pid);
+        }
+    }
+    out
+}

@@ -178,6 +178,13 @@ pub type ResolverError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Resolves the `image-digest:<resolved>` token: the digest of the repository's
 /// container image, or `None` when there is none.
+///
+/// Bound in [`ProbeContext::image_digest_resolver`]; any `Fn(&RepoSnapshot) ->
+/// Result<Option<String>, ResolverError>` closure is one. For the cache key,
+/// no context, no resolver bound, `Ok(None)` and `Err(_)` all fold to one
+/// empty sentinel (the reason is logged as `image_digest_unresolved_reason`),
+/// while two different digests give two different keys. `Ok(Some(""))` is a
+/// value, not the sentinel.
 pub trait ImageDigestResolver: Send + Sync {
     /// Resolve the digest for `repo`.
     fn resolve(&self, repo: &RepoSnapshot) -> Result<Option<String>, ResolverError>;

@@ -24,7 +24,9 @@ pub enum CacheCommand {
     /// Print every input and token value that goes into a probe's key, the
     /// key, and what changed since the probe's last run.
     Explain(ExplainArgs),
-    /// Remove least recently used entries until the store fits a size.
+    /// Remove least recently used entries until the store's entries and
+    /// artifact blobs fit a size (the per-probe input manifests and the hash
+    /// memo are small and kept).
     Prune(PruneArgs),
 }
 

@@ -137,6 +137,9 @@ pub(super) fn run(args: TraceArgs) -> Result<ExitCode, CliError> {
         ProbeStatus::Ran | ProbeStatus::CacheHit => {}
     }
     let written = Writer::new(repo.root()).write_record(rec)?;
+    if let Err(e) = codegenie_runtime::runtime_trace::probe::clean_work_dir(&repo) {
+        eprintln!("warning: cannot remove the raw traces: {e}");
+    }
     if !args.json {
         print_summary(rec, written.as_ref().map(|w| w.json.display().to_string()));
     }
@@ -147,6 +150,9 @@ pub(super) fn run(args: TraceArgs) -> Result<ExitCode, CliError> {
 /// exit with `code` (130 for SIGINT, 143 for SIGTERM, as shells report them).
 fn interrupted(run_id: &str, kind: EngineKind, code: u8) -> ExitCode {
     codegenie_runtime::runtime_trace::cancel();
+    // Handles are not dropped on exit: end the engine clients and, on the
+    // host backend, strace and the app.
+    codegenie_runtime::exec::kill_all();
     eprintln!("interrupted: removing the containers of run {run_id}");
     let engine = Engine::new(kind);
     // A create already in flight may land after the first sweep.

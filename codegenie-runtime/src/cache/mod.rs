@@ -5,9 +5,11 @@
 pub mod explain;
 pub mod key;
 pub mod manifest;
+mod memo;
 pub mod store;
 
 use std::path::Path;
+use std::sync::Mutex;
 
 pub use explain::{explain, EntryState, Explanation};
 pub use key::compose_key;
@@ -15,7 +17,7 @@ pub use manifest::{diff, InputChange, InputManifest};
 pub use store::{CacheStore, PruneReport, StoreError};
 
 use crate::coordinator::ProbeCache;
-use crate::inputs::{resolve_inputs, CacheKeyError};
+use crate::inputs::{resolve_inputs_with, CacheKeyError, HashIndex};
 use crate::probe::{DynProbe, ProbeContext, ProbeOutput, RepoSnapshot};
 
 /// Resolve `probe`'s declared inputs on `repo` and compose its key; returns
@@ -26,34 +28,85 @@ pub fn manifest_for(
     probe: &dyn DynProbe,
     ctx: Option<&ProbeContext>,
 ) -> Result<InputManifest, CacheKeyError> {
-    let inputs = resolve_inputs(repo, probe.declared_inputs(), ctx)?;
+    manifest_with_memo(repo, name, probe, ctx, None).map(|(m, _)| m)
+}
+
+/// [`manifest_for`] reusing the hashes `memo` remembers for unchanged files;
+/// also returns the memo entries of this walk.
+pub fn manifest_with_memo(
+    repo: &RepoSnapshot,
+    name: &str,
+    probe: &dyn DynProbe,
+    ctx: Option<&ProbeContext>,
+    memo: Option<&HashIndex>,
+) -> Result<(InputManifest, HashIndex), CacheKeyError> {
+    let (inputs, fresh) = resolve_inputs_with(repo, probe.declared_inputs(), ctx, memo)?;
     let key = compose_key(name, probe.version(), &inputs);
-    Ok(InputManifest::new(name, probe.version(), &key, inputs))
+    Ok((
+        InputManifest::new(name, probe.version(), &key, inputs),
+        fresh,
+    ))
 }
 
 /// The cache the coordinator uses for one repository: keys from declared
-/// inputs, entries in `<repo>/.codegenie/cache/`.
-#[derive(Debug, Clone)]
+/// inputs, entries in `<repo>/.codegenie/cache/`. Hashes of unchanged files are
+/// remembered across runs in the store's hash memo.
+#[derive(Debug)]
 pub struct ContentCache {
     store: CacheStore,
+    /// Loaded on first use; `None` until then.
+    memo: Mutex<Option<HashIndex>>,
 }
 
 impl ContentCache {
     /// The cache of the repository at `root`.
     pub fn for_repo_root(root: &Path) -> Self {
-        ContentCache {
-            store: CacheStore::for_repo_root(root),
-        }
+        Self::with_store(CacheStore::for_repo_root(root))
     }
 
     /// The cache over an explicit store.
     pub fn with_store(store: CacheStore) -> Self {
-        ContentCache { store }
+        ContentCache {
+            store,
+            memo: Mutex::new(None),
+        }
     }
 
     /// The store.
     pub fn store(&self) -> &CacheStore {
         &self.store
+    }
+
+    /// Compute `probe`'s manifest with the hash memo, and save the memo when
+    /// this walk learnt something.
+    fn manifest(
+        &self,
+        repo: &RepoSnapshot,
+        name: &str,
+        probe: &dyn DynProbe,
+        ctx: &ProbeContext,
+    ) -> Result<InputManifest, CacheKeyError> {
+        let mut guard = self.memo.lock().unwrap_or_else(|p| p.into_inner());
+        let memo = guard.get_or_insert_with(|| {
+            self.store.load_hash_index().unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "hash memo unreadable; hashing every file");
+                HashIndex::new()
+            })
+        });
+        let (manifest, fresh) = manifest_with_memo(repo, name, probe, Some(ctx), Some(memo))?;
+        let learnt = fresh.files.iter().any(|(path, e)| {
+            memo.files
+                .get(path)
+                .and_then(|old| old.reusable_for(&e.stamp))
+                != Some(e.blake3.as_str())
+        });
+        if learnt {
+            memo.merge(fresh);
+            if let Err(e) = self.store.save_hash_index(memo) {
+                tracing::warn!(error = %e, "cannot save the hash memo");
+            }
+        }
+        Ok(manifest)
     }
 
     /// Record `manifest` as the probe's last key, logging what changed since
@@ -97,7 +150,7 @@ impl ProbeCache for ContentCache {
         probe: &dyn DynProbe,
         ctx: &ProbeContext,
     ) -> Result<String, CacheKeyError> {
-        let manifest = manifest_for(repo, name, probe, Some(ctx))?;
+        let manifest = self.manifest(repo, name, probe, ctx)?;
         self.record_manifest(&manifest);
         Ok(manifest.key)
     }

@@ -15,6 +15,35 @@ use nix::unistd::Pid;
 use super::capture::{pump, Buffer, Captured, LineWatch};
 use super::{ExecError, Program, KEPT_ENV};
 
+/// Process groups started and not yet reaped, for [`kill_all`].
+static LIVE_GROUPS: Mutex<std::collections::BTreeSet<i32>> =
+    Mutex::new(std::collections::BTreeSet::new());
+
+fn track(pgid: Pid, live: bool) {
+    let mut set = LIVE_GROUPS.lock().unwrap_or_else(|p| p.into_inner());
+    if live {
+        set.insert(pgid.as_raw());
+    } else {
+        set.remove(&pgid.as_raw());
+    }
+}
+
+/// Kill (SIGKILL) every process group this process started and has not yet
+/// reaped: what an interrupted command does before exiting, since handles
+/// are not dropped on `exit`. Returns how many groups were signalled.
+pub fn kill_all() -> usize {
+    let groups: Vec<i32> = LIVE_GROUPS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .copied()
+        .collect();
+    for g in &groups {
+        let _ = killpg(Pid::from_raw(*g), Signal::SIGKILL);
+    }
+    groups.len()
+}
+
 /// Default cap on captured bytes per stream.
 pub const DEFAULT_CAPTURE_LIMIT: usize = 1 << 20;
 
@@ -188,6 +217,7 @@ pub fn spawn(spec: &ExecSpec) -> Result<Running, ExecError> {
         source,
     })?;
     let pgid = Pid::from_raw(child.id() as i32);
+    track(pgid, true);
     let seen = Arc::new(AtomicBool::new(false));
     let watch = spec.watch_line.as_ref().map(|needle| LineWatch {
         needle: needle.clone(),
@@ -268,6 +298,7 @@ impl Running {
                 (None, None) => Termination::Signaled(0),
             };
             self.termination = Some(t);
+            track(self.pgid, false);
             return Ok(Some(t));
         }
         Ok(None)
@@ -301,6 +332,7 @@ impl Running {
                     (_, Some(s)) => Termination::Signaled(s),
                     _ => Termination::Signaled(0),
                 });
+                track(self.pgid, false);
             }
         }
     }
@@ -364,6 +396,12 @@ mod tests {
         out
     }
 
+    /// The tests that start and kill process groups take turns.
+    fn serial() -> std::sync::MutexGuard<'static, ()> {
+        static LOCK: Mutex<()> = Mutex::new(());
+        LOCK.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// These tests drive real processes through strace (an allowlisted program).
     fn require_strace() {
         assert!(
@@ -375,6 +413,7 @@ mod tests {
     #[test]
     fn environment_is_scrubbed_and_stdin_is_null() {
         require_strace();
+        let _serial = serial();
         std::env::set_var("CODEGENIE_TEST_SECRET", "leak");
         // strace runs `env` (found on the kept PATH) and `cat` sees /dev/null.
         let out = run(&ExecSpec::new(Program::Strace).args([
@@ -403,6 +442,7 @@ mod tests {
     #[test]
     fn timeout_kills_the_whole_process_group() {
         require_strace();
+        let _serial = serial();
         let started = Instant::now();
         let mut running =
             spawn(&ExecSpec::new(Program::Strace).args(["-f", "-o", "/dev/null", "sleep", "30"]))
@@ -428,6 +468,7 @@ mod tests {
     #[test]
     fn private_network_has_only_loopback() {
         require_strace();
+        let _serial = serial();
         // `cat /proc/net/dev` run by strace inside the new namespace.
         let out = run(&ExecSpec::new(Program::Strace)
             .args([
@@ -454,6 +495,7 @@ mod tests {
     #[test]
     fn run_reports_a_timeout() {
         require_strace();
+        let _serial = serial();
         let out = run(&ExecSpec::new(Program::Strace)
             .args(["-o", "/dev/null", "sleep", "30"])
             .timeout(Duration::from_millis(200)))
@@ -465,6 +507,7 @@ mod tests {
     #[test]
     fn dropping_a_handle_kills_the_group() {
         require_strace();
+        let _serial = serial();
         let running =
             spawn(&ExecSpec::new(Program::Strace).args(["-f", "-o", "/dev/null", "sleep", "30"]))
                 .unwrap();

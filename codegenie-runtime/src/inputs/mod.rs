@@ -4,12 +4,14 @@
 use std::borrow::Cow;
 use std::path::PathBuf;
 
+pub mod hash_index;
 pub mod resolve;
 mod spec;
 pub mod tokens;
 pub mod walk;
 
-pub use resolve::{resolve_inputs, ResolvedInputs};
+pub use hash_index::HashIndex;
+pub use resolve::{resolve_inputs, resolve_inputs_with, ResolvedInputs};
 pub use spec::{parse_input_spec, InputSpec, InputSpecError, TokenKind, TOKEN_SUFFIX};
 pub use tokens::{ResolvedToken, TokenValue, UnresolvedReason};
 pub use walk::{GlobMatches, MatchedFile};

@@ -4,8 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::hash_index::HashIndex;
 use super::tokens::{resolve_token, ResolvedToken};
-use super::walk::{match_and_hash, GlobMatches};
+use super::walk::{match_and_hash_with, GlobMatches};
 use super::{parse_input_spec, CacheKeyError, DeclaredInput, InputSpec, TokenKind};
 use crate::probe::{ProbeContext, RepoSnapshot};
 
@@ -26,6 +27,17 @@ pub fn resolve_inputs(
     inputs: &[DeclaredInput],
     ctx: Option<&ProbeContext>,
 ) -> Result<ResolvedInputs, CacheKeyError> {
+    resolve_inputs_with(repo, inputs, ctx, None).map(|(r, _)| r)
+}
+
+/// [`resolve_inputs`] reusing the hashes `memo` remembers for unchanged files;
+/// also returns the memo entries of the files hashed or checked this time.
+pub fn resolve_inputs_with(
+    repo: &RepoSnapshot,
+    inputs: &[DeclaredInput],
+    ctx: Option<&ProbeContext>,
+    memo: Option<&HashIndex>,
+) -> Result<(ResolvedInputs, HashIndex), CacheKeyError> {
     let mut globs = Vec::new();
     let mut kinds: Vec<TokenKind> = Vec::new();
     for input in inputs {
@@ -40,10 +52,10 @@ pub fn resolve_inputs(
     }
     kinds.sort_by_key(|k| k.name());
     kinds.dedup();
-    let globs = match_and_hash(repo.root(), &globs)?;
+    let (globs, fresh) = match_and_hash_with(repo.root(), &globs, memo)?;
     let tokens = kinds
         .into_iter()
         .map(|k| resolve_token(k, repo, ctx))
         .collect();
-    Ok(ResolvedInputs { globs, tokens })
+    Ok((ResolvedInputs { globs, tokens }, fresh))
 }

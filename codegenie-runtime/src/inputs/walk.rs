@@ -1,5 +1,6 @@
-//! Glob expansion and content hashing: one parallel walk of the repository
-//! matches every declared glob and hashes each matched file with blake3.
+//! Glob expansion and content hashing: literal globs are looked up directly,
+//! the others matched by one parallel walk of their base folders; every
+//! matched file is hashed with blake3.
 //!
 //! Rules (DESIGN.md §3): gitignore semantics are off (a declared file counts
 //! even if ignored), `.git` is never entered, and `.codegenie/` is entered only
@@ -15,6 +16,7 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use ignore::{WalkBuilder, WalkState};
 use serde::{Deserialize, Serialize};
 
+use super::hash_index::{now_ns, FileStamp, HashIndex, IndexEntry};
 use super::CacheKeyError;
 
 /// The folder codegenie keeps its state in; skipped unless a glob names it.
@@ -47,18 +49,97 @@ pub struct GlobMatches {
 /// one entry per distinct glob, sorted by glob, each with its files sorted by
 /// path, whatever order the walk visited them in.
 pub fn match_and_hash(root: &Path, globs: &[String]) -> Result<Vec<GlobMatches>, CacheKeyError> {
+    match_and_hash_with(root, globs, None).map(|(g, _)| g)
+}
+
+/// [`match_and_hash`] reusing the hashes `memo` remembers for unchanged files;
+/// also returns the memo entries of every regular file matched this time.
+///
+/// A glob without wildcards (`Dockerfile`) is looked up directly; the others
+/// are matched by one parallel walk over their literal base folders
+/// (`src/**/*.rs` walks `src/` only), so a probe that declares a few files
+/// never walks the whole repository.
+pub fn match_and_hash_with(
+    root: &Path,
+    globs: &[String],
+    memo: Option<&HashIndex>,
+) -> Result<(Vec<GlobMatches>, HashIndex), CacheKeyError> {
     let mut globs: Vec<String> = globs.to_vec();
     globs.sort();
     globs.dedup();
+    let mut fresh = HashIndex::new();
+    let mut out: Vec<GlobMatches> = globs
+        .iter()
+        .map(|glob| GlobMatches {
+            glob: glob.clone(),
+            files: Vec::new(),
+        })
+        .collect();
     if globs.is_empty() {
-        return Ok(Vec::new());
+        return Ok((out, fresh));
     }
-    let matchers = Matchers::new(&globs)?;
-    let mut builder = WalkBuilder::new(root);
-    let codegenie_dir = root.join(CODEGENIE_DIR);
-    // A glob naming `.codegenie/` matches nothing when the folder is absent.
-    if matchers.wants_codegenie_dir && codegenie_dir.is_dir() {
-        builder.add(codegenie_dir);
+    // Taken before any file is read: see `hash_index` for why.
+    let walk_started = now_ns();
+    let mut found: Vec<(usize, MatchedFile)> = Vec::new();
+    let mut walked: Vec<(usize, &str)> = Vec::new();
+    let mut buf = vec![0u8; READ_BUF];
+    for (i, g) in globs.iter().enumerate() {
+        if !is_literal(g) {
+            walked.push((i, g));
+            continue;
+        }
+        if let Some((file, stamp)) = hash_literal(root, g, memo, &mut buf)? {
+            if let Some(stamp) = stamp {
+                fresh.files.insert(
+                    file.path.clone(),
+                    IndexEntry {
+                        stamp,
+                        blake3: file.blake3.clone(),
+                        hashed_at_ns: walk_started,
+                    },
+                );
+            }
+            found.push((i, file));
+        }
+    }
+    if !walked.is_empty() {
+        let roots = walk_roots(root, walked.iter().map(|(_, g)| *g))?;
+        if !roots.is_empty() {
+            let matchers = Matchers::new(&walked)?;
+            walk(
+                root,
+                &roots,
+                &matchers,
+                memo,
+                walk_started,
+                &mut found,
+                &mut fresh,
+            )?;
+        }
+    }
+    for (idx, file) in found {
+        out[idx].files.push(file);
+    }
+    for g in &mut out {
+        g.files.sort();
+        g.files.dedup_by(|a, b| a.path == b.path);
+    }
+    Ok((out, fresh))
+}
+
+/// One parallel walk from `roots`, matching and hashing as it goes.
+fn walk(
+    root: &Path,
+    roots: &[std::path::PathBuf],
+    matchers: &Matchers,
+    memo: Option<&HashIndex>,
+    walk_started: i128,
+    found_out: &mut Vec<(usize, MatchedFile)>,
+    fresh_out: &mut HashIndex,
+) -> Result<(), CacheKeyError> {
+    let mut builder = WalkBuilder::new(&roots[0]);
+    for r in &roots[1..] {
+        builder.add(r);
     }
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let cg_dir = root.join(CODEGENIE_DIR);
@@ -69,26 +150,39 @@ pub fn match_and_hash(root: &Path, globs: &[String]) -> Result<Vec<GlobMatches>,
         .filter_entry(move |e| keep_entry(&cg_dir, e));
 
     let found: Mutex<Vec<(usize, MatchedFile)>> = Mutex::new(Vec::new());
+    let fresh: Mutex<HashIndex> = Mutex::new(HashIndex::new());
     let failure: Mutex<Option<CacheKeyError>> = Mutex::new(None);
     builder.build_parallel().run(|| {
         let mut buf = vec![0u8; READ_BUF];
-        let (matchers, found, failure) = (&matchers, &found, &failure);
+        let (found, failure, fresh) = (&found, &failure, &fresh);
         let mut hits = Vec::new();
         Box::new(move |entry| {
-            let outcome = visit(root, matchers, entry, &mut buf, &mut hits);
-            match outcome {
+            let mut ctx = Visit {
+                root,
+                m: matchers,
+                memo,
+                buf: &mut buf,
+                hits: &mut hits,
+                stamp: None,
+            };
+            match visit(&mut ctx, entry) {
                 Ok(()) => {
+                    if let (Some((path, stamp)), Some((_, file))) = (ctx.stamp.take(), hits.first())
+                    {
+                        let entry = IndexEntry {
+                            stamp,
+                            blake3: file.blake3.clone(),
+                            hashed_at_ns: walk_started,
+                        };
+                        lock(fresh).files.insert(path, entry);
+                    }
                     if !hits.is_empty() {
-                        found
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .append(&mut hits);
+                        lock(found).append(&mut hits);
                     }
                     WalkState::Continue
                 }
                 Err(e) => {
-                    let mut slot = failure.lock().unwrap_or_else(|p| p.into_inner());
-                    slot.get_or_insert(e);
+                    lock(failure).get_or_insert(e);
                     WalkState::Quit
                 }
             }
@@ -97,63 +191,220 @@ pub fn match_and_hash(root: &Path, globs: &[String]) -> Result<Vec<GlobMatches>,
     if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
         return Err(e);
     }
-    let mut out: Vec<GlobMatches> = globs
-        .into_iter()
-        .map(|glob| GlobMatches {
-            glob,
-            files: Vec::new(),
-        })
-        .collect();
-    for (idx, file) in found.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        out[idx].files.push(file);
-    }
-    for g in &mut out {
-        g.files.sort();
-        g.files.dedup_by(|a, b| a.path == b.path);
-    }
-    Ok(out)
+    found_out.append(&mut found.into_inner().unwrap_or_else(|p| p.into_inner()));
+    fresh_out
+        .files
+        .extend(fresh.into_inner().unwrap_or_else(|p| p.into_inner()).files);
+    Ok(())
 }
 
-/// The compiled globs: every glob for files outside `.codegenie/`, only the
-/// globs that name `.codegenie/` for files inside it.
+/// A glob with no wildcard, escape or odd component: it names one path.
+fn is_literal(glob: &str) -> bool {
+    !glob.contains(['*', '?', '[', ']', '{', '}', '\\'])
+        && glob.split('/').all(|c| !c.is_empty() && c != ".")
+}
+
+/// Whether a repository-relative path may count as an input at all: never
+/// through `.git`, never through a `.codegenie/` other than the top one, never
+/// under `.codegenie/cache` or `.codegenie/context`.
+fn path_allowed(rel: &str) -> bool {
+    let comps: Vec<&str> = rel.split('/').filter(|c| !c.is_empty()).collect();
+    if comps.contains(&".git") {
+        return false;
+    }
+    if comps.iter().skip(1).any(|c| *c == CODEGENIE_DIR) {
+        return false;
+    }
+    !(comps.first() == Some(&CODEGENIE_DIR)
+        && comps.get(1).is_some_and(|c| CODEGENIE_OUTPUTS.contains(c)))
+}
+
+/// Whether every folder on the way from `root` to `rel` is a real folder (the
+/// walker never follows a symlinked folder, so a direct lookup must not either).
+/// `Ok(false)` when one is missing or is not a folder.
+fn real_dirs_to(root: &Path, rel_dirs: &[&str]) -> Result<bool, CacheKeyError> {
+    let mut cur = root.to_path_buf();
+    for c in rel_dirs {
+        cur.push(c);
+        match std::fs::symlink_metadata(&cur) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Ok(false),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(source) => return Err(CacheKeyError::Io { path: cur, source }),
+        }
+    }
+    Ok(true)
+}
+
+/// The folders to walk for `globs`: each glob's literal base (the folders
+/// before its first wildcard), nested ones dropped, missing ones skipped.
+fn walk_roots<'a>(
+    root: &Path,
+    globs: impl Iterator<Item = &'a str>,
+) -> Result<Vec<std::path::PathBuf>, CacheKeyError> {
+    let mut bases: Vec<String> = globs
+        .map(|g| {
+            let comps: Vec<&str> = g.split('/').collect();
+            let n = comps
+                .iter()
+                .position(|c| {
+                    c.contains(['*', '?', '[', ']', '{', '}', '\\']) || c.is_empty() || *c == "."
+                })
+                .unwrap_or(comps.len());
+            // The last component is a file pattern even without wildcards.
+            comps[..n.min(comps.len() - 1)].join("/")
+        })
+        .filter(|b| path_allowed(b))
+        .collect();
+    bases.sort();
+    bases.dedup();
+    let mut kept: Vec<String> = Vec::new();
+    for b in bases {
+        // The repository walk skips `.codegenie/`, so it never covers it.
+        let covered = kept.iter().any(|a| {
+            (a.is_empty() && !b.starts_with(CODEGENIE_DIR))
+                || (!a.is_empty() && b.starts_with(&format!("{a}/")))
+        });
+        if !covered {
+            kept.push(b);
+        }
+    }
+    let mut roots = Vec::new();
+    for b in kept {
+        let dirs: Vec<&str> = b.split('/').filter(|c| !c.is_empty()).collect();
+        if real_dirs_to(root, &dirs)? {
+            roots.push(if b.is_empty() {
+                root.to_path_buf()
+            } else {
+                root.join(&b)
+            });
+        }
+    }
+    Ok(roots)
+}
+
+/// Look a literal glob up directly. `None` when it names nothing that counts.
+fn hash_literal(
+    root: &Path,
+    rel: &str,
+    memo: Option<&HashIndex>,
+    buf: &mut [u8],
+) -> Result<Option<(MatchedFile, Option<FileStamp>)>, CacheKeyError> {
+    if !path_allowed(rel) {
+        return Ok(None);
+    }
+    let comps: Vec<&str> = rel.split('/').collect();
+    if !real_dirs_to(root, &comps[..comps.len() - 1])? {
+        return Ok(None);
+    }
+    let path = root.join(rel);
+    let meta = match std::fs::symlink_metadata(&path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(CacheKeyError::Io { path, source }),
+    };
+    let (blake3, stamp) = if meta.file_type().is_symlink() {
+        (hash_symlink(&path)?, None)
+    } else if meta.is_file() {
+        let (h, s) = hash_regular(&path, rel, Some(&meta), memo, buf)?;
+        (h, Some(s))
+    } else {
+        return Ok(None);
+    };
+    Ok(Some((
+        MatchedFile {
+            path: rel.to_owned(),
+            blake3,
+        },
+        stamp,
+    )))
+}
+
+/// The hash of a regular file, from the memo when it may stand for the file,
+/// else by reading it; with the metadata it is valid for. Only a remembered
+/// file costs an lstat (unless `meta` is known); any other is stamped from its
+/// open descriptor before it is read.
+fn hash_regular(
+    path: &Path,
+    rel: &str,
+    meta: Option<&std::fs::Metadata>,
+    memo: Option<&HashIndex>,
+    buf: &mut [u8],
+) -> Result<(String, FileStamp), CacheKeyError> {
+    if let Some(entry) = memo.and_then(|m| m.files.get(rel)) {
+        let stamp = match meta {
+            Some(m) => FileStamp::of(m),
+            None => FileStamp::of(&std::fs::symlink_metadata(path).map_err(|source| {
+                CacheKeyError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                }
+            })?),
+        };
+        if let Some(h) = entry.reusable_for(&stamp) {
+            return Ok((h.to_owned(), stamp));
+        }
+    }
+    hash_file_stamped(path, buf)
+}
+
+/// A poisoned lock only means another walker thread panicked; its data is
+/// still a plain list.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// What one walker thread needs to handle one entry.
+struct Visit<'a> {
+    root: &'a Path,
+    m: &'a Matchers,
+    memo: Option<&'a HashIndex>,
+    buf: &'a mut [u8],
+    hits: &'a mut Vec<(usize, MatchedFile)>,
+    /// Set when a regular file was matched: its path and pre-hash metadata.
+    stamp: Option<(String, FileStamp)>,
+}
+
+/// The compiled walked globs: every one for files outside `.codegenie/`, only
+/// those that name `.codegenie/` for files inside it. Indices are the globs'
+/// positions in the caller's list.
 struct Matchers {
     all: GlobSet,
     all_idx: Vec<usize>,
     codegenie: GlobSet,
     codegenie_idx: Vec<usize>,
-    wants_codegenie_dir: bool,
 }
 
 impl Matchers {
-    fn new(globs: &[String]) -> Result<Self, CacheKeyError> {
+    fn new(globs: &[(usize, &str)]) -> Result<Self, CacheKeyError> {
         let mut all = GlobSetBuilder::new();
         let mut codegenie = GlobSetBuilder::new();
-        let mut codegenie_idx = Vec::new();
-        for (i, g) in globs.iter().enumerate() {
+        let (mut all_idx, mut codegenie_idx) = (Vec::new(), Vec::new());
+        for (i, g) in globs {
             // Same options as the shared spec rules use to validate globs.
             let glob = GlobBuilder::new(g)
                 .literal_separator(true)
                 .build()
                 .map_err(|e| CacheKeyError::Glob {
-                    glob: g.clone(),
+                    glob: (*g).to_owned(),
                     message: e.kind().to_string(),
                 })?;
             all.add(glob.clone());
+            all_idx.push(*i);
             if g.starts_with(".codegenie/") {
                 codegenie.add(glob);
-                codegenie_idx.push(i);
+                codegenie_idx.push(*i);
             }
         }
         let build = |b: GlobSetBuilder| {
             b.build().map_err(|e| CacheKeyError::Glob {
-                glob: globs.join(", "),
+                glob: globs.iter().map(|(_, g)| *g).collect::<Vec<_>>().join(", "),
                 message: e.to_string(),
             })
         };
         Ok(Matchers {
             all: build(all)?,
-            all_idx: (0..globs.len()).collect(),
-            wants_codegenie_dir: !codegenie_idx.is_empty(),
+            all_idx,
             codegenie: build(codegenie)?,
             codegenie_idx,
         })
@@ -164,7 +415,7 @@ impl Matchers {
 /// `codegenie_dir` is `<repo>/.codegenie`.
 fn keep_entry(codegenie_dir: &Path, e: &ignore::DirEntry) -> bool {
     if e.depth() == 0 {
-        // A walk root: the repository, or its `.codegenie/` when a glob names it.
+        // A walk root: already checked by `walk_roots`.
         return true;
     }
     let name = e.file_name();
@@ -173,23 +424,20 @@ fn keep_entry(codegenie_dir: &Path, e: &ignore::DirEntry) -> bool {
     }
     let is_dir = e.file_type().is_some_and(|t| t.is_dir());
     if is_dir && name == CODEGENIE_DIR {
-        // Entered only as its own walk root (above), which exists only when a
-        // glob names it; nested or reached from the repository root: skipped.
+        // Entered only as a walk root of a glob that names it.
         return false;
     }
-    if is_dir && e.depth() == 1 && e.path().parent() == Some(codegenie_dir) {
+    if is_dir && e.path().parent() == Some(codegenie_dir) {
         return !CODEGENIE_OUTPUTS.iter().any(|o| name == *o);
     }
     true
 }
 
 fn visit(
-    root: &Path,
-    m: &Matchers,
+    v: &mut Visit<'_>,
     entry: Result<ignore::DirEntry, ignore::Error>,
-    buf: &mut [u8],
-    hits: &mut Vec<(usize, MatchedFile)>,
 ) -> Result<(), CacheKeyError> {
+    let root = v.root;
     let entry = entry.map_err(|source| CacheKeyError::Walk {
         root: root.to_path_buf(),
         source,
@@ -207,9 +455,9 @@ fn visit(
     };
     let rel_str = rel_path_string(rel);
     let (set, idx) = if rel_str.starts_with(".codegenie/") {
-        (&m.codegenie, &m.codegenie_idx)
+        (&v.m.codegenie, &v.m.codegenie_idx)
     } else {
-        (&m.all, &m.all_idx)
+        (&v.m.all, &v.m.all_idx)
     };
     let matched = set.matches(rel);
     if matched.is_empty() {
@@ -218,13 +466,15 @@ fn visit(
     let hash = if ty.is_symlink() {
         hash_symlink(path)?
     } else if ty.is_file() {
-        hash_file(path, buf)?
+        let (hash, stamp) = hash_regular(path, &rel_str, None, v.memo, v.buf)?;
+        v.stamp = Some((rel_str.clone(), stamp));
+        hash
     } else {
         // Sockets, fifos, devices: no content to hash.
         return Ok(());
     };
     for i in matched {
-        hits.push((
+        v.hits.push((
             idx[i],
             MatchedFile {
                 path: rel_str.clone(),
@@ -237,11 +487,20 @@ fn visit(
 
 /// blake3 of a file's content, as lowercase hex.
 pub fn hash_file(path: &Path, buf: &mut [u8]) -> Result<String, CacheKeyError> {
+    hash_file_stamped(path, buf).map(|(h, _)| h)
+}
+
+/// blake3 of a file's content and the file's metadata taken before reading.
+pub fn hash_file_stamped(
+    path: &Path,
+    buf: &mut [u8],
+) -> Result<(String, FileStamp), CacheKeyError> {
     let io_err = |source| CacheKeyError::Io {
         path: path.to_path_buf(),
         source,
     };
     let mut f = std::fs::File::open(path).map_err(io_err)?;
+    let stamp = FileStamp::of(&f.metadata().map_err(io_err)?);
     let mut hasher = blake3::Hasher::new();
     loop {
         let n = match f.read(buf) {
@@ -252,7 +511,7 @@ pub fn hash_file(path: &Path, buf: &mut [u8]) -> Result<String, CacheKeyError> {
         };
         hasher.update(&buf[..n]);
     }
-    Ok(hasher.finalize().to_hex().to_string())
+    Ok((hasher.finalize().to_hex().to_string(), stamp))
 }
 
 fn hash_symlink(path: &Path) -> Result<String, CacheKeyError> {

@@ -163,8 +163,11 @@ pub fn traced_child_of(proc_root: &Path, parent: i32, skip: Option<i32>) -> Opti
         if stat_ppid(&stat) != Some(parent) || best.is_some_and(|b| b < pid) {
             continue;
         }
-        let exe = std::fs::read_link(e.path().join("exe")).ok();
-        if exe.is_some() && exe == parent_exe {
+        // An unreadable exe (a process mid-fork or mid-exit) is not a root yet.
+        let Ok(exe) = std::fs::read_link(e.path().join("exe")) else {
+            continue;
+        };
+        if Some(&exe) == parent_exe.as_ref() {
             continue;
         }
         best = Some(pid);

@@ -163,7 +163,15 @@ impl HostOps {
     /// The app's root process: strace's first child (it appears right after the fork).
     fn root(&mut self) -> Result<i32, Stop> {
         if let Some(r) = self.root {
-            return Ok(r);
+            // Still strace's child? (Otherwise it was a passing process; look again.)
+            let alive = std::fs::read_to_string(format!("/proc/{r}/stat"))
+                .ok()
+                .and_then(|s| agent::stat_ppid(&s))
+                == Some(self.strace_pid);
+            if alive {
+                return Ok(r);
+            }
+            self.root = None;
         }
         let until = Instant::now() + Duration::from_secs(5);
         loop {
@@ -189,9 +197,9 @@ fn first_child_of(parent: i32) -> Option<i32> {
 
 impl AppOps for HostOps {
     fn wait_listen(&mut self, port: u16, timeout: Duration) -> Result<(), Stop> {
-        let root = self.root()?;
         let until = Instant::now() + timeout;
         loop {
+            let root = self.root()?;
             // /proc/PID/net shows the network namespace of PID, not ours.
             for f in ["tcp", "tcp6"] {
                 if let Ok(text) = std::fs::read_to_string(format!("/proc/{root}/net/{f}")) {

@@ -309,7 +309,7 @@ fn run_blocking(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutput, 
         })?,
     };
     let bundle = Bundle::assemble(&helper)?;
-    let work_dir = repo.codegenie_dir().join("work").join("runtime_trace");
+    let work_dir = work_dir(repo);
     reset_dir(&work_dir)?;
     let run_id = settings.run_id.clone().unwrap_or_else(new_run_id);
     let mut runner = ContainerRunner {
@@ -358,7 +358,7 @@ fn run_host(
 ) -> Result<ProbeOutput, TraceError> {
     host::check_host_backend().map_err(|e| TraceError::BackendUnavailable("host", e))?;
     let app = resolve_app(file, &ImageConfig::default());
-    let work_dir = repo.codegenie_dir().join("work").join("runtime_trace");
+    let work_dir = work_dir(repo);
     reset_dir(&work_dir)?;
     let mut runner = host::HostRunner {
         repo_root: repo.root(),
@@ -464,6 +464,20 @@ fn with_spinner<T>(msg: &'static str, f: impl FnOnce() -> T) -> T {
     let out = f();
     spinner.finish_and_clear();
     out
+}
+
+/// Where raw traces wait for the writer (and the cache) to take them.
+pub fn work_dir(repo: &RepoSnapshot) -> PathBuf {
+    repo.codegenie_dir().join("work").join("runtime_trace")
+}
+
+/// Remove the raw (unredacted) traces once the writer has stored the
+/// redacted copies and the cache its blobs.
+pub fn clean_work_dir(repo: &RepoSnapshot) -> std::io::Result<()> {
+    match std::fs::remove_dir_all(work_dir(repo)) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
 }
 
 fn reset_dir(dir: &Path) -> Result<(), TraceError> {

@@ -125,3 +125,79 @@ pub fn attach_trace(
         Err(e) => warnings.push(format!("scenario {}: {e}", result.name)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::runtime_trace::scenarios::parse_scenarios;
+
+    fn three() -> Vec<Scenario> {
+        parse_scenarios(
+            "version: 1\nscenarios:\n  - {name: a, command: [x]}\n  - {name: b, command: [x]}\n  - {name: c, command: [x]}\n",
+            "s",
+        )
+        .unwrap()
+        .scenarios
+    }
+
+    fn completed(name: &str) -> ScenarioRun {
+        ScenarioRun {
+            result: not_run(name, ScenarioOutcome::Completed),
+            trace_file: None,
+            warnings: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn scenarios_run_in_order_one_at_a_time_with_their_own_deadline() {
+        let limits = RunLimits {
+            scenario_timeout: Duration::from_secs(7),
+            ..RunLimits::default()
+        };
+        let mut calls = Vec::new();
+        let runs = run_sequentially(
+            &three(),
+            &limits,
+            &indicatif::ProgressBar::hidden(),
+            |sc, deadline| {
+                let left = deadline.saturating_duration_since(Instant::now());
+                assert!(left <= Duration::from_secs(7) && left > Duration::from_secs(6));
+                calls.push(sc.name.clone());
+                completed(&sc.name)
+            },
+        );
+        assert_eq!(calls, ["a", "b", "c"]);
+        assert!(runs
+            .iter()
+            .all(|r| r.result.outcome == ScenarioOutcome::Completed));
+    }
+
+    #[test]
+    fn the_aggregate_budget_cuts_deadlines_then_skips_the_rest() {
+        let limits = RunLimits {
+            scenario_timeout: Duration::from_secs(60),
+            aggregate_timeout: Duration::from_millis(150),
+            ..RunLimits::default()
+        };
+        let runs = run_sequentially(
+            &three(),
+            &limits,
+            &indicatif::ProgressBar::hidden(),
+            |sc, deadline| {
+                // The first scenario's deadline is the aggregate one, not 60 s away.
+                assert!(deadline <= Instant::now() + Duration::from_millis(150));
+                std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+                completed(&sc.name)
+            },
+        );
+        assert_eq!(runs[0].result.outcome, ScenarioOutcome::Completed);
+        for r in &runs[1..] {
+            assert_eq!(
+                r.result.outcome,
+                ScenarioOutcome::Skipped(ScenarioReason::AggregateTimeout)
+            );
+        }
+    }
+}

@@ -103,9 +103,17 @@ fn scan_to(s: &[u8], stop: Stop) -> Option<usize> {
         let b = s[i];
         match b {
             b'"' => {
+                // Jump between quotes and backslashes: paths are the long part.
                 i += 1;
-                while i < s.len() && s[i] != b'"' {
-                    i += if s[i] == b'\\' { 2 } else { 1 };
+                loop {
+                    match memchr::memchr2(b'"', b'\\', s.get(i..).unwrap_or_default()) {
+                        Some(off) if s[i + off] == b'\\' => i += off + 2,
+                        Some(off) => {
+                            i += off;
+                            break;
+                        }
+                        None => return None,
+                    }
                 }
             }
             b'(' | b'[' | b'{' => depth += 1,

@@ -1,13 +1,14 @@
 //! The fact collector: consumes trace lines one at a time and accumulates the
 //! facts of DESIGN.md §4.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 
 use memchr::memmem;
 
 use super::call::{arg, field, parse_call, parse_value, Call};
 use super::join::{split_resumed, strip_unfinished, Joiner, UNFINISHED};
 use super::model::{ExitStatus, TraceFacts};
+use super::pidhash::PidMap;
 use super::prefix::{parse_u32, split_head};
 use super::procs::Procs;
 use super::rules::{
@@ -30,7 +31,7 @@ pub(crate) struct Collector<'o> {
     joiner: Joiner,
     root: Option<u32>,
     /// Pids announced by `strace: Process N attached` (stderr output).
-    announced: HashSet<u32>,
+    announced: PidMap<u32, ()>,
     joined: Vec<u8>,
     scratch: Vec<u8>,
     path: String,
@@ -45,7 +46,7 @@ impl<'o> Collector<'o> {
             procs: Procs::default(),
             joiner: Joiner::default(),
             root: None,
-            announced: HashSet::new(),
+            announced: PidMap::default(),
             joined: Vec::new(),
             scratch: Vec::new(),
             path: String::new(),
@@ -70,12 +71,21 @@ impl<'o> Collector<'o> {
         if let Some(notice) = body.strip_prefix(b"strace: ") {
             return self.notice(notice);
         }
+        // Classify before resolving the pid: a foreign line (the app's own
+        // output on stderr) must not create a process or rename the root.
+        let kind = match body.first() {
+            Some(b'+') if body.starts_with(b"+++ ") => Kind::Exit,
+            Some(b'-') if body.starts_with(b"--- ") => Kind::Signal,
+            Some(b'<') if body.starts_with(b"<... ") || body == UNFINISHED => Kind::Resumed,
+            _ if super::call::call_name(body).is_some() => Kind::Call,
+            _ => return self.malformed(),
+        };
         let pid = self.resolve_pid(head.pid);
-        match body.first() {
-            Some(b'+') if body.starts_with(b"+++ ") => self.exit_line(pid, body),
-            Some(b'-') if body.starts_with(b"--- ") => self.signal_line(pid, body),
-            Some(b'<') => self.resumed_line(pid, body),
-            _ => self.call_line(pid, body),
+        match kind {
+            Kind::Exit => self.exit_line(pid, body),
+            Kind::Signal => self.signal_line(pid, body),
+            Kind::Resumed => self.resumed_line(pid, body),
+            Kind::Call => self.call_line(pid, body),
         }
     }
 
@@ -89,7 +99,7 @@ impl<'o> Collector<'o> {
                     // a second process exists; any pid not announced as attached is it.
                     Some(PSEUDO_ROOT)
                         if !self.procs.is_live(p)
-                            && !self.announced.contains(&p)
+                            && !self.announced.contains_key(&p)
                             && self.procs.is_live(PSEUDO_ROOT) =>
                     {
                         self.procs.rename(PSEUDO_ROOT, p);
@@ -118,7 +128,7 @@ impl<'o> Collector<'o> {
     /// `strace: Process N attached` and other notices of strace itself.
     fn notice(&mut self, notice: &[u8]) {
         if let Some(n) = attached_pid(notice) {
-            self.announced.insert(n);
+            self.announced.insert(n, ());
             self.procs.touch(n);
         }
     }
@@ -146,6 +156,7 @@ impl<'o> Collector<'o> {
             // `+++ superseded by execve in pid N +++`: a thread's exec.
             Some(i) if i.starts_with(b"superseded by execve") => {
                 self.procs.exited(pid);
+                self.announced.remove(&pid);
                 self.joiner.forget(pid);
                 return;
             }
@@ -158,6 +169,7 @@ impl<'o> Collector<'o> {
             self.facts.root_exit = Some(status);
         }
         self.procs.exited(pid);
+        self.announced.remove(&pid);
         self.joiner.forget(pid);
     }
 
@@ -223,22 +235,31 @@ impl<'o> Collector<'o> {
             }
             return;
         }
-        if wanted.is_none() {
-            return;
-        }
         // stderr output: `vfork(strace: Process 12 attached` then ` <unfinished ...>`.
-        if let Some(at) = memmem::find(body, b"strace: Process ") {
+        let notice_at = if body.ends_with(b" attached") {
+            memmem::rfind(body, b"strace: Process ")
+        } else {
+            None
+        };
+        if let Some(at) = notice_at {
             if let Some(n) = attached_pid(&body[at + 8..]) {
-                self.announced.insert(n);
                 if wanted == Some(Wanted::Clone) {
                     self.procs.clone_started(pid);
                 }
-                self.joiner.park(pid, &body[..at]);
+                let keep = if wanted.is_some() {
+                    &body[..at]
+                } else {
+                    &body[..name.len() + 1]
+                };
+                self.joiner.park(pid, keep);
+                self.announced.insert(n, ());
                 self.procs.touch(n);
                 return;
             }
         }
-        self.call(pid, body);
+        if wanted.is_some() {
+            self.call(pid, body);
+        }
     }
 
     /// A complete call.
@@ -326,8 +347,12 @@ impl<'o> Collector<'o> {
                 self.join_to_dirfd(d);
             }
         }
-        if let Some(fd) = call.ret.value.and_then(|v| i32::try_from(v).ok()) {
-            self.procs.opened(pid, fd, &self.path);
+        // Under `-y` every mmap names its file itself, so the fd table is
+        // needed only for opens without a decoration.
+        if call.ret.decoration.is_none() {
+            if let Some(fd) = call.ret.value.and_then(|v| i32::try_from(v).ok()) {
+                self.procs.opened(pid, fd, &self.path);
+            }
         }
         if flags.directory || is_pseudo_fs(&self.path) {
             return true;
@@ -454,6 +479,14 @@ impl<'o> Collector<'o> {
         }
         true
     }
+}
+
+/// What a line is, once its prefix is stripped.
+enum Kind {
+    Exit,
+    Signal,
+    Resumed,
+    Call,
 }
 
 /// Syscalls the facts come from.

@@ -1,7 +1,7 @@
 //! Joining `syscall(... <unfinished ...>` with the same pid's later
 //! `<... syscall resumed>...`.
 
-use std::collections::HashMap;
+use super::pidhash::PidMap;
 
 /// The marker ending an interrupted call.
 pub(crate) const UNFINISHED: &[u8] = b"<unfinished ...>";
@@ -9,7 +9,7 @@ pub(crate) const UNFINISHED: &[u8] = b"<unfinished ...>";
 /// Interrupted calls waiting for their resumption, one per pid at most.
 #[derive(Default)]
 pub(crate) struct Joiner {
-    pending: HashMap<u32, Vec<u8>>,
+    pending: PidMap<u32, Vec<u8>>,
     /// Emptied buffers kept for reuse, so joining does not allocate per line.
     free: Vec<Vec<u8>>,
 }

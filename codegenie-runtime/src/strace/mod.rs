@@ -11,6 +11,7 @@ mod collect;
 mod join;
 mod lines;
 mod model;
+mod pidhash;
 mod prefix;
 mod procs;
 pub mod rules;

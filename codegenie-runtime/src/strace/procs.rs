@@ -2,11 +2,13 @@
 //! the current binary, inherited on `clone`/`fork`/`vfork`.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+
+use super::pidhash::PidMap;
 use std::rc::Rc;
 
 /// An fd table; threads created with `CLONE_FILES` share one.
-type FdTable = Rc<RefCell<HashMap<i32, Rc<str>>>>;
+type FdTable = Rc<RefCell<PidMap<i32, Rc<str>>>>;
 
 #[derive(Default)]
 struct Proc {
@@ -17,7 +19,7 @@ struct Proc {
 /// Every live traced process.
 #[derive(Default)]
 pub(crate) struct Procs {
-    map: HashMap<u32, Proc>,
+    map: PidMap<u32, Proc>,
     /// Paths are stored once, however many fds or processes refer to them.
     interned: HashSet<Rc<str>>,
     /// Pids with a clone-family call in flight, most recent last: a child
