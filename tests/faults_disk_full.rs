@@ -105,12 +105,21 @@ fn disk_full_while_writing_leaves_nothing_looking_complete() {
     assert!(!context.join("runtime_trace.json").exists());
     // No half-written file anywhere: neither temp files nor cache entries.
     let mut stray: Vec<PathBuf> = files(&context);
-    let manifests = repo.join(".codegenie/cache/manifests");
-    stray.extend(
-        files(&repo.join(".codegenie/cache"))
-            .into_iter()
-            .filter(|p| !p.starts_with(&manifests)),
-    );
+    // Cache entries live in two-hex-digit shards; manifests and the hash
+    // index record inputs, not outputs.
+    let cache = repo.join(".codegenie/cache");
+    stray.extend(files(&cache).into_iter().filter(|p| {
+        p.strip_prefix(&cache)
+            .ok()
+            .and_then(|r| r.components().next())
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .is_some_and(|s| s.len() == 2 && s.bytes().all(|b| b.is_ascii_hexdigit()))
+    }));
+    // Temp files of interrupted atomic writes, anywhere under the cache.
+    stray.extend(files(&cache).into_iter().filter(|p| {
+        p.file_name()
+            .is_some_and(|n| n.to_string_lossy().contains(".tmp"))
+    }));
     // An empty files-read list fits in a full file system; it is complete.
     stray.retain(|p| std::fs::metadata(p).map(|m| m.len() > 0).unwrap_or(true));
     assert_eq!(stray, Vec::<PathBuf>::new());

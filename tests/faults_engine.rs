@@ -34,22 +34,32 @@ fn trace(repo: &Path, env: &[(&str, &std::ffi::OsStr)]) -> Output {
     cmd.output().unwrap()
 }
 
-/// Cache entries and context files of the repository (the cache's key
-/// manifests, which record inputs and not outputs, do not count).
+/// Cache entries (`.codegenie/cache/<2 hex>/<key>.json`; the cache's
+/// manifests and hash index record inputs, not outputs) and context files.
 fn nothing_stored(repo: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
-    for sub in [".codegenie/cache", ".codegenie/context"] {
-        let dir = repo.join(sub);
-        if dir.exists() {
-            let manifests = repo.join(".codegenie/cache/manifests");
-            found.extend(
-                walk(&dir)
-                    .into_iter()
-                    .filter(|p| !p.starts_with(&manifests)),
-            );
-        }
+    let cache = repo.join(".codegenie/cache");
+    let context = repo.join(".codegenie/context");
+    if cache.exists() {
+        found.extend(
+            walk(&cache)
+                .into_iter()
+                .filter(|p| is_cache_entry(&cache, p)),
+        );
+    }
+    if context.exists() {
+        found.extend(walk(&context));
     }
     found
+}
+
+/// Whether `p` is an entry file under a two-hex-digit shard of `cache`.
+fn is_cache_entry(cache: &Path, p: &Path) -> bool {
+    p.strip_prefix(cache)
+        .ok()
+        .and_then(|r| r.components().next())
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .is_some_and(|shard| shard.len() == 2 && shard.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
