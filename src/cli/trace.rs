@@ -120,11 +120,15 @@ pub(super) fn run(args: TraceArgs) -> Result<ExitCode, CliError> {
     }
     match &rec.status {
         ProbeStatus::Skipped { .. } => {
+            // A Dockerfile that is there but unusable is named as such.
+            let why = codegenie_runtime::runtime_trace::dockerfile::problem(repo.root())
+                .map(|p| format!(" ({p})"))
+                .unwrap_or_default();
             return Err(format!(
-                "nothing to trace: {} has no Dockerfile and no .codegenie/scenarios.yaml",
+                "nothing to trace: {} has no Dockerfile and no .codegenie/scenarios.yaml{why}",
                 repo.root().display()
             )
-            .into())
+            .into());
         }
         ProbeStatus::Failed { error } => {
             eprintln!("error: runtime trace failed: {error}");

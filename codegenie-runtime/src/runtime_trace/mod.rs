@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 pub mod bundle;
 pub mod container;
+pub mod dockerfile;
 pub mod engine;
 pub mod host;
 pub mod interp;
