@@ -25,11 +25,14 @@ fn trace(repo: &Path, extra: &[&str]) -> Output {
         .unwrap()
 }
 
+/// (case, how to make the Dockerfile, what the error must say)
+type Case<'a> = (&'a str, &'a dyn Fn(&Path), &'a str);
+
 #[test]
 fn an_unusable_dockerfile_is_named_precisely() {
     let outside = tempfile::tempdir().unwrap();
     std::fs::write(outside.path().join("Dockerfile"), "FROM scratch\n").unwrap();
-    let cases: [(&str, &dyn Fn(&Path), &str); 3] = [
+    let cases: [Case; 3] = [
         (
             "symlink outside the repo",
             &|df| std::os::unix::fs::symlink(outside.path().join("Dockerfile"), df).unwrap(),
