@@ -168,16 +168,26 @@ impl ContainerRunner<'_> {
         let outcome = self.drive(&container, sc, app, deadline, started, &mut warnings);
         let outcome = self.check_oom(&container.id, &sc.name, outcome, &mut warnings);
         let trace_file = self.work_dir.join(format!("{}.strace", sc.name));
-        let copied = match self
-            .engine
-            .copy_out(&container.id, bundle::TRACE_OUT, &trace_file)
-        {
-            Ok(()) => Some(trace_file),
-            Err(e) => {
-                warnings.push(format!("scenario {}: no trace collected: {e}", sc.name));
-                None
-            }
-        };
+        let (copied, outcome) =
+            match self
+                .engine
+                .copy_out(&container.id, bundle::TRACE_OUT, &trace_file)
+            {
+                Ok(()) => (Some(trace_file), outcome),
+                Err(e) => {
+                    warnings.push(format!("scenario {}: no trace collected: {e}", sc.name));
+                    // Steps that ran without leaving evidence do not count as coverage.
+                    let outcome = match outcome {
+                        ScenarioOutcome::Completed => {
+                            ScenarioOutcome::Failed(ScenarioReason::Other {
+                                detail: format!("no trace collected: {e}"),
+                            })
+                        }
+                        other => other,
+                    };
+                    (None, outcome)
+                }
+            };
         let mut result = not_run(&sc.name, outcome);
         if let Some(file) = &copied {
             let (engine, id) = (self.engine, container.id.clone());
