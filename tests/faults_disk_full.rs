@@ -148,3 +148,49 @@ fn disk_full_while_writing_leaves_nothing_looking_complete() {
         "none",
     );
 }
+
+#[test]
+fn a_trace_that_cannot_be_stored_does_not_count_as_coverage() {
+    use codegenie::coordinator::{Coordinator, GatherOptions};
+    use codegenie::{Registry, RepoSnapshot};
+    let _engine = engine_lock();
+    let fixture = fixture_repo("tests/fixtures/service");
+    let fs = Tmpfs::mount("8m");
+    let repo = fs.0.path().join("repo");
+    let cp = Command::new("cp")
+        .arg("-a")
+        .arg(fixture.path())
+        .arg(&repo)
+        .status()
+        .unwrap();
+    assert!(cp.success());
+    write_scenarios(
+        &repo,
+        "version: 1\nscenarios:\n  - name: batch_job\n    command: [\"sh\", \"-c\", \"exit 0\"]\n",
+    );
+    fill(&fs.0.path().join("filler"));
+    let id = run_id("trace-not-stored");
+    let snapshot = RepoSnapshot::open(&repo).unwrap();
+    let opts = GatherOptions {
+        only: vec!["runtime_trace".to_owned()],
+        no_cache: true,
+        ctx: context(&id, &[("runtime_trace.backend", "docker")]),
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let report = rt
+        .block_on(Coordinator::new(Registry::load().unwrap()).gather(&snapshot, &opts))
+        .unwrap();
+    let out = report.records[0].output.as_ref().expect("the probe ran");
+    let s = &out.schema_slice;
+    let sc = scenario(s, "batch_job");
+    assert_eq!(sc["outcome"]["kind"], "failed", "{sc:#}");
+    assert!(
+        sc["outcome"]["detail"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no trace collected"),
+        "{sc:#}"
+    );
+    assert_eq!(s["trace_coverage_confidence"], "unavailable");
+    assert!(labelled_containers(&id).is_empty());
+}
