@@ -50,7 +50,10 @@ fn startup(engine: &Engine, image: &str, traced: Option<&Bundle>) -> Duration {
         "8080".to_owned(),
     ];
     let (entrypoint, args) = match traced {
-        Some(_) => (bundle::LOADER.to_owned(), bundle::strace_argv(&app)),
+        Some(b) => (
+            bundle::LOADER.to_owned(),
+            bundle::strace_argv(&app, b.seccomp_bpf),
+        ),
         None => (app[0].clone(), app[1..].to_vec()),
     };
     let id = engine

@@ -2,15 +2,32 @@
 //! namespace with only a loopback interface (brought up), so the app can
 //! bind and connect to 127.0.0.1 but reach nothing else.
 
+#[cfg(target_os = "linux")]
 use nix::sched::{unshare, CloneFlags};
 
 /// Runs in the forked child before `exec` (see `CommandExt::pre_exec`):
 /// only async-signal-safe system calls, no allocation.
+#[cfg(target_os = "linux")]
 pub(crate) fn enter_private_network() -> std::io::Result<()> {
     unshare(CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)?;
     loopback_up()
 }
 
+/// Network namespaces exist only on Linux.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn enter_private_network() -> std::io::Result<()> {
+    Err(unsupported())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn unsupported() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "network namespaces exist only on Linux",
+    )
+}
+
+#[cfg(target_os = "linux")]
 fn loopback_up() -> std::io::Result<()> {
     use nix::libc;
     // SAFETY: plain syscalls on a zeroed, correctly sized `ifreq` and an fd we own.
@@ -37,6 +54,7 @@ fn loopback_up() -> std::io::Result<()> {
 
 /// Run `f` on a thread that has joined the network namespace of process `pid`
 /// (`setns` changes only the calling thread), e.g. to reach the app's 127.0.0.1.
+#[cfg(target_os = "linux")]
 pub fn in_network_of<T: Send + 'static>(
     pid: i32,
     f: impl FnOnce() -> T + Send + 'static,
@@ -49,4 +67,13 @@ pub fn in_network_of<T: Send + 'static>(
     })
     .join()
     .map_err(|_| std::io::Error::other("namespace thread panicked"))?
+}
+
+/// Network namespaces exist only on Linux.
+#[cfg(not(target_os = "linux"))]
+pub fn in_network_of<T: Send + 'static>(
+    _pid: i32,
+    _f: impl FnOnce() -> T + Send + 'static,
+) -> std::io::Result<T> {
+    Err(unsupported())
 }

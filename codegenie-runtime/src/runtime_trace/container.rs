@@ -6,7 +6,7 @@
 //! the next is created.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::exec::{Running, Termination};
@@ -14,69 +14,11 @@ use crate::exec::{Running, Termination};
 use super::bundle::{self, Bundle};
 use super::engine::{CreateOptions, Engine, EngineError};
 use super::interp;
-use super::model::{ScenarioOutcome, ScenarioReason, ScenarioResult};
+use super::model::{ScenarioOutcome, ScenarioReason};
 use super::scenarios::{HttpStep, Ready, Scenario};
-use super::sequence::{attach_trace, run_sequentially};
-use super::steps::{exit_reason, AppOps, Driver, Stop};
-
-/// Per-scenario time limit (DESIGN.md §5).
-pub const SCENARIO_TIMEOUT: Duration = Duration::from_secs(120);
-/// Time limit of the whole scenario loop (DESIGN.md §5).
-pub const AGGREGATE_TIMEOUT: Duration = Duration::from_secs(600);
-/// How long the app gets between SIGTERM and SIGKILL when it is stopped.
-pub const STOP_GRACE: Duration = Duration::from_secs(5);
-
-/// Limits and timeouts of a run.
-#[derive(Debug, Clone)]
-pub struct RunLimits {
-    /// Per-scenario timeout.
-    pub scenario_timeout: Duration,
-    /// Whole-loop timeout.
-    pub aggregate_timeout: Duration,
-    /// SIGTERM → SIGKILL grace when stopping.
-    pub stop_grace: Duration,
-    /// `--pids-limit`.
-    pub pids_limit: u32,
-    /// `--memory`.
-    pub memory: String,
-    /// `--cpus`.
-    pub cpus: String,
-}
-
-impl Default for RunLimits {
-    fn default() -> Self {
-        RunLimits {
-            scenario_timeout: SCENARIO_TIMEOUT,
-            aggregate_timeout: AGGREGATE_TIMEOUT,
-            stop_grace: STOP_GRACE,
-            pids_limit: 256,
-            memory: "512m".to_owned(),
-            cpus: "1".to_owned(),
-        }
-    }
-}
-
-/// How the app starts and when it is ready, with the image's defaults applied.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ResolvedApp {
-    /// The app's argv.
-    pub argv: Vec<String>,
-    /// The app's port.
-    pub port: Option<u16>,
-    /// Readiness.
-    pub ready: Ready,
-}
-
-/// One scenario's outcome plus its raw trace file, if one was collected.
-#[derive(Debug)]
-pub struct ScenarioRun {
-    /// The result (trace and interpreters filled in when a trace was parsed).
-    pub result: ScenarioResult,
-    /// The raw trace on the host.
-    pub trace_file: Option<PathBuf>,
-    /// Problems that did not change the outcome (e.g. a trace that could not be copied).
-    pub warnings: Vec<String>,
-}
+use super::sequence::{attach_trace, ms, not_run, outcome_of, run_sequentially, ScenarioRun};
+use super::settings::RunLimits;
+use super::steps::{exit_reason, AppOps, Driver, ResolvedApp, Stop};
 
 /// Runs scenarios in containers of one image.
 pub struct ContainerRunner<'a> {
@@ -132,7 +74,7 @@ impl ContainerRunner<'_> {
             image: self.image.to_owned(),
             run_id: self.run_id.to_owned(),
             entrypoint: bundle::LOADER.to_owned(),
-            args: bundle::strace_argv(&argv),
+            args: bundle::strace_argv(&argv, self.bundle.seccomp_bpf),
             pids_limit: self.limits.pids_limit,
             memory: self.limits.memory.clone(),
             cpus: self.limits.cpus.clone(),
@@ -439,42 +381,4 @@ fn engine_stop(e: EngineError) -> Stop {
             detail: other.to_string(),
         },
     })
-}
-
-/// The scenario outcome of a driver result.
-pub fn outcome_of(r: Result<(), Stop>, started: Instant) -> ScenarioOutcome {
-    match r {
-        Ok(()) => ScenarioOutcome::Completed,
-        Err(Stop::Timeout) => ScenarioOutcome::Failed(ScenarioReason::ScenarioTimeout {
-            elapsed_ms: ms(started.elapsed()),
-        }),
-        Err(Stop::Reason(r)) => ScenarioOutcome::Failed(r),
-    }
-}
-
-/// A result for a scenario that produced no trace.
-pub fn not_run(name: &str, outcome: ScenarioOutcome) -> ScenarioResult {
-    ScenarioResult {
-        name: name.to_owned(),
-        outcome,
-        wall_clock_ms: 0,
-        exit_status: None,
-        signals_seen: Vec::new(),
-        trace: None,
-        artifact: None,
-        interpreters: BTreeMap::new(),
-    }
-}
-
-/// `completed`, `failed` or `skipped`, for logs.
-pub fn outcome_kind(o: &ScenarioOutcome) -> &'static str {
-    match o {
-        ScenarioOutcome::Completed => "completed",
-        ScenarioOutcome::Failed(_) => "failed",
-        ScenarioOutcome::Skipped(_) => "skipped",
-    }
-}
-
-fn ms(d: Duration) -> u64 {
-    d.as_millis().min(u64::MAX as u128) as u64
 }

@@ -14,17 +14,18 @@ use nix::unistd::Pid;
 use crate::exec::{self, ExecSpec, Program, Running};
 
 use super::agent;
-use super::bundle::STRACE_OPTIONS;
-use super::container::{not_run, outcome_of, ResolvedApp, RunLimits, ScenarioRun};
+use super::bundle::{host_strace_has_seccomp_bpf, strace_options};
 use super::interp;
 use super::model::{ScenarioOutcome, ScenarioReason};
 use super::scenarios::{HttpStep, Ready, Scenario};
-use super::sequence::{attach_trace, run_sequentially};
-use super::steps::{AppOps, Driver, Stop};
+use super::sequence::{attach_trace, not_run, outcome_of, run_sequentially, ScenarioRun};
+use super::settings::RunLimits;
+use super::steps::{AppOps, Driver, ResolvedApp, Stop};
 
 /// Check that this machine can run the host backend: strace is installed
-/// and a private network namespace can be created (CAP_SYS_ADMIN).
-pub fn check_host_backend() -> Result<(), String> {
+/// and a private network namespace can be created (CAP_SYS_ADMIN). Returns
+/// whether strace has `--seccomp-bpf`.
+pub fn check_host_backend() -> Result<bool, String> {
     let out = exec::run(
         &ExecSpec::new(Program::Strace)
             .arg("-V")
@@ -33,7 +34,7 @@ pub fn check_host_backend() -> Result<(), String> {
     )
     .map_err(|e| format!("cannot create a private network namespace for the app: {e}"))?;
     if out.success() {
-        Ok(())
+        host_strace_has_seccomp_bpf().map_err(|e| e.to_string())
     } else {
         Err(format!(
             "strace does not run: {:?} {}",
@@ -55,6 +56,8 @@ pub struct HostRunner<'a> {
     pub interpreters: BTreeMap<String, Option<String>>,
     /// Progress display.
     pub progress: indicatif::ProgressBar,
+    /// Whether the host's strace has `--seccomp-bpf`.
+    pub seccomp_bpf: bool,
 }
 
 impl HostRunner<'_> {
@@ -90,7 +93,7 @@ impl HostRunner<'_> {
         }
         let trace_file = self.work_dir.join(format!("{}.strace", sc.name));
         let mut spec = ExecSpec::new(Program::Strace)
-            .args(STRACE_OPTIONS)
+            .args(strace_options(self.seccomp_bpf))
             .arg("-o")
             .arg(&trace_file)
             .arg("--")

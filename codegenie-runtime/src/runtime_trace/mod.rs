@@ -1,9 +1,17 @@
 //! The runtime-trace probe: build the image, run scenarios under strace in
 //! hardened containers (or on the host), and report the evidence.
+//!
+//! - [`probe`]: `RuntimeTraceProbe`, backend choice, artifacts and slice;
+//! - [`scenarios`]: the scenario file schema; [`settings`]: probe settings and limits;
+//! - [`sequence`]: one scenario at a time under the timeouts, trace → result;
+//! - [`steps`]: the step driver shared by the backends;
+//! - [`container`] + [`engine`] + [`bundle`]: the container backend; [`host`]: the host backend;
+//! - [`agent`]: the in-container helpers (`codegenie agent ...`);
+//! - [`interp`]: `#!` and `PT_INTERP` reading; [`model`], [`slice`](mod@slice): results and the slice.
 
-pub mod agent;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+pub mod agent;
 pub mod bundle;
 pub mod container;
 pub mod dockerfile;

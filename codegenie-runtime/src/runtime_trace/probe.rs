@@ -12,13 +12,15 @@ use crate::probe::{
 use crate::{declared_inputs, register_probe, DeclaredInput};
 
 use super::bundle::{Bundle, BundleError};
-use super::container::{self, ContainerRunner, ResolvedApp};
+use super::container::ContainerRunner;
 use super::engine::{Engine, EngineError, ImageConfig};
 use super::host;
 use super::model::{ScenarioOutcome, ScenarioReason, ScenarioResult};
 use super::scenarios::{self, Ready, ScenarioError, ScenarioFile, DEFAULT_READY_TIMEOUT_S};
-use super::settings::{Backend, SettingError, TraceSettings};
+use super::sequence::{self, ScenarioRun};
+use super::settings::{self as limits, Backend, SettingError, TraceSettings};
 use super::slice::{self, AggregateInputs};
+use super::steps::ResolvedApp;
 
 /// The embedded default scenarios (validated by the root `build.rs`).
 pub const DEFAULT_SCENARIOS: &str = include_str!("../../../scenarios/default.yaml");
@@ -101,7 +103,7 @@ impl Probe for RuntimeTraceProbe {
 
     fn timeout(&self) -> Duration {
         // Build + the whole scenario loop + cleanup.
-        super::engine::BUILD_TIMEOUT + container::AGGREGATE_TIMEOUT + Duration::from_secs(120)
+        super::engine::BUILD_TIMEOUT + limits::AGGREGATE_TIMEOUT + Duration::from_secs(120)
     }
 
     /// A Dockerfile (container backend) or a scenario file (whose
@@ -184,7 +186,7 @@ pub fn resolve_app(file: &ScenarioFile, image: &ImageConfig) -> ResolvedApp {
 fn every(file: &ScenarioFile, outcome: ScenarioOutcome) -> Vec<ScenarioResult> {
     file.scenarios
         .iter()
-        .map(|s| container::not_run(&s.name, outcome.clone()))
+        .map(|s| sequence::not_run(&s.name, outcome.clone()))
         .collect()
 }
 
@@ -356,7 +358,8 @@ fn run_host(
     settings: &TraceSettings,
     warnings: Vec<String>,
 ) -> Result<ProbeOutput, TraceError> {
-    host::check_host_backend().map_err(|e| TraceError::BackendUnavailable("host", e))?;
+    let seccomp_bpf =
+        host::check_host_backend().map_err(|e| TraceError::BackendUnavailable("host", e))?;
     let app = resolve_app(file, &ImageConfig::default());
     let work_dir = work_dir(repo);
     reset_dir(&work_dir)?;
@@ -366,6 +369,7 @@ fn run_host(
         limits: &settings.limits,
         interpreters: Default::default(),
         progress: scenario_bar(file.scenarios.len() as u64),
+        seccomp_bpf,
     };
     let runs = runner.run_all(&file.scenarios, &app);
     Ok(finish(runs, None, warnings))
@@ -373,7 +377,7 @@ fn run_host(
 
 /// Collect the runs' traces as artifacts and build the output.
 fn finish(
-    runs: Vec<container::ScenarioRun>,
+    runs: Vec<ScenarioRun>,
     digest: Option<String>,
     mut warnings: Vec<String>,
 ) -> ProbeOutput {

@@ -4,13 +4,26 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Instant;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use crate::strace::{self, ParseOptions, TraceFacts};
 
-use super::container::{not_run, outcome_kind, RunLimits, ScenarioRun};
 use super::model::{ScenarioOutcome, ScenarioReason, ScenarioResult};
 use super::scenarios::Scenario;
+use super::settings::RunLimits;
+use super::steps::Stop;
+
+/// One scenario's outcome plus its raw trace file, if one was collected.
+#[derive(Debug)]
+pub struct ScenarioRun {
+    /// The result (trace and interpreters filled in when a trace was parsed).
+    pub result: ScenarioResult,
+    /// The raw trace on the host.
+    pub trace_file: Option<PathBuf>,
+    /// Problems that did not change the outcome (e.g. a trace that could not be copied).
+    pub warnings: Vec<String>,
+}
 
 /// Run `one` for each scenario, one at a time: each gets the per-scenario
 /// timeout cut to what is left of the aggregate one; once the aggregate
@@ -124,6 +137,45 @@ pub fn attach_trace(
         }
         Err(e) => warnings.push(format!("scenario {}: {e}", result.name)),
     }
+}
+
+/// The scenario outcome of a driver result.
+pub fn outcome_of(r: Result<(), Stop>, started: Instant) -> ScenarioOutcome {
+    match r {
+        Ok(()) => ScenarioOutcome::Completed,
+        Err(Stop::Timeout) => ScenarioOutcome::Failed(ScenarioReason::ScenarioTimeout {
+            elapsed_ms: ms(started.elapsed()),
+        }),
+        Err(Stop::Reason(r)) => ScenarioOutcome::Failed(r),
+    }
+}
+
+/// A result for a scenario that produced no trace.
+pub fn not_run(name: &str, outcome: ScenarioOutcome) -> ScenarioResult {
+    ScenarioResult {
+        name: name.to_owned(),
+        outcome,
+        wall_clock_ms: 0,
+        exit_status: None,
+        signals_seen: Vec::new(),
+        trace: None,
+        artifact: None,
+        interpreters: BTreeMap::new(),
+    }
+}
+
+/// `completed`, `failed` or `skipped`, for logs.
+pub fn outcome_kind(o: &ScenarioOutcome) -> &'static str {
+    match o {
+        ScenarioOutcome::Completed => "completed",
+        ScenarioOutcome::Failed(_) => "failed",
+        ScenarioOutcome::Skipped(_) => "skipped",
+    }
+}
+
+/// Milliseconds of a duration, saturating.
+pub fn ms(d: Duration) -> u64 {
+    d.as_millis().min(u64::MAX as u128) as u64
 }
 
 #[cfg(test)]

@@ -14,7 +14,6 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::container::RunLimits;
 use super::engine::EngineKind;
 
 /// Which backend runs the scenarios.
@@ -116,6 +115,43 @@ impl TraceSettings {
             s.helper = Some(PathBuf::from(v));
         }
         Ok(s)
+    }
+}
+
+/// Per-scenario time limit (DESIGN.md §5).
+pub const SCENARIO_TIMEOUT: Duration = Duration::from_secs(120);
+/// Time limit of the whole scenario loop (DESIGN.md §5).
+pub const AGGREGATE_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long the app gets between SIGTERM and SIGKILL when it is stopped.
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// Limits and timeouts of a run.
+#[derive(Debug, Clone)]
+pub struct RunLimits {
+    /// Per-scenario timeout.
+    pub scenario_timeout: Duration,
+    /// Whole-loop timeout.
+    pub aggregate_timeout: Duration,
+    /// SIGTERM → SIGKILL grace when stopping.
+    pub stop_grace: Duration,
+    /// `--pids-limit`.
+    pub pids_limit: u32,
+    /// `--memory`.
+    pub memory: String,
+    /// `--cpus`.
+    pub cpus: String,
+}
+
+impl Default for RunLimits {
+    fn default() -> Self {
+        RunLimits {
+            scenario_timeout: SCENARIO_TIMEOUT,
+            aggregate_timeout: AGGREGATE_TIMEOUT,
+            stop_grace: STOP_GRACE,
+            pids_limit: 256,
+            memory: "512m".to_owned(),
+            cpus: "1".to_owned(),
+        }
     }
 }
 

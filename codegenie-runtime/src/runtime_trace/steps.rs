@@ -6,9 +6,19 @@ use std::time::{Duration, Instant};
 
 use crate::exec::{Running, Termination};
 
-use super::container::ResolvedApp;
 use super::model::ScenarioReason;
 use super::scenarios::{HttpStep, Ready, Scenario, Step};
+
+/// How the app starts and when it is ready, with the image's defaults applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolvedApp {
+    /// The app's argv.
+    pub argv: Vec<String>,
+    /// The app's port.
+    pub port: Option<u16>,
+    /// Readiness.
+    pub ready: Ready,
+}
 
 /// Why a step sequence stopped early.
 #[derive(Debug)]
