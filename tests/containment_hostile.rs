@@ -138,7 +138,8 @@ fn log_flood_is_captured_within_bounds() {
     let repo = fixture_repo("tests/fixtures/hostile/log-flood");
     let rss_before = peak_rss_kib();
     let c = run_case("log-flood", repo.path(), &[]);
-    let grown_mib = (peak_rss_kib().saturating_sub(rss_before)) / 1024;
+    let rss_after = peak_rss_kib();
+    let grown_mib = rss_after.saturating_sub(rss_before) / 1024;
     let (kind, detail) = outcome(&c.slice, "batch_job");
     assert_eq!(kind, "completed", "{detail:#} {:?}", c.warnings);
     // 128 MiB went through the attached client; capture keeps 256 KiB.
@@ -147,7 +148,11 @@ fn log_flood_is_captured_within_bounds() {
     row(
         "log flood (128 MiB)",
         "completed, capture bounded (256 KiB), host RSS flat",
-        &format!("{kind}; peak RSS +{grown_mib} MiB"),
+        &format!(
+            "{kind}; peak RSS {} -> {} MiB (+{grown_mib})",
+            rss_before / 1024,
+            rss_after / 1024
+        ),
         c.took,
         &c.leftovers.describe(),
     );
