@@ -141,7 +141,7 @@ pub(super) fn run(args: TraceArgs) -> Result<ExitCode, CliError> {
         ProbeStatus::Ran | ProbeStatus::CacheHit => {}
     }
     let written = Writer::new(repo.root()).write_record(rec)?;
-    if let Err(e) = codegenie_runtime::runtime_trace::probe::clean_work_dir(&repo) {
+    if let Err(e) = codegenie_runtime::runtime_trace::probe::clean_work_dir(&repo, &run_id) {
         eprintln!("warning: cannot remove the raw traces: {e}");
     }
     if !args.json {

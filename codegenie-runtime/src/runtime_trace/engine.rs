@@ -238,8 +238,8 @@ impl Engine {
         if !out.success() {
             let mut log = out.stdout.tail_text(LOG_TAIL_BYTES);
             log.push_str(&out.stderr.tail_text(LOG_TAIL_BYTES));
-            if is_daemon_down(&log) {
-                return Err(EngineError::Unavailable { detail: log });
+            if let Some(line) = daemon_down_line(&log) {
+                return Err(EngineError::Unavailable { detail: line });
             }
             let start = log.len().saturating_sub(LOG_TAIL_BYTES);
             let start = (start..log.len())
@@ -480,9 +480,14 @@ fn is_digest(s: &str) -> bool {
     s.len() == 71 && s.starts_with("sha256:") && s[7..].bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-fn is_daemon_down(log: &str) -> bool {
-    log.contains("Cannot connect to the Docker daemon")
-        || log.contains("Is the docker daemon running")
+/// The line of a client's output saying the daemon does not answer, if any.
+fn daemon_down_line(log: &str) -> Option<String> {
+    log.lines()
+        .find(|l| {
+            l.contains("Cannot connect to the Docker daemon")
+                || l.contains("Is the docker daemon running")
+        })
+        .map(|l| l.trim().to_owned())
 }
 
 /// The default `image-digest:<resolved>` resolver: builds the repository's
@@ -538,6 +543,16 @@ mod tests {
         let empty: ImageConfig = serde_json::from_str(r#"{"Entrypoint":null,"Cmd":null}"#).unwrap();
         assert!(empty.argv().is_empty());
         assert_eq!(empty.first_tcp_port(), None);
+    }
+
+    #[test]
+    fn a_down_daemon_is_reported_by_its_line() {
+        let log = "DEPRECATED: The legacy builder is deprecated\nCannot connect to the Docker daemon at unix:///x.sock. Is the docker daemon running?\n";
+        assert_eq!(
+            daemon_down_line(log).as_deref(),
+            Some("Cannot connect to the Docker daemon at unix:///x.sock. Is the docker daemon running?")
+        );
+        assert_eq!(daemon_down_line("Step 2/3 : COPY x /\nno such file"), None);
     }
 
     #[test]

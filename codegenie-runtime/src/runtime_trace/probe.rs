@@ -311,9 +311,9 @@ fn run_blocking(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutput, 
         })?,
     };
     let bundle = Bundle::assemble(&helper)?;
-    let work_dir = work_dir(repo);
-    reset_dir(&work_dir)?;
     let run_id = settings.run_id.clone().unwrap_or_else(new_run_id);
+    let work_dir = work_dir(repo, &run_id);
+    reset_dir(&work_dir)?;
     let mut runner = ContainerRunner {
         engine: &engine,
         bundle: &bundle,
@@ -361,7 +361,8 @@ fn run_host(
     let seccomp_bpf =
         host::check_host_backend().map_err(|e| TraceError::BackendUnavailable("host", e))?;
     let app = resolve_app(file, &ImageConfig::default());
-    let work_dir = work_dir(repo);
+    let run_id = settings.run_id.clone().unwrap_or_else(new_run_id);
+    let work_dir = work_dir(repo, &run_id);
     reset_dir(&work_dir)?;
     let mut runner = host::HostRunner {
         repo_root: repo.root(),
@@ -470,15 +471,19 @@ fn with_spinner<T>(msg: &'static str, f: impl FnOnce() -> T) -> T {
     out
 }
 
-/// Where raw traces wait for the writer (and the cache) to take them.
-pub fn work_dir(repo: &RepoSnapshot) -> PathBuf {
-    repo.codegenie_dir().join("work").join("runtime_trace")
+/// Where the raw traces of run `run_id` wait for the writer (and the
+/// cache) to take them; one folder per run, so concurrent runs never mix.
+pub fn work_dir(repo: &RepoSnapshot, run_id: &str) -> PathBuf {
+    repo.codegenie_dir()
+        .join("work")
+        .join("runtime_trace")
+        .join(run_id)
 }
 
-/// Remove the raw (unredacted) traces once the writer has stored the
-/// redacted copies and the cache its blobs.
-pub fn clean_work_dir(repo: &RepoSnapshot) -> std::io::Result<()> {
-    match std::fs::remove_dir_all(work_dir(repo)) {
+/// Remove the raw (unredacted) traces of run `run_id` once the writer has
+/// stored the redacted copies and the cache its blobs.
+pub fn clean_work_dir(repo: &RepoSnapshot, run_id: &str) -> std::io::Result<()> {
+    match std::fs::remove_dir_all(work_dir(repo, run_id)) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         other => other,
     }

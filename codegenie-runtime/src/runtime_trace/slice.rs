@@ -313,7 +313,8 @@ mod tests {
         use TraceCoverageConfidence as C;
         let failed = || Failed(ScenarioReason::ScenarioTimeout { elapsed_ms: 5 });
         let skipped = || Skipped(ScenarioReason::AggregateTimeout);
-        let cases: Vec<(&str, Vec<(&str, ScenarioOutcome)>, C, Confidence)> = vec![
+        type Case<'a> = (&'a str, Vec<(&'a str, ScenarioOutcome)>, C, Confidence);
+        let cases: Vec<Case> = vec![
             ("no scenarios", vec![], C::Unavailable, Confidence::Low),
             (
                 "none completed",
@@ -432,8 +433,10 @@ mod tests {
     #[test]
     fn unions_interpreters_and_shell_counts() {
         let mut a = result("startup", ScenarioOutcome::Completed);
-        let mut t = ParsedTrace::default();
-        t.binaries_executed = set(&["/app/entry.sh", "/usr/bin/node"]);
+        let mut t = ParsedTrace {
+            binaries_executed: set(&["/app/entry.sh", "/usr/bin/node"]),
+            ..Default::default()
+        };
         t.files_read = set(&[
             "/etc/ssl/certs/ca.pem",
             "/usr/lib/libc.so.6",
@@ -458,8 +461,10 @@ mod tests {
             "smoke_test",
             ScenarioOutcome::Failed(ScenarioReason::UnexpectedExit { code: 3 }),
         );
-        let mut t = ParsedTrace::default();
-        t.files_read = set(&["/app/index.js", "/app/node_modules/a/b.js"]);
+        let mut t = ParsedTrace {
+            files_read: set(&["/app/index.js", "/app/node_modules/a/b.js"]),
+            ..Default::default()
+        };
         t.files_written = set(&["/tmp/out"]);
         t.shell_invocations = 1;
         t.network_endpoints_touched.inbound = set(&["[::1]:3000"]);
