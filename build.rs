@@ -6,6 +6,9 @@
 #[allow(dead_code)]
 #[path = "codegenie-runtime/src/runtime_trace/scenarios.rs"]
 mod scenarios;
+#[allow(dead_code)]
+#[path = "codegenie-runtime/src/runtime_trace/yaml_guard.rs"]
+mod yaml_guard;
 
 use std::path::Path;
 
@@ -13,6 +16,7 @@ fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=scenarios");
     println!("cargo:rerun-if-changed=codegenie-runtime/src/runtime_trace/scenarios.rs");
+    println!("cargo:rerun-if-changed=codegenie-runtime/src/runtime_trace/yaml_guard.rs");
     let dir = Path::new("scenarios");
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,

@@ -44,8 +44,9 @@ fn rules() -> &'static [Rule] {
             r(
                 "password",
                 // Any key ending in a secret-ish word (`DB_PASSWORD`, `api_token`);
-                // not `PWD`, which is the working directory.
-                r#"(?i)(?:password|passwd|secret|token|api[_-]?key|access[_-]?key|client[_-]?secret)[\x22']?\s*[=:]\s*(\x22[^\x22\\]+\x22|'[^'\\]+'|[^\s&,;\x22'\\\]\)\}]+)"#,
+                // not `PWD`, which is the working directory. Quotes may come
+                // escaped (`{\"api_key\": \"v\"}` in a traced argv).
+                r#"(?i)(?:password|passwd|secret|token|api[_-]?key|access[_-]?key|client[_-]?secret)\\?[\x22']?\s*[=:]\s*(\\?\x22[^\x22\\]+\\?\x22|'[^'\\]+'|[^\s&,;\x22'\\\]\)\}]+)"#,
                 1,
             ),
         ]
@@ -199,6 +200,11 @@ mod tests {
             ),
             ("Authorization: Bearer abcdef123456789", "abcdef123456789"),
             ("\"DB_PASSWORD=hunter2\"", "hunter2"),
+            // JSON in a traced argv: strace escapes its quotes.
+            (
+                r#"execve("/bin/sh", ["sh", "{\"api_key\": \"s3cr3t-value\"}"], 0x1) = 0"#,
+                "s3cr3t-value",
+            ),
             (
                 "-----BEGIN RSA PRIVATE KEY-----\\nMIIEabc\\n-----END RSA PRIVATE KEY-----",
                 "MIIEabc",

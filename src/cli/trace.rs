@@ -93,15 +93,21 @@ pub(super) fn run(args: TraceArgs) -> Result<ExitCode, CliError> {
     };
     let rt = super::tokio_runtime()?;
     let gathered = rt.block_on(async {
-        tokio::select! {
-            r = coordinator.gather(&repo, &opts) => Some(r),
-            _ = tokio::signal::ctrl_c() => None,
+        // SIGTERM (a supervisor, `docker stop`, `kill`) cleans up like Ctrl-C.
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        Ok::<_, std::io::Error>(tokio::select! {
+            r = coordinator.gather(&repo, &opts) => Ok(r),
+            _ = tokio::signal::ctrl_c() => Err(130),
+            _ = term.recv() => Err(143),
+        })
+    })?;
+    let report = match gathered {
+        Ok(r) => r,
+        Err(code) => {
+            // The probe's blocking thread is not waited for; the process exits.
+            rt.shutdown_background();
+            return Ok(interrupted(&run_id, engine_kind, code));
         }
-    });
-    let Some(report) = gathered else {
-        // The probe's blocking thread is not waited for; the process exits.
-        rt.shutdown_background();
-        return Ok(interrupted(&run_id, engine_kind));
     };
     let report = report?;
     let rec = report
@@ -114,11 +120,15 @@ pub(super) fn run(args: TraceArgs) -> Result<ExitCode, CliError> {
     }
     match &rec.status {
         ProbeStatus::Skipped { .. } => {
+            // A Dockerfile that is there but unusable is named as such.
+            let why = codegenie_runtime::runtime_trace::dockerfile::problem(repo.root())
+                .map(|p| format!(" ({p})"))
+                .unwrap_or_default();
             return Err(format!(
-                "nothing to trace: {} has no Dockerfile and no .codegenie/scenarios.yaml",
+                "nothing to trace: {} has no Dockerfile and no .codegenie/scenarios.yaml{why}",
                 repo.root().display()
             )
-            .into())
+            .into());
         }
         ProbeStatus::Failed { error } => {
             eprintln!("error: runtime trace failed: {error}");
@@ -140,8 +150,9 @@ pub(super) fn run(args: TraceArgs) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Ctrl-C: stop starting containers, remove the run's by label, exit 130.
-fn interrupted(run_id: &str, kind: EngineKind) -> ExitCode {
+/// Ctrl-C or SIGTERM: stop starting containers, remove the run's by label,
+/// exit with `code` (130 for SIGINT, 143 for SIGTERM, as shells report them).
+fn interrupted(run_id: &str, kind: EngineKind, code: u8) -> ExitCode {
     codegenie_runtime::runtime_trace::cancel();
     // Handles are not dropped on exit: end the engine clients and, on the
     // host backend, strace and the app.
@@ -155,7 +166,7 @@ fn interrupted(run_id: &str, kind: EngineKind) -> ExitCode {
         }
         std::thread::sleep(std::time::Duration::from_millis(500));
     }
-    ExitCode::from(130)
+    ExitCode::from(code)
 }
 
 fn print_summary(rec: &codegenie_runtime::coordinator::ProbeRecord, path: Option<String>) {

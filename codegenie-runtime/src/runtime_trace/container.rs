@@ -107,18 +107,29 @@ impl ContainerRunner<'_> {
                 };
             }
         };
-        let outcome = self.drive(&container, sc, app, deadline, started);
+        let outcome = self.drive(&container, sc, app, deadline, started, &mut warnings);
+        let outcome = self.check_oom(&container.id, &sc.name, outcome, &mut warnings);
         let trace_file = self.work_dir.join(format!("{}.strace", sc.name));
-        let copied = match self
-            .engine
-            .copy_out(&container.id, bundle::TRACE_OUT, &trace_file)
-        {
-            Ok(()) => Some(trace_file),
-            Err(e) => {
-                warnings.push(format!("scenario {}: no trace collected: {e}", sc.name));
-                None
-            }
-        };
+        let (copied, outcome) =
+            match self
+                .engine
+                .copy_out(&container.id, bundle::TRACE_OUT, &trace_file)
+            {
+                Ok(()) => (Some(trace_file), outcome),
+                Err(e) => {
+                    warnings.push(format!("scenario {}: no trace collected: {e}", sc.name));
+                    // Steps that ran without leaving evidence do not count as coverage.
+                    let outcome = match outcome {
+                        ScenarioOutcome::Completed => {
+                            ScenarioOutcome::Failed(ScenarioReason::Other {
+                                detail: format!("no trace collected: {e}"),
+                            })
+                        }
+                        other => other,
+                    };
+                    (None, outcome)
+                }
+            };
         let mut result = not_run(&sc.name, outcome);
         if let Some(file) = &copied {
             let (engine, id) = (self.engine, container.id.clone());
@@ -149,6 +160,7 @@ impl ContainerRunner<'_> {
         app: &ResolvedApp,
         deadline: Instant,
         started: Instant,
+        warnings: &mut Vec<String>,
     ) -> ScenarioOutcome {
         if let Err(e) = self.engine.copy_in(self.bundle.dir(), &c.id, bundle::ROOT) {
             return outcome_of(Err(engine_stop(e)), started);
@@ -173,8 +185,39 @@ impl ContainerRunner<'_> {
             exited_expectedly: false,
         };
         let outcome = ready.and_then(|()| driver.run(sc, app));
-        driver.stop(self.limits.stop_grace);
+        let end = driver.stop(self.limits.stop_grace);
+        warnings.extend(end.warning(&sc.name, self.limits.stop_grace));
         outcome_of(outcome, started)
+    }
+
+    /// An OOM kill in the container explains a failure better than the exit
+    /// code it caused; in a completed scenario it is worth a warning.
+    fn check_oom(
+        &self,
+        container: &str,
+        scenario: &str,
+        outcome: ScenarioOutcome,
+        warnings: &mut Vec<String>,
+    ) -> ScenarioOutcome {
+        match self.engine.oom_killed(container) {
+            Ok(false) => outcome,
+            Ok(true) if outcome == ScenarioOutcome::Completed => {
+                warnings.push(format!(
+                    "scenario {scenario}: the OOM killer ended a process (--memory={})",
+                    self.limits.memory
+                ));
+                outcome
+            }
+            Ok(true) => ScenarioOutcome::Failed(ScenarioReason::OutOfMemory {
+                limit: self.limits.memory.clone(),
+            }),
+            Err(e) => {
+                warnings.push(format!(
+                    "scenario {scenario}: cannot check for an OOM kill: {e}"
+                ));
+                outcome
+            }
+        }
     }
 }
 

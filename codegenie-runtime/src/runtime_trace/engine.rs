@@ -49,6 +49,12 @@ pub enum EngineError {
         /// What the CLI (or its absence) said.
         detail: String,
     },
+    /// `build` ran past its time limit and was stopped.
+    #[error("image build did not finish within {after_ms} ms")]
+    BuildTimedOut {
+        /// The limit that ran out.
+        after_ms: u64,
+    },
     /// `build` failed.
     #[error("image build failed (exit code {exit_code:?}): {log_tail}")]
     BuildFailed {
@@ -203,6 +209,13 @@ impl Engine {
     /// Build the image of `context` (its `Dockerfile`) and return its digest
     /// (`sha256:...`); the image is also tagged `codegenie-trace:<short digest>`.
     pub fn build(&self, context: &Path) -> Result<String, EngineError> {
+        self.build_within(context, BUILD_TIMEOUT)
+    }
+
+    /// [`Engine::build`] with a time limit: past it the build client is
+    /// killed (the engine then cancels the build) and
+    /// [`EngineError::BuildTimedOut`] returned.
+    pub fn build_within(&self, context: &Path, timeout: Duration) -> Result<String, EngineError> {
         let tmp = tempfile::tempdir().map_err(|e| EngineError::Command {
             command: "build".into(),
             detail: format!("temp dir: {e}"),
@@ -215,8 +228,13 @@ impl Engine {
                 .arg("--iidfile")
                 .arg(&iid)
                 .arg(context)
-                .timeout(BUILD_TIMEOUT),
+                .timeout(timeout),
         )?;
+        if out.termination == exec::Termination::TimedOut {
+            return Err(EngineError::BuildTimedOut {
+                after_ms: timeout.as_millis().min(u64::MAX as u128) as u64,
+            });
+        }
         if !out.success() {
             let mut log = out.stdout.tail_text(LOG_TAIL_BYTES);
             log.push_str(&out.stderr.tail_text(LOG_TAIL_BYTES));
@@ -264,6 +282,8 @@ impl Engine {
 
     /// Create a hardened container and return its id.
     pub fn create(&self, o: &CreateOptions) -> Result<String, EngineError> {
+        let owner = super::orphans::current()
+            .map(|o| format!("{}={}", super::orphans::OWNER_LABEL, o.label_value()));
         let out = self.ok(self
             .spec()
             .args(["create", "--network=none", "--cap-drop=ALL"])
@@ -273,6 +293,7 @@ impl Engine {
             .arg(format!("--cpus={}", o.cpus))
             .arg("--label")
             .arg(format!("{RUN_LABEL}={}", o.run_id))
+            .args(owner.iter().flat_map(|l| ["--label", l.as_str()]))
             .arg("--entrypoint")
             .arg(&o.entrypoint)
             .arg(&o.image)
@@ -357,6 +378,25 @@ impl Engine {
         Ok(out.stdout.text().trim() == "true")
     }
 
+    /// Whether the kernel's OOM killer ended a process in the container.
+    pub fn oom_killed(&self, container: &str) -> Result<bool, EngineError> {
+        let out = self.ok(self.spec().args([
+            "container",
+            "inspect",
+            "--format",
+            "{{.State.OOMKilled}}",
+            container,
+        ]))?;
+        match out.stdout.text().trim() {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            other => Err(EngineError::Output {
+                command: "container inspect .State.OOMKilled".into(),
+                detail: format!("`{other}` is not a boolean"),
+            }),
+        }
+    }
+
     /// Kill the container (SIGKILL to its PID 1).
     pub fn kill(&self, container: &str) -> Result<(), EngineError> {
         self.ok(self.spec().args(["kill", container]))?;
@@ -399,6 +439,43 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// Remove containers left by runs whose process is gone (killed before
+    /// it could clean up); returns how many. See [`super::orphans`].
+    pub fn sweep_orphans(&self) -> Result<usize, EngineError> {
+        let Some(me) = super::orphans::current() else {
+            return Ok(0);
+        };
+        let label = super::orphans::OWNER_LABEL;
+        let out = self.ok(self.spec().args([
+            "ps",
+            "-a",
+            "--no-trunc",
+            "--filter",
+            &format!("label={label}"),
+            "--format",
+            &format!("{{{{.ID}}}}\t{{{{.Label \"{label}\"}}}}"),
+        ]))?;
+        let mut removed = 0;
+        for line in out.stdout.text().lines() {
+            let Some((id, value)) = line.split_once('\t') else {
+                continue;
+            };
+            let gone = super::orphans::Owner::parse(value.trim()).is_some_and(|o| o.is_gone(me));
+            if gone {
+                tracing::info!(
+                    container = id,
+                    owner = value,
+                    "removing a leftover container"
+                );
+                self.remove(id.trim())?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}
+
 fn is_digest(s: &str) -> bool {
     s.len() == 71 && s.starts_with("sha256:") && s[7..].bytes().all(|b| b.is_ascii_hexdigit())
 }
@@ -419,12 +496,22 @@ fn daemon_down_line(log: &str) -> Option<String> {
 #[derive(Debug, Clone)]
 pub struct BuildDigestResolver {
     engine: Engine,
+    timeout: Duration,
 }
 
 impl BuildDigestResolver {
-    /// A resolver building with `engine`.
+    /// A resolver building with `engine` within [`BUILD_TIMEOUT`].
     pub fn new(engine: Engine) -> Self {
-        BuildDigestResolver { engine }
+        BuildDigestResolver {
+            engine,
+            timeout: BUILD_TIMEOUT,
+        }
+    }
+
+    /// The same resolver with another build time limit.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
     }
 }
 
@@ -433,7 +520,7 @@ impl ImageDigestResolver for BuildDigestResolver {
         if !repo.has_file("Dockerfile") {
             return Ok(None);
         }
-        match self.engine.build(repo.root()) {
+        match self.engine.build_within(repo.root(), self.timeout) {
             Ok(d) => Ok(Some(d)),
             Err(e) => Err(Box::new(e)),
         }

@@ -14,16 +14,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub mod agent;
 pub mod bundle;
 pub mod container;
+pub mod dockerfile;
 pub mod engine;
 pub mod host;
 pub mod interp;
 pub mod model;
+pub mod orphans;
 pub mod probe;
 pub mod scenarios;
 pub mod sequence;
 pub mod settings;
 pub mod slice;
 pub mod steps;
+pub mod yaml_guard;
 
 static CANCELLED: AtomicBool = AtomicBool::new(false);
 

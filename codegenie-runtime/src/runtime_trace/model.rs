@@ -26,12 +26,22 @@ pub enum ScenarioReason {
         /// The end of the build log (redacted).
         log_tail: String,
     },
+    /// `docker build` ran past its time limit and was stopped.
+    ImageBuildTimeout {
+        /// The limit that ran out.
+        after_ms: u64,
+    },
     /// No image digest could be resolved.
     ImageDigestUnresolved,
     /// The app exited with an unexpected code.
     UnexpectedExit {
         /// The exit code.
         code: i32,
+    },
+    /// The kernel's OOM killer ended a process of the app (`--memory`).
+    OutOfMemory {
+        /// The memory limit (`--memory`).
+        limit: String,
     },
     /// The container engine is missing or does not answer.
     EngineUnavailable {

@@ -130,14 +130,42 @@ impl Probe for RuntimeTraceProbe {
 /// file is an error, never a fallback.
 pub fn load_scenarios(repo: &RepoSnapshot) -> Result<ScenarioFile, TraceError> {
     let path = repo.root().join(SCENARIO_FILE);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Ok(scenarios::parse_scenarios(&text, SCENARIO_FILE)?),
+    match read_bounded(&path, MAX_SCENARIO_FILE_BYTES) {
+        Ok(Ok(text)) => Ok(scenarios::parse_scenarios(&text, SCENARIO_FILE)?),
+        Ok(Err(len)) => Err(TraceError::Scenarios(scenarios::ScenarioError {
+            source_name: SCENARIO_FILE.to_owned(),
+            line: None,
+            column: None,
+            message: format!(
+                "the file has {len} bytes or more; at most {MAX_SCENARIO_FILE_BYTES} are read"
+            ),
+        })),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(scenarios::parse_scenarios(
             DEFAULT_SCENARIOS,
             "<embedded scenarios/default.yaml>",
         )?),
         Err(source) => Err(TraceError::Io { path, source }),
     }
+}
+
+/// The largest scenario file read; a bigger one is an error (a hostile
+/// repository must not make the probe read or parse gigabytes).
+pub const MAX_SCENARIO_FILE_BYTES: u64 = 1024 * 1024;
+
+/// Read `path` as text if it has at most `limit` bytes; `Ok(Err(n))` when it
+/// has more (`n` bytes were seen before stopping).
+fn read_bounded(path: &Path, limit: u64) -> std::io::Result<Result<String, u64>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(limit + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Ok(Err(bytes.len() as u64));
+    }
+    String::from_utf8(bytes)
+        .map(Ok)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
 /// Apply the image's defaults to the scenario file's `app` section.
@@ -210,6 +238,25 @@ fn run_blocking(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutput, 
                         Vec::new(),
                     ));
                 }
+                Some(EngineError::BuildTimedOut { after_ms }) => {
+                    tracing::info!(
+                        reason = "image build timed out",
+                        after_ms,
+                        "image_digest_unresolved"
+                    );
+                    let results = every(
+                        &file,
+                        ScenarioOutcome::Skipped(ScenarioReason::ImageBuildTimeout {
+                            after_ms: *after_ms,
+                        }),
+                    );
+                    return Ok(output(
+                        &results,
+                        AggregateInputs::default(),
+                        Vec::new(),
+                        Vec::new(),
+                    ));
+                }
                 Some(EngineError::Unavailable { detail }) if auto => {
                     return fall_back_to_host(repo, &file, &settings, detail);
                 }
@@ -247,6 +294,14 @@ fn run_blocking(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutput, 
         }
         Err(e) => return Err(e.into()),
     }
+    let mut warnings = Vec::new();
+    match engine.sweep_orphans() {
+        Ok(0) => {}
+        Ok(n) => warnings.push(format!(
+            "removed {n} leftover container(s) of earlier interrupted runs"
+        )),
+        Err(e) => warnings.push(format!("cannot check for leftovers of earlier runs: {e}")),
+    }
     let image = engine.image_config(&digest)?;
     let app = resolve_app(&file, &image);
     let helper = match &settings.helper {
@@ -271,7 +326,6 @@ fn run_blocking(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutput, 
         progress: scenario_bar(file.scenarios.len() as u64),
     };
     let runs = runner.run_all(&file.scenarios, &app);
-    let mut warnings = Vec::new();
     // Safety net: nothing labelled with this run may outlive it.
     match engine.remove_run(&run_id) {
         Ok(0) => {}

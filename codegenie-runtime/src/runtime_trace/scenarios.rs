@@ -579,6 +579,15 @@ impl std::error::Error for ScenarioError {}
 
 /// Parse a scenario file; `source_name` names it in errors.
 pub fn parse_scenarios(text: &str, source_name: &str) -> Result<ScenarioFile, ScenarioError> {
+    use super::yaml_guard::{key_line, second_name_line, too_deep, MAX_DEPTH};
+    if let Some(line) = too_deep(text, MAX_DEPTH) {
+        return Err(ScenarioError {
+            source_name: source_name.to_owned(),
+            line: Some(line),
+            column: None,
+            message: format!("nested deeper than {MAX_DEPTH} levels"),
+        });
+    }
     serde_yaml::from_str::<ScenarioFile>(text).map_err(|e| {
         let loc = e.location();
         let mut message = e.to_string();
@@ -586,10 +595,26 @@ pub fn parse_scenarios(text: &str, source_name: &str) -> Result<ScenarioFile, Sc
         if let Some(i) = message.find(" at line ") {
             message.truncate(i);
         }
+        let mut line = loc.as_ref().map(|l| l.line());
+        let mut column = loc.as_ref().map(|l| l.column());
+        // A duplicate is found after the list is read, at no useful location.
+        if let Some(dup) = message
+            .split_once("scenario `")
+            .and_then(|(_, rest)| rest.strip_suffix("` is defined twice"))
+        {
+            if let Some(l) = second_name_line(text, dup) {
+                (line, column) = (Some(l), None);
+            }
+        }
+        if message.contains("`scenarios` is empty") {
+            if let Some(l) = key_line(text, "scenarios") {
+                (line, column) = (Some(l), None);
+            }
+        }
         ScenarioError {
             source_name: source_name.to_owned(),
-            line: loc.as_ref().map(|l| l.line()),
-            column: loc.as_ref().map(|l| l.column()),
+            line,
+            column,
             message,
         }
     })

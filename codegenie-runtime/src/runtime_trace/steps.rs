@@ -208,16 +208,20 @@ impl<O: AppOps> Driver<'_, O> {
     /// Stop the app unless it already exited: SIGTERM to its root process,
     /// grace, SIGKILL, then the backend's last resort. strace stays alive
     /// until the app exits, so the trace keeps the app's own exit lines.
-    pub fn stop(&mut self, grace: Duration) {
+    /// Returns what it took.
+    pub fn stop(&mut self, grace: Duration) -> StopEnd {
         if matches!(self.app.try_wait(), Ok(Some(_))) {
-            return;
+            return StopEnd::AlreadyExited;
         }
-        for (sig, wait) in [("SIGTERM", grace), ("SIGKILL", Duration::from_secs(5))] {
+        for (sig, wait, end) in [
+            ("SIGTERM", grace, StopEnd::Terminated),
+            ("SIGKILL", Duration::from_secs(5), StopEnd::Killed),
+        ] {
             if let Err(e) = self.ops.signal(sig) {
                 tracing::debug!(error = ?e, signal = sig, "cannot signal the app");
             }
             if matches!(self.app.wait_until(Instant::now() + wait), Ok(Some(_))) {
-                return;
+                return end;
             }
         }
         self.ops.force_stop();
@@ -225,6 +229,35 @@ impl<O: AppOps> Driver<'_, O> {
             .app
             .wait_until(Instant::now() + Duration::from_secs(10));
         self.app.kill();
+        StopEnd::Forced
+    }
+}
+
+/// How [`Driver::stop`] ended the app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopEnd {
+    /// It had exited already.
+    AlreadyExited,
+    /// SIGTERM ended it within the grace.
+    Terminated,
+    /// It outlived the grace and SIGKILL ended it.
+    Killed,
+    /// Signals did not end it; the backend's last resort did.
+    Forced,
+}
+
+impl StopEnd {
+    /// A warning for an app that had to be killed, naming the grace it ignored.
+    pub fn warning(self, scenario: &str, grace: Duration) -> Option<String> {
+        let how = match self {
+            StopEnd::AlreadyExited | StopEnd::Terminated => return None,
+            StopEnd::Killed => "SIGKILL",
+            StopEnd::Forced => "killing its container (signals could not be delivered)",
+        };
+        Some(format!(
+            "scenario {scenario}: the app did not stop within {} ms of SIGTERM; stopped by {how}",
+            grace.as_millis()
+        ))
     }
 }
 

@@ -1,0 +1,371 @@
+//! Hostile repositories on the real engine: each must finish within its
+//! timeouts, report a typed result and leave no container, extra image tag
+//! or temp dir behind. Shortened timeouts keep the suite fast.
+
+mod containment_support;
+mod trace_support;
+
+use std::net::TcpListener;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use codegenie::runtime_trace::engine::{BuildDigestResolver, Engine, EngineKind};
+use codegenie::ProbeStatus;
+use containment_support::*;
+use trace_support::*;
+
+/// Settings every case shares: the container backend and short timeouts.
+const FAST: [(&str, &str); 4] = [
+    ("runtime_trace.backend", "docker"),
+    ("runtime_trace.scenario_timeout_ms", "20000"),
+    ("runtime_trace.aggregate_timeout_ms", "40000"),
+    ("runtime_trace.stop_grace_ms", "1000"),
+];
+
+struct Case {
+    slice: serde_json::Value,
+    warnings: Vec<String>,
+    took: Duration,
+    leftovers: Leftovers,
+}
+
+/// Run the probe on a hostile fixture and collect what it left behind.
+fn run_case(name: &str, repo: &std::path::Path, extra: &[(&str, &str)]) -> Case {
+    let id = run_id(name);
+    let mut settings: Vec<(&str, &str)> = FAST.to_vec();
+    settings.extend_from_slice(extra);
+    let before = tmp_entries();
+    let started = Instant::now();
+    let rec = run_probe(repo, context(&id, &settings), false);
+    let took = started.elapsed();
+    assert!(matches!(rec.status, ProbeStatus::Ran), "{:?}", rec.status);
+    let out = rec.output.unwrap();
+    let digest = out.schema_slice["built_image_digest"]
+        .as_str()
+        .map(str::to_owned);
+    let leftovers = leftovers_and_cleanup(&id, &before, digest.as_deref());
+    Case {
+        slice: out.schema_slice,
+        warnings: out.warnings,
+        took,
+        leftovers,
+    }
+}
+
+fn outcome(s: &serde_json::Value, name: &str) -> (String, serde_json::Value) {
+    let sc = scenario(s, name);
+    (
+        sc["outcome"]["kind"].as_str().unwrap().to_owned(),
+        sc["outcome"]["detail"].clone(),
+    )
+}
+
+#[test]
+fn forkbomb_is_contained_by_the_pids_limit() {
+    private_tmp();
+    let _engine = engine_lock();
+    let repo = fixture_repo("tests/fixtures/hostile/forkbomb");
+    let c = run_case("forkbomb", repo.path(), &[]);
+    let (kind, detail) = outcome(&c.slice, "startup");
+    let sc = scenario(&c.slice, "startup");
+    // The bomb cannot take the host down: the scenario ends on its own terms,
+    // the container is killed and removed.
+    assert!(kind == "completed" || kind == "failed", "{sc:#}");
+    assert!(c.took < Duration::from_secs(90), "{:?}", c.took);
+    assert_eq!(c.leftovers, Leftovers::default());
+    let forks = sc["exit_status"].clone();
+    row(
+        "forkbomb",
+        "contained by --pids-limit=256, typed result, no leftovers",
+        &format!("{kind} {detail}; exit {forks}; warnings {:?}", c.warnings),
+        c.took,
+        &c.leftovers.describe(),
+    );
+}
+
+#[test]
+fn infinite_cpu_loop_hits_the_scenario_timeout() {
+    private_tmp();
+    let _engine = engine_lock();
+    let repo = fixture_repo("tests/fixtures/hostile/cpu-loop");
+    let c = run_case(
+        "cpu-loop",
+        repo.path(),
+        &[("runtime_trace.scenario_timeout_ms", "3000")],
+    );
+    let (kind, detail) = outcome(&c.slice, "batch_job");
+    assert_eq!(kind, "failed");
+    assert_eq!(detail["reason"], "scenario_timeout", "{detail:#}");
+    let elapsed = detail["elapsed_ms"].as_u64().unwrap();
+    assert!((3000..15_000).contains(&elapsed), "{elapsed}");
+    assert!(c.took < Duration::from_secs(60), "{:?}", c.took);
+    assert_eq!(c.leftovers, Leftovers::default());
+    row(
+        "infinite CPU loop",
+        "failed: scenario_timeout after 3 s",
+        &format!("{kind} {detail}"),
+        c.took,
+        &c.leftovers.describe(),
+    );
+}
+
+#[test]
+fn memory_hog_is_reported_out_of_memory() {
+    private_tmp();
+    let _engine = engine_lock();
+    let repo = fixture_repo("tests/fixtures/hostile/memory-hog");
+    let c = run_case("memory-hog", repo.path(), &[]);
+    let (kind, detail) = outcome(&c.slice, "batch_job");
+    assert_eq!(kind, "failed", "{detail:#}");
+    assert_eq!(detail["reason"], "out_of_memory", "{detail:#}");
+    assert_eq!(detail["limit"], "512m");
+    let sc = scenario(&c.slice, "batch_job");
+    assert_eq!(sc["exit_status"]["signal"], "SIGKILL", "{sc:#}");
+    assert_eq!(c.leftovers, Leftovers::default());
+    row(
+        "memory hog",
+        "failed: out_of_memory (--memory=512m), app SIGKILLed",
+        &format!("{kind} {detail}; exit {}", sc["exit_status"]),
+        c.took,
+        &c.leftovers.describe(),
+    );
+}
+
+#[test]
+fn log_flood_is_captured_within_bounds() {
+    private_tmp();
+    let _engine = engine_lock();
+    let repo = fixture_repo("tests/fixtures/hostile/log-flood");
+    let rss_before = peak_rss_kib();
+    let c = run_case("log-flood", repo.path(), &[]);
+    let rss_after = peak_rss_kib();
+    let grown_mib = rss_after.saturating_sub(rss_before) / 1024;
+    let (kind, detail) = outcome(&c.slice, "batch_job");
+    assert_eq!(kind, "completed", "{detail:#} {:?}", c.warnings);
+    // 128 MiB went through the attached client; capture keeps 256 KiB.
+    assert!(grown_mib < 48, "peak RSS grew by {grown_mib} MiB");
+    assert_eq!(c.leftovers, Leftovers::default());
+    row(
+        "log flood (128 MiB)",
+        "completed, capture bounded (256 KiB), host RSS flat",
+        &format!(
+            "{kind}; peak RSS {} -> {} MiB (+{grown_mib})",
+            rss_before / 1024,
+            rss_after / 1024
+        ),
+        c.took,
+        &c.leftovers.describe(),
+    );
+}
+
+#[test]
+fn an_app_ignoring_sigterm_is_killed_after_the_grace() {
+    private_tmp();
+    let _engine = engine_lock();
+    let repo = fixture_repo("tests/fixtures/hostile/ignore-sigterm");
+    let c = run_case("ignore-sigterm", repo.path(), &[]);
+    let (kind, detail) = outcome(&c.slice, "shutdown");
+    let sc = scenario(&c.slice, "shutdown");
+    assert_eq!(kind, "failed", "{sc:#}");
+    assert!(
+        detail["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("did not exit within 2 s"),
+        "{detail:#}"
+    );
+    // The trace shows the SIGTERMs it ignored and the SIGKILL that ended it.
+    assert_eq!(sc["exit_status"]["signal"], "SIGKILL", "{sc:#}");
+    assert!(strings(&sc["signals_seen"]).contains(&"SIGTERM".to_owned()));
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.contains("did not stop within 1000 ms of SIGTERM; stopped by SIGKILL")),
+        "{:?}",
+        c.warnings
+    );
+    assert_eq!(c.leftovers, Leftovers::default());
+    row(
+        "ignores SIGTERM",
+        "grace 1 s then SIGKILL, reported",
+        &format!(
+            "{kind}: {}; exit {}; signals {}",
+            detail["detail"], sc["exit_status"], sc["signals_seen"]
+        ),
+        c.took,
+        &c.leftovers.describe(),
+    );
+}
+
+#[test]
+fn egress_is_blocked_and_every_attempt_is_evidence() {
+    private_tmp();
+    let _engine = engine_lock();
+    // A port only the host's loopback serves.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let repo = fixture_repo("tests/fixtures/hostile/egress");
+    write_scenarios(
+        repo.path(),
+        &format!(
+            "version: 1\nscenarios:\n  - name: batch_job\n    command: [\"/app/egress.sh\", \"{port}\"]\n    expected_exit_code: 0\n"
+        ),
+    );
+    let c = run_case("egress", repo.path(), &[]);
+    let (kind, detail) = outcome(&c.slice, "batch_job");
+    assert_eq!(kind, "completed", "{detail:#}");
+    let outbound = strings(&c.slice["network_endpoints_touched"]["outbound"]);
+    assert!(
+        outbound.contains(&format!("127.0.0.1:{port}")),
+        "{outbound:?}"
+    );
+    assert!(
+        outbound.contains(&"127.0.0.1:53".to_owned()),
+        "{outbound:?}"
+    );
+    // --network=none: the host's listener never saw a connection.
+    assert_eq!(
+        listener.accept().map(|_| ()).unwrap_err().kind(),
+        std::io::ErrorKind::WouldBlock
+    );
+    assert_eq!(c.leftovers, Leftovers::default());
+    row(
+        "egress (lookup + host loopback port)",
+        "blocked by --network=none, both attempts in outbound",
+        &format!("{kind}; outbound {outbound:?}; host listener accepted 0"),
+        c.took,
+        &c.leftovers.describe(),
+    );
+}
+
+#[test]
+fn setuid_escalation_is_blocked() {
+    private_tmp();
+    let _engine = engine_lock();
+    let repo = fixture_repo("tests/fixtures/hostile/setuid");
+    // Control: without the hardening (and without a tracer) the fixture
+    // really becomes root.
+    let img = Command::new("docker")
+        .args(["build", "-q"])
+        .arg(repo.path())
+        .output()
+        .unwrap();
+    assert!(img.status.success(), "{img:?}");
+    let image = String::from_utf8_lossy(&img.stdout).trim().to_owned();
+    let control = Command::new("docker")
+        .args([
+            "run",
+            "--rm",
+            "--network=none",
+            "--entrypoint",
+            "/opt/suid/su",
+        ])
+        .arg(&image)
+        .args(["-c", "/bin/busybox id -u", "root"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&control.stdout).trim(), "0");
+    let c = run_case("setuid", repo.path(), &[]);
+    let (kind, detail) = outcome(&c.slice, "batch_job");
+    assert_eq!(kind, "completed", "{detail:#}");
+    let bins = strings(&c.slice["binaries_executed"]);
+    assert!(bins.contains(&"/opt/suid/su".to_owned()), "{bins:?}");
+    // su never got to run its shell, so the root-only file was never written.
+    let written = strings(&c.slice["files_written"]);
+    assert!(
+        !written.iter().any(|f| f.starts_with("/rootonly")),
+        "{written:?}"
+    );
+    assert_eq!(c.leftovers, Leftovers::default());
+    row(
+        "setuid escalation",
+        "su stays unprivileged (no-new-privileges), /rootonly untouched",
+        &format!("{kind}; executed {bins:?}; control run without hardening: uid 0"),
+        c.took,
+        &c.leftovers.describe(),
+    );
+}
+
+/// Build-step containers still running `sleep 3607` (the endless fixture).
+fn endless_build_containers() -> Vec<String> {
+    let out = Command::new("docker")
+        .args(["ps", "-a", "--no-trunc", "--format", "{{.ID}} {{.Command}}"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("3607"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn a_build_that_never_ends_hits_the_build_timeout() {
+    private_tmp();
+    let _engine = engine_lock();
+    let repo = fixture_repo("tests/fixtures/hostile/endless-build");
+    let id = run_id("endless-build");
+    let mut ctx = context(&id, &FAST);
+    ctx.image_digest_resolver = Some(std::sync::Arc::new(
+        BuildDigestResolver::new(Engine::new(EngineKind::Docker))
+            .with_timeout(Duration::from_secs(5)),
+    ));
+    let before = tmp_entries();
+    let started = Instant::now();
+    let rec = run_probe(repo.path(), ctx, false);
+    let took = started.elapsed();
+    let s = rec.output.unwrap().schema_slice;
+    let (kind, detail) = outcome(&s, "startup");
+    assert_eq!(kind, "skipped");
+    assert_eq!(detail["reason"], "image_build_timeout", "{detail:#}");
+    assert_eq!(detail["after_ms"], 5000);
+    assert!(took < Duration::from_secs(30), "{took:?}");
+    // The engine cancels the build when its client is killed; give it a moment.
+    let mut stray = endless_build_containers();
+    for _ in 0..50 {
+        if stray.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        stray = endless_build_containers();
+    }
+    let mut leftovers = leftovers_and_cleanup(&id, &before, None);
+    leftovers.containers.extend(stray);
+    assert_eq!(leftovers, Leftovers::default());
+    row(
+        "endless build",
+        "skipped: image_build_timeout after 5 s",
+        &format!("{kind} {detail}"),
+        took,
+        &leftovers.describe(),
+    );
+}
+
+#[test]
+fn a_bundle_copy_failure_fails_the_scenario_cleanly() {
+    private_tmp();
+    let _engine = engine_lock();
+    let repo = fixture_repo("tests/fixtures/hostile/bundle-blocked");
+    write_scenarios(
+        repo.path(),
+        "version: 1\napp:\n  ready: { after_s: 1 }\nscenarios:\n  - name: startup\n    steps: [ { wait_ready: {} } ]\n",
+    );
+    let c = run_case("bundle-blocked", repo.path(), &[]);
+    let (kind, detail) = outcome(&c.slice, "startup");
+    assert_eq!(kind, "failed");
+    assert_eq!(detail["reason"], "other");
+    assert!(
+        detail["detail"].as_str().unwrap().contains("docker cp"),
+        "{detail:#}"
+    );
+    assert_eq!(c.slice["trace_coverage_confidence"], "unavailable");
+    assert_eq!(c.leftovers, Leftovers::default());
+    row(
+        "bundle copy failure",
+        "failed: typed engine error naming docker cp",
+        &format!("{kind} {}", detail["detail"]),
+        c.took,
+        &c.leftovers.describe(),
+    );
+}

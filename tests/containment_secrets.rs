@@ -1,0 +1,108 @@
+//! The secret corpus through a real trace: an app echoes each secret, passes
+//! it in argv and writes it to files. After `codegenie trace`, no file under
+//! `.codegenie/` holds any plaintext, and the slice counts the redactions.
+
+mod containment_support;
+mod trace_support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use containment_support::row;
+use trace_support::*;
+
+const SECRETS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/secrets");
+
+/// (plaintext, the text the app handles) for every corpus entry and PEM key.
+fn corpus() -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(Path::new(SECRETS).join("corpus.tsv")).unwrap();
+    let mut out: Vec<(String, String)> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let cols: Vec<&str> = l.split('\t').collect();
+            (cols[1].to_owned(), cols[2].replace("{}", cols[1]))
+        })
+        .collect();
+    for f in ["test-key.pem", "test-ed25519.pem"] {
+        let pem = std::fs::read_to_string(Path::new(SECRETS).join(f)).unwrap();
+        out.push((pem.lines().nth(1).unwrap().to_owned(), pem));
+    }
+    out
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn no_secret_the_app_handled_survives_under_codegenie() {
+    let _engine = engine_lock();
+    let repo = fixture_repo("tests/fixtures/hostile/secrets-leak");
+    let secrets = corpus();
+    let dir = repo.path().join("rootfs/app/secrets");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (i, (_, text)) in secrets.iter().enumerate() {
+        std::fs::write(dir.join(format!("{i:02}")), text).unwrap();
+    }
+    let id = run_id("secrets");
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_codegenie"))
+        .arg("trace")
+        .arg(repo.path())
+        .args(["--backend", "docker", "--no-cache", "--set"])
+        .arg(format!("runtime_trace.run_id={id}"))
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let written = repo.path().join(".codegenie/context/runtime_trace.json");
+    let slice: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&written).unwrap()).unwrap();
+    assert_eq!(
+        scenario(&slice, "smoke_test")["outcome"]["kind"],
+        "completed",
+        "{slice:#}"
+    );
+    // The app really handled every secret: one `sh` per secret ran.
+    assert!(
+        slice["shell_invocations"].as_u64().unwrap() >= secrets.len() as u64,
+        "{slice:#}"
+    );
+    let mut hits = Vec::new();
+    let files = files_under(&repo.path().join(".codegenie"));
+    for f in &files {
+        let bytes = std::fs::read(f).unwrap();
+        for (plain, _) in &secrets {
+            if memmem(&bytes, plain.as_bytes()) {
+                hits.push(format!("{}: {plain}", f.display()));
+            }
+        }
+    }
+    assert_eq!(hits, Vec::<String>::new());
+    let redactions = slice["_meta"]["redactions"].as_u64().unwrap();
+    assert!(redactions >= secrets.len() as u64, "{redactions}");
+    assert!(labelled_containers(&id).is_empty());
+    row(
+        "secret corpus (12 secrets: echo, argv, files)",
+        "0 plaintext hits under .codegenie/, redaction count > 0",
+        &format!("0 hits in {} files, {redactions} redactions", files.len()),
+        took,
+        "none",
+    );
+}
+
+fn memmem(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}

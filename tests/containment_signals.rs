@@ -1,0 +1,133 @@
+//! Interrupting `codegenie trace` on the real engine: SIGTERM mid-scenario
+//! removes the run's containers before exit; after a SIGKILL (no cleanup
+//! possible) the next run removes the dead run's leftovers by label.
+
+mod containment_support;
+mod trace_support;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use containment_support::*;
+use trace_support::*;
+
+/// A scenario that waits (up to 100 s) for a line the service never prints.
+const WAITS: &str = "version: 1\napp:\n  ready: { log_line: \"never printed\", timeout_s: 100 }\nscenarios:\n  - name: startup\n    steps: [ { wait_ready: {} } ]\n";
+
+fn start_trace(repo: &std::path::Path, id: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_codegenie"))
+        .arg("trace")
+        .arg(repo)
+        .args(["--no-cache", "--backend", "docker", "--set"])
+        .arg(format!("runtime_trace.run_id={id}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Wait until the run's scenario container exists.
+fn wait_for_container(id: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while labelled_containers(id).is_empty() {
+        assert!(Instant::now() < deadline, "no scenario container appeared");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn send(child: &Child, signal: &str) {
+    let ok = Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+#[test]
+fn sigterm_mid_scenario_removes_the_run_s_containers_before_exit() {
+    let _engine = engine_lock();
+    let repo = fixture_repo("tests/fixtures/service");
+    write_scenarios(repo.path(), WAITS);
+    let id = run_id("sigterm");
+    let child = start_trace(repo.path(), &id);
+    wait_for_container(&id);
+    let started = Instant::now();
+    send(&child, "TERM");
+    let out = child.wait_with_output().unwrap();
+    let took = started.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(143), "{err}");
+    assert!(err.contains("interrupted"), "{err}");
+    // Checked right after exit: nothing was left for a later sweep.
+    let left = labelled_containers(&id);
+    assert!(left.is_empty(), "containers left behind: {left:?}");
+    // Nothing was written as if the run had completed.
+    assert!(!repo
+        .path()
+        .join(".codegenie/context/runtime_trace.json")
+        .exists());
+    assert!(took < Duration::from_secs(15), "{took:?}");
+    row(
+        "SIGTERM to codegenie mid-scenario",
+        "exit 143, run's containers removed before exit",
+        &format!("exit {:?}, no slice written", out.status.code()),
+        took,
+        if left.is_empty() {
+            "none"
+        } else {
+            "containers"
+        },
+    );
+}
+
+#[test]
+fn a_run_after_a_sigkilled_run_removes_its_leftovers() {
+    let _engine = engine_lock();
+    let repo = fixture_repo("tests/fixtures/service");
+    write_scenarios(repo.path(), WAITS);
+    let dead = run_id("sigkilled");
+    let mut child = start_trace(repo.path(), &dead);
+    wait_for_container(&dead);
+    send(&child, "KILL");
+    let _ = child.wait();
+    // A hard kill cleans nothing: the container outlives its run.
+    assert_eq!(labelled_containers(&dead).len(), 1);
+    // The next run (another id, a scenario that finishes at once) sweeps it.
+    write_scenarios(
+        repo.path(),
+        "version: 1\nscenarios:\n  - name: batch_job\n    command: [\"sh\", \"-c\", \"exit 0\"]\n",
+    );
+    let next = run_id("after-sigkill");
+    let started = Instant::now();
+    let rec = run_probe(
+        repo.path(),
+        context(&next, &[("runtime_trace.backend", "docker")]),
+        false,
+    );
+    let took = started.elapsed();
+    let out = rec.output.expect("the next run ran");
+    assert!(
+        out.warnings
+            .iter()
+            .any(|w| w.contains("leftover container(s) of earlier interrupted runs")),
+        "{:?}",
+        out.warnings
+    );
+    let left = labelled_containers(&dead);
+    assert!(
+        left.is_empty(),
+        "the dead run's container survived: {left:?}"
+    );
+    assert!(labelled_containers(&next).is_empty());
+    row(
+        "SIGKILL to codegenie, then a second run",
+        "second run removes the dead run's container by label",
+        &format!("removed; warnings {:?}", out.warnings),
+        took,
+        if left.is_empty() {
+            "none"
+        } else {
+            "containers"
+        },
+    );
+}

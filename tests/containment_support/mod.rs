@@ -1,0 +1,126 @@
+//! Shared helpers of the containment tests: a private temp folder per test
+//! binary (so leftover temp dirs can be counted), leftover checks on the real
+//! engine, and one table row per case on stderr (`--nocapture` shows them).
+
+#![allow(dead_code)]
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Once;
+use std::time::Duration;
+
+/// The temp folder the probe uses in these tests (TMPDIR points at it), so
+/// that what it leaves there can be listed. Created once per test binary.
+pub fn private_tmp() -> PathBuf {
+    static INIT: Once = Once::new();
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "containment-{}-{}",
+        std::env::args()
+            .next()
+            .and_then(|a| Path::new(&a)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_default(),
+        std::process::id()
+    ));
+    INIT.call_once(|| {
+        std::fs::create_dir_all(&dir).unwrap();
+        std::env::set_var("TMPDIR", &dir);
+    });
+    dir
+}
+
+/// Entries of the private temp folder.
+pub fn tmp_entries() -> BTreeSet<String> {
+    std::fs::read_dir(private_tmp())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// What a run left behind: containers with its label, temp dirs the probe
+/// created, and tags on its image other than the one the probe documents.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Leftovers {
+    /// Containers labelled with the run id.
+    pub containers: Vec<String>,
+    /// New entries in the private temp folder.
+    pub temp_entries: Vec<String>,
+    /// Tags on the built image besides `codegenie-trace:<short digest>`.
+    pub extra_tags: Vec<String>,
+}
+
+impl Leftovers {
+    /// `none`, or what was found, for the table.
+    pub fn describe(&self) -> String {
+        if *self == Leftovers::default() {
+            "none".to_owned()
+        } else {
+            format!("{self:?}")
+        }
+    }
+}
+
+/// Collect leftovers of `run_id` (temp entries compared with `tmp_before`),
+/// then remove the documented `codegenie-trace:` tag and the image so the
+/// engine is left as it was found.
+pub fn leftovers_and_cleanup(
+    run_id: &str,
+    tmp_before: &BTreeSet<String>,
+    digest: Option<&str>,
+) -> Leftovers {
+    let containers = crate::trace_support::labelled_containers(run_id);
+    let temp_entries = tmp_entries().difference(tmp_before).cloned().collect();
+    let mut extra_tags = Vec::new();
+    if let Some(d) = digest {
+        let out = Command::new("docker")
+            .args(["image", "inspect", "--format", "{{json .RepoTags}}", d])
+            .output()
+            .unwrap();
+        let tags: Vec<String> = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let documented = format!("codegenie-trace:{}", &d[7..19]);
+        extra_tags = tags.iter().filter(|t| **t != documented).cloned().collect();
+        remove_image(d);
+    }
+    Leftovers {
+        containers,
+        temp_entries,
+        extra_tags,
+    }
+}
+
+/// Untag and remove an image (best effort: another run may share its layers).
+pub fn remove_image(digest: &str) {
+    let tag = format!("codegenie-trace:{}", &digest[7..19]);
+    let _ = Command::new("docker")
+        .args(["rmi", "--no-prune", &tag])
+        .output();
+    let _ = Command::new("docker")
+        .args(["rmi", "--no-prune", digest])
+        .output();
+}
+
+/// Print one row of the containment table.
+pub fn row(case: &str, expected: &str, observed: &str, took: Duration, leftovers: &str) {
+    eprintln!(
+        "ROW | {case} | {expected} | {observed} | {:.1} s | {leftovers}",
+        took.as_secs_f64()
+    );
+}
+
+/// Write `.codegenie/scenarios.yaml`.
+pub fn write_scenarios(repo: &Path, yaml: &str) {
+    std::fs::create_dir_all(repo.join(".codegenie")).unwrap();
+    std::fs::write(repo.join(".codegenie/scenarios.yaml"), yaml).unwrap();
+}
+
+/// Peak resident memory of this process (`VmHWM`), in KiB.
+pub fn peak_rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/self/status")
+}
