@@ -50,40 +50,71 @@ fn host_backend_traces_the_app_in_its_own_network_namespace() {
 }
 
 #[test]
-fn without_an_engine_the_automatic_choice_is_the_host() {
+fn untrusted_code_never_runs_on_the_host_unless_asked() {
     let _engine = engine_lock();
     let repo = fixture_repo("tests/fixtures/host-service");
-    std::fs::write(repo.path().join("Dockerfile"), "FROM scratch\n").unwrap();
+    // The app leaves a mark wherever it runs.
+    let service = repo.path().join("service.sh");
+    let script = std::fs::read_to_string(&service).unwrap();
+    let marked = script.replacen('\n', "\n: > ran-here\n", 1);
+    std::fs::write(&service, marked).unwrap();
+    let mark = repo.path().join("ran-here");
     // Exec steps run arbitrary commands, which only the container backend allows.
     let scenarios = repo.path().join(".codegenie/scenarios.yaml");
     let mut text = std::fs::read_to_string(&scenarios).unwrap();
     text.push_str("  - name: smoke_test\n    steps: [ { wait_ready: {} }, { exec: [\"./bin/cat\", \"www/index.html\"] } ]\n");
     std::fs::write(&scenarios, text).unwrap();
     let sock = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_codegenie"))
-        .arg("trace")
-        .arg(repo.path())
-        .arg("--no-cache")
-        .env(
-            "DOCKER_HOST",
-            format!("unix://{}/absent.sock", sock.path().display()),
-        )
-        .output()
-        .unwrap();
+    let trace = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_codegenie"))
+            .arg("trace")
+            .arg(repo.path())
+            .arg("--no-cache")
+            .args(extra)
+            .env(
+                "DOCKER_HOST",
+                format!("unix://{}/absent.sock", sock.path().display()),
+            )
+            .output()
+            .unwrap()
+    };
+    let slice_path = repo.path().join(".codegenie/context/runtime_trace.json");
+
+    // No Dockerfile, no choice made: a clear refusal that says how to opt in.
+    let out = trace(&[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("has no Dockerfile"), "{err}");
+    assert!(err.contains("pass `--backend host`"), "{err}");
+    assert!(
+        !mark.exists(),
+        "the app ran on the host without being asked"
+    );
+    assert!(!slice_path.exists());
+
+    // A Dockerfile but no engine answering: EngineUnavailable, not the host.
+    std::fs::write(repo.path().join("Dockerfile"), "FROM scratch\n").unwrap();
+    let out = trace(&[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("EngineUnavailable"), "{err}");
+    assert!(
+        !mark.exists(),
+        "the app ran on the host without being asked"
+    );
+    assert!(!slice_path.exists());
+
+    // Asked for: the scenarios run on the host.
+    let out = trace(&["--backend", "host"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(
-        stdout.contains("warning: traced on the host backend"),
-        "{stdout}"
-    );
-    let slice: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(repo.path().join(".codegenie/context/runtime_trace.json")).unwrap(),
-    )
-    .unwrap();
+    assert!(mark.exists());
+    let slice: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&slice_path).unwrap()).unwrap();
     assert_eq!(strings(&slice["scenarios_run"]).len(), 3);
     let smoke = scenario(&slice, "smoke_test");
     assert_eq!(smoke["outcome"]["kind"], "failed");

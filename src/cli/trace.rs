@@ -21,7 +21,8 @@ const PROBE: &str = "runtime_trace";
 pub enum BackendArg {
     /// Hardened containers on the Docker engine.
     Docker,
-    /// This machine, in a private network namespace.
+    /// This machine, in a private network namespace (no resource limits:
+    /// only for repositories you trust).
     Host,
 }
 
@@ -31,8 +32,8 @@ pub struct TraceArgs {
     /// The repository to trace (a Dockerfile, or `app.command` in
     /// `.codegenie/scenarios.yaml` for the host backend).
     pub repo: PathBuf,
-    /// Where the scenarios run [default: docker when the repository has a
-    /// Dockerfile and the engine answers, else host].
+    /// Where the scenarios run [default: docker]. The repository's code is
+    /// untrusted: it runs on this machine only with `--backend host`.
     #[arg(long, value_enum)]
     pub backend: Option<BackendArg>,
     /// Neither read nor write the cache.

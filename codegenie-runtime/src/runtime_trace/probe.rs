@@ -64,6 +64,14 @@ pub enum TraceError {
     /// The requested backend cannot run here.
     #[error("the {0} backend is not available: {1}")]
     BackendUnavailable(&'static str, String),
+    /// Containers cannot be used and the host backend was not asked for: the
+    /// repository's commands are untrusted, so they never run on this machine
+    /// unless the user says so.
+    #[error("{reason}; the runtime trace runs a repository's code only in hardened containers unless asked otherwise: pass `--backend host` (setting `runtime_trace.backend=host`) to run its scenarios on this machine in a private network namespace")]
+    NoContainerBackend {
+        /// Why containers cannot be used.
+        reason: String,
+    },
 }
 
 impl From<EngineError> for TraceError {
@@ -257,9 +265,6 @@ fn run_blocking(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutput, 
                         Vec::new(),
                     ));
                 }
-                Some(EngineError::Unavailable { detail }) if auto => {
-                    return fall_back_to_host(repo, &file, &settings, detail);
-                }
                 Some(EngineError::Unavailable { detail }) => {
                     return Err(TraceError::EngineUnavailable {
                         detail: detail.clone(),
@@ -272,7 +277,9 @@ fn run_blocking(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutput, 
     let digest = match resolved {
         Ok(d) => d,
         Err(_) if auto && !repo.has_file("Dockerfile") => {
-            return fall_back_to_host(repo, &file, &settings, "the repository has no Dockerfile");
+            return Err(TraceError::NoContainerBackend {
+                reason: format!("{} has no Dockerfile", repo.root().display()),
+            });
         }
         Err(reason) => {
             tracing::info!(reason = %reason, "image_digest_unresolved");
@@ -287,12 +294,8 @@ fn run_blocking(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutput, 
         }
     };
     tracing::info!(digest = %digest, "image_digest_resolved");
-    match engine.ping() {
-        Ok(_) => {}
-        Err(EngineError::Unavailable { detail }) if auto => {
-            return fall_back_to_host(repo, &file, &settings, &detail);
-        }
-        Err(e) => return Err(e.into()),
+    if let Err(e) = engine.ping() {
+        return Err(e.into());
     }
     let mut warnings = Vec::new();
     match engine.sweep_orphans() {
@@ -339,18 +342,6 @@ fn run_blocking(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutput, 
         "trace_finished"
     );
     Ok(out)
-}
-
-/// Automatic backend choice landed on the host: say so in the output.
-fn fall_back_to_host(
-    repo: &RepoSnapshot,
-    file: &ScenarioFile,
-    settings: &TraceSettings,
-    why: &str,
-) -> Result<ProbeOutput, TraceError> {
-    tracing::warn!(reason = why, "tracing on the host backend");
-    let note = format!("traced on the host backend: {why}");
-    run_host(repo, file, settings, vec![note])
 }
 
 fn run_host(

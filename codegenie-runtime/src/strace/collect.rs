@@ -46,10 +46,7 @@ pub(crate) struct Collector<'o> {
 }
 
 impl<'o> Collector<'o> {
-    pub(crate) fn new(
-        opts: &ParseOptions,
-        lookup: Option<&'o mut InterpreterLookup<'o>>,
-    ) -> Self {
+    pub(crate) fn new(opts: &ParseOptions, lookup: Option<&'o mut InterpreterLookup<'o>>) -> Self {
         Collector {
             interpreters: opts
                 .interpreters
