@@ -14,6 +14,7 @@ static HIT_RUNS: AtomicUsize = AtomicUsize::new(0);
 static NONE_RUNS: AtomicUsize = AtomicUsize::new(0);
 static BYPASS_RUNS: AtomicUsize = AtomicUsize::new(0);
 static CORRUPT_RUNS: AtomicUsize = AtomicUsize::new(0);
+static FAULT_RUNS: AtomicUsize = AtomicUsize::new(0);
 
 /// Reads its input and reports how many times it ran.
 async fn counting_run(repo: &RepoSnapshot, runs: &AtomicUsize) -> Result<ProbeOutput, ProbeError> {
@@ -42,6 +43,22 @@ impl Probe for HitProbe {
     }
     async fn run(&self, repo: &RepoSnapshot, _: &ProbeContext) -> Result<ProbeOutput, ProbeError> {
         counting_run(repo, &HIT_RUNS).await
+    }
+}
+
+/// Its output reflects a passing fault of the environment.
+#[derive(Default)]
+struct FaultProbe;
+
+#[register_probe(name = "cache_fault_counter")]
+impl Probe for FaultProbe {
+    fn declared_inputs(&self) -> &'static [DeclaredInput] {
+        declared_inputs!["input.txt"]
+    }
+    async fn run(&self, repo: &RepoSnapshot, _: &ProbeContext) -> Result<ProbeOutput, ProbeError> {
+        let mut out = counting_run(repo, &FAULT_RUNS).await?;
+        out.not_cacheable = Some("the engine stopped answering".into());
+        Ok(out)
     }
 }
 
@@ -170,6 +187,32 @@ fn cache_strategy_none_always_runs_and_stores_nothing() {
         assert_eq!(NONE_RUNS.load(Ordering::SeqCst), expected);
     }
     assert!(!t.path().join(".codegenie/cache").exists());
+}
+
+#[test]
+fn outputs_marked_not_cacheable_are_never_stored() {
+    let t = repo();
+    for expected in 1..=2 {
+        let r = gather(t.path(), "cache_fault_counter", false);
+        assert_eq!(r.records[0].status, ProbeStatus::Ran);
+        assert!(r.records[0].cache_key.is_some());
+        assert_eq!(
+            r.records[0].warnings,
+            ["not cached: the engine stopped answering"]
+        );
+        assert_eq!(FAULT_RUNS.load(Ordering::SeqCst), expected);
+    }
+    let entries = std::fs::read_dir(t.path().join(".codegenie/cache"))
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| {
+                    let n = e.file_name().to_string_lossy().into_owned();
+                    n.len() == 2 && n.bytes().all(|b| b.is_ascii_hexdigit())
+                })
+                .count()
+        })
+        .unwrap_or(0);
+    assert_eq!(entries, 0, "no cache entry may hold a faulty output");
 }
 
 #[test]

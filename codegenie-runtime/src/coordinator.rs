@@ -240,10 +240,17 @@ impl Coordinator {
         let abort = task.abort_handle();
         record.status = match tokio::time::timeout(timeout, task).await {
             Ok(Ok(Ok(out))) => {
-                if let (Some(cache), Some(key)) = (&cache, &record.cache_key) {
-                    if let Err(e) = cache.put(reg.name, key, &out) {
-                        record.warnings.push(format!("cache store: {e}"));
+                match (&cache, &record.cache_key, &out.not_cacheable) {
+                    (Some(_), Some(_), Some(why)) => {
+                        tracing::info!(probe = reg.name, reason = %why, "not_cached");
+                        record.warnings.push(format!("not cached: {why}"));
                     }
+                    (Some(cache), Some(key), None) => {
+                        if let Err(e) = cache.put(reg.name, key, &out) {
+                            record.warnings.push(format!("cache store: {e}"));
+                        }
+                    }
+                    _ => {}
                 }
                 record.output = Some(out);
                 ProbeStatus::Ran

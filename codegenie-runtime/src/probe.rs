@@ -84,6 +84,11 @@ pub struct ProbeOutput {
     /// Human-readable warnings.
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// Why this output must not be reused, when it reflects a passing fault
+    /// of the environment (an engine that stopped answering, a full disk)
+    /// rather than the repository: the coordinator then does not cache it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_cacheable: Option<String>,
 }
 
 impl ProbeOutput {
@@ -94,6 +99,7 @@ impl ProbeOutput {
             confidence,
             artifacts: Vec::new(),
             warnings: Vec::new(),
+            not_cacheable: None,
         }
     }
 }

@@ -231,6 +231,7 @@ impl CacheStore {
             confidence: cached.confidence,
             artifacts,
             warnings: cached.warnings,
+            not_cacheable: None,
         }))
     }
 

@@ -428,7 +428,38 @@ fn output(
         confidence,
         artifacts,
         warnings,
+        not_cacheable: environment_fault(results),
     }
+}
+
+/// The first outcome that a passing fault of the environment (not the
+/// repository) explains: such an output is never reused from the cache.
+fn environment_fault(results: &[ScenarioResult]) -> Option<String> {
+    results.iter().find_map(|r| {
+        let reason = match &r.outcome {
+            ScenarioOutcome::Completed => return None,
+            ScenarioOutcome::Failed(reason) | ScenarioOutcome::Skipped(reason) => reason,
+        };
+        match reason {
+            // What the app itself did: worth reusing.
+            ScenarioReason::ScenarioTimeout { .. }
+            | ScenarioReason::UnexpectedExit { .. }
+            | ScenarioReason::OutOfMemory { .. } => None,
+            // A build can fail for a passing reason (a `RUN` step's download);
+            // rebuilding from the engine's layer cache is cheap.
+            ScenarioReason::ImageBuildFailed { .. }
+            | ScenarioReason::StraceUnavailable
+            | ScenarioReason::AggregateTimeout
+            | ScenarioReason::ImageBuildTimeout { .. }
+            | ScenarioReason::ImageDigestUnresolved
+            | ScenarioReason::EngineUnavailable { .. }
+            | ScenarioReason::Other { .. } => Some(format!(
+                "scenario `{}`: {}",
+                r.name,
+                serde_json::to_string(reason).unwrap_or_default()
+            )),
+        }
+    })
 }
 
 /// Progress bars only on a terminal; logs and tests see nothing.
@@ -519,6 +550,46 @@ fn new_run_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_what_the_app_did_is_cacheable() {
+        use crate::runtime_trace::model::ScenarioReason as R;
+        let with = |outcome| {
+            let mut r = sequence::not_run("s", ScenarioOutcome::Completed);
+            r.outcome = outcome;
+            environment_fault(&[r])
+        };
+        assert_eq!(with(ScenarioOutcome::Completed), None);
+        for app in [
+            R::ScenarioTimeout { elapsed_ms: 1 },
+            R::UnexpectedExit { code: 3 },
+            R::OutOfMemory {
+                limit: "512m".into(),
+            },
+        ] {
+            assert_eq!(with(ScenarioOutcome::Failed(app.clone())), None, "{app:?}");
+        }
+        for env in [
+            R::EngineUnavailable { detail: "x".into() },
+            R::StraceUnavailable,
+            R::AggregateTimeout,
+            R::ImageDigestUnresolved,
+            R::ImageBuildTimeout { after_ms: 1 },
+            R::ImageBuildFailed {
+                exit_code: Some(1),
+                log_tail: String::new(),
+            },
+            R::Other {
+                detail: "no space left on device".into(),
+            },
+        ] {
+            let why = with(ScenarioOutcome::Skipped(env.clone()));
+            assert!(
+                why.is_some_and(|w| w.starts_with("scenario `s`")),
+                "{env:?}"
+            );
+        }
+    }
 
     #[test]
     fn defaults_embed_and_parse() {
