@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 use codegenie_runtime::cache::{explain, CacheStore, EntryState, Explanation};
 use codegenie_runtime::inputs::TokenValue;
-use codegenie_runtime::{Registry, RepoSnapshot};
+use codegenie_runtime::Registry;
 
 use super::CliError;
 
@@ -112,13 +112,8 @@ pub(super) fn run(args: CacheArgs) -> Result<ExitCode, CliError> {
     }
 }
 
-fn open_repo(path: &std::path::Path) -> Result<RepoSnapshot, CliError> {
-    Ok(RepoSnapshot::open(path)
-        .map_err(|e| format!("cannot open repository {}: {e}", path.display()))?)
-}
-
 fn run_explain(args: ExplainArgs) -> Result<ExitCode, CliError> {
-    let repo = open_repo(&args.repo)?;
+    let repo = super::open_repo(&args.repo)?;
     let registry = Registry::load()?;
     let reg = registry.get(&args.probe).ok_or_else(|| {
         format!(
@@ -176,7 +171,7 @@ fn print_explanation(ex: &Explanation) {
 }
 
 fn run_prune(args: PruneArgs) -> Result<ExitCode, CliError> {
-    let repo = open_repo(&args.repo)?;
+    let repo = super::open_repo(&args.repo)?;
     let store = CacheStore::for_repo_root(repo.root());
     let report = store.prune(args.max_size)?;
     if args.json {

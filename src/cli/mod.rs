@@ -112,6 +112,37 @@ fn init_logging(format: LogFormat, verbose: u8) {
 /// The context every command hands probes and key computations, so that
 /// `gather` and `cache explain` resolve tokens the same way. Token resolvers
 /// (e.g. the image digest) are bound here.
+/// Open the repository at `path`, with an error that names it.
+pub(crate) fn open_repo(
+    path: &std::path::Path,
+) -> Result<codegenie_runtime::RepoSnapshot, CliError> {
+    Ok(codegenie_runtime::RepoSnapshot::open(path)
+        .map_err(|e| format!("cannot open repository {}: {e}", path.display()))?)
+}
+
+/// The repository and a coordinator over every linked probe, with the
+/// repository's content cache unless `no_cache`.
+pub(crate) fn open_with_coordinator(
+    path: &std::path::Path,
+    no_cache: bool,
+) -> Result<
+    (
+        codegenie_runtime::RepoSnapshot,
+        codegenie_runtime::coordinator::Coordinator,
+    ),
+    CliError,
+> {
+    let repo = open_repo(path)?;
+    let mut coordinator =
+        codegenie_runtime::coordinator::Coordinator::new(codegenie_runtime::Registry::load()?);
+    if !no_cache {
+        coordinator = coordinator.with_cache(std::sync::Arc::new(
+            codegenie_runtime::ContentCache::for_repo_root(repo.root()),
+        ));
+    }
+    Ok((repo, coordinator))
+}
+
 pub(crate) fn probe_context() -> codegenie_runtime::ProbeContext {
     use codegenie_runtime::runtime_trace::engine::{BuildDigestResolver, Engine, EngineKind};
     // `image-digest:<resolved>` = the digest `docker build --iidfile` gives

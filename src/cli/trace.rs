@@ -3,13 +3,11 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::{Args, ValueEnum};
-use codegenie_runtime::coordinator::{Coordinator, GatherOptions, ProbeStatus};
+use codegenie_runtime::coordinator::{GatherOptions, ProbeStatus};
 use codegenie_runtime::runtime_trace::engine::{Engine, EngineKind};
 use codegenie_runtime::writer::Writer;
-use codegenie_runtime::{ContentCache, Registry, RepoSnapshot};
 
 use super::{CliError, EXIT_PROBE_FAILED};
 
@@ -48,13 +46,7 @@ pub struct TraceArgs {
 }
 
 pub(super) fn run(args: TraceArgs) -> Result<ExitCode, CliError> {
-    let repo = RepoSnapshot::open(&args.repo)
-        .map_err(|e| format!("cannot open repository {}: {e}", args.repo.display()))?;
-    let registry = Registry::load()?;
-    let mut coordinator = Coordinator::new(registry);
-    if !args.no_cache {
-        coordinator = coordinator.with_cache(Arc::new(ContentCache::for_repo_root(repo.root())));
-    }
+    let (repo, coordinator) = super::open_with_coordinator(&args.repo, args.no_cache)?;
     let mut ctx = super::probe_context();
     for kv in &args.settings {
         let (k, v) = kv
