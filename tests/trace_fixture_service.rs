@@ -88,6 +88,8 @@ fn fixture_service_evidence_then_cache_hit() {
     assert_eq!(hc["PidsLimit"], 256);
     assert_eq!(hc["Memory"], 512 * 1024 * 1024);
     assert_eq!(hc["NanoCpus"], 1_000_000_000u64);
+    // No engine-side log: a flood cannot fill the engine's disk.
+    assert_eq!(hc["LogConfig"]["Type"], "none");
 
     // Artifacts through the writer, secrets redacted.
     let ctx_dir = repo.path().join(".codegenie/context");

@@ -291,6 +291,9 @@ impl Engine {
             .arg(format!("--pids-limit={}", o.pids_limit))
             .arg(format!("--memory={}", o.memory))
             .arg(format!("--cpus={}", o.cpus))
+            // Output is read through the attach stream (bounded capture); a
+            // log driver would keep a flood on the engine's disk.
+            .arg("--log-driver=none")
             .arg("--label")
             .arg(format!("{RUN_LABEL}={}", o.run_id))
             .args(owner.iter().flat_map(|l| ["--label", l.as_str()]))
