@@ -1,6 +1,9 @@
 //! The on-disk store over real files: round trips, corrupt and truncated
 //! entries, two processes writing the same key, pruning.
 
+mod fs_support;
+
+use fs_support::files_under;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, SystemTime};
@@ -87,24 +90,12 @@ fn secrets_never_reach_the_store() {
     });
     store.put("demo", KEY, &out).unwrap();
     let mut all = Vec::new();
-    for e in walk(dir.path()) {
+    for e in files_under(dir.path()) {
         all.extend(std::fs::read(e).unwrap());
     }
     let all = String::from_utf8_lossy(&all);
     assert!(!all.contains("hunter2"), "{all}");
     assert!(!all.contains("MIIEsecret"), "{all}");
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        if e.file_type().unwrap().is_dir() {
-            out.extend(walk(&e.path()));
-        } else {
-            out.push(e.path());
-        }
-    }
-    out
 }
 
 #[test]
@@ -153,7 +144,7 @@ fn garbage_tampered_or_foreign_entries_are_corrupt() {
     assert!(err.to_string().contains("expected `other`"), "{err}");
 
     // A missing artifact blob.
-    for b in walk(&dir.path().join("blobs")) {
+    for b in files_under(&dir.path().join("blobs")) {
         std::fs::remove_file(b).unwrap();
     }
     let err = store.get("demo", KEY).unwrap_err();
@@ -214,7 +205,7 @@ fn two_processes_writing_the_same_key() {
     let store = CacheStore::new(dir.path());
     let got = store.get("demo", KEY).unwrap().unwrap();
     assert_eq!(got.schema_slice, output("shared").schema_slice);
-    let leftovers: Vec<_> = walk(dir.path())
+    let leftovers: Vec<_> = files_under(dir.path())
         .into_iter()
         .filter(|p| {
             p.file_name()

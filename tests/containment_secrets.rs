@@ -2,10 +2,13 @@
 //! it in argv and writes it to files. After `codegenie trace`, no file under
 //! `.codegenie/` holds any plaintext, and the slice counts the redactions.
 
+mod fs_support;
+
 mod containment_support;
 mod trace_support;
 
-use std::path::{Path, PathBuf};
+use fs_support::files_under;
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
@@ -28,19 +31,6 @@ fn corpus() -> Vec<(String, String)> {
     for f in ["test-key.pem", "test-ed25519.pem"] {
         let pem = std::fs::read_to_string(Path::new(SECRETS).join(f)).unwrap();
         out.push((pem.lines().nth(1).unwrap().to_owned(), pem));
-    }
-    out
-}
-
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(files_under(&p));
-        } else {
-            out.push(p);
-        }
     }
     out
 }

@@ -3,40 +3,18 @@
 //! file is left, the cache holds no entry, and once space is back the next
 //! run traces again instead of being served a broken result.
 
+mod fs_support;
+
 mod containment_support;
 mod trace_support;
 
+use fs_support::{files_under, Tmpfs};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Instant;
 
 use containment_support::{row, write_scenarios};
 use trace_support::*;
-
-/// A tmpfs of `size` mounted on a fresh folder, unmounted on drop.
-struct Tmpfs(tempfile::TempDir);
-
-impl Tmpfs {
-    fn mount(size: &str) -> Tmpfs {
-        let dir = tempfile::tempdir().unwrap();
-        let st = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .status()
-            .unwrap();
-        assert!(
-            st.success(),
-            "mount -t tmpfs failed (these tests need root)"
-        );
-        Tmpfs(dir)
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.0.path()).status();
-    }
-}
 
 /// Write zeros to `path` until the file system is full.
 fn fill(path: &Path) {
@@ -46,22 +24,6 @@ fn fill(path: &Path) {
     while f.write_all(&block).is_ok() {}
     // Whatever is left is smaller than a block: fill it byte by byte.
     while f.write_all(&[0]).is_ok() {}
-}
-
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return out;
-    };
-    for e in rd {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(files(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 fn trace(repo: &Path, id: &str) -> Output {
@@ -79,7 +41,7 @@ fn disk_full_while_writing_leaves_nothing_looking_complete() {
     let _engine = engine_lock();
     let fixture = fixture_repo("tests/fixtures/service");
     let fs = Tmpfs::mount("8m");
-    let repo = fs.0.path().join("repo");
+    let repo = fs.path().join("repo");
     let cp = Command::new("cp")
         .arg("-a")
         .arg(fixture.path())
@@ -91,7 +53,7 @@ fn disk_full_while_writing_leaves_nothing_looking_complete() {
         &repo,
         "version: 1\nscenarios:\n  - name: batch_job\n    command: [\"sh\", \"-c\", \"cat /etc/ssl/certs/ca-certificates.crt > /dev/null; exit 0\"]\n",
     );
-    let filler = fs.0.path().join("filler");
+    let filler = fs.path().join("filler");
     fill(&filler);
 
     let id = run_id("disk-full");
@@ -104,11 +66,11 @@ fn disk_full_while_writing_leaves_nothing_looking_complete() {
     let context = repo.join(".codegenie/context");
     assert!(!context.join("runtime_trace.json").exists());
     // No half-written file anywhere: neither temp files nor cache entries.
-    let mut stray: Vec<PathBuf> = files(&context);
+    let mut stray: Vec<PathBuf> = files_under(&context);
     // Cache entries live in two-hex-digit shards; manifests and the hash
     // index record inputs, not outputs.
     let cache = repo.join(".codegenie/cache");
-    stray.extend(files(&cache).into_iter().filter(|p| {
+    stray.extend(files_under(&cache).into_iter().filter(|p| {
         p.strip_prefix(&cache)
             .ok()
             .and_then(|r| r.components().next())
@@ -116,7 +78,7 @@ fn disk_full_while_writing_leaves_nothing_looking_complete() {
             .is_some_and(|s| s.len() == 2 && s.bytes().all(|b| b.is_ascii_hexdigit()))
     }));
     // Temp files of interrupted atomic writes, anywhere under the cache.
-    stray.extend(files(&cache).into_iter().filter(|p| {
+    stray.extend(files_under(&cache).into_iter().filter(|p| {
         p.file_name()
             .is_some_and(|n| n.to_string_lossy().contains(".tmp"))
     }));
@@ -156,7 +118,7 @@ fn a_trace_that_cannot_be_stored_does_not_count_as_coverage() {
     let _engine = engine_lock();
     let fixture = fixture_repo("tests/fixtures/service");
     let fs = Tmpfs::mount("8m");
-    let repo = fs.0.path().join("repo");
+    let repo = fs.path().join("repo");
     let cp = Command::new("cp")
         .arg("-a")
         .arg(fixture.path())
@@ -168,7 +130,7 @@ fn a_trace_that_cannot_be_stored_does_not_count_as_coverage() {
         &repo,
         "version: 1\nscenarios:\n  - name: batch_job\n    command: [\"sh\", \"-c\", \"exit 0\"]\n",
     );
-    fill(&fs.0.path().join("filler"));
+    fill(&fs.path().join("filler"));
     let id = run_id("trace-not-stored");
     let snapshot = RepoSnapshot::open(&repo).unwrap();
     let opts = GatherOptions {

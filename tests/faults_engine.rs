@@ -2,9 +2,12 @@
 //! no strace on the host. Each is a clear, typed error (exit 2), and nothing
 //! is cached or written, so a later healthy run is not served a failure.
 
+mod fs_support;
+
 mod containment_support;
 mod trace_support;
 
+use fs_support::files_under;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Instant;
@@ -42,13 +45,13 @@ fn nothing_stored(repo: &Path) -> Vec<PathBuf> {
     let context = repo.join(".codegenie/context");
     if cache.exists() {
         found.extend(
-            walk(&cache)
+            files_under(&cache)
                 .into_iter()
                 .filter(|p| is_cache_entry(&cache, p)),
         );
     }
     if context.exists() {
-        found.extend(walk(&context));
+        found.extend(files_under(&context));
     }
     found
 }
@@ -60,19 +63,6 @@ fn is_cache_entry(cache: &Path, p: &Path) -> bool {
         .and_then(|r| r.components().next())
         .map(|c| c.as_os_str().to_string_lossy().into_owned())
         .is_some_and(|shard| shard.len() == 2 && shard.bytes().all(|b| b.is_ascii_hexdigit()))
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 #[test]

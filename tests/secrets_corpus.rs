@@ -2,6 +2,9 @@
 //! artifacts and in file artifacts, is absent from every file the writer
 //! leaves under `.codegenie/`, and the redaction count says so.
 
+mod fs_support;
+
+use fs_support::files_under;
 use std::path::Path;
 
 use codegenie::coordinator::{ProbeRecord, ProbeStatus};
@@ -37,19 +40,6 @@ fn corpus() -> Vec<Secret> {
             plaintext: body,
             line: pem,
         });
-    }
-    out
-}
-
-fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(files_under(&p));
-        } else {
-            out.push(p);
-        }
     }
     out
 }

@@ -1,53 +1,14 @@
 //! The writer on a full disk (a real, size-limited tmpfs): a clear I/O error,
 //! no temp files, and nothing stale left looking complete.
 
+mod fs_support;
+
+use fs_support::{files_under, Tmpfs};
 use std::path::Path;
-use std::process::Command;
 
 use codegenie::coordinator::{ProbeRecord, ProbeStatus};
 use codegenie::writer::{WriteError, Writer};
 use codegenie::{Artifact, ArtifactSource, Confidence, ProbeOutput};
-
-struct Tmpfs(tempfile::TempDir);
-
-impl Tmpfs {
-    /// Mount a tmpfs of `size` on a fresh folder; `None` when not root.
-    fn mount(size: &str) -> Option<Tmpfs> {
-        if !nix_is_root() {
-            eprintln!("SKIP: mounting a tmpfs needs root");
-            return None;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let st = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .status()
-            .unwrap();
-        assert!(st.success(), "mount -t tmpfs failed");
-        Some(Tmpfs(dir))
-    }
-    fn path(&self) -> &Path {
-        self.0.path()
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.0.path()).status();
-    }
-}
-
-fn nix_is_root() -> bool {
-    // Our real uid, from procfs.
-    std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(1).map(|u| u == "0"))
-                .unwrap_or(false)
-        })
-        .unwrap_or(false)
-}
 
 fn record(artifact_bytes: usize) -> ProbeRecord {
     let mut out = ProbeOutput::new(serde_json::json!({"ok": true}), Confidence::High);
@@ -73,32 +34,16 @@ fn record(artifact_bytes: usize) -> ProbeRecord {
 }
 
 fn tmp_leftovers(dir: &Path) -> Vec<String> {
-    walk(dir)
+    files_under(dir)
         .into_iter()
+        .map(|p| p.display().to_string())
         .filter(|n| n.contains(".tmp-"))
         .collect()
 }
 
-fn walk(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(walk(&p));
-            } else {
-                out.push(p.display().to_string());
-            }
-        }
-    }
-    out
-}
-
 #[test]
 fn disk_full_is_a_clear_error_and_leaves_nothing_looking_complete() {
-    let Some(fs) = Tmpfs::mount("256k") else {
-        return;
-    };
+    let fs = Tmpfs::mount("256k");
     let writer = Writer::new(fs.path());
     // A first, complete write.
     writer.write_record(&record(1000)).unwrap().unwrap();
