@@ -36,9 +36,9 @@ fn trace(repo: &Path, id: &str) -> Output {
         .unwrap()
 }
 
-#[test]
-fn disk_full_while_writing_leaves_nothing_looking_complete() {
-    let _engine = engine_lock();
+/// The fixture service copied onto a fresh 8 MiB tmpfs (kept mounted while
+/// the returned guard lives).
+fn service_on_small_disk() -> (Tmpfs, PathBuf) {
     let fixture = fixture_repo("tests/fixtures/service");
     let fs = Tmpfs::mount("8m");
     let repo = fs.path().join("repo");
@@ -49,6 +49,13 @@ fn disk_full_while_writing_leaves_nothing_looking_complete() {
         .status()
         .unwrap();
     assert!(cp.success());
+    (fs, repo)
+}
+
+#[test]
+fn disk_full_while_writing_leaves_nothing_looking_complete() {
+    let _engine = engine_lock();
+    let (fs, repo) = service_on_small_disk();
     write_scenarios(
         &repo,
         "version: 1\nscenarios:\n  - name: batch_job\n    command: [\"sh\", \"-c\", \"cat /etc/ssl/certs/ca-certificates.crt > /dev/null; exit 0\"]\n",
@@ -116,16 +123,7 @@ fn a_trace_that_cannot_be_stored_does_not_count_as_coverage() {
     use codegenie::coordinator::{Coordinator, GatherOptions};
     use codegenie::{Registry, RepoSnapshot};
     let _engine = engine_lock();
-    let fixture = fixture_repo("tests/fixtures/service");
-    let fs = Tmpfs::mount("8m");
-    let repo = fs.path().join("repo");
-    let cp = Command::new("cp")
-        .arg("-a")
-        .arg(fixture.path())
-        .arg(&repo)
-        .status()
-        .unwrap();
-    assert!(cp.success());
+    let (fs, repo) = service_on_small_disk();
     write_scenarios(
         &repo,
         "version: 1\nscenarios:\n  - name: batch_job\n    command: [\"sh\", \"-c\", \"exit 0\"]\n",
