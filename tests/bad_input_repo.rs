@@ -99,18 +99,11 @@ fn a_scenario_file_that_is_a_symlink_loop_is_a_clear_error() {
 #[test]
 fn a_repository_path_with_spaces_and_non_utf8_bytes_is_traced() {
     let _engine = engine_lock();
-    let fixture = fixture_repo("tests/fixtures/service");
     let parent = tempfile::tempdir().unwrap();
     let repo = parent
         .path()
         .join(OsStr::from_bytes(b"my repo \xff\xfe (copy)"));
-    let cp = Command::new("cp")
-        .arg("-a")
-        .arg(fixture.path())
-        .arg(&repo)
-        .status()
-        .unwrap();
-    assert!(cp.success());
+    fixture_repo_at("tests/fixtures/service", &repo);
     write_scenarios(
         &repo,
         "version: 1\nscenarios:\n  - name: batch_job\n    command: [\"sh\", \"-c\", \"cat /etc/ssl/certs/ca-certificates.crt > /dev/null\"]\n",

@@ -39,16 +39,9 @@ fn trace(repo: &Path, id: &str) -> Output {
 /// The fixture service copied onto a fresh 8 MiB tmpfs (kept mounted while
 /// the returned guard lives).
 fn service_on_small_disk() -> (Tmpfs, PathBuf) {
-    let fixture = fixture_repo("tests/fixtures/service");
     let fs = Tmpfs::mount("8m");
     let repo = fs.path().join("repo");
-    let cp = Command::new("cp")
-        .arg("-a")
-        .arg(fixture.path())
-        .arg(&repo)
-        .status()
-        .unwrap();
-    assert!(cp.success());
+    fixture_repo_at("tests/fixtures/service", &repo);
     (fs, repo)
 }
 

@@ -39,10 +39,16 @@ pub fn engine_lock() -> MutexGuard<'static, ()> {
 
 /// Copy a fixture folder into a fresh temp dir, adding busybox and its applets under `bin/`.
 pub fn fixture_repo(fixture: &str) -> tempfile::TempDir {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(fixture);
     let dir = tempfile::tempdir().unwrap();
-    copy_tree(&src, dir.path());
-    let bin = dir.path().join("bin");
+    fixture_repo_at(fixture, dir.path());
+    dir
+}
+
+/// Like [`fixture_repo`], at a chosen path (a small disk, an odd name).
+pub fn fixture_repo_at(fixture: &str, dest: &Path) {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(fixture);
+    copy_tree(&src, dest);
+    let bin = dest.join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     std::fs::copy(busybox(), bin.join("busybox")).unwrap();
     for a in APPLETS {
@@ -51,7 +57,6 @@ pub fn fixture_repo(fixture: &str) -> tempfile::TempDir {
             std::os::unix::fs::symlink("busybox", link).unwrap();
         }
     }
-    dir
 }
 
 fn copy_tree(src: &Path, dest: &Path) {

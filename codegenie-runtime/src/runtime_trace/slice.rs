@@ -285,17 +285,7 @@ mod tests {
     use crate::runtime_trace::model::ScenarioReason;
 
     fn result(name: &str, outcome: ScenarioOutcome) -> ScenarioResult {
-        ScenarioResult {
-            name: name.to_owned(),
-            outcome,
-            wall_clock_ms: 10,
-            exit_status: None,
-            signals_seen: Vec::new(),
-            trace: None,
-            artifact: None,
-            interpreters: BTreeMap::new(),
-            script_shell_invocations: 0,
-        }
+        crate::runtime_trace::sequence::not_run(name, outcome)
     }
 
     fn set(items: &[&str]) -> BTreeSet<String> {
