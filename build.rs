@@ -1,22 +1,14 @@
-//! Build script: validates the default scenarios (`scenarios/*.yaml`, which
-//! the runtime embeds with `include_str!`) with the same schema module the
-//! runtime uses, so a broken default fails the build.
-
-// One definition of the schema: the runtime's module, included here.
-#[allow(dead_code)]
-#[path = "codegenie-runtime/src/runtime_trace/scenarios.rs"]
-mod scenarios;
-#[allow(dead_code)]
-#[path = "codegenie-runtime/src/runtime_trace/yaml_guard.rs"]
-mod yaml_guard;
+//! Build script: validates the default scenarios (`scenarios/*.yaml`; the
+//! runtime embeds `scenarios/default.yaml` through `codegenie-spec`) with the
+//! schema the runtime uses, so a broken default fails the build.
 
 use std::path::Path;
+
+use codegenie_spec::scenarios::parse_scenarios;
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=scenarios");
-    println!("cargo:rerun-if-changed=codegenie-runtime/src/runtime_trace/scenarios.rs");
-    println!("cargo:rerun-if-changed=codegenie-runtime/src/runtime_trace/yaml_guard.rs");
     let dir = Path::new("scenarios");
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
@@ -32,7 +24,7 @@ fn main() {
             Ok(t) => t,
             Err(e) => fail(&format!("cannot read {}: {e}", path.display())),
         };
-        if let Err(e) = scenarios::parse_scenarios(&text, &path.display().to_string()) {
+        if let Err(e) = parse_scenarios(&text, &path.display().to_string()) {
             fail(&format!("invalid default scenarios: {e}"));
         }
         checked += 1;

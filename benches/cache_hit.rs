@@ -4,10 +4,10 @@
 
 use std::sync::Arc;
 
-use codegenie::coordinator::{Coordinator, GatherOptions, ProbeStatus};
 use codegenie::prelude::*;
-use codegenie::writer::Writer;
+use codegenie::Writer;
 use codegenie::{ContentCache, Registry};
+use codegenie::{Coordinator, GatherOptions, ProbeStatus};
 use criterion::{criterion_group, criterion_main, Criterion};
 
 #[derive(Default)]

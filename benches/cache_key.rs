@@ -9,10 +9,10 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use codegenie::cache::manifest_for;
-use codegenie::coordinator::ProbeCache;
 use codegenie::prelude::*;
 use codegenie::ContentCache;
+use codegenie::ProbeCache;
+use codegenie_runtime::cache::manifest_for;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 const FILES: usize = 20_000;
@@ -117,7 +117,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let mut hashes = Vec::with_capacity(paths.len());
             for p in &paths {
-                hashes.push(codegenie::inputs::walk::hash_file(p, &mut buf).unwrap());
+                hashes.push(codegenie_runtime::inputs::walk::hash_file(p, &mut buf).unwrap());
             }
             hashes
         })

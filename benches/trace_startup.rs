@@ -7,8 +7,8 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use codegenie::runtime_trace::bundle::{self, Bundle};
-use codegenie::runtime_trace::engine::{CreateOptions, Engine, EngineKind};
+use codegenie_runtime::engine::{CreateOptions, Engine, EngineKind};
+use codegenie_runtime::runtime_trace::bundle::{self, Bundle};
 use criterion::{criterion_group, criterion_main, Criterion};
 
 fn fixture_image(engine: &Engine) -> String {

@@ -2,6 +2,9 @@
 //! repository, a symlink loop or a folder; a scenario file that is a symlink
 //! loop; and a repository path with spaces and non-UTF-8 bytes, traced on
 //! the real engine.
+// Tests drive the built binary, the engine and mounts directly; the
+// product itself starts processes only through its exec layer.
+#![allow(clippy::disallowed_methods)]
 
 mod containment_support;
 mod trace_support;
@@ -78,10 +81,7 @@ fn a_scenario_file_that_is_a_symlink_loop_is_a_clear_error() {
     std::os::unix::fs::symlink("scenarios.yaml", cg.join("scenarios.yaml")).unwrap();
     let id = run_id("scenario-loop");
     let started = Instant::now();
-    let out = trace(
-        repo.path(),
-        &["--set", &format!("runtime_trace.run_id={id}")],
-    );
+    let out = trace(repo.path(), &["--run-id", &id]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains(".codegenie/scenarios.yaml"), "{err}");
@@ -110,7 +110,7 @@ fn a_repository_path_with_spaces_and_non_utf8_bytes_is_traced() {
     );
     let id = run_id("odd-path");
     let started = Instant::now();
-    let out = trace(&repo, &["--set", &format!("runtime_trace.run_id={id}")]);
+    let out = trace(&repo, &["--run-id", &id]);
     let took = started.elapsed();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");

@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use codegenie::runtime_trace::probe::load_scenarios;
 use codegenie::RepoSnapshot;
+use codegenie_runtime::runtime_trace::scenario_file::load_scenarios;
 
 /// Load `yaml` as a repository's scenario file; the error text and the time taken.
 fn load(yaml: &[u8]) -> (String, Duration) {
@@ -19,7 +19,7 @@ fn load(yaml: &[u8]) -> (String, Duration) {
     let took = started.elapsed();
     match r {
         Ok(f) => panic!("accepted: {f:?}"),
-        Err(e) => (e.to_string(), took),
+        Err(e) => (codegenie::error_chain(&e), took),
     }
 }
 
@@ -127,7 +127,7 @@ fn a_symlink_loop_is_an_io_error_not_the_defaults() {
     std::os::unix::fs::symlink("loop-a", cg.join("loop-b")).unwrap();
     std::os::unix::fs::symlink("loop-a", cg.join("scenarios.yaml")).unwrap();
     let repo = RepoSnapshot::open(dir.path()).unwrap();
-    let msg = load_scenarios(&repo).unwrap_err().to_string();
+    let msg = codegenie::error_chain(&load_scenarios(&repo).unwrap_err());
     assert!(msg.contains("scenarios.yaml"), "{msg}");
     assert!(msg.contains("symbolic links"), "{msg}");
     report("symlink loop", &msg, Duration::ZERO);

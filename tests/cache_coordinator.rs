@@ -5,10 +5,10 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use codegenie::coordinator::{Coordinator, GatherOptions, GatherReport, ProbeStatus};
 use codegenie::prelude::*;
-use codegenie::writer::Writer;
+use codegenie::Writer;
 use codegenie::{ContentCache, Registry};
+use codegenie::{Coordinator, GatherOptions, GatherReport, ProbeStatus};
 
 static HIT_RUNS: AtomicUsize = AtomicUsize::new(0);
 static NONE_RUNS: AtomicUsize = AtomicUsize::new(0);

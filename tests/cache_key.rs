@@ -4,13 +4,13 @@ use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Arc;
 
-use codegenie::cache::{compose_key, manifest_for};
-use codegenie::inputs::{
+use codegenie::prelude::*;
+use codegenie::{CacheKeyError, ImageDigestResolver, ResolverError};
+use codegenie_runtime::cache::{compose_key, manifest_for};
+use codegenie_runtime::inputs::{
     resolve_inputs, GlobMatches, MatchedFile, ResolvedInputs, ResolvedToken, TokenValue,
     UnresolvedReason,
 };
-use codegenie::prelude::*;
-use codegenie::{CacheKeyError, ImageDigestResolver, ResolverError};
 use proptest::prelude::*;
 
 /// A probe declaring two globs and the image-digest token; never registered.
@@ -277,7 +277,7 @@ fn literal_globs_match_exactly_what_the_walk_would() {
     std::os::unix::fs::symlink(r.join("real"), r.join("linked")).unwrap();
     let files = |globs: &[&str]| -> Vec<Vec<(String, String)>> {
         let globs: Vec<String> = globs.iter().map(|g| g.to_string()).collect();
-        codegenie::inputs::walk::match_and_hash(r, &globs)
+        codegenie_runtime::inputs::walk::match_and_hash(r, &globs)
             .unwrap()
             .into_iter()
             .map(|g| g.files.into_iter().map(|f| (f.path, f.blake3)).collect())

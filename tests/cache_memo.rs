@@ -4,10 +4,10 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use codegenie::coordinator::ProbeCache;
-use codegenie::inputs::hash_index::RACY_MARGIN_NS;
 use codegenie::prelude::*;
 use codegenie::ContentCache;
+use codegenie::ProbeCache;
+use codegenie_runtime::inputs::hash_index::RACY_MARGIN_NS;
 
 #[derive(Default)]
 struct Demo;

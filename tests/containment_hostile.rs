@@ -1,6 +1,9 @@
 //! Hostile repositories on the real engine: each must finish within its
 //! timeouts, report a typed result and leave no container, extra image tag
 //! or temp dir behind. Shortened timeouts keep the suite fast.
+// Tests drive the built binary, the engine and mounts directly; the
+// product itself starts processes only through its exec layer.
+#![allow(clippy::disallowed_methods)]
 
 mod containment_support;
 mod trace_support;
@@ -9,17 +12,18 @@ use std::net::TcpListener;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use codegenie::runtime_trace::engine::{BuildDigestResolver, Engine, EngineKind};
+use codegenie::runtime_trace::Backend;
 use codegenie::ProbeStatus;
+use codegenie_runtime::engine::{BuildDigestResolver, Engine, EngineKind};
 use containment_support::*;
 use trace_support::*;
 
 /// Settings every case shares: the container backend and short timeouts.
-const FAST: [(&str, &str); 4] = [
-    ("runtime_trace.backend", "docker"),
-    ("runtime_trace.scenario_timeout_ms", "20000"),
-    ("runtime_trace.aggregate_timeout_ms", "40000"),
-    ("runtime_trace.stop_grace_ms", "1000"),
+const FAST: [Setting; 4] = [
+    Setting::Backend(Backend::Container),
+    Setting::ScenarioTimeoutMs(20000),
+    Setting::AggregateTimeoutMs(40000),
+    Setting::StopGraceMs(1000),
 ];
 
 struct Case {
@@ -30,9 +34,9 @@ struct Case {
 }
 
 /// Run the probe on a hostile fixture and collect what it left behind.
-fn run_case(name: &str, repo: &std::path::Path, extra: &[(&str, &str)]) -> Case {
+fn run_case(name: &str, repo: &std::path::Path, extra: &[Setting]) -> Case {
     let id = run_id(name);
-    let mut settings: Vec<(&str, &str)> = FAST.to_vec();
+    let mut settings: Vec<Setting> = FAST.to_vec();
     settings.extend_from_slice(extra);
     let before = tmp_entries();
     let started = Instant::now();
@@ -88,11 +92,7 @@ fn infinite_cpu_loop_hits_the_scenario_timeout() {
     private_tmp();
     let _engine = engine_lock();
     let repo = fixture_repo("tests/fixtures/hostile/cpu-loop");
-    let c = run_case(
-        "cpu-loop",
-        repo.path(),
-        &[("runtime_trace.scenario_timeout_ms", "3000")],
-    );
+    let c = run_case("cpu-loop", repo.path(), &[Setting::ScenarioTimeoutMs(3000)]);
     let (kind, detail) = outcome(&c.slice, "batch_job");
     assert_eq!(kind, "failed");
     assert_eq!(detail["reason"], "scenario_timeout", "{detail:#}");

@@ -1,6 +1,9 @@
 //! Interrupting `codegenie trace` on the real engine: SIGTERM mid-scenario
 //! removes the run's containers before exit; after a SIGKILL (no cleanup
 //! possible) the next run removes the dead run's leftovers by label.
+// Tests drive the built binary, the engine and mounts directly; the
+// product itself starts processes only through its exec layer.
+#![allow(clippy::disallowed_methods)]
 
 mod containment_support;
 mod trace_support;
@@ -8,6 +11,7 @@ mod trace_support;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use codegenie::runtime_trace::Backend;
 use containment_support::*;
 use trace_support::*;
 
@@ -18,8 +22,8 @@ fn start_trace(repo: &std::path::Path, id: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_codegenie"))
         .arg("trace")
         .arg(repo)
-        .args(["--no-cache", "--backend", "docker", "--set"])
-        .arg(format!("runtime_trace.run_id={id}"))
+        .args(["--no-cache", "--backend", "docker", "--run-id"])
+        .arg(id)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -101,7 +105,7 @@ fn a_run_after_a_sigkilled_run_removes_its_leftovers() {
     let started = Instant::now();
     let rec = run_probe(
         repo.path(),
-        context(&next, &[("runtime_trace.backend", "docker")]),
+        context(&next, &[Setting::Backend(Backend::Container)]),
         false,
     );
     let took = started.elapsed();

@@ -5,10 +5,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use codegenie::coordinator::{Coordinator, GatherOptions, ProbeStatus};
+use codegenie::__private::PROBES;
 use codegenie::prelude::*;
-use codegenie::registry::PROBES;
 use codegenie::Registry;
+use codegenie::{Coordinator, GatherOptions, ProbeStatus};
 
 /// Names in the order `run` was entered.
 static RUN_LOG: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
@@ -278,7 +278,7 @@ fn scratch_folders_outlive_the_write_and_nothing_more() {
         "alive until the record is dropped"
     );
 
-    let written = codegenie::writer::Writer::new(repo.root())
+    let written = codegenie::Writer::new(repo.root())
         .write_record(rec)
         .unwrap()
         .unwrap();

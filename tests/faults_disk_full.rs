@@ -2,6 +2,9 @@
 //! CLI fails with a clear I/O error, nothing partial looks complete, no temp
 //! file is left, the cache holds no entry, and once space is back the next
 //! run traces again instead of being served a broken result.
+// Tests drive the built binary, the engine and mounts directly; the
+// product itself starts processes only through its exec layer.
+#![allow(clippy::disallowed_methods)]
 
 mod fs_support;
 
@@ -13,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Instant;
 
+use codegenie::runtime_trace::Backend;
 use containment_support::{row, write_scenarios};
 use trace_support::*;
 
@@ -30,8 +34,8 @@ fn trace(repo: &Path, id: &str) -> Output {
     Command::new(env!("CARGO_BIN_EXE_codegenie"))
         .arg("trace")
         .arg(repo)
-        .args(["--backend", "docker", "--json", "--set"])
-        .arg(format!("runtime_trace.run_id={id}"))
+        .args(["--backend", "docker", "--json", "--run-id"])
+        .arg(id)
         .output()
         .unwrap()
 }
@@ -113,7 +117,7 @@ fn disk_full_while_writing_leaves_nothing_looking_complete() {
 
 #[test]
 fn a_trace_that_cannot_be_stored_does_not_count_as_coverage() {
-    use codegenie::coordinator::{Coordinator, GatherOptions};
+    use codegenie::{Coordinator, GatherOptions};
     use codegenie::{Registry, RepoSnapshot};
     let _engine = engine_lock();
     let (fs, repo) = service_on_small_disk();
@@ -127,7 +131,7 @@ fn a_trace_that_cannot_be_stored_does_not_count_as_coverage() {
     let opts = GatherOptions {
         only: vec!["runtime_trace".to_owned()],
         no_cache: true,
-        ctx: context(&id, &[("runtime_trace.backend", "docker")]),
+        ctx: context(&id, &[Setting::Backend(Backend::Container)]),
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
     let report = rt

@@ -1,6 +1,9 @@
 //! Environment faults through the CLI: a wrong `DOCKER_HOST`, no docker CLI,
 //! no strace on the host. Each is a clear, typed error (exit 2), and nothing
 //! is cached or written, so a later healthy run is not served a failure.
+// Tests drive the built binary, the engine and mounts directly; the
+// product itself starts processes only through its exec layer.
+#![allow(clippy::disallowed_methods)]
 
 mod fs_support;
 
@@ -121,8 +124,8 @@ fn missing_strace_on_the_host_is_a_clear_error_before_any_container() {
     let out = Command::new(env!("CARGO_BIN_EXE_codegenie"))
         .arg("trace")
         .arg(repo.path())
-        .args(["--backend", "docker", "--set"])
-        .arg(format!("runtime_trace.run_id={id}"))
+        .args(["--backend", "docker", "--run-id"])
+        .arg(&id)
         .env("PATH", bin.path())
         .output()
         .unwrap();

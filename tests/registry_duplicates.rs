@@ -55,6 +55,7 @@ fn duplicate_names_fail_registry_load() {
                 "{second_at}"
             );
         }
+        other => panic!("expected a duplicate name, got {other}"),
     }
     let msg = err.to_string();
     assert!(

@@ -7,9 +7,9 @@ mod fs_support;
 use fs_support::files_under;
 use std::path::Path;
 
-use codegenie::coordinator::{ProbeRecord, ProbeStatus};
-use codegenie::writer::Writer;
+use codegenie::Writer;
 use codegenie::{Artifact, ArtifactSource, Confidence, ProbeOutput};
+use codegenie::{ProbeRecord, ProbeStatus};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/secrets");
 

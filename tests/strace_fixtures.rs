@@ -110,8 +110,8 @@ fn busybox_script_interpreter_from_the_image() {
 
 #[test]
 fn container_script_runs_its_shell_and_the_slice_says_so() {
-    use codegenie::runtime_trace::model::{ScenarioOutcome, ScenarioResult};
-    use codegenie::runtime_trace::slice::{aggregate, AggregateInputs};
+    use codegenie::runtime_trace::{ScenarioOutcome, ScenarioResult};
+    use codegenie_runtime::runtime_trace::slice::{aggregate, AggregateInputs};
 
     let interpreters: BTreeMap<String, String> =
         [("/app/entry.sh".to_owned(), "/bin/sh".to_owned())].into();

@@ -1,7 +1,7 @@
 //! Property tests: literal decoding, unfinished/resumed joining, and no input panics.
 
-use codegenie::strace::literal::{render, unescape};
 use codegenie::strace::{parse_trace, ParseOptions};
+use codegenie_runtime::strace::literal::{render, unescape};
 use proptest::prelude::*;
 
 /// Escapes bytes the way strace prints them (`\n`, `\"`, octal for the rest).

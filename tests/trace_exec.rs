@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use codegenie::exec::{kill_all, spawn, ExecSpec, Program, Termination};
+use codegenie_runtime::exec::{kill_all, spawn, ExecSpec, Program, Termination};
 
 #[test]
 fn kill_all_ends_every_unreaped_group() {

@@ -1,6 +1,9 @@
 //! The runtime trace's failure paths on the real Docker engine: build
 //! failure, missing Dockerfile, malformed scenarios, engine unavailable,
 //! scenario and aggregate timeouts, and the one-shot command form.
+// Tests drive the built binary, the engine and mounts directly; the
+// product itself starts processes only through its exec layer.
+#![allow(clippy::disallowed_methods)]
 
 mod trace_support;
 
@@ -114,8 +117,8 @@ fn scenario_timeout_then_aggregate_timeout() {
     let ctx = context(
         &id,
         &[
-            ("runtime_trace.scenario_timeout_ms", "3000"),
-            ("runtime_trace.aggregate_timeout_ms", "3000"),
+            Setting::ScenarioTimeoutMs(3000),
+            Setting::AggregateTimeoutMs(3000),
         ],
     );
     let started = std::time::Instant::now();
@@ -177,8 +180,8 @@ fn ctrl_c_removes_the_run_s_containers() {
     let child = Command::new(env!("CARGO_BIN_EXE_codegenie"))
         .arg("trace")
         .arg(repo.path())
-        .args(["--no-cache", "--set"])
-        .arg(format!("runtime_trace.run_id={id}"))
+        .args(["--no-cache", "--run-id"])
+        .arg(&id)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()

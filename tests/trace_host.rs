@@ -1,11 +1,15 @@
 //! The host backend: the same scenarios on this machine under strace, in a
 //! private network namespace, for repositories without a Dockerfile or
 //! machines without a container engine.
+// Tests drive the built binary, the engine and mounts directly; the
+// product itself starts processes only through its exec layer.
+#![allow(clippy::disallowed_methods)]
 
 mod trace_support;
 
 use std::process::Command;
 
+use codegenie::runtime_trace::Backend;
 use codegenie::ProbeStatus;
 use trace_support::*;
 
@@ -15,7 +19,7 @@ fn host_backend_traces_the_app_in_its_own_network_namespace() {
     let repo = fixture_repo("tests/fixtures/host-service");
     let rec = run_probe(
         repo.path(),
-        context(&run_id("host"), &[("runtime_trace.backend", "host")]),
+        context(&run_id("host"), &[Setting::Backend(Backend::Host)]),
         false,
     );
     assert!(matches!(rec.status, ProbeStatus::Ran), "{:?}", rec.status);

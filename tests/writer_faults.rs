@@ -6,9 +6,9 @@ mod fs_support;
 use fs_support::{files_under, Tmpfs};
 use std::path::Path;
 
-use codegenie::coordinator::{ProbeRecord, ProbeStatus};
-use codegenie::writer::{WriteError, Writer};
 use codegenie::{Artifact, ArtifactSource, Confidence, ProbeOutput};
+use codegenie::{ProbeRecord, ProbeStatus};
+use codegenie::{WriteError, Writer};
 
 fn record(artifact_bytes: usize) -> ProbeRecord {
     let mut out = ProbeOutput::new(serde_json::json!({"ok": true}), Confidence::High);
@@ -59,7 +59,10 @@ fn disk_full_is_a_clear_error_and_leaves_nothing_looking_complete() {
         }
         other => panic!("expected an I/O error, got {other:?}"),
     }
-    assert!(err.to_string().contains("No space left on device"), "{err}");
+    assert!(
+        codegenie::error_chain(&err).contains("No space left on device"),
+        "{err}"
+    );
     // The old JSON no longer claims a complete output, this attempt's
     // artifacts are gone, and no temp file is left.
     assert!(!json.exists(), "stale JSON left looking complete");

@@ -3,30 +3,13 @@
 //! and records what happened to each. One probe's failure never stops the others.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use serde::Serialize;
-
-use crate::probe::{CacheStrategy, DynProbe, ProbeContext, ProbeOutput, RepoSnapshot};
+use crate::cache::ProbeCache;
+use crate::errors::error_chain;
+use crate::probe::{CacheStrategy, DynProbe, ProbeContext, RepoSnapshot};
+use crate::record::{GatherReport, ProbeRecord, ProbeStatus};
 use crate::registry::{ProbeRegistration, Registry};
-
-/// The cache as the coordinator sees it. A lookup error is a miss (the
-/// implementation logs why); a store error is recorded as a warning.
-pub trait ProbeCache: Send + Sync {
-    /// The cache key for `probe` on `repo`, or an error when it cannot be computed.
-    fn key(
-        &self,
-        repo: &RepoSnapshot,
-        name: &str,
-        probe: &dyn DynProbe,
-        ctx: &ProbeContext,
-    ) -> Result<String, crate::inputs::CacheKeyError>;
-    /// A stored output for `key`, if any. An error is a miss whose message the
-    /// coordinator records as a warning (a corrupt or truncated entry).
-    fn get(&self, name: &str, key: &str) -> Result<Option<ProbeOutput>, String>;
-    /// Store an output under `key`.
-    fn put(&self, name: &str, key: &str, output: &ProbeOutput) -> Result<(), String>;
-}
 
 /// What to run and how.
 #[derive(Default, Clone)]
@@ -39,62 +22,9 @@ pub struct GatherOptions {
     pub ctx: ProbeContext,
 }
 
-/// What happened to one probe.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "snake_case", tag = "status")]
-pub enum ProbeStatus {
-    /// `run` completed.
-    Ran,
-    /// The output came from the cache; `run` was not entered.
-    CacheHit,
-    /// The probe did not run.
-    Skipped {
-        /// Why.
-        reason: String,
-    },
-    /// `run` returned an error or panicked.
-    Failed {
-        /// The error.
-        error: String,
-    },
-    /// `run` ran past the probe's timeout and was abandoned.
-    TimedOut {
-        /// The timeout.
-        after_ms: u64,
-    },
-}
-
-/// One probe's record.
-#[derive(Debug, Clone, Serialize)]
-pub struct ProbeRecord {
-    /// Probe name.
-    pub name: &'static str,
-    /// What happened.
-    pub status: ProbeStatus,
-    /// Time spent, including the cache lookup.
-    pub duration_ms: u64,
-    /// The cache key, when one was computed.
-    pub cache_key: Option<String>,
-    /// The output, for `Ran` and `CacheHit`.
-    #[serde(skip)]
-    pub output: Option<ProbeOutput>,
-    /// Warnings from the coordinator (cache problems, ...).
-    pub warnings: Vec<String>,
-    /// The probe's scratch folder; removed when the last clone of the record
-    /// is dropped (after the writer has stored the output).
-    #[serde(skip)]
-    pub scratch: Option<Arc<tempfile::TempDir>>,
-}
-
-/// The records of one gather, in run order.
-#[derive(Debug, Clone, Serialize)]
-pub struct GatherReport {
-    /// One record per probe considered.
-    pub records: Vec<ProbeRecord>,
-}
-
 /// Why a gather could not start.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CoordinatorError {
     /// `--only` named a probe that is not registered.
     #[error("no probe named `{name}`{}; registered probes: {known}", suggestion.as_ref().map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default())]
@@ -142,14 +72,8 @@ impl Coordinator {
     ) -> Result<GatherReport, CoordinatorError> {
         for name in &opts.only {
             if self.registry.get(name).is_none() {
-                let suggestion = self
-                    .registry
-                    .names()
-                    .into_iter()
-                    .map(|k| (k, strsim::damerau_levenshtein(name, k)))
-                    .filter(|(k, d)| *d <= 2.max(k.len() / 4))
-                    .min_by_key(|(_, d)| *d)
-                    .map(|(k, _)| k.to_owned());
+                let suggestion = codegenie_spec::suggest::closest(name, self.registry.names())
+                    .map(str::to_owned);
                 return Err(CoordinatorError::UnknownProbe {
                     name: name.clone(),
                     suggestion,
@@ -217,7 +141,9 @@ impl Coordinator {
                             return record;
                         }
                         Ok(None) => {}
-                        Err(e) => record.warnings.push(format!("cache lookup: {e}")),
+                        Err(e) => record
+                            .warnings
+                            .push(format!("cache lookup: {}", error_chain(e.as_ref()))),
                     }
                     record.cache_key = Some(key);
                 }
@@ -235,6 +161,9 @@ impl Coordinator {
             }
             Err(e) => record.warnings.push(format!("no scratch folder: {e}")),
         }
+        // The probe's own token: a timeout cancels this probe, not the run.
+        ctx.cancel = ctx.cancel.child();
+        let cancel = ctx.cancel.clone();
         let (repo_c, ctx_c, probe_c) = (repo.clone(), ctx, probe.clone());
         let task = tokio::spawn(async move { probe_c.run_boxed(&repo_c, &ctx_c).await });
         let abort = task.abort_handle();
@@ -247,7 +176,9 @@ impl Coordinator {
                     }
                     (Some(cache), Some(key), None) => {
                         if let Err(e) = cache.put(reg.name, key, &out) {
-                            record.warnings.push(format!("cache store: {e}"));
+                            record
+                                .warnings
+                                .push(format!("cache store: {}", error_chain(e.as_ref())));
                         }
                     }
                     _ => {}
@@ -266,6 +197,9 @@ impl Coordinator {
                 },
             },
             Err(_) => {
+                // A probe blocked in a thread cannot be aborted: tell it to stop
+                // and clean up (the runtime trace removes its containers).
+                cancel.cancel();
                 abort.abort();
                 ProbeStatus::TimedOut {
                     after_ms: timeout.as_millis() as u64,
@@ -307,21 +241,6 @@ fn elapsed_ms(since: Instant) -> u64 {
     since.elapsed().as_millis() as u64
 }
 
-/// An error and its sources, joined with `: `.
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(src) = cur {
-        let part = src.to_string();
-        if !s.ends_with(&part) {
-            s.push_str(": ");
-            s.push_str(&part);
-        }
-        cur = src.source();
-    }
-    s
-}
-
 fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
     if let Some(s) = p.downcast_ref::<&str>() {
         (*s).to_owned()
@@ -331,6 +250,3 @@ fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
         "non-string panic payload".to_owned()
     }
 }
-
-/// Default per-probe timeout when a probe does not say.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);

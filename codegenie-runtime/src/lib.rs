@@ -1,31 +1,52 @@
-//! codegenie runtime: the probe contract and registry, declared inputs and the
-//! content-addressed cache, the coordinator, the exec layer, the strace parser
-//! and aggregator, the runtime-trace probe, secret redaction and the writer.
-#![warn(missing_docs)]
+//! The codegenie runtime: the probe contract and registry, declared inputs
+//! and the content-addressed cache, the coordinator, the exec layer and the
+//! container engine, the strace parser, the runtime-trace probe, secret
+//! redaction and the writer.
+//!
+//! Probe authors use the `codegenie` crate, which re-exports the part of
+//! this crate they need. The layers, bottom to top, and what each may use,
+//! are in `docs/architecture.md` ("Layers"): a module never imports from a
+//! module above it.
 
 // Generated code names the runtime `::codegenie::__private`; this lets the
 // runtime register its own probes with the same macros.
 extern crate self as codegenie;
 
-pub mod cache;
-pub mod coordinator;
-pub mod exec;
-pub mod inputs;
-pub mod probe;
+// Foundations: no other module of this crate.
+mod atomic_file;
+mod cancel;
+mod errors;
+mod interp;
+mod procfs;
 pub mod redact;
-pub mod registry;
-pub mod runtime_trace;
 pub mod strace;
+
+// Processes and the engine.
+pub mod engine;
+pub mod exec;
+
+// The probe contract and what builds on it.
+pub mod cache;
+mod coordinator;
+pub mod inputs;
+mod probe;
+mod record;
+mod registry;
+pub mod runtime_trace;
 pub mod writer;
 
-pub use cache::ContentCache;
+pub use cache::{CacheError, ContentCache, ProbeCache};
+pub use cancel::CancelToken;
 pub use codegenie_macros::{declared_inputs, register_probe};
-pub use coordinator::{Coordinator, GatherOptions, GatherReport, ProbeRecord, ProbeStatus};
+pub use coordinator::{Coordinator, CoordinatorError, GatherOptions};
+pub use errors::error_chain;
 pub use inputs::{parse_declared_input, CacheKeyError, DeclaredInput, TokenKind};
 pub use probe::{
-    Artifact, ArtifactSource, CacheStrategy, Confidence, DynProbe, Heaviness, ImageDigestResolver,
-    Probe, ProbeContext, ProbeError, ProbeOutput, RepoSnapshot, ResolverError,
+    Artifact, ArtifactSource, BoxProbeFuture, CacheStrategy, Confidence, DynProbe, Heaviness,
+    ImageDigestResolver, Probe, ProbeContext, ProbeError, ProbeOutput, ProbeSettings,
+    ProgressEvent, ProgressSink, RepoSnapshot, ResolverError, DEFAULT_TIMEOUT,
 };
+pub use record::{GatherReport, ProbeRecord, ProbeStatus};
 pub use registry::{ProbeRegistration, Registry, RegistryError};
 
 /// What probe authors need: `use codegenie::prelude::*;`.

@@ -1,5 +1,7 @@
 //! The probe contract: what a probe declares and what it returns.
 
+use std::any::{Any, TypeId};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -8,7 +10,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::inputs::DeclaredInput;
+use crate::cancel::CancelToken;
+
+use codegenie_spec::inputs::DeclaredInput;
 
 /// How expensive a probe is; the coordinator runs light probes first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -106,9 +110,10 @@ impl ProbeOutput {
 
 /// Why a probe failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ProbeError {
     /// An I/O error on a known path.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         /// The path being read or written.
         path: PathBuf,
@@ -205,19 +210,101 @@ where
     }
 }
 
+/// Typed settings for probes: at most one value per type. A probe documents
+/// the type it reads (the runtime trace reads
+/// `runtime_trace::settings::TraceSettings`); a caller inserts a value of that
+/// type. Absent means the probe's defaults.
+#[derive(Clone, Default)]
+pub struct ProbeSettings {
+    values: BTreeMap<TypeId, Arc<dyn Any + Send + Sync>>,
+}
+
+impl ProbeSettings {
+    /// Set the value of type `T`, replacing any earlier one.
+    pub fn insert<T: Any + Send + Sync>(&mut self, value: T) -> &mut Self {
+        self.values.insert(TypeId::of::<T>(), Arc::new(value));
+        self
+    }
+
+    /// The value of type `T`, if one was set.
+    pub fn get<T: Any + Send + Sync>(&self) -> Option<&T> {
+        self.values
+            .get(&TypeId::of::<T>())
+            .and_then(|v| v.downcast_ref::<T>())
+    }
+
+    /// How many values are set.
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// Whether no value is set.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+}
+
+impl std::fmt::Debug for ProbeSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProbeSettings")
+            .field("values", &self.values.len())
+            .finish()
+    }
+}
+
+/// What a long-running probe reports about its progress. The runtime never
+/// draws anything itself: the CLI turns these into progress bars on a
+/// terminal, and a library caller may ignore them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProgressEvent<'a> {
+    /// A phase of unknown length began (e.g. `building image`).
+    Phase(&'a str),
+    /// `total` units of work (e.g. scenarios) are planned.
+    Planned {
+        /// How many.
+        total: u64,
+    },
+    /// One unit began.
+    Started(&'a str),
+    /// One unit ended.
+    Finished(&'a str),
+    /// The probe's progress is over.
+    Done,
+}
+
+/// Receives a probe's [`ProgressEvent`]s.
+pub trait ProgressSink: Send + Sync {
+    /// One event, from the probe's thread.
+    fn event(&self, probe: &str, event: ProgressEvent<'_>);
+}
+
 /// What the coordinator hands a probe besides the repository.
 #[derive(Clone, Default)]
 pub struct ProbeContext {
     /// Resolver for `image-digest:<resolved>`; `None` when unbound.
     pub image_digest_resolver: Option<Arc<dyn ImageDigestResolver>>,
-    /// Free-form settings (e.g. shortened timeouts in tests), read by probes that
-    /// document them.
-    pub settings: std::collections::BTreeMap<String, String>,
+    /// Typed settings, read by the probes that document them.
+    pub settings: ProbeSettings,
+    /// Where progress goes; `None` reports nothing.
+    pub progress: Option<Arc<dyn ProgressSink>>,
+    /// Tripped when the work should stop (Ctrl-C, a probe timeout); a
+    /// long-running probe checks it between steps and cleans up.
+    pub cancel: CancelToken,
     /// A fresh folder for this run's intermediate files (e.g. raw traces that
     /// wait for the writer's redaction). The coordinator creates it under
     /// `.codegenie/work/` and removes it when the probe's record is dropped,
     /// after the output has been cached and written; artifacts may point into it.
     pub scratch_dir: Option<PathBuf>,
+}
+
+impl ProbeContext {
+    /// Report a progress event of `probe`, if anyone listens.
+    pub fn progress(&self, probe: &str, event: ProgressEvent<'_>) {
+        if let Some(sink) = &self.progress {
+            sink.event(probe, event);
+        }
+    }
 }
 
 impl std::fmt::Debug for ProbeContext {
@@ -228,10 +315,15 @@ impl std::fmt::Debug for ProbeContext {
                 &self.image_digest_resolver.as_ref().map(|_| "bound"),
             )
             .field("settings", &self.settings)
+            .field("progress", &self.progress.as_ref().map(|_| "bound"))
+            .field("cancelled", &self.cancel.is_cancelled())
             .field("scratch_dir", &self.scratch_dir)
             .finish()
     }
 }
+
+/// How long a probe may run when it does not say ([`Probe::timeout`]).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The trait a probe author implements. Register the implementation with
 /// `#[register_probe(...)]` on the `impl Probe for T` block; `run` may be
@@ -259,7 +351,7 @@ pub trait Probe: Send + Sync + 'static {
 
     /// How long `run` may take before the coordinator abandons it.
     fn timeout(&self) -> Duration {
-        crate::coordinator::DEFAULT_TIMEOUT
+        DEFAULT_TIMEOUT
     }
 
     /// Whether the probe has anything to look at in this repository.

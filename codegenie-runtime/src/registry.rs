@@ -39,6 +39,7 @@ pub static PROBES: [ProbeRegistration];
 
 /// Why the registry cannot be loaded.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RegistryError {
     /// Two probes share a name.
     #[error("two probes are named `{name}`: {first} ({first_at}) and {second} ({second_at})")]
@@ -114,6 +115,6 @@ impl Registry {
 }
 
 /// Sort key of the run order: light → heavy → runs_last, stable by name.
-pub fn run_order_key(e: &ProbeRegistration) -> (bool, Heaviness, &'static str) {
+pub(crate) fn run_order_key(e: &ProbeRegistration) -> (bool, Heaviness, &'static str) {
     (e.runs_last, e.heaviness, e.name)
 }

@@ -2,20 +2,21 @@
 //! redacted, then written atomically (temp file + rename), so a partial file
 //! never looks complete.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::coordinator::{ProbeRecord, ProbeStatus};
+use crate::atomic_file::{write_atomically, AtomicWriteError};
 use crate::probe::{ArtifactSource, Confidence};
+use crate::record::{ProbeRecord, ProbeStatus};
 use crate::redact::{self, Redactor};
 
 /// Why something could not be written.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum WriteError {
     /// An I/O error on a path.
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}")]
     Io {
         /// The path.
         path: PathBuf,
@@ -27,7 +28,7 @@ pub enum WriteError {
     #[error("artifact name `{0}` is not a plain file name")]
     BadArtifactName(String),
     /// The slice could not be serialised.
-    #[error("cannot serialise the output of `{probe}`: {source}")]
+    #[error("cannot serialise the output of `{probe}`")]
     Json {
         /// The probe.
         probe: String,
@@ -35,6 +36,15 @@ pub enum WriteError {
         #[source]
         source: serde_json::Error,
     },
+}
+
+impl From<AtomicWriteError> for WriteError {
+    fn from(e: AtomicWriteError) -> Self {
+        WriteError::Io {
+            path: e.path,
+            source: e.source,
+        }
+    }
 }
 
 /// Envelope metadata written beside a probe's slice, under `_meta`.
@@ -111,13 +121,15 @@ impl Writer {
             let dest = raw_dir.join(&a.name);
             let written = match &a.source {
                 ArtifactSource::Bytes(b) => {
-                    atomic_write_with(&dest, |w| redact::redact_stream(&mut &b[..], w))
+                    write_atomically(&dest, |w| redact::redact_stream(&mut &b[..], w))
+                        .map_err(WriteError::from)
                 }
                 ArtifactSource::File(src) => std::fs::File::open(src)
                     .map_err(|e| io(src, e))
                     .and_then(|f| {
                         let mut r = std::io::BufReader::new(f);
-                        atomic_write_with(&dest, |w| redact::redact_stream(&mut r, w))
+                        write_atomically(&dest, |w| redact::redact_stream(&mut r, w))
+                            .map_err(WriteError::from)
                     }),
             };
             match written {
@@ -170,7 +182,7 @@ impl Writer {
             other => serde_json::json!({ "value": other, "_meta": meta }),
         };
         let bytes = serde_json::to_vec_pretty(&doc).map_err(|e| json_err(record.name, e))?;
-        atomic_write_with(&json_path, |w| w.write_all(&bytes).map(|_| 0))?;
+        write_atomically(&json_path, |w| w.write_all(&bytes).map(|_| 0))?;
         Ok(Some(Written {
             json: json_path,
             artifacts: artifact_paths,
@@ -191,29 +203,6 @@ fn io(path: &Path, source: std::io::Error) -> WriteError {
         path: path.to_owned(),
         source,
     }
-}
-
-/// Write `dest` atomically: `fill` writes into a temp file in the same folder,
-/// which is synced and renamed over `dest` only if `fill` succeeded.
-pub fn atomic_write_with<T>(
-    dest: &Path,
-    fill: impl FnOnce(&mut dyn Write) -> std::io::Result<T>,
-) -> Result<T, WriteError> {
-    let dir = dest.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(dir)
-        .map_err(|e| io(dir, e))?;
-    let value = {
-        let mut w = std::io::BufWriter::new(tmp.as_file_mut());
-        let v = fill(&mut w).map_err(|e| io(dest, e))?;
-        w.flush().map_err(|e| io(dest, e))?;
-        v
-    };
-    tmp.as_file().sync_all().map_err(|e| io(dest, e))?;
-    tmp.persist(dest).map_err(|e| io(dest, e.error))?;
-    Ok(value)
 }
 
 #[cfg(test)]
@@ -302,12 +291,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("x.json");
         std::fs::write(&dest, "old").unwrap();
-        let err = atomic_write_with(&dest, |w| {
+        let err = write_atomically(&dest, |w| {
             w.write_all(b"partial")?;
             Err::<(), _>(std::io::Error::other("disk full"))
         })
         .unwrap_err();
-        assert!(err.to_string().contains("disk full"));
+        assert!(crate::errors::error_chain(&err).contains("disk full"));
         assert_eq!(std::fs::read_to_string(&dest).unwrap(), "old");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }

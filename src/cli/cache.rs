@@ -59,6 +59,7 @@ pub struct PruneArgs {
 
 /// Why a size argument is not a size.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SizeError {
     /// No digits where a number was expected.
     #[error("`{0}` is not a size: expected a number with an optional unit such as 500M or 2GiB")]
@@ -124,50 +125,51 @@ fn run_explain(args: ExplainArgs) -> Result<ExitCode, CliError> {
     })?;
     let probe = (reg.construct)();
     let store = CacheStore::for_repo_root(repo.root());
-    let ctx = super::probe_context();
+    let ctx = super::probe_context(codegenie_runtime::engine::EngineKind::Docker);
     let ex = explain(&repo, &store, reg.name, probe.as_ref(), &ctx)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&ex)?);
+        super::print_json(&ex)?;
     } else {
-        print_explanation(&ex);
+        print_explanation(&ex)?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_explanation(ex: &Explanation) {
+fn print_explanation(ex: &Explanation) -> std::io::Result<()> {
     let m = &ex.manifest;
-    println!("probe:   {} (version {})", m.probe, m.version);
-    println!("cache:   {}", ex.cache_strategy);
-    println!("key:     {}", m.key);
+    outln!("probe:   {} (version {})", m.probe, m.version);
+    outln!("cache:   {}", ex.cache_strategy);
+    outln!("key:     {}", m.key);
     match &ex.entry {
-        EntryState::Present => println!("entry:   present (next gather is a hit)"),
-        EntryState::Absent => println!("entry:   absent (next gather runs the probe)"),
-        EntryState::Corrupt(why) => println!("entry:   corrupt, treated as a miss: {why}"),
+        EntryState::Present => outln!("entry:   present (next gather is a hit)"),
+        EntryState::Absent => outln!("entry:   absent (next gather runs the probe)"),
+        EntryState::Corrupt(why) => outln!("entry:   corrupt, treated as a miss: {why}"),
     }
     for g in &m.inputs.globs {
-        println!("glob {} ({} files)", g.glob, g.files.len());
+        outln!("glob {} ({} files)", g.glob, g.files.len());
         for f in &g.files {
-            println!("  {}  {}", f.blake3, f.path);
+            outln!("  {}  {}", f.blake3, f.path);
         }
     }
     for t in &m.inputs.tokens {
         match &t.value {
-            TokenValue::Resolved(v) => println!("token {} = {v}", t.token),
+            TokenValue::Resolved(v) => outln!("token {} = {v}", t.token),
             TokenValue::Unresolved(r) => {
-                println!("token {} = <unresolved: {r}> (empty sentinel)", t.token)
+                outln!("token {} = <unresolved: {r}> (empty sentinel)", t.token)
             }
         }
     }
     match &ex.previous_key {
-        None => println!("last run: none recorded"),
-        Some(k) if *k == m.key => println!("last run: same key, no input changed"),
+        None => outln!("last run: none recorded"),
+        Some(k) if *k == m.key => outln!("last run: same key, no input changed"),
         Some(k) => {
-            println!("last run: key {k}; changed since:");
+            outln!("last run: key {k}; changed since:");
             for c in &ex.changes {
-                println!("  {c}");
+                outln!("  {c}");
             }
         }
     }
+    Ok(())
 }
 
 fn run_prune(args: PruneArgs) -> Result<ExitCode, CliError> {
@@ -175,9 +177,9 @@ fn run_prune(args: PruneArgs) -> Result<ExitCode, CliError> {
     let store = CacheStore::for_repo_root(repo.root());
     let report = store.prune(args.max_size)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        super::print_json(&report)?;
     } else {
-        println!(
+        outln!(
             "removed {} of {} entries and {} blobs; {} -> {} bytes (limit {})",
             report.entries_removed,
             report.entries_before,

@@ -4,10 +4,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use codegenie_runtime::coordinator::{GatherOptions, ProbeStatus};
 use codegenie_runtime::writer::Writer;
+use codegenie_runtime::{GatherOptions, ProbeStatus};
 
-use super::{CliError, EXIT_PROBE_FAILED};
+use super::trace::RunSettingsArgs;
+use super::{CliError, Interrupted, EXIT_PROBE_FAILED};
 
 /// Arguments of `codegenie gather`.
 #[derive(Debug, Args)]
@@ -27,13 +28,20 @@ pub struct GatherArgs {
 
 pub(super) fn run(args: GatherArgs) -> Result<ExitCode, CliError> {
     let (repo, coordinator) = super::open_with_coordinator(&args.repo, args.no_cache)?;
+    // The runtime trace's defaults, with a run id chosen here so that an
+    // interrupted gather removes its containers by label.
+    let settings = RunSettingsArgs::default().settings(None);
+    let mut ctx = super::probe_context(settings.engine);
+    ctx.settings.insert(settings.clone());
     let opts = GatherOptions {
         only: args.only.clone(),
         no_cache: args.no_cache,
-        ctx: super::probe_context(),
+        ctx,
     };
-    let rt = super::tokio_runtime()?;
-    let report = rt.block_on(coordinator.gather(&repo, &opts))?;
+    let report = match super::gather_interruptibly(&coordinator, &repo, &opts, &settings)? {
+        Ok(report) => report,
+        Err(Interrupted(code)) => return Ok(ExitCode::from(code)),
+    };
     let writer = Writer::new(repo.root());
     let mut failed = false;
     let mut rows = Vec::new();
@@ -64,9 +72,9 @@ pub(super) fn run(args: GatherArgs) -> Result<ExitCode, CliError> {
         ]);
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        super::print_json(&report)?;
     } else {
-        super::probes::print_table(&["PROBE", "STATUS", "TIME", "OUTPUT", "DETAIL"], &rows);
+        super::probes::print_table(&["PROBE", "STATUS", "TIME", "OUTPUT", "DETAIL"], &rows)?;
     }
     Ok(if failed {
         ExitCode::from(EXIT_PROBE_FAILED)

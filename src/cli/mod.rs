@@ -2,21 +2,42 @@
 //! binary of your own that links extra probes and calls it gets them listed
 //! and run.
 
+use std::io::{IsTerminal, Write};
+use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use codegenie_runtime::engine::{BuildDigestResolver, Engine, EngineKind};
+use codegenie_runtime::runtime_trace::TraceSettings;
+use codegenie_runtime::{
+    error_chain, ContentCache, Coordinator, GatherOptions, GatherReport, ProbeContext, Registry,
+    RepoSnapshot,
+};
+
+/// `outln!(...)`: a line on stdout that fails (instead of panicking) when
+/// stdout is closed, so that `codegenie ... | head` ends quietly.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::outln(format_args!($($arg)*))?
+    };
+}
 
 mod agent;
 pub mod cache;
 mod gather;
 mod parse_strace;
 mod probes;
+mod progress;
 mod trace;
 
 /// Exit code when the command could not do its job (bad arguments, unreadable repo).
 pub const EXIT_ERROR: u8 = 1;
 /// Exit code when the job ran but at least one probe failed or timed out.
 pub const EXIT_PROBE_FAILED: u8 = 2;
+/// Exit code when stdout was closed early (`codegenie ... | head`), as
+/// shells report a process ended by SIGPIPE (128 + 13).
+pub const EXIT_BROKEN_PIPE: u8 = 141;
 
 /// codegenie: gather hard evidence about a code repository.
 #[derive(Debug, Parser)]
@@ -69,11 +90,9 @@ pub fn main() -> ExitCode {
     init_logging(cli.log_format, cli.verbose);
     match run(cli) {
         Ok(code) => code,
+        Err(e) if is_broken_pipe(e.as_ref()) => ExitCode::from(EXIT_BROKEN_PIPE),
         Err(e) => {
-            eprintln!(
-                "error: {}",
-                codegenie_runtime::coordinator::error_chain(e.as_ref())
-            );
+            eprintln!("error: {}", error_chain(e.as_ref()));
             ExitCode::from(EXIT_ERROR)
         }
     }
@@ -101,7 +120,9 @@ fn init_logging(format: LogFormat, verbose: u8) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, never in logs and CI.
+        .with_ansi(std::io::stderr().is_terminal());
     // A second init (tests calling `main` twice) is not an error worth failing on.
     let _ = match format {
         LogFormat::Text => builder.try_init(),
@@ -109,55 +130,123 @@ fn init_logging(format: LogFormat, verbose: u8) {
     };
 }
 
-/// The context every command hands probes and key computations, so that
-/// `gather` and `cache explain` resolve tokens the same way. Token resolvers
-/// (e.g. the image digest) are bound here.
+/// Whether an error is stdout closed under us (EPIPE), anywhere in its chain.
+fn is_broken_pipe(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        let kind = err
+            .downcast_ref::<std::io::Error>()
+            .map(|io| io.kind())
+            .or_else(|| {
+                err.downcast_ref::<serde_json::Error>()
+                    .and_then(|j| j.io_error_kind())
+            });
+        if kind == Some(std::io::ErrorKind::BrokenPipe) {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
+/// Write one line on stdout (see `outln!`).
+pub(crate) fn outln(args: std::fmt::Arguments<'_>) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_fmt(args)?;
+    out.write_all(b"\n")
+}
+
+/// Pretty JSON and a newline on stdout, buffered.
+pub(crate) fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    serde_json::to_writer_pretty(&mut out, value)?;
+    out.write_all(b"\n")?;
+    out.flush()?;
+    Ok(())
+}
+
 /// Open the repository at `path`, with an error that names it.
-pub(crate) fn open_repo(
-    path: &std::path::Path,
-) -> Result<codegenie_runtime::RepoSnapshot, CliError> {
-    Ok(codegenie_runtime::RepoSnapshot::open(path)
+pub(crate) fn open_repo(path: &Path) -> Result<RepoSnapshot, CliError> {
+    Ok(RepoSnapshot::open(path)
         .map_err(|e| format!("cannot open repository {}: {e}", path.display()))?)
 }
 
 /// The repository and a coordinator over every linked probe, with the
 /// repository's content cache unless `no_cache`.
 pub(crate) fn open_with_coordinator(
-    path: &std::path::Path,
+    path: &Path,
     no_cache: bool,
-) -> Result<
-    (
-        codegenie_runtime::RepoSnapshot,
-        codegenie_runtime::coordinator::Coordinator,
-    ),
-    CliError,
-> {
+) -> Result<(RepoSnapshot, Coordinator), CliError> {
     let repo = open_repo(path)?;
-    let mut coordinator =
-        codegenie_runtime::coordinator::Coordinator::new(codegenie_runtime::Registry::load()?);
+    let mut coordinator = Coordinator::new(Registry::load()?);
     if !no_cache {
-        coordinator = coordinator.with_cache(std::sync::Arc::new(
-            codegenie_runtime::ContentCache::for_repo_root(repo.root()),
-        ));
+        coordinator = coordinator.with_cache(Arc::new(ContentCache::for_repo_root(repo.root())));
     }
     Ok((repo, coordinator))
 }
 
-pub(crate) fn probe_context() -> codegenie_runtime::ProbeContext {
-    use codegenie_runtime::runtime_trace::engine::{BuildDigestResolver, Engine, EngineKind};
-    // `image-digest:<resolved>` = the digest `docker build --iidfile` gives
-    // (the build cache makes repeats cheap).
-    codegenie_runtime::ProbeContext {
-        image_digest_resolver: Some(std::sync::Arc::new(BuildDigestResolver::new(Engine::new(
-            EngineKind::Docker,
-        )))),
+/// The context every command hands probes and key computations, so that
+/// `gather`, `trace` and `cache explain` resolve tokens the same way:
+/// `image-digest:<resolved>` is the digest `docker build --iidfile` gives
+/// (the build cache makes repeats cheap). Progress goes to the terminal.
+pub(crate) fn probe_context(engine: EngineKind) -> ProbeContext {
+    ProbeContext {
+        image_digest_resolver: Some(Arc::new(BuildDigestResolver::new(Engine::new(engine)))),
+        progress: progress::TerminalProgress::for_stderr(),
         ..Default::default()
     }
 }
 
-/// A current-thread-free multi-thread runtime for commands that run probes.
+/// A multi-thread runtime for commands that run probes.
 pub(crate) fn tokio_runtime() -> Result<tokio::runtime::Runtime, CliError> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?)
+}
+
+/// The run was interrupted; the process should exit with this code.
+pub(crate) struct Interrupted(pub(crate) u8);
+
+/// Gather, but on Ctrl-C or SIGTERM cancel the probes, end every process
+/// the exec layer started, and remove the containers labelled with the
+/// run's id; then `Err(Interrupted(130 or 143))`, as shells report them.
+pub(crate) fn gather_interruptibly(
+    coordinator: &Coordinator,
+    repo: &RepoSnapshot,
+    opts: &GatherOptions,
+    settings: &TraceSettings,
+) -> Result<Result<GatherReport, Interrupted>, CliError> {
+    let rt = tokio_runtime()?;
+    let gathered = rt.block_on(async {
+        // SIGTERM (a supervisor, `docker stop`, `kill`) cleans up like Ctrl-C.
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        Ok::<_, std::io::Error>(tokio::select! {
+            r = coordinator.gather(repo, opts) => Ok(r),
+            _ = tokio::signal::ctrl_c() => Err(130),
+            _ = term.recv() => Err(143),
+        })
+    })?;
+    match gathered {
+        Ok(report) => Ok(Ok(report?)),
+        Err(code) => {
+            opts.ctx.cancel.cancel();
+            // Handles are not dropped on exit: end the engine clients and, on
+            // the host backend, strace and the app.
+            codegenie_runtime::exec::kill_all();
+            // The probe's blocking thread is not waited for; the process exits.
+            rt.shutdown_background();
+            if let Some(run_id) = &settings.run_id {
+                eprintln!("interrupted: removing the containers of run {run_id}");
+                let engine = Engine::new(settings.engine);
+                // A create already in flight may land after the first sweep.
+                for _ in 0..2 {
+                    if let Err(e) = engine.remove_run(run_id.as_str()) {
+                        eprintln!("warning: {}", error_chain(&e));
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(500));
+                }
+            }
+            Ok(Err(Interrupted(code)))
+        }
+    }
 }

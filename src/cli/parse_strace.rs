@@ -27,21 +27,24 @@ pub struct ParseStraceArgs {
 
 /// A trace that could not be read.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ParseStraceError {
     /// Opening the file failed.
-    #[error("cannot open {path}: {source}")]
+    #[error("cannot open {path}")]
     Open {
         /// The file.
         path: String,
         /// The cause.
+        #[source]
         source: io::Error,
     },
     /// Reading the file failed part-way.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Read {
         /// The file.
         path: String,
         /// The cause.
+        #[source]
         source: io::Error,
     },
 }

@@ -42,7 +42,7 @@ pub(super) fn run(args: ProbesArgs) -> Result<ExitCode, CliError> {
         })
         .collect();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        super::print_json(&rows)?;
         return Ok(ExitCode::SUCCESS);
     }
     let headers = ["NAME", "HEAVINESS", "RUNS_LAST", "CACHE", "DECLARED INPUTS"];
@@ -66,19 +66,22 @@ pub(super) fn run(args: ProbesArgs) -> Result<ExitCode, CliError> {
             ]
         })
         .collect();
-    print_table(&headers, &table);
+    print_table(&headers, &table)?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// Print rows as left-aligned columns.
-pub(crate) fn print_table<const N: usize>(headers: &[&str; N], rows: &[[String; N]]) {
+pub(crate) fn print_table<const N: usize>(
+    headers: &[&str; N],
+    rows: &[[String; N]],
+) -> std::io::Result<()> {
     let mut widths = headers.map(|h| h.len());
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let line = |cells: Vec<&str>| {
+    let line = |cells: Vec<&str>| -> std::io::Result<()> {
         let mut s = String::new();
         for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
             if i + 1 == N {
@@ -87,10 +90,11 @@ pub(crate) fn print_table<const N: usize>(headers: &[&str; N], rows: &[[String; 
                 s.push_str(&format!("{cell:<w$}  "));
             }
         }
-        println!("{}", s.trim_end());
+        super::outln(format_args!("{}", s.trim_end()))
     };
-    line(headers.to_vec());
+    line(headers.to_vec())?;
     for row in rows {
-        line(row.iter().map(|s| s.as_str()).collect());
+        line(row.iter().map(|s| s.as_str()).collect())?;
     }
+    Ok(())
 }

@@ -3,16 +3,18 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use codegenie_runtime::coordinator::{GatherOptions, ProbeStatus};
-use codegenie_runtime::runtime_trace::engine::{Engine, EngineKind};
+use codegenie_runtime::engine::EngineKind;
+use codegenie_runtime::runtime_trace::model::ScenarioOutcome;
+use codegenie_runtime::runtime_trace::{
+    work_dir, Backend, RunId, RuntimeTraceSlice, TraceSettings, PROBE_NAME,
+};
 use codegenie_runtime::writer::Writer;
+use codegenie_runtime::{GatherOptions, ProbeRecord, ProbeStatus};
 
-use super::{CliError, EXIT_PROBE_FAILED};
-
-/// The probe this command runs.
-const PROBE: &str = "runtime_trace";
+use super::{CliError, Interrupted, EXIT_PROBE_FAILED};
 
 /// Where the scenarios run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -22,6 +24,15 @@ pub enum BackendArg {
     /// This machine, in a private network namespace (no resource limits:
     /// only for repositories you trust).
     Host,
+}
+
+/// The container engine's command-line client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EngineArg {
+    /// `docker`
+    Docker,
+    /// `podman`
+    Podman,
 }
 
 /// Arguments of `codegenie trace`.
@@ -40,76 +51,83 @@ pub struct TraceArgs {
     /// Print the coordinator's record as JSON.
     #[arg(long)]
     pub json: bool,
-    /// Probe setting `KEY=VALUE` (e.g. `runtime_trace.scenario_timeout_ms=5000`).
-    #[arg(long = "set", value_name = "KEY=VALUE", hide = true)]
-    pub settings: Vec<String>,
+    /// Run settings (limits, engine, run label).
+    #[command(flatten)]
+    pub run: RunSettingsArgs,
+}
+
+/// Settings of a runtime trace that tests and operators tune; hidden from
+/// the help because the defaults are the contract.
+#[derive(Debug, Args, Default)]
+pub struct RunSettingsArgs {
+    /// The container engine's client.
+    #[arg(long, value_enum, hide = true)]
+    pub engine: Option<EngineArg>,
+    /// The `codegenie.run` label of this run's containers ([A-Za-z0-9_.-]).
+    #[arg(long, hide = true)]
+    pub run_id: Option<RunId>,
+    /// Per-scenario time limit in milliseconds.
+    #[arg(long, hide = true, value_parser = clap::value_parser!(u64).range(1..))]
+    pub scenario_timeout_ms: Option<u64>,
+    /// Time limit of all scenarios together, in milliseconds.
+    #[arg(long, hide = true, value_parser = clap::value_parser!(u64).range(1..))]
+    pub aggregate_timeout_ms: Option<u64>,
+    /// SIGTERM-to-SIGKILL grace when stopping the app, in milliseconds.
+    #[arg(long, hide = true, value_parser = clap::value_parser!(u64).range(1..))]
+    pub stop_grace_ms: Option<u64>,
+}
+
+impl RunSettingsArgs {
+    /// The typed settings, with a run id chosen here when none was given so
+    /// that an interrupted run can remove its containers by label.
+    pub(crate) fn settings(&self, backend: Option<BackendArg>) -> TraceSettings {
+        let mut s = TraceSettings {
+            backend: backend.map(|b| match b {
+                BackendArg::Docker => Backend::Container,
+                BackendArg::Host => Backend::Host,
+            }),
+            engine: match self.engine {
+                Some(EngineArg::Podman) => EngineKind::Podman,
+                Some(EngineArg::Docker) | None => EngineKind::Docker,
+            },
+            run_id: Some(self.run_id.clone().unwrap_or_else(|| RunId::unique("cli-"))),
+            ..TraceSettings::default()
+        };
+        let ms = Duration::from_millis;
+        if let Some(v) = self.scenario_timeout_ms {
+            s.limits.scenario_timeout = ms(v);
+        }
+        if let Some(v) = self.aggregate_timeout_ms {
+            s.limits.aggregate_timeout = ms(v);
+        }
+        if let Some(v) = self.stop_grace_ms {
+            s.limits.stop_grace = ms(v);
+        }
+        s
+    }
 }
 
 pub(super) fn run(args: TraceArgs) -> Result<ExitCode, CliError> {
     let (repo, coordinator) = super::open_with_coordinator(&args.repo, args.no_cache)?;
-    let mut ctx = super::probe_context();
-    for kv in &args.settings {
-        let (k, v) = kv
-            .split_once('=')
-            .ok_or_else(|| format!("--set {kv}: expected KEY=VALUE"))?;
-        ctx.settings.insert(k.to_owned(), v.to_owned());
-    }
-    if let Some(b) = args.backend {
-        let name = match b {
-            BackendArg::Docker => "docker",
-            BackendArg::Host => "host",
-        };
-        ctx.settings
-            .insert("runtime_trace.backend".to_owned(), name.to_owned());
-    }
-    let engine_kind = ctx
-        .settings
-        .get("runtime_trace.engine")
-        .and_then(|e| EngineKind::parse(e))
-        .unwrap_or(EngineKind::Docker);
-    // A run id chosen here lets an interrupted run remove its containers by label.
-    let run_id = ctx
-        .settings
-        .entry("runtime_trace.run_id".to_owned())
-        .or_insert_with(|| {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0);
-            format!("cli-{}-{nanos:x}", std::process::id())
-        })
-        .clone();
+    let settings = args.run.settings(args.backend);
+    let mut ctx = super::probe_context(settings.engine);
+    ctx.settings.insert(settings.clone());
     let opts = GatherOptions {
-        only: vec![PROBE.to_owned()],
+        only: vec![PROBE_NAME.to_owned()],
         no_cache: args.no_cache,
         ctx,
     };
-    let rt = super::tokio_runtime()?;
-    let gathered = rt.block_on(async {
-        // SIGTERM (a supervisor, `docker stop`, `kill`) cleans up like Ctrl-C.
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        Ok::<_, std::io::Error>(tokio::select! {
-            r = coordinator.gather(&repo, &opts) => Ok(r),
-            _ = tokio::signal::ctrl_c() => Err(130),
-            _ = term.recv() => Err(143),
-        })
-    })?;
-    let report = match gathered {
-        Ok(r) => r,
-        Err(code) => {
-            // The probe's blocking thread is not waited for; the process exits.
-            rt.shutdown_background();
-            return Ok(interrupted(&run_id, engine_kind, code));
-        }
+    let report = match super::gather_interruptibly(&coordinator, &repo, &opts, &settings)? {
+        Ok(report) => report,
+        Err(Interrupted(code)) => return Ok(ExitCode::from(code)),
     };
-    let report = report?;
     let rec = report
         .records
         .iter()
-        .find(|r| r.name == PROBE)
+        .find(|r| r.name == PROBE_NAME)
         .ok_or("the runtime_trace probe is not registered in this binary")?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(rec)?);
+        super::print_json(rec)?;
     }
     match &rec.status {
         ProbeStatus::Skipped { .. } => {
@@ -134,79 +152,67 @@ pub(super) fn run(args: TraceArgs) -> Result<ExitCode, CliError> {
         ProbeStatus::Ran | ProbeStatus::CacheHit => {}
     }
     let written = Writer::new(repo.root()).write_record(rec)?;
-    if let Err(e) = codegenie_runtime::runtime_trace::probe::clean_work_dir(&repo, &run_id) {
-        eprintln!("warning: cannot remove the raw traces: {e}");
+    if let Some(run_id) = &settings.run_id {
+        if let Err(e) = work_dir::clean_work_dir(&repo, run_id) {
+            eprintln!("warning: cannot remove the raw traces: {e}");
+        }
     }
     if !args.json {
-        print_summary(rec, written.as_ref().map(|w| w.json.display().to_string()));
+        print_summary(rec, written.as_ref().map(|w| w.json.display().to_string()))?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Ctrl-C or SIGTERM: stop starting containers, remove the run's by label,
-/// exit with `code` (130 for SIGINT, 143 for SIGTERM, as shells report them).
-fn interrupted(run_id: &str, kind: EngineKind, code: u8) -> ExitCode {
-    codegenie_runtime::runtime_trace::cancel();
-    // Handles are not dropped on exit: end the engine clients and, on the
-    // host backend, strace and the app.
-    codegenie_runtime::exec::kill_all();
-    eprintln!("interrupted: removing the containers of run {run_id}");
-    let engine = Engine::new(kind);
-    // A create already in flight may land after the first sweep.
-    for _ in 0..2 {
-        if let Err(e) = engine.remove_run(run_id) {
-            eprintln!("warning: {e}");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(500));
-    }
-    ExitCode::from(code)
-}
-
-fn print_summary(rec: &codegenie_runtime::coordinator::ProbeRecord, path: Option<String>) {
-    let Some(out) = &rec.output else { return };
-    let s = &out.schema_slice;
+fn print_summary(rec: &ProbeRecord, path: Option<String>) -> Result<(), CliError> {
+    let Some(out) = &rec.output else {
+        return Ok(());
+    };
+    let slice: RuntimeTraceSlice = serde_json::from_value(out.schema_slice.clone())
+        .map_err(|e| format!("the runtime_trace slice does not have its schema: {e}"))?;
     let status = match rec.status {
         ProbeStatus::CacheHit => "cache hit",
         _ => "ran",
     };
-    println!(
+    super::outln(format_args!(
         "runtime_trace: {status} in {} ms, confidence {}",
         rec.duration_ms,
-        s["trace_coverage_confidence"].as_str().unwrap_or("?")
-    );
-    let mut rows = Vec::new();
-    for sc in s["scenarios"].as_array().into_iter().flatten() {
-        let kind = sc["outcome"]["kind"].as_str().unwrap_or("?").to_owned();
-        let detail = match &sc["outcome"]["detail"] {
-            serde_json::Value::Null => String::new(),
-            d => d.to_string(),
-        };
-        rows.push([
-            sc["name"].as_str().unwrap_or("?").to_owned(),
-            kind,
-            format!("{} ms", sc["wall_clock_ms"]),
-            detail,
-        ]);
-    }
-    super::probes::print_table(&["SCENARIO", "RESULT", "TIME", "DETAIL"], &rows);
-    let count = |k: &str| s[k].as_array().map_or(0, |a| a.len());
-    println!(
+        serde_json::to_value(slice.trace_coverage_confidence)?
+            .as_str()
+            .unwrap_or("?")
+    ))?;
+    let rows: Vec<[String; 4]> = slice
+        .scenarios
+        .iter()
+        .map(|sc| {
+            let (kind, detail) = match &sc.outcome {
+                ScenarioOutcome::Completed => ("completed", String::new()),
+                ScenarioOutcome::Failed(r) => ("failed", r.to_string()),
+                ScenarioOutcome::Skipped(r) => ("skipped", r.to_string()),
+            };
+            [
+                sc.name.clone(),
+                kind.to_owned(),
+                format!("{} ms", sc.wall_clock_ms),
+                detail,
+            ]
+        })
+        .collect();
+    super::probes::print_table(&["SCENARIO", "RESULT", "TIME", "DETAIL"], &rows)?;
+    let net = &slice.network_endpoints_touched;
+    super::outln(format_args!(
         "binaries {}, shared libs {}, certs {}, shell invocations {}, outbound {}, inbound {}",
-        count("binaries_executed"),
-        count("shared_libs_loaded"),
-        count("cert_paths_read"),
-        s["shell_invocations"],
-        s["network_endpoints_touched"]["outbound"]
-            .as_array()
-            .map_or(0, |a| a.len()),
-        s["network_endpoints_touched"]["inbound"]
-            .as_array()
-            .map_or(0, |a| a.len()),
-    );
+        slice.binaries_executed.len(),
+        slice.shared_libs_loaded.len(),
+        slice.cert_paths_read.len(),
+        slice.shell_invocations,
+        net.outbound.len(),
+        net.inbound.len(),
+    ))?;
     for w in &out.warnings {
-        println!("warning: {w}");
+        super::outln(format_args!("warning: {w}"))?;
     }
     if let Some(p) = path {
-        println!("written: {p}");
+        super::outln(format_args!("written: {p}"))?;
     }
+    Ok(())
 }

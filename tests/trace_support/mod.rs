@@ -1,10 +1,11 @@
 //! Shared helpers of the runtime-trace tests: fixture repositories built
 //! FROM scratch with Debian's static busybox, probe runs through the real
 //! coordinator and the real Docker engine, and an engine watcher.
-
+// Tests drive the built binary, the engine and mounts directly; the
+// product itself starts processes only through its exec layer.
+#![allow(clippy::disallowed_methods)]
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,9 +13,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use codegenie::coordinator::{Coordinator, GatherOptions, ProbeRecord};
-use codegenie::runtime_trace::engine::{BuildDigestResolver, Engine, EngineKind, RUN_LABEL};
+use codegenie::runtime_trace::{Backend, TraceSettings};
 use codegenie::{ContentCache, ProbeContext, Registry, RepoSnapshot};
+use codegenie::{Coordinator, GatherOptions, ProbeRecord};
+use codegenie_runtime::engine::{BuildDigestResolver, Engine, EngineKind, RUN_LABEL};
 
 /// Busybox applets the fixture scripts use, as symlinks in `/bin`.
 const APPLETS: [&str; 5] = ["sh", "cat", "nc", "httpd", "sleep"];
@@ -92,25 +94,43 @@ pub fn run_id(test: &str) -> String {
     format!("test-{test}-{}-{nanos:x}", std::process::id())
 }
 
+/// One runtime-trace setting a test changes from the defaults.
+#[derive(Debug, Clone, Copy)]
+pub enum Setting {
+    /// The backend.
+    Backend(Backend),
+    /// Per-scenario timeout, ms.
+    ScenarioTimeoutMs(u64),
+    /// Whole-run timeout, ms.
+    AggregateTimeoutMs(u64),
+    /// SIGTERM-to-SIGKILL grace, ms.
+    StopGraceMs(u64),
+}
+
 /// A probe context like the CLI's, bundling the real `codegenie` binary.
-pub fn context(run_id: &str, extra: &[(&str, &str)]) -> ProbeContext {
-    let mut settings = BTreeMap::from([
-        (
-            "runtime_trace.helper".to_owned(),
-            env!("CARGO_BIN_EXE_codegenie").to_owned(),
-        ),
-        ("runtime_trace.run_id".to_owned(), run_id.to_owned()),
-    ]);
-    for (k, v) in extra {
-        settings.insert((*k).to_owned(), (*v).to_owned());
+pub fn context(run_id: &str, extra: &[Setting]) -> ProbeContext {
+    let mut settings = TraceSettings {
+        helper: Some(env!("CARGO_BIN_EXE_codegenie").into()),
+        run_id: Some(run_id.parse().expect("a valid run id")),
+        ..TraceSettings::default()
+    };
+    for s in extra {
+        let ms = std::time::Duration::from_millis;
+        match *s {
+            Setting::Backend(b) => settings.backend = Some(b),
+            Setting::ScenarioTimeoutMs(v) => settings.limits.scenario_timeout = ms(v),
+            Setting::AggregateTimeoutMs(v) => settings.limits.aggregate_timeout = ms(v),
+            Setting::StopGraceMs(v) => settings.limits.stop_grace = ms(v),
+        }
     }
-    ProbeContext {
+    let mut ctx = ProbeContext {
         image_digest_resolver: Some(Arc::new(BuildDigestResolver::new(Engine::new(
             EngineKind::Docker,
         )))),
-        settings,
         ..Default::default()
-    }
+    };
+    ctx.settings.insert(settings);
+    ctx
 }
 
 /// Run the runtime_trace probe through the coordinator (with the content
@@ -130,7 +150,7 @@ pub fn run_probe(repo: &Path, ctx: ProbeContext, cache: bool) -> ProbeRecord {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let report = rt.block_on(coordinator.gather(&snapshot, &opts)).unwrap();
     let rec = report.records.into_iter().next().expect("one record");
-    codegenie::writer::Writer::new(snapshot.root())
+    codegenie::Writer::new(snapshot.root())
         .write_record(&rec)
         .unwrap();
     rec

@@ -24,6 +24,7 @@ pub enum EntryState {
 
 /// Why a key could not be explained.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ExplainError {
     /// The inputs could not be resolved.
     #[error(transparent)]

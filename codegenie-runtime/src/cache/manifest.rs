@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::store::{check_probe_name, io, CacheStore, StoreError};
+use crate::atomic_file::write_atomically;
 use crate::inputs::ResolvedInputs;
-use crate::writer::atomic_write_with;
 
 /// Format tag of a manifest file.
 pub const MANIFEST_FORMAT: &str = "codegenie.input-manifest.v1";
@@ -236,7 +236,7 @@ impl CacheStore {
             probe: manifest.probe.clone(),
             source,
         })?;
-        atomic_write_with(&path, |w| w.write_all(&bytes))?;
+        write_atomically(&path, |w| w.write_all(&bytes))?;
         Ok(())
     }
 }

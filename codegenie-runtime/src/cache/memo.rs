@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 
 use super::store::{io, CacheStore, StoreError};
+use crate::atomic_file::write_atomically;
 use crate::inputs::hash_index::{HashIndex, HASH_INDEX_FORMAT};
-use crate::writer::atomic_write_with;
 
 impl CacheStore {
     fn hash_index_path(&self) -> PathBuf {
@@ -42,7 +42,7 @@ impl CacheStore {
             probe: "hash-index".to_owned(),
             source,
         })?;
-        atomic_write_with(&path, |w| w.write_all(&bytes))?;
+        write_atomically(&path, |w| w.write_all(&bytes))?;
         Ok(())
     }
 }

@@ -16,9 +16,39 @@ pub use key::compose_key;
 pub use manifest::{diff, InputChange, InputManifest};
 pub use store::{CacheStore, PruneReport, StoreError};
 
-use crate::coordinator::ProbeCache;
 use crate::inputs::{resolve_inputs_with, CacheKeyError, HashIndex};
 use crate::probe::{DynProbe, ProbeContext, ProbeOutput, RepoSnapshot};
+
+/// An error of a [`ProbeCache`] implementation (for [`ContentCache`], a
+/// [`StoreError`]).
+pub type CacheError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// The cache as the coordinator sees it. A lookup error is a miss (the
+/// implementation logs why); a store error is recorded as a warning.
+pub trait ProbeCache: Send + Sync {
+    /// The cache key for `probe` on `repo`, or an error when it cannot be computed.
+    fn key(
+        &self,
+        repo: &RepoSnapshot,
+        name: &str,
+        probe: &dyn DynProbe,
+        ctx: &ProbeContext,
+    ) -> Result<String, CacheKeyError>;
+    /// A stored output for `key`, if any. An error is a miss that the
+    /// coordinator records as a warning (a corrupt or truncated entry).
+    fn get(&self, name: &str, key: &str) -> Result<Option<ProbeOutput>, CacheError>;
+    /// Store an output under `key`.
+    fn put(&self, name: &str, key: &str, output: &ProbeOutput) -> Result<(), CacheError>;
+}
+
+/// A stored entry that cannot be used: the lookup is a miss.
+#[derive(Debug, thiserror::Error)]
+#[error("unusable entry, treated as a miss")]
+pub struct UnusableEntry {
+    /// Why the entry cannot be used.
+    #[source]
+    pub source: StoreError,
+}
 
 /// Resolve `probe`'s declared inputs on `repo` and compose its key; returns
 /// the manifest (key included).
@@ -155,16 +185,14 @@ impl ProbeCache for ContentCache {
         Ok(manifest.key)
     }
 
-    fn get(&self, name: &str, key: &str) -> Result<Option<ProbeOutput>, String> {
-        self.store.get(name, key).map_err(|e| {
-            tracing::warn!(probe = name, error = %e, "cache entry unusable; treating as a miss");
-            format!("{e}; treated as a miss")
+    fn get(&self, name: &str, key: &str) -> Result<Option<ProbeOutput>, CacheError> {
+        self.store.get(name, key).map_err(|source| {
+            tracing::warn!(probe = name, error = %source, "cache entry unusable; treating as a miss");
+            CacheError::from(UnusableEntry { source })
         })
     }
 
-    fn put(&self, name: &str, key: &str, output: &ProbeOutput) -> Result<(), String> {
-        self.store
-            .put(name, key, output)
-            .map_err(|e| crate::coordinator::error_chain(&e))
+    fn put(&self, name: &str, key: &str, output: &ProbeOutput) -> Result<(), CacheError> {
+        Ok(self.store.put(name, key, output)?)
     }
 }

@@ -18,9 +18,9 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use super::key::is_key;
+use crate::atomic_file::{write_atomically, AtomicWriteError};
 use crate::probe::{Artifact, ArtifactSource, Confidence, ProbeOutput};
 use crate::redact::{self, Redactor};
-use crate::writer::{atomic_write_with, WriteError};
 
 /// Format tag of an entry file; entries of another format are misses.
 pub const ENTRY_FORMAT: &str = "codegenie.cache-entry.v1";
@@ -31,6 +31,7 @@ const TMP_GRACE: Duration = Duration::from_secs(3600);
 
 /// Why the store could not read or write.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StoreError {
     /// A key that is not 64 lowercase hex digits.
     #[error("`{0}` is not a cache key (64 lowercase hex digits)")]
@@ -39,7 +40,7 @@ pub enum StoreError {
     #[error("probe name `{0}` cannot name a cache file (expected [a-z0-9_-]+)")]
     BadProbeName(String),
     /// An I/O error on a path.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         /// The path.
         path: PathBuf,
@@ -56,7 +57,7 @@ pub enum StoreError {
         reason: String,
     },
     /// An output that cannot be serialised.
-    #[error("cannot serialise the cache entry of `{probe}`: {source}")]
+    #[error("cannot serialise the cache entry of `{probe}`")]
     Json {
         /// The probe.
         probe: String,
@@ -66,7 +67,7 @@ pub enum StoreError {
     },
     /// The atomic write failed.
     #[error(transparent)]
-    Write(#[from] WriteError),
+    Write(#[from] AtomicWriteError),
 }
 
 /// An entry file as stored.
@@ -280,7 +281,7 @@ impl CacheStore {
             payload,
         };
         let bytes = serde_json::to_vec(&entry).map_err(json_err)?;
-        atomic_write_with(&path, |w| w.write_all(&bytes))?;
+        write_atomically(&path, |w| w.write_all(&bytes))?;
         Ok(())
     }
 

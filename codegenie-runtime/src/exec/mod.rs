@@ -13,7 +13,7 @@ mod program;
 pub use capture::Captured;
 pub use netns::in_network_of;
 pub use process::{kill_all, run, spawn, ExecSpec, Finished, Running, Termination};
-pub use program::Program;
+pub use program::{host_loader, Program};
 
 use std::path::PathBuf;
 
@@ -28,6 +28,7 @@ pub const KEPT_ENV: [&str; 5] = [
 
 /// Why a process could not be started or waited for.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ExecError {
     /// The program is not installed (not found on `PATH`).
     #[error("`{program}` was not found on PATH")]
@@ -44,7 +45,7 @@ pub enum ExecError {
         detail: String,
     },
     /// `spawn` failed.
-    #[error("cannot start {path}: {source}")]
+    #[error("cannot start {path}")]
     Spawn {
         /// The resolved program path.
         path: PathBuf,
@@ -53,7 +54,7 @@ pub enum ExecError {
         source: std::io::Error,
     },
     /// Waiting for the process failed.
-    #[error("cannot wait for {path}: {source}")]
+    #[error("cannot wait for {path}")]
     Wait {
         /// The resolved program path.
         path: PathBuf,
@@ -61,7 +62,4 @@ pub enum ExecError {
         #[source]
         source: std::io::Error,
     },
-    /// Preparing the child's namespace failed.
-    #[error("cannot set up the child's namespace: {0}")]
-    Namespace(String),
 }

@@ -39,14 +39,27 @@ impl Program {
                     program: self.name().to_owned(),
                 })
             }
-            Program::HostLoader => {
-                crate::runtime_trace::bundle::host_loader().map_err(|e| ExecError::Unresolvable {
-                    program: self.name().to_owned(),
-                    detail: e.to_string(),
-                })
-            }
+            Program::HostLoader => host_loader(),
         }
     }
+}
+
+/// The host's dynamic loader: the `PT_INTERP` of the running executable.
+pub fn host_loader() -> Result<PathBuf, ExecError> {
+    let unresolvable = |detail: String| ExecError::Unresolvable {
+        program: Program::HostLoader.name().to_owned(),
+        detail,
+    };
+    let exe = std::env::current_exe().map_err(|e| unresolvable(format!("/proc/self/exe: {e}")))?;
+    crate::interp::interpreter_of_file(&exe)
+        .filter(|i| i.starts_with('/'))
+        .map(PathBuf::from)
+        .ok_or_else(|| {
+            unresolvable(format!(
+                "{} names no dynamic loader (PT_INTERP)",
+                exe.display()
+            ))
+        })
 }
 
 /// The first executable regular file named `name` in the `:`-separated `path`.

@@ -1,53 +1,27 @@
 //! Declared inputs: the globs and special tokens whose content decides a
 //! probe's output, and therefore its cache key.
 
-use std::borrow::Cow;
 use std::path::PathBuf;
 
 pub mod hash_index;
 pub mod resolve;
-mod spec;
 pub mod tokens;
 pub mod walk;
 
+pub use codegenie_spec::inputs::{
+    parse_input_spec, DeclaredInput, InputSpec, InputSpecError, TokenKind, TOKEN_SUFFIX,
+};
 pub use hash_index::HashIndex;
 pub use resolve::{resolve_inputs, resolve_inputs_with, ResolvedInputs};
-pub use spec::{parse_input_spec, InputSpec, InputSpecError, TokenKind, TOKEN_SUFFIX};
 pub use tokens::{ResolvedToken, TokenValue, UnresolvedReason};
 pub use walk::{GlobMatches, MatchedFile};
 
-/// One entry of a probe's declared inputs. `declared_inputs![...]` builds these
-/// at compile time; [`parse_declared_input`] builds them at run time with the
-/// same rules.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum DeclaredInput {
-    /// A glob relative to the repository root.
-    Glob(Cow<'static, str>),
-    /// A special token, resolved through the probe context.
-    Token(TokenKind),
-}
-
-impl DeclaredInput {
-    /// The entry as a user writes it.
-    pub fn as_written(&self) -> Cow<'_, str> {
-        match self {
-            DeclaredInput::Glob(g) => Cow::Borrowed(g.as_ref()),
-            DeclaredInput::Token(k) => Cow::Owned(format!("{}{TOKEN_SUFFIX}", k.name())),
-        }
-    }
-}
-
-impl std::fmt::Display for DeclaredInput {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.as_written())
-    }
-}
-
 /// Why a cache key could not be computed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CacheKeyError {
     /// A declared input breaks the rules of `declared_inputs!`.
-    #[error("invalid declared input: {0}")]
+    #[error("invalid declared input")]
     InvalidInput(#[from] InputSpecError),
     /// A glob the glob engine rejected while building the matcher.
     #[error("invalid glob `{glob}`: {message}")]
@@ -58,7 +32,7 @@ pub enum CacheKeyError {
         message: String,
     },
     /// The repository walk failed (unreadable folder, ...).
-    #[error("cannot walk {root}: {source}")]
+    #[error("cannot walk {root}")]
     Walk {
         /// The repository root.
         root: PathBuf,
@@ -67,7 +41,7 @@ pub enum CacheKeyError {
         source: ignore::Error,
     },
     /// A matched file could not be read (removed during the walk, no permission, ...).
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Io {
         /// The file.
         path: PathBuf,
@@ -80,14 +54,13 @@ pub enum CacheKeyError {
 /// Parse a declared input built at run time, with exactly the rules the
 /// `declared_inputs!` macro applies at compile time.
 pub fn parse_declared_input(entry: &str) -> Result<DeclaredInput, CacheKeyError> {
-    Ok(match parse_input_spec(entry)? {
-        InputSpec::Glob(g) => DeclaredInput::Glob(Cow::Owned(g)),
-        InputSpec::Token(k) => DeclaredInput::Token(k),
-    })
+    Ok(DeclaredInput::parse(entry)?)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::borrow::Cow;
+
     use super::*;
 
     #[test]
@@ -110,8 +83,8 @@ mod tests {
             "image-digest:resolved",
             ":<resolved>",
         ] {
-            let err = parse_declared_input(bad).unwrap_err();
-            assert!(err.to_string().contains("malformed token"), "{bad}: {err}");
+            let err = crate::errors::error_chain(&parse_declared_input(bad).unwrap_err());
+            assert!(err.contains("malformed token"), "{bad}: {err}");
         }
     }
 
@@ -119,7 +92,7 @@ mod tests {
     fn unknown_token_suggests_the_closest_kind() {
         let err = parse_declared_input("image-digst:<resolved>").unwrap_err();
         assert_eq!(
-            err.to_string(),
+            crate::errors::error_chain(&err),
             "invalid declared input: unknown token kind `image-digst` in `image-digst:<resolved>`; did you mean `image-digest:<resolved>`?"
         );
     }

@@ -98,7 +98,7 @@ fn resolve_image_digest(repo: &RepoSnapshot, ctx: Option<&ProbeContext>) -> Toke
         Ok(Some(digest)) => TokenValue::Resolved(digest),
         Ok(None) => TokenValue::Unresolved(UnresolvedReason::ResolverReturnedNone),
         Err(e) => TokenValue::Unresolved(UnresolvedReason::ResolverFailed(
-            crate::coordinator::error_chain(e.as_ref()),
+            crate::errors::error_chain(e.as_ref()),
         )),
     }
 }

@@ -8,14 +8,178 @@ use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use super::scenarios::HttpStep;
+use crate::procfs::ProcStat;
+
+/// A helper, as the runtime asks for it and as `codegenie agent` parses it:
+/// one definition for both sides ([`AgentCommand::to_args`] renders what
+/// clap parses back).
+#[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
+pub enum AgentCommand {
+    /// Wait until a TCP socket listens on a port (reads /proc/net/tcp*).
+    WaitListen {
+        /// The port.
+        #[arg(long)]
+        port: u16,
+        /// Give up after this many milliseconds.
+        #[arg(long, default_value_t = 30_000)]
+        timeout_ms: u64,
+    },
+    /// Send HTTP requests to 127.0.0.1:PORT and print each status code.
+    Http {
+        /// The port.
+        #[arg(long)]
+        port: u16,
+        /// Request method.
+        #[arg(long, default_value = "GET")]
+        method: String,
+        /// Request path.
+        #[arg(long, default_value = "/")]
+        path: String,
+        /// Request body.
+        #[arg(long)]
+        body: Option<String>,
+        /// Number of requests.
+        #[arg(long, default_value_t = 1)]
+        repeat: u32,
+        /// Pause between requests.
+        #[arg(long, default_value_t = 0)]
+        interval_ms: u64,
+        /// Per-request timeout.
+        #[arg(long, default_value_t = 10_000)]
+        timeout_ms: u64,
+    },
+    /// Send a signal to the traced app's root process (the child of PID 1).
+    Signal {
+        /// The signal name, e.g. SIGTERM.
+        #[arg(long)]
+        signal: String,
+    },
+}
+
+/// The per-request timeout of HTTP steps.
+pub const HTTP_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl AgentCommand {
+    /// The requests of an HTTP step.
+    pub fn http(port: u16, h: &HttpStep) -> AgentCommand {
+        AgentCommand::Http {
+            port,
+            method: h.method.clone(),
+            path: h.path.clone(),
+            body: h.body.clone(),
+            repeat: h.repeat,
+            interval_ms: h.interval_ms,
+            timeout_ms: HTTP_REQUEST_TIMEOUT.as_millis() as u64,
+        }
+    }
+
+    /// The subcommand's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            AgentCommand::WaitListen { .. } => "wait-listen",
+            AgentCommand::Http { .. } => "http",
+            AgentCommand::Signal { .. } => "signal",
+        }
+    }
+
+    /// The arguments after `codegenie agent` that parse back to `self`.
+    pub fn to_args(&self) -> Vec<String> {
+        let mut v = vec![self.name().to_owned()];
+        let mut opt = |k: &str, val: String| {
+            // `--k=v` keeps a value starting with `-` from reading as an option.
+            v.push(format!("--{k}={val}"));
+        };
+        match self {
+            AgentCommand::WaitListen { port, timeout_ms } => {
+                opt("port", port.to_string());
+                opt("timeout-ms", timeout_ms.to_string());
+            }
+            AgentCommand::Http {
+                port,
+                method,
+                path,
+                body,
+                repeat,
+                interval_ms,
+                timeout_ms,
+            } => {
+                opt("port", port.to_string());
+                opt("method", method.clone());
+                opt("path", path.clone());
+                if let Some(b) = body {
+                    opt("body", b.clone());
+                }
+                opt("repeat", repeat.to_string());
+                opt("interval-ms", interval_ms.to_string());
+                opt("timeout-ms", timeout_ms.to_string());
+            }
+            AgentCommand::Signal { signal } => opt("signal", signal.clone()),
+        }
+        v
+    }
+
+    /// Run the helper here, printing what the runtime reads back (one status
+    /// code per line for `http`, the signalled pid for `signal`).
+    pub fn run(&self, out: &mut dyn Write) -> Result<(), AgentError> {
+        let print = |out: &mut dyn Write, v: &dyn std::fmt::Display| {
+            writeln!(out, "{v}").map_err(|source| AgentError::Output { source })
+        };
+        match self {
+            AgentCommand::WaitListen { port, timeout_ms } => {
+                wait_listen(*port, Duration::from_millis(*timeout_ms))
+            }
+            AgentCommand::Http {
+                port,
+                method,
+                path,
+                body,
+                repeat,
+                interval_ms,
+                timeout_ms,
+            } => http_repeat(
+                *port,
+                method,
+                path,
+                body.as_deref(),
+                (*repeat, Duration::from_millis(*interval_ms)),
+                Duration::from_millis(*timeout_ms),
+                |code| print(out, &code),
+            ),
+            AgentCommand::Signal { signal } => print(out, &signal_app(signal)?),
+        }
+    }
+}
+
+/// `repeat` requests to `127.0.0.1:port`, `interval` apart, each status
+/// handed to `each` as it arrives; the first error ends the loop.
+pub fn http_repeat(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    (repeat, interval): (u32, Duration),
+    per_request: Duration,
+    mut each: impl FnMut(u16) -> Result<(), AgentError>,
+) -> Result<(), AgentError> {
+    for i in 0..repeat {
+        if i > 0 {
+            std::thread::sleep(interval);
+        }
+        each(http_request(port, method, path, body, per_request)?)?;
+    }
+    Ok(())
+}
+
 /// Why a helper failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum AgentError {
     /// The deadline passed.
     #[error("timed out after {0} ms")]
     Timeout(u64),
     /// A network error.
-    #[error("127.0.0.1:{port}: {source}")]
+    #[error("127.0.0.1:{port}")]
     Net {
         /// The port.
         port: u16,
@@ -38,7 +202,7 @@ pub enum AgentError {
     #[error("unknown signal `{0}`")]
     UnknownSignal(String),
     /// Reading /proc failed.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Proc {
         /// The path.
         path: String,
@@ -46,12 +210,20 @@ pub enum AgentError {
         #[source]
         source: std::io::Error,
     },
+    /// The helper's own output could not be written.
+    #[error("cannot write the helper's output")]
+    Output {
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
     /// `kill` failed.
-    #[error("kill {pid}: {errno}")]
+    #[error("kill {pid}")]
     Kill {
         /// The target.
         pid: i32,
         /// The error.
+        #[source]
         errno: nix::errno::Errno,
     },
 }
@@ -157,10 +329,8 @@ pub fn traced_child_of(proc_root: &Path, parent: i32, skip: Option<i32>) -> Opti
         if Some(pid) == skip || pid == parent {
             continue;
         }
-        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
-            continue;
-        };
-        if stat_ppid(&stat) != Some(parent) || best.is_some_and(|b| b < pid) {
+        let live_parent = ProcStat::read(proc_root, pid).and_then(|s| s.live_parent());
+        if live_parent != Some(parent) || best.is_some_and(|b| b < pid) {
             continue;
         }
         // An unreadable exe (a process mid-fork or mid-exit) is not a root yet.
@@ -173,17 +343,6 @@ pub fn traced_child_of(proc_root: &Path, parent: i32, skip: Option<i32>) -> Opti
         best = Some(pid);
     }
     best
-}
-
-/// The parent pid in a `/proc/PID/stat` line (the command may contain spaces and parens).
-pub fn stat_ppid(stat: &str) -> Option<i32> {
-    let (_, after) = stat.rsplit_once(") ")?;
-    let mut f = after.split_whitespace();
-    let state = f.next()?;
-    if state == "Z" {
-        return None;
-    }
-    f.next()?.parse().ok()
 }
 
 /// Send `signal` (e.g. `SIGTERM`) to the app's root process; returns its pid.
@@ -200,6 +359,39 @@ pub fn signal_app(signal: &str) -> Result<i32, AgentError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn helper_arguments_parse_back_to_the_same_command() {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(subcommand)]
+            command: AgentCommand,
+        }
+        for cmd in [
+            AgentCommand::WaitListen {
+                port: 8080,
+                timeout_ms: 1500,
+            },
+            AgentCommand::Http {
+                port: 3000,
+                method: "POST".into(),
+                path: "/a b?x=-1".into(),
+                body: Some("--{malformed".into()),
+                repeat: 3,
+                interval_ms: 20,
+                timeout_ms: 10_000,
+            },
+            AgentCommand::Signal {
+                signal: "SIGTERM".into(),
+            },
+        ] {
+            let mut argv = vec!["agent".to_owned()];
+            argv.extend(cmd.to_args());
+            let parsed = Cli::try_parse_from(&argv).unwrap().command;
+            assert_eq!(parsed, cmd, "{argv:?}");
+        }
+    }
 
     #[test]
     fn listen_sockets_are_found_by_port() {
@@ -281,12 +473,5 @@ mod tests {
         assert_eq!(traced_child_of(proc_root.path(), 1, Some(7)), None);
         // 9 is a fork of 7 that has not exec'd: not a traced root.
         assert_eq!(traced_child_of(proc_root.path(), 7, None), None);
-    }
-
-    #[test]
-    fn stat_parent_pid() {
-        assert_eq!(stat_ppid("42 (my (odd) app) S 1 42 42 0"), Some(1));
-        assert_eq!(stat_ppid("43 (sh) Z 1 43 43 0"), None);
-        assert_eq!(stat_ppid("garbage"), None);
     }
 }

@@ -12,8 +12,6 @@ use std::time::Duration;
 
 use crate::exec::{self, ExecSpec, Program};
 
-use super::interp;
-
 /// Where the bundle lives inside a container.
 pub const ROOT: &str = "/.codegenie";
 /// The bundled dynamic loader.
@@ -73,9 +71,10 @@ pub fn host_strace_has_seccomp_bpf() -> Result<bool, BundleError> {
 
 /// Why the bundle could not be assembled.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BundleError {
     /// A file could not be read or copied.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         /// The path.
         path: PathBuf,
@@ -83,9 +82,6 @@ pub enum BundleError {
         #[source]
         source: std::io::Error,
     },
-    /// The running executable has no `PT_INTERP` (static build).
-    #[error("{0} has no ELF PT_INTERP; cannot find the host's dynamic loader")]
-    NoLoader(PathBuf),
     /// The loader could not list a binary's libraries.
     #[error("cannot list the shared libraries of {binary}: {detail}")]
     Closure {
@@ -104,25 +100,6 @@ fn io(path: &Path, source: std::io::Error) -> BundleError {
         path: path.to_owned(),
         source,
     }
-}
-
-/// The host's dynamic loader: the `PT_INTERP` of the running executable.
-pub fn host_loader() -> Result<PathBuf, BundleError> {
-    let exe = std::env::current_exe().map_err(|e| io(Path::new("/proc/self/exe"), e))?;
-    let head = read_head(&exe)?;
-    interp::elf_pt_interp(&head)
-        .map(PathBuf::from)
-        .ok_or(BundleError::NoLoader(exe))
-}
-
-fn read_head(path: &Path) -> Result<Vec<u8>, BundleError> {
-    use std::io::Read;
-    let f = std::fs::File::open(path).map_err(|e| io(path, e))?;
-    let mut head = Vec::with_capacity(interp::HEAD_BYTES);
-    f.take(interp::HEAD_BYTES as u64)
-        .read_to_end(&mut head)
-        .map_err(|e| io(path, e))?;
-    Ok(head)
 }
 
 /// Parse the output of `ld.so --list BINARY`: `{soname: host path}`. The
@@ -192,7 +169,7 @@ impl Bundle {
     /// Assemble the bundle around `helper` (the `codegenie` binary to copy in).
     pub fn assemble(helper: &Path) -> Result<Bundle, BundleError> {
         let strace = Program::Strace.resolve()?;
-        let loader = host_loader()?;
+        let loader = exec::host_loader()?;
         let dir = tempfile::Builder::new()
             .prefix("codegenie-bundle-")
             .tempdir()

@@ -4,183 +4,175 @@
 //! The app is `app.command` (or a scenario's one-shot `command`), started in
 //! the repository root with the exec layer's scrubbed environment.
 
-use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use crate::exec::{self, ExecSpec, Program, Running};
+use crate::interp;
+use crate::procfs::ProcStat;
 
 use super::agent;
+use super::backend::{BackendError, ScenarioBackend};
 use super::bundle::{host_strace_has_seccomp_bpf, strace_options};
-use super::interp;
-use super::model::{ScenarioOutcome, ScenarioReason};
 use super::scenarios::{HttpStep, Ready, Scenario};
-use super::sequence::{attach_trace, not_run, outcome_of, run_sequentially, ScenarioRun};
-use super::settings::RunLimits;
-use super::steps::{AppOps, Driver, ResolvedApp, Stop};
+use super::steps::{AppOps, ResolvedApp, Stop};
+
+/// Why the host backend cannot run on this machine.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HostBackendError {
+    /// No private network namespace can be made (it needs CAP_SYS_ADMIN).
+    #[error("cannot create a private network namespace for the app")]
+    NoNamespace(#[source] exec::ExecError),
+    /// strace is there but does not run.
+    #[error("strace does not run: {termination:?} {stderr}")]
+    StraceFails {
+        /// How `strace -V` ended.
+        termination: exec::Termination,
+        /// What it said.
+        stderr: String,
+    },
+    /// strace's version could not be read.
+    #[error("cannot read strace's version")]
+    Version(#[source] super::bundle::BundleError),
+}
 
 /// Check that this machine can run the host backend: strace is installed
 /// and a private network namespace can be created (CAP_SYS_ADMIN). Returns
 /// whether strace has `--seccomp-bpf`.
-pub fn check_host_backend() -> Result<bool, String> {
+pub(super) fn check_host_backend() -> Result<bool, HostBackendError> {
     let out = exec::run(
         &ExecSpec::new(Program::Strace)
             .arg("-V")
             .private_network()
             .timeout(Duration::from_secs(10)),
     )
-    .map_err(|e| format!("cannot create a private network namespace for the app: {e}"))?;
+    .map_err(HostBackendError::NoNamespace)?;
     if out.success() {
-        host_strace_has_seccomp_bpf().map_err(|e| e.to_string())
+        host_strace_has_seccomp_bpf().map_err(HostBackendError::Version)
     } else {
-        Err(format!(
-            "strace does not run: {:?} {}",
-            out.termination,
-            out.stderr.text().trim()
-        ))
+        Err(HostBackendError::StraceFails {
+            termination: out.termination,
+            stderr: out.stderr.text().trim().to_owned(),
+        })
     }
 }
 
 /// Runs scenarios on this machine.
-pub struct HostRunner<'a> {
+pub(crate) struct HostBackend<'a> {
     /// The repository root (the app's working directory).
-    pub repo_root: &'a Path,
-    /// Where raw traces are written.
-    pub work_dir: &'a Path,
-    /// Limits.
-    pub limits: &'a RunLimits,
-    /// `{path: interpreter}` read so far.
-    pub interpreters: BTreeMap<String, Option<String>>,
-    /// Progress display.
-    pub progress: indicatif::ProgressBar,
+    pub(crate) repo_root: &'a Path,
+    /// Where strace writes each scenario's trace.
+    pub(crate) work_dir: &'a Path,
     /// Whether the host's strace has `--seccomp-bpf`.
-    pub seccomp_bpf: bool,
+    pub(crate) seccomp_bpf: bool,
 }
 
-impl HostRunner<'_> {
-    /// Run every scenario, one at a time, under the aggregate timeout.
-    pub fn run_all(&mut self, scenarios: &[Scenario], app: &ResolvedApp) -> Vec<ScenarioRun> {
-        let (limits, progress) = (self.limits, self.progress.clone());
-        run_sequentially(scenarios, limits, &progress, |sc, deadline| {
-            self.run_one(sc, app, deadline)
-        })
+/// strace and the app under it.
+pub(crate) struct HostSession {
+    running: Running,
+    strace_pid: i32,
+    root: Option<i32>,
+    trace_file: PathBuf,
+}
+
+impl ScenarioBackend for HostBackend<'_> {
+    type Session = HostSession;
+    type Ops<'s>
+        = HostOps<'s>
+    where
+        Self: 's;
+
+    fn no_command(&self) -> &'static str {
+        "the host backend needs `app.command` in .codegenie/scenarios.yaml (there is no image to take an ENTRYPOINT from)"
     }
 
-    /// Run one scenario: the app under strace in a fresh network namespace.
-    pub fn run_one(&mut self, sc: &Scenario, app: &ResolvedApp, deadline: Instant) -> ScenarioRun {
-        let started = Instant::now();
-        let mut warnings = Vec::new();
-        let argv = sc.command.clone().unwrap_or_else(|| app.argv.clone());
-        let finish = |outcome, warnings| {
-            let mut r = not_run(&sc.name, outcome);
-            r.wall_clock_ms = started.elapsed().as_millis() as u64;
-            ScenarioRun {
-                result: r,
-                trace_file: None,
-                warnings,
-            }
-        };
-        if argv.is_empty() {
-            return finish(
-                ScenarioOutcome::Failed(ScenarioReason::Other {
-                    detail: "the host backend needs `app.command` in .codegenie/scenarios.yaml (there is no image to take an ENTRYPOINT from)".to_owned(),
-                }),
-                warnings,
-            );
-        }
-        let trace_file = self.work_dir.join(format!("{}.strace", sc.name));
+    fn start(
+        &mut self,
+        scenario: &Scenario,
+        argv: &[String],
+        app: &ResolvedApp,
+    ) -> Result<HostSession, Stop> {
+        // strace writes straight into the work folder: nothing to copy out.
+        let trace_file = self.work_dir.join(format!("{}.strace", scenario.name));
         let mut spec = ExecSpec::new(Program::Strace)
             .args(strace_options(self.seccomp_bpf))
             .arg("-o")
             .arg(&trace_file)
             .arg("--")
-            .args(&argv)
+            .args(argv)
             .cwd(self.repo_root)
             .private_network()
             .capture_limit(256 * 1024);
         if let Ready::LogLine { line, .. } = &app.ready {
             spec = spec.watch_line(line.as_bytes().to_vec());
         }
-        let mut running = match exec::spawn(&spec) {
-            Ok(r) => r,
-            Err(e) => {
-                return finish(
-                    ScenarioOutcome::Failed(ScenarioReason::Other {
-                        detail: e.to_string(),
-                    }),
-                    warnings,
-                )
-            }
+        let running = exec::spawn(&spec).map_err(|e| Stop::other(e.to_string()))?;
+        Ok(HostSession {
+            strace_pid: running.pid() as i32,
+            running,
+            root: None,
+            trace_file,
+        })
+    }
+
+    fn parts<'s>(&'s self, s: &'s mut HostSession) -> (HostOps<'s>, &'s mut Running) {
+        let ops = HostOps {
+            strace_pid: s.strace_pid,
+            root: &mut s.root,
         };
-        let strace_pid = running.pid() as i32;
-        let mut driver = Driver {
-            ops: HostOps {
-                strace_pid,
-                root: None,
-            },
-            app: &mut running,
-            deadline,
-            exited_expectedly: false,
-        };
-        let outcome = driver.run(sc, app);
-        driver.stop(self.limits.stop_grace);
-        let outcome = outcome_of(outcome, started);
-        // Reap strace and read its output; the group is already gone or killed here.
-        let done = finish_running(running);
-        tracing::debug!(scenario = %sc.name, termination = ?done, "host scenario ended");
-        let mut result = not_run(&sc.name, outcome);
-        let copied = trace_file.is_file().then_some(trace_file);
-        match &copied {
-            Some(file) => attach_trace(
-                &mut result,
-                file,
-                &mut warnings,
-                &mut self.interpreters,
-                |path| interp::interpreter_of_file(&self.repo_root.join(path)),
-            ),
-            None => warnings.push(format!("scenario {}: strace wrote no trace", sc.name)),
+        (ops, &mut s.running)
+    }
+
+    fn collect_trace(&mut self, s: &mut HostSession, dest: &Path) -> Result<(), BackendError> {
+        // Reap strace first: the group is already gone or killed here.
+        let done = s.running.wait_until(Instant::now());
+        tracing::debug!(termination = ?done, "host scenario ended");
+        if !s.trace_file.is_file() {
+            return Err("strace wrote no trace".into());
         }
-        result.wall_clock_ms = started.elapsed().as_millis() as u64;
-        ScenarioRun {
-            result,
-            trace_file: copied,
-            warnings,
+        if s.trace_file != dest {
+            std::fs::rename(&s.trace_file, dest)?;
         }
+        Ok(())
+    }
+
+    fn interpreter_of(&self, _s: &HostSession, path: &str) -> Option<String> {
+        interp::interpreter_of_file(&self.repo_root.join(path))
+    }
+
+    fn remove(&mut self, s: HostSession) -> Result<(), BackendError> {
+        let done = s.running.finish();
+        tracing::debug!(termination = ?done.termination, "strace reaped");
+        Ok(())
     }
 }
 
-fn finish_running(r: Running) -> exec::Termination {
-    r.finish().termination
-}
-
 /// The host backend's [`AppOps`]: /proc, `kill` and `setns` on the app's root process.
-struct HostOps {
+pub(crate) struct HostOps<'a> {
     strace_pid: i32,
-    root: Option<i32>,
+    root: &'a mut Option<i32>,
 }
 
-impl HostOps {
+impl HostOps<'_> {
     /// The app's root process: strace's first child (it appears right after the fork).
     fn root(&mut self) -> Result<i32, Stop> {
-        if let Some(r) = self.root {
+        if let Some(r) = *self.root {
             // Still strace's child? (Otherwise it was a passing process; look again.)
-            let alive = std::fs::read_to_string(format!("/proc/{r}/stat"))
-                .ok()
-                .and_then(|s| agent::stat_ppid(&s))
-                == Some(self.strace_pid);
-            if alive {
+            let proc_root = std::path::Path::new("/proc");
+            if ProcStat::read(proc_root, r).and_then(|s| s.live_parent()) == Some(self.strace_pid) {
                 return Ok(r);
             }
-            self.root = None;
+            *self.root = None;
         }
         let until = Instant::now() + Duration::from_secs(5);
         loop {
             if let Some(pid) = first_child_of(self.strace_pid) {
                 tracing::debug!(strace = self.strace_pid, app = pid, "app root process");
-                self.root = Some(pid);
+                *self.root = Some(pid);
                 return Ok(pid);
             }
             if Instant::now() >= until {
@@ -198,7 +190,7 @@ fn first_child_of(parent: i32) -> Option<i32> {
     agent::traced_child_of(std::path::Path::new("/proc"), parent, None)
 }
 
-impl AppOps for HostOps {
+impl AppOps for HostOps<'_> {
     fn wait_listen(&mut self, port: u16, timeout: Duration) -> Result<(), Stop> {
         let until = Instant::now() + timeout;
         loop {
@@ -224,25 +216,25 @@ impl AppOps for HostOps {
     fn http(&mut self, port: u16, h: &HttpStep, timeout: Duration) -> Result<Vec<u16>, Stop> {
         let root = self.root()?;
         let h = h.clone();
-        let per_request = timeout.min(Duration::from_secs(10));
+        let per_request = timeout.min(agent::HTTP_REQUEST_TIMEOUT);
         let result = exec::in_network_of(root, move || {
             let mut codes = Vec::new();
-            for i in 0..h.repeat {
-                if i > 0 {
-                    std::thread::sleep(Duration::from_millis(h.interval_ms));
-                }
-                codes.push(agent::http_request(
-                    port,
-                    &h.method,
-                    &h.path,
-                    h.body.as_deref(),
-                    per_request,
-                )?);
-            }
-            Ok::<_, agent::AgentError>(codes)
+            agent::http_repeat(
+                port,
+                &h.method,
+                &h.path,
+                h.body.as_deref(),
+                (h.repeat, Duration::from_millis(h.interval_ms)),
+                per_request,
+                |code| {
+                    codes.push(code);
+                    Ok(())
+                },
+            )
+            .map(|()| codes)
         })
         .map_err(|e| Stop::other(format!("cannot enter the app's network namespace: {e}")))?;
-        result.map_err(|e| Stop::other(e.to_string()))
+        result.map_err(|e| Stop::other(crate::errors::error_chain(&e)))
     }
 
     fn signal(&mut self, signal: &str) -> Result<(), Stop> {

@@ -1,42 +1,36 @@
 //! The runtime-trace probe: build the image, run scenarios under strace in
-//! hardened containers (or on the host), and report the evidence.
+//! hardened containers (or on the host when asked), and report the evidence.
 //!
-//! - [`probe`]: `RuntimeTraceProbe`, backend choice, artifacts and slice;
-//! - [`scenarios`]: the scenario file schema; [`settings`]: probe settings and limits;
-//! - [`sequence`]: one scenario at a time under the timeouts, trace → result;
-//! - [`steps`]: the step driver shared by the backends;
-//! - [`container`] + [`engine`] + [`bundle`]: the container backend; [`host`]: the host backend;
-//! - [`agent`]: the in-container helpers (`codegenie agent ...`);
-//! - [`interp`]: `#!` and `PT_INTERP` reading; [`model`], [`slice`](mod@slice): results and the slice.
-
-use std::sync::atomic::{AtomicBool, Ordering};
+//! - [`probe`]: `RuntimeTraceProbe` and the run from digest to output;
+//! - [`scenarios`] (the schema) and [`scenario_file`] (which file, the app's
+//!   defaults); [`settings`]: the typed settings and limits;
+//! - `sequence`: one scenario at a time under the timeouts, trace → result;
+//! - `backend`: the one per-scenario path; `container` and `host`: the two
+//!   backends behind it; `steps`: the step driver they share;
+//! - [`bundle`]: the tool bundle copied into containers; [`agent`]: the
+//!   in-container helpers (`codegenie agent ...`);
+//! - [`model`], [`slice`](mod@slice), [`output`]: results, the slice, the probe output;
+//! - [`work_dir`]: where raw traces wait for the writer;
+//! - [`dockerfile`]: why a Dockerfile is unusable.
 
 pub mod agent;
+mod backend;
 pub mod bundle;
-pub mod container;
+mod container;
 pub mod dockerfile;
-pub mod engine;
-pub mod host;
-pub mod interp;
+mod host;
 pub mod model;
-pub mod orphans;
+pub mod output;
 pub mod probe;
-pub mod scenarios;
-pub mod sequence;
+pub mod scenario_file;
+pub use codegenie_spec::scenarios;
+mod sequence;
 pub mod settings;
 pub mod slice;
-pub mod steps;
-pub mod yaml_guard;
+mod steps;
+pub mod work_dir;
 
-static CANCELLED: AtomicBool = AtomicBool::new(false);
-
-/// Ask a running trace to stop starting containers (e.g. on Ctrl-C); the
-/// caller then removes what is left by the run label.
-pub fn cancel() {
-    CANCELLED.store(true, Ordering::SeqCst);
-}
-
-/// Whether [`cancel`] was called.
-pub fn is_cancelled() -> bool {
-    CANCELLED.load(Ordering::SeqCst)
-}
+pub use host::HostBackendError;
+pub use probe::{RuntimeTraceProbe, TraceError, PROBE_NAME};
+pub use settings::{Backend, RunId, RunLimits, TraceSettings};
+pub use slice::RuntimeTraceSlice;

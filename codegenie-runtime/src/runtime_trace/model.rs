@@ -1,4 +1,4 @@
-//! Scenario results, the aggregator's input (DESIGN.md §5).
+//! Scenario results, the aggregator's input (docs/architecture.md, "Runtime trace").
 
 use std::collections::BTreeMap;
 
@@ -53,6 +53,39 @@ pub enum ScenarioReason {
         /// The explanation.
         detail: String,
     },
+}
+
+impl std::fmt::Display for ScenarioReason {
+    /// A sentence for people (the CLI's DETAIL column); the JSON keeps the fields.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ScenarioReason::StraceUnavailable => write!(f, "strace cannot run here"),
+            ScenarioReason::ScenarioTimeout { elapsed_ms } => {
+                write!(f, "the scenario ran past its time limit ({elapsed_ms} ms)")
+            }
+            ScenarioReason::AggregateTimeout => {
+                write!(f, "the run's time budget ran out before it started")
+            }
+            ScenarioReason::ImageBuildFailed { exit_code, .. } => match exit_code {
+                Some(c) => write!(f, "the image build failed (exit code {c})"),
+                None => write!(f, "the image build failed"),
+            },
+            ScenarioReason::ImageBuildTimeout { after_ms } => {
+                write!(f, "the image build ran past its limit of {after_ms} ms")
+            }
+            ScenarioReason::ImageDigestUnresolved => write!(f, "no image digest could be resolved"),
+            ScenarioReason::UnexpectedExit { code } => {
+                write!(f, "the app exited unexpectedly with code {code}")
+            }
+            ScenarioReason::OutOfMemory { limit } => {
+                write!(f, "the OOM killer ended the app (memory limit {limit})")
+            }
+            ScenarioReason::EngineUnavailable { detail } => {
+                write!(f, "the container engine is unavailable: {detail}")
+            }
+            ScenarioReason::Other { detail } => f.write_str(detail),
+        }
+    }
 }
 
 /// The outcome of one scenario.

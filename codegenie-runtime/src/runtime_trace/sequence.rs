@@ -1,5 +1,5 @@
 //! What every backend shares around a scenario: strictly sequential runs
-//! under the per-scenario and aggregate timeouts (DESIGN.md §5), and turning
+//! under the per-scenario and aggregate timeouts (docs/architecture.md, "Runtime trace"), and turning
 //! a raw trace into a result, with the interpreters of executed paths.
 
 use std::collections::BTreeMap;
@@ -7,6 +7,8 @@ use std::path::Path;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use crate::cancel::CancelToken;
+use crate::probe::ProgressEvent;
 use crate::strace::{self, ParseOptions, TraceFacts};
 
 use super::model::{ScenarioOutcome, ScenarioReason, ScenarioResult};
@@ -16,7 +18,7 @@ use super::steps::Stop;
 
 /// One scenario's outcome plus its raw trace file, if one was collected.
 #[derive(Debug)]
-pub struct ScenarioRun {
+pub(crate) struct ScenarioRun {
     /// The result (trace and interpreters filled in when a trace was parsed).
     pub result: ScenarioResult,
     /// The raw trace on the host.
@@ -28,17 +30,21 @@ pub struct ScenarioRun {
 /// Run `one` for each scenario, one at a time: each gets the per-scenario
 /// timeout cut to what is left of the aggregate one; once the aggregate
 /// budget is spent the rest are `Skipped(AggregateTimeout)`.
-pub fn run_sequentially(
+pub(super) fn run_sequentially(
     scenarios: &[Scenario],
     limits: &RunLimits,
-    progress: &indicatif::ProgressBar,
+    cancel: &CancelToken,
+    progress: &dyn Fn(ProgressEvent<'_>),
     mut one: impl FnMut(&Scenario, Instant) -> ScenarioRun,
 ) -> Vec<ScenarioRun> {
     let loop_deadline = Instant::now() + limits.aggregate_timeout;
     let mut runs = Vec::new();
+    progress(ProgressEvent::Planned {
+        total: scenarios.len() as u64,
+    });
     for sc in scenarios {
         let now = Instant::now();
-        if now >= loop_deadline || super::is_cancelled() {
+        if now >= loop_deadline || cancel.is_cancelled() {
             runs.push(ScenarioRun {
                 result: not_run(
                     &sc.name,
@@ -47,14 +53,14 @@ pub fn run_sequentially(
                 trace_file: None,
                 warnings: Vec::new(),
             });
-            progress.inc(1);
+            progress(ProgressEvent::Finished(&sc.name));
             continue;
         }
         let deadline = (now + limits.scenario_timeout).min(loop_deadline);
         tracing::info!(scenario = %sc.name, "scenario_started");
-        progress.set_message(format!("scenario {}", sc.name));
+        progress(ProgressEvent::Started(&sc.name));
         let run = one(sc, deadline);
-        progress.inc(1);
+        progress(ProgressEvent::Finished(&sc.name));
         tracing::info!(
             scenario = %sc.name,
             wall_clock_ms = run.result.wall_clock_ms,
@@ -63,19 +69,23 @@ pub fn run_sequentially(
         );
         runs.push(run);
     }
-    progress.finish_and_clear();
+    progress(ProgressEvent::Done);
     runs
 }
 
 /// Parse `file` in one pass, reading the interpreter of each executed path
 /// with `interpreter_of` when the parser first meets it (cached in `cache`
 /// across scenarios).
-pub fn parse_with_interpreters(
+pub(super) fn parse_with_interpreters(
     file: &Path,
     cache: &mut BTreeMap<String, Option<String>>,
     mut interpreter_of: impl FnMut(&str) -> Option<String>,
-) -> Result<(TraceFacts, BTreeMap<String, String>), String> {
-    let f = std::fs::File::open(file).map_err(|e| format!("{}: {e}", file.display()))?;
+) -> Result<(TraceFacts, BTreeMap<String, String>), TraceReadError> {
+    let read_err = |source| TraceReadError {
+        path: file.to_owned(),
+        source,
+    };
+    let f = std::fs::File::open(file).map_err(read_err)?;
     let mut lookup = |path: &str| {
         cache
             .entry(path.to_owned())
@@ -87,11 +97,22 @@ pub fn parse_with_interpreters(
         &ParseOptions::default(),
         &mut lookup,
     )
-    .map_err(|e| format!("{}: {e}", file.display()))
+    .map_err(read_err)
+}
+
+/// A collected trace that could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read the trace {path}")]
+pub(super) struct TraceReadError {
+    /// The trace file.
+    pub path: PathBuf,
+    /// The I/O error.
+    #[source]
+    pub source: std::io::Error,
 }
 
 /// Fill `result` from a collected trace; problems become warnings.
-pub fn attach_trace(
+pub(super) fn attach_trace(
     result: &mut ScenarioResult,
     file: &Path,
     warnings: &mut Vec<String>,
@@ -112,12 +133,16 @@ pub fn attach_trace(
                 ));
             }
         }
-        Err(e) => warnings.push(format!("scenario {}: {e}", result.name)),
+        Err(e) => warnings.push(format!(
+            "scenario {}: {}",
+            result.name,
+            crate::errors::error_chain(&e)
+        )),
     }
 }
 
 /// The scenario outcome of a driver result.
-pub fn outcome_of(r: Result<(), Stop>, started: Instant) -> ScenarioOutcome {
+pub(super) fn outcome_of(r: Result<(), Stop>, started: Instant) -> ScenarioOutcome {
     match r {
         Ok(()) => ScenarioOutcome::Completed,
         Err(Stop::Timeout) => ScenarioOutcome::Failed(ScenarioReason::ScenarioTimeout {
@@ -128,7 +153,7 @@ pub fn outcome_of(r: Result<(), Stop>, started: Instant) -> ScenarioOutcome {
 }
 
 /// A result for a scenario that produced no trace.
-pub fn not_run(name: &str, outcome: ScenarioOutcome) -> ScenarioResult {
+pub(super) fn not_run(name: &str, outcome: ScenarioOutcome) -> ScenarioResult {
     ScenarioResult {
         name: name.to_owned(),
         outcome,
@@ -143,7 +168,7 @@ pub fn not_run(name: &str, outcome: ScenarioOutcome) -> ScenarioResult {
 }
 
 /// `completed`, `failed` or `skipped`, for logs.
-pub fn outcome_kind(o: &ScenarioOutcome) -> &'static str {
+pub(super) fn outcome_kind(o: &ScenarioOutcome) -> &'static str {
     match o {
         ScenarioOutcome::Completed => "completed",
         ScenarioOutcome::Failed(_) => "failed",
@@ -152,7 +177,7 @@ pub fn outcome_kind(o: &ScenarioOutcome) -> &'static str {
 }
 
 /// Milliseconds of a duration, saturating.
-pub fn ms(d: Duration) -> u64 {
+pub(super) fn ms(d: Duration) -> u64 {
     d.as_millis().min(u64::MAX as u128) as u64
 }
 
@@ -190,7 +215,8 @@ mod tests {
         let runs = run_sequentially(
             &three(),
             &limits,
-            &indicatif::ProgressBar::hidden(),
+            &CancelToken::new(),
+            &|_| {},
             |sc, deadline| {
                 let left = deadline.saturating_duration_since(Instant::now());
                 assert!(left <= Duration::from_secs(7) && left > Duration::from_secs(6));
@@ -214,7 +240,8 @@ mod tests {
         let runs = run_sequentially(
             &three(),
             &limits,
-            &indicatif::ProgressBar::hidden(),
+            &CancelToken::new(),
+            &|_| {},
             |sc, deadline| {
                 // The first scenario's deadline is the aggregate one, not 60 s away.
                 assert!(deadline <= Instant::now() + Duration::from_millis(150));

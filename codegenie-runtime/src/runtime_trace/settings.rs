@@ -1,20 +1,19 @@
-//! The probe's settings, read from `ProbeContext.settings` (all optional).
+//! The runtime trace's settings: a [`TraceSettings`] in
+//! `ProbeContext::settings` (absent: every default below).
 //!
-//! | key | value | default |
+//! | field | meaning | default |
 //! |---|---|---|
-//! | `runtime_trace.backend` | `docker` or `host` | automatic: the container engine when the repository has a Dockerfile and an engine answers, else the host |
-//! | `runtime_trace.engine` | `docker` or `podman` | `docker` |
-//! | `runtime_trace.scenario_timeout_ms` | milliseconds | 120000 |
-//! | `runtime_trace.aggregate_timeout_ms` | milliseconds | 600000 |
-//! | `runtime_trace.stop_grace_ms` | milliseconds | 5000 |
-//! | `runtime_trace.helper` | path of the `codegenie` binary bundled for in-container helpers | the running executable |
-//! | `runtime_trace.run_id` | value of the `codegenie.run` label on this run's containers (`[A-Za-z0-9_.-]+`) | pid and time |
+//! | `backend` | [`Backend::Container`] or [`Backend::Host`] | containers; a repository without a Dockerfile is an error, never a silent move to the host |
+//! | `engine` | `docker` or `podman` | `docker` |
+//! | `limits` | timeouts and container limits ([`RunLimits`]) | 120 s per scenario, 600 s in all, 5 s stop grace |
+//! | `helper` | the `codegenie` binary bundled for in-container helpers | the running executable |
+//! | `run_id` | the `codegenie.run` label of this run's containers | pid and time |
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
-use super::engine::EngineKind;
+use crate::engine::EngineKind;
 
 /// Which backend runs the scenarios.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,106 +24,74 @@ pub enum Backend {
     Host,
 }
 
-/// A setting with a value the probe does not accept.
-#[derive(Debug, thiserror::Error)]
-#[error("setting `{key}` = `{value}`: expected {expected}")]
-pub struct SettingError {
-    /// The key.
-    pub key: String,
-    /// The value.
-    pub value: String,
-    /// What is accepted.
-    pub expected: &'static str,
-}
-
-/// Parsed settings.
-#[derive(Debug, Clone)]
+/// The settings of one runtime trace.
+#[derive(Debug, Clone, Default)]
 pub struct TraceSettings {
-    /// The backend; `None` chooses automatically.
+    /// The backend; `None` uses containers.
     pub backend: Option<Backend>,
     /// The engine CLI.
     pub engine: EngineKind,
     /// Timeouts and limits.
     pub limits: RunLimits,
-    /// The helper binary to bundle.
+    /// The helper binary to bundle; `None` bundles the running executable.
     pub helper: Option<PathBuf>,
-    /// The run label's value, when chosen by the caller.
-    pub run_id: Option<String>,
-    /// Where raw traces wait for the writer: the coordinator's scratch folder
-    /// when there is one (see `ProbeContext::scratch_dir`).
-    pub scratch_dir: Option<PathBuf>,
+    /// The run label's value, when chosen by the caller (so that it can
+    /// remove the run's containers by label after an interruption).
+    pub run_id: Option<RunId>,
 }
 
-impl TraceSettings {
-    /// Read the settings; unknown values are errors, never silently defaulted.
-    pub fn from_map(map: &BTreeMap<String, String>) -> Result<Self, SettingError> {
-        let bad = |key: &str, value: &str, expected| SettingError {
-            key: key.to_owned(),
-            value: value.to_owned(),
-            expected,
-        };
-        let mut s = TraceSettings {
-            backend: None,
-            engine: EngineKind::Docker,
-            limits: RunLimits::default(),
-            helper: None,
-            run_id: None,
-            scratch_dir: None,
-        };
-        if let Some(v) = map.get("runtime_trace.backend") {
-            s.backend = match v.as_str() {
-                "docker" | "podman" | "container" => Some(Backend::Container),
-                "host" => Some(Backend::Host),
-                _ => return Err(bad("runtime_trace.backend", v, "`docker` or `host`")),
-            };
-            if let Some(k) = EngineKind::parse(v) {
-                s.engine = k;
-            }
-        }
-        if let Some(v) = map.get("runtime_trace.engine") {
-            s.engine = EngineKind::parse(v)
-                .ok_or_else(|| bad("runtime_trace.engine", v, "`docker` or `podman`"))?;
-        }
-        let ms = |key: &str| -> Result<Option<Duration>, SettingError> {
-            match map.get(key) {
-                None => Ok(None),
-                Some(v) => v
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .map(|n| Some(Duration::from_millis(n)))
-                    .ok_or_else(|| bad(key, v, "a positive number of milliseconds")),
-            }
-        };
-        if let Some(d) = ms("runtime_trace.scenario_timeout_ms")? {
-            s.limits.scenario_timeout = d;
-        }
-        if let Some(d) = ms("runtime_trace.aggregate_timeout_ms")? {
-            s.limits.aggregate_timeout = d;
-        }
-        if let Some(d) = ms("runtime_trace.stop_grace_ms")? {
-            s.limits.stop_grace = d;
-        }
-        if let Some(v) = map.get("runtime_trace.run_id") {
-            let ok = !v.is_empty()
-                && v.len() <= 128
-                && v.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
-            if !ok {
-                return Err(bad("runtime_trace.run_id", v, "1-128 of [A-Za-z0-9_.-]"));
-            }
-            s.run_id = Some(v.clone());
-        }
-        if let Some(v) = map.get("runtime_trace.helper") {
-            s.helper = Some(PathBuf::from(v));
-        }
-        Ok(s)
+/// The value of the `codegenie.run` label: 1-128 of `[A-Za-z0-9_.-]`, so it
+/// is safe in a label filter and a folder name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RunId(String);
+
+/// A run id that breaks the rules of [`RunId`].
+#[derive(Debug, thiserror::Error)]
+#[error("run id `{0}`: expected 1-128 of [A-Za-z0-9_.-]")]
+pub struct RunIdError(String);
+
+impl RunId {
+    /// A run id unique on this machine: `prefix` (itself of `[A-Za-z0-9_.-]`,
+    /// else left out), the pid and the time.
+    pub fn unique(prefix: &str) -> RunId {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let base = format!("{}-{nanos:x}", std::process::id());
+        format!("{prefix}{base}").parse().unwrap_or(RunId(base))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 
-/// Per-scenario time limit (DESIGN.md §5).
+impl FromStr for RunId {
+    type Err = RunIdError;
+    fn from_str(v: &str) -> Result<Self, RunIdError> {
+        let ok = !v.is_empty()
+            && v.len() <= 128
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+        if ok {
+            Ok(RunId(v.to_owned()))
+        } else {
+            Err(RunIdError(v.to_owned()))
+        }
+    }
+}
+
+impl std::fmt::Display for RunId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Per-scenario time limit.
 pub const SCENARIO_TIMEOUT: Duration = Duration::from_secs(120);
-/// Time limit of the whole scenario loop (DESIGN.md §5).
+/// Time limit of the whole scenario loop.
 pub const AGGREGATE_TIMEOUT: Duration = Duration::from_secs(600);
 /// How long the app gets between SIGTERM and SIGKILL when it is stopped.
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -164,35 +131,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn defaults_and_overrides() {
-        let s = TraceSettings::from_map(&BTreeMap::new()).unwrap();
+    fn defaults() {
+        let s = TraceSettings::default();
         assert_eq!(s.backend, None);
+        assert_eq!(s.engine, EngineKind::Docker);
         assert_eq!(s.limits.scenario_timeout, Duration::from_secs(120));
         assert_eq!(s.limits.aggregate_timeout, Duration::from_secs(600));
-        let map = BTreeMap::from([
-            ("runtime_trace.backend".to_owned(), "host".to_owned()),
-            (
-                "runtime_trace.scenario_timeout_ms".to_owned(),
-                "1500".to_owned(),
-            ),
-        ]);
-        let s = TraceSettings::from_map(&map).unwrap();
-        assert_eq!(s.backend, Some(Backend::Host));
-        assert_eq!(s.limits.scenario_timeout, Duration::from_millis(1500));
     }
 
     #[test]
-    fn bad_values_are_errors() {
-        for (k, v) in [
-            ("runtime_trace.backend", "kubernetes"),
-            ("runtime_trace.engine", "lxc"),
-            ("runtime_trace.scenario_timeout_ms", "soon"),
-            ("runtime_trace.aggregate_timeout_ms", "0"),
-            ("runtime_trace.run_id", "a,b=c"),
-        ] {
-            let map = BTreeMap::from([(k.to_owned(), v.to_owned())]);
-            let e = TraceSettings::from_map(&map).unwrap_err();
-            assert_eq!(e.key, k);
+    fn run_ids_are_checked() {
+        for bad in ["", "a,b=c", "a b", &"x".repeat(129)] {
+            assert!(bad.parse::<RunId>().is_err(), "{bad:?}");
         }
+        assert_eq!("cli-1.2_x".parse::<RunId>().unwrap().as_str(), "cli-1.2_x");
+        let a = RunId::unique("t-");
+        assert!(a.as_str().starts_with("t-"));
+        assert!(a.as_str().parse::<RunId>().is_ok());
     }
 }

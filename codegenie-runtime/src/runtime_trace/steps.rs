@@ -22,7 +22,7 @@ pub struct ResolvedApp {
 
 /// Why a step sequence stopped early.
 #[derive(Debug)]
-pub enum Stop {
+pub(super) enum Stop {
     /// The scenario's deadline passed.
     Timeout,
     /// Anything else.
@@ -31,7 +31,7 @@ pub enum Stop {
 
 impl Stop {
     /// A failure explained in words.
-    pub fn other(detail: impl Into<String>) -> Self {
+    pub(super) fn other(detail: impl Into<String>) -> Self {
         Stop::Reason(ScenarioReason::Other {
             detail: detail.into(),
         })
@@ -39,7 +39,7 @@ impl Stop {
 }
 
 /// What the steps do to a running app; one implementation per backend.
-pub trait AppOps {
+pub(super) trait AppOps {
     /// Wait until a TCP socket listens on `port` in the app's network namespace.
     fn wait_listen(&mut self, port: u16, timeout: Duration) -> Result<(), Stop>;
     /// Send the requests of `h` to `127.0.0.1:port` in the app's network
@@ -54,7 +54,7 @@ pub trait AppOps {
 }
 
 /// Drives one running scenario.
-pub struct Driver<'a, O: AppOps> {
+pub(super) struct Driver<'a, O: AppOps> {
     /// The backend's operations.
     pub ops: O,
     /// The traced process (strace, or the engine client attached to it).
@@ -86,7 +86,7 @@ impl<O: AppOps> Driver<'_, O> {
 
     /// Run the scenario's steps, then, for the one-shot form, wait for the
     /// command's exit and compare its code.
-    pub fn run(&mut self, sc: &Scenario, app: &ResolvedApp) -> Result<(), Stop> {
+    pub(super) fn run(&mut self, sc: &Scenario, app: &ResolvedApp) -> Result<(), Stop> {
         self.run_steps(sc, app)?;
         if sc.command.is_some() {
             self.wait_one_shot(sc.expected_exit_code.unwrap_or(0))?;
@@ -209,7 +209,7 @@ impl<O: AppOps> Driver<'_, O> {
     /// grace, SIGKILL, then the backend's last resort. strace stays alive
     /// until the app exits, so the trace keeps the app's own exit lines.
     /// Returns what it took.
-    pub fn stop(&mut self, grace: Duration) -> StopEnd {
+    pub(super) fn stop(&mut self, grace: Duration) -> StopEnd {
         if matches!(self.app.try_wait(), Ok(Some(_))) {
             return StopEnd::AlreadyExited;
         }
@@ -235,7 +235,7 @@ impl<O: AppOps> Driver<'_, O> {
 
 /// How [`Driver::stop`] ended the app.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StopEnd {
+pub(super) enum StopEnd {
     /// It had exited already.
     AlreadyExited,
     /// SIGTERM ended it within the grace.
@@ -248,7 +248,7 @@ pub enum StopEnd {
 
 impl StopEnd {
     /// A warning for an app that had to be killed, naming the grace it ignored.
-    pub fn warning(self, scenario: &str, grace: Duration) -> Option<String> {
+    pub(super) fn warning(self, scenario: &str, grace: Duration) -> Option<String> {
         let how = match self {
             StopEnd::AlreadyExited | StopEnd::Terminated => return None,
             StopEnd::Killed => "SIGKILL",
@@ -262,7 +262,7 @@ impl StopEnd {
 }
 
 /// A process end as a scenario failure.
-pub fn exit_reason(t: Termination) -> ScenarioReason {
+pub(super) fn exit_reason(t: Termination) -> ScenarioReason {
     match t {
         Termination::Exited(code) => ScenarioReason::UnexpectedExit { code },
         // Shells and engine clients report death by signal N as 128 + N.

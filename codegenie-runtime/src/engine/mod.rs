@@ -1,6 +1,8 @@
 //! The container engine (`docker`, or `podman`), driven through the exec
 //! layer: image build and inspection, and the container lifecycle.
 
+mod orphans;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
@@ -21,9 +23,10 @@ pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 pub const LOG_TAIL_BYTES: usize = 4096;
 
 /// Which engine CLI to use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum EngineKind {
     /// `docker`
+    #[default]
     Docker,
     /// `podman`
     Podman,
@@ -42,6 +45,7 @@ impl EngineKind {
 
 /// What went wrong with the engine.
 #[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum EngineError {
     /// The engine CLI is missing or the engine does not answer.
     #[error("container engine unavailable: {detail}")]
@@ -282,8 +286,8 @@ impl Engine {
 
     /// Create a hardened container and return its id.
     pub fn create(&self, o: &CreateOptions) -> Result<String, EngineError> {
-        let owner = super::orphans::current()
-            .map(|o| format!("{}={}", super::orphans::OWNER_LABEL, o.label_value()));
+        let owner =
+            orphans::current().map(|o| format!("{}={}", orphans::OWNER_LABEL, o.label_value()));
         let out = self.ok(self
             .spec()
             .args(["create", "--network=none", "--cap-drop=ALL"])
@@ -444,12 +448,12 @@ impl Engine {
 
 impl Engine {
     /// Remove containers left by runs whose process is gone (killed before
-    /// it could clean up); returns how many. See [`super::orphans`].
+    /// it could clean up); returns how many (see the `orphans` module).
     pub fn sweep_orphans(&self) -> Result<usize, EngineError> {
-        let Some(me) = super::orphans::current() else {
+        let Some(me) = orphans::current() else {
             return Ok(0);
         };
-        let label = super::orphans::OWNER_LABEL;
+        let label = orphans::OWNER_LABEL;
         let out = self.ok(self.spec().args([
             "ps",
             "-a",
@@ -464,7 +468,7 @@ impl Engine {
             let Some((id, value)) = line.split_once('\t') else {
                 continue;
             };
-            let gone = super::orphans::Owner::parse(value.trim()).is_some_and(|o| o.is_gone(me));
+            let gone = orphans::Owner::parse(value.trim()).is_some_and(|o| o.is_gone(me));
             if gone {
                 tracing::info!(
                     container = id,

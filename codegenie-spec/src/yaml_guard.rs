@@ -3,11 +3,11 @@
 //! minute), and no valid scenario file nests deeper than a few levels.
 
 /// The deepest nesting accepted (flow `[`/`{` plus block indentation levels).
-pub const MAX_DEPTH: usize = 32;
+pub(crate) const MAX_DEPTH: usize = 32;
 
 /// The 1-based line where flow nesting (`[`, `{` outside quotes and
 /// comments) first goes deeper than `max`, if it does.
-pub fn too_deep(text: &str, max: usize) -> Option<usize> {
+pub(crate) fn too_deep(text: &str, max: usize) -> Option<usize> {
     let mut depth = 0usize;
     let mut line = 1usize;
     let mut chars = text.chars().peekable();
@@ -67,7 +67,7 @@ pub fn too_deep(text: &str, max: usize) -> Option<usize> {
 
 /// The 1-based line of the second `name: <name>` entry, for a duplicate
 /// scenario error (serde reports those at the top of the document).
-pub fn second_name_line(text: &str, name: &str) -> Option<usize> {
+pub(crate) fn second_name_line(text: &str, name: &str) -> Option<usize> {
     let mut seen = 0;
     for (i, l) in text.lines().enumerate() {
         let t = l.trim_start().trim_start_matches('-').trim_start();
@@ -88,7 +88,7 @@ pub fn second_name_line(text: &str, name: &str) -> Option<usize> {
 
 /// The 1-based line of the top-level `key:`, for errors serde reports at
 /// the top of the document.
-pub fn key_line(text: &str, key: &str) -> Option<usize> {
+pub(crate) fn key_line(text: &str, key: &str) -> Option<usize> {
     text.lines()
         .position(|l| l.strip_prefix(key).is_some_and(|r| r.starts_with(':')))
         .map(|i| i + 1)

@@ -4,12 +4,12 @@
 
 /// How many leading bytes of a file are enough for [`interpreter_of`] in
 /// practice (ELF program headers sit right after the 64-byte header).
-pub const HEAD_BYTES: usize = 64 * 1024;
+pub(crate) const HEAD_BYTES: usize = 64 * 1024;
 
 /// The interpreter of an executable, from its leading bytes: the `#!` program
 /// of a script, or the `PT_INTERP` path of a dynamically linked ELF. `None`
 /// for static ELF files, unknown formats and truncated input.
-pub fn interpreter_of(head: &[u8]) -> Option<String> {
+pub(crate) fn interpreter_of(head: &[u8]) -> Option<String> {
     if head.starts_with(b"#!") {
         shebang_interpreter(head)
     } else if head.starts_with(b"\x7fELF") {
@@ -21,7 +21,7 @@ pub fn interpreter_of(head: &[u8]) -> Option<String> {
 
 /// The program named on a `#!` line (the first word; `#!/usr/bin/env node`
 /// gives `/usr/bin/env`, which is what the kernel executes).
-pub fn shebang_interpreter(head: &[u8]) -> Option<String> {
+pub(crate) fn shebang_interpreter(head: &[u8]) -> Option<String> {
     let rest = head.strip_prefix(b"#!")?;
     let line_end = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
     let line = &rest[..line_end];
@@ -41,7 +41,7 @@ pub fn shebang_interpreter(head: &[u8]) -> Option<String> {
 const PT_INTERP: u32 = 3;
 
 /// The `PT_INTERP` path of an ELF file (32 or 64 bit, either byte order).
-pub fn elf_pt_interp(head: &[u8]) -> Option<String> {
+pub(crate) fn elf_pt_interp(head: &[u8]) -> Option<String> {
     if head.len() < 0x34 || !head.starts_with(b"\x7fELF") {
         return None;
     }
@@ -127,7 +127,7 @@ impl Reader<'_> {
 
 /// The interpreter of the file at `path` (see [`interpreter_of`]); `None`
 /// when it has none or cannot be read.
-pub fn interpreter_of_file(path: &std::path::Path) -> Option<String> {
+pub(crate) fn interpreter_of_file(path: &std::path::Path) -> Option<String> {
     use std::io::Read;
     let mut head = Vec::new();
     std::fs::File::open(path)
@@ -136,15 +136,6 @@ pub fn interpreter_of_file(path: &std::path::Path) -> Option<String> {
         .read_to_end(&mut head)
         .ok()?;
     interpreter_of(&head)
-}
-
-/// Whether an interpreter path names a shell (`sh bash dash ash zsh ksh mksh`).
-pub fn is_shell(interpreter: &str) -> bool {
-    let base = interpreter.rsplit('/').next().unwrap_or(interpreter);
-    matches!(
-        base,
-        "sh" | "bash" | "dash" | "ash" | "zsh" | "ksh" | "mksh"
-    )
 }
 
 #[cfg(test)]
@@ -230,13 +221,5 @@ mod tests {
         assert_eq!(interpreter_of(b"#!\n"), None);
         assert_eq!(interpreter_of(b"#!/bin/sh").as_deref(), Some("/bin/sh"));
         assert_eq!(interpreter_of(b"echo no shebang\n"), None);
-    }
-
-    #[test]
-    fn shells_are_recognised_by_basename() {
-        assert!(is_shell("/bin/sh"));
-        assert!(is_shell("/usr/bin/bash"));
-        assert!(!is_shell("/usr/bin/env"));
-        assert!(!is_shell("/usr/bin/node"));
     }
 }

@@ -1,7 +1,8 @@
-// The rules for one declared-input entry, shared verbatim by the
-// `declared_inputs!` macro (compile time) and the runtime (inputs built at run
-// time): the macro crate `include!`s this file, so the two can never drift.
-// It may use only `std`, `globset` and `strsim`.
+//! The rules for one declared-input entry, applied by the `declared_inputs!`
+//! macro at compile time and by the runtime to inputs built at run time, and
+//! the table of token kinds both know.
+
+use std::borrow::Cow;
 
 /// A kind of special token (`<name>:<resolved>`) a probe may declare.
 ///
@@ -35,6 +36,42 @@ impl TokenKind {
     /// Look a kind up by the name users write.
     pub fn from_name(name: &str) -> Option<TokenKind> {
         TokenKind::ALL.iter().copied().find(|k| k.name() == name)
+    }
+}
+
+/// One entry of a probe's declared inputs. `declared_inputs![...]` builds these
+/// at compile time; [`DeclaredInput::parse`] builds them at run time with the
+/// same rules.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DeclaredInput {
+    /// A glob relative to the repository root.
+    Glob(Cow<'static, str>),
+    /// A special token, resolved through the probe context.
+    Token(TokenKind),
+}
+
+impl DeclaredInput {
+    /// Parse an entry built at run time, with exactly the rules the
+    /// `declared_inputs!` macro applies at compile time.
+    pub fn parse(entry: &str) -> Result<DeclaredInput, InputSpecError> {
+        Ok(match parse_input_spec(entry)? {
+            InputSpec::Glob(g) => DeclaredInput::Glob(Cow::Owned(g)),
+            InputSpec::Token(k) => DeclaredInput::Token(k),
+        })
+    }
+
+    /// The entry as a user writes it.
+    pub fn as_written(&self) -> Cow<'_, str> {
+        match self {
+            DeclaredInput::Glob(g) => Cow::Borrowed(g.as_ref()),
+            DeclaredInput::Token(k) => Cow::Owned(format!("{}{TOKEN_SUFFIX}", k.name())),
+        }
+    }
+}
+
+impl std::fmt::Display for DeclaredInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.as_written())
     }
 }
 
@@ -134,13 +171,11 @@ fn is_token_name(name: &str) -> bool {
 }
 
 fn closest_kind(name: &str) -> Option<&'static str> {
-    let lowered = name.to_ascii_lowercase().replace('_', "-");
-    TokenKind::ALL
-        .iter()
-        .map(|k| (k.name(), strsim::damerau_levenshtein(&lowered, k.name())))
-        .filter(|(known, d)| *d <= 3.max(known.len() / 3))
-        .min_by_key(|(_, d)| *d)
-        .map(|(k, _)| k)
+    // `image_digest` is the same mistake as `image-digst`: compare with dashes.
+    crate::suggest::closest(
+        &name.replace('_', "-"),
+        TokenKind::ALL.iter().map(|k| k.name()),
+    )
 }
 
 /// Does an entry look like an attempt at a token? Globs may contain `:` and

@@ -8,11 +8,11 @@
 use std::sync::OnceLock;
 
 /// The owner label's key.
-pub const OWNER_LABEL: &str = "codegenie.owner";
+pub(super) const OWNER_LABEL: &str = "codegenie.owner";
 
 /// Who a container belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Owner {
+pub(super) struct Owner {
     /// The kernel host name.
     pub host: String,
     /// The pid namespace (`/proc/self/ns/pid` link text).
@@ -25,12 +25,12 @@ pub struct Owner {
 
 impl Owner {
     /// The label value: `host/pid_ns/pid/start`.
-    pub fn label_value(&self) -> String {
+    pub(super) fn label_value(&self) -> String {
         format!("{}/{}/{}/{}", self.host, self.pid_ns, self.pid, self.start)
     }
 
     /// Parse a label value; `None` when it is not one (never an orphan then).
-    pub fn parse(value: &str) -> Option<Owner> {
+    pub(super) fn parse(value: &str) -> Option<Owner> {
         // The host name may contain `/` in principle: split from the right.
         let mut parts = value.rsplitn(4, '/');
         let start = parts.next()?.parse().ok()?;
@@ -47,7 +47,7 @@ impl Owner {
 
     /// Whether `self` is a process of `me`'s host and pid namespace that no
     /// longer runs (its pid is gone or belongs to a later process).
-    pub fn is_gone(&self, me: &Owner) -> bool {
+    pub(super) fn is_gone(&self, me: &Owner) -> bool {
         if self.host != me.host || self.pid_ns != me.pid_ns {
             return false;
         }
@@ -59,7 +59,7 @@ impl Owner {
 }
 
 /// This process as an owner (`None` where `/proc` cannot tell).
-pub fn current() -> Option<&'static Owner> {
+pub(super) fn current() -> Option<&'static Owner> {
     static ME: OnceLock<Option<Owner>> = OnceLock::new();
     ME.get_or_init(|| {
         let pid = std::process::id();
@@ -79,12 +79,11 @@ pub fn current() -> Option<&'static Owner> {
     .as_ref()
 }
 
-/// Field 22 (`starttime`) of `/proc/<pid>/stat`.
+/// The start time of `pid` (`/proc/<pid>/stat` field 22).
 fn start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // `pid (comm) state ...`: comm may hold spaces and parentheses.
-    let after = stat.rsplit_once(") ")?.1;
-    after.split_whitespace().nth(19)?.parse().ok()
+    crate::procfs::ProcStat::read(std::path::Path::new("/proc"), pid as i32)
+        .map(|s| s.start_time)
+        .filter(|t| *t > 0)
 }
 
 #[cfg(test)]
@@ -108,6 +107,7 @@ mod tests {
     fn this_process_is_alive_and_a_dead_one_is_gone() {
         let me = current().expect("/proc is readable on Linux");
         assert!(!me.is_gone(me));
+        #[allow(clippy::disallowed_methods)] // a test process to outlive
         let mut child = std::process::Command::new("/bin/sh")
             .arg("-c")
             .arg("exit 0")

@@ -1,14 +1,21 @@
-//! The scenario file schema (DESIGN.md §6): `.codegenie/scenarios.yaml`, and
-//! the embedded defaults in `scenarios/`.
+//! The scenario file schema (docs/architecture.md, "Scenarios"):
+//! `.codegenie/scenarios.yaml`, and the default scenarios of the repository's
+//! `scenarios/` folder, embedded here as [`DEFAULT_SCENARIOS`].
 //!
 //! Unknown fields are errors, every error carries the line and column it
 //! comes from, and a malformed file is an error, never a fallback to the
-//! defaults. This module depends on serde and serde_yaml only: the root
-//! `build.rs` includes it to validate the defaults at build time.
+//! defaults. The `codegenie` crate's `build.rs` validates the defaults with
+//! this module at build time.
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+
+/// The default scenarios (startup, smoke_test, healthcheck, shutdown,
+/// error_path), used when a repository has no scenario file of its own.
+/// `default-scenarios/default.yaml` links to the workspace's
+/// `scenarios/default.yaml`; packaging stores its content.
+pub const DEFAULT_SCENARIOS: &str = include_str!("../default-scenarios/default.yaml");
 
 /// The only schema version.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -579,7 +586,7 @@ impl std::error::Error for ScenarioError {}
 
 /// Parse a scenario file; `source_name` names it in errors.
 pub fn parse_scenarios(text: &str, source_name: &str) -> Result<ScenarioFile, ScenarioError> {
-    use super::yaml_guard::{key_line, second_name_line, too_deep, MAX_DEPTH};
+    use crate::yaml_guard::{key_line, second_name_line, too_deep, MAX_DEPTH};
     if let Some(line) = too_deep(text, MAX_DEPTH) {
         return Err(ScenarioError {
             source_name: source_name.to_owned(),
@@ -624,7 +631,7 @@ pub fn parse_scenarios(text: &str, source_name: &str) -> Result<ScenarioFile, Sc
 mod tests {
     use super::*;
 
-    const DEFAULTS: &str = include_str!("../../../scenarios/default.yaml");
+    const DEFAULTS: &str = DEFAULT_SCENARIOS;
 
     #[test]
     fn the_defaults_are_the_five_scenarios() {

@@ -1,0 +1,180 @@
+//! The one path every scenario takes, whatever runs it: pick the command,
+//! start the app under strace, wait until it runs, drive the steps, stop it
+//! through its own root process, let the backend judge the end (an OOM kill),
+//! bring the trace to the host, parse it with the interpreters of executed
+//! paths, and remove what the scenario created. A backend (containers, or
+//! this machine) supplies only the operations behind [`ScenarioBackend`].
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::exec::Running;
+
+use super::model::{ScenarioOutcome, ScenarioReason};
+use super::scenarios::Scenario;
+use super::sequence::{attach_trace, ms, not_run, outcome_of, ScenarioRun};
+use super::settings::RunLimits;
+use super::steps::{AppOps, Driver, ResolvedApp, Stop};
+use crate::cancel::CancelToken;
+
+/// An error a backend reports about its own operations.
+pub(crate) type BackendError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What a backend does for one scenario; [`run_one`] calls these in order.
+pub(crate) trait ScenarioBackend {
+    /// A started app: its container, or its strace process.
+    type Session;
+    /// The step operations on a running session.
+    type Ops<'s>: AppOps
+    where
+        Self: 's;
+
+    /// Why a scenario without a command cannot run here.
+    fn no_command(&self) -> &'static str;
+
+    /// Start `argv` under strace, which writes its trace where
+    /// [`Self::collect_trace`] finds it.
+    fn start(
+        &mut self,
+        scenario: &Scenario,
+        argv: &[String],
+        app: &ResolvedApp,
+    ) -> Result<Self::Session, Stop>;
+
+    /// Wait until the started app runs (or a one-shot command already ended).
+    fn ready(&self, _session: &mut Self::Session, _deadline: Instant) -> Result<(), Stop> {
+        Ok(())
+    }
+
+    /// The step operations and the traced process of `session`.
+    fn parts<'s>(&'s self, session: &'s mut Self::Session) -> (Self::Ops<'s>, &'s mut Running);
+
+    /// After the app stopped: a better explanation of the outcome, if the
+    /// backend has one (an OOM kill), and anything worth a warning.
+    fn judge(
+        &mut self,
+        _session: &mut Self::Session,
+        _scenario: &str,
+        outcome: ScenarioOutcome,
+        _warnings: &mut Vec<String>,
+    ) -> ScenarioOutcome {
+        outcome
+    }
+
+    /// Bring the trace of `session` to `dest` on the host.
+    fn collect_trace(
+        &mut self,
+        session: &mut Self::Session,
+        dest: &Path,
+    ) -> Result<(), BackendError>;
+
+    /// The `#!` or `PT_INTERP` interpreter of an executed path, read where
+    /// the app ran.
+    fn interpreter_of(&self, session: &Self::Session, path: &str) -> Option<String>;
+
+    /// Remove what the scenario created.
+    fn remove(&mut self, session: Self::Session) -> Result<(), BackendError>;
+}
+
+/// What every scenario of a run shares.
+pub(crate) struct RunShared<'a> {
+    /// Limits and timeouts.
+    pub(crate) limits: &'a RunLimits,
+    /// Where raw traces are written on the host.
+    pub(crate) work_dir: &'a Path,
+    /// `{path: interpreter}` read so far, shared by the scenarios of a run.
+    pub(crate) interpreters: BTreeMap<String, Option<String>>,
+    /// Trips when the run is cancelled.
+    pub(crate) cancel: CancelToken,
+}
+
+/// Run one scenario on `backend`, from start to removal.
+pub(crate) fn run_one<B: ScenarioBackend>(
+    backend: &mut B,
+    shared: &mut RunShared<'_>,
+    sc: &Scenario,
+    app: &ResolvedApp,
+    deadline: Instant,
+) -> ScenarioRun {
+    let started = Instant::now();
+    let mut warnings = Vec::new();
+    let early = |outcome, warnings| {
+        let mut result = not_run(&sc.name, outcome);
+        result.wall_clock_ms = ms(started.elapsed());
+        ScenarioRun {
+            result,
+            trace_file: None,
+            warnings,
+        }
+    };
+    let argv = sc.command.clone().unwrap_or_else(|| app.argv.clone());
+    if argv.is_empty() {
+        let detail = backend.no_command().to_owned();
+        return early(
+            ScenarioOutcome::Failed(ScenarioReason::Other { detail }),
+            warnings,
+        );
+    }
+    if shared.cancel.is_cancelled() {
+        let detail = "the run was cancelled".to_owned();
+        return early(
+            ScenarioOutcome::Skipped(ScenarioReason::Other { detail }),
+            warnings,
+        );
+    }
+    let mut session = match backend.start(sc, &argv, app) {
+        Ok(s) => s,
+        Err(stop) => return early(outcome_of(Err(stop), started), warnings),
+    };
+    let ready = backend.ready(&mut session, deadline);
+    let outcome = {
+        let (ops, running) = backend.parts(&mut session);
+        let mut driver = Driver {
+            ops,
+            app: running,
+            deadline,
+            exited_expectedly: false,
+        };
+        let outcome = ready.and_then(|()| driver.run(sc, app));
+        let end = driver.stop(shared.limits.stop_grace);
+        warnings.extend(end.warning(&sc.name, shared.limits.stop_grace));
+        outcome_of(outcome, started)
+    };
+    let outcome = backend.judge(&mut session, &sc.name, outcome, &mut warnings);
+    let dest = shared.work_dir.join(format!("{}.strace", sc.name));
+    let (trace_file, outcome): (Option<PathBuf>, _) =
+        match backend.collect_trace(&mut session, &dest) {
+            Ok(()) => (Some(dest), outcome),
+            Err(e) => {
+                warnings.push(format!("scenario {}: no trace collected: {e}", sc.name));
+                // Steps that ran without leaving evidence do not count as coverage.
+                let outcome = match outcome {
+                    ScenarioOutcome::Completed => ScenarioOutcome::Failed(ScenarioReason::Other {
+                        detail: format!("no trace collected: {e}"),
+                    }),
+                    other => other,
+                };
+                (None, outcome)
+            }
+        };
+    let mut result = not_run(&sc.name, outcome);
+    if let Some(file) = &trace_file {
+        attach_trace(
+            &mut result,
+            file,
+            &mut warnings,
+            &mut shared.interpreters,
+            |path| backend.interpreter_of(&session, path),
+        );
+    }
+    if let Err(e) = backend.remove(session) {
+        warnings.push(format!("scenario {}: {e}", sc.name));
+    }
+    result.wall_clock_ms = ms(started.elapsed());
+    ScenarioRun {
+        result,
+        trace_file,
+        warnings,
+    }
+}
