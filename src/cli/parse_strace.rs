@@ -2,7 +2,7 @@
 //! ParsedTrace JSON (several files are unioned; `-` reads stdin).
 
 use std::fs::File;
-use std::io::{self, BufReader, Write};
+use std::io::{self, BufReader};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -79,8 +79,7 @@ pub(super) fn run(args: ParseStraceArgs) -> Result<ExitCode, CliError> {
         }
         union.union(&facts.trace);
     }
-    let mut out = io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, &union)?;
-    writeln!(out)?;
+    // stdout is line-buffered: one write per line of JSON would dominate.
+    super::print_json(&union)?;
     Ok(ExitCode::SUCCESS)
 }
