@@ -11,7 +11,7 @@
 //! - Redacted: slices, warnings and artifacts go through the redactor before
 //!   they touch the disk, as everything the writer writes does.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -502,18 +502,7 @@ impl<W: Write> Write for HashingWriter<W> {
 
 fn hash_path(path: &Path) -> std::io::Result<(String, u64)> {
     let mut f = std::fs::File::open(path)?;
-    let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut len = 0u64;
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        len += n as u64;
-    }
-    Ok((hasher.finalize().to_hex().to_string(), len))
+    crate::inputs::walk::blake3_of(&mut f, &mut vec![0u8; 64 * 1024])
 }
 
 fn touch(path: &Path) -> std::io::Result<()> {

@@ -501,17 +501,26 @@ pub fn hash_file_stamped(
     };
     let mut f = std::fs::File::open(path).map_err(io_err)?;
     let stamp = FileStamp::of(&f.metadata().map_err(io_err)?);
+    let (hex, _) = blake3_of(&mut f, buf).map_err(io_err)?;
+    Ok((hex, stamp))
+}
+
+/// The blake3 (hex) and length of everything `r` yields, read through `buf`:
+/// the one hashing loop of the cache (declared files and stored blobs).
+pub(crate) fn blake3_of(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<(String, u64)> {
     let mut hasher = blake3::Hasher::new();
+    let mut len = 0u64;
     loop {
-        let n = match f.read(buf) {
+        let n = match r.read(buf) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(io_err(e)),
+            Err(e) => return Err(e),
         };
         hasher.update(&buf[..n]);
+        len += n as u64;
     }
-    Ok((hasher.finalize().to_hex().to_string(), stamp))
+    Ok((hasher.finalize().to_hex().to_string(), len))
 }
 
 fn hash_symlink(path: &Path) -> Result<String, CacheKeyError> {
