@@ -41,6 +41,24 @@ impl ProcStat {
     }
 }
 
+/// The pid of the process tracing `pid` (`TracerPid` in `/proc/<pid>/status`;
+/// 0 when none), and its command name.
+pub(crate) fn tracer_and_comm(proc_root: &std::path::Path, pid: i32) -> Option<(i32, String)> {
+    let text = std::fs::read_to_string(proc_root.join(pid.to_string()).join("status")).ok()?;
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_owned())
+    };
+    let tracer = field("TracerPid:")?.parse().ok()?;
+    Some((tracer, field("Name:").unwrap_or_default()))
+}
+
+/// Whether `pid` is gone or a zombie (exited, not yet reaped).
+pub(crate) fn has_exited(proc_root: &std::path::Path, pid: i32) -> bool {
+    ProcStat::read(proc_root, pid).is_none_or(|s| s.state == 'Z' || s.state == 'X')
+}
+
 #[cfg(test)]
 mod tests {
     use super::ProcStat;
@@ -55,6 +73,17 @@ mod tests {
         let z = ProcStat::parse("43 (sh) Z 1 43 43 0").unwrap();
         assert_eq!(z.live_parent(), None);
         assert_eq!(ProcStat::parse("garbage"), None);
+    }
+
+    #[test]
+    fn status_of_a_real_process() {
+        let proc_root = std::path::Path::new("/proc");
+        let me = std::process::id() as i32;
+        let (tracer, name) = super::tracer_and_comm(proc_root, me).unwrap();
+        assert_eq!(tracer, 0, "not traced");
+        assert!(!name.is_empty());
+        assert!(!super::has_exited(proc_root, me));
+        assert!(super::has_exited(proc_root, i32::MAX));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! defaults. The `codegenie` crate's `build.rs` validates the defaults with
 //! this module at build time.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -357,6 +358,11 @@ pub struct HttpStep {
     /// Request body.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
+    /// Request headers (`Content-Type: application/json`, ...), sent in name
+    /// order after the ones every request has (`Host`, `Connection`,
+    /// `Content-Length`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
     /// How many requests.
     pub repeat: u32,
     /// Pause between requests.
@@ -374,6 +380,8 @@ struct RawHttpStep {
     path: String,
     #[serde(default)]
     body: Option<String>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
     #[serde(default)]
     repeat: Option<u32>,
     #[serde(default)]
@@ -399,15 +407,45 @@ impl TryFrom<RawHttpStep> for HttpStep {
         if repeat == 0 {
             return Err("http `repeat` must be at least 1".to_owned());
         }
+        for (name, value) in &r.headers {
+            check_header(name, value)?;
+        }
         Ok(HttpStep {
             method,
             path: r.path,
             body: r.body,
+            headers: r.headers,
             repeat,
             interval_ms: r.interval_ms.unwrap_or(0),
             expect_status: r.expect_status,
         })
     }
+}
+
+/// Headers the helper sets itself; a scenario may not send them twice.
+const RESERVED_HEADERS: &[&str] = &["host", "connection", "content-length"];
+
+/// A header name is an RFC 9110 token; a value has no line breaks (which
+/// would let a scenario smuggle a second request).
+fn check_header(name: &str, value: &str) -> Result<(), String> {
+    let token = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if !token {
+        return Err(format!("http header name `{name}` is not a valid token"));
+    }
+    if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+        return Err(format!(
+            "http header `{name}` is set by codegenie; remove it"
+        ));
+    }
+    if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+        return Err(format!(
+            "http header `{name}` has a line break in its value"
+        ));
+    }
+    Ok(())
 }
 
 /// An expected HTTP status: `200`, `">=400"`, `"<500"`, `"==404"`.
@@ -657,8 +695,29 @@ mod tests {
             panic!("error_path sends a request")
         };
         assert_eq!(h.method, "POST");
+        assert_eq!(h.headers["Content-Type"], "application/json");
         assert!(h.expect_status.unwrap().accepts(404));
         assert!(!h.expect_status.unwrap().accepts(200));
+    }
+
+    #[test]
+    fn headers_are_checked() {
+        let with = |h: &str| {
+            parse_scenarios(
+                &format!("version: 1\nscenarios:\n  - name: a\n    steps:\n      - http: {{ path: /, headers: {h} }}\n"),
+                "s.yaml",
+            )
+        };
+        assert!(with("{ X-Trace: \"1\" }").is_ok());
+        for (bad, why) in [
+            ("{ \"Bad Name\": x }", "not a valid token"),
+            ("{ Host: evil }", "set by codegenie"),
+            ("{ X-A: \"a\\r\\nX-B: b\" }", "line break"),
+        ] {
+            let e = with(bad).unwrap_err();
+            assert!(e.to_string().contains(why), "{bad}: {e}");
+            assert_eq!(e.line, Some(5), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -35,6 +35,9 @@ mod trace;
 pub const EXIT_ERROR: u8 = 1;
 /// Exit code when the job ran but at least one probe failed or timed out.
 pub const EXIT_PROBE_FAILED: u8 = 2;
+/// Exit code of `codegenie trace` when the evidence was written but at least
+/// one scenario failed (CI can gate on it).
+pub const EXIT_SCENARIO_FAILED: u8 = 3;
 /// Exit code when stdout was closed early (`codegenie ... | head`), as
 /// shells report a process ended by SIGPIPE (128 + 13).
 pub const EXIT_BROKEN_PIPE: u8 = 141;

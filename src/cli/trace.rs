@@ -14,7 +14,7 @@ use codegenie_runtime::runtime_trace::{
 use codegenie_runtime::writer::Writer;
 use codegenie_runtime::{GatherOptions, ProbeRecord, ProbeStatus};
 
-use super::{CliError, Interrupted, EXIT_PROBE_FAILED};
+use super::{CliError, Interrupted, EXIT_PROBE_FAILED, EXIT_SCENARIO_FAILED};
 
 /// Where the scenarios run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -157,18 +157,40 @@ pub(super) fn run(args: TraceArgs) -> Result<ExitCode, CliError> {
             eprintln!("warning: cannot remove the raw traces: {e}");
         }
     }
+    let slice = typed_slice(rec)?;
     if !args.json {
-        print_summary(rec, written.as_ref().map(|w| w.json.display().to_string()))?;
+        if let Some(slice) = &slice {
+            print_summary(
+                rec,
+                slice,
+                written.as_ref().map(|w| w.json.display().to_string()),
+            )?;
+        }
     }
-    Ok(ExitCode::SUCCESS)
+    // The evidence is written either way; a failed scenario still fails CI.
+    let failed = slice.is_some_and(|s| !s.scenarios_failed.is_empty());
+    Ok(if failed {
+        ExitCode::from(EXIT_SCENARIO_FAILED)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
-fn print_summary(rec: &ProbeRecord, path: Option<String>) -> Result<(), CliError> {
+/// The record's runtime_trace slice, typed.
+fn typed_slice(rec: &ProbeRecord) -> Result<Option<RuntimeTraceSlice>, CliError> {
     let Some(out) = &rec.output else {
-        return Ok(());
+        return Ok(None);
     };
-    let slice: RuntimeTraceSlice = serde_json::from_value(out.schema_slice.clone())
+    let slice = serde_json::from_value(out.schema_slice.clone())
         .map_err(|e| format!("the runtime_trace slice does not have its schema: {e}"))?;
+    Ok(Some(slice))
+}
+
+fn print_summary(
+    rec: &ProbeRecord,
+    slice: &RuntimeTraceSlice,
+    path: Option<String>,
+) -> Result<(), CliError> {
     let status = match rec.status {
         ProbeStatus::CacheHit => "cache hit",
         _ => "ran",
@@ -208,7 +230,7 @@ fn print_summary(rec: &ProbeRecord, path: Option<String>) -> Result<(), CliError
         net.outbound.len(),
         net.inbound.len(),
     ))?;
-    for w in &out.warnings {
+    for w in rec.output.iter().flat_map(|o| &o.warnings) {
         super::outln(format_args!("warning: {w}"))?;
     }
     if let Some(p) = path {

@@ -39,6 +39,9 @@ pub enum AgentCommand {
         /// Request body.
         #[arg(long)]
         body: Option<String>,
+        /// A request header `NAME:VALUE` (repeatable).
+        #[arg(long = "header", value_name = "NAME:VALUE")]
+        headers: Vec<String>,
         /// Number of requests.
         #[arg(long, default_value_t = 1)]
         repeat: u32,
@@ -55,6 +58,20 @@ pub enum AgentCommand {
         #[arg(long)]
         signal: String,
     },
+    /// Print the pid of the traced app's root process.
+    RootPid,
+    /// Wait until a process has exited; print `exited` or `running`.
+    WaitGone {
+        /// The process.
+        #[arg(long)]
+        pid: i32,
+        /// Give up after this many milliseconds.
+        #[arg(long)]
+        timeout_ms: u64,
+    },
+    /// SIGKILL every process traced by PID 1 (strace), printing `pid name`
+    /// of each: what survives the app's root process when it exits.
+    KillTraced,
 }
 
 /// The per-request timeout of HTTP steps.
@@ -68,6 +85,7 @@ impl AgentCommand {
             method: h.method.clone(),
             path: h.path.clone(),
             body: h.body.clone(),
+            headers: h.headers.iter().map(|(k, v)| format!("{k}:{v}")).collect(),
             repeat: h.repeat,
             interval_ms: h.interval_ms,
             timeout_ms: HTTP_REQUEST_TIMEOUT.as_millis() as u64,
@@ -80,6 +98,9 @@ impl AgentCommand {
             AgentCommand::WaitListen { .. } => "wait-listen",
             AgentCommand::Http { .. } => "http",
             AgentCommand::Signal { .. } => "signal",
+            AgentCommand::RootPid => "root-pid",
+            AgentCommand::WaitGone { .. } => "wait-gone",
+            AgentCommand::KillTraced => "kill-traced",
         }
     }
 
@@ -100,6 +121,7 @@ impl AgentCommand {
                 method,
                 path,
                 body,
+                headers,
                 repeat,
                 interval_ms,
                 timeout_ms,
@@ -110,11 +132,19 @@ impl AgentCommand {
                 if let Some(b) = body {
                     opt("body", b.clone());
                 }
+                for h in headers {
+                    opt("header", h.clone());
+                }
                 opt("repeat", repeat.to_string());
                 opt("interval-ms", interval_ms.to_string());
                 opt("timeout-ms", timeout_ms.to_string());
             }
             AgentCommand::Signal { signal } => opt("signal", signal.clone()),
+            AgentCommand::RootPid | AgentCommand::KillTraced => {}
+            AgentCommand::WaitGone { pid, timeout_ms } => {
+                opt("pid", pid.to_string());
+                opt("timeout-ms", timeout_ms.to_string());
+            }
         }
         v
     }
@@ -134,19 +164,34 @@ impl AgentCommand {
                 method,
                 path,
                 body,
+                headers,
                 repeat,
                 interval_ms,
                 timeout_ms,
             } => http_repeat(
                 *port,
-                method,
-                path,
-                body.as_deref(),
+                &Request {
+                    method,
+                    path,
+                    headers: &parse_headers(headers)?,
+                    body: body.as_deref(),
+                },
                 (*repeat, Duration::from_millis(*interval_ms)),
                 Duration::from_millis(*timeout_ms),
                 |code| print(out, &code),
             ),
             AgentCommand::Signal { signal } => print(out, &signal_app(signal)?),
+            AgentCommand::RootPid => print(out, &find_app_root()?),
+            AgentCommand::WaitGone { pid, timeout_ms } => {
+                let gone = wait_gone(Path::new("/proc"), *pid, Duration::from_millis(*timeout_ms));
+                print(out, &if gone { "exited" } else { "running" })
+            }
+            AgentCommand::KillTraced => {
+                for killed in kill_traced(Path::new("/proc"), 1) {
+                    print(out, &killed)?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -155,9 +200,7 @@ impl AgentCommand {
 /// handed to `each` as it arrives; the first error ends the loop.
 pub fn http_repeat(
     port: u16,
-    method: &str,
-    path: &str,
-    body: Option<&str>,
+    req: &Request<'_>,
     (repeat, interval): (u32, Duration),
     per_request: Duration,
     mut each: impl FnMut(u16) -> Result<(), AgentError>,
@@ -166,9 +209,32 @@ pub fn http_repeat(
         if i > 0 {
             std::thread::sleep(interval);
         }
-        each(http_request(port, method, path, body, per_request)?)?;
+        each(http_request(port, req, per_request)?)?;
     }
     Ok(())
+}
+
+/// One HTTP request as a scenario describes it.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// Method.
+    pub method: &'a str,
+    /// Path, from `/`.
+    pub path: &'a str,
+    /// Extra headers, in order.
+    pub headers: &'a [(String, String)],
+    /// Body.
+    pub body: Option<&'a str>,
+}
+
+/// `NAME:VALUE` arguments as header pairs; a value may itself contain `:`.
+pub fn parse_headers(args: &[String]) -> Result<Vec<(String, String)>, AgentError> {
+    args.iter()
+        .map(|a| match a.split_once(':') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.trim_start().to_owned())),
+            _ => Err(AgentError::BadHeader(a.clone())),
+        })
+        .collect()
 }
 
 /// Why a helper failed.
@@ -210,6 +276,9 @@ pub enum AgentError {
         #[source]
         source: std::io::Error,
     },
+    /// A `--header` argument that is not `NAME:VALUE`.
+    #[error("header `{0}` is not NAME:VALUE")]
+    BadHeader(String),
     /// The helper's own output could not be written.
     #[error("cannot write the helper's output")]
     Output {
@@ -262,21 +331,25 @@ pub fn wait_listen(port: u16, timeout: Duration) -> Result<(), AgentError> {
 }
 
 /// One HTTP request to `127.0.0.1:port`; returns the status code.
-pub fn http_request(
-    port: u16,
-    method: &str,
-    path: &str,
-    body: Option<&str>,
-    timeout: Duration,
-) -> Result<u16, AgentError> {
+pub fn http_request(port: u16, req: &Request<'_>, timeout: Duration) -> Result<u16, AgentError> {
+    let Request {
+        method,
+        path,
+        headers,
+        body,
+    } = *req;
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let net = |source| AgentError::Net { port, source };
     let mut s = TcpStream::connect_timeout(&addr, timeout).map_err(net)?;
     s.set_read_timeout(Some(timeout)).map_err(net)?;
     s.set_write_timeout(Some(timeout)).map_err(net)?;
     let body = body.unwrap_or("");
+    let mut extra = String::new();
+    for (k, v) in headers {
+        extra.push_str(&format!("{k}: {v}\r\n"));
+    }
     let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: codegenie-agent\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: codegenie-agent\r\n{extra}Connection: close\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
     s.write_all(req.as_bytes()).map_err(net)?;
@@ -345,6 +418,49 @@ pub fn traced_child_of(proc_root: &Path, parent: i32, skip: Option<i32>) -> Opti
     best
 }
 
+/// Wait up to `timeout` for `pid` to exit (gone or a zombie); whether it did.
+pub fn wait_gone(proc_root: &Path, pid: i32, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if crate::procfs::has_exited(proc_root, pid) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// SIGKILL every process whose tracer is `tracer`; `pid name` of each.
+/// Once the app's root process has exited, these are its survivors: under
+/// Docker the container (and so they) would end with the root.
+pub fn kill_traced(proc_root: &Path, tracer: i32) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(proc_root) else {
+        return Vec::new();
+    };
+    let mut killed = Vec::new();
+    for e in entries.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        match crate::procfs::tracer_and_comm(proc_root, pid) {
+            Some((t, name)) if t == tracer && pid != tracer => {
+                let sent = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+                if sent.is_ok() {
+                    killed.push(format!("{pid} {name}"));
+                }
+            }
+            _ => {}
+        }
+    }
+    killed.sort();
+    killed
+}
+
 /// Send `signal` (e.g. `SIGTERM`) to the app's root process; returns its pid.
 pub fn signal_app(signal: &str) -> Result<i32, AgentError> {
     let sig: nix::sys::signal::Signal = signal
@@ -378,6 +494,7 @@ mod tests {
                 method: "POST".into(),
                 path: "/a b?x=-1".into(),
                 body: Some("--{malformed".into()),
+                headers: vec!["Content-Type:application/json".into(), "X-A:b:c".into()],
                 repeat: 3,
                 interval_ms: 20,
                 timeout_ms: 10_000,
@@ -385,6 +502,12 @@ mod tests {
             AgentCommand::Signal {
                 signal: "SIGTERM".into(),
             },
+            AgentCommand::RootPid,
+            AgentCommand::WaitGone {
+                pid: 7,
+                timeout_ms: 250,
+            },
+            AgentCommand::KillTraced,
         ] {
             let mut argv = vec!["agent".to_owned()];
             argv.extend(cmd.to_args());
@@ -435,10 +558,21 @@ mod tests {
                 .unwrap();
             req
         });
-        let code = http_request(port, "POST", "/x", Some("{bad"), Duration::from_secs(5)).unwrap();
+        let headers = parse_headers(&["Content-Type:application/json".to_owned()]).unwrap();
+        let request = Request {
+            method: "POST",
+            path: "/x",
+            headers: &headers,
+            body: Some("{bad"),
+        };
+        let code = http_request(port, &request, Duration::from_secs(5)).unwrap();
         assert_eq!(code, 418);
         let req = server.join().unwrap();
         assert!(req.starts_with("POST /x HTTP/1.1\r\n"), "{req}");
+        assert!(
+            req.contains("\r\nContent-Type: application/json\r\n"),
+            "{req}"
+        );
         assert!(req.ends_with("\r\n\r\n{bad"), "{req}");
     }
 
@@ -448,7 +582,16 @@ mod tests {
         let port = l.local_addr().unwrap().port();
         drop(l);
         assert!(matches!(
-            http_request(port, "GET", "/", None, Duration::from_secs(2)),
+            http_request(
+                port,
+                &Request {
+                    method: "GET",
+                    path: "/",
+                    headers: &[],
+                    body: None
+                },
+                Duration::from_secs(2)
+            ),
             Err(AgentError::Net { .. })
         ));
     }

@@ -135,9 +135,12 @@ pub(crate) fn run_one<B: ScenarioBackend>(
             app: running,
             deadline,
             exited_expectedly: false,
+            root: None,
+            warnings: Vec::new(),
         };
         let outcome = ready.and_then(|()| driver.run(sc, app));
         let end = driver.stop(shared.limits.stop_grace);
+        warnings.append(&mut driver.warnings);
         warnings.extend(end.warning(&sc.name, shared.limits.stop_grace));
         outcome_of(outcome, started)
     };

@@ -269,6 +269,27 @@ impl AppOps for ContainerOps<'_> {
         }
     }
 
+    fn root_pid(&mut self) -> Result<i32, Stop> {
+        let out = self.helper(&AgentCommand::RootPid, Duration::from_secs(15))?;
+        out.trim()
+            .parse()
+            .map_err(|_| Stop::other(format!("helper `root-pid` printed {out:?}")))
+    }
+
+    fn wait_gone(&mut self, pid: i32, timeout: Duration) -> Result<bool, Stop> {
+        let command = AgentCommand::WaitGone {
+            pid,
+            timeout_ms: timeout.as_millis() as u64,
+        };
+        let out = self.helper(&command, timeout + Duration::from_secs(10))?;
+        Ok(out.trim() == "exited")
+    }
+
+    fn kill_survivors(&mut self) -> Result<Vec<String>, Stop> {
+        let out = self.helper(&AgentCommand::KillTraced, Duration::from_secs(15))?;
+        Ok(out.lines().map(str::to_owned).collect())
+    }
+
     fn force_stop(&mut self) {
         if let Err(e) = self.engine.kill(self.container) {
             tracing::debug!(error = %e, "cannot kill the container");

@@ -219,11 +219,15 @@ impl AppOps for HostOps<'_> {
         let per_request = timeout.min(agent::HTTP_REQUEST_TIMEOUT);
         let result = exec::in_network_of(root, move || {
             let mut codes = Vec::new();
+            let headers: Vec<(String, String)> = h.headers.into_iter().collect();
             agent::http_repeat(
                 port,
-                &h.method,
-                &h.path,
-                h.body.as_deref(),
+                &agent::Request {
+                    method: &h.method,
+                    path: &h.path,
+                    headers: &headers,
+                    body: h.body.as_deref(),
+                },
                 (h.repeat, Duration::from_millis(h.interval_ms)),
                 per_request,
                 |code| {
@@ -250,6 +254,18 @@ impl AppOps for HostOps<'_> {
         Err(Stop::other(format!(
             "exec step {argv:?}: exec steps need the container backend"
         )))
+    }
+
+    fn root_pid(&mut self) -> Result<i32, Stop> {
+        self.root()
+    }
+
+    fn wait_gone(&mut self, pid: i32, timeout: Duration) -> Result<bool, Stop> {
+        Ok(agent::wait_gone(Path::new("/proc"), pid, timeout))
+    }
+
+    fn kill_survivors(&mut self) -> Result<Vec<String>, Stop> {
+        Ok(agent::kill_traced(Path::new("/proc"), self.strace_pid))
     }
 
     fn force_stop(&mut self) {

@@ -49,6 +49,12 @@ pub(super) trait AppOps {
     fn signal(&mut self, signal: &str) -> Result<(), Stop>;
     /// Run `argv` beside the app (not traced); success or a failure.
     fn exec(&mut self, argv: &[String], timeout: Duration) -> Result<(), Stop>;
+    /// The pid of the app's root process (strace's traced child).
+    fn root_pid(&mut self) -> Result<i32, Stop>;
+    /// Wait up to `timeout` for process `pid` to exit; whether it did.
+    fn wait_gone(&mut self, pid: i32, timeout: Duration) -> Result<bool, Stop>;
+    /// SIGKILL whatever strace still traces; `pid name` of each.
+    fn kill_survivors(&mut self) -> Result<Vec<String>, Stop>;
     /// Last resort when the app ignores SIGKILL to its root (e.g. kill the container).
     fn force_stop(&mut self);
 }
@@ -61,8 +67,12 @@ pub(super) struct Driver<'a, O: AppOps> {
     pub app: &'a mut Running,
     /// The scenario's deadline.
     pub deadline: Instant,
-    /// Set after a signal step: the app may now exit.
+    /// Set after a signal or wait_exit step: the app may now exit.
     pub exited_expectedly: bool,
+    /// The app's root process, once known.
+    pub root: Option<i32>,
+    /// Problems that do not change the outcome (survivors killed, ...).
+    pub warnings: Vec<String>,
 }
 
 impl<O: AppOps> Driver<'_, O> {
@@ -87,6 +97,13 @@ impl<O: AppOps> Driver<'_, O> {
     /// Run the scenario's steps, then, for the one-shot form, wait for the
     /// command's exit and compare its code.
     pub(super) fn run(&mut self, sc: &Scenario, app: &ResolvedApp) -> Result<(), Stop> {
+        // Learn the root process while it certainly is the root: once it has
+        // exited, its survivors are strace's children too.
+        if sc.command.is_none() {
+            if let Err(e) = self.root() {
+                tracing::debug!(error = ?e, "app root process not found at start");
+            }
+        }
         self.run_steps(sc, app)?;
         if sc.command.is_some() {
             self.wait_one_shot(sc.expected_exit_code.unwrap_or(0))?;
@@ -106,24 +123,79 @@ impl<O: AppOps> Driver<'_, O> {
                     self.ops.signal(sig.as_str())?;
                 }
                 Step::WaitExit(w) => {
+                    // Waiting for an exit means the exit is expected, with or
+                    // without a signal before it.
+                    self.exited_expectedly = true;
                     let own = Instant::now() + Duration::from_secs(w.timeout_s);
                     let until = own.min(self.deadline);
-                    match self.app.wait_until(until) {
-                        Ok(Some(_)) => {}
-                        Ok(None) if until == self.deadline => return Err(Stop::Timeout),
-                        Ok(None) => {
-                            return Err(Stop::other(format!(
-                                "the app did not exit within {} s",
-                                w.timeout_s
-                            )))
+                    if !self.wait_app_exit(until)? {
+                        if until == self.deadline {
+                            return Err(Stop::Timeout);
                         }
-                        Err(e) => return Err(Stop::other(e.to_string())),
+                        return Err(Stop::other(format!(
+                            "the app did not exit within {} s",
+                            w.timeout_s
+                        )));
                     }
                 }
             }
             self.check_alive()?;
         }
         Ok(())
+    }
+
+    /// The app's root process, asked of the backend once.
+    fn root(&mut self) -> Result<i32, Stop> {
+        if let Some(r) = self.root {
+            return Ok(r);
+        }
+        let r = self.ops.root_pid()?;
+        self.root = Some(r);
+        Ok(r)
+    }
+
+    /// Wait until `until` for the app to exit, with Docker's meaning: the app
+    /// has exited when its root process has, whatever descendants survive.
+    /// Survivors are then killed and named in a warning, so that strace (PID 1)
+    /// ends as the container would. Whether the app exited in time.
+    fn wait_app_exit(&mut self, until: Instant) -> Result<bool, Stop> {
+        if matches!(self.app.try_wait(), Ok(Some(_))) {
+            return Ok(true);
+        }
+        let root = match self.root() {
+            Ok(r) => r,
+            // No root left to find: it exited, and strace is about to.
+            Err(_) => return Ok(matches!(self.app.wait_until(until), Ok(Some(_)))),
+        };
+        let left = until.saturating_duration_since(Instant::now());
+        match self.ops.wait_gone(root, left) {
+            Ok(true) => {
+                self.end_survivors();
+                Ok(true)
+            }
+            Ok(false) => Ok(false),
+            // A root that leaves no survivor ends strace and with it the
+            // container, taking the helper that watched it along.
+            Err(e) => match self.app.wait_until(Instant::now() + Duration::from_secs(2)) {
+                Ok(Some(_)) => Ok(true),
+                _ => Err(e),
+            },
+        }
+    }
+
+    /// After the root exited: kill what strace still traces, name it, and
+    /// give strace a moment to write its last lines and exit.
+    fn end_survivors(&mut self) {
+        match self.ops.kill_survivors() {
+            Ok(killed) if !killed.is_empty() => self.warnings.push(format!(
+                "the app's root process exited; killed {} process(es) it left running: {}",
+                killed.len(),
+                killed.join(", ")
+            )),
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = ?e, "cannot kill the app's survivors"),
+        }
+        let _ = self.app.wait_until(Instant::now() + Duration::from_secs(5));
     }
 
     fn wait_one_shot(&mut self, expected: i32) -> Result<(), Stop> {
@@ -220,7 +292,7 @@ impl<O: AppOps> Driver<'_, O> {
             if let Err(e) = self.ops.signal(sig) {
                 tracing::debug!(error = ?e, signal = sig, "cannot signal the app");
             }
-            if matches!(self.app.wait_until(Instant::now() + wait), Ok(Some(_))) {
+            if matches!(self.wait_app_exit(Instant::now() + wait), Ok(true)) {
                 return end;
             }
         }
