@@ -29,6 +29,7 @@ pub mod exec;
 pub mod cache;
 mod coordinator;
 pub mod inputs;
+pub mod minimal;
 mod probe;
 mod record;
 mod registry;

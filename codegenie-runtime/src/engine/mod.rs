@@ -1,7 +1,10 @@
 //! The container engine (`docker`, or `podman`), driven through the exec
 //! layer: image build and inspection, and the container lifecycle.
 
+mod filesystem;
 mod orphans;
+
+pub use filesystem::{ContainerConfig, TRANSFER_TIMEOUT};
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -209,7 +209,10 @@ fn resolve_digest(
     })
 }
 
-fn run_blocking(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutput, TraceError> {
+/// The whole runtime trace of `repo`, on this thread, with no cache: what
+/// [`RuntimeTraceProbe`] runs, for callers that must not reuse or store an
+/// output (verifying a minimal image with `TraceSettings::image`).
+pub fn run_blocking(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutput, TraceError> {
     let started = Instant::now();
     let settings = ctx
         .settings
@@ -227,7 +230,11 @@ fn run_blocking(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutput, 
     if settings.backend == Some(Backend::Host) {
         return run_host(repo, ctx, &file, &settings);
     }
-    let digest = match resolve_digest(repo, ctx)? {
+    let resolved = match &settings.image {
+        Some(image) => Ok(image.clone()),
+        None => resolve_digest(repo, ctx)?,
+    };
+    let digest = match resolved {
         Ok(d) => d,
         Err(Unresolved::Skip(reason)) => {
             return Ok(none_ran(&file, ScenarioOutcome::Skipped(reason)));

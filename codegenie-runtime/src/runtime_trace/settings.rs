@@ -8,6 +8,7 @@
 //! | `limits` | timeouts and container limits ([`RunLimits`]) | 120 s per scenario, 600 s in all, 5 s stop grace |
 //! | `helper` | the `codegenie` binary bundled for in-container helpers | the running executable |
 //! | `run_id` | the `codegenie.run` label of this run's containers | pid and time |
+//! | `image` | an image to trace instead of building the Dockerfile | build the repository's image |
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -38,6 +39,9 @@ pub struct TraceSettings {
     /// The run label's value, when chosen by the caller (so that it can
     /// remove the run's containers by label after an interruption).
     pub run_id: Option<RunId>,
+    /// Trace this image (id or tag) instead of building the repository's
+    /// Dockerfile: how a minimal image is verified with the same scenarios.
+    pub image: Option<String>,
 }
 
 /// The value of the `codegenie.run` label: 1-128 of `[A-Za-z0-9_.-]`, so it

@@ -1,0 +1,196 @@
+//! An image's filesystem in and out of the engine: export a stopped
+//! container's filesystem to a tar file, import a tar file as a new image with
+//! a given config, and read an image's full config and size. Both directions
+//! go through the engine CLI, so they work with a remote engine too.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{Engine, EngineError};
+
+/// How long an export or import of a whole image filesystem may take.
+pub const TRANSFER_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The part of an image's config that a new image built from its files must
+/// carry over (`docker image inspect` → `.Config`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct ContainerConfig {
+    /// `ENTRYPOINT`.
+    #[serde(rename = "Entrypoint", default)]
+    pub entrypoint: Option<Vec<String>>,
+    /// `CMD`.
+    #[serde(rename = "Cmd", default)]
+    pub cmd: Option<Vec<String>>,
+    /// `ENV`, as `KEY=value`.
+    #[serde(rename = "Env", default)]
+    pub env: Option<Vec<String>>,
+    /// `WORKDIR`.
+    #[serde(rename = "WorkingDir", default)]
+    pub working_dir: String,
+    /// `USER`.
+    #[serde(rename = "User", default)]
+    pub user: String,
+    /// `EXPOSE`d ports (`"8080/tcp": {}`).
+    #[serde(rename = "ExposedPorts", default)]
+    pub exposed_ports: Option<BTreeMap<String, serde_json::Value>>,
+}
+
+impl ContainerConfig {
+    /// The config as `docker import --change` instructions, in exec form.
+    pub fn import_changes(&self) -> Vec<String> {
+        let json = |v: &Vec<String>| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
+        let mut out = Vec::new();
+        if let Some(e) = &self.entrypoint {
+            out.push(format!("ENTRYPOINT {}", json(e)));
+        }
+        if let Some(c) = &self.cmd {
+            out.push(format!("CMD {}", json(c)));
+        }
+        for kv in self.env.iter().flatten() {
+            // `ENV key=value` keeps the value verbatim only when quoted.
+            if let Some((k, v)) = kv.split_once('=') {
+                out.push(format!("ENV {k}={}", json_string(v)));
+            }
+        }
+        if !self.working_dir.is_empty() {
+            out.push(format!("WORKDIR {}", self.working_dir));
+        }
+        if !self.user.is_empty() {
+            out.push(format!("USER {}", self.user));
+        }
+        for port in self.exposed_ports.iter().flat_map(|p| p.keys()) {
+            out.push(format!("EXPOSE {port}"));
+        }
+        out
+    }
+}
+
+fn json_string(v: &str) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| format!("{v:?}"))
+}
+
+impl Engine {
+    /// The full config of `image`.
+    pub fn container_config(&self, image: &str) -> Result<ContainerConfig, EngineError> {
+        let out =
+            self.ok(self
+                .spec()
+                .args(["image", "inspect", "--format", "{{json .Config}}", image]))?;
+        serde_json::from_slice(&out.stdout.bytes).map_err(|e| EngineError::Output {
+            command: "image inspect".into(),
+            detail: e.to_string(),
+        })
+    }
+
+    /// The id of the image `reference`, or `None` when the engine has no
+    /// such image.
+    pub fn image_id(&self, reference: &str) -> Result<Option<String>, EngineError> {
+        let out = self.run(self.spec().args([
+            "image",
+            "inspect",
+            "--format",
+            "{{.Id}}",
+            reference,
+        ]))?;
+        if out.success() {
+            return Ok(Some(out.stdout.text().trim().to_owned()));
+        }
+        let why = out.stderr.text();
+        if why.contains("No such image") || why.contains("image not known") {
+            Ok(None)
+        } else {
+            Err(EngineError::Command {
+                command: format!("image inspect {reference}"),
+                detail: why.trim().to_owned(),
+            })
+        }
+    }
+
+    /// The size of `image` in bytes, as the engine reports it.
+    pub fn image_size(&self, image: &str) -> Result<u64, EngineError> {
+        let out = self.ok(self
+            .spec()
+            .args(["image", "inspect", "--format", "{{.Size}}", image]))?;
+        let text = out.stdout.text();
+        text.trim().parse().map_err(|_| EngineError::Output {
+            command: "image inspect".into(),
+            detail: format!("`{}` is not a size", text.trim()),
+        })
+    }
+
+    /// Write the filesystem of `image` to the tar file `dest`: a container is
+    /// created (never started) and removed again.
+    pub fn export_filesystem(&self, image: &str, dest: &Path) -> Result<(), EngineError> {
+        // `create` needs a command even though nothing runs; none is executed.
+        let out = self.ok(self.spec().args([
+            "create",
+            "--network=none",
+            "--label",
+            "codegenie.export=1",
+            "--entrypoint",
+            "/codegenie-export-never-runs",
+            image,
+        ]))?;
+        let id = out.stdout.text().trim().to_owned();
+        let exported = self.ok(
+            self.spec()
+                .timeout(TRANSFER_TIMEOUT)
+                .args(["export", "-o"])
+                .arg(dest)
+                .arg(&id),
+        );
+        let removed = self.remove(&id);
+        exported?;
+        removed
+    }
+
+    /// Import the tar file `src` as a new image with `changes` (Dockerfile
+    /// instructions) and tag it `tag`; returns the image id.
+    pub fn import_filesystem(
+        &self,
+        src: &Path,
+        changes: &[String],
+        tag: &str,
+    ) -> Result<String, EngineError> {
+        let mut spec = self.spec().timeout(TRANSFER_TIMEOUT).arg("import");
+        for c in changes {
+            spec = spec.arg("--change").arg(c);
+        }
+        let out = self.ok(spec.arg(src).arg(tag))?;
+        let id = out.stdout.text().trim().to_owned();
+        if !id.starts_with("sha256:") {
+            return Err(EngineError::Output {
+                command: "import".into(),
+                detail: format!("`{id}` is not an image id"),
+            });
+        }
+        Ok(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_becomes_exec_form_changes() {
+        let c: ContainerConfig = serde_json::from_str(
+            r#"{"Entrypoint":null,"Cmd":["node","/app/server.js"],"Env":["PATH=/usr/bin:/bin","GREETING=a \"b\" c"],"WorkingDir":"/app","User":"node","ExposedPorts":{"3000/tcp":{}}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            c.import_changes(),
+            [
+                r#"CMD ["node","/app/server.js"]"#,
+                r#"ENV PATH="/usr/bin:/bin""#,
+                r#"ENV GREETING="a \"b\" c""#,
+                "WORKDIR /app",
+                "USER node",
+                "EXPOSE 3000/tcp",
+            ]
+        );
+    }
+}

@@ -1,0 +1,185 @@
+//! An image's filesystem as a tar stream (what `docker export` writes and
+//! `docker import` reads): index it into a [`Tree`], and copy the kept
+//! entries into a new tar with their headers (modes, owners, link targets)
+//! as they were.
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::{BufReader, BufWriter};
+use std::path::{Path, PathBuf};
+
+use tar::EntryType;
+
+use super::closure::{normalize, Node, Tree};
+
+/// A tar file that could not be read or written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ImageFsError {
+    /// Reading or writing the tar file failed.
+    #[error("{path}")]
+    Io {
+        /// The tar file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> ImageFsError + '_ {
+    move |source| ImageFsError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// What a filtered copy holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Copied {
+    /// Entries written.
+    pub entries: u64,
+    /// Bytes of file content written.
+    pub bytes: u64,
+}
+
+/// The absolute, normal path of a tar entry name (`usr/bin/`, `./etc`).
+fn entry_path(raw: &Path) -> String {
+    normalize(&raw.to_string_lossy())
+}
+
+/// Index the tar file at `path`: every entry's path and what it is.
+pub fn index_tar(path: &Path) -> Result<Tree, ImageFsError> {
+    let err = io(path);
+    let mut archive = tar::Archive::new(BufReader::new(File::open(path).map_err(&err)?));
+    let mut tree = Tree::new();
+    for entry in archive.entries().map_err(&err)? {
+        let entry = entry.map_err(&err)?;
+        let name = entry_path(&entry.path().map_err(&err)?);
+        let link = || -> Result<String, ImageFsError> {
+            Ok(entry
+                .link_name()
+                .map_err(&err)?
+                .map(|l| l.to_string_lossy().into_owned())
+                .unwrap_or_default())
+        };
+        let node = match entry.header().entry_type() {
+            EntryType::Directory => Node::Dir,
+            EntryType::Symlink => Node::Symlink(link()?),
+            // Hard link names are archive paths, not link text.
+            EntryType::Link => Node::Hardlink(normalize(&link()?)),
+            _ => Node::File,
+        };
+        tree.insert(name, node);
+    }
+    Ok(tree)
+}
+
+/// Copy the entries of `src` whose path is in `keep` to a new tar at `dest`.
+pub fn filter_tar(src: &Path, dest: &Path, keep: &BTreeSet<String>) -> Result<Copied, ImageFsError> {
+    let (rerr, werr) = (io(src), io(dest));
+    let mut archive = tar::Archive::new(BufReader::new(File::open(src).map_err(&rerr)?));
+    let mut out = tar::Builder::new(BufWriter::new(File::create(dest).map_err(&werr)?));
+    // Keep names and targets exactly as they are, links included.
+    out.follow_symlinks(false);
+    let mut copied = Copied::default();
+    for entry in archive.entries().map_err(&rerr)? {
+        let mut entry = entry.map_err(&rerr)?;
+        let raw = entry.path().map_err(&rerr)?.into_owned();
+        if !keep.contains(&entry_path(&raw)) {
+            continue;
+        }
+        let mut header = entry.header().clone();
+        match header.entry_type() {
+            EntryType::Symlink | EntryType::Link => {
+                let target = entry
+                    .link_name()
+                    .map_err(&rerr)?
+                    .map(|l| l.into_owned())
+                    .unwrap_or_default();
+                out.append_link(&mut header, &raw, &target).map_err(&werr)?;
+            }
+            _ => {
+                copied.bytes += header.size().unwrap_or(0);
+                out.append_data(&mut header, &raw, &mut entry).map_err(&werr)?;
+            }
+        }
+        copied.entries += 1;
+    }
+    out.into_inner()
+        .and_then(|mut w| std::io::Write::flush(&mut w))
+        .map_err(&werr)?;
+    Ok(copied)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small tar like `docker export` writes: folders, a file, a relative
+    /// and an absolute symlink, a hard link.
+    fn sample(dir: &Path) -> PathBuf {
+        let path = dir.join("fs.tar");
+        let mut b = tar::Builder::new(File::create(&path).unwrap());
+        let mut dir_h = |name: &str, b: &mut tar::Builder<File>| {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(EntryType::Directory);
+            h.set_mode(0o755);
+            h.set_size(0);
+            b.append_data(&mut h, name, std::io::empty()).unwrap();
+        };
+        dir_h("usr/", &mut b);
+        dir_h("usr/lib/", &mut b);
+        let mut f = tar::Header::new_gnu();
+        f.set_mode(0o644);
+        f.set_size(5);
+        b.append_data(&mut f, "usr/lib/libz.so.1.2.13", &b"hello"[..]).unwrap();
+        let mut l = tar::Header::new_gnu();
+        l.set_entry_type(EntryType::Symlink);
+        l.set_size(0);
+        b.append_link(&mut l, "usr/lib/libz.so.1", "libz.so.1.2.13").unwrap();
+        b.append_link(&mut l, "lib", "usr/lib").unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(EntryType::Link);
+        h.set_size(0);
+        b.append_link(&mut h, "usr/lib/libz-hard", "usr/lib/libz.so.1.2.13").unwrap();
+        let mut f = tar::Header::new_gnu();
+        f.set_mode(0o644);
+        f.set_size(3);
+        b.append_data(&mut f, "usr/lib/unused", &b"xyz"[..]).unwrap();
+        b.finish().unwrap();
+        path
+    }
+
+    #[test]
+    fn index_then_filter_keeps_links_as_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = sample(dir.path());
+        let tree = index_tar(&src).unwrap();
+        assert_eq!(tree["/lib"], Node::Symlink("usr/lib".into()));
+        assert_eq!(tree["/usr/lib/libz-hard"], Node::Hardlink("/usr/lib/libz.so.1.2.13".into()));
+        assert_eq!(tree["/usr/lib"], Node::Dir);
+
+        let closure = super::super::closure::Closure::of(&tree, ["/lib/libz.so.1"], []);
+        let dest = dir.path().join("min.tar");
+        let copied = filter_tar(&src, &dest, &closure.keep).unwrap();
+        assert_eq!(copied.bytes, 5);
+        let kept = index_tar(&dest).unwrap();
+        assert_eq!(
+            kept.keys().map(String::as_str).collect::<Vec<_>>(),
+            ["/lib", "/usr", "/usr/lib", "/usr/lib/libz.so.1", "/usr/lib/libz.so.1.2.13"]
+        );
+        assert_eq!(kept["/usr/lib/libz.so.1"], Node::Symlink("libz.so.1.2.13".into()));
+        assert!(!kept.contains_key("/usr/lib/unused"));
+    }
+
+    #[test]
+    fn a_missing_or_garbled_tar_is_a_typed_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("none.tar");
+        assert!(matches!(index_tar(&missing), Err(ImageFsError::Io { .. })));
+        let garbled = dir.path().join("bad.tar");
+        std::fs::write(&garbled, vec![0xffu8; 1024]).unwrap();
+        assert!(index_tar(&garbled).is_err());
+    }
+}
