@@ -11,6 +11,7 @@ mod collect;
 mod join;
 mod lines;
 mod model;
+pub mod paths;
 mod pidhash;
 mod prefix;
 mod procs;
