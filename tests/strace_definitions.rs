@@ -114,6 +114,32 @@ fn d3_d4_success_and_paths_as_opened() {
 }
 
 #[test]
+fn d4_the_cwd_is_forgotten_at_exec_and_inherited_on_fork() {
+    let f = parse(concat!(
+        "1 newfstatat(AT_FDCWD</old>, \".\", {st_mode=S_IFDIR|0755, st_size=4096, ...}, 0) = 0\n",
+        "1 execve(\"/usr/bin/tool\", [\"tool\"], 0x1 /* 1 var */) = 0\n",
+        // The shell may have changed directory since /old showed.
+        "1 open(\"early\", O_RDONLY) = 3\n",
+        "1 newfstatat(AT_FDCWD</new>, \"x\", {st_mode=S_IFREG|0644, st_size=1, ...}, 0) = 0\n",
+        "1 open(\"config\", O_RDONLY) = 3\n",
+        "1 clone(child_stack=NULL, flags=SIGCHLD) = 2\n",
+        "2 access(\"data\", R_OK) = 0\n",
+        "2 execveat(AT_FDCWD</new>, \"sub/run\", [\"run\"], 0x1 /* 1 var */, 0) = 0\n",
+        "2 readlink(\"link\", \"t\", 4096) = 1\n",
+    ));
+    assert_eq!(list(&f.trace.files_read), ["/new/config", "early"]);
+    // execveat's own decoration shows the cwd at the exec.
+    assert_eq!(
+        list(&f.trace.paths_probed),
+        ["/new/data", "/new/link", "/new/x", "/old"]
+    );
+    assert_eq!(
+        list(&f.trace.binaries_executed),
+        ["/new/sub/run", "/usr/bin/tool"]
+    );
+}
+
+#[test]
 fn d5_read_write_modes_and_exclusions() {
     let f = parse(concat!(
         "1 openat(AT_FDCWD, \"/r\", O_RDONLY) = 3\n",

@@ -5,9 +5,10 @@
 //! its dirfd's `-y` decoration, or to the process's latest known cwd, then
 //! lexically normalised; the kernel's resolved name (the `-y` decoration of a
 //! returned fd) only goes into `resolved`. The cwd is learnt from
-//! `AT_FDCWD</dir>` decorations (`chdir` is not traced), so it can be stale
-//! after an untraced `chdir`; a relative exec therefore waits for the first
-//! cwd the new program shows, and stays relative if it never shows one.
+//! `AT_FDCWD</dir>` decorations (`chdir` is not traced), so what is known can
+//! predate an untraced `chdir`: it is forgotten at each exec (shells `cd`
+//! then exec), a relative exec waits for the first cwd the new program
+//! shows, and a name stays relative while no cwd is known.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -25,7 +26,7 @@ use super::rules::{
     parse_open_flags, prot_exec, script_interpreter,
 };
 use super::sockaddr::{parse_sockaddr, SockAddr};
-use super::unescape::{decode_into, leading_literal, unescape_into};
+use super::unescape::{decode_into, leading_literal, render_into, unescape_into};
 use super::ParseOptions;
 
 /// Stand-in pid for unprefixed lines until the root's real pid shows.
@@ -558,13 +559,19 @@ impl<'o> Collector<'o> {
         // A new program replaces one still waiting for its cwd.
         self.settle_exec(pid, None);
         let dirfd = if at { arg(call.args, 0) } else { None };
+        // The cwd known so far may predate an untraced `chdir` (`cd dir &&
+        // ./run` in a shell): the new program's own calls show it again,
+        // unless this very call does.
+        self.procs.set_cwd(pid, None);
+        if let Some(d) = dirfd {
+            self.learn_cwd(pid, d);
+        }
         let joined = dirfd.is_some_and(|d| self.join_to_dirfd(d));
         if !joined {
             normalize_in_place(&mut self.path, &mut self.tmp);
         }
-        // The cwd known before an exec may predate an untraced `chdir`
-        // (`cd dir && ./run`), so a relative exec waits for the cwd the new
-        // program shows; with a numeric dirfd the name is not cwd-relative.
+        // So a relative exec waits for the cwd the new program shows; with
+        // a numeric dirfd the name is not cwd-relative.
         let cwd_relative = !self.path.starts_with('/') && dirfd.is_none_or(|d| d == b"AT_FDCWD");
         let via_self_exe = is_self_exe(&self.path);
         if via_self_exe {
@@ -690,7 +697,7 @@ impl<'o> Collector<'o> {
             return None;
         }
         let mut out = String::new();
-        super::unescape::render_into(&self.scratch, &mut out);
+        render_into(&self.scratch, &mut out);
         Some(out)
     }
 
@@ -702,6 +709,7 @@ impl<'o> Collector<'o> {
             return;
         };
         if !exe.certain
+            || !exe.path.starts_with('/')
             || *exe.path == *target
             || !target.starts_with('/')
             || is_unnamed(target)
