@@ -49,9 +49,13 @@ fn trace_minimize_retrace(fixture: &str, name: &str) -> Traced {
 
     let evidence = EvidencePaths::of(&slice);
     let scratch = tempfile::tempdir().unwrap();
-    let minimal =
-        build_minimal_image(&Engine::new(EngineKind::Docker), &original, &evidence, scratch.path())
-            .expect("the minimal image builds");
+    let minimal = build_minimal_image(
+        &Engine::new(EngineKind::Docker),
+        &original,
+        &evidence,
+        scratch.path(),
+    )
+    .expect("the minimal image builds");
 
     let min_id = run_id(&format!("{name}-min"));
     let mut ctx: ProbeContext = context(&min_id, &[]);
@@ -75,7 +79,12 @@ fn report(name: &str, t: &Traced) {
         .scenarios
         .iter()
         .filter_map(|s| s.trace.as_ref())
-        .flat_map(|tr| tr.files_read.iter().chain(&tr.binaries_executed).chain(&tr.shared_libs_loaded))
+        .flat_map(|tr| {
+            tr.files_read
+                .iter()
+                .chain(&tr.binaries_executed)
+                .chain(&tr.shared_libs_loaded)
+        })
         .collect();
     let resolved: usize = t
         .slice
@@ -132,7 +141,10 @@ fn node_express_service_runs_from_only_what_the_evidence_names() {
         named.iter().any(|p| p.ends_with("/libz.so.1")),
         "the soname link is evidence: {named:#?}"
     );
-    assert!(t.slice.shell_invocations >= 1, "the app spawns /bin/sh -c once");
+    assert!(
+        t.slice.shell_invocations >= 1,
+        "the app spawns /bin/sh -c once"
+    );
 }
 
 #[test]

@@ -29,21 +29,30 @@ fn prints_the_exact_fields_of_the_contract() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    // Top-level keys in the order of the contract (the JSON is pretty-printed:
+    // top-level keys are the lines indented by two spaces).
+    let text = String::from_utf8(out.stdout.clone()).unwrap();
+    let keys: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("  \""))
+        .filter_map(|l| l.split_once("\":").map(|(k, _)| k))
+        .collect();
     assert_eq!(
         keys,
         [
             "binaries_executed",
+            "shared_libs_loaded",
             "cert_paths_read",
             "files_read",
             "files_written",
-            "network_endpoints_touched",
-            "shared_libs_loaded",
             "shell_invocations",
-            "unix_sockets"
+            "network_endpoints_touched",
+            "unix_sockets",
+            "resolved",
+            "paths_probed"
         ]
     );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let expected: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(fixture("python_net_threads.expected.json")).unwrap(),
     )
@@ -88,6 +97,31 @@ fn several_files_are_unioned_and_dash_reads_stdin() {
         .unwrap()
         .iter()
         .any(|p| p == "weird/café"));
+}
+
+#[test]
+fn resolved_names_and_probes_are_unioned_across_files() {
+    let out = bin()
+        .args([
+            "parse-strace",
+            &fixture("python_net_threads.trace"),
+            &fixture("relative_exec_probes.trace"),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["resolved"]["/lib/x86_64-linux-gnu/libz.so.1"],
+        "/usr/lib/x86_64-linux-gnu/libz.so.1.2.13"
+    );
+    assert_eq!(
+        v["resolved"]["/tmp/fxw/app/data/link"],
+        "/tmp/fxw/app/data/config"
+    );
+    let probed = v["paths_probed"].as_array().unwrap();
+    assert!(probed.iter().any(|p| p == "/tmp/fxw/net.py"));
+    assert!(probed.iter().any(|p| p == "/tmp/fxw/app/data/config"));
 }
 
 #[test]

@@ -1,15 +1,28 @@
-//! One test per definition of DESIGN.md §4, on hand-written strace lines.
+//! One test per definition of the parser contract (docs/architecture.md
+//! §Parser), on hand-written strace lines.
 
 use std::collections::BTreeMap;
 
-use codegenie::strace::{parse_trace, ExitStatus, ParseOptions, TraceFacts};
+use codegenie::strace::{parse_trace, ExitStatus, ParseOptions, ParsedTrace, TraceFacts};
 
 fn parse(text: &str) -> TraceFacts {
     parse_trace(text.as_bytes(), &ParseOptions::default()).unwrap()
 }
 
+fn parse_with(text: &str, interpreters: &[(&str, &str)]) -> TraceFacts {
+    let interpreters = interpreters
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    parse_trace(text.as_bytes(), &ParseOptions { interpreters }).unwrap()
+}
+
 fn list(s: &std::collections::BTreeSet<String>) -> Vec<&str> {
     s.iter().map(String::as_str).collect()
+}
+
+fn pairs(m: &BTreeMap<String, String>) -> Vec<(&str, &str)> {
+    m.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }
 
 #[test]
@@ -56,28 +69,73 @@ fn d2_literals_decode_and_render_invalid_utf8() {
 }
 
 #[test]
-fn d3_d4_success_and_canonical_paths() {
+fn d3_d4_success_and_paths_as_opened() {
     let f = parse(concat!(
         "1 openat(AT_FDCWD, \"/etc/missing\", O_RDONLY) = -1 ENOENT (No such file or directory)\n",
         "1 openat(AT_FDCWD</srv>, \"rel/x\", O_RDONLY) = 3\n",
         "1 openat(AT_FDCWD</srv/>, \"y\", O_RDONLY) = 3\n",
         "1 openat(5</opt/d>, \"z\", O_RDONLY) = 6\n",
         "1 openat(AT_FDCWD</srv>, \"link\", O_RDONLY) = 3</srv/target>\n",
-        "1 openat(AT_FDCWD, \"plain\", O_RDONLY) = 3\n",
+        "1 openat(AT_FDCWD</srv>, \"./a/../b//c/.\", O_RDONLY) = 3</srv/b/c>\n",
         "1 openat2(AT_FDCWD</srv>, \"o2\", {flags=O_RDONLY|O_CLOEXEC, resolve=RESOLVE_NO_SYMLINKS}, 24) = 3\n",
-        "1 open(\"/abs\", O_RDONLY|O_CLOEXEC) = 3\n",
+        "1 open(\"/abs/../abs2\", O_RDONLY|O_CLOEXEC) = 3\n",
+        "1 open(\"rel2\", O_RDONLY) = 3</srv/rel2>\n",
+        "1 openat(AT_FDCWD</srv>, \"/lib/libz.so.1\", O_RDONLY|O_CLOEXEC) = 3</usr/lib/libz.so.1.2.13>\n",
+        "2 openat(AT_FDCWD, \"plain\", O_RDONLY) = 3\n",
+        "2 openat(AT_FDCWD, \"./../up\", O_RDONLY) = 3\n",
     ));
+    // Relative names are joined to the dirfd's decoration, or to the cwd the
+    // process showed (`open` has no dirfd); pid 2 never showed one.
     assert_eq!(
         list(&f.trace.files_read),
         [
-            "/abs",
+            "../up",
+            "/abs2",
+            "/lib/libz.so.1",
             "/opt/d/z",
+            "/srv/b/c",
+            "/srv/link",
             "/srv/o2",
             "/srv/rel/x",
-            "/srv/target",
+            "/srv/rel2",
             "/srv/y",
             "plain"
         ]
+    );
+    // The name the app used stays; the kernel's name is recorded beside it.
+    assert_eq!(
+        pairs(&f.trace.resolved),
+        [
+            ("/lib/libz.so.1", "/usr/lib/libz.so.1.2.13"),
+            ("/srv/link", "/srv/target")
+        ]
+    );
+    assert_eq!(f.malformed_lines, 0);
+}
+
+#[test]
+fn d4_the_cwd_is_forgotten_at_exec_and_inherited_on_fork() {
+    let f = parse(concat!(
+        "1 newfstatat(AT_FDCWD</old>, \".\", {st_mode=S_IFDIR|0755, st_size=4096, ...}, 0) = 0\n",
+        "1 execve(\"/usr/bin/tool\", [\"tool\"], 0x1 /* 1 var */) = 0\n",
+        // The shell may have changed directory since /old showed.
+        "1 open(\"early\", O_RDONLY) = 3\n",
+        "1 newfstatat(AT_FDCWD</new>, \"x\", {st_mode=S_IFREG|0644, st_size=1, ...}, 0) = 0\n",
+        "1 open(\"config\", O_RDONLY) = 3\n",
+        "1 clone(child_stack=NULL, flags=SIGCHLD) = 2\n",
+        "2 access(\"data\", R_OK) = 0\n",
+        "2 execveat(AT_FDCWD</new>, \"sub/run\", [\"run\"], 0x1 /* 1 var */, 0) = 0\n",
+        "2 readlink(\"link\", \"t\", 4096) = 1\n",
+    ));
+    assert_eq!(list(&f.trace.files_read), ["/new/config", "early"]);
+    // execveat's own decoration shows the cwd at the exec.
+    assert_eq!(
+        list(&f.trace.paths_probed),
+        ["/new/data", "/new/link", "/new/x", "/old"]
+    );
+    assert_eq!(
+        list(&f.trace.binaries_executed),
+        ["/new/sub/run", "/usr/bin/tool"]
     );
 }
 
@@ -100,6 +158,22 @@ fn d5_read_write_modes_and_exclusions() {
 }
 
 #[test]
+fn d5_exclusions_apply_to_either_name() {
+    let f = parse(concat!(
+        "1 openat(AT_FDCWD</app>, \"out\", O_WRONLY) = 3</dev/null>\n",
+        "1 openat(AT_FDCWD</app>, \"/dev/stdin\", O_RDONLY) = 0<pipe:[12]>\n",
+        "1 open(\"/app/sock\", O_RDWR) = 4<socket:[99]>\n",
+        "1 openat(AT_FDCWD</app>, \"/tmp\", O_RDWR|O_TMPFILE, 0600) = 3</tmp/#1234 (deleted)>\n",
+        "1 openat(AT_FDCWD</app>, \"/app/gone\", O_RDONLY) = 3</app/gone (deleted)>\n",
+        "1 openat(AT_FDCWD</app>, \"/lib\", O_RDONLY|O_DIRECTORY) = 3</usr/lib>\n",
+    ));
+    assert_eq!(list(&f.trace.files_read), ["/app/gone"]);
+    assert!(f.trace.files_written.is_empty());
+    // A deleted name is no path; a folder reached through a link is a pair.
+    assert_eq!(pairs(&f.trace.resolved), [("/lib", "/usr/lib")]);
+}
+
+#[test]
 fn d6_certificates() {
     let f = parse(concat!(
         "1 openat(AT_FDCWD, \"/etc/ssl/certs/ca-certificates.crt\", O_RDONLY) = 3\n",
@@ -107,12 +181,18 @@ fn d6_certificates() {
         "1 openat(AT_FDCWD, \"/etc/pki/tls/certs/x\", O_RDONLY) = 3\n",
         "1 openat(AT_FDCWD, \"/app/key.PEM\", O_RDONLY) = 3\n",
         "1 openat(AT_FDCWD, \"/app/out.pem\", O_WRONLY|O_CREAT, 0600) = 3\n",
+        "1 openat(AT_FDCWD, \"/app/ca.link\", O_RDONLY) = 3</etc/ssl/certs/ca.crt>\n",
+        "1 openat(AT_FDCWD, \"/etc/ssl/certs/bundle\", O_RDONLY) = 3</opt/trust/bundle>\n",
+        "1 openat(AT_FDCWD, \"/etc/ssl/cert.cnf\", O_RDONLY) = 3</opt/trust/cert.cnf>\n",
     ));
+    // Either name classifies; the name reported is the one opened.
     assert_eq!(
         list(&f.trace.cert_paths_read),
         [
+            "/app/ca.link",
             "/app/key.PEM",
             "/etc/pki/tls/certs/x",
+            "/etc/ssl/certs/bundle",
             "/etc/ssl/certs/ca-certificates.crt"
         ]
     );
@@ -136,16 +216,41 @@ fn d7_exec_mappings_through_decorations_and_inherited_fd_tables() {
         "1 mmap(NULL, 8192, 0x5, MAP_PRIVATE, 99, 0) = 0x7f0000007000\n",
     ));
     // libC: the CLONE_FILES thread shares the table; the forked child's copy
-    // predates the open. fd 99 is unknown.
+    // predates the open. fds 9 and 99 come from no traced open: skipped.
     assert_eq!(
         list(&f.trace.shared_libs_loaded),
-        [
-            "/lib/libA.so",
-            "/lib/libB.so",
-            "/lib/libC.so",
-            "/usr/lib/libD.so.1"
-        ]
+        ["/lib/libA.so", "/lib/libB.so", "/lib/libC.so"]
     );
+}
+
+#[test]
+fn d7_libraries_are_named_as_opened_and_only_real_mappings_count() {
+    let f = parse(concat!(
+        "1 openat(AT_FDCWD</>, \"/etc/ld.so.cache\", O_RDONLY|O_CLOEXEC) = 3</etc/ld.so.cache>\n",
+        "1 mmap(NULL, 34019, PROT_READ, MAP_PRIVATE, 3</etc/ld.so.cache>, 0) = 0x7f0000000000\n",
+        "1 openat(AT_FDCWD</>, \"/lib/x86_64-linux-gnu/libz.so.1\", O_RDONLY|O_CLOEXEC) = 3</usr/lib/x86_64-linux-gnu/libz.so.1.2.13>\n",
+        "1 mmap(0x7f0000001000, 77824, PROT_READ|PROT_EXEC, MAP_PRIVATE|MAP_FIXED|MAP_DENYWRITE, 3</usr/lib/x86_64-linux-gnu/libz.so.1.2.13>, 0x3000) = 0x7f0000001000\n",
+        // fd 4 reused by memfd_create (not traced), fd 5 by dup2 (not traced).
+        "1 openat(AT_FDCWD</>, \"/lib/libE.so\", O_RDONLY) = 4</usr/lib/libE.so>\n",
+        "1 mmap(NULL, 8192, PROT_READ|PROT_EXEC, MAP_SHARED, 4</memfd:jit (deleted)>, 0) = 0x7f0000002000\n",
+        "1 openat(AT_FDCWD</>, \"/lib/libF.so\", O_RDONLY) = 5</usr/lib/libF.so>\n",
+        "1 mmap(NULL, 8192, PROT_READ|PROT_EXEC, MAP_PRIVATE, 5</usr/lib/libG.so>, 0) = 0x7f0000003000\n",
+        "1 openat(AT_FDCWD</>, \"/lib/libH.so\", O_RDONLY) = 6</usr/lib/libH.so>\n",
+        "1 mmap(NULL, 8192, PROT_READ|PROT_EXEC, MAP_PRIVATE, 6</usr/lib/libH.so>, 0) = -1 ENOMEM (Cannot allocate memory)\n",
+    ));
+    assert_eq!(
+        list(&f.trace.shared_libs_loaded),
+        ["/lib/x86_64-linux-gnu/libz.so.1"]
+    );
+    assert!(f.trace.files_read.contains("/etc/ld.so.cache"));
+    assert_eq!(
+        f.trace
+            .resolved
+            .get("/lib/x86_64-linux-gnu/libz.so.1")
+            .map(String::as_str),
+        Some("/usr/lib/x86_64-linux-gnu/libz.so.1.2.13")
+    );
+    assert_eq!(f.malformed_lines, 0);
 }
 
 #[test]
@@ -214,6 +319,149 @@ fn d8_script_interpreters_change_what_proc_self_exe_names() {
         ["/bin/busybox", "/entry.sh"]
     );
     assert_eq!(f.script_shell_invocations, 0, "busybox is not a shell name");
+}
+
+#[test]
+fn d8_relative_execs_take_the_cwd_the_new_program_shows() {
+    let trace = concat!(
+        "10 execve(\"/usr/bin/sh\", [\"sh\", \"-c\", \"cd app && ./bin/run\"], 0x1 /* 1 var */) = 0\n",
+        "10 newfstatat(AT_FDCWD</work>, \".\", {st_mode=S_IFDIR|0755, st_size=4096, ...}, 0) = 0\n",
+        // The shell's `cd app` is not traced: /work is stale by now.
+        "10 vfork( <unfinished ...>\n",
+        "11 execve(\"./bin/run\", [\"./bin/run\"], 0x1 /* 1 var */ <unfinished ...>\n",
+        "10 <... vfork resumed>) = 11\n",
+        "11 <... execve resumed>) = 0\n",
+        "11 openat(AT_FDCWD</work/app>, \"/etc/ld.so.cache\", O_RDONLY|O_CLOEXEC) = 3</etc/ld.so.cache>\n",
+        "10 vfork() = 12\n",
+        "12 execve(\"../tool\", [\"../tool\"], 0x1 /* 1 var */) = 0\n",
+        "12 +++ exited with 0 +++\n",
+        "10 execveat(AT_FDCWD</work>, \"sub/./x\", [\"x\"], 0x1 /* 1 var */, 0) = 0\n",
+        "13 execve(\"bin/last\", [\"last\"], 0x1 /* 1 var */) = 0\n",
+    );
+    let mut asked = Vec::new();
+    let mut lookup = |p: &str| {
+        asked.push(p.to_owned());
+        None
+    };
+    let (f, _) = codegenie::strace::parse_trace_with_lookup(
+        trace.as_bytes(),
+        &ParseOptions::default(),
+        &mut lookup,
+    )
+    .unwrap();
+    // A program that never shows its cwd keeps its relative name.
+    assert_eq!(
+        list(&f.trace.binaries_executed),
+        [
+            "../tool",
+            "/usr/bin/sh",
+            "/work/app/bin/run",
+            "/work/sub/x",
+            "bin/last"
+        ]
+    );
+    // Interpreters are looked up by absolute path only.
+    assert_eq!(asked, ["/usr/bin/sh", "/work/app/bin/run", "/work/sub/x"]);
+    assert_eq!(f.trace.shell_invocations, 1);
+}
+
+#[test]
+fn d11_an_executed_path_resolves_through_proc_self_exe_when_its_binary_is_known() {
+    let trace = concat!(
+        "1 execve(\"/bin/sh\", [\"sh\"], 0x1 /* 1 var */) = 0\n",
+        "1 readlink(\"/proc/self/exe\", \"/usr/bin/dash\", 4096) = 13\n",
+        "1 clone(child_stack=NULL, flags=SIGCHLD) = 2\n",
+        "2 execve(\"/app/run.sh\", [\"/app/run.sh\"], 0x1 /* 1 var */) = 0\n",
+        "2 readlinkat(AT_FDCWD</app>, \"/proc/self/exe\", \"/usr/bin/dash\", 4096) = 13\n",
+        "1 execve(\"/usr/bin/python3\", [\"python3\"], 0x1 /* 1 var */) = 0\n",
+        "1 openat(AT_FDCWD</app>, \"/proc/self/exe\", O_RDONLY|O_CLOEXEC) = 3</usr/bin/python3.11>\n",
+        "3 execve(\"/usr/bin/node\", [\"node\"], 0x1 /* 1 var */) = 0\n",
+        "3 readlink(\"/proc/self/exe\", \"/usr/local/b\"..., 12) = 12\n",
+        "3 readlink(\"/proc/self/exe\", \"/opt/x\", 4096) = 9\n",
+    );
+    // Without interpreters, `/app/run.sh` may be a script whose interpreter
+    // is what /proc/self/exe names: nothing is recorded.
+    let plain = parse(trace);
+    assert!(plain.trace.resolved.is_empty());
+    assert!(plain.trace.files_read.is_empty(), "/proc/self/exe is /proc");
+    assert!(plain.trace.paths_probed.is_empty(), "/proc is no probe");
+    // With them, a script runs its interpreter and anything else itself.
+    // Truncated (`...`) or short targets are not evidence.
+    let f = parse_with(trace, &[("/app/run.sh", "/bin/sh")]);
+    assert_eq!(
+        pairs(&f.trace.resolved),
+        [
+            ("/bin/sh", "/usr/bin/dash"),
+            ("/usr/bin/python3", "/usr/bin/python3.11")
+        ]
+    );
+}
+
+#[test]
+fn d12_successful_existence_probes_name_paths() {
+    let f = parse(concat!(
+        "1 execve(\"/bin/app\", [\"app\"], 0x1 /* 1 var */) = 0\n",
+        "1 newfstatat(AT_FDCWD</srv>, \"cfg/./app.yaml\", {st_mode=S_IFREG|0644, st_size=2, ...}, 0) = 0\n",
+        "1 newfstatat(AT_FDCWD</srv>, \"missing\", 0x7ffd00000000, 0) = -1 ENOENT (No such file or directory)\n",
+        "1 newfstatat(3</etc/ld.so.cache>, \"\", {st_mode=S_IFREG|0644, st_size=34019, ...}, AT_EMPTY_PATH) = 0\n",
+        "1 stat(\"/usr/lib/python3.11/os.py\", {st_mode=S_IFREG|0644, st_size=39504, ...}) = 0\n",
+        "1 lstat(\"rel/link\", {st_mode=S_IFLNK|0777, st_size=6, ...}) = 0\n",
+        "1 statx(AT_FDCWD</srv>, \"/opt//x/\", AT_STATX_SYNC_AS_STAT, STATX_ALL, {stx_mask=STATX_BASIC_STATS, stx_mode=S_IFDIR|0755, ...}) = 0\n",
+        "1 access(\"/etc/passwd\", R_OK) = 0\n",
+        "1 access(\"/etc/shadow\", R_OK) = -1 EACCES (Permission denied)\n",
+        "1 faccessat(AT_FDCWD</srv>, \"bin\", X_OK) = 0\n",
+        "1 faccessat2(5</opt/d>, \"e\", X_OK, AT_EACCESS) = 0\n",
+        "1 readlink(\"/etc/alternatives/java\", \"/usr/lib/jvm/bin/java\", 4096) = 21\n",
+        "1 readlinkat(AT_FDCWD</srv>, \"l\", \"t\", 4096) = 1\n",
+        "1 newfstatat(AT_FDCWD</srv>, \"/proc/self/status\", {st_mode=S_IFREG|0444, st_size=0, ...}, 0) = 0\n",
+        "1 stat(\"/dev/null\", {st_mode=S_IFCHR|0666, st_rdev=makedev(0x1, 0x3), ...}) = 0\n",
+        "1 access(\"/sys/fs/cgroup\", F_OK) = 0\n",
+        "1 stat(0x7ffd00000010, 0x7ffd00000020) = 0\n",
+    ));
+    assert_eq!(
+        list(&f.trace.paths_probed),
+        [
+            "/etc/alternatives/java",
+            "/etc/passwd",
+            "/opt/d/e",
+            "/opt/x",
+            "/srv/bin",
+            "/srv/cfg/app.yaml",
+            "/srv/l",
+            "/srv/rel/link",
+            "/usr/lib/python3.11/os.py"
+        ]
+    );
+    assert!(f.trace.files_read.is_empty(), "a probe is not a read");
+    assert!(
+        f.trace.resolved.is_empty(),
+        "a link's target is one hop, not a resolution"
+    );
+    assert_eq!(f.malformed_lines, 0);
+}
+
+#[test]
+fn union_keeps_the_first_resolution_and_unions_probes() {
+    let mut a = parse(concat!(
+        "1 openat(AT_FDCWD</>, \"/lib/libz.so.1\", O_RDONLY) = 3</usr/lib/libz.so.1.2.13>\n",
+        "1 stat(\"/etc/a\", {st_mode=S_IFREG|0644, st_size=1, ...}) = 0\n",
+    ))
+    .trace;
+    let b: ParsedTrace = parse(concat!(
+        "1 openat(AT_FDCWD</>, \"/lib/libz.so.1\", O_RDONLY) = 3</usr/lib/libz.so.1.3>\n",
+        "1 openat(AT_FDCWD</>, \"/bin/sh\", O_RDONLY) = 3</usr/bin/dash>\n",
+        "1 stat(\"/etc/b\", {st_mode=S_IFREG|0644, st_size=1, ...}) = 0\n",
+    ))
+    .trace;
+    a.union(&b);
+    assert_eq!(
+        pairs(&a.resolved),
+        [
+            ("/bin/sh", "/usr/bin/dash"),
+            ("/lib/libz.so.1", "/usr/lib/libz.so.1.2.13")
+        ]
+    );
+    assert_eq!(list(&a.paths_probed), ["/etc/a", "/etc/b"]);
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! Real traces recorded on Linux (see `fixtures/strace/record.sh`) against
-//! expected JSON checked by hand against DESIGN.md §4.
+//! expected JSON checked by hand against the parser contract
+//! (docs/architecture.md §Parser).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -26,6 +27,7 @@ const ALL: &[&str] = &[
     "non_utf8_r",
     "non_utf8_y_ttt",
     "python_net_threads",
+    "relative_exec_probes",
     "shell_pipeline_y",
     "sigkill_t",
     "sigterm_exit",
@@ -106,6 +108,57 @@ fn busybox_script_interpreter_from_the_image() {
     assert_eq!(without.script_shell_invocations, 0);
     assert_eq!(with.script_shell_invocations, 1);
     assert!(with.trace.binaries_executed.contains("/bin/sh"));
+    // busybox reads /proc/self/exe: with the map, the shell that runs is
+    // known and resolves to busybox; without it nothing is claimed.
+    assert_eq!(
+        with.trace.resolved.get("/bin/sh").map(String::as_str),
+        Some("/bin/busybox")
+    );
+    assert_eq!(without.trace.resolved.get("/bin/sh"), None);
+}
+
+#[test]
+fn relative_execs_after_cd_use_the_cwd_the_program_shows() {
+    let f = parse("relative_exec_probes", &ParseOptions::default());
+    let b = &f.trace.binaries_executed;
+    // `cd app && ./bin/run.sh`, then `cd data && ../bin/hello`: the shell's
+    // last decorated call showed /tmp/fxw, which `cd` made stale.
+    assert!(b.contains("/tmp/fxw/app/bin/run.sh") && b.contains("/tmp/fxw/app/bin/hello"));
+    assert!(!b.contains("/tmp/fxw/bin/run.sh") && !b.contains("/tmp/bin/hello"));
+    // Probes relative to the cwd, with and without a dirfd.
+    let p = &f.trace.paths_probed;
+    for path in [
+        "/tmp/fxw/app/data/config",
+        "/tmp/fxw/app/data/link",
+        "/tmp/fxw/app/data",
+        "/usr/lib/python3.11/os.py",
+    ] {
+        assert!(p.contains(path), "{path}");
+    }
+    assert!(!p.contains("/tmp/fxw/app/data/missing"), "a failed probe");
+}
+
+#[test]
+fn every_fixture_path_is_normalised_and_the_loader_cache_is_no_library() {
+    use codegenie_runtime::strace::paths::normalize;
+    for name in ALL {
+        let t = parse(name, &ParseOptions::default()).trace;
+        let sets = [
+            &t.binaries_executed,
+            &t.shared_libs_loaded,
+            &t.cert_paths_read,
+            &t.files_read,
+            &t.files_written,
+            &t.paths_probed,
+        ];
+        for p in sets.into_iter().flatten().chain(t.resolved.keys()) {
+            assert_eq!(&normalize(p), p, "{name}");
+        }
+        assert!(!t.shared_libs_loaded.contains("/etc/ld.so.cache"), "{name}");
+        for lib in &t.shared_libs_loaded {
+            assert!(t.files_read.contains(lib), "{name}: {lib} was opened");
+        }
+    }
 }
 
 #[test]
@@ -123,11 +176,16 @@ fn container_script_runs_its_shell_and_the_slice_says_so() {
         },
     );
     // Applets re-exec /proc/self/exe: without the map that names the script,
-    // with it the shell that really runs.
+    // with it the shell that really runs, whose /proc/self/exe is busybox.
     assert_eq!(plain.trace.binaries_executed.len(), 1);
     assert_eq!(
         f.trace.binaries_executed.iter().collect::<Vec<_>>(),
         ["/app/entry.sh", "/bin/sh"]
+    );
+    assert!(plain.trace.resolved.is_empty());
+    assert_eq!(
+        f.trace.resolved.iter().collect::<Vec<_>>(),
+        [(&"/bin/sh".to_owned(), &"/bin/busybox".to_owned())]
     );
     assert_eq!(f.trace.shell_invocations, 0);
     assert_eq!(f.script_shell_invocations, 1);

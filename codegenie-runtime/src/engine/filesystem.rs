@@ -88,13 +88,10 @@ impl Engine {
     /// The id of the image `reference`, or `None` when the engine has no
     /// such image.
     pub fn image_id(&self, reference: &str) -> Result<Option<String>, EngineError> {
-        let out = self.run(self.spec().args([
-            "image",
-            "inspect",
-            "--format",
-            "{{.Id}}",
-            reference,
-        ]))?;
+        let out = self.run(
+            self.spec()
+                .args(["image", "inspect", "--format", "{{.Id}}", reference]),
+        )?;
         if out.success() {
             return Ok(Some(out.stdout.text().trim().to_owned()));
         }
@@ -111,9 +108,10 @@ impl Engine {
 
     /// The size of `image` in bytes, as the engine reports it.
     pub fn image_size(&self, image: &str) -> Result<u64, EngineError> {
-        let out = self.ok(self
-            .spec()
-            .args(["image", "inspect", "--format", "{{.Size}}", image]))?;
+        let out =
+            self.ok(self
+                .spec()
+                .args(["image", "inspect", "--format", "{{.Size}}", image]))?;
         let text = out.stdout.text();
         text.trim().parse().map_err(|_| EngineError::Output {
             command: "image inspect".into(),
@@ -135,13 +133,12 @@ impl Engine {
             image,
         ]))?;
         let id = out.stdout.text().trim().to_owned();
-        let exported = self.ok(
-            self.spec()
-                .timeout(TRANSFER_TIMEOUT)
-                .args(["export", "-o"])
-                .arg(dest)
-                .arg(&id),
-        );
+        let exported = self.ok(self
+            .spec()
+            .timeout(TRANSFER_TIMEOUT)
+            .args(["export", "-o"])
+            .arg(dest)
+            .arg(&id));
         let removed = self.remove(&id);
         exported?;
         removed

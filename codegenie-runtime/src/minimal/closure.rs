@@ -73,7 +73,11 @@ impl Closure {
         let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
         let mut cur = String::new();
         for (i, comp) in comps.iter().enumerate() {
-            let parent = if cur.is_empty() { "/".to_owned() } else { cur.clone() };
+            let parent = if cur.is_empty() {
+                "/".to_owned()
+            } else {
+                cur.clone()
+            };
             cur.push('/');
             cur.push_str(comp);
             match tree.get(&cur) {
@@ -116,20 +120,9 @@ impl Closure {
     }
 }
 
-/// `path` made absolute and lexically normal: no `.`, no `..` above the
-/// root, no empty or trailing components.
+/// `path` made absolute and lexically normal (the parser's own rules).
 pub fn normalize(path: &str) -> String {
-    let mut out: Vec<&str> = Vec::new();
-    for comp in path.split('/') {
-        match comp {
-            "" | "." => {}
-            ".." => {
-                out.pop();
-            }
-            c => out.push(c),
-        }
-    }
-    format!("/{}", out.join("/"))
+    crate::strace::paths::join("/", path)
 }
 
 #[cfg(test)]
@@ -139,20 +132,42 @@ mod tests {
     /// A merged-/usr Debian tree with a soname link, as `docker export` shows it.
     fn debian() -> Tree {
         let mut t = Tree::new();
-        for d in ["/usr", "/usr/lib", "/usr/lib/x86_64-linux-gnu", "/etc", "/etc/ssl", "/etc/ssl/certs", "/usr/bin", "/tmp", "/app"] {
+        for d in [
+            "/usr",
+            "/usr/lib",
+            "/usr/lib/x86_64-linux-gnu",
+            "/etc",
+            "/etc/ssl",
+            "/etc/ssl/certs",
+            "/usr/bin",
+            "/tmp",
+            "/app",
+        ] {
             t.insert(d.into(), Node::Dir);
         }
         t.insert("/lib".into(), Node::Symlink("usr/lib".into()));
         t.insert("/bin".into(), Node::Symlink("usr/bin".into()));
-        t.insert("/usr/lib/x86_64-linux-gnu/libz.so.1".into(), Node::Symlink("libz.so.1.2.13".into()));
-        t.insert("/usr/lib/x86_64-linux-gnu/libz.so.1.2.13".into(), Node::File);
+        t.insert(
+            "/usr/lib/x86_64-linux-gnu/libz.so.1".into(),
+            Node::Symlink("libz.so.1.2.13".into()),
+        );
+        t.insert(
+            "/usr/lib/x86_64-linux-gnu/libz.so.1.2.13".into(),
+            Node::File,
+        );
         t.insert("/usr/bin/dash".into(), Node::File);
         t.insert("/usr/bin/sh".into(), Node::Symlink("dash".into()));
         t.insert("/usr/lib/ssl".into(), Node::Dir);
-        t.insert("/usr/lib/ssl/cert.pem".into(), Node::Symlink("/etc/ssl/certs/ca-certificates.crt".into()));
+        t.insert(
+            "/usr/lib/ssl/cert.pem".into(),
+            Node::Symlink("/etc/ssl/certs/ca-certificates.crt".into()),
+        );
         t.insert("/etc/ssl/certs/ca-certificates.crt".into(), Node::File);
         t.insert("/usr/bin/node".into(), Node::File);
-        t.insert("/usr/bin/nodejs".into(), Node::Hardlink("/usr/bin/node".into()));
+        t.insert(
+            "/usr/bin/nodejs".into(),
+            Node::Hardlink("/usr/bin/node".into()),
+        );
         t.insert("/app/unused.js".into(), Node::File);
         t
     }
@@ -202,7 +217,11 @@ mod tests {
 
     #[test]
     fn written_files_keep_their_folder_and_absent_paths_are_named() {
-        let c = Closure::of(&debian(), ["/proc/self/status", "/app/../tmp/x"], ["/tmp/app.pid"]);
+        let c = Closure::of(
+            &debian(),
+            ["/proc/self/status", "/app/../tmp/x"],
+            ["/tmp/app.pid"],
+        );
         assert!(c.keep.contains("/tmp"));
         assert!(!c.keep.contains("/tmp/app.pid"));
         assert_eq!(c.absent, set(&["/proc/self/status", "/tmp/x"]));

@@ -76,7 +76,11 @@ pub fn index_tar(path: &Path) -> Result<Tree, ImageFsError> {
 }
 
 /// Copy the entries of `src` whose path is in `keep` to a new tar at `dest`.
-pub fn filter_tar(src: &Path, dest: &Path, keep: &BTreeSet<String>) -> Result<Copied, ImageFsError> {
+pub fn filter_tar(
+    src: &Path,
+    dest: &Path,
+    keep: &BTreeSet<String>,
+) -> Result<Copied, ImageFsError> {
     let (rerr, werr) = (io(src), io(dest));
     let mut archive = tar::Archive::new(BufReader::new(File::open(src).map_err(&rerr)?));
     let mut out = tar::Builder::new(BufWriter::new(File::create(dest).map_err(&werr)?));
@@ -101,7 +105,8 @@ pub fn filter_tar(src: &Path, dest: &Path, keep: &BTreeSet<String>) -> Result<Co
             }
             _ => {
                 copied.bytes += header.size().unwrap_or(0);
-                out.append_data(&mut header, &raw, &mut entry).map_err(&werr)?;
+                out.append_data(&mut header, &raw, &mut entry)
+                    .map_err(&werr)?;
             }
         }
         copied.entries += 1;
@@ -121,7 +126,7 @@ mod tests {
     fn sample(dir: &Path) -> PathBuf {
         let path = dir.join("fs.tar");
         let mut b = tar::Builder::new(File::create(&path).unwrap());
-        let mut dir_h = |name: &str, b: &mut tar::Builder<File>| {
+        let dir_h = |name: &str, b: &mut tar::Builder<File>| {
             let mut h = tar::Header::new_gnu();
             h.set_entry_type(EntryType::Directory);
             h.set_mode(0o755);
@@ -133,20 +138,24 @@ mod tests {
         let mut f = tar::Header::new_gnu();
         f.set_mode(0o644);
         f.set_size(5);
-        b.append_data(&mut f, "usr/lib/libz.so.1.2.13", &b"hello"[..]).unwrap();
+        b.append_data(&mut f, "usr/lib/libz.so.1.2.13", &b"hello"[..])
+            .unwrap();
         let mut l = tar::Header::new_gnu();
         l.set_entry_type(EntryType::Symlink);
         l.set_size(0);
-        b.append_link(&mut l, "usr/lib/libz.so.1", "libz.so.1.2.13").unwrap();
+        b.append_link(&mut l, "usr/lib/libz.so.1", "libz.so.1.2.13")
+            .unwrap();
         b.append_link(&mut l, "lib", "usr/lib").unwrap();
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(EntryType::Link);
         h.set_size(0);
-        b.append_link(&mut h, "usr/lib/libz-hard", "usr/lib/libz.so.1.2.13").unwrap();
+        b.append_link(&mut h, "usr/lib/libz-hard", "usr/lib/libz.so.1.2.13")
+            .unwrap();
         let mut f = tar::Header::new_gnu();
         f.set_mode(0o644);
         f.set_size(3);
-        b.append_data(&mut f, "usr/lib/unused", &b"xyz"[..]).unwrap();
+        b.append_data(&mut f, "usr/lib/unused", &b"xyz"[..])
+            .unwrap();
         b.finish().unwrap();
         path
     }
@@ -157,7 +166,10 @@ mod tests {
         let src = sample(dir.path());
         let tree = index_tar(&src).unwrap();
         assert_eq!(tree["/lib"], Node::Symlink("usr/lib".into()));
-        assert_eq!(tree["/usr/lib/libz-hard"], Node::Hardlink("/usr/lib/libz.so.1.2.13".into()));
+        assert_eq!(
+            tree["/usr/lib/libz-hard"],
+            Node::Hardlink("/usr/lib/libz.so.1.2.13".into())
+        );
         assert_eq!(tree["/usr/lib"], Node::Dir);
 
         let closure = super::super::closure::Closure::of(&tree, ["/lib/libz.so.1"], []);
@@ -167,9 +179,18 @@ mod tests {
         let kept = index_tar(&dest).unwrap();
         assert_eq!(
             kept.keys().map(String::as_str).collect::<Vec<_>>(),
-            ["/lib", "/usr", "/usr/lib", "/usr/lib/libz.so.1", "/usr/lib/libz.so.1.2.13"]
+            [
+                "/lib",
+                "/usr",
+                "/usr/lib",
+                "/usr/lib/libz.so.1",
+                "/usr/lib/libz.so.1.2.13"
+            ]
         );
-        assert_eq!(kept["/usr/lib/libz.so.1"], Node::Symlink("libz.so.1.2.13".into()));
+        assert_eq!(
+            kept["/usr/lib/libz.so.1"],
+            Node::Symlink("libz.so.1.2.13".into())
+        );
         assert!(!kept.contains_key("/usr/lib/unused"));
     }
 

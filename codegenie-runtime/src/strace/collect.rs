@@ -1,5 +1,14 @@
 //! The fact collector: consumes trace lines one at a time and accumulates the
-//! facts of DESIGN.md §4.
+//! facts of the parser contract (docs/architecture.md §Parser).
+//!
+//! Paths are recorded as the app named them: a relative name is joined to
+//! its dirfd's `-y` decoration, or to the process's latest known cwd, then
+//! lexically normalised; the kernel's resolved name (the `-y` decoration of a
+//! returned fd) only goes into `resolved`. The cwd is learnt from
+//! `AT_FDCWD</dir>` decorations (`chdir` is not traced), so what is known can
+//! predate an untraced `chdir`: it is forgotten at each exec (shells `cd`
+//! then exec), a relative exec waits for the first cwd the new program
+//! shows, and a name stays relative while no cwd is known.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -8,14 +17,16 @@ use memchr::memmem;
 use super::call::{arg, field, parse_call, parse_value, Call};
 use super::join::{split_resumed, strip_unfinished, Joiner, UNFINISHED};
 use super::model::{ExitStatus, TraceFacts};
+use super::paths::{join_into, normalize_in_place};
 use super::pidhash::PidMap;
 use super::prefix::{parse_u32, split_head};
 use super::procs::Procs;
 use super::rules::{
-    basename, is_cert, is_pseudo_fs, is_shell, parse_open_flags, prot_exec, script_interpreter,
+    basename, is_cert, is_excluded, is_pseudo_fs, is_self_exe, is_shell, is_unnamed,
+    parse_open_flags, prot_exec, script_interpreter,
 };
 use super::sockaddr::{parse_sockaddr, SockAddr};
-use super::unescape::{decode_into, leading_literal};
+use super::unescape::{decode_into, leading_literal, render_into, unescape_into};
 use super::ParseOptions;
 
 /// Stand-in pid for unprefixed lines until the root's real pid shows.
@@ -33,6 +44,10 @@ pub(crate) struct Collector<'o> {
     interpreters: BTreeMap<String, Option<String>>,
     /// Asked once per executed path the map does not know.
     lookup: Option<&'o mut InterpreterLookup<'o>>,
+    /// Whether a path missing from `interpreters` is known not to be a
+    /// script (a lookup answers every path; a given map is taken as
+    /// complete). Without either, a process's binary is never certain.
+    knows_interpreters: bool,
     facts: TraceFacts,
     procs: Procs,
     joiner: Joiner,
@@ -41,13 +56,18 @@ pub(crate) struct Collector<'o> {
     announced: PidMap<u32, ()>,
     joined: Vec<u8>,
     scratch: Vec<u8>,
+    /// The path of the call at hand.
     path: String,
+    /// A second name of the call at hand (a decoration, argv[0]).
     other: String,
+    /// Scratch for normalising and joining.
+    tmp: String,
 }
 
 impl<'o> Collector<'o> {
     pub(crate) fn new(opts: &ParseOptions, lookup: Option<&'o mut InterpreterLookup<'o>>) -> Self {
         Collector {
+            knows_interpreters: lookup.is_some() || !opts.interpreters.is_empty(),
             interpreters: opts
                 .interpreters
                 .iter()
@@ -63,10 +83,15 @@ impl<'o> Collector<'o> {
             scratch: Vec::new(),
             path: String::new(),
             other: String::new(),
+            tmp: String::new(),
         }
     }
 
-    pub(crate) fn finish(self) -> (TraceFacts, BTreeMap<String, String>) {
+    pub(crate) fn finish(mut self) -> (TraceFacts, BTreeMap<String, String>) {
+        // Relative execs whose cwd never showed stay relative.
+        for pid in self.procs.pending_exec_pids() {
+            self.settle_exec(pid, None);
+        }
         let interpreters = self
             .interpreters
             .into_iter()
@@ -84,7 +109,8 @@ impl<'o> Collector<'o> {
         let mut key = path.to_owned();
         // Bounded like the kernel's own `#!` recursion.
         for _ in 0..5 {
-            if key.starts_with("/proc/") {
+            // Only an absolute path names a file in the image.
+            if !key.starts_with('/') || key.starts_with("/proc/") {
                 return;
             }
             let next = match self.interpreters.get(&key) {
@@ -199,6 +225,7 @@ impl<'o> Collector<'o> {
             }
             // `+++ superseded by execve in pid N +++`: a thread's exec.
             Some(i) if i.starts_with(b"superseded by execve") => {
+                self.settle_exec(pid, None);
                 self.procs.exited(pid);
                 self.announced.remove(&pid);
                 self.joiner.forget(pid);
@@ -212,6 +239,7 @@ impl<'o> Collector<'o> {
         if Some(pid) == self.root {
             self.facts.root_exit = Some(status);
         }
+        self.settle_exec(pid, None);
         self.procs.exited(pid);
         self.announced.remove(&pid);
         self.joiner.forget(pid);
@@ -264,6 +292,11 @@ impl<'o> Collector<'o> {
             return self.malformed();
         };
         let wanted = Wanted::of(name);
+        if wanted == Some(Wanted::Clone) {
+            // The child inherits the binary: a relative exec still waiting
+            // for its cwd is settled now, as it stands.
+            self.settle_exec(pid, None);
+        }
         if let Some(head) = strip_unfinished(body) {
             if wanted == Some(Wanted::Clone) {
                 self.procs.clone_started(pid);
@@ -320,15 +353,73 @@ impl<'o> Collector<'o> {
             }
             return self.malformed();
         };
+        if has_dirfd(call.name) {
+            if let Some(d) = arg(call.args, 0) {
+                self.learn_cwd(pid, d);
+            }
+        }
         let understood = match wanted {
             Wanted::Open => self.open(pid, &call),
             Wanted::Exec => self.exec(pid, &call),
             Wanted::Clone => self.clone_call(pid, &call),
             Wanted::Mmap => self.mmap(pid, &call),
+            Wanted::Probe => self.probe(pid, &call),
             Wanted::Connect | Wanted::Bind => self.socket(&call, wanted),
         };
         if !understood {
             self.malformed();
+        }
+    }
+
+    /// An `AT_FDCWD</dir>` argument shows the process's cwd, whether the
+    /// call succeeds or not.
+    fn learn_cwd(&mut self, pid: u32, dirfd: &[u8]) {
+        if !dirfd.starts_with(b"AT_FDCWD<") {
+            return;
+        }
+        let Some(dec) = parse_value(dirfd).decoration else {
+            return;
+        };
+        let mut cwd = std::mem::take(&mut self.other);
+        cwd.clear();
+        decode_into(dec, &mut self.scratch, &mut cwd);
+        // A deleted cwd is no path: what was known is stale all the same.
+        let usable = cwd.starts_with('/') && !is_unnamed(&cwd);
+        self.procs.set_cwd(pid, usable.then_some(cwd.as_str()));
+        if usable {
+            self.settle_exec(pid, Some(&cwd));
+        }
+        self.other = cwd;
+    }
+
+    /// Records the relative exec `pid` is waiting on, if any: joined to
+    /// `cwd` when the cwd showed, else as it stands.
+    fn settle_exec(&mut self, pid: u32, cwd: Option<&str>) {
+        let Some(rel) = self.procs.take_pending_exec(pid) else {
+            return;
+        };
+        let mut path = String::new();
+        match cwd {
+            Some(dir) => join_into(dir, &rel, &mut path),
+            None => path.push_str(&rel),
+        }
+        self.exec_done(pid, &path);
+    }
+
+    /// `pid` now runs `path` (absolute, or relative when its cwd is unknown):
+    /// the fact, the interpreter lookup and the process's new binary.
+    fn exec_done(&mut self, pid: u32, path: &str) {
+        insert(&mut self.facts.trace.binaries_executed, path);
+        self.learn_interpreters(path);
+        let certain = self.knows_interpreters && path.starts_with('/') && !is_pseudo_fs(path);
+        match script_interpreter(path, &self.interpreters) {
+            Some(interp) => {
+                if is_shell(basename(interp)) {
+                    self.facts.script_shell_invocations += 1;
+                }
+                self.procs.exec(pid, interp, certain);
+            }
+            None => self.procs.exec(pid, path, certain),
         }
     }
 
@@ -340,25 +431,49 @@ impl<'o> Collector<'o> {
         Some(())
     }
 
-    /// Joins `self.path` (when relative) to a dirfd argument's decoration.
-    fn join_to_dirfd(&mut self, dirfd: &[u8]) {
+    /// Joins a relative `self.path` to a dirfd argument's decoration (a
+    /// directory's path); true when it did.
+    fn join_to_dirfd(&mut self, dirfd: &[u8]) -> bool {
         if self.path.starts_with('/') {
-            return;
+            return false;
         }
         let Some(dir) = parse_value(dirfd).decoration else {
-            return;
+            return false;
         };
         self.other.clear();
         decode_into(dir, &mut self.scratch, &mut self.other);
-        if self.path.is_empty() {
-            std::mem::swap(&mut self.path, &mut self.other);
-            return;
+        if !self.other.starts_with('/') || is_unnamed(&self.other) {
+            return false;
         }
-        if !self.other.ends_with('/') {
-            self.other.push('/');
+        join_into(&self.other, &self.path, &mut self.tmp);
+        std::mem::swap(&mut self.path, &mut self.tmp);
+        true
+    }
+
+    /// Makes `self.path` (a name as the app gave it) absolute against the
+    /// dirfd's decoration, or against the process's cwd when the call has no
+    /// dirfd or an undecorated `AT_FDCWD`, then normalises it. Without
+    /// either it stays relative.
+    fn absolutize(&mut self, pid: u32, dirfd: Option<&[u8]>) {
+        if !self.path.starts_with('/') {
+            let use_cwd = match dirfd {
+                Some(d) => {
+                    if self.join_to_dirfd(d) {
+                        return;
+                    }
+                    d == b"AT_FDCWD"
+                }
+                None => true,
+            };
+            if use_cwd {
+                if let Some(cwd) = self.procs.cwd(pid) {
+                    join_into(&cwd, &self.path, &mut self.tmp);
+                    std::mem::swap(&mut self.path, &mut self.tmp);
+                    return;
+                }
+            }
         }
-        self.other.push_str(&self.path);
-        std::mem::swap(&mut self.path, &mut self.other);
+        normalize_in_place(&mut self.path, &mut self.tmp);
     }
 
     fn open(&mut self, pid: u32, call: &Call<'_>) -> bool {
@@ -380,36 +495,51 @@ impl<'o> Collector<'o> {
         if !call.ret.ok() {
             return true;
         }
-        if let Some(dec) = call.ret.decoration {
-            self.path.clear();
-            decode_into(dec, &mut self.scratch, &mut self.path);
-        } else {
-            if self.literal_to_path(path).is_none() {
-                return false;
-            }
-            if let Some(d) = dirfd {
-                self.join_to_dirfd(d);
-            }
+        if self.literal_to_path(path).is_none() {
+            return false;
         }
-        // Under `-y` every mmap names its file itself, so the fd table is
-        // needed only for opens without a decoration.
-        if call.ret.decoration.is_none() {
-            if let Some(fd) = call.ret.value.and_then(|v| i32::try_from(v).ok()) {
-                self.procs.opened(pid, fd, &self.path);
+        self.absolutize(pid, dirfd);
+        self.other.clear();
+        let has_resolved = match call.ret.decoration {
+            Some(dec) => {
+                decode_into(dec, &mut self.scratch, &mut self.other);
+                true
             }
+            None => false,
+        };
+        if let Some(fd) = call.ret.value.and_then(|v| i32::try_from(v).ok()) {
+            let resolved = has_resolved.then_some(self.other.as_str());
+            self.procs.opened(pid, fd, &self.path, resolved);
         }
-        if flags.directory || is_pseudo_fs(&self.path) {
+        if is_self_exe(&self.path) {
+            if has_resolved {
+                let target = self.other.clone();
+                self.exe_resolved(pid, &target);
+            }
+            return true;
+        }
+        let resolved = has_resolved.then_some(self.other.as_str());
+        let path = self.path.as_str();
+        if is_excluded(path) || resolved.is_some_and(is_excluded) {
             return true;
         }
         let t = &mut self.facts.trace;
-        if flags.reads() {
-            if is_cert(&self.path) {
-                insert(&mut t.cert_paths_read, &self.path);
+        if let Some(r) = resolved.filter(|r| *r != path && r.starts_with('/') && !is_unnamed(r)) {
+            if !t.resolved.contains_key(path) {
+                t.resolved.insert(path.to_owned(), r.to_owned());
             }
-            insert(&mut t.files_read, &self.path);
+        }
+        if flags.directory {
+            return true;
+        }
+        if flags.reads() {
+            if is_cert(path) || resolved.is_some_and(is_cert) {
+                insert(&mut t.cert_paths_read, path);
+            }
+            insert(&mut t.files_read, path);
         }
         if flags.writes() {
-            insert(&mut t.files_written, &self.path);
+            insert(&mut t.files_written, path);
         }
         true
     }
@@ -426,16 +556,28 @@ impl<'o> Collector<'o> {
         if self.literal_to_path(path).is_none() {
             return false;
         }
-        if at {
-            if let Some(d) = arg(call.args, 0) {
-                self.join_to_dirfd(d);
-            }
+        // A new program replaces one still waiting for its cwd.
+        self.settle_exec(pid, None);
+        let dirfd = if at { arg(call.args, 0) } else { None };
+        // The cwd known so far may predate an untraced `chdir` (`cd dir &&
+        // ./run` in a shell): the new program's own calls show it again,
+        // unless this very call does.
+        self.procs.set_cwd(pid, None);
+        if let Some(d) = dirfd {
+            self.learn_cwd(pid, d);
         }
-        let via_self_exe = self.path == "/proc/self/exe";
+        let joined = dirfd.is_some_and(|d| self.join_to_dirfd(d));
+        if !joined {
+            normalize_in_place(&mut self.path, &mut self.tmp);
+        }
+        // So a relative exec waits for the cwd the new program shows; with
+        // a numeric dirfd the name is not cwd-relative.
+        let cwd_relative = !self.path.starts_with('/') && dirfd.is_none_or(|d| d == b"AT_FDCWD");
+        let via_self_exe = is_self_exe(&self.path);
         if via_self_exe {
             if let Some(exe) = self.procs.exe(pid) {
                 self.path.clear();
-                self.path.push_str(&exe);
+                self.path.push_str(&exe.path);
             }
         }
         // argv[0], for busybox and `/proc/self/exe` re-execs.
@@ -451,19 +593,13 @@ impl<'o> Collector<'o> {
         if is_shell(program) {
             self.facts.trace.shell_invocations += 1;
         }
-        insert(&mut self.facts.trace.binaries_executed, &self.path);
         let path = std::mem::take(&mut self.path);
-        self.learn_interpreters(&path);
-        self.path = path;
-        match script_interpreter(&self.path, &self.interpreters) {
-            Some(interp) => {
-                if is_shell(basename(interp)) {
-                    self.facts.script_shell_invocations += 1;
-                }
-                self.procs.exec(pid, interp);
-            }
-            None => self.procs.exec(pid, &self.path),
+        if cwd_relative && !via_self_exe {
+            self.procs.set_pending_exec(pid, &path);
+        } else {
+            self.exec_done(pid, &path);
         }
+        self.path = path;
         true
     }
 
@@ -486,24 +622,105 @@ impl<'o> Collector<'o> {
         let (Some(prot), Some(fd)) = (arg(call.args, 2), arg(call.args, 4)) else {
             return false;
         };
-        if !prot_exec(prot) {
+        if !prot_exec(prot) || !call.ret.ok() {
             return true;
         }
         let fd = parse_value(fd);
-        let Some(n) = fd.value.filter(|&v| v >= 0) else {
+        let Some(n) = fd
+            .value
+            .filter(|&v| v >= 0)
+            .and_then(|v| i32::try_from(v).ok())
+        else {
+            return true;
+        };
+        // The path is the open's; an fd no traced open produced is skipped.
+        let Some(entry) = self.procs.fd_entry(pid, n) else {
             return true;
         };
         if let Some(dec) = fd.decoration {
-            self.path.clear();
-            decode_into(dec, &mut self.scratch, &mut self.path);
-            insert(&mut self.facts.trace.shared_libs_loaded, &self.path);
-        } else if let Some(p) = i32::try_from(n)
-            .ok()
-            .and_then(|n| self.procs.fd_path(pid, n))
-        {
-            insert(&mut self.facts.trace.shared_libs_loaded, &p);
+            self.other.clear();
+            decode_into(dec, &mut self.scratch, &mut self.other);
+            if is_unnamed(&self.other) {
+                return true;
+            }
+            // Another name than the open's: the fd was reused by a call the
+            // trace does not show (`dup2`, `memfd_create`), so it is unknown.
+            if entry.resolved.as_deref().is_some_and(|r| r != self.other) {
+                return true;
+            }
+        }
+        insert(&mut self.facts.trace.shared_libs_loaded, &entry.opened);
+        true
+    }
+
+    /// `stat`, `access`, `readlink` and their kin: the path exists.
+    fn probe(&mut self, pid: u32, call: &Call<'_>) -> bool {
+        let at = has_dirfd(call.name);
+        let Some(path) = arg(call.args, usize::from(at)) else {
+            return false;
+        };
+        if !call.ret.ok() {
+            return true;
+        }
+        // A path strace could not read (an address) names nothing.
+        if self.literal_to_path(path).is_none() {
+            return true;
+        }
+        // `AT_EMPTY_PATH`: an fstat in disguise.
+        if self.path.is_empty() {
+            return true;
+        }
+        self.absolutize(pid, if at { arg(call.args, 0) } else { None });
+        if call.name.starts_with(b"readlink") && is_self_exe(&self.path) {
+            if let (Some(buf), Some(len)) = (arg(call.args, usize::from(at) + 1), call.ret.value) {
+                if let Some(target) = self.complete_literal(buf, len) {
+                    self.exe_resolved(pid, &target);
+                }
+            }
+        }
+        if !is_pseudo_fs(&self.path) {
+            insert(&mut self.facts.trace.paths_probed, &self.path);
         }
         true
+    }
+
+    /// The text of a result buffer literal holding exactly `len` bytes (not
+    /// cut short by `-s`).
+    fn complete_literal(&mut self, buf: &[u8], len: i64) -> Option<String> {
+        let (lit, rest) = leading_literal(buf)?;
+        if rest.starts_with(b"...") {
+            return None;
+        }
+        self.scratch.clear();
+        unescape_into(lit, &mut self.scratch);
+        if i64::try_from(self.scratch.len()).ok()? != len {
+            return None;
+        }
+        let mut out = String::new();
+        render_into(&self.scratch, &mut out);
+        Some(out)
+    }
+
+    /// `pid` showed that its binary resolves to `target` (`/proc/self/exe`).
+    /// Recorded only when the process surely runs the path it executed: a
+    /// script runs its interpreter, which the trace alone cannot tell.
+    fn exe_resolved(&mut self, pid: u32, target: &str) {
+        let Some(exe) = self.procs.exe(pid) else {
+            return;
+        };
+        if !exe.certain
+            || !exe.path.starts_with('/')
+            || *exe.path == *target
+            || !target.starts_with('/')
+            || is_unnamed(target)
+            || is_excluded(target)
+        {
+            return;
+        }
+        let resolved = &mut self.facts.trace.resolved;
+        if !resolved.contains_key(&*exe.path) {
+            resolved.insert(exe.path.to_string(), target.to_owned());
+        }
     }
 
     fn socket(&mut self, call: &Call<'_>, kind: Wanted) -> bool {
@@ -543,6 +760,8 @@ enum Wanted {
     Exec,
     Clone,
     Mmap,
+    /// Existence probes: the `stat`, `access` and `readlink` families.
+    Probe,
     Connect,
     Bind,
 }
@@ -554,11 +773,31 @@ impl Wanted {
             b"execve" | b"execveat" => Wanted::Exec,
             b"clone" | b"clone3" | b"fork" | b"vfork" => Wanted::Clone,
             b"mmap" | b"mmap2" => Wanted::Mmap,
+            // `stat64`, `lstat64`, `fstatat64`: the same calls on 32-bit ABIs.
+            b"stat" | b"lstat" | b"newfstatat" | b"statx" | b"access" | b"faccessat"
+            | b"faccessat2" | b"readlink" | b"readlinkat" | b"stat64" | b"lstat64"
+            | b"fstatat64" => Wanted::Probe,
             b"connect" => Wanted::Connect,
             b"bind" => Wanted::Bind,
             _ => return None,
         })
     }
+}
+
+/// Calls whose first argument is a dirfd.
+fn has_dirfd(name: &[u8]) -> bool {
+    matches!(
+        name,
+        b"openat"
+            | b"openat2"
+            | b"execveat"
+            | b"newfstatat"
+            | b"fstatat64"
+            | b"statx"
+            | b"faccessat"
+            | b"faccessat2"
+            | b"readlinkat"
+    )
 }
 
 /// `N` of `Process N attached`.

@@ -1,16 +1,24 @@
-//! The pure, streaming strace parser (DESIGN.md §4).
+//! The pure, streaming strace parser (the parser contract,
+//! docs/architecture.md §Parser).
 //!
 //! Text written by `strace -f` goes in (with or without `-o`, `-y`,
 //! `-t/-tt/-ttt/-r`); [`TraceFacts`] come out. Lines are scanned with
 //! `memchr` straight from the reader's buffer, only the syscalls the facts
 //! come from are parsed, and memory grows with the number of distinct facts
-//! and live processes, never with the trace's size.
+//! and live processes, never with the trace's size. The parser is total:
+//! any input parses, what is not understood is counted, nothing panics.
+//!
+//! One step per module: `lines` (splitting), `prefix` (pid and timestamp),
+//! `join` (unfinished/resumed), `unescape` (literals), `call` (arguments),
+//! `sockaddr`, [`paths`] (lexical joining and normalisation), `procs`
+//! (per-process fds, binary, cwd), `collect` (the facts), [`rules`], `model`.
 
 mod call;
 mod collect;
 mod join;
 mod lines;
 mod model;
+pub mod paths;
 mod pidhash;
 mod prefix;
 mod procs;
@@ -27,7 +35,11 @@ use std::io::BufRead;
 #[derive(Debug, Clone, Default)]
 pub struct ParseOptions {
     /// `#!`/`PT_INTERP` interpreters of executed paths (`{path: interpreter}`),
-    /// read from the image by the probe (DESIGN.md §5). Empty for `parse-strace`.
+    /// read from the image by the probe (the runtime-trace slice contract,
+    /// docs/architecture.md). Empty for `parse-strace`. When not empty it is
+    /// taken as complete: an executed path missing from it is not a script,
+    /// so the process runs that path itself and a `/proc/self/exe` target
+    /// seen in the trace is its resolved name (see [`ParsedTrace::resolved`]).
     pub interpreters: BTreeMap<String, String>,
 }
 
@@ -43,8 +55,9 @@ pub fn parse_trace<R: BufRead>(reader: R, opts: &ParseOptions) -> std::io::Resul
 }
 
 /// Parse one trace in a single pass, asking `lookup` for the interpreter
-/// (`#!` or `PT_INTERP`) of each executed path that `opts.interpreters` does
-/// not know, once per path, at its first exec. Returns the facts and every
+/// (`#!` or `PT_INTERP`) of each executed absolute path that
+/// `opts.interpreters` does not know, once per path, at its first exec (a
+/// relative exec once its cwd shows). Returns the facts and every
 /// interpreter found (`{path: interpreter}`, chains included).
 pub fn parse_trace_with_lookup<R: BufRead>(
     reader: R,
@@ -77,7 +90,7 @@ pub mod literal {
 }
 
 impl ParsedTrace {
-    /// Adds every fact of `other` (sets are unioned, counts summed).
+    /// Adds every fact of `other` (sets and maps are unioned, counts summed).
     pub fn union(&mut self, other: &ParsedTrace) {
         self.binaries_executed
             .extend(other.binaries_executed.iter().cloned());
@@ -96,5 +109,10 @@ impl ParsedTrace {
             .inbound
             .extend(other.network_endpoints_touched.inbound.iter().cloned());
         self.unix_sockets.extend(other.unix_sockets.iter().cloned());
+        // As within one trace, the first resolution of a name is kept.
+        for (k, v) in &other.resolved {
+            self.resolved.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        self.paths_probed.extend(other.paths_probed.iter().cloned());
     }
 }

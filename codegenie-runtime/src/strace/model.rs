@@ -1,6 +1,11 @@
-//! What a trace tells: the facts of DESIGN.md §4.
+//! What a trace tells: the facts of the parser contract
+//! (docs/architecture.md §Parser).
+//!
+//! Every path in these facts is a name as the app used it (made absolute and
+//! lexically normalised, never symlink-resolved); where the kernel resolved
+//! it to another name, the pair is in [`ParsedTrace::resolved`].
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -14,18 +19,21 @@ pub struct NetworkEndpoints {
 }
 
 /// The evidence of one or more traces. The JSON of `codegenie parse-strace`
-/// is exactly these fields; sets serialise sorted (byte order) and unique.
+/// is exactly these fields, in this order; sets serialise sorted (byte order)
+/// and unique.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ParsedTrace {
-    /// Paths of successful `execve`/`execveat`.
+    /// Paths of successful `execve`/`execveat` as named (relative ones made
+    /// absolute against the process's cwd when the trace shows it, else kept
+    /// relative); `/proc/self/exe` is the process's current binary.
     pub binaries_executed: BTreeSet<String>,
-    /// Paths mapped with `PROT_EXEC`.
+    /// Paths as opened of files mapped with `PROT_EXEC`.
     pub shared_libs_loaded: BTreeSet<String>,
-    /// Certificate files read.
+    /// Certificate files read (classified by either name, reported as opened).
     pub cert_paths_read: BTreeSet<String>,
-    /// Files opened for reading.
+    /// Files opened for reading, as opened.
     pub files_read: BTreeSet<String>,
-    /// Files opened for writing.
+    /// Files opened for writing, as opened.
     pub files_written: BTreeSet<String>,
     /// Successful execs of a shell.
     pub shell_invocations: u64,
@@ -33,6 +41,15 @@ pub struct ParsedTrace {
     pub network_endpoints_touched: NetworkEndpoints,
     /// `sun_path` of AF_UNIX `connect`/`bind` (abstract names prefixed `@`).
     pub unix_sockets: BTreeSet<String>,
+    /// `{path as opened or executed: resolved path}` wherever the two differ
+    /// (the `-y` name of an opened fd; the `/proc/self/exe` target of a
+    /// process whose binary is known). The first resolution seen is kept.
+    #[serde(default)]
+    pub resolved: BTreeMap<String, String>,
+    /// Paths named by successful existence probes (`stat` family, `access`
+    /// family, `readlink` family), made absolute and normalised.
+    #[serde(default)]
+    pub paths_probed: BTreeSet<String>,
 }
 
 /// How the traced root process ended.

@@ -1,42 +1,75 @@
-//! Per-process state: fd tables (fd → path of the last successful open) and
-//! the current binary, inherited on `clone`/`fork`/`vfork`.
+//! Per-process state: fd tables (fd → the names of its last successful
+//! open), the current binary and the latest known cwd, inherited on
+//! `clone`/`fork`/`vfork`, plus a relative exec waiting for its cwd.
+//!
+//! State lives only while a process does: it is dropped at the process's
+//! exit, so memory follows live processes and their fds, not trace size.
 
 use std::cell::RefCell;
-use std::collections::HashSet;
-
-use super::pidhash::PidMap;
 use std::rc::Rc;
 
+use super::pidhash::PidMap;
+
+/// The names of an open fd.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FdEntry {
+    /// The path as opened (absolute when it could be made so, normalised).
+    pub opened: Rc<str>,
+    /// The `-y` name of the returned fd, when the trace has one.
+    pub resolved: Option<Rc<str>>,
+}
+
 /// An fd table; threads created with `CLONE_FILES` share one.
-type FdTable = Rc<RefCell<PidMap<i32, Rc<str>>>>;
+type FdTable = Rc<RefCell<PidMap<i32, FdEntry>>>;
+
+/// The binary a process runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Exe {
+    /// Its path as executed (a script's interpreter when the script is known).
+    pub path: Rc<str>,
+    /// Whether the process is known to run exactly `path`: false when the
+    /// path might be a script whose interpreter is unknown.
+    pub certain: bool,
+}
 
 #[derive(Default)]
 struct Proc {
     fds: FdTable,
-    exe: Option<Rc<str>>,
+    exe: Option<Exe>,
+    /// The latest cwd the trace showed (or inherited); it may be stale when
+    /// the process changed directory without a traced call since.
+    cwd: Option<Rc<str>>,
+    /// A successful exec of a relative path, until the cwd shows.
+    pending_exec: Option<Box<str>>,
+}
+
+impl Proc {
+    /// A child's state: the fd table copied (or shared with `CLONE_FILES`),
+    /// binary and cwd inherited.
+    fn child(&self, share_fds: bool) -> Proc {
+        Proc {
+            fds: if share_fds {
+                self.fds.clone()
+            } else {
+                Rc::new(RefCell::new(self.fds.borrow().clone()))
+            },
+            exe: self.exe.clone(),
+            cwd: self.cwd.clone(),
+            pending_exec: None,
+        }
+    }
 }
 
 /// Every live traced process.
 #[derive(Default)]
 pub(crate) struct Procs {
     map: PidMap<u32, Proc>,
-    /// Paths are stored once, however many fds or processes refer to them.
-    interned: HashSet<Rc<str>>,
     /// Pids with a clone-family call in flight, most recent last: a child
     /// whose lines precede its parent's `<... clone resumed>` inherits from them.
     cloning: Vec<u32>,
 }
 
 impl Procs {
-    fn intern(&mut self, s: &str) -> Rc<str> {
-        if let Some(r) = self.interned.get(s) {
-            return r.clone();
-        }
-        let r: Rc<str> = Rc::from(s);
-        self.interned.insert(r.clone());
-        r
-    }
-
     /// Makes sure `pid` is known; a new pid inherits from a parent whose
     /// clone is still in flight, if any. Returns true when it was new.
     pub(crate) fn touch(&mut self, pid: u32) -> bool {
@@ -45,10 +78,7 @@ impl Procs {
         }
         let parent = self.cloning.iter().rev().find(|&&p| p != pid).copied();
         let proc_ = match parent.and_then(|p| self.map.get(&p)) {
-            Some(p) => Proc {
-                fds: Rc::new(RefCell::new(p.fds.borrow().clone())),
-                exe: p.exe.clone(),
-            },
+            Some(p) => p.child(false),
             None => Proc::default(),
         };
         self.map.insert(pid, proc_);
@@ -95,24 +125,22 @@ impl Procs {
         let Some(p) = self.map.get(&parent) else {
             return;
         };
-        let fds = if share_fds {
-            p.fds.clone()
-        } else {
-            Rc::new(RefCell::new(p.fds.borrow().clone()))
-        };
-        let exe = p.exe.clone();
+        let inherited = p.child(share_fds);
         match self.map.get_mut(&child) {
             // The child already spoke and inherited; CLONE_FILES still shares.
             Some(c) => {
                 if share_fds {
-                    c.fds = fds;
+                    c.fds = inherited.fds;
                 }
                 if c.exe.is_none() {
-                    c.exe = exe;
+                    c.exe = inherited.exe;
+                }
+                if c.cwd.is_none() {
+                    c.cwd = inherited.cwd;
                 }
             }
             None => {
-                self.map.insert(child, Proc { fds, exe });
+                self.map.insert(child, inherited);
             }
         }
     }
@@ -123,32 +151,81 @@ impl Procs {
         self.cloning.retain(|&p| p != pid);
     }
 
-    /// Records a successful open.
-    pub(crate) fn opened(&mut self, pid: u32, fd: i32, path: &str) {
-        let path = self.intern(path);
+    /// Records a successful open of `fd`.
+    pub(crate) fn opened(&mut self, pid: u32, fd: i32, opened: &str, resolved: Option<&str>) {
         self.touch(pid);
         if let Some(p) = self.map.get(&pid) {
-            p.fds.borrow_mut().insert(fd, path);
+            let entry = FdEntry {
+                opened: Rc::from(opened),
+                resolved: resolved.map(Rc::from),
+            };
+            p.fds.borrow_mut().insert(fd, entry);
         }
     }
 
-    /// The path `pid`'s fd got from its last successful open.
-    pub(crate) fn fd_path(&self, pid: u32, fd: i32) -> Option<Rc<str>> {
+    /// The names `pid`'s fd got from its last successful open.
+    pub(crate) fn fd_entry(&self, pid: u32, fd: i32) -> Option<FdEntry> {
         self.map.get(&pid)?.fds.borrow().get(&fd).cloned()
     }
 
     /// The binary `pid` currently runs, if known.
-    pub(crate) fn exe(&self, pid: u32) -> Option<Rc<str>> {
+    pub(crate) fn exe(&self, pid: u32) -> Option<Exe> {
         self.map.get(&pid)?.exe.clone()
     }
 
     /// A successful exec: `pid` now runs `exe`.
-    pub(crate) fn exec(&mut self, pid: u32, exe: &str) {
-        let exe = self.intern(exe);
+    pub(crate) fn exec(&mut self, pid: u32, exe: &str, certain: bool) {
         self.touch(pid);
         if let Some(p) = self.map.get_mut(&pid) {
-            p.exe = Some(exe);
+            p.exe = Some(Exe {
+                path: Rc::from(exe),
+                certain,
+            });
         }
+    }
+
+    /// The latest known cwd of `pid`.
+    pub(crate) fn cwd(&self, pid: u32) -> Option<Rc<str>> {
+        self.map.get(&pid)?.cwd.clone()
+    }
+
+    /// The trace showed `pid`'s cwd (`None`: it showed one that is not a
+    /// path, so what was known is stale).
+    pub(crate) fn set_cwd(&mut self, pid: u32, cwd: Option<&str>) {
+        self.touch(pid);
+        if let Some(p) = self.map.get_mut(&pid) {
+            if p.cwd.as_deref() != cwd {
+                p.cwd = cwd.map(Rc::from);
+            }
+        }
+    }
+
+    /// `pid` exec'd the relative `path`: its binary is unknown until the
+    /// cwd shows (see [`Procs::take_pending_exec`]).
+    pub(crate) fn set_pending_exec(&mut self, pid: u32, path: &str) {
+        self.touch(pid);
+        if let Some(p) = self.map.get_mut(&pid) {
+            p.exe = None;
+            p.pending_exec = Some(Box::from(path));
+        }
+    }
+
+    /// The relative exec of `pid` still waiting for its cwd, taken.
+    pub(crate) fn take_pending_exec(&mut self, pid: u32) -> Option<Box<str>> {
+        self.map.get_mut(&pid)?.pending_exec.take()
+    }
+
+    /// Pids with a relative exec still waiting for its cwd.
+    pub(crate) fn pending_exec_pids(&self) -> Vec<u32> {
+        let mut pids: Vec<u32> = self
+            .map
+            .iter()
+            .filter(|(_, p)| p.pending_exec.is_some())
+            .map(|(&pid, _)| pid)
+            .collect();
+        // Hash order is not stable across runs; facts must be.
+        pids.sort_unstable();
+        pids
     }
 }
 
@@ -159,21 +236,31 @@ mod tests {
     #[test]
     fn fork_copies_and_clone_files_shares() {
         let mut p = Procs::default();
-        p.exec(1, "/bin/app");
-        p.opened(1, 3, "/lib/a.so");
+        let opened = |p: &Procs, pid, fd| p.fd_entry(pid, fd).map(|e| e.opened.to_string());
+        p.exec(1, "/bin/app", true);
+        p.set_cwd(1, Some("/srv"));
+        p.opened(1, 3, "/lib/a.so", Some("/usr/lib/a.so"));
         p.clone_started(1);
         p.clone_finished(1, Some(2), false);
         p.clone_started(1);
         p.clone_finished(1, Some(3), true);
-        p.opened(1, 4, "/lib/b.so");
-        assert_eq!(p.fd_path(2, 3).as_deref(), Some("/lib/a.so"));
-        assert_eq!(p.fd_path(2, 4), None, "forked table is a copy");
+        p.opened(1, 4, "/lib/b.so", None);
+        assert_eq!(opened(&p, 2, 3).as_deref(), Some("/lib/a.so"));
         assert_eq!(
-            p.fd_path(3, 4).as_deref(),
+            p.fd_entry(2, 3).and_then(|e| e.resolved).as_deref(),
+            Some("/usr/lib/a.so")
+        );
+        assert_eq!(opened(&p, 2, 4), None, "forked table is a copy");
+        assert_eq!(
+            opened(&p, 3, 4).as_deref(),
             Some("/lib/b.so"),
             "CLONE_FILES shares"
         );
-        assert_eq!(p.exe(2).as_deref(), Some("/bin/app"));
+        assert_eq!(
+            p.exe(2).map(|e| e.path.to_string()).as_deref(),
+            Some("/bin/app")
+        );
+        assert_eq!(p.cwd(2).as_deref(), Some("/srv"));
         p.exited(2);
         assert!(!p.is_live(2));
     }
@@ -181,11 +268,24 @@ mod tests {
     #[test]
     fn child_seen_before_clone_returns_inherits_from_the_cloner() {
         let mut p = Procs::default();
-        p.exec(10, "/bin/sh");
+        let exe = |p: &Procs, pid| p.exe(pid).map(|e| e.path.to_string());
+        p.exec(10, "/bin/sh", false);
         p.clone_started(10);
         assert!(p.touch(11));
-        assert_eq!(p.exe(11).as_deref(), Some("/bin/sh"));
+        assert_eq!(exe(&p, 11).as_deref(), Some("/bin/sh"));
         p.clone_finished(10, Some(11), false);
-        assert_eq!(p.exe(11).as_deref(), Some("/bin/sh"));
+        assert_eq!(exe(&p, 11).as_deref(), Some("/bin/sh"));
+    }
+
+    #[test]
+    fn a_relative_exec_waits_for_its_cwd() {
+        let mut p = Procs::default();
+        p.exec(5, "/bin/sh", true);
+        p.set_pending_exec(5, "run.sh");
+        assert_eq!(p.exe(5), None, "the old binary no longer runs");
+        assert_eq!(p.pending_exec_pids(), [5]);
+        assert_eq!(p.take_pending_exec(5).as_deref(), Some("run.sh"));
+        assert_eq!(p.take_pending_exec(5), None);
+        assert!(p.pending_exec_pids().is_empty());
     }
 }

@@ -24,6 +24,30 @@ pub fn is_pseudo_fs(path: &str) -> bool {
     })
 }
 
+/// A `-y` name that is not a file: `socket:[N]`, `pipe:[N]`, `anon_inode:...`.
+pub fn is_special_name(name: &str) -> bool {
+    ["socket:[", "pipe:[", "anon_inode:"]
+        .iter()
+        .any(|p| name.starts_with(p))
+}
+
+/// Names that never count as files read or written: pseudo filesystems and
+/// names of things that are not files.
+pub fn is_excluded(name: &str) -> bool {
+    is_pseudo_fs(name) || is_special_name(name)
+}
+
+/// A `-y` name that does not name a path: memfd files (`/memfd:x (deleted)`
+/// as the kernel links them) and deleted files.
+pub fn is_unnamed(name: &str) -> bool {
+    name.starts_with("/memfd:") || name.starts_with("memfd:") || name.ends_with(" (deleted)")
+}
+
+/// The names under which a process reads its own binary's link.
+pub fn is_self_exe(path: &str) -> bool {
+    path == "/proc/self/exe" || path == "/proc/thread-self/exe"
+}
+
 const CERT_DIRS: &[&str] = &[
     "/etc/ssl/",
     "/etc/pki/",
@@ -52,7 +76,8 @@ pub(crate) struct OpenFlags {
     pub access: u8,
     /// `O_CREAT`.
     pub create: bool,
-    /// `O_DIRECTORY`.
+    /// `O_DIRECTORY`, or `O_TMPFILE` (which includes its bit: the path
+    /// names a directory to create an unnamed file in).
     pub directory: bool,
 }
 
@@ -80,7 +105,7 @@ pub(crate) fn parse_open_flags(text: &[u8]) -> Option<OpenFlags> {
             b"O_WRONLY" => f.access = 1,
             b"O_RDWR" => f.access = 2,
             b"O_CREAT" => f.create = true,
-            b"O_DIRECTORY" => f.directory = true,
+            b"O_DIRECTORY" | b"O_TMPFILE" => f.directory = true,
             _ => {
                 if let Some(v) = parse_number(tok) {
                     f.access |= (v & 3) as u8;
@@ -198,6 +223,11 @@ mod tests {
         assert!(is_pseudo_fs("/sys/fs/cgroup"));
         assert!(!is_pseudo_fs("/devices"));
         assert!(!is_pseudo_fs("/app/proc/x"));
+        assert!(is_excluded("socket:[123]") && is_excluded("pipe:[9]"));
+        assert!(is_excluded("anon_inode:[eventfd]") && is_excluded("/dev/pts/0"));
+        assert!(!is_excluded("/app/socket:[1]"));
+        assert!(is_unnamed("/memfd:x (deleted)") && is_unnamed("memfd:jit"));
+        assert!(is_unnamed("/tmp/#123 (deleted)") && !is_unnamed("/tmp/x"));
     }
 
     #[test]
@@ -211,6 +241,8 @@ mod tests {
         assert_eq!(f("0x241").access, 1);
         assert!(f("0x241").create);
         assert!(!f("O_RDONLY|0x200000").directory);
+        assert!(f("O_RDWR|O_TMPFILE").directory);
+        assert!(f("0x410002").directory, "numeric O_TMPFILE");
         assert!(parse_open_flags(b"garbage").is_none());
     }
 
