@@ -563,3 +563,51 @@ fn interpreters_are_looked_up_once_per_path_in_a_single_pass() {
     assert_eq!(facts.script_shell_invocations, 2);
     assert_eq!(facts.trace.shell_invocations, 0);
 }
+
+#[test]
+fn missing_paths_are_the_enoent_failures_as_named() {
+    let f = parse(concat!(
+        "20  openat(AT_FDCWD</app>, \"node_modules/x/index.js\", O_RDONLY|O_CLOEXEC) = -1 ENOENT (No such file or directory)\n",
+        "20  newfstatat(AT_FDCWD</app>, \"lib/os.py\", 0x7ffd, 0) = -1 ENOENT (No such file or directory)\n",
+        "20  access(\"/etc/ld.so.preload\", R_OK) = -1 ENOENT (No such file or directory)\n",
+        "20  openat(AT_FDCWD</app>, \"secret\", O_RDONLY) = -1 EACCES (Permission denied)\n",
+        "20  openat(AT_FDCWD</app>, \"/proc/self/x\", O_RDONLY) = -1 ENOENT (No such file or directory)\n",
+        "20  execve(\"/usr/local/bin/sh\", [\"sh\"], 0x7ffd /* 3 vars */) = -1 ENOENT (No such file or directory)\n",
+    ));
+    assert_eq!(
+        list(&f.missing),
+        [
+            "/app/lib/os.py",
+            "/app/node_modules/x/index.js",
+            "/etc/ld.so.preload",
+            "/usr/local/bin/sh"
+        ],
+        "EACCES and /proc are not missing files"
+    );
+    assert!(f.trace.files_read.is_empty());
+}
+
+#[test]
+fn execs_keep_their_argv_once_per_distinct_pair() {
+    let f = parse(concat!(
+        "30  execve(\"/usr/bin/node\", [\"node\", \"--use-openssl-ca\", \"/app/server.js\"], 0x7ffd /* 5 vars */) = 0\n",
+        "31  execve(\"/bin/sh\", [\"/bin/sh\", \"-c\", \"echo \\\"started\\\"\"], 0x7ffd /* 5 vars */) = 0\n",
+        "32  execve(\"/bin/sh\", [\"/bin/sh\", \"-c\", \"echo \\\"started\\\"\"], 0x7ffd /* 5 vars */) = 0\n",
+    ));
+    let execs: Vec<(&str, Vec<&str>)> = f
+        .execs
+        .iter()
+        .map(|e| (e.path.as_str(), e.argv.iter().map(String::as_str).collect()))
+        .collect();
+    assert_eq!(
+        execs,
+        [
+            (
+                "/usr/bin/node",
+                vec!["node", "--use-openssl-ca", "/app/server.js"]
+            ),
+            ("/bin/sh", vec!["/bin/sh", "-c", "echo \"started\""]),
+        ]
+    );
+    assert_eq!(f.trace.shell_invocations, 2);
+}

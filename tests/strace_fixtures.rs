@@ -202,6 +202,8 @@ fn container_script_runs_its_shell_and_the_slice_says_so() {
         artifact: Some("raw/startup.trace".into()),
         interpreters,
         script_shell_invocations: f.script_shell_invocations,
+        missing: f.missing.clone(),
+        execs: f.execs.clone(),
     };
     let slice = aggregate(&[result], &AggregateInputs::default());
     assert!(slice.binaries_executed.contains("/bin/sh"));

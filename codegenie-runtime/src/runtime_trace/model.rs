@@ -1,10 +1,10 @@
 //! Scenario results, the aggregator's input (docs/architecture.md, "Runtime trace").
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::strace::{ExitStatus, ParsedTrace};
+use crate::strace::{ExecRecord, ExitStatus, ParsedTrace};
 
 /// Why a scenario failed or was skipped.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,7 +121,13 @@ pub struct ScenarioResult {
     #[serde(default)]
     pub interpreters: BTreeMap<String, String>,
     /// Successful execs of scripts whose interpreter is a shell, counted per
-    /// exec (the slice adds them to `shell_invocations`, DESIGN.md §5).
+    /// exec (the slice adds them to `shell_invocations`).
     #[serde(default)]
     pub script_shell_invocations: u64,
+    /// Paths the app asked for that did not exist (ENOENT), as named.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub missing: BTreeSet<String>,
+    /// Distinct execs with their argv (shell commands, runtime flags).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub execs: Vec<ExecRecord>,
 }

@@ -10,13 +10,16 @@ use super::slice::{self, AggregateInputs};
 
 /// The slice's folder of raw artifacts, relative to the context folder.
 pub const ARTIFACT_URI: &str = "raw";
-/// The full files-read list artifact.
+/// The full files-read list artifact (`path` or `path<TAB>resolved` a line).
 pub const FILES_READ_ARTIFACT: &str = "runtime-files-read.txt";
+/// The full paths-probed list artifact.
+pub const PATHS_PROBED_ARTIFACT: &str = "runtime-paths-probed.txt";
 
 /// Collect the runs' traces as artifacts and build the output.
 pub(crate) fn finish(
     runs: Vec<ScenarioRun>,
     digest: Option<String>,
+    image_env: Vec<String>,
     mut warnings: Vec<String>,
 ) -> ProbeOutput {
     let mut results = Vec::new();
@@ -39,6 +42,8 @@ pub(crate) fn finish(
         last_traced_image_digest: digest.filter(|_| traced),
         artifact_uri: Some(ARTIFACT_URI.to_owned()),
         full_list_uri: Some(format!("{ARTIFACT_URI}/{FILES_READ_ARTIFACT}")),
+        probed_list_uri: Some(format!("{ARTIFACT_URI}/{PATHS_PROBED_ARTIFACT}")),
+        image_env,
     };
     output(&results, inputs, artifacts, warnings)
 }
@@ -53,14 +58,13 @@ pub(crate) fn output(
     let has_list = inputs.full_list_uri.is_some();
     let slice = slice::aggregate(results, &inputs);
     if has_list {
-        let mut list = String::new();
-        for f in slice::files_read_full_list(results) {
-            list.push_str(&f);
-            list.push('\n');
-        }
         artifacts.push(Artifact {
             name: FILES_READ_ARTIFACT.to_owned(),
-            source: ArtifactSource::Bytes(list.into_bytes()),
+            source: ArtifactSource::Bytes(slice::files_read_full_list(results).into_bytes()),
+        });
+        artifacts.push(Artifact {
+            name: PATHS_PROBED_ARTIFACT.to_owned(),
+            source: ArtifactSource::Bytes(slice::paths_probed_full_list(results).into_bytes()),
         });
     }
     let confidence = slice.trace_coverage_confidence.envelope();

@@ -266,7 +266,12 @@ pub fn run_blocking(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutp
         )),
         Err(e) => warnings.push(format!("cannot check for leftovers of earlier runs: {e}")),
     }
-    let image = engine.image_config(&digest)?;
+    let config = engine.container_config(&digest)?;
+    let image = ImageConfig {
+        entrypoint: config.entrypoint.clone(),
+        cmd: config.cmd.clone(),
+        exposed_ports: config.exposed_ports.clone(),
+    };
     let app = resolve_app(&file, &image);
     let helper = match &settings.helper {
         Some(h) => h.clone(),
@@ -291,7 +296,7 @@ pub fn run_blocking(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutp
         Ok(n) => warnings.push(format!("removed {n} leftover container(s) of run {run_id}")),
         Err(e) => warnings.push(format!("cannot check for leftover containers: {e}")),
     }
-    let out = finish(runs, Some(digest), warnings);
+    let out = finish(runs, Some(digest), config.env.unwrap_or_default(), warnings);
     tracing::info!(
         wall_clock_ms = started.elapsed().as_millis() as u64,
         confidence = ?out.confidence,
@@ -316,7 +321,7 @@ fn run_host(
         seccomp_bpf,
     };
     let runs = run_all(repo, ctx, settings, &run_id, file, &app, &mut backend)?;
-    Ok(finish(runs, None, Vec::new()))
+    Ok(finish(runs, None, Vec::new(), Vec::new()))
 }
 
 /// Every scenario on `backend`, one at a time, under the run's timeouts.

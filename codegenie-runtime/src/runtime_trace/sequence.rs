@@ -126,6 +126,8 @@ pub(super) fn attach_trace(
             result.trace = Some(facts.trace);
             result.interpreters = interps;
             result.script_shell_invocations = facts.script_shell_invocations;
+            result.missing = facts.missing;
+            result.execs = facts.execs;
             if facts.malformed_lines > 0 {
                 warnings.push(format!(
                     "scenario {}: {} trace lines were not understood",
@@ -164,6 +166,8 @@ pub(super) fn not_run(name: &str, outcome: ScenarioOutcome) -> ScenarioResult {
         artifact: None,
         interpreters: BTreeMap::new(),
         script_shell_invocations: 0,
+        missing: Default::default(),
+        execs: Vec::new(),
     }
 }
 

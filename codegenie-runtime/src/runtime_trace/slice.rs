@@ -61,6 +61,117 @@ pub struct FilesReadAtRuntime {
     pub full_list_uri: Option<String>,
 }
 
+/// `paths_probed_at_runtime`: successful existence probes (`stat`,
+/// `access`, `readlink` families) over every scenario.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PathsProbedAtRuntime {
+    /// How many distinct paths.
+    pub total: u64,
+    /// Where the full list is stored (relative to the context folder).
+    pub full_list_uri: Option<String>,
+}
+
+/// How Node.js chooses its CA roots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeCaMode {
+    /// `--use-openssl-ca` (argv or `NODE_OPTIONS`): the system store is read.
+    OpensslCa,
+    /// Node's own bundled roots (its default, or `--use-bundled-ca`): no
+    /// certificate file is needed for public CAs.
+    BundledCa,
+}
+
+/// `tls_trust`: what tells "certificates not needed" from "certificates not
+/// observed".
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsTrust {
+    /// Node's CA mode, when Node ran.
+    pub node_ca_mode: Option<NodeCaMode>,
+    /// TLS-related environment of the image (`NODE_EXTRA_CA_CERTS`,
+    /// `SSL_CERT_FILE`, `SSL_CERT_DIR`, `NODE_OPTIONS`,
+    /// `NODE_TLS_REJECT_UNAUTHORIZED`, `REQUESTS_CA_BUNDLE`, `CURL_CA_BUNDLE`).
+    pub env: BTreeMap<String, String>,
+    /// Whether any certificate file was read.
+    pub certs_read: bool,
+    /// Whether the app tried any outbound connection (under `--network=none`
+    /// none succeeds, so a TLS handshake never runs).
+    pub outbound_attempted: bool,
+    /// `read`, `not_needed` or `not_observed`.
+    pub verdict: TlsVerdict,
+}
+
+/// What the evidence says about certificates.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TlsVerdict {
+    /// Certificates were read: the image must hold them.
+    Read,
+    /// None read, and none would be: Node uses its bundled roots and nothing
+    /// in the environment points at a certificate file.
+    NotNeeded,
+    /// None read, but TLS may simply not have run: not observed.
+    #[default]
+    NotObserved,
+}
+
+/// Environment variables that decide where TLS roots come from.
+const TLS_ENV: &[&str] = &[
+    "NODE_EXTRA_CA_CERTS",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "NODE_OPTIONS",
+    "NODE_TLS_REJECT_UNAUTHORIZED",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+];
+
+impl TlsTrust {
+    /// The facts from the image's environment (`KEY=value`) and the traces.
+    pub fn of(image_env: &[String], results: &[ScenarioResult], union: &ParsedTrace) -> TlsTrust {
+        let env: BTreeMap<String, String> = image_env
+            .iter()
+            .filter_map(|kv| kv.split_once('='))
+            .filter(|(k, _)| TLS_ENV.contains(k))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        let node_execs: Vec<&Vec<String>> = results
+            .iter()
+            .flat_map(|r| &r.execs)
+            .filter(|e| rules::basename(&e.path).starts_with("node"))
+            .map(|e| &e.argv)
+            .collect();
+        let openssl_flag = |s: &str| s.contains("--use-openssl-ca");
+        let node_ca_mode = (!node_execs.is_empty()).then(|| {
+            let by_argv = node_execs.iter().any(|a| a.iter().any(|x| openssl_flag(x)));
+            let by_env = env.get("NODE_OPTIONS").is_some_and(|v| openssl_flag(v));
+            if by_argv || by_env {
+                NodeCaMode::OpensslCa
+            } else {
+                NodeCaMode::BundledCa
+            }
+        });
+        let certs_read = !union.cert_paths_read.is_empty();
+        let points_at_files = ["NODE_EXTRA_CA_CERTS", "SSL_CERT_FILE", "SSL_CERT_DIR"]
+            .iter()
+            .any(|k| env.contains_key(*k));
+        let verdict = if certs_read {
+            TlsVerdict::Read
+        } else if node_ca_mode == Some(NodeCaMode::BundledCa) && !points_at_files {
+            TlsVerdict::NotNeeded
+        } else {
+            TlsVerdict::NotObserved
+        };
+        TlsTrust {
+            node_ca_mode,
+            env,
+            certs_read,
+            outbound_attempted: !union.network_endpoints_touched.outbound.is_empty(),
+            verdict,
+        }
+    }
+}
+
 /// The runtime_trace slice.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuntimeTraceSlice {
@@ -82,6 +193,11 @@ pub struct RuntimeTraceSlice {
     pub cert_paths_read: BTreeSet<String>,
     /// Summary of files read, by category.
     pub files_read_at_runtime: FilesReadAtRuntime,
+    /// Successful existence probes, counted; the full list is an artifact.
+    pub paths_probed_at_runtime: PathsProbedAtRuntime,
+    /// `{path as opened or executed: resolved path}` wherever they differ,
+    /// over every scenario: a minimal image needs the link and its target.
+    pub resolved: BTreeMap<String, String>,
     /// Union over scenarios.
     pub files_written: BTreeSet<String>,
     /// Sum over scenarios, plus execs of scripts whose interpreter is a shell.
@@ -98,6 +214,8 @@ pub struct RuntimeTraceSlice {
     pub last_traced_image_digest: Option<String>,
     /// Coverage confidence.
     pub trace_coverage_confidence: TraceCoverageConfidence,
+    /// Where TLS roots come from, and whether certificate use was observed.
+    pub tls_trust: TlsTrust,
     /// Every scenario's result.
     pub scenarios: Vec<ScenarioResult>,
 }
@@ -113,6 +231,10 @@ pub struct AggregateInputs {
     pub artifact_uri: Option<String>,
     /// Where the full files-read list is stored, relative to the context folder.
     pub full_list_uri: Option<String>,
+    /// Where the full paths-probed list is stored, relative to the context folder.
+    pub probed_list_uri: Option<String>,
+    /// The traced image's environment (`KEY=value`), for `tls_trust`.
+    pub image_env: Vec<String>,
 }
 
 /// Build the slice from scenario results (pure).
@@ -164,6 +286,7 @@ pub fn aggregate(results: &[ScenarioResult], inputs: &AggregateInputs) -> Runtim
         frontier = next;
     }
     let summary = categorize(&union);
+    let tls_trust = TlsTrust::of(&inputs.image_env, results, &union);
     let (scenarios_run, scenarios_failed, scenarios_skipped) = slice_names;
     RuntimeTraceSlice {
         artifact_uri: inputs.artifact_uri.clone(),
@@ -179,6 +302,11 @@ pub fn aggregate(results: &[ScenarioResult], inputs: &AggregateInputs) -> Runtim
             summary,
             full_list_uri: inputs.full_list_uri.clone(),
         },
+        paths_probed_at_runtime: PathsProbedAtRuntime {
+            total: union.paths_probed.len() as u64,
+            full_list_uri: inputs.probed_list_uri.clone(),
+        },
+        resolved: union.resolved,
         files_written: union.files_written,
         shell_invocations: union.shell_invocations + script_shells,
         network_endpoints_touched: union.network_endpoints_touched,
@@ -186,18 +314,48 @@ pub fn aggregate(results: &[ScenarioResult], inputs: &AggregateInputs) -> Runtim
         interpreters,
         built_image_digest: inputs.built_image_digest.clone(),
         last_traced_image_digest: inputs.last_traced_image_digest.clone(),
+        tls_trust,
         scenarios: results.to_vec(),
     }
 }
 
-/// The union of files read over every scenario: the list the probe stores
-/// at `files_read_at_runtime.full_list_uri`.
-pub fn files_read_full_list(results: &[ScenarioResult]) -> BTreeSet<String> {
-    results
+/// The union of files read over every scenario, as the list the probe
+/// stores at `files_read_at_runtime.full_list_uri`: one path as opened a
+/// line, followed by a tab and its resolved path where the two differ.
+pub fn files_read_full_list(results: &[ScenarioResult]) -> String {
+    let mut union = ParsedTrace::default();
+    for t in results.iter().filter_map(|r| r.trace.as_ref()) {
+        union.files_read.extend(t.files_read.iter().cloned());
+        for (k, v) in &t.resolved {
+            union.resolved.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+    let mut out = String::new();
+    for f in &union.files_read {
+        out.push_str(f);
+        if let Some(r) = union.resolved.get(f) {
+            out.push('\t');
+            out.push_str(r);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The union of paths probed over every scenario, one a line: the list
+/// stored at `paths_probed_at_runtime.full_list_uri`.
+pub fn paths_probed_full_list(results: &[ScenarioResult]) -> String {
+    let all: BTreeSet<&String> = results
         .iter()
         .filter_map(|r| r.trace.as_ref())
-        .flat_map(|t| t.files_read.iter().cloned())
-        .collect()
+        .flat_map(|t| &t.paths_probed)
+        .collect();
+    let mut out = String::new();
+    for p in all {
+        out.push_str(p);
+        out.push('\n');
+    }
+    out
 }
 
 /// Coverage confidence from k of n scenarios completed: none completed,
@@ -222,7 +380,8 @@ pub fn coverage_confidence(results: &[ScenarioResult]) -> TraceCoverageConfidenc
 pub enum FileCategory {
     /// In `cert_paths_read`.
     Cert,
-    /// In `shared_libs_loaded`, or named `*.so` / `*.so.*`.
+    /// In `shared_libs_loaded` (mapped executable); a `.so` name alone is
+    /// not a library (`/etc/ld.so.cache` is configuration).
     SharedLib,
     /// Under `/etc/`.
     Config,
@@ -236,10 +395,9 @@ pub enum FileCategory {
 
 /// Categorizes a file read, given the trace's certificate and library sets.
 pub fn category(path: &str, certs: &BTreeSet<String>, libs: &BTreeSet<String>) -> FileCategory {
-    let name = rules::basename(path);
     if certs.contains(path) {
         FileCategory::Cert
-    } else if libs.contains(path) || name.ends_with(".so") || name.contains(".so.") {
+    } else if libs.contains(path) {
         FileCategory::SharedLib
     } else if path.starts_with("/etc/") {
         FileCategory::Config
@@ -387,6 +545,39 @@ mod tests {
     }
 
     #[test]
+    fn tls_trust_tells_not_needed_from_not_observed() {
+        let node = |argv: &[&str]| {
+            let mut r = result("startup", ScenarioOutcome::Completed);
+            r.execs = vec![crate::strace::ExecRecord {
+                path: "/usr/bin/node".into(),
+                argv: argv.iter().map(|s| (*s).to_owned()).collect(),
+            }];
+            r
+        };
+        let none = ParsedTrace::default();
+        let t = TlsTrust::of(&[], &[node(&["node", "/app/server.js"])], &none);
+        assert_eq!(t.node_ca_mode, Some(NodeCaMode::BundledCa));
+        assert_eq!(t.verdict, TlsVerdict::NotNeeded);
+
+        let t = TlsTrust::of(&[], &[node(&["node", "--use-openssl-ca", "x.js"])], &none);
+        assert_eq!(t.node_ca_mode, Some(NodeCaMode::OpensslCa));
+        assert_eq!(t.verdict, TlsVerdict::NotObserved);
+
+        let env = [
+            "NODE_EXTRA_CA_CERTS=/etc/corp.pem".to_owned(),
+            "PATH=/bin".to_owned(),
+        ];
+        let t = TlsTrust::of(&env, &[node(&["node", "x.js"])], &none);
+        assert_eq!(t.env.keys().collect::<Vec<_>>(), ["NODE_EXTRA_CA_CERTS"]);
+        assert_eq!(t.verdict, TlsVerdict::NotObserved);
+
+        let mut read = ParsedTrace::default();
+        read.cert_paths_read = set(&["/etc/ssl/certs/ca-certificates.crt"]);
+        let t = TlsTrust::of(&[], &[result("startup", ScenarioOutcome::Completed)], &read);
+        assert_eq!((t.node_ca_mode, t.verdict), (None, TlsVerdict::Read));
+    }
+
+    #[test]
     fn categories_first_match_wins() {
         let certs = set(&["/etc/ssl/certs/ca.pem", "/app/tls/server.crt"]);
         let libs = set(&["/usr/lib/libc.so.6"]);
@@ -394,7 +585,9 @@ mod tests {
             ("/etc/ssl/certs/ca.pem", FileCategory::Cert),
             ("/app/tls/server.crt", FileCategory::Cert),
             ("/usr/lib/libc.so.6", FileCategory::SharedLib),
-            ("/app/node_modules/x/binding.so", FileCategory::SharedLib),
+            // Read, not mapped executable: a data file, whatever its name.
+            ("/app/node_modules/x/binding.so", FileCategory::NodeModules),
+            ("/etc/ld.so.cache", FileCategory::Config),
             ("/etc/hosts", FileCategory::Config),
             (
                 "/app/node_modules/express/index.js",
@@ -466,6 +659,7 @@ mod tests {
             last_traced_image_digest: Some("sha256:aa".into()),
             artifact_uri: Some("raw".into()),
             full_list_uri: Some("raw/files_read.json".into()),
+            ..Default::default()
         };
         let results = vec![a, b, c];
         let s = aggregate(&results, &inputs);
@@ -504,7 +698,7 @@ mod tests {
             s.files_read_at_runtime.full_list_uri.as_deref(),
             Some("raw/files_read.json")
         );
-        assert_eq!(files_read_full_list(&results).len(), 5);
+        assert_eq!(files_read_full_list(&results).lines().count(), 5);
         assert_eq!(s.files_written, set(&["/tmp/out"]));
         assert_eq!(
             s.network_endpoints_touched.outbound,

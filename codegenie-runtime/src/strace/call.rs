@@ -20,6 +20,8 @@ pub(crate) struct Ret<'a> {
     pub value: Option<i64>,
     /// The `-y` decoration of a returned fd (`3</path>` gives `/path`, still escaped).
     pub decoration: Option<&'a [u8]>,
+    /// The errno name of a failed call (`-1 ENOENT (...)` gives `ENOENT`).
+    pub errno: Option<&'a [u8]>,
 }
 
 impl Ret<'_> {
@@ -194,7 +196,21 @@ pub(crate) fn parse_value(s: &[u8]) -> Ret<'_> {
         after = &after[n..];
     }
     let decoration = decoration_at(after);
-    Ret { value, decoration }
+    let errno = (value.is_some_and(|v| v < 0))
+        .then(|| {
+            let rest = after.trim_ascii_start();
+            let n = rest
+                .iter()
+                .take_while(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+                .count();
+            (n > 0).then(|| &rest[..n])
+        })
+        .flatten();
+    Ret {
+        value,
+        decoration,
+        errno,
+    }
 }
 
 /// The decoration content of `<...>` at the start of `s`, if any.

@@ -16,7 +16,7 @@ use memchr::memmem;
 
 use super::call::{arg, field, parse_call, parse_value, Call};
 use super::join::{split_resumed, strip_unfinished, Joiner, UNFINISHED};
-use super::model::{ExitStatus, TraceFacts};
+use super::model::{ExecRecord, ExitStatus, TraceFacts, MAX_EXEC_RECORDS};
 use super::paths::{join_into, normalize_in_place};
 use super::pidhash::PidMap;
 use super::prefix::{parse_u32, split_head};
@@ -493,6 +493,7 @@ impl<'o> Collector<'o> {
             return false;
         };
         if !call.ret.ok() {
+            self.note_missing(pid, call, path, dirfd);
             return true;
         }
         if self.literal_to_path(path).is_none() {
@@ -551,6 +552,8 @@ impl<'o> Collector<'o> {
             return false;
         };
         if call.ret.value != Some(0) {
+            let dirfd = if at { arg(call.args, 0) } else { None };
+            self.note_missing(pid, call, path, dirfd);
             return true;
         }
         if self.literal_to_path(path).is_none() {
@@ -593,6 +596,7 @@ impl<'o> Collector<'o> {
         if is_shell(program) {
             self.facts.trace.shell_invocations += 1;
         }
+        self.record_exec(argv);
         let path = std::mem::take(&mut self.path);
         if cwd_relative && !via_self_exe {
             self.procs.set_pending_exec(pid, &path);
@@ -660,6 +664,8 @@ impl<'o> Collector<'o> {
             return false;
         };
         if !call.ret.ok() {
+            let dirfd = if at { arg(call.args, 0) } else { None };
+            self.note_missing(pid, call, path, dirfd);
             return true;
         }
         // A path strace could not read (an address) names nothing.
@@ -682,6 +688,49 @@ impl<'o> Collector<'o> {
             insert(&mut self.facts.trace.paths_probed, &self.path);
         }
         true
+    }
+
+    /// A call that failed with `ENOENT`: its path, as named, is missing.
+    fn note_missing(&mut self, pid: u32, call: &Call<'_>, path: &[u8], dirfd: Option<&[u8]>) {
+        if call.ret.errno != Some(b"ENOENT") || self.literal_to_path(path).is_none() {
+            return;
+        }
+        if self.path.is_empty() {
+            return;
+        }
+        self.absolutize(pid, dirfd);
+        if self.path.starts_with('/') && !is_pseudo_fs(&self.path) {
+            insert(&mut self.facts.missing, &self.path);
+        }
+    }
+
+    /// Keep the exec of `self.path` with its argv, once per distinct pair.
+    fn record_exec(&mut self, argv: &[u8]) {
+        let mut args = Vec::new();
+        let mut rest = argv.strip_prefix(b"[").unwrap_or(argv);
+        while args.len() < 64 {
+            let Some((lit, after)) = leading_literal(rest.trim_ascii_start()) else {
+                break;
+            };
+            let mut s = String::new();
+            decode_into(lit, &mut self.scratch, &mut s);
+            args.push(s);
+            rest = after.strip_prefix(b"...").unwrap_or(after);
+            rest = rest.trim_ascii_start().strip_prefix(b",").unwrap_or(rest);
+        }
+        let record = ExecRecord {
+            path: self.path.clone(),
+            argv: args,
+        };
+        let execs = &mut self.facts.execs;
+        if execs.contains(&record) {
+            return;
+        }
+        if execs.len() >= MAX_EXEC_RECORDS {
+            self.facts.execs_dropped += 1;
+        } else {
+            execs.push(record);
+        }
     }
 
     /// The text of a result buffer literal holding exactly `len` bytes (not

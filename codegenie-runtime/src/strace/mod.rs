@@ -26,7 +26,9 @@ pub mod rules;
 mod sockaddr;
 mod unescape;
 
-pub use model::{ExitStatus, NetworkEndpoints, ParsedTrace, TraceFacts};
+pub use model::{
+    ExecRecord, ExitStatus, NetworkEndpoints, ParsedTrace, TraceFacts, MAX_EXEC_RECORDS,
+};
 
 use std::collections::BTreeMap;
 use std::io::BufRead;

@@ -70,6 +70,19 @@ pub enum ExitStatus {
     },
 }
 
+/// One successful exec with its arguments (what a shell was asked to run,
+/// which flags a runtime started with).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ExecRecord {
+    /// The executed path, as in `binaries_executed`.
+    pub path: String,
+    /// `argv` as strace printed it (cut at 64 arguments and `-s` bytes each).
+    pub argv: Vec<String>,
+}
+
+/// Distinct execs kept per trace; beyond it they are counted only.
+pub const MAX_EXEC_RECORDS: usize = 256;
+
 /// Everything a parse yields: the evidence plus what the scenario result needs.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TraceFacts {
@@ -89,4 +102,20 @@ pub struct TraceFacts {
     /// of `trace.shell_invocations`, which keeps the §4 definition.
     #[serde(default)]
     pub script_shell_invocations: u64,
+    /// Paths the app asked for that did not exist (`ENOENT` from an open, an
+    /// exec or an existence probe), as named: where a cut-down image lacks
+    /// what the original had, it shows here.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub missing: BTreeSet<String>,
+    /// Distinct successful execs with their argv, in first-seen order (at
+    /// most [`MAX_EXEC_RECORDS`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub execs: Vec<ExecRecord>,
+    /// Distinct execs beyond [`MAX_EXEC_RECORDS`], counted only.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub execs_dropped: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
