@@ -35,8 +35,13 @@ fn slice_of(v: &serde_json::Value) -> RuntimeTraceSlice {
     serde_json::from_value(v.clone()).expect("a runtime_trace slice")
 }
 
-/// Trace `fixture`, build its minimal image, trace that with the same scenarios.
-fn trace_minimize_retrace(fixture: &str, name: &str) -> Traced {
+/// Trace `fixture`, build its minimal image from the evidence as `cut`
+/// leaves it, trace that with the same scenarios.
+fn trace_minimize_retrace(
+    fixture: &str,
+    name: &str,
+    cut: impl Fn(&RuntimeTraceSlice, EvidencePaths) -> EvidencePaths,
+) -> Traced {
     let repo = fixture_repo(fixture);
     let id = run_id(name);
     let rec = run_probe(repo.path(), context(&id, &[]), false);
@@ -47,7 +52,7 @@ fn trace_minimize_retrace(fixture: &str, name: &str) -> Traced {
         .clone()
         .expect("the original image was built");
 
-    let evidence = EvidencePaths::of(&slice);
+    let evidence = cut(&slice, EvidencePaths::of(&slice));
     let scratch = tempfile::tempdir().unwrap();
     let minimal = build_minimal_image(
         &Engine::new(EngineKind::Docker),
@@ -71,6 +76,16 @@ fn trace_minimize_retrace(fixture: &str, name: &str) -> Traced {
         minimal,
         on_minimal: slice_of(&again.schema_slice),
     }
+}
+
+/// The evidence as it was before paths were reported as opened: only the
+/// resolved target of every pair.
+fn resolved_targets_only(slice: &RuntimeTraceSlice, mut e: EvidencePaths) -> EvidencePaths {
+    for (opened, resolved) in &slice.resolved {
+        e.named.remove(opened);
+        e.named.insert(resolved.clone());
+    }
+    e
 }
 
 fn report(name: &str, t: &Traced) {
@@ -132,7 +147,7 @@ fn node_express_service_runs_from_only_what_the_evidence_names() {
         panic!("{BASE} is missing: run tests/fixtures/debian/build-base.sh (.ci/run does)");
     }
     let _engine = engine_lock();
-    let t = trace_minimize_retrace("tests/fixtures/node-express-service", "node");
+    let t = trace_minimize_retrace("tests/fixtures/node-express-service", "node", |_, e| e);
     report("node-express", &t);
     assert_same_outcomes(&t);
     // The names the loader and the app used, not only their targets.
@@ -153,7 +168,7 @@ fn python_service_runs_from_only_what_the_evidence_names() {
         panic!("{BASE} is missing: run tests/fixtures/debian/build-base.sh (.ci/run does)");
     }
     let _engine = engine_lock();
-    let t = trace_minimize_retrace("tests/fixtures/python-service", "python");
+    let t = trace_minimize_retrace("tests/fixtures/python-service", "python", |_, e| e);
     report("python", &t);
     assert_same_outcomes(&t);
     // Python decides by existence: its landmark is probed, not opened.
@@ -167,5 +182,31 @@ fn python_service_runs_from_only_what_the_evidence_names() {
     assert!(
         probed.iter().any(|p| p.ends_with("/os.py")),
         "os.py is probed: {probed:#?}"
+    );
+}
+
+#[test]
+fn control_resolved_targets_alone_do_not_start_the_node_service() {
+    if !base_image_present() {
+        panic!("{BASE} is missing: run tests/fixtures/debian/build-base.sh (.ci/run does)");
+    }
+    let _engine = engine_lock();
+    let t = trace_minimize_retrace(
+        "tests/fixtures/node-express-service",
+        "node-ctl",
+        resolved_targets_only,
+    );
+    report("node-express, resolved targets only", &t);
+    // The loader asks for `libz.so.1` by its soname link: without it node
+    // cannot start, and no scenario completes.
+    assert!(
+        t.slice.scenarios_failed.is_empty(),
+        "{:#?}",
+        t.slice.scenarios
+    );
+    assert!(
+        t.on_minimal.scenarios_run.is_empty(),
+        "without the names as opened nothing should run: {:#?}",
+        t.on_minimal.scenarios
     );
 }

@@ -2,12 +2,13 @@
 //! runs_last), gates them on `applies`, consults the cache, enforces timeouts,
 //! and records what happened to each. One probe's failure never stops the others.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use crate::cache::ProbeCache;
 use crate::errors::error_chain;
-use crate::probe::{CacheStrategy, DynProbe, ProbeContext, RepoSnapshot};
+use crate::probe::{CacheStrategy, DynProbe, ProbeContext, ProbeOutput, RepoSnapshot};
 use crate::record::{GatherReport, ProbeRecord, ProbeStatus};
 use crate::registry::{ProbeRegistration, Registry};
 
@@ -82,11 +83,18 @@ impl Coordinator {
             }
         }
         let mut records = Vec::new();
+        // What each probe produced, for the probes after it (`runs_last`
+        // probes read the evidence of the others).
+        let mut earlier: BTreeMap<String, ProbeOutput> = BTreeMap::new();
         for reg in self.registry.entries() {
             if !opts.only.is_empty() && !opts.only.iter().any(|n| n == reg.name) {
                 continue;
             }
-            records.push(self.run_one(reg, repo, opts).await);
+            let record = self.run_one(reg, repo, opts, &earlier).await;
+            if let Some(out) = &record.output {
+                earlier.insert(reg.name.to_owned(), out.clone());
+            }
+            records.push(record);
         }
         Ok(GatherReport { records })
     }
@@ -96,6 +104,7 @@ impl Coordinator {
         reg: &'static ProbeRegistration,
         repo: &RepoSnapshot,
         opts: &GatherOptions,
+        earlier: &BTreeMap<String, ProbeOutput>,
     ) -> ProbeRecord {
         let started = Instant::now();
         let probe: Arc<dyn DynProbe> = Arc::from((reg.construct)());
@@ -154,6 +163,7 @@ impl Coordinator {
         }
         let timeout = probe.timeout();
         let mut ctx = opts.ctx.clone();
+        ctx.earlier = Arc::new(earlier.clone());
         match scratch_dir(repo, reg.name) {
             Ok(dir) => {
                 ctx.scratch_dir = Some(dir.path().to_owned());

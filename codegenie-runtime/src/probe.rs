@@ -291,6 +291,10 @@ pub struct ProbeContext {
     /// Tripped when the work should stop (Ctrl-C, a probe timeout); a
     /// long-running probe checks it between steps and cleans up.
     pub cancel: CancelToken,
+    /// The outputs of the probes that ran (or were cached) before this one
+    /// in the same gather, by name: how a `runs_last` probe reads another's
+    /// evidence ([`ProbeContext::output_of`]).
+    pub earlier: Arc<BTreeMap<String, ProbeOutput>>,
     /// A fresh folder for this run's intermediate files (e.g. raw traces that
     /// wait for the writer's redaction). The coordinator creates it under
     /// `.codegenie/work/` and removes it when the probe's record is dropped,
@@ -299,6 +303,11 @@ pub struct ProbeContext {
 }
 
 impl ProbeContext {
+    /// The output of probe `name` earlier in this gather, if it produced one.
+    pub fn output_of(&self, name: &str) -> Option<&ProbeOutput> {
+        self.earlier.get(name)
+    }
+
     /// Report a progress event of `probe`, if anyone listens.
     pub fn progress(&self, probe: &str, event: ProgressEvent<'_>) {
         if let Some(sink) = &self.progress {
@@ -317,6 +326,7 @@ impl std::fmt::Debug for ProbeContext {
             .field("settings", &self.settings)
             .field("progress", &self.progress.as_ref().map(|_| "bound"))
             .field("cancelled", &self.cancel.is_cancelled())
+            .field("earlier", &self.earlier.keys().collect::<Vec<_>>())
             .field("scratch_dir", &self.scratch_dir)
             .finish()
     }

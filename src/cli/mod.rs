@@ -26,6 +26,7 @@ macro_rules! outln {
 mod agent;
 pub mod cache;
 mod gather;
+mod minimize;
 mod parse_strace;
 mod probes;
 mod progress;
@@ -38,6 +39,9 @@ pub const EXIT_PROBE_FAILED: u8 = 2;
 /// Exit code of `codegenie trace` when the evidence was written but at least
 /// one scenario failed (CI can gate on it).
 pub const EXIT_SCENARIO_FAILED: u8 = 3;
+/// Exit code of `codegenie minimize` when the minimal image was built but
+/// did not pass every scenario the original passed.
+pub const EXIT_NOT_VERIFIED: u8 = 4;
 /// Exit code when stdout was closed early (`codegenie ... | head`), as
 /// shells report a process ended by SIGPIPE (128 + 13).
 pub const EXIT_BROKEN_PIPE: u8 = 141;
@@ -79,6 +83,9 @@ pub enum Command {
     ParseStrace(parse_strace::ParseStraceArgs),
     /// Trace the repository's container at runtime (runtime_trace probe).
     Trace(trace::TraceArgs),
+    /// Build the minimal image the trace's evidence names and prove it by
+    /// re-running every scenario on it; report distroless readiness.
+    Minimize(minimize::MinimizeArgs),
     /// In-container helpers used by the runtime trace (not for direct use).
     #[command(hide = true)]
     Agent(agent::AgentArgs),
@@ -109,6 +116,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Cache(a) => cache::run(a),
         Command::ParseStrace(a) => parse_strace::run(a),
         Command::Trace(a) => trace::run(a),
+        Command::Minimize(a) => minimize::run(a),
         Command::Agent(a) => agent::run(a),
     }
 }

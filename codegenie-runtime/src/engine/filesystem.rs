@@ -106,6 +106,12 @@ impl Engine {
         }
     }
 
+    /// Tag `image` as `tag`.
+    pub fn tag(&self, image: &str, tag: &str) -> Result<(), EngineError> {
+        self.ok(self.spec().args(["tag", image, tag]))?;
+        Ok(())
+    }
+
     /// The size of `image` in bytes, as the engine reports it.
     pub fn image_size(&self, image: &str) -> Result<u64, EngineError> {
         let out =

@@ -4,10 +4,16 @@
 //!
 //! - [`closure`]: named paths → entries to keep (links on the way included);
 //! - [`image_fs`]: the image's tar stream indexed and filtered;
-//! - [`build_minimal_image`]: export, filter, import with the original config.
+//! - [`build_minimal_image`]: export, filter, import with the original config;
+//! - [`verify`]: the same scenarios on both images, compared;
+//! - [`readiness`]: blockers for a distroless base, what it would need;
+//! - [`probe`]: `DistrolessReadinessProbe`, all of it as a `runs_last` probe.
 
 pub mod closure;
 pub mod image_fs;
+pub mod probe;
+pub mod readiness;
+pub mod verify;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

@@ -131,3 +131,22 @@ pub struct ScenarioResult {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub execs: Vec<ExecRecord>,
 }
+
+impl ScenarioResult {
+    /// A result with `outcome` and nothing else yet (no trace, no time).
+    pub fn new(name: &str, outcome: ScenarioOutcome) -> Self {
+        ScenarioResult {
+            name: name.to_owned(),
+            outcome,
+            wall_clock_ms: 0,
+            exit_status: None,
+            signals_seen: Vec::new(),
+            trace: None,
+            artifact: None,
+            interpreters: BTreeMap::new(),
+            script_shell_invocations: 0,
+            missing: BTreeSet::new(),
+            execs: Vec::new(),
+        }
+    }
+}

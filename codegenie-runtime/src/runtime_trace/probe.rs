@@ -219,7 +219,10 @@ pub fn run_blocking(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutp
         .get::<TraceSettings>()
         .cloned()
         .unwrap_or_default();
-    let file = load_scenarios(repo)?;
+    let file = match &settings.scenarios {
+        Some(f) => f.clone(),
+        None => load_scenarios(repo)?,
+    };
     if !cfg!(target_os = "linux") {
         // strace exists only on Linux; nothing else (sudo, dtruss) is ever tried.
         return Ok(none_ran(

@@ -155,20 +155,8 @@ pub(super) fn outcome_of(r: Result<(), Stop>, started: Instant) -> ScenarioOutco
 }
 
 /// A result for a scenario that produced no trace.
-pub(super) fn not_run(name: &str, outcome: ScenarioOutcome) -> ScenarioResult {
-    ScenarioResult {
-        name: name.to_owned(),
-        outcome,
-        wall_clock_ms: 0,
-        exit_status: None,
-        signals_seen: Vec::new(),
-        trace: None,
-        artifact: None,
-        interpreters: BTreeMap::new(),
-        script_shell_invocations: 0,
-        missing: Default::default(),
-        execs: Vec::new(),
-    }
+pub(crate) fn not_run(name: &str, outcome: ScenarioOutcome) -> ScenarioResult {
+    ScenarioResult::new(name, outcome)
 }
 
 /// `completed`, `failed` or `skipped`, for logs.

@@ -16,6 +16,8 @@ use std::time::Duration;
 
 use crate::engine::EngineKind;
 
+use super::scenarios::ScenarioFile;
+
 /// Which backend runs the scenarios.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -42,6 +44,9 @@ pub struct TraceSettings {
     /// Trace this image (id or tag) instead of building the repository's
     /// Dockerfile: how a minimal image is verified with the same scenarios.
     pub image: Option<String>,
+    /// Run these scenarios instead of the repository's (or the defaults):
+    /// extra verification scenarios.
+    pub scenarios: Option<ScenarioFile>,
 }
 
 /// The value of the `codegenie.run` label: 1-128 of `[A-Za-z0-9_.-]`, so it

@@ -571,8 +571,10 @@ mod tests {
         assert_eq!(t.env.keys().collect::<Vec<_>>(), ["NODE_EXTRA_CA_CERTS"]);
         assert_eq!(t.verdict, TlsVerdict::NotObserved);
 
-        let mut read = ParsedTrace::default();
-        read.cert_paths_read = set(&["/etc/ssl/certs/ca-certificates.crt"]);
+        let read = ParsedTrace {
+            cert_paths_read: set(&["/etc/ssl/certs/ca-certificates.crt"]),
+            ..Default::default()
+        };
         let t = TlsTrust::of(&[], &[result("startup", ScenarioOutcome::Completed)], &read);
         assert_eq!((t.node_ca_mode, t.verdict), (None, TlsVerdict::Read));
     }

@@ -1,0 +1,372 @@
+//! `DistrolessReadinessProbe`: builds the minimal image from the runtime
+//! trace's evidence, proves it by re-running the same scenarios on it, and
+//! reports what a distroless base would need. A `runs_last` probe that reads
+//! the runtime trace's output through [`ProbeContext::output_of`].
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::{Engine, EngineError};
+use crate::probe::{
+    Artifact, ArtifactSource, CacheStrategy, Confidence, Probe, ProbeContext, ProbeError,
+    ProbeOutput, RepoSnapshot,
+};
+use crate::runtime_trace::model::ScenarioOutcome;
+use crate::runtime_trace::scenarios::ScenarioFile;
+use crate::runtime_trace::{RunId, RuntimeTraceSlice, TraceError, TraceSettings, PROBE_NAME};
+use crate::{declared_inputs, register_probe, DeclaredInput};
+
+use super::readiness::{Blocker, DistrolessNeeds, Readiness};
+use super::verify::{compare, ScenarioComparison, Verification};
+use super::{build_minimal_image, EvidencePaths, MinimizeError};
+
+/// The probe's name, and its output's file name.
+pub const READINESS_PROBE: &str = "distroless_readiness";
+/// The human summary artifact.
+pub const SUMMARY_ARTIFACT: &str = "distroless-readiness.md";
+/// The proposed Dockerfile artifact.
+pub const DOCKERFILE_ARTIFACT: &str = "Dockerfile.distroless";
+
+/// Settings of the readiness probe, in `ProbeContext::settings` (absent:
+/// no extra scenarios, no extra tag).
+#[derive(Debug, Clone, Default)]
+pub struct MinimizeSettings {
+    /// Extra verification scenarios, run on both the original and the
+    /// minimal image (code paths the traced scenarios may not reach).
+    pub verify_with: Option<ScenarioFile>,
+    /// An extra tag for the minimal image.
+    pub tag: Option<String>,
+}
+
+/// Original and minimal image sizes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sizes {
+    /// The traced image, in bytes.
+    pub original: u64,
+    /// The minimal image, in bytes.
+    pub minimal: u64,
+}
+
+/// `.codegenie/context/distroless_readiness.json`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadinessReport {
+    /// The minimal image's tag in the engine (`codegenie-min:<short digest>`).
+    pub minimal_image: String,
+    /// The minimal image's id.
+    pub minimal_image_id: String,
+    /// The image it was cut from.
+    pub original_image: String,
+    /// Every scenario that completed on the original completed on the
+    /// minimal image with no path missing that the original found (the
+    /// extra verification scenarios included).
+    pub verified: bool,
+    /// Image sizes.
+    pub size_bytes: Sizes,
+    /// The traced scenarios on both images.
+    pub scenarios: Vec<ScenarioComparison>,
+    /// The extra verification scenarios on both images, when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify_with: Option<Verification>,
+    /// What the minimal image lacks: paths the original found that it did not.
+    pub missing: BTreeSet<String>,
+    /// Named paths the original image does not hold either (made at run time).
+    pub absent_from_original: BTreeSet<String>,
+    /// Filesystem entries in the minimal image.
+    pub entries: usize,
+    /// Blockers for a distroless base, each with its evidence.
+    pub blockers: Vec<Blocker>,
+    /// What a distroless base would need added.
+    pub distroless_needs: DistrolessNeeds,
+    /// A proposed exec-form Dockerfile on a distroless base.
+    pub proposed_dockerfile: String,
+}
+
+/// Why the readiness probe could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReadinessError {
+    /// The runtime trace did not run in this gather.
+    #[error(
+        "the {PROBE_NAME} probe produced no output in this run; run both (`codegenie minimize`)"
+    )]
+    NoTrace,
+    /// The trace's output does not have this version's schema.
+    #[error(
+        "the {PROBE_NAME} output does not have this version's schema; re-run it (`--no-cache`)"
+    )]
+    OldSlice(#[source] serde_json::Error),
+    /// No image was traced (the build failed, or no scenario ran).
+    #[error("no image was traced: {0}")]
+    NotTraced(String),
+    /// Building the minimal image failed.
+    #[error(transparent)]
+    Minimize(#[from] MinimizeError),
+    /// Tracing the minimal image failed.
+    #[error("cannot trace the minimal image")]
+    Verify(#[source] TraceError),
+    /// An engine command failed.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// No scratch folder for the image export.
+    #[error("no scratch folder: {0}")]
+    Scratch(PathBuf),
+}
+
+/// Builds the minimal image of the traced one, verifies it by re-running the
+/// scenarios, and reports distroless readiness.
+#[derive(Debug, Default)]
+pub struct DistrolessReadinessProbe;
+
+#[register_probe(heaviness = "heavy", runs_last = true)]
+impl Probe for DistrolessReadinessProbe {
+    // Its output follows from the runtime trace's, which follows from these.
+    fn declared_inputs(&self) -> &'static [DeclaredInput] {
+        declared_inputs![
+            "Dockerfile",
+            ".codegenie/scenarios.yaml",
+            "image-digest:<resolved>"
+        ]
+    }
+
+    fn cache_strategy(&self) -> CacheStrategy {
+        CacheStrategy::Content
+    }
+
+    fn timeout(&self) -> Duration {
+        // Export and import, then the scenarios twice at most.
+        crate::engine::TRANSFER_TIMEOUT * 2 + crate::runtime_trace::settings::AGGREGATE_TIMEOUT * 2
+    }
+
+    fn applies(&self, repo: &RepoSnapshot) -> bool {
+        repo.has_file("Dockerfile")
+    }
+
+    async fn run(
+        &self,
+        repo: &RepoSnapshot,
+        ctx: &ProbeContext,
+    ) -> Result<ProbeOutput, ProbeError> {
+        let (repo, ctx) = (repo.clone(), ctx.clone());
+        tokio::task::spawn_blocking(move || readiness(&repo, &ctx))
+            .await
+            .map_err(|e| ProbeError::failed(format!("readiness task failed: {e}")))?
+            .map_err(|e| ProbeError::Other(Box::new(e)))
+    }
+}
+
+/// A trace of `repo` on `image`, with `scenarios` when given, uncached.
+fn trace_on(
+    repo: &RepoSnapshot,
+    ctx: &ProbeContext,
+    image: &str,
+    scenarios: Option<&ScenarioFile>,
+) -> Result<RuntimeTraceSlice, ReadinessError> {
+    let mut settings = ctx
+        .settings
+        .get::<TraceSettings>()
+        .cloned()
+        .unwrap_or_default();
+    settings.image = Some(image.to_owned());
+    settings.scenarios = scenarios.cloned();
+    // Its own run label: the caller's run may still be sweeping.
+    settings.run_id = Some(RunId::unique("verify-"));
+    let mut ctx = ctx.clone();
+    ctx.settings.insert(settings);
+    let out =
+        crate::runtime_trace::probe::run_blocking(repo, &ctx).map_err(ReadinessError::Verify)?;
+    serde_json::from_value(out.schema_slice).map_err(ReadinessError::OldSlice)
+}
+
+fn readiness(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutput, ReadinessError> {
+    let out = ctx.output_of(PROBE_NAME).ok_or(ReadinessError::NoTrace)?;
+    let slice: RuntimeTraceSlice =
+        serde_json::from_value(out.schema_slice.clone()).map_err(ReadinessError::OldSlice)?;
+    let original = slice.last_traced_image_digest.clone().ok_or_else(|| {
+        ReadinessError::NotTraced(match slice.scenarios.first().map(|s| &s.outcome) {
+            Some(ScenarioOutcome::Failed(why) | ScenarioOutcome::Skipped(why)) => why.to_string(),
+            _ => "the trace has no scenario".to_owned(),
+        })
+    })?;
+    if slice.binaries_executed.is_empty() {
+        return Err(MinimizeError::NoEvidence.into());
+    }
+    let settings = ctx
+        .settings
+        .get::<MinimizeSettings>()
+        .cloned()
+        .unwrap_or_default();
+    let trace = ctx
+        .settings
+        .get::<TraceSettings>()
+        .cloned()
+        .unwrap_or_default();
+    let engine = Engine::new(trace.engine);
+    let evidence = EvidencePaths::of(&slice);
+    let scratch = match &ctx.scratch_dir {
+        Some(d) => d.clone(),
+        None => std::env::temp_dir(),
+    };
+    if !scratch.is_dir() {
+        return Err(ReadinessError::Scratch(scratch));
+    }
+    let minimal = build_minimal_image(&engine, &original, &evidence, &scratch)?;
+    if let Some(tag) = &settings.tag {
+        engine.tag(&minimal.image_id, tag)?;
+    }
+    let on_minimal = trace_on(repo, ctx, &minimal.image_id, None)?;
+    let main = compare(&slice, &on_minimal);
+    let verify_with = match &settings.verify_with {
+        Some(file) => {
+            let before = trace_on(repo, ctx, &original, Some(file))?;
+            let after = trace_on(repo, ctx, &minimal.image_id, Some(file))?;
+            Some(compare(&before, &after))
+        }
+        None => None,
+    };
+    let config = engine.container_config(&original)?;
+    let ready = Readiness::of(&slice, &config);
+    let mut missing = main.missing.clone();
+    missing.extend(verify_with.iter().flat_map(|v| v.missing.iter().cloned()));
+    let report = ReadinessReport {
+        minimal_image: minimal.tag.clone(),
+        minimal_image_id: minimal.image_id.clone(),
+        original_image: original,
+        verified: main.verified && verify_with.as_ref().is_none_or(|v| v.verified),
+        size_bytes: Sizes {
+            original: minimal.original_size_bytes,
+            minimal: minimal.size_bytes,
+        },
+        scenarios: main.scenarios,
+        verify_with,
+        missing,
+        absent_from_original: minimal.absent,
+        entries: minimal.entries,
+        blockers: ready.blockers,
+        distroless_needs: ready.distroless_needs,
+        proposed_dockerfile: ready.proposed_dockerfile,
+    };
+    // A verification run cut short by the environment proves nothing either way.
+    let not_cacheable = on_minimal
+        .scenarios
+        .iter()
+        .any(|s| matches!(s.outcome, ScenarioOutcome::Skipped(_)))
+        .then(|| "a verification scenario was skipped".to_owned());
+    let summary = summary_markdown(&report);
+    Ok(ProbeOutput {
+        schema_slice: serde_json::to_value(&report).unwrap_or_default(),
+        confidence: if report.verified {
+            Confidence::High
+        } else {
+            Confidence::Low
+        },
+        artifacts: vec![
+            Artifact {
+                name: SUMMARY_ARTIFACT.to_owned(),
+                source: ArtifactSource::Bytes(summary.into_bytes()),
+            },
+            Artifact {
+                name: DOCKERFILE_ARTIFACT.to_owned(),
+                source: ArtifactSource::Bytes(report.proposed_dockerfile.clone().into_bytes()),
+            },
+        ],
+        warnings: Vec::new(),
+        not_cacheable,
+    })
+}
+
+/// The report for people, as markdown.
+pub fn summary_markdown(r: &ReadinessReport) -> String {
+    let mb = |b: u64| b as f64 / 1_000_000.0;
+    let mut s = format!(
+        "# Distroless readiness\n\n\
+         - minimal image: `{}` ({:.1} MB of {:.1} MB, {:.0}%), {} entries\n\
+         - verified: **{}**\n\n\
+         ## Scenarios\n\n| scenario | original | minimal | missing |\n|---|---|---|---|\n",
+        r.minimal_image,
+        mb(r.size_bytes.minimal),
+        mb(r.size_bytes.original),
+        100.0 * r.size_bytes.minimal as f64 / r.size_bytes.original.max(1) as f64,
+        r.entries,
+        if r.verified { "yes" } else { "no" },
+    );
+    let rows = r
+        .scenarios
+        .iter()
+        .chain(r.verify_with.iter().flat_map(|v| &v.scenarios));
+    for c in rows {
+        let minimal = match &c.minimal_detail {
+            Some(d) => format!("{} ({d})", c.minimal),
+            None => c.minimal.clone(),
+        };
+        let missing: Vec<&str> = c.missing.iter().map(String::as_str).collect();
+        s.push_str(&format!(
+            "| {} | {} | {} | {} |\n",
+            c.name,
+            c.original,
+            minimal,
+            missing.join(", ")
+        ));
+    }
+    s.push_str("\n## Blockers for a distroless base\n\n");
+    if r.blockers.is_empty() {
+        s.push_str("None.\n");
+    }
+    for b in &r.blockers {
+        let line = match b {
+            Blocker::Shell {
+                path,
+                argv,
+                scenario,
+            } => {
+                format!("shell: `{path}` ran `{}` ({scenario})", argv.join(" "))
+            }
+            Blocker::ExtraBinary {
+                path,
+                argv,
+                scenario,
+            } => {
+                format!(
+                    "extra binary: `{path}` ran `{}` ({scenario})",
+                    argv.join(" ")
+                )
+            }
+            Blocker::RootUser { user } => format!(
+                "root user: the image runs as `{}`",
+                if user.is_empty() { "root" } else { user }
+            ),
+            Blocker::PrivilegedPort { address } => format!("privileged port: binds `{address}`"),
+            Blocker::WriteOutsideTmp { path } => format!("writes outside /tmp: `{path}`"),
+            Blocker::TlsTrustUnobserved { detail } => format!("TLS trust unobserved: {detail}"),
+        };
+        s.push_str(&format!("- {line}\n"));
+    }
+    let n = &r.distroless_needs;
+    s.push_str("\n## What a distroless base would need added\n\n");
+    s.push_str(&format!(
+        "- libraries beyond the base: {}\n- certificates: {}\n- tzdata: {}\n- passwd/group entries: {}\n",
+        list(&n.libraries),
+        list(&n.certs),
+        if n.tzdata { "yes" } else { "no" },
+        if n.passwd { "yes" } else { "no" },
+    ));
+    s.push_str(&format!(
+        "\n## Proposed Dockerfile\n\n```dockerfile\n{}```\n",
+        r.proposed_dockerfile
+    ));
+    s
+}
+
+fn list(items: &BTreeSet<String>) -> String {
+    if items.is_empty() {
+        "none".to_owned()
+    } else {
+        items
+            .iter()
+            .map(|i| format!("`{i}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}

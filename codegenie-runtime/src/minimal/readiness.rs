@@ -1,0 +1,354 @@
+//! Distroless readiness: what stands between the app and a distroless base
+//! (blockers, each with its evidence), what such a base would need added,
+//! and a proposed exec-form Dockerfile. Pure: everything comes from the
+//! trace's slice and the image's config.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::ContainerConfig;
+use crate::runtime_trace::slice::TlsVerdict;
+use crate::runtime_trace::RuntimeTraceSlice;
+use crate::strace::rules::{basename, is_shell};
+
+/// Something a distroless base does not offer that the app used.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Blocker {
+    /// A shell ran (distroless images have none).
+    Shell {
+        /// The shell executed.
+        path: String,
+        /// What it was asked to run.
+        argv: Vec<String>,
+        /// The first scenario it ran in.
+        scenario: String,
+    },
+    /// A program ran besides the app's own runtime.
+    ExtraBinary {
+        /// The program.
+        path: String,
+        /// Its arguments.
+        argv: Vec<String>,
+        /// The first scenario it ran in.
+        scenario: String,
+    },
+    /// The image runs as root (distroless images offer `nonroot`).
+    RootUser {
+        /// The image's `USER` (empty: root).
+        user: String,
+    },
+    /// The app binds a port below 1024 (needs root or a capability).
+    PrivilegedPort {
+        /// The address bound.
+        address: String,
+    },
+    /// The app writes outside `/tmp` (a read-only or nonroot filesystem
+    /// may refuse it).
+    WriteOutsideTmp {
+        /// The file written.
+        path: String,
+    },
+    /// No certificate was read, yet TLS may simply not have run.
+    TlsTrustUnobserved {
+        /// Why it is unknown.
+        detail: String,
+    },
+}
+
+/// What a distroless base would need added for this app.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DistrolessNeeds {
+    /// Libraries loaded beyond those a distroless base ships (glibc, libgcc,
+    /// libstdc++, OpenSSL, zlib).
+    pub libraries: BTreeSet<String>,
+    /// Certificate files read.
+    pub certs: BTreeSet<String>,
+    /// Whether time zone data was read (`/usr/share/zoneinfo`).
+    pub tzdata: bool,
+    /// Whether user or group entries were read (`/etc/passwd`, `/etc/group`).
+    pub passwd: bool,
+}
+
+/// The readiness facts of one app.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Readiness {
+    /// Blockers, each with its evidence.
+    pub blockers: Vec<Blocker>,
+    /// What a distroless base would need added.
+    pub distroless_needs: DistrolessNeeds,
+    /// A proposed exec-form Dockerfile on a distroless base.
+    pub proposed_dockerfile: String,
+}
+
+/// Libraries a distroless base image ships (by soname prefix).
+const BASE_LIBRARIES: &[&str] = &[
+    "ld-linux",
+    "libc.so",
+    "libm.so",
+    "libdl.so",
+    "libpthread.so",
+    "librt.so",
+    "libresolv.so",
+    "libnss_",
+    "libgcc_s.so",
+    "libstdc++.so",
+    "libssl.so",
+    "libcrypto.so",
+    "libz.so",
+];
+
+/// Paths an app may write without a blocker.
+const SCRATCH_DIRS: &[&str] = &["/tmp/", "/var/tmp/", "/dev/shm/"];
+
+/// Where system files live (not the app's own).
+const SYSTEM_DIRS: &[&str] = &[
+    "/usr/", "/lib", "/bin/", "/sbin/", "/etc/", "/opt/", "/var/", "/run/", "/proc/", "/sys/",
+    "/dev/", "/tmp/",
+];
+
+impl Readiness {
+    /// The readiness of the app traced in `slice`, whose image has `config`.
+    pub fn of(slice: &RuntimeTraceSlice, config: &ContainerConfig) -> Readiness {
+        let mut blockers = BTreeSet::new();
+        let runtime = runtime_programs(slice);
+        for sc in &slice.scenarios {
+            for e in &sc.execs {
+                let program = if basename(&e.path) == "busybox" {
+                    e.argv.first().map(|a| basename(a)).unwrap_or("busybox")
+                } else {
+                    basename(&e.path)
+                };
+                let interpreter = slice.interpreters.get(&e.path);
+                if is_shell(program) {
+                    blockers.insert(Blocker::Shell {
+                        path: e.path.clone(),
+                        argv: e.argv.clone(),
+                        scenario: sc.name.clone(),
+                    });
+                } else if let Some(sh) = interpreter.filter(|i| is_shell(basename(i))) {
+                    // A script run by a shell needs that shell.
+                    blockers.insert(Blocker::Shell {
+                        path: sh.clone(),
+                        argv: e.argv.clone(),
+                        scenario: sc.name.clone(),
+                    });
+                } else if !runtime.contains(&e.path) {
+                    blockers.insert(Blocker::ExtraBinary {
+                        path: e.path.clone(),
+                        argv: e.argv.clone(),
+                        scenario: sc.name.clone(),
+                    });
+                }
+            }
+        }
+        // One blocker per program: the first evidence of each is enough.
+        let mut seen = BTreeSet::new();
+        let mut blockers: Vec<Blocker> = blockers
+            .into_iter()
+            .filter(|b| match b {
+                Blocker::Shell { path, .. } | Blocker::ExtraBinary { path, .. } => {
+                    seen.insert(path.clone())
+                }
+                _ => true,
+            })
+            .collect();
+        if matches!(config.user.as_str(), "" | "root" | "0" | "0:0") {
+            blockers.push(Blocker::RootUser {
+                user: config.user.clone(),
+            });
+        }
+        for address in &slice.network_endpoints_touched.inbound {
+            let port = address
+                .rsplit(':')
+                .next()
+                .and_then(|p| p.parse::<u16>().ok());
+            if port.is_some_and(|p| p < 1024) {
+                blockers.push(Blocker::PrivilegedPort {
+                    address: address.clone(),
+                });
+            }
+        }
+        for path in &slice.files_written {
+            if !SCRATCH_DIRS.iter().any(|d| path.starts_with(d)) {
+                blockers.push(Blocker::WriteOutsideTmp { path: path.clone() });
+            }
+        }
+        if slice.tls_trust.verdict == TlsVerdict::NotObserved {
+            blockers.push(Blocker::TlsTrustUnobserved {
+                detail: if slice.tls_trust.outbound_attempted {
+                    "no certificate was read; outbound connections cannot succeed under --network=none, so TLS never ran".into()
+                } else {
+                    "no certificate was read and no outbound connection was tried: whether TLS needs certificates was not observed".into()
+                },
+            });
+        }
+        let needs = DistrolessNeeds {
+            libraries: slice
+                .shared_libs_loaded
+                .iter()
+                .filter(|l| !BASE_LIBRARIES.iter().any(|b| basename(l).starts_with(b)))
+                .cloned()
+                .collect(),
+            certs: slice.cert_paths_read.clone(),
+            tzdata: all_read(slice).any(|p| p.starts_with("/usr/share/zoneinfo/")),
+            passwd: all_read(slice).any(|p| p == "/etc/passwd" || p == "/etc/group"),
+        };
+        let proposed_dockerfile = dockerfile(slice, config, &runtime);
+        Readiness {
+            blockers,
+            distroless_needs: needs,
+            proposed_dockerfile,
+        }
+    }
+}
+
+fn all_read(slice: &RuntimeTraceSlice) -> impl Iterator<Item = &String> {
+    slice
+        .scenarios
+        .iter()
+        .filter_map(|s| s.trace.as_ref())
+        .flat_map(|t| &t.files_read)
+}
+
+/// The app's own runtime: the first program each scenario ran (its
+/// entrypoint) and the interpreters and loaders behind it.
+fn runtime_programs(slice: &RuntimeTraceSlice) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for sc in &slice.scenarios {
+        if let Some(first) = sc.execs.first() {
+            let mut p = first.path.clone();
+            for _ in 0..4 {
+                out.insert(p.clone());
+                match slice.interpreters.get(&p) {
+                    Some(next) => p = next.clone(),
+                    None => break,
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A proposed exec-form Dockerfile on a distroless base: the app's own
+/// folders copied from the original image, its config, no shell.
+fn dockerfile(
+    slice: &RuntimeTraceSlice,
+    config: &ContainerConfig,
+    runtime: &BTreeSet<String>,
+) -> String {
+    let node = runtime.iter().any(|p| basename(p).starts_with("node"));
+    let mut app_dirs: BTreeMap<String, ()> = BTreeMap::new();
+    for p in all_read(slice).chain(&slice.binaries_executed) {
+        if p.starts_with('/') && !SYSTEM_DIRS.iter().any(|d| p.starts_with(d)) {
+            if let Some(top) = p.split('/').nth(1).filter(|t| !t.is_empty()) {
+                app_dirs.insert(format!("/{top}"), ());
+            }
+        }
+    }
+    let mut argv: Vec<String> = config.entrypoint.clone().unwrap_or_default();
+    argv.extend(config.cmd.clone().unwrap_or_default());
+    let mut d = String::from(
+        "# Proposed by codegenie from runtime evidence: review it, then build and\n\
+         # run the same scenarios on it (`codegenie trace` with this Dockerfile).\n\
+         FROM original-image AS app\n",
+    );
+    if node {
+        d.push_str("# Pick the Node.js major version the app runs on.\nFROM gcr.io/distroless/nodejs20-debian12\n");
+        // The base's entrypoint is node itself: CMD holds node's arguments.
+        if argv
+            .first()
+            .is_some_and(|a| basename(a).starts_with("node"))
+        {
+            argv.remove(0);
+        }
+    } else {
+        d.push_str("FROM gcr.io/distroless/base-debian12\n");
+    }
+    for dir in app_dirs.keys() {
+        d.push_str(&format!("COPY --from=app {dir} {dir}\n"));
+    }
+    if !config.working_dir.is_empty() {
+        d.push_str(&format!("WORKDIR {}\n", config.working_dir));
+    }
+    for port in config.exposed_ports.iter().flat_map(|p| p.keys()) {
+        d.push_str(&format!("EXPOSE {port}\n"));
+    }
+    d.push_str("USER nonroot\n");
+    let json = serde_json::to_string(&argv).unwrap_or_else(|_| "[]".into());
+    d.push_str(&format!("CMD {json}\n"));
+    d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime_trace::model::ScenarioOutcome;
+    use crate::runtime_trace::slice::{aggregate, AggregateInputs};
+    use crate::strace::{ExecRecord, ParsedTrace};
+
+    fn exec(path: &str, argv: &[&str]) -> ExecRecord {
+        ExecRecord {
+            path: path.into(),
+            argv: argv.iter().map(|s| (*s).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_node_app_that_spawns_a_shell() {
+        let mut r =
+            crate::runtime_trace::model::ScenarioResult::new("startup", ScenarioOutcome::Completed);
+        r.execs = vec![
+            exec("/usr/bin/node", &["node", "/app/server.js"]),
+            exec("/bin/sh", &["/bin/sh", "-c", "echo started"]),
+            exec("/usr/bin/git", &["git", "rev-parse", "HEAD"]),
+        ];
+        let set = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect();
+        let mut t = ParsedTrace {
+            files_read: set(&["/app/server.js", "/etc/passwd", "/usr/share/zoneinfo/UTC"]),
+            shared_libs_loaded: set(&[
+                "/lib/x86_64-linux-gnu/libc.so.6",
+                "/lib/x86_64-linux-gnu/libuv.so.1",
+            ]),
+            files_written: set(&["/tmp/pid", "/app/cache.json"]),
+            ..Default::default()
+        };
+        t.network_endpoints_touched.inbound = ["0.0.0.0:80".to_owned()].into();
+        r.trace = Some(t);
+        let slice = aggregate(&[r], &AggregateInputs::default());
+        let config: ContainerConfig = serde_json::from_str(
+            r#"{"Cmd":["node","/app/server.js"],"WorkingDir":"/app","ExposedPorts":{"80/tcp":{}}}"#,
+        )
+        .unwrap();
+        let ready = Readiness::of(&slice, &config);
+        let kinds: Vec<&Blocker> = ready.blockers.iter().collect();
+        assert!(
+            matches!(kinds[0], Blocker::Shell { path, argv, .. } if path == "/bin/sh" && argv[2] == "echo started"),
+            "{kinds:#?}"
+        );
+        assert!(kinds
+            .iter()
+            .any(|b| matches!(b, Blocker::ExtraBinary { path, .. } if path == "/usr/bin/git")));
+        assert!(!kinds
+            .iter()
+            .any(|b| matches!(b, Blocker::ExtraBinary { path, .. } if path == "/usr/bin/node")));
+        assert!(kinds.iter().any(|b| matches!(b, Blocker::RootUser { .. })));
+        assert!(kinds
+            .iter()
+            .any(|b| matches!(b, Blocker::PrivilegedPort { address } if address == "0.0.0.0:80")));
+        assert!(kinds
+            .iter()
+            .any(|b| matches!(b, Blocker::WriteOutsideTmp { path } if path == "/app/cache.json")));
+        assert_eq!(
+            ready.distroless_needs.libraries.iter().collect::<Vec<_>>(),
+            ["/lib/x86_64-linux-gnu/libuv.so.1"]
+        );
+        assert!(ready.distroless_needs.tzdata && ready.distroless_needs.passwd);
+        let d = &ready.proposed_dockerfile;
+        assert!(d.contains("FROM gcr.io/distroless/nodejs"), "{d}");
+        assert!(d.contains("COPY --from=app /app /app"), "{d}");
+        assert!(d.contains("CMD [\"/app/server.js\"]"), "{d}");
+        assert!(!d.contains("/bin/sh"), "{d}");
+    }
+}

@@ -1,0 +1,156 @@
+//! Proof by re-running: the same scenarios, with the same hardening and
+//! tracing, on the original image and on the minimal one, compared scenario
+//! by scenario (docs/architecture.md, "Minimal image").
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::runtime_trace::model::{ScenarioOutcome, ScenarioResult};
+use crate::runtime_trace::RuntimeTraceSlice;
+
+use super::EvidencePaths;
+
+/// One scenario on both images.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScenarioComparison {
+    /// The scenario.
+    pub name: String,
+    /// `completed`, `failed` or `skipped` on the original image.
+    pub original: String,
+    /// The same on the minimal image (`absent` when it did not run there).
+    pub minimal: String,
+    /// Why it did not complete on the minimal image, as a sentence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minimal_detail: Option<String>,
+    /// Paths the original found that the minimal image lacked (ENOENT).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub missing: BTreeSet<String>,
+}
+
+/// The comparison of every scenario.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verification {
+    /// Every scenario that completed on the original completed on the
+    /// minimal image, with no path missing there that the original found.
+    pub verified: bool,
+    /// Scenario by scenario.
+    pub scenarios: Vec<ScenarioComparison>,
+    /// Every missing path, over all scenarios.
+    pub missing: BTreeSet<String>,
+}
+
+fn kind(o: &ScenarioOutcome) -> &'static str {
+    match o {
+        ScenarioOutcome::Completed => "completed",
+        ScenarioOutcome::Failed(_) => "failed",
+        ScenarioOutcome::Skipped(_) => "skipped",
+    }
+}
+
+fn detail(r: &ScenarioResult) -> Option<String> {
+    match &r.outcome {
+        ScenarioOutcome::Completed => None,
+        ScenarioOutcome::Failed(why) | ScenarioOutcome::Skipped(why) => Some(why.to_string()),
+    }
+}
+
+/// Compare the scenarios of `original` with the same-named ones of `minimal`.
+pub fn compare(original: &RuntimeTraceSlice, minimal: &RuntimeTraceSlice) -> Verification {
+    let found = EvidencePaths::of(original).named;
+    let mut v = Verification {
+        verified: true,
+        ..Verification::default()
+    };
+    for o in &original.scenarios {
+        let m = minimal.scenarios.iter().find(|m| m.name == o.name);
+        let missing: BTreeSet<String> = m
+            .map(|m| m.missing.intersection(&found).cloned().collect())
+            .unwrap_or_default();
+        let completed_before = o.outcome == ScenarioOutcome::Completed;
+        let completed_after = m.is_some_and(|m| m.outcome == ScenarioOutcome::Completed);
+        if completed_before && (!completed_after || !missing.is_empty()) {
+            v.verified = false;
+        }
+        v.missing.extend(missing.iter().cloned());
+        v.scenarios.push(ScenarioComparison {
+            name: o.name.clone(),
+            original: kind(&o.outcome).to_owned(),
+            minimal: m.map_or("absent", |m| kind(&m.outcome)).to_owned(),
+            minimal_detail: m.and_then(detail),
+            missing,
+        });
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime_trace::model::ScenarioReason;
+    use crate::runtime_trace::slice::{aggregate, AggregateInputs};
+    use crate::strace::ParsedTrace;
+
+    fn result(
+        name: &str,
+        outcome: ScenarioOutcome,
+        read: &[&str],
+        missing: &[&str],
+    ) -> ScenarioResult {
+        let mut r = crate::runtime_trace::model::ScenarioResult::new(name, outcome);
+        r.trace = Some(ParsedTrace {
+            files_read: read.iter().map(|s| (*s).to_owned()).collect(),
+            ..Default::default()
+        });
+        r.missing = missing.iter().map(|s| (*s).to_owned()).collect();
+        r
+    }
+
+    fn slice(results: Vec<ScenarioResult>) -> RuntimeTraceSlice {
+        aggregate(&results, &AggregateInputs::default())
+    }
+
+    #[test]
+    fn verified_only_when_every_completed_scenario_completes_without_new_gaps() {
+        let done = || ScenarioOutcome::Completed;
+        let original = slice(vec![
+            result("startup", done(), &["/app/a.js"], &["/app/node_modules/x"]),
+            result("healthcheck", done(), &["/app/b.js"], &[]),
+        ]);
+        // Same misses as before (module resolution): still verified.
+        let same = slice(vec![
+            result("startup", done(), &["/app/a.js"], &["/app/node_modules/x"]),
+            result("healthcheck", done(), &["/app/b.js"], &[]),
+        ]);
+        assert!(compare(&original, &same).verified);
+
+        // A path the original read is missing: not verified, and named.
+        let gap = slice(vec![
+            result("startup", done(), &["/app/a.js"], &[]),
+            result("healthcheck", done(), &[], &["/app/b.js"]),
+        ]);
+        let v = compare(&original, &gap);
+        assert!(!v.verified);
+        assert_eq!(v.missing.iter().collect::<Vec<_>>(), ["/app/b.js"]);
+        assert_eq!(v.scenarios[1].missing.len(), 1);
+
+        // A scenario that fails on the minimal image.
+        let failed = slice(vec![
+            result("startup", done(), &[], &[]),
+            result(
+                "healthcheck",
+                ScenarioOutcome::Failed(ScenarioReason::UnexpectedExit { code: 127 }),
+                &[],
+                &[],
+            ),
+        ]);
+        let v = compare(&original, &failed);
+        assert!(!v.verified);
+        assert_eq!(v.scenarios[1].minimal, "failed");
+        assert!(v.scenarios[1]
+            .minimal_detail
+            .as_deref()
+            .unwrap()
+            .contains("127"));
+    }
+}
