@@ -370,3 +370,66 @@ fn list(items: &BTreeSet<String>) -> String {
             .join(", ")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::runtime_trace::model::{ScenarioReason, ScenarioResult};
+    use crate::runtime_trace::slice::{aggregate, AggregateInputs};
+
+    fn ctx_with(trace: Option<serde_json::Value>) -> ProbeContext {
+        let mut earlier = BTreeMap::new();
+        if let Some(slice) = trace {
+            earlier.insert(
+                PROBE_NAME.to_owned(),
+                ProbeOutput::new(slice, Confidence::Low),
+            );
+        }
+        ProbeContext {
+            earlier: Arc::new(earlier),
+            ..Default::default()
+        }
+    }
+
+    fn repo() -> (tempfile::TempDir, RepoSnapshot) {
+        let dir = tempfile::tempdir().unwrap();
+        let snap = RepoSnapshot::open(dir.path()).unwrap();
+        (dir, snap)
+    }
+
+    #[test]
+    fn bad_inputs_are_typed_errors() {
+        let (_d, repo) = repo();
+        assert!(matches!(
+            readiness(&repo, &ctx_with(None)),
+            Err(ReadinessError::NoTrace)
+        ));
+        // An output of another schema (an older version's).
+        let old = serde_json::json!({ "binaries": ["/bin/sh"] });
+        assert!(matches!(
+            readiness(&repo, &ctx_with(Some(old))),
+            Err(ReadinessError::OldSlice(_))
+        ));
+        // A trace whose build failed: no image, and the reason is given.
+        let failed = aggregate(
+            &[ScenarioResult::new(
+                "startup",
+                ScenarioOutcome::Skipped(ScenarioReason::ImageBuildFailed {
+                    exit_code: Some(1),
+                    log_tail: String::new(),
+                }),
+            )],
+            &AggregateInputs::default(),
+        );
+        let e = readiness(
+            &repo,
+            &ctx_with(Some(serde_json::to_value(failed).unwrap())),
+        )
+        .unwrap_err();
+        assert!(matches!(e, ReadinessError::NotTraced(_)), "{e}");
+        assert!(e.to_string().contains("image build failed"), "{e}");
+    }
+}

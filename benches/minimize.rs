@@ -1,0 +1,78 @@
+//! `codegenie minimize` against `codegenie trace` on the Debian Node/Express
+//! fixture, through the CLI, in one run on the real engine (goal: minimize
+//! at most 2x the trace). Both start from the same state: the image's build
+//! layers are in the engine's cache, the probe cache is bypassed
+//! (`--no-cache`), so each command traces the original image; minimize then
+//! exports, cuts, imports and re-runs every scenario on the minimal image.
+//!
+//! Needs Docker and the `codegenie-fixture-debian:bookworm` base image
+//! (tests/fixtures/debian/build-base.sh). `cargo bench --bench minimize`.
+// The benchmark drives the built binary directly.
+#![allow(clippy::disallowed_methods)]
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn copy_tree(src: &Path, dest: &Path) {
+    std::fs::create_dir_all(dest).unwrap();
+    for e in std::fs::read_dir(src).unwrap().flatten() {
+        let to = dest.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &to);
+        } else {
+            std::fs::copy(e.path(), to).unwrap();
+        }
+    }
+}
+
+fn timed(repo: &Path, command: &str) -> Duration {
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_codegenie"))
+        .args([command, "--no-cache", "--json"])
+        .arg(repo)
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    assert!(
+        out.status.success(),
+        "{command} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    took
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` does not: only
+    // measure when asked to.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let repo = tempfile::tempdir().unwrap();
+    copy_tree(
+        &root.join("tests/fixtures/node-express-service"),
+        repo.path(),
+    );
+    // Warm the engine's build cache and the minimal image's base layers once.
+    timed(repo.path(), "trace");
+    let rounds = 3;
+    let (mut trace, mut minimize) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        trace.push(timed(repo.path(), "trace"));
+        minimize.push(timed(repo.path(), "minimize"));
+    }
+    let median = |v: &mut Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    let (t, m) = (median(&mut trace), median(&mut minimize));
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "minimize/node-express: trace {:.2} s, minimize {:.2} s, ratio {:.2} (goal <= 2.0); median of {rounds}; load {}",
+        t.as_secs_f64(),
+        m.as_secs_f64(),
+        m.as_secs_f64() / t.as_secs_f64(),
+        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    );
+}

@@ -1,0 +1,159 @@
+//! `codegenie minimize` through the CLI on the real engine: the minimal image
+//! is built from the evidence alone and proven by re-running the scenarios;
+//! an under-traced app is caught by extra verification scenarios; bad input
+//! is a typed error with nothing half-written.
+// Tests drive the built binary directly.
+#![allow(clippy::disallowed_methods)]
+
+mod trace_support;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use trace_support::*;
+
+fn minimize(repo: &Path, id: &str, extra: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_codegenie"))
+        .arg("minimize")
+        .arg(repo)
+        .args(["--json", "--no-cache", "--run-id", id])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: stdout {} stderr {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+fn ratio(v: &serde_json::Value) -> f64 {
+    v["size_bytes"]["minimal"].as_f64().unwrap() / v["size_bytes"]["original"].as_f64().unwrap()
+}
+
+#[test]
+fn node_service_is_verified_and_its_shell_use_is_a_blocker() {
+    let _engine = engine_lock();
+    let repo = fixture_repo("tests/fixtures/node-express-service");
+    let id = run_id("min-node");
+    let out = minimize(repo.path(), &id, &[]);
+    let v = json(&out);
+    eprintln!("ROW | minimize node-express | {v:#}");
+    assert_eq!(out.status.code(), Some(0), "{v:#}");
+    assert_eq!(v["verified"], true);
+    assert!(ratio(&v) < 0.5, "{v:#}");
+    assert!(v["minimal_image"]
+        .as_str()
+        .unwrap()
+        .starts_with("codegenie-min:"));
+    let scenarios = v["scenarios"].as_array().unwrap();
+    assert_eq!(scenarios.len(), 5);
+    assert!(scenarios
+        .iter()
+        .all(|s| s["original"] == "completed" && s["minimal"] == "completed"));
+    let shell = v["blockers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["kind"] == "shell")
+        .unwrap_or_else(|| panic!("a shell blocker: {v:#}"));
+    assert!(
+        shell["argv"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == "echo started"),
+        "{shell:#}"
+    );
+    // The report and the proposal are written beside the other evidence.
+    let ctx = repo.path().join(".codegenie/context");
+    assert!(ctx.join("distroless_readiness.json").is_file());
+    let proposal = std::fs::read_to_string(ctx.join("raw/Dockerfile.distroless")).unwrap();
+    assert!(
+        proposal.contains("FROM gcr.io/distroless/nodejs"),
+        "{proposal}"
+    );
+    assert!(labelled_containers(&id).is_empty());
+}
+
+#[test]
+fn busybox_service_is_verified() {
+    let _engine = engine_lock();
+    let repo = fixture_repo("tests/fixtures/service");
+    let id = run_id("min-busybox");
+    let out = minimize(repo.path(), &id, &[]);
+    let v = json(&out);
+    eprintln!(
+        "ROW | minimize busybox service | verified {} | {} of {} bytes",
+        v["verified"], v["size_bytes"]["minimal"], v["size_bytes"]["original"]
+    );
+    assert_eq!(out.status.code(), Some(0), "{v:#}");
+    assert_eq!(v["verified"], true);
+    // The entrypoint is a shell script: distroless has no shell to run it.
+    assert!(v["blockers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|b| b["kind"] == "shell"));
+}
+
+#[test]
+fn an_under_traced_app_is_caught_by_extra_verification_scenarios() {
+    let _engine = engine_lock();
+    let repo = fixture_repo("tests/fixtures/background-child-service");
+    // A page the default scenarios never ask for.
+    std::fs::write(repo.path().join("rootfs/www/extra.html"), "extra\n").unwrap();
+    let verify = repo.path().join("verify.yaml");
+    std::fs::write(
+        &verify,
+        "version: 1\nscenarios:\n  - name: extra_page\n    steps:\n      - wait_ready: {}\n      - http: { path: /extra.html, expect_status: 200 }\n",
+    )
+    .unwrap();
+    let id = run_id("min-under");
+    let out = minimize(
+        repo.path(),
+        &id,
+        &["--verify-with", verify.to_str().unwrap()],
+    );
+    let v = json(&out);
+    eprintln!("ROW | minimize under-traced | {v:#}");
+    assert_eq!(out.status.code(), Some(4), "not verified is exit 4: {v:#}");
+    assert_eq!(v["verified"], false);
+    let extra = v["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "extra_page")
+        .unwrap();
+    assert_eq!(extra["original"], "completed", "{extra:#}");
+    assert_eq!(extra["minimal"], "failed", "{extra:#}");
+    assert!(
+        v["missing"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m == "/www/extra.html"),
+        "the missing file is named: {v:#}"
+    );
+    assert!(labelled_containers(&id).is_empty());
+}
+
+#[test]
+fn a_failed_trace_is_a_typed_error_and_nothing_half_written() {
+    let _engine = engine_lock();
+    let repo = fixture_repo("tests/fixtures/build-failure");
+    let id = run_id("min-bad");
+    let out = minimize(repo.path(), &id, &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("no image was traced"), "{err}");
+    assert!(!repo
+        .path()
+        .join(".codegenie/context/distroless_readiness.json")
+        .exists());
+}
