@@ -57,6 +57,37 @@ fn fixtures_parse_identically_through_a_one_byte_buffer() {
 }
 
 #[test]
+fn interpreters_given_up_front_or_looked_up_lazily_agree() {
+    let map: BTreeMap<String, String> = [
+        ("/app/run.sh", "/bin/sh"),
+        ("/app/entry.sh", "/bin/sh"),
+        ("/tmp/fxw/app/bin/run.sh", "/bin/sh"),
+        ("/bin/sh", "/lib/ld-musl-x86_64.so.1"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    for name in ALL {
+        let bytes = std::fs::read(fixtures().join(format!("{name}.trace"))).unwrap();
+        let given = parse_trace(
+            &bytes[..],
+            &ParseOptions {
+                interpreters: map.clone(),
+            },
+        )
+        .unwrap();
+        let mut lookup = |p: &str| map.get(p).cloned();
+        let (lazy, _) = codegenie::strace::parse_trace_with_lookup(
+            &bytes[..],
+            &ParseOptions::default(),
+            &mut lookup,
+        )
+        .unwrap();
+        assert_eq!(given, lazy, "{name}");
+    }
+}
+
+#[test]
 fn root_exit_and_signals() {
     let k = parse("sigkill_t", &ParseOptions::default());
     assert_eq!(

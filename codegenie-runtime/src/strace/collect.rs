@@ -347,6 +347,9 @@ impl<'o> Collector<'o> {
         let Some(wanted) = Wanted::of(name) else {
             return;
         };
+        if wanted == Wanted::Probe && is_fd_probe(body, name.len()) {
+            return;
+        }
         let Some(call) = parse_call(body) else {
             if wanted == Wanted::Clone {
                 self.procs.clone_finished(pid, None, false);
@@ -380,6 +383,12 @@ impl<'o> Collector<'o> {
         let Some(dec) = parse_value(dirfd).decoration else {
             return;
         };
+        // Most calls show the cwd already known (a pending exec has none).
+        if memchr::memchr(b'\\', dec).is_none()
+            && self.procs.cwd(pid).is_some_and(|c| c.as_bytes() == dec)
+        {
+            return;
+        }
         let mut cwd = std::mem::take(&mut self.other);
         cwd.clear();
         decode_into(dec, &mut self.scratch, &mut cwd);
@@ -659,8 +668,13 @@ impl<'o> Collector<'o> {
 
     /// `stat`, `access`, `readlink` and their kin: the path exists.
     fn probe(&mut self, pid: u32, call: &Call<'_>) -> bool {
-        let at = has_dirfd(call.name);
-        let Some(path) = arg(call.args, usize::from(at)) else {
+        let mut args = super::call::split_args(call.args);
+        let dirfd = if has_dirfd(call.name) {
+            args.next()
+        } else {
+            None
+        };
+        let Some(path) = args.next() else {
             return false;
         };
         if !call.ret.ok() {
@@ -676,9 +690,9 @@ impl<'o> Collector<'o> {
         if self.path.is_empty() {
             return true;
         }
-        self.absolutize(pid, if at { arg(call.args, 0) } else { None });
+        self.absolutize(pid, dirfd);
         if call.name.starts_with(b"readlink") && is_self_exe(&self.path) {
-            if let (Some(buf), Some(len)) = (arg(call.args, usize::from(at) + 1), call.ret.value) {
+            if let (Some(buf), Some(len)) = (args.next(), call.ret.value) {
                 if let Some(target) = self.complete_literal(buf, len) {
                     self.exe_resolved(pid, &target);
                 }
@@ -831,6 +845,17 @@ impl Wanted {
             _ => return None,
         })
     }
+}
+
+/// `newfstatat(3</x>, "", ...)` and kin: a probe of an open fd (an `fstat`
+/// in disguise), which names no path and shows no cwd. Most probe lines are
+/// these, so they are recognised without scanning the whole line.
+fn is_fd_probe(body: &[u8], name_len: usize) -> bool {
+    let mut args = super::call::split_args(&body[name_len + 1..]);
+    let numeric_fd = args
+        .next()
+        .is_some_and(|fd| fd.first().is_some_and(u8::is_ascii_digit));
+    numeric_fd && args.next() == Some(&b"\"\""[..])
 }
 
 /// Calls whose first argument is a dirfd.

@@ -36,14 +36,41 @@ pub(crate) fn join_into(dir: &str, rel: &str, out: &mut String) {
 /// [`normalize`] into a reused buffer (cleared first).
 pub(crate) fn normalize_into(path: &str, out: &mut String) {
     out.clear();
+    // Most names an app uses are already normal: copied as they are.
+    if is_normal(path) {
+        out.push_str(path);
+        return;
+    }
     push_components(path, out);
     finish(out);
 }
 
 /// Normalises `path` in place, using `tmp` as scratch.
 pub(crate) fn normalize_in_place(path: &mut String, tmp: &mut String) {
+    if is_normal(path) {
+        return;
+    }
     normalize_into(path, tmp);
     std::mem::swap(path, tmp);
+}
+
+/// Whether [`normalize`] would return `path` unchanged.
+fn is_normal(path: &str) -> bool {
+    if path == "/" || path == "." {
+        return true;
+    }
+    let (absolute, rest) = match path.strip_prefix('/') {
+        Some(rest) => (true, rest),
+        None => (false, path),
+    };
+    let mut comps = rest.split('/').peekable();
+    if !absolute {
+        // A relative path may lead with `..`s.
+        while comps.peek() == Some(&"..") {
+            comps.next();
+        }
+    }
+    comps.all(|c| !c.is_empty() && c != "." && c != "..")
 }
 
 /// Appends `path`'s components to `out`, which holds a normalised prefix
@@ -126,6 +153,8 @@ mod tests {
         for (input, want) in cases {
             assert_eq!(normalize(input), want, "{input}");
             assert_eq!(normalize(want), want, "idempotent on {want}");
+            assert!(is_normal(want), "{want}");
+            assert_eq!(is_normal(input), input == want, "{input}");
         }
     }
 

@@ -189,8 +189,8 @@ impl Procs {
         self.map.get(&pid)?.cwd.clone()
     }
 
-    /// The trace showed `pid`'s cwd (`None`: it showed one that is not a
-    /// path, so what was known is stale).
+    /// The trace showed `pid`'s cwd; `None` forgets what was known (the
+    /// cwd shown is not a path, or an exec may follow an untraced `chdir`).
     pub(crate) fn set_cwd(&mut self, pid: u32, cwd: Option<&str>) {
         self.touch(pid);
         if let Some(p) = self.map.get_mut(&pid) {
