@@ -678,7 +678,6 @@ impl<'o> Collector<'o> {
             return false;
         };
         if !call.ret.ok() {
-            let dirfd = if at { arg(call.args, 0) } else { None };
             self.note_missing(pid, call, path, dirfd);
             return true;
         }
