@@ -48,6 +48,7 @@ fn bench(c: &mut Criterion) {
         only: vec!["bench_two_files".into()],
         no_cache: false,
         ctx: ProbeContext::default(),
+        ..Default::default()
     };
     let writer = Writer::new(repo.root());
     let gather_once = || {

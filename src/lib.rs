@@ -11,7 +11,8 @@ pub use codegenie_runtime::{
     parse_declared_input, Artifact, ArtifactSource, BoxProbeFuture, CacheKeyError, CacheStrategy,
     CancelToken, Confidence, DeclaredInput, DynProbe, Heaviness, ImageDigestResolver, Probe,
     ProbeContext, ProbeError, ProbeOutput, ProbeSettings, ProgressEvent, ProgressSink,
-    RepoSnapshot, ResolverError, TokenKind, DEFAULT_TIMEOUT,
+    RepoSnapshot, ResolverError, TokenKind, TokenNotRequested, TraceConfigResolver,
+    DEFAULT_TIMEOUT,
 };
 
 // Running probes: the registry, the coordinator and its cache, the writer.
@@ -36,8 +37,8 @@ pub mod runtime_trace {
     };
     pub use codegenie_runtime::runtime_trace::scenarios::{parse_scenarios, ScenarioFile};
     pub use codegenie_runtime::runtime_trace::{
-        Backend, RunId, RunLimits, RuntimeTraceProbe, RuntimeTraceSlice, TraceError, TraceSettings,
-        PROBE_NAME,
+        Backend, RunId, RunLimits, RuntimeTraceProbe, RuntimeTraceSlice, TraceConfig, TraceError,
+        TraceSettings, PROBE_NAME,
     };
 }
 

@@ -120,6 +120,7 @@ fn gather(root: &Path, probe: &str, no_cache: bool) -> GatherReport {
         only: vec![probe.to_owned()],
         no_cache,
         ctx: ProbeContext::default(),
+        ..Default::default()
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -317,6 +317,27 @@ fn symlinks_are_hashed_by_target_not_followed() {
 }
 
 #[test]
+fn a_symlinked_input_edited_through_its_target_changes_the_key() {
+    let t = demo_tree();
+    let r = t.path();
+    std::fs::write(r.join("target.txt"), "one").unwrap();
+    std::os::unix::fs::symlink("../target.txt", r.join("src/link.rs")).unwrap();
+    let base = key(r);
+    // The control: nothing changed, same key.
+    assert_eq!(base, key(r));
+    std::fs::write(r.join("target.txt"), "two").unwrap();
+    assert_ne!(
+        base,
+        key(r),
+        "the link text is the same; its target's content is not"
+    );
+    // A dangling link still has a key, different from a live one.
+    std::fs::remove_file(r.join("target.txt")).unwrap();
+    let dangling = key(r);
+    assert_ne!(dangling, base);
+}
+
+#[test]
 fn malformed_or_unknown_tokens_built_at_run_time_are_errors() {
     let t = demo_tree();
     let repo = RepoSnapshot::open(t.path()).unwrap();

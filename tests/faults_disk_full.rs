@@ -132,6 +132,7 @@ fn a_trace_that_cannot_be_stored_does_not_count_as_coverage() {
         only: vec!["runtime_trace".to_owned()],
         no_cache: true,
         ctx: context(&id, &[Setting::Backend(Backend::Container)]),
+        ..Default::default()
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
     let report = rt

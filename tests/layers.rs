@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 /// Each top-level module of the runtime and its layer.
 const LAYERS: &[(&str, u8)] = &[
     ("atomic_file", 0),
+    ("state_dir", 0),
     ("cancel", 0),
     ("errors", 0),
     ("interp", 0),

@@ -19,6 +19,9 @@ pub struct GatherOptions {
     pub only: Vec<String>,
     /// Bypass the cache (neither read nor written).
     pub no_cache: bool,
+    /// Run even when the cache has an entry, and store the new output
+    /// (ignored with `no_cache`).
+    pub refresh: bool,
     /// Context handed to every probe.
     pub ctx: ProbeContext,
 }
@@ -139,6 +142,10 @@ impl Coordinator {
                 .compute_key(cache, reg.name, &probe, repo, &opts.ctx)
                 .await
             {
+                Ok(key) if opts.refresh => {
+                    tracing::info!(probe = reg.name, key = %key, "cache_refresh");
+                    record.cache_key = Some(key);
+                }
                 Ok(key) => {
                     match cache.get(reg.name, &key) {
                         Ok(Some(out)) => {

@@ -19,6 +19,7 @@ mod errors;
 mod interp;
 mod procfs;
 pub mod redact;
+pub mod state_dir;
 pub mod strace;
 
 // Processes and the engine.
@@ -45,7 +46,8 @@ pub use inputs::{parse_declared_input, CacheKeyError, DeclaredInput, TokenKind};
 pub use probe::{
     Artifact, ArtifactSource, BoxProbeFuture, CacheStrategy, Confidence, DynProbe, Heaviness,
     ImageDigestResolver, Probe, ProbeContext, ProbeError, ProbeOutput, ProbeSettings,
-    ProgressEvent, ProgressSink, RepoSnapshot, ResolverError, DEFAULT_TIMEOUT,
+    ProgressEvent, ProgressSink, RepoSnapshot, ResolverError, TokenNotRequested,
+    TraceConfigResolver, DEFAULT_TIMEOUT,
 };
 pub use record::{GatherReport, ProbeRecord, ProbeStatus};
 pub use registry::{ProbeRegistration, Registry, RegistryError};

@@ -187,6 +187,14 @@ impl RepoSnapshot {
 /// Error a token resolver may return.
 pub type ResolverError = Box<dyn std::error::Error + Send + Sync>;
 
+/// What a resolver returns when its caller chose not to resolve the token
+/// (an image build is expensive: `codegenie cache explain` builds only with
+/// `--resolve`). The token is then unresolved with
+/// `UnresolvedReason::NotRequested` and this message, not a failure.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct TokenNotRequested(pub String);
+
 /// Resolves the `image-digest:<resolved>` token: the digest of the repository's
 /// container image, or `None` when there is none.
 ///
@@ -208,6 +216,21 @@ where
     fn resolve(&self, repo: &RepoSnapshot) -> Result<Option<String>, ResolverError> {
         self(repo)
     }
+}
+
+/// Resolves the `trace-config:<resolved>` token: what changes a runtime
+/// trace's evidence beyond the repository (backend, tracer, scenarios,
+/// limits), as readable text, from the repository and the probe settings.
+///
+/// Bound in [`ProbeContext::trace_config_resolver`]; unbound, the token is
+/// the empty sentinel (as for [`ImageDigestResolver`]).
+pub trait TraceConfigResolver: Send + Sync {
+    /// Resolve the configuration for `repo` under `settings`.
+    fn resolve(
+        &self,
+        repo: &RepoSnapshot,
+        settings: &ProbeSettings,
+    ) -> Result<Option<String>, ResolverError>;
 }
 
 /// Typed settings for probes: at most one value per type. A probe documents
@@ -284,6 +307,8 @@ pub trait ProgressSink: Send + Sync {
 pub struct ProbeContext {
     /// Resolver for `image-digest:<resolved>`; `None` when unbound.
     pub image_digest_resolver: Option<Arc<dyn ImageDigestResolver>>,
+    /// Resolver for `trace-config:<resolved>`; `None` when unbound.
+    pub trace_config_resolver: Option<Arc<dyn TraceConfigResolver>>,
     /// Typed settings, read by the probes that document them.
     pub settings: ProbeSettings,
     /// Where progress goes; `None` reports nothing.
@@ -322,6 +347,10 @@ impl std::fmt::Debug for ProbeContext {
             .field(
                 "image_digest_resolver",
                 &self.image_digest_resolver.as_ref().map(|_| "bound"),
+            )
+            .field(
+                "trace_config_resolver",
+                &self.trace_config_resolver.as_ref().map(|_| "bound"),
             )
             .field("settings", &self.settings)
             .field("progress", &self.progress.as_ref().map(|_| "bound"))

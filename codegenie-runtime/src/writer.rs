@@ -24,6 +24,9 @@ pub enum WriteError {
         #[source]
         source: std::io::Error,
     },
+    /// A state folder leads out of the repository.
+    #[error(transparent)]
+    StateDir(#[from] crate::state_dir::StateDirError),
     /// An artifact name that would escape the `raw/` folder.
     #[error("artifact name `{0}` is not a plain file name")]
     BadArtifactName(String),
@@ -103,12 +106,19 @@ impl Writer {
         let Some(out) = &record.output else {
             return Ok(None);
         };
+        if let Some(root) = self.context_dir.parent().and_then(Path::parent) {
+            crate::state_dir::check_state_dirs(root)?;
+        }
         let status = match record.status {
             ProbeStatus::CacheHit => "cache_hit",
             _ => "ran",
         };
         let raw_dir = self.context_dir.join("raw");
         let json_path = self.context_dir.join(format!("{}.json", record.name));
+        // The artifacts of the previous write, read before it is replaced:
+        // those this output does not have again are removed after it, so
+        // `raw/` reflects the last run only.
+        let previous = previous_artifacts(&json_path);
         let mut redactions = 0u64;
         let mut artifact_paths = Vec::new();
         let mut artifact_names = Vec::new();
@@ -183,12 +193,47 @@ impl Writer {
         };
         let bytes = serde_json::to_vec_pretty(&doc).map_err(|e| json_err(record.name, e))?;
         write_atomically(&json_path, |w| w.write_all(&bytes).map(|_| 0))?;
+        for old in previous {
+            if !meta.artifacts.contains(&old) {
+                let path = self.context_dir.join(&old);
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io(&path, e)),
+                }
+            }
+        }
         Ok(Some(Written {
             json: json_path,
             artifacts: artifact_paths,
             redactions: meta.redactions,
         }))
     }
+}
+
+/// The `raw/<name>` artifacts listed in the `_meta` of the JSON at `path`;
+/// none when there is no readable JSON. Only plain names under `raw/` count,
+/// so an edited file can never make the writer remove anything else.
+fn previous_artifacts(path: &Path) -> Vec<String> {
+    let Ok(bytes) = std::fs::read(path) else {
+        return Vec::new();
+    };
+    let Ok(doc) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return Vec::new();
+    };
+    doc["_meta"]["artifacts"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str())
+                .filter(|s| {
+                    s.strip_prefix("raw/")
+                        .is_some_and(|n| !n.is_empty() && !n.contains('/') && n != "." && n != "..")
+                })
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn json_err(probe: &str, source: serde_json::Error) -> WriteError {
@@ -220,6 +265,33 @@ mod tests {
             output: Some(out),
             warnings: vec![],
         }
+    }
+
+    #[test]
+    fn artifacts_of_the_previous_write_that_are_gone_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = Writer::new(dir.path());
+        let with = |names: &[&str]| {
+            let mut out = ProbeOutput::new(serde_json::json!({}), Confidence::High);
+            out.artifacts = names
+                .iter()
+                .map(|n| Artifact {
+                    name: (*n).into(),
+                    source: ArtifactSource::Bytes(b"x".to_vec()),
+                })
+                .collect();
+            record(out)
+        };
+        let raw = dir.path().join(".codegenie/context/raw");
+        std::fs::create_dir_all(&raw).unwrap();
+        std::fs::write(raw.join("not-ours.txt"), "kept").unwrap();
+        w.write_record(&with(&["old.strace", "both.txt"])).unwrap();
+        assert!(raw.join("old.strace").is_file());
+        w.write_record(&with(&["new.strace", "both.txt"])).unwrap();
+        assert!(!raw.join("old.strace").exists(), "a stale artifact stays");
+        assert!(raw.join("new.strace").is_file() && raw.join("both.txt").is_file());
+        // Files the writer did not list are never touched.
+        assert!(raw.join("not-ours.txt").is_file());
     }
 
     #[test]

@@ -13,16 +13,21 @@ use std::borrow::Cow;
 pub enum TokenKind {
     /// The digest of the repository's container image (`image-digest:<resolved>`).
     ImageDigest,
+    /// What changes a runtime trace's evidence beyond the repository
+    /// (`trace-config:<resolved>`): the backend, the tracer's version and
+    /// argv, the scenarios actually used, the limits.
+    TraceConfig,
 }
 
 impl TokenKind {
     /// Every token kind, in declaration order.
-    pub const ALL: &'static [TokenKind] = &[TokenKind::ImageDigest];
+    pub const ALL: &'static [TokenKind] = &[TokenKind::ImageDigest, TokenKind::TraceConfig];
 
     /// The name users write before `:<resolved>`.
     pub const fn name(self) -> &'static str {
         match self {
             TokenKind::ImageDigest => "image-digest",
+            TokenKind::TraceConfig => "trace-config",
         }
     }
 
@@ -30,6 +35,7 @@ impl TokenKind {
     pub const fn variant_ident(self) -> &'static str {
         match self {
             TokenKind::ImageDigest => "ImageDigest",
+            TokenKind::TraceConfig => "TraceConfig",
         }
     }
 

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use codegenie_runtime::cache::{explain, CacheStore, EntryState, Explanation};
-use codegenie_runtime::inputs::TokenValue;
-use codegenie_runtime::Registry;
+use codegenie_runtime::inputs::{TokenValue, UnresolvedReason};
+use codegenie_runtime::{Registry, ResolverError, TokenNotRequested};
 
 use super::CliError;
 
@@ -38,6 +38,11 @@ pub struct ExplainArgs {
     /// The probe whose key to explain.
     #[arg(long, value_name = "NAME")]
     pub probe: String,
+    /// Resolve every token, building the image for `image-digest` (as a
+    /// trace would). Without it nothing is built and the digest is shown
+    /// unresolved, so the key shown is not the one a run would use.
+    #[arg(long)]
+    pub resolve: bool,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -125,7 +130,23 @@ fn run_explain(args: ExplainArgs) -> Result<ExitCode, CliError> {
     })?;
     let probe = (reg.construct)();
     let store = CacheStore::for_repo_root(repo.root());
-    let ctx = super::probe_context(codegenie_runtime::engine::EngineKind::Docker);
+    let mut ctx = super::probe_context(
+        codegenie_runtime::engine::EngineKind::Docker,
+        codegenie_runtime::engine::BuildNetwork::Default,
+    );
+    if !args.resolve {
+        ctx.image_digest_resolver = Some(std::sync::Arc::new(
+            |repo: &codegenie_runtime::RepoSnapshot| -> Result<Option<String>, ResolverError> {
+                // As the build resolver: no Dockerfile, no image (nothing to build).
+                if !repo.has_file("Dockerfile") {
+                    return Ok(None);
+                }
+                Err(Box::new(TokenNotRequested(
+                    "not built: the digest is known only after an image build; pass --resolve to build and show the key a run would use".to_owned(),
+                )))
+            },
+        ));
+    }
     let ex = explain(&repo, &store, reg.name, probe.as_ref(), &ctx)?;
     if args.json {
         super::print_json(&ex)?;
@@ -154,6 +175,12 @@ fn print_explanation(ex: &Explanation) -> std::io::Result<()> {
     for t in &m.inputs.tokens {
         match &t.value {
             TokenValue::Resolved(v) => outln!("token {} = {v}", t.token),
+            TokenValue::Unresolved(r @ UnresolvedReason::NotRequested(_)) => {
+                outln!(
+                    "token {} = <unresolved: {r}> (empty sentinel; this key is not the one a run uses)",
+                    t.token
+                )
+            }
             TokenValue::Unresolved(r) => {
                 outln!("token {} = <unresolved: {r}> (empty sentinel)", t.token)
             }

@@ -7,7 +7,7 @@ use clap::Args;
 use codegenie_runtime::writer::Writer;
 use codegenie_runtime::{GatherOptions, ProbeStatus};
 
-use super::trace::RunSettingsArgs;
+use super::trace::{BuildNetworkArg, RunSettingsArgs};
 use super::{CliError, Interrupted, EXIT_PROBE_FAILED};
 
 /// Arguments of `codegenie gather`.
@@ -19,8 +19,14 @@ pub struct GatherArgs {
     #[arg(long = "only", value_name = "NAME")]
     pub only: Vec<String>,
     /// Neither read nor write the cache.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "refresh")]
     pub no_cache: bool,
+    /// Run every selected probe even on a cache hit, and store the new outputs.
+    #[arg(long)]
+    pub refresh: bool,
+    /// The network of the image build's `RUN` steps (see `codegenie trace --help`).
+    #[arg(long, value_enum, default_value_t = BuildNetworkArg::Default)]
+    pub build_network: BuildNetworkArg,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -31,11 +37,12 @@ pub(super) fn run(args: GatherArgs) -> Result<ExitCode, CliError> {
     // The runtime trace's defaults, with a run id chosen here so that an
     // interrupted gather removes its containers by label.
     let settings = RunSettingsArgs::default().settings(None);
-    let mut ctx = super::probe_context(settings.engine);
+    let mut ctx = super::probe_context(settings.engine, args.build_network.into());
     ctx.settings.insert(settings.clone());
     let opts = GatherOptions {
         only: args.only.clone(),
         no_cache: args.no_cache,
+        refresh: args.refresh,
         ctx,
     };
     let report = match super::gather_interruptibly(&coordinator, &repo, &opts, &settings)? {

@@ -8,8 +8,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use codegenie_runtime::engine::{BuildDigestResolver, Engine, EngineKind};
-use codegenie_runtime::runtime_trace::TraceSettings;
+use codegenie_runtime::engine::{
+    BuildDigestResolver, BuildNetwork, BuildOptions, Engine, EngineKind,
+};
+use codegenie_runtime::runtime_trace::{TraceConfig, TraceSettings};
 use codegenie_runtime::{
     error_chain, ContentCache, Coordinator, GatherOptions, GatherReport, ProbeContext, Registry,
     RepoSnapshot,
@@ -189,6 +191,8 @@ pub(crate) fn open_with_coordinator(
     no_cache: bool,
 ) -> Result<(RepoSnapshot, Coordinator), CliError> {
     let repo = open_repo(path)?;
+    // Before anything is written: state folders must not lead elsewhere.
+    codegenie_runtime::state_dir::check_state_dirs(repo.root())?;
     let mut coordinator = Coordinator::new(Registry::load()?);
     if !no_cache {
         coordinator = coordinator.with_cache(Arc::new(ContentCache::for_repo_root(repo.root())));
@@ -197,12 +201,21 @@ pub(crate) fn open_with_coordinator(
 }
 
 /// The context every command hands probes and key computations, so that
-/// `gather`, `trace` and `cache explain` resolve tokens the same way:
-/// `image-digest:<resolved>` is the digest `docker build --iidfile` gives
-/// (the build cache makes repeats cheap). Progress goes to the terminal.
-pub(crate) fn probe_context(engine: EngineKind) -> ProbeContext {
+/// `gather`, `trace` and `cache explain --resolve` resolve tokens the same
+/// way: `image-digest:<resolved>` is the digest of the one build of this
+/// run (`network` for its `RUN` steps), `trace-config:<resolved>` the
+/// runtime trace's backend, tracer, scenarios and limits. Progress goes to
+/// the terminal.
+pub(crate) fn probe_context(engine: EngineKind, network: BuildNetwork) -> ProbeContext {
+    let build = BuildOptions {
+        network,
+        ..BuildOptions::default()
+    };
     ProbeContext {
-        image_digest_resolver: Some(Arc::new(BuildDigestResolver::new(Engine::new(engine)))),
+        image_digest_resolver: Some(Arc::new(
+            BuildDigestResolver::new(Engine::new(engine)).with_options(build),
+        )),
+        trace_config_resolver: Some(Arc::new(TraceConfig)),
         progress: progress::TerminalProgress::for_stderr(),
         ..Default::default()
     }

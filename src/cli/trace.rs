@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use codegenie_runtime::engine::EngineKind;
+use codegenie_runtime::engine::{BuildNetwork, EngineKind};
 use codegenie_runtime::runtime_trace::model::ScenarioOutcome;
 use codegenie_runtime::runtime_trace::{
     work_dir, Backend, RunId, RuntimeTraceSlice, TraceSettings, PROBE_NAME,
@@ -35,6 +35,25 @@ pub enum EngineArg {
     Podman,
 }
 
+/// The network of the image build's `RUN` steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BuildNetworkArg {
+    /// The engine's default network: `RUN npm ci` can fetch packages, and
+    /// so can any `RUN` step of the repository reach what this machine reaches.
+    Default,
+    /// No network for `RUN` steps (`docker build --network none`).
+    None,
+}
+
+impl From<BuildNetworkArg> for BuildNetwork {
+    fn from(a: BuildNetworkArg) -> Self {
+        match a {
+            BuildNetworkArg::Default => BuildNetwork::Default,
+            BuildNetworkArg::None => BuildNetwork::None,
+        }
+    }
+}
+
 /// Arguments of `codegenie trace`.
 #[derive(Debug, Args)]
 pub struct TraceArgs {
@@ -46,8 +65,17 @@ pub struct TraceArgs {
     #[arg(long, value_enum)]
     pub backend: Option<BackendArg>,
     /// Neither read nor write the cache.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "refresh")]
     pub no_cache: bool,
+    /// Trace even on a cache hit, and store the new evidence.
+    #[arg(long)]
+    pub refresh: bool,
+    /// The network of the image build's `RUN` steps. The build runs the
+    /// repository's own `RUN` commands, which are untrusted: with `default`
+    /// (the engine's network, so `npm ci` works) they can reach anything
+    /// this machine can; `none` cuts them off.
+    #[arg(long, value_enum, default_value_t = BuildNetworkArg::Default)]
+    pub build_network: BuildNetworkArg,
     /// Print the coordinator's record as JSON.
     #[arg(long)]
     pub json: bool,
@@ -110,11 +138,12 @@ impl RunSettingsArgs {
 pub(super) fn run(args: TraceArgs) -> Result<ExitCode, CliError> {
     let (repo, coordinator) = super::open_with_coordinator(&args.repo, args.no_cache)?;
     let settings = args.run.settings(args.backend);
-    let mut ctx = super::probe_context(settings.engine);
+    let mut ctx = super::probe_context(settings.engine, args.build_network.into());
     ctx.settings.insert(settings.clone());
     let opts = GatherOptions {
         only: vec![PROBE_NAME.to_owned()],
         no_cache: args.no_cache,
+        refresh: args.refresh,
         ctx,
     };
     let report = match super::gather_interruptibly(&coordinator, &repo, &opts, &settings)? {

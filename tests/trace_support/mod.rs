@@ -127,6 +127,7 @@ pub fn context(run_id: &str, extra: &[Setting]) -> ProbeContext {
         image_digest_resolver: Some(Arc::new(BuildDigestResolver::new(Engine::new(
             EngineKind::Docker,
         )))),
+        trace_config_resolver: Some(Arc::new(codegenie::runtime_trace::TraceConfig)),
         ..Default::default()
     };
     ctx.settings.insert(settings);
@@ -146,6 +147,7 @@ pub fn run_probe(repo: &Path, ctx: ProbeContext, cache: bool) -> ProbeRecord {
         only: vec!["runtime_trace".to_owned()],
         no_cache: !cache,
         ctx,
+        ..Default::default()
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
     let report = rt.block_on(coordinator.gather(&snapshot, &opts)).unwrap();

@@ -1,19 +1,23 @@
 //! The container engine (`docker`, or `podman`), driven through the exec
 //! layer: image build and inspection, and the container lifecycle.
 
+pub mod context;
 mod filesystem;
 mod orphans;
 
 pub use filesystem::{ContainerConfig, TRANSFER_TIMEOUT};
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::exec::{self, ExecSpec, Finished, Program, Running};
 use crate::probe::{ImageDigestResolver, RepoSnapshot, ResolverError};
+
+pub use context::BuildContextError;
 
 /// The label put on everything a run creates: `codegenie.run=<run id>`.
 pub const RUN_LABEL: &str = "codegenie.run";
@@ -46,6 +50,35 @@ impl EngineKind {
     }
 }
 
+/// The network `RUN` steps of an image build get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BuildNetwork {
+    /// The engine's default (bridge): `RUN npm ci` can fetch packages, and
+    /// the repository's build steps can reach anything this machine can.
+    #[default]
+    Default,
+    /// No network (`--network none`): build steps cannot reach anything.
+    None,
+}
+
+/// How an image is built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildOptions {
+    /// Past this the build client is killed (the engine cancels the build).
+    pub timeout: Duration,
+    /// The network of `RUN` steps.
+    pub network: BuildNetwork,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        BuildOptions {
+            timeout: BUILD_TIMEOUT,
+            network: BuildNetwork::Default,
+        }
+    }
+}
+
 /// What went wrong with the engine.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
@@ -70,6 +103,10 @@ pub enum EngineError {
         /// The end of the build output.
         log_tail: String,
     },
+    /// The build context could not be assembled (a bad `.dockerignore`
+    /// line, an unreadable file).
+    #[error("cannot assemble the build context")]
+    Context(#[source] Arc<BuildContextError>),
     /// An engine command failed.
     #[error("`{command}` failed: {detail}")]
     Command {
@@ -213,30 +250,54 @@ impl Engine {
         Ok(out.stdout.text().trim().to_owned())
     }
 
-    /// Build the image of `context` (its `Dockerfile`) and return its digest
-    /// (`sha256:...`); the image is also tagged `codegenie-trace:<short digest>`.
-    pub fn build(&self, context: &Path) -> Result<String, EngineError> {
-        self.build_within(context, BUILD_TIMEOUT)
+    /// Build the image of the repository at `repo_root` (its `Dockerfile`)
+    /// and return its digest (`sha256:...`); the image is also tagged
+    /// `codegenie-trace:<short digest>`.
+    pub fn build(&self, repo_root: &Path) -> Result<String, EngineError> {
+        self.build_with(repo_root, &BuildOptions::default())
     }
 
     /// [`Engine::build`] with a time limit: past it the build client is
     /// killed (the engine then cancels the build) and
     /// [`EngineError::BuildTimedOut`] returned.
-    pub fn build_within(&self, context: &Path, timeout: Duration) -> Result<String, EngineError> {
+    pub fn build_within(&self, repo_root: &Path, timeout: Duration) -> Result<String, EngineError> {
+        self.build_with(
+            repo_root,
+            &BuildOptions {
+                timeout,
+                ..BuildOptions::default()
+            },
+        )
+    }
+
+    /// [`Engine::build`] with explicit options. The context is a tar of the
+    /// repository (see [`context`]: `.dockerignore` honoured, `.codegenie/`
+    /// never sent) written outside the repository and fed to `build -`.
+    pub fn build_with(&self, repo_root: &Path, opts: &BuildOptions) -> Result<String, EngineError> {
         let tmp = tempfile::tempdir().map_err(|e| EngineError::Command {
             command: "build".into(),
             detail: format!("temp dir: {e}"),
         })?;
         let iid = tmp.path().join("iid");
-        let out = self.run(
-            self.spec()
-                .arg("build")
-                .arg("-q")
-                .arg("--iidfile")
-                .arg(&iid)
-                .arg(context)
-                .timeout(timeout),
-        )?;
+        let tar_path = tmp.path().join("context.tar");
+        let packed = context::write_context_tar(repo_root, &tar_path)
+            .map_err(|e| EngineError::Context(Arc::new(e)))?;
+        tracing::debug!(
+            entries = packed.entries,
+            bytes = packed.content_bytes,
+            "build context packed"
+        );
+        let mut spec = self
+            .spec()
+            .arg("build")
+            .arg("-q")
+            .arg("--iidfile")
+            .arg(&iid);
+        if opts.network == BuildNetwork::None {
+            spec = spec.args(["--network", "none"]);
+        }
+        let out = self.run(spec.arg("-").stdin_file(&tar_path).timeout(opts.timeout))?;
+        let timeout = opts.timeout;
         if out.termination == exec::Termination::TimedOut {
             return Err(EngineError::BuildTimedOut {
                 after_ms: timeout.as_millis().min(u64::MAX as u128) as u64,
@@ -501,12 +562,18 @@ fn daemon_down_line(log: &str) -> Option<String> {
 }
 
 /// The default `image-digest:<resolved>` resolver: builds the repository's
-/// Dockerfile (`build --iidfile`; the build cache makes repeats cheap). No
-/// Dockerfile resolves to `None`; a failed build is an [`EngineError`].
+/// Dockerfile (`build --iidfile`). No Dockerfile resolves to `None`; a
+/// failed build is an [`EngineError`].
+///
+/// One build per run: the resolver remembers what it resolved for each
+/// repository (digest or error), so the cache key and the traced image are
+/// the same build (docs/architecture.md, "One build per run"). Make one
+/// resolver per run; a resolver kept across edits would keep its first digest.
 #[derive(Debug, Clone)]
 pub struct BuildDigestResolver {
     engine: Engine,
-    timeout: Duration,
+    options: BuildOptions,
+    resolved: Arc<Mutex<BTreeMap<PathBuf, Result<String, EngineError>>>>,
 }
 
 impl BuildDigestResolver {
@@ -514,14 +581,29 @@ impl BuildDigestResolver {
     pub fn new(engine: Engine) -> Self {
         BuildDigestResolver {
             engine,
-            timeout: BUILD_TIMEOUT,
+            options: BuildOptions::default(),
+            resolved: Arc::default(),
         }
     }
 
     /// The same resolver with another build time limit.
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.options.timeout = timeout;
         self
+    }
+
+    /// The same resolver with other build options.
+    pub fn with_options(mut self, options: BuildOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// How many builds this resolver (and its clones) started.
+    pub fn builds(&self) -> usize {
+        self.resolved
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
     }
 }
 
@@ -530,9 +612,15 @@ impl ImageDigestResolver for BuildDigestResolver {
         if !repo.has_file("Dockerfile") {
             return Ok(None);
         }
-        match self.engine.build_within(repo.root(), self.timeout) {
-            Ok(d) => Ok(Some(d)),
-            Err(e) => Err(Box::new(e)),
+        // Held across the build: a second caller waits for the first build
+        // instead of starting its own.
+        let mut resolved = self.resolved.lock().unwrap_or_else(|p| p.into_inner());
+        let result = resolved
+            .entry(repo.root().to_path_buf())
+            .or_insert_with(|| self.engine.build_with(repo.root(), &self.options));
+        match result {
+            Ok(d) => Ok(Some(d.clone())),
+            Err(e) => Err(Box::new(e.clone())),
         }
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! Every process is an allowlisted [`Program`] started with an argv (never
 //! through a shell), a scrubbed environment (only [`KEPT_ENV`] survives),
-//! stdin from `/dev/null`, bounded output capture, and its own process group,
+//! stdin from `/dev/null` (or a file the caller names), bounded output capture, and its own process group,
 //! which is killed on timeout and when the handle is dropped.
 
 mod capture;
@@ -48,6 +48,15 @@ pub enum ExecError {
     #[error("cannot start {path}")]
     Spawn {
         /// The resolved program path.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file meant for the child's stdin cannot be opened.
+    #[error("cannot open {path} as the child's stdin")]
+    Stdin {
+        /// The file.
         path: PathBuf,
         /// The error.
         #[source]

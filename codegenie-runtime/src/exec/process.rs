@@ -57,6 +57,7 @@ pub struct ExecSpec {
     capture_limit: usize,
     watch_line: Option<Vec<u8>>,
     private_network: bool,
+    stdin_file: Option<PathBuf>,
 }
 
 impl ExecSpec {
@@ -70,7 +71,16 @@ impl ExecSpec {
             capture_limit: DEFAULT_CAPTURE_LIMIT,
             watch_line: None,
             private_network: false,
+            stdin_file: None,
         }
+    }
+
+    /// Feed the child's stdin from the file at `path` (read by the child
+    /// through its own descriptor, so nothing is buffered here) instead of
+    /// `/dev/null`. An unreadable file is [`ExecError::Stdin`] at spawn.
+    pub fn stdin_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.stdin_file = Some(path.into());
+        self
     }
 
     /// Start the process in a new network namespace with only loopback up
@@ -189,12 +199,23 @@ pub struct Running {
 /// Start `spec` and return a handle; the caller waits or kills.
 pub fn spawn(spec: &ExecSpec) -> Result<Running, ExecError> {
     let path = spec.program.resolve()?;
+    let stdin = match &spec.stdin_file {
+        None => Stdio::null(),
+        Some(file) => {
+            Stdio::from(
+                std::fs::File::open(file).map_err(|source| ExecError::Stdin {
+                    path: file.clone(),
+                    source,
+                })?,
+            )
+        }
+    };
     // The one place a process is started (see clippy.toml).
     #[allow(clippy::disallowed_methods)]
     let mut cmd = Command::new(&path);
     cmd.args(&spec.args)
         .env_clear()
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         // Own process group: a timeout kills the program and everything it started.
@@ -439,6 +460,27 @@ mod tests {
         .unwrap();
         assert!(cat.success());
         assert!(cat.stdout.bytes.is_empty());
+    }
+
+    #[test]
+    fn stdin_can_come_from_a_file() {
+        require_strace();
+        let _serial = serial();
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in");
+        std::fs::write(&input, b"fed through stdin\n").unwrap();
+        let out = run(&ExecSpec::new(Program::Strace)
+            .args(["-e", "trace=none", "-o", "/dev/null", "cat"])
+            .stdin_file(&input)
+            .timeout(Duration::from_secs(10)))
+        .unwrap();
+        assert!(out.success(), "{}", out.stderr.text());
+        assert_eq!(out.stdout.text(), "fed through stdin\n");
+        let missing = run(&ExecSpec::new(Program::Strace).stdin_file(dir.path().join("nope")));
+        assert!(
+            matches!(missing, Err(ExecError::Stdin { .. })),
+            "{missing:?}"
+        );
     }
 
     #[test]

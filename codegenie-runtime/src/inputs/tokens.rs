@@ -19,6 +19,9 @@ pub enum UnresolvedReason {
     ResolverReturnedNone,
     /// The resolver failed; its message.
     ResolverFailed(String),
+    /// The caller chose not to resolve it (resolving is expensive, e.g. an
+    /// image build); why, and how to ask for it.
+    NotRequested(String),
 }
 
 impl std::fmt::Display for UnresolvedReason {
@@ -28,6 +31,7 @@ impl std::fmt::Display for UnresolvedReason {
             UnresolvedReason::ResolverUnbound => f.write_str("no resolver bound in the context"),
             UnresolvedReason::ResolverReturnedNone => f.write_str("the resolver found no value"),
             UnresolvedReason::ResolverFailed(m) => write!(f, "the resolver failed: {m}"),
+            UnresolvedReason::NotRequested(why) => f.write_str(why),
         }
     }
 }
@@ -71,12 +75,18 @@ pub fn resolve_token(
     // Exhaustive on purpose: a new token kind does not compile until it has a resolver.
     let value = match kind {
         TokenKind::ImageDigest => resolve_image_digest(repo, ctx),
+        TokenKind::TraceConfig => resolve_trace_config(repo, ctx),
     };
     if let TokenValue::Unresolved(reason) = &value {
         match kind {
             TokenKind::ImageDigest => tracing::info!(
                 token = kind.name(),
                 image_digest_unresolved_reason = %reason,
+                "token unresolved; the cache key uses the empty sentinel"
+            ),
+            TokenKind::TraceConfig => tracing::info!(
+                token = kind.name(),
+                trace_config_unresolved_reason = %reason,
                 "token unresolved; the cache key uses the empty sentinel"
             ),
         }
@@ -87,6 +97,29 @@ pub fn resolve_token(
     }
 }
 
+fn resolve_trace_config(repo: &RepoSnapshot, ctx: Option<&ProbeContext>) -> TokenValue {
+    let Some(ctx) = ctx else {
+        return TokenValue::Unresolved(UnresolvedReason::NoContext);
+    };
+    let Some(resolver) = &ctx.trace_config_resolver else {
+        return TokenValue::Unresolved(UnresolvedReason::ResolverUnbound);
+    };
+    from_resolver(resolver.resolve(repo, &ctx.settings))
+}
+
+fn from_resolver(r: Result<Option<String>, crate::probe::ResolverError>) -> TokenValue {
+    match r {
+        Ok(Some(v)) => TokenValue::Resolved(v),
+        Ok(None) => TokenValue::Unresolved(UnresolvedReason::ResolverReturnedNone),
+        Err(e) => match e.downcast_ref::<crate::probe::TokenNotRequested>() {
+            Some(n) => TokenValue::Unresolved(UnresolvedReason::NotRequested(n.0.clone())),
+            None => TokenValue::Unresolved(UnresolvedReason::ResolverFailed(
+                crate::errors::error_chain(e.as_ref()),
+            )),
+        },
+    }
+}
+
 fn resolve_image_digest(repo: &RepoSnapshot, ctx: Option<&ProbeContext>) -> TokenValue {
     let Some(ctx) = ctx else {
         return TokenValue::Unresolved(UnresolvedReason::NoContext);
@@ -94,11 +127,5 @@ fn resolve_image_digest(repo: &RepoSnapshot, ctx: Option<&ProbeContext>) -> Toke
     let Some(resolver) = &ctx.image_digest_resolver else {
         return TokenValue::Unresolved(UnresolvedReason::ResolverUnbound);
     };
-    match resolver.resolve(repo) {
-        Ok(Some(digest)) => TokenValue::Resolved(digest),
-        Ok(None) => TokenValue::Unresolved(UnresolvedReason::ResolverReturnedNone),
-        Err(e) => TokenValue::Unresolved(UnresolvedReason::ResolverFailed(
-            crate::errors::error_chain(e.as_ref()),
-        )),
-    }
+    from_resolver(resolver.resolve(repo))
 }

@@ -5,8 +5,9 @@
 //! Rules (DESIGN.md §3): gitignore semantics are off (a declared file counts
 //! even if ignored), `.git` is never entered, and `.codegenie/` is entered only
 //! for globs that name it explicitly (`.codegenie/scenarios.yaml`), and even
-//! then never its `cache/` and `context/` outputs. Symlinks are not followed;
-//! a matched symlink is hashed by its target text.
+//! then never its `cache/` and `context/` outputs. Symlinked folders are not
+//! entered; a matched symlink is hashed by its target text and the content
+//! of the file it points at.
 
 use std::io::Read;
 use std::path::Path;
@@ -523,16 +524,45 @@ pub(crate) fn blake3_of(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<(S
     Ok((hasher.finalize().to_hex().to_string(), len))
 }
 
+/// A symlink's hash covers its target text *and* what it points at: a
+/// regular file's content (so editing the target through another name
+/// changes the key), or the kind of anything else (missing, a folder).
 fn hash_symlink(path: &Path) -> Result<String, CacheKeyError> {
-    let target = std::fs::read_link(path).map_err(|source| CacheKeyError::Io {
+    let io_err = |source| CacheKeyError::Io {
         path: path.to_path_buf(),
         source,
-    })?;
+    };
+    let target = std::fs::read_link(path).map_err(io_err)?;
     let mut hasher = blake3::Hasher::new();
     // Domain-separated from file content, so a link never collides with a file
     // whose bytes are the target text.
-    hasher.update(b"codegenie.symlink\0");
-    hasher.update(target.as_os_str().as_encoded_bytes());
+    hasher.update(b"codegenie.symlink.v2\0");
+    let text = target.as_os_str().as_encoded_bytes();
+    hasher.update(&(text.len() as u64).to_le_bytes());
+    hasher.update(text);
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => {
+            let mut f = std::fs::File::open(path).map_err(io_err)?;
+            let mut buf = vec![0u8; 64 * 1024];
+            let (content, _) = blake3_of(&mut f, &mut buf).map_err(io_err)?;
+            hasher.update(b"file\0");
+            hasher.update(content.as_bytes());
+        }
+        Ok(m) if m.is_dir() => {
+            hasher.update(b"dir\0");
+        }
+        Ok(_) => {
+            hasher.update(b"other\0");
+        }
+        // Dangling (or a loop): the link text alone stands for it.
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                || e.raw_os_error() == Some(nix::errno::Errno::ELOOP as i32) =>
+        {
+            hasher.update(b"missing\0");
+        }
+        Err(e) => return Err(io_err(e)),
+    }
     Ok(hasher.finalize().to_hex().to_string())
 }
 

@@ -127,7 +127,8 @@ impl Probe for DistrolessReadinessProbe {
         declared_inputs![
             "Dockerfile",
             ".codegenie/scenarios.yaml",
-            "image-digest:<resolved>"
+            "image-digest:<resolved>",
+            "trace-config:<resolved>"
         ]
     }
 

@@ -10,12 +10,15 @@
 //! - [`bundle`]: the tool bundle copied into containers; [`agent`]: the
 //!   in-container helpers (`codegenie agent ...`);
 //! - [`model`], [`slice`](mod@slice), [`output`]: results, the slice, the probe output;
+//! - [`config_token`]: the `trace-config:<resolved>` token (backend,
+//!   tracer, scenarios, limits in the cache key);
 //! - [`work_dir`]: where raw traces wait for the writer;
 //! - [`dockerfile`]: why a Dockerfile is unusable.
 
 pub mod agent;
 mod backend;
 pub mod bundle;
+pub mod config_token;
 mod container;
 pub mod dockerfile;
 mod host;
@@ -30,6 +33,7 @@ pub mod slice;
 mod steps;
 pub mod work_dir;
 
+pub use config_token::TraceConfig;
 pub use host::HostBackendError;
 pub use probe::{RuntimeTraceProbe, TraceError, PROBE_NAME};
 pub use settings::{Backend, RunId, RunLimits, TraceSettings};

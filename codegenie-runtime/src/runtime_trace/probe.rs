@@ -99,7 +99,8 @@ impl Probe for RuntimeTraceProbe {
         declared_inputs![
             "Dockerfile",
             ".codegenie/scenarios.yaml",
-            "image-digest:<resolved>"
+            "image-digest:<resolved>",
+            "trace-config:<resolved>"
         ]
     }
 

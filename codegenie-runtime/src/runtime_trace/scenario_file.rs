@@ -42,6 +42,25 @@ pub fn load_scenarios(repo: &RepoSnapshot) -> Result<ScenarioFile, TraceError> {
     }
 }
 
+/// The text of the repository's own scenario file, `None` when it has
+/// none (the embedded defaults apply). Bounded like [`load_scenarios`].
+pub fn read_scenario_text(repo: &RepoSnapshot) -> Result<Option<String>, TraceError> {
+    let path = repo.root().join(SCENARIO_FILE);
+    match read_bounded(&path, MAX_SCENARIO_FILE_BYTES) {
+        Ok(Ok(text)) => Ok(Some(text)),
+        Ok(Err(len)) => Err(TraceError::Scenarios(ScenarioError {
+            source_name: SCENARIO_FILE.to_owned(),
+            line: None,
+            column: None,
+            message: format!(
+                "the file has {len} bytes or more; at most {MAX_SCENARIO_FILE_BYTES} are read"
+            ),
+        })),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(TraceError::Io { path, source }),
+    }
+}
+
 /// Read `path` as text if it has at most `limit` bytes; `Ok(Err(n))` when it
 /// has more (`n` bytes were seen before stopping).
 fn read_bounded(path: &Path, limit: u64) -> std::io::Result<Result<String, u64>> {

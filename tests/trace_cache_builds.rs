@@ -1,0 +1,262 @@
+//! The cache and the image build on the most common Dockerfile shape,
+//! `COPY . /`, through the real binary and the real engine: codegenie's own
+//! state never enters the build context, so the second run is a hit; one
+//! build per run (the key's digest is the traced image); the key covers the
+//! backend and the scenarios; `cache explain` builds only when asked.
+// Tests drive the built binary and the engine directly; the product itself
+// starts processes only through its exec layer.
+#![allow(clippy::disallowed_methods)]
+
+mod trace_support;
+
+use std::path::Path;
+use std::process::Command;
+
+use trace_support::*;
+
+const DOCKERFILE: &str = "FROM scratch\nCOPY . /\nENTRYPOINT [\"/app/start.sh\"]\n";
+const SCENARIOS: &str = "version: 1\nscenarios:\n  - name: batch\n    command: [\"/bin/cat\", \"/app/version.txt\"]\n    expected_exit_code: 0\n";
+
+/// A `COPY . /` repository: busybox under `bin/`, an app file, and its
+/// scenario file reached through a symlink into `scenarios/` (which the
+/// `.dockerignore` keeps out of the image).
+fn copy_all_repo() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let r = dir.path();
+    std::fs::create_dir_all(r.join("bin")).unwrap();
+    std::fs::copy(busybox(), r.join("bin/busybox")).unwrap();
+    for a in ["sh", "cat"] {
+        std::os::unix::fs::symlink("busybox", r.join("bin").join(a)).unwrap();
+    }
+    std::fs::create_dir_all(r.join("app")).unwrap();
+    std::fs::write(r.join("app/version.txt"), "v1\n").unwrap();
+    std::fs::write(r.join("app/start.sh"), "#!/bin/sh\ncat /app/version.txt\n").unwrap();
+    std::fs::write(r.join("Dockerfile"), DOCKERFILE).unwrap();
+    std::fs::write(r.join(".dockerignore"), "scenarios/\n").unwrap();
+    std::fs::create_dir_all(r.join("scenarios")).unwrap();
+    std::fs::write(r.join("scenarios/trace.yaml"), SCENARIOS).unwrap();
+    std::fs::create_dir_all(r.join(".codegenie")).unwrap();
+    std::os::unix::fs::symlink(
+        "../scenarios/trace.yaml",
+        r.join(".codegenie/scenarios.yaml"),
+    )
+    .unwrap();
+    dir
+}
+
+/// `codegenie trace <repo> --json <extra>`: the record, with the slice
+/// written for it under `slice`.
+fn trace(repo: &Path, extra: &[&str]) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_codegenie"))
+        .arg("trace")
+        .arg(repo)
+        .arg("--json")
+        .args(extra)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut rec: serde_json::Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    rec["slice"] = serde_json::from_slice(
+        &std::fs::read(repo.join(".codegenie/context/runtime_trace.json")).unwrap(),
+    )
+    .unwrap();
+    rec
+}
+
+fn status(rec: &serde_json::Value) -> &str {
+    rec["status"]["status"].as_str().unwrap()
+}
+
+fn slice(rec: &serde_json::Value) -> &serde_json::Value {
+    &rec["slice"]
+}
+
+/// The value of `token` in the probe's recorded input manifest (the key
+/// of its last run).
+fn manifest_token(repo: &Path, token: &str) -> String {
+    let m: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(repo.join(".codegenie/cache/manifests/runtime_trace.json")).unwrap(),
+    )
+    .unwrap();
+    let t = m["inputs"]["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["token"] == token)
+        .unwrap_or_else(|| panic!("no {token} in {m:#}"));
+    t["value"]["resolved"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{token} unresolved: {t}"))
+        .to_owned()
+}
+
+/// Every path in the image's file system.
+fn image_paths(image: &str) -> Vec<String> {
+    let created = Command::new("docker")
+        .args(["create", image])
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{created:?}");
+    let id = String::from_utf8_lossy(&created.stdout).trim().to_owned();
+    let export = Command::new("sh")
+        .arg("-c")
+        .arg(format!("docker export {id} | tar -t"))
+        .output()
+        .unwrap();
+    let _ = Command::new("docker").args(["rm", "-f", &id]).output();
+    assert!(export.status.success(), "{export:?}");
+    String::from_utf8_lossy(&export.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn copy_all_dockerfile_hits_the_cache_and_keeps_codegenie_state_out_of_the_image() {
+    let _engine = engine_lock();
+    let repo = copy_all_repo();
+    let r = repo.path();
+
+    let first = trace(r, &[]);
+    assert_eq!(status(&first), "ran", "{first:#}");
+    let s = slice(&first);
+    assert_eq!(strings(&s["scenarios_run"]), ["batch"], "{s:#}");
+    let digest = s["built_image_digest"].as_str().unwrap().to_owned();
+    // One build per run: the key's digest is the image traced.
+    assert_eq!(s["last_traced_image_digest"], digest.as_str());
+    assert_eq!(manifest_token(r, "image-digest:<resolved>"), digest);
+    assert!(r.join(".codegenie/context/runtime_trace.json").is_file());
+
+    // The second run builds again (the build cache answers) and gets the
+    // same digest, because `.codegenie/` (now holding the cache and the
+    // first run's evidence) is not in the context.
+    let second = trace(r, &[]);
+    assert_eq!(status(&second), "cache_hit", "{second:#}");
+    assert_eq!(slice(&second)["built_image_digest"], digest.as_str());
+
+    let paths = image_paths(&digest);
+    assert!(paths.iter().any(|p| p == "app/version.txt"), "{paths:?}");
+    assert!(
+        !paths.iter().any(|p| p.starts_with(".codegenie")),
+        "codegenie state in the image: {paths:?}"
+    );
+    assert!(
+        !paths.iter().any(|p| p.starts_with("scenarios")),
+        "{paths:?}"
+    );
+
+    // An edited app file is a new image: re-traced, with the new digest.
+    std::fs::write(r.join("app/version.txt"), "v2\n").unwrap();
+    let third = trace(r, &[]);
+    assert_eq!(status(&third), "ran", "{third:#}");
+    let new_digest = slice(&third)["built_image_digest"].as_str().unwrap();
+    assert_ne!(new_digest, digest);
+    assert_eq!(manifest_token(r, "image-digest:<resolved>"), new_digest);
+
+    // The scenarios, edited through the symlink's target (which the image
+    // does not contain), re-trace too.
+    std::fs::write(
+        r.join("scenarios/trace.yaml"),
+        SCENARIOS.replace("batch", "batch_two"),
+    )
+    .unwrap();
+    let fourth = trace(r, &[]);
+    assert_eq!(status(&fourth), "ran", "{fourth:#}");
+    assert_eq!(strings(&slice(&fourth)["scenarios_run"]), ["batch_two"]);
+    // Raw artifacts reflect the last run only.
+    let raw = r.join(".codegenie/context/raw");
+    assert!(raw.join("runtime-trace-batch_two.strace").is_file());
+    assert!(!raw.join("runtime-trace-batch.strace").exists());
+
+    // --refresh runs on a hit and stores; --no-cache neither reads nor writes.
+    let refreshed = trace(r, &["--refresh"]);
+    assert_eq!(status(&refreshed), "ran");
+    assert_eq!(status(&trace(r, &[])), "cache_hit");
+    assert_eq!(status(&trace(r, &["--no-cache"])), "ran");
+}
+
+#[test]
+fn a_host_backend_result_never_serves_a_container_run() {
+    let _engine = engine_lock();
+    let repo = copy_all_repo();
+    let r = repo.path();
+    assert_eq!(status(&trace(r, &[])), "ran");
+    assert_eq!(status(&trace(r, &[])), "cache_hit");
+    let host = trace(r, &["--backend", "host"]);
+    assert_eq!(status(&host), "ran", "{host:#}");
+    assert_eq!(slice(&host)["built_image_digest"], serde_json::Value::Null);
+    assert!(manifest_token(r, "trace-config:<resolved>").starts_with("backend=host;"));
+    // The container entry is still there, and still the container's.
+    let back = trace(r, &[]);
+    assert_eq!(status(&back), "cache_hit", "{back:#}");
+    assert!(slice(&back)["built_image_digest"].is_string());
+}
+
+#[test]
+fn cache_explain_builds_only_when_asked_and_then_shows_the_run_key() {
+    let _engine = engine_lock();
+    let repo = copy_all_repo();
+    let r = repo.path();
+    let first = trace(r, &[]);
+    let digest = slice(&first)["built_image_digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let explain = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_codegenie"))
+            .args(["cache", "explain"])
+            .arg(r)
+            .args(["--probe", "runtime_trace", "--json"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let token = |ex: &serde_json::Value| {
+        ex["inputs"]["tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["token"] == "image-digest:<resolved>")
+            .unwrap()["value"]
+            .clone()
+    };
+    let unresolved = explain(&[]);
+    let v = token(&unresolved);
+    assert_eq!(v["unresolved"]["reason"], "not_requested", "{v}");
+    assert!(v.to_string().contains("--resolve"), "{v}");
+    // The control: with --resolve, the digest of the traced image and the
+    // key of the last run, stable across runs.
+    let resolved = explain(&["--resolve"]);
+    assert_eq!(token(&resolved)["resolved"], digest.as_str());
+    assert_eq!(resolved["key"], first["cache_key"]);
+    assert_eq!(resolved["entry"]["state"], "present");
+    assert_eq!(explain(&["--resolve"])["key"], resolved["key"]);
+}
+
+#[test]
+fn a_state_folder_leading_out_of_the_repository_is_refused() {
+    let repo = copy_all_repo();
+    let outside = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(outside.path(), repo.path().join(".codegenie/context")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_codegenie"))
+        .arg("trace")
+        .arg(repo.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(".codegenie/context leads out of the repository"),
+        "{stderr}"
+    );
+    // Nothing was written there.
+    assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
+}
