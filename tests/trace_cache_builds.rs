@@ -55,8 +55,10 @@ fn trace(repo: &Path, extra: &[&str]) -> serde_json::Value {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
+    // 3: the evidence was written, and a scenario failed (these tests are
+    // about what is cached, not about the fixture's outcome on each backend).
     assert!(
-        out.status.success(),
+        matches!(out.status.code(), Some(0 | 3)),
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );

@@ -1,6 +1,6 @@
 //! What the kernel loads without a traced `open`: a script's `#!` interpreter
 //! and an ELF binary's `PT_INTERP` loader. Pure functions over a file's first
-//! bytes (DESIGN.md §5).
+//! bytes (docs/architecture.md, "Runtime trace").
 
 /// How many leading bytes of a file are enough for [`interpreter_of`] in
 /// practice (ELF program headers sit right after the 64-byte header).

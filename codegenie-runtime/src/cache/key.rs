@@ -1,4 +1,4 @@
-//! Cache key composition (DESIGN.md §3, a contract): blake3 over a canonical,
+//! Cache key composition (docs/architecture.md, "Cache key", a contract): blake3 over a canonical,
 //! length-prefixed encoding of the probe name, its version, each declared glob
 //! with the sorted (path, content hash) pairs it matched, and each token with
 //! its value or the unresolved sentinel.

@@ -1,44 +1,17 @@
 //! An image's filesystem in and out of the engine: export a stopped
 //! container's filesystem to a tar file, import a tar file as a new image with
-//! a given config, and read an image's full config and size. Both directions
+//! a given config, and read an image's size. Both directions
 //! go through the engine CLI, so they work with a remote engine too.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use serde::Deserialize;
-
-use super::{Engine, EngineError};
+use super::{Engine, EngineError, ImageConfig};
 
 /// How long an export or import of a whole image filesystem may take.
 pub const TRANSFER_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// The part of an image's config that a new image built from its files must
-/// carry over (`docker image inspect` → `.Config`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-pub struct ContainerConfig {
-    /// `ENTRYPOINT`.
-    #[serde(rename = "Entrypoint", default)]
-    pub entrypoint: Option<Vec<String>>,
-    /// `CMD`.
-    #[serde(rename = "Cmd", default)]
-    pub cmd: Option<Vec<String>>,
-    /// `ENV`, as `KEY=value`.
-    #[serde(rename = "Env", default)]
-    pub env: Option<Vec<String>>,
-    /// `WORKDIR`.
-    #[serde(rename = "WorkingDir", default)]
-    pub working_dir: String,
-    /// `USER`.
-    #[serde(rename = "User", default)]
-    pub user: String,
-    /// `EXPOSE`d ports (`"8080/tcp": {}`).
-    #[serde(rename = "ExposedPorts", default)]
-    pub exposed_ports: Option<BTreeMap<String, serde_json::Value>>,
-}
-
-impl ContainerConfig {
+impl ImageConfig {
     /// The config as `docker import --change` instructions, in exec form.
     pub fn import_changes(&self) -> Vec<String> {
         let json = |v: &Vec<String>| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
@@ -73,18 +46,6 @@ fn json_string(v: &str) -> String {
 }
 
 impl Engine {
-    /// The full config of `image`.
-    pub fn container_config(&self, image: &str) -> Result<ContainerConfig, EngineError> {
-        let out =
-            self.ok(self
-                .spec()
-                .args(["image", "inspect", "--format", "{{json .Config}}", image]))?;
-        serde_json::from_slice(&out.stdout.bytes).map_err(|e| EngineError::Output {
-            command: "image inspect".into(),
-            detail: e.to_string(),
-        })
-    }
-
     /// The id of the image `reference`, or `None` when the engine has no
     /// such image.
     pub fn image_id(&self, reference: &str) -> Result<Option<String>, EngineError> {
@@ -180,7 +141,7 @@ mod tests {
 
     #[test]
     fn config_becomes_exec_form_changes() {
-        let c: ContainerConfig = serde_json::from_str(
+        let c: ImageConfig = serde_json::from_str(
             r#"{"Entrypoint":null,"Cmd":["node","/app/server.js"],"Env":["PATH=/usr/bin:/bin","GREETING=a \"b\" c"],"WorkingDir":"/app","User":"node","ExposedPorts":{"3000/tcp":{}}}"#,
         )
         .unwrap();

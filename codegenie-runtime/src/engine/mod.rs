@@ -5,7 +5,7 @@ pub mod context;
 mod filesystem;
 mod orphans;
 
-pub use filesystem::{ContainerConfig, TRANSFER_TIMEOUT};
+pub use filesystem::TRANSFER_TIMEOUT;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -125,7 +125,8 @@ pub enum EngineError {
     },
 }
 
-/// The parts of an image's config the probe uses.
+/// An image's config (`docker image inspect` → `.Config`): what the
+/// scenarios start, and what a new image cut from its files must carry over.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct ImageConfig {
     /// `ENTRYPOINT`.
@@ -137,6 +138,15 @@ pub struct ImageConfig {
     /// `EXPOSE`d ports (`"8080/tcp": {}`).
     #[serde(rename = "ExposedPorts", default)]
     pub exposed_ports: Option<BTreeMap<String, serde_json::Value>>,
+    /// `ENV`, as `KEY=value`.
+    #[serde(rename = "Env", default)]
+    pub env: Option<Vec<String>>,
+    /// `WORKDIR`.
+    #[serde(rename = "WorkingDir", default)]
+    pub working_dir: String,
+    /// `USER`.
+    #[serde(rename = "User", default)]
+    pub user: String,
 }
 
 impl ImageConfig {
@@ -160,7 +170,7 @@ impl ImageConfig {
     }
 }
 
-/// How a scenario container is created (the hardening of DESIGN.md §7 is fixed).
+/// How a scenario container is created (the hardening of docs/architecture.md, "Container flow", is fixed).
 #[derive(Debug, Clone)]
 pub struct CreateOptions {
     /// The image (digest).

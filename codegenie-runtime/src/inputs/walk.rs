@@ -2,7 +2,7 @@
 //! the others matched by one parallel walk of their base folders; every
 //! matched file is hashed with blake3.
 //!
-//! Rules (DESIGN.md §3): gitignore semantics are off (a declared file counts
+//! Rules (docs/architecture.md, "Cache key"): gitignore semantics are off (a declared file counts
 //! even if ignored), `.git` is never entered, and `.codegenie/` is entered only
 //! for globs that name it explicitly (`.codegenie/scenarios.yaml`), and even
 //! then never its `cache/` and `context/` outputs. Symlinked folders are not
@@ -579,24 +579,9 @@ pub fn rel_path_string(rel: &Path) -> String {
     out
 }
 
-fn push_escaped(out: &mut String, mut bytes: &[u8]) {
-    while !bytes.is_empty() {
-        match std::str::from_utf8(bytes) {
-            Ok(s) => {
-                out.push_str(s);
-                return;
-            }
-            Err(e) => {
-                let (good, rest) = bytes.split_at(e.valid_up_to());
-                out.push_str(std::str::from_utf8(good).unwrap_or_default());
-                let bad = e.error_len().unwrap_or(rest.len());
-                for b in &rest[..bad] {
-                    out.push_str(&format!("\\x{b:02x}"));
-                }
-                bytes = &rest[bad..];
-            }
-        }
-    }
+fn push_escaped(out: &mut String, bytes: &[u8]) {
+    // The parser's rendering: the same bytes give the same text everywhere.
+    out.push_str(&crate::strace::literal::render(bytes));
 }
 
 #[cfg(test)]

@@ -149,7 +149,7 @@ pub fn build_minimal_image(
         evidence.named.iter().map(String::as_str),
         evidence.written.iter().map(String::as_str),
     );
-    let config = engine.container_config(original)?;
+    let config = engine.image_config(original)?;
     let mut changes = config.import_changes();
     changes.push(format!("LABEL {MINIMAL_OF_LABEL}={original}"));
     let tag = minimal_tag(original, &closure.keep, &changes);

@@ -17,7 +17,7 @@ use crate::probe::{
 use crate::runtime_trace::model::ScenarioOutcome;
 use crate::runtime_trace::scenarios::ScenarioFile;
 use crate::runtime_trace::{RunId, RuntimeTraceSlice, TraceError, TraceSettings, PROBE_NAME};
-use crate::{declared_inputs, register_probe, DeclaredInput};
+use crate::{register_probe, DeclaredInput};
 
 use super::readiness::{Blocker, DistrolessNeeds, Readiness};
 use super::verify::{compare, ScenarioComparison, Verification};
@@ -124,12 +124,7 @@ pub struct DistrolessReadinessProbe;
 impl Probe for DistrolessReadinessProbe {
     // Its output follows from the runtime trace's, which follows from these.
     fn declared_inputs(&self) -> &'static [DeclaredInput] {
-        declared_inputs![
-            "Dockerfile",
-            ".codegenie/scenarios.yaml",
-            "image-digest:<resolved>",
-            "trace-config:<resolved>"
-        ]
+        Probe::declared_inputs(&crate::runtime_trace::RuntimeTraceProbe)
     }
 
     fn cache_strategy(&self) -> CacheStrategy {
@@ -227,7 +222,7 @@ fn readiness(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutput, Rea
         }
         None => None,
     };
-    let config = engine.container_config(&original)?;
+    let config = engine.image_config(&original)?;
     let ready = Readiness::of(&slice, &config);
     let mut missing = main.missing.clone();
     missing.extend(verify_with.iter().flat_map(|v| v.missing.iter().cloned()));

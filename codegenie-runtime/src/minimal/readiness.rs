@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::ContainerConfig;
+use crate::engine::ImageConfig;
 use crate::runtime_trace::slice::TlsVerdict;
 use crate::runtime_trace::RuntimeTraceSlice;
 use crate::strace::rules::{basename, is_shell};
@@ -110,7 +110,7 @@ const SYSTEM_DIRS: &[&str] = &[
 
 impl Readiness {
     /// The readiness of the app traced in `slice`, whose image has `config`.
-    pub fn of(slice: &RuntimeTraceSlice, config: &ContainerConfig) -> Readiness {
+    pub fn of(slice: &RuntimeTraceSlice, config: &ImageConfig) -> Readiness {
         let mut blockers = BTreeSet::new();
         let runtime = runtime_programs(slice);
         for sc in &slice.scenarios {
@@ -235,7 +235,7 @@ fn runtime_programs(slice: &RuntimeTraceSlice) -> BTreeSet<String> {
 /// folders copied from the original image, its config, no shell.
 fn dockerfile(
     slice: &RuntimeTraceSlice,
-    config: &ContainerConfig,
+    config: &ImageConfig,
     runtime: &BTreeSet<String>,
 ) -> String {
     let node = runtime.iter().any(|p| basename(p).starts_with("node"));
@@ -317,7 +317,7 @@ mod tests {
         t.network_endpoints_touched.inbound = ["0.0.0.0:80".to_owned()].into();
         r.trace = Some(t);
         let slice = aggregate(&[r], &AggregateInputs::default());
-        let config: ContainerConfig = serde_json::from_str(
+        let config: ImageConfig = serde_json::from_str(
             r#"{"Cmd":["node","/app/server.js"],"WorkingDir":"/app","ExposedPorts":{"80/tcp":{}}}"#,
         )
         .unwrap();

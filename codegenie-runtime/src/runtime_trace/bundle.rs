@@ -25,7 +25,7 @@ pub const HELPER: &str = "/.codegenie/bin/codegenie";
 /// Where strace writes the trace.
 pub const TRACE_OUT: &str = "/.codegenie/out/trace";
 
-/// The strace options of DESIGN.md §7 (**contract**), before `-o` and the
+/// The strace options of docs/architecture.md, "Container flow" (**contract**), before `-o` and the
 /// app argv; `--seccomp-bpf` (about 4x less overhead) is left out only for
 /// an strace that lacks it.
 pub fn strace_options(seccomp_bpf: bool) -> Vec<&'static str> {

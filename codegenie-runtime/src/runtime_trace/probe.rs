@@ -270,13 +270,8 @@ pub fn run_blocking(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutp
         )),
         Err(e) => warnings.push(format!("cannot check for leftovers of earlier runs: {e}")),
     }
-    let config = engine.container_config(&digest)?;
-    let image = ImageConfig {
-        entrypoint: config.entrypoint.clone(),
-        cmd: config.cmd.clone(),
-        exposed_ports: config.exposed_ports.clone(),
-    };
-    let app = resolve_app(&file, &image);
+    let config = engine.image_config(&digest)?;
+    let app = resolve_app(&file, &config);
     let helper = match &settings.helper {
         Some(h) => h.clone(),
         None => std::env::current_exe().map_err(|source| TraceError::Io {

@@ -1,4 +1,4 @@
-//! The runtime_trace slice (DESIGN.md §5) and the pure aggregator that builds it.
+//! The runtime_trace slice (docs/architecture.md, "Runtime trace") and the pure aggregator that builds it.
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -1,5 +1,5 @@
 //! The step driver shared by the backends: readiness, exec, http, signal,
-//! wait_exit, the one-shot form and the final stop (DESIGN.md §6). What a
+//! wait_exit, the one-shot form and the final stop (docs/architecture.md, "Scenarios"). What a
 //! step does to the app goes through [`AppOps`], which each backend implements.
 
 use std::time::{Duration, Instant};
