@@ -14,7 +14,14 @@ fn parse_with(text: &str, interpreters: &[(&str, &str)]) -> TraceFacts {
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
-    parse_trace(text.as_bytes(), &ParseOptions { interpreters }).unwrap()
+    parse_trace(
+        text.as_bytes(),
+        &ParseOptions {
+            interpreters,
+            ..Default::default()
+        },
+    )
+    .unwrap()
 }
 
 fn list(s: &std::collections::BTreeSet<String>) -> Vec<&str> {
@@ -313,7 +320,14 @@ fn d8_script_interpreters_change_what_proc_self_exe_names() {
         ),
     ]
     .into();
-    let f = parse_trace(text.as_bytes(), &ParseOptions { interpreters }).unwrap();
+    let f = parse_trace(
+        text.as_bytes(),
+        &ParseOptions {
+            interpreters,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     assert_eq!(
         list(&f.trace.binaries_executed),
         ["/bin/busybox", "/entry.sh"]
@@ -610,4 +624,31 @@ fn execs_keep_their_argv_once_per_distinct_pair() {
         ]
     );
     assert_eq!(f.trace.shell_invocations, 2);
+}
+
+#[test]
+fn with_chdir_traced_relative_execs_use_the_cwd_at_exec_time() {
+    // `cd /srv && ./bin/httpd -h www`: httpd changes to www before it shows
+    // any cwd; the exec was relative to /srv.
+    let text = concat!(
+        "40  newfstatat(AT_FDCWD</repo>, \"x\", 0x7ffd, 0) = 0\n",
+        "40  chdir(\"/srv\") = 0\n",
+        "40  execve(\"./bin/httpd\", [\"./bin/httpd\", \"-h\", \"www\"], 0x7ffd /* 1 var */) = 0\n",
+        "40  chdir(\"www\") = 0\n",
+        "40  openat(AT_FDCWD</srv/www>, \"index.html\", O_RDONLY) = 3</srv/www/index.html>\n",
+    );
+    let traced = parse_trace(
+        text.as_bytes(),
+        &ParseOptions {
+            chdir_traced: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(list(&traced.trace.binaries_executed), ["/srv/bin/httpd"]);
+    assert_eq!(list(&traced.trace.files_read), ["/srv/www/index.html"]);
+    // Not knowing whether chdir was traced, the cwd before the exec is not
+    // trusted, and the new program's chdir comes before it shows one.
+    let unknown = parse(text);
+    assert_eq!(list(&unknown.trace.binaries_executed), ["bin/httpd"]);
 }

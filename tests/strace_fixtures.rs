@@ -73,6 +73,7 @@ fn interpreters_given_up_front_or_looked_up_lazily_agree() {
             &bytes[..],
             &ParseOptions {
                 interpreters: map.clone(),
+                ..Default::default()
             },
         )
         .unwrap();
@@ -131,7 +132,13 @@ fn malformed_lines_are_counted_not_fatal() {
 fn busybox_script_interpreter_from_the_image() {
     let interpreters: BTreeMap<String, String> =
         [("/app/run.sh".to_owned(), "/bin/sh".to_owned())].into();
-    let with = parse("busybox_chroot", &ParseOptions { interpreters });
+    let with = parse(
+        "busybox_chroot",
+        &ParseOptions {
+            interpreters,
+            ..Default::default()
+        },
+    );
     let without = parse("busybox_chroot", &ParseOptions::default());
     // §4 counts only `/bin/sh -c`; the script run by a shell is the slice's +1.
     assert_eq!(without.trace.shell_invocations, 1);
@@ -204,6 +211,7 @@ fn container_script_runs_its_shell_and_the_slice_says_so() {
         "container_busybox",
         &ParseOptions {
             interpreters: interpreters.clone(),
+            ..Default::default()
         },
     );
     // Applets re-exec /proc/self/exe: without the map that names the script,

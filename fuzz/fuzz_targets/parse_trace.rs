@@ -20,7 +20,7 @@ fuzz_target!(|data: &[u8]| {
         ("/app/start.sh".to_owned(), "/bin/sh".to_owned()),
         ("/bin/sh".to_owned(), "/lib/ld.so".to_owned()),
     ]);
-    let given = parse_trace(data, &ParseOptions { interpreters: map.clone() })
+    let given = parse_trace(data, &ParseOptions { interpreters: map.clone(), ..Default::default() })
         .expect("a slice reader never fails");
     let mut lookup = |p: &str| map.get(p).cloned();
     let (lazy, _) = parse_trace_with_lookup(data, &ParseOptions::default(), &mut lookup)

@@ -38,7 +38,7 @@ pub fn strace_options(seccomp_bpf: bool) -> Vec<&'static str> {
         "-s",
         "4096",
         "-e",
-        "trace=execve,execveat,fork,vfork,clone,clone3,open,openat,openat2,connect,bind,mmap,stat,lstat,newfstatat,statx,access,faccessat,faccessat2,readlink,readlinkat",
+        "trace=execve,execveat,fork,vfork,clone,clone3,open,openat,openat2,connect,bind,mmap,stat,lstat,newfstatat,statx,access,faccessat,faccessat2,readlink,readlinkat,chdir,fchdir",
     ]);
     v
 }
@@ -309,6 +309,6 @@ mod tests {
             !old.contains("--seccomp-bpf") && old.contains("-f -y -s 4096"),
             "{old}"
         );
-        assert!(joined.starts_with("--library-path /.codegenie/lib /.codegenie/bin/strace -f --seccomp-bpf -y -s 4096 -e trace=execve,execveat,fork,vfork,clone,clone3,open,openat,openat2,connect,bind,mmap,stat,lstat,newfstatat,statx,access,faccessat,faccessat2,readlink,readlinkat -o /.codegenie/out/trace -- /app/start.sh"), "{joined}");
+        assert!(joined.starts_with("--library-path /.codegenie/lib /.codegenie/bin/strace -f --seccomp-bpf -y -s 4096 -e trace=execve,execveat,fork,vfork,clone,clone3,open,openat,openat2,connect,bind,mmap,stat,lstat,newfstatat,statx,access,faccessat,faccessat2,readlink,readlinkat,chdir,fchdir -o /.codegenie/out/trace -- /app/start.sh"), "{joined}");
     }
 }

@@ -92,12 +92,13 @@ pub(super) fn parse_with_interpreters(
             .or_insert_with(|| interpreter_of(path))
             .clone()
     };
-    strace::parse_trace_with_lookup(
-        std::io::BufReader::new(f),
-        &ParseOptions::default(),
-        &mut lookup,
-    )
-    .map_err(read_err)
+    // The product's strace argv traces chdir (bundle::strace_options).
+    let opts = ParseOptions {
+        chdir_traced: true,
+        ..ParseOptions::default()
+    };
+    strace::parse_trace_with_lookup(std::io::BufReader::new(f), &opts, &mut lookup)
+        .map_err(read_err)
 }
 
 /// A collected trace that could not be read.

@@ -62,6 +62,8 @@ pub(crate) struct Collector<'o> {
     other: String,
     /// Scratch for normalising and joining.
     tmp: String,
+    /// See [`ParseOptions::chdir_traced`](super::ParseOptions).
+    chdir_traced: bool,
 }
 
 impl<'o> Collector<'o> {
@@ -84,6 +86,7 @@ impl<'o> Collector<'o> {
             path: String::new(),
             other: String::new(),
             tmp: String::new(),
+            chdir_traced: opts.chdir_traced,
         }
     }
 
@@ -368,10 +371,48 @@ impl<'o> Collector<'o> {
             Wanted::Mmap => self.mmap(pid, &call),
             Wanted::Probe => self.probe(pid, &call),
             Wanted::Connect | Wanted::Bind => self.socket(&call, wanted),
+            Wanted::Chdir => self.chdir(pid, &call),
         };
         if !understood {
             self.malformed();
         }
+    }
+
+    /// `chdir(path)` or `fchdir(fd</dir>)`: the process's new cwd, when it
+    /// can be told. A relative exec still waiting for the old cwd can no
+    /// longer learn it and stays relative.
+    fn chdir(&mut self, pid: u32, call: &Call<'_>) -> bool {
+        let Some(a) = arg(call.args, 0) else {
+            return false;
+        };
+        if !call.ret.ok() {
+            return true;
+        }
+        self.settle_exec(pid, None);
+        let new = if call.name == b"fchdir" {
+            parse_value(a).decoration.map(|dec| {
+                let mut dir = String::new();
+                decode_into(dec, &mut self.scratch, &mut dir);
+                dir
+            })
+        } else {
+            if self.literal_to_path(a).is_none() {
+                return false;
+            }
+            if self.path.starts_with('/') {
+                normalize_in_place(&mut self.path, &mut self.tmp);
+                Some(self.path.clone())
+            } else {
+                self.procs.cwd(pid).map(|cwd| {
+                    let mut dir = String::new();
+                    join_into(&cwd, &self.path, &mut dir);
+                    dir
+                })
+            }
+        };
+        let usable = new.filter(|d| d.starts_with('/') && !is_unnamed(d));
+        self.procs.set_cwd(pid, usable.as_deref());
+        true
     }
 
     /// An `AT_FDCWD</dir>` argument shows the process's cwd, whether the
@@ -574,7 +615,9 @@ impl<'o> Collector<'o> {
         // The cwd known so far may predate an untraced `chdir` (`cd dir &&
         // ./run` in a shell): the new program's own calls show it again,
         // unless this very call does.
-        self.procs.set_cwd(pid, None);
+        if !self.chdir_traced {
+            self.procs.set_cwd(pid, None);
+        }
         if let Some(d) = dirfd {
             self.learn_cwd(pid, d);
         }
@@ -607,10 +650,15 @@ impl<'o> Collector<'o> {
         }
         self.record_exec(argv);
         let path = std::mem::take(&mut self.path);
-        if cwd_relative && !via_self_exe {
-            self.procs.set_pending_exec(pid, &path);
-        } else {
-            self.exec_done(pid, &path);
+        let known_cwd = self.chdir_traced.then(|| self.procs.cwd(pid)).flatten();
+        match known_cwd {
+            Some(cwd) if cwd_relative && !via_self_exe => {
+                let mut abs = String::new();
+                join_into(&cwd, &path, &mut abs);
+                self.exec_done(pid, &abs);
+            }
+            _ if cwd_relative && !via_self_exe => self.procs.set_pending_exec(pid, &path),
+            _ => self.exec_done(pid, &path),
         }
         self.path = path;
         true
@@ -826,6 +874,8 @@ enum Wanted {
     Probe,
     Connect,
     Bind,
+    /// `chdir`, `fchdir`: the cwd changes.
+    Chdir,
 }
 
 impl Wanted {
@@ -841,6 +891,7 @@ impl Wanted {
             | b"fstatat64" => Wanted::Probe,
             b"connect" => Wanted::Connect,
             b"bind" => Wanted::Bind,
+            b"chdir" | b"fchdir" => Wanted::Chdir,
             _ => return None,
         })
     }

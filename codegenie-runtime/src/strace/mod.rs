@@ -43,6 +43,12 @@ pub struct ParseOptions {
     /// so the process runs that path itself and a `/proc/self/exe` target
     /// seen in the trace is its resolved name (see [`ParsedTrace::resolved`]).
     pub interpreters: BTreeMap<String, String>,
+    /// Whether the trace includes `chdir`/`fchdir` (the product's own
+    /// traces do). Then a process's known cwd is exact, and a relative exec
+    /// is made absolute against it at once; otherwise an untraced `chdir`
+    /// may have made it stale, so the cwd is forgotten at each exec and a
+    /// relative exec waits for the new program to show its cwd.
+    pub chdir_traced: bool,
 }
 
 /// Parse one trace, streaming. Never panics; malformed lines are counted.
