@@ -27,8 +27,12 @@ impl Probe for ReportProbe {
 fn main() {
     let registry = codegenie::Registry::load().expect("no duplicate names");
     // Registered, named from the type, in run order: light, then heavy (the
-    // built-in runtime_trace), then runs_last.
-    assert_eq!(registry.names(), ["lockfile", "runtime_trace", "report"]);
+    // built-in runtime_trace), then runs_last (the built-in
+    // distroless_readiness, then this one, by name).
+    assert_eq!(
+        registry.names(),
+        ["lockfile", "runtime_trace", "distroless_readiness", "report"]
+    );
     let lockfile = (registry.get("lockfile").unwrap().construct)();
     let inputs: Vec<String> = lockfile.declared_inputs().iter().map(|i| i.to_string()).collect();
     assert_eq!(inputs, ["**/Cargo.lock", "image-digest:<resolved>"]);
