@@ -35,7 +35,12 @@ struct Case {
 
 /// Run the probe on a hostile fixture and collect what it left behind.
 fn run_case(name: &str, repo: &std::path::Path, extra: &[Setting]) -> Case {
-    let id = run_id(name);
+    run_case_as(&run_id(name), repo, extra)
+}
+
+/// [`run_case`] under a chosen run id (so the test can watch its containers).
+fn run_case_as(id: &str, repo: &std::path::Path, extra: &[Setting]) -> Case {
+    let id = id.to_owned();
     let mut settings: Vec<Setting> = FAST.to_vec();
     settings.extend_from_slice(extra);
     let before = tmp_entries();
@@ -365,6 +370,69 @@ fn a_bundle_copy_failure_fails_the_scenario_cleanly() {
         "bundle copy failure",
         "failed: typed engine error naming docker cp",
         &format!("{kind} {}", detail["detail"]),
+        c.took,
+        &c.leftovers.describe(),
+    );
+}
+
+#[test]
+fn a_disk_filler_is_stopped_at_the_disk_bound() {
+    private_tmp();
+    let _engine = engine_lock();
+    const MIB: u64 = 1 << 20;
+    const LIMIT: u64 = 128 * MIB;
+    // What one poll (250 ms) lets a container write past the bound, with room.
+    const SLACK: u64 = 256 * MIB;
+    let bundle = std::fs::metadata(env!("CARGO_BIN_EXE_codegenie"))
+        .unwrap()
+        .len()
+        + 16 * MIB;
+    let repo = fixture_repo("tests/fixtures/hostile/disk-fill");
+
+    // Control: with the bound out of the way, the same app writes 400 MiB
+    // onto the host's disk and the scenario says `completed`.
+    let scenarios = std::fs::read_to_string(repo.path().join(".codegenie/scenarios.yaml")).unwrap();
+    write_scenarios(
+        repo.path(),
+        &scenarios.replace(r#"["/app/fill.sh"]"#, r#"["/app/fill.sh", "400"]"#),
+    );
+    let id = run_id("disk-control");
+    let watch = WritablePeak::start(&id);
+    let control = run_case_as(&id, repo.path(), &[Setting::DiskLimitBytes(u64::MAX)]);
+    let control_peak = watch.finish();
+    let (kind, detail) = outcome(&control.slice, "batch_job");
+    assert_eq!(kind, "completed", "{detail:#}");
+    assert!(control_peak > 400 * MIB, "control peak {control_peak}");
+    assert_eq!(control.leftovers, Leftovers::default());
+
+    // The attack: writes without end; the bound kills it.
+    write_scenarios(repo.path(), &scenarios);
+    let id = run_id("disk-fill");
+    let watch = WritablePeak::start(&id);
+    let c = run_case_as(&id, repo.path(), &[Setting::DiskLimitBytes(LIMIT)]);
+    let engine_peak = watch.finish();
+    let (kind, detail) = outcome(&c.slice, "batch_job");
+    assert_eq!(kind, "failed", "{detail:#}");
+    assert_eq!(detail["reason"], "disk_limit", "{detail:#}");
+    assert_eq!(detail["limit_bytes"], LIMIT);
+    let observed = detail["observed_bytes"].as_u64().unwrap();
+    assert!((LIMIT..LIMIT + SLACK).contains(&observed), "{observed}");
+    // Seen by the test itself, the bundle included: the host never held
+    // more than the bound, the bundle and one poll's writes.
+    assert!(
+        engine_peak < LIMIT + SLACK + bundle,
+        "engine peak {engine_peak}"
+    );
+    assert!(c.took < Duration::from_secs(30), "{:?}", c.took);
+    assert_eq!(c.leftovers, Leftovers::default());
+    row(
+        "disk filler (endless dd)",
+        "failed: disk_limit at 128 MiB, host sees bound + one poll",
+        &format!(
+            "{kind} {detail}; peak writable layer {} MiB (bundle incl.); control without bound: completed, {} MiB written",
+            engine_peak / MIB,
+            control_peak / MIB
+        ),
         c.took,
         &c.leftovers.describe(),
     );

@@ -105,6 +105,8 @@ pub enum Setting {
     AggregateTimeoutMs(u64),
     /// SIGTERM-to-SIGKILL grace, ms.
     StopGraceMs(u64),
+    /// Bytes a scenario may write into its container's filesystem.
+    DiskLimitBytes(u64),
 }
 
 /// A probe context like the CLI's, bundling the real `codegenie` binary.
@@ -121,6 +123,7 @@ pub fn context(run_id: &str, extra: &[Setting]) -> ProbeContext {
             Setting::ScenarioTimeoutMs(v) => settings.limits.scenario_timeout = ms(v),
             Setting::AggregateTimeoutMs(v) => settings.limits.aggregate_timeout = ms(v),
             Setting::StopGraceMs(v) => settings.limits.stop_grace = ms(v),
+            Setting::DiskLimitBytes(v) => settings.limits.disk_limit_bytes = v,
         }
     }
     let mut ctx = ProbeContext {

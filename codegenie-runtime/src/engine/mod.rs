@@ -385,6 +385,24 @@ impl Engine {
         Ok(out.stdout.text().trim() == "true")
     }
 
+    /// The size of the container's writable layer in bytes (what it wrote
+    /// into its own filesystem; volumes and tmpfs mounts are not in it).
+    pub fn writable_size(&self, container: &str) -> Result<u64, EngineError> {
+        let out = self.ok(self.spec().timeout(Duration::from_secs(30)).args([
+            "container",
+            "inspect",
+            "--size",
+            "--format",
+            "{{.SizeRw}}",
+            container,
+        ]))?;
+        let text = out.stdout.text();
+        text.trim().parse().map_err(|_| EngineError::Output {
+            command: "container inspect --size".into(),
+            detail: format!("`{}` is not a size", text.trim()),
+        })
+    }
+
     /// Whether the kernel's OOM killer ended a process in the container.
     pub fn oom_killed(&self, container: &str) -> Result<bool, EngineError> {
         let out = self.ok(self.spec().args([

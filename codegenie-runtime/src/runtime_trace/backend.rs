@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use crate::exec::Running;
 
+use super::disk_watch::{DiskReport, DiskWatch};
 use super::model::{ScenarioOutcome, ScenarioReason};
 use super::scenarios::Scenario;
 use super::sequence::{attach_trace, ms, not_run, outcome_of, ScenarioRun};
@@ -41,6 +42,12 @@ pub(crate) trait ScenarioBackend {
         argv: &[String],
         app: &ResolvedApp,
     ) -> Result<Self::Session, Stop>;
+
+    /// Start bounding what the session writes into its filesystem
+    /// (docs/architecture.md, "Disk bound"); `None` where the backend cannot.
+    fn watch_disk(&self, _session: &Self::Session, _limit_bytes: u64) -> Option<DiskWatch> {
+        None
+    }
 
     /// Wait until the started app runs (or a one-shot command already ended).
     fn ready(&self, _session: &mut Self::Session, _deadline: Instant) -> Result<(), Stop> {
@@ -127,6 +134,7 @@ pub(crate) fn run_one<B: ScenarioBackend>(
         Ok(s) => s,
         Err(stop) => return early(outcome_of(Err(stop), started), warnings),
     };
+    let disk = backend.watch_disk(&session, shared.limits.disk_limit_bytes);
     let ready = backend.ready(&mut session, deadline);
     let outcome = {
         let (ops, running) = backend.parts(&mut session);
@@ -141,7 +149,9 @@ pub(crate) fn run_one<B: ScenarioBackend>(
         warnings.extend(end.warning(&sc.name, shared.limits.stop_grace));
         outcome_of(outcome, started)
     };
+    let disk = disk.map(DiskWatch::finish);
     let outcome = backend.judge(&mut session, &sc.name, outcome, &mut warnings);
+    let outcome = judge_disk(&sc.name, disk.as_ref(), outcome, &mut warnings);
     let dest = shared.work_dir.join(format!("{}.strace", sc.name));
     let (trace_file, outcome): (Option<PathBuf>, _) =
         match backend.collect_trace(&mut session, &dest) {
@@ -176,5 +186,37 @@ pub(crate) fn run_one<B: ScenarioBackend>(
         result,
         trace_file,
         warnings,
+    }
+}
+
+/// A scenario whose container passed the disk bound failed for that reason,
+/// whatever the kill made of its exit.
+fn judge_disk(
+    scenario: &str,
+    disk: Option<&DiskReport>,
+    outcome: ScenarioOutcome,
+    warnings: &mut Vec<String>,
+) -> ScenarioOutcome {
+    let Some(d) = disk else {
+        return outcome;
+    };
+    tracing::info!(
+        scenario,
+        peak_bytes = d.peak_bytes,
+        limit_bytes = d.limit_bytes,
+        "disk_peak"
+    );
+    if let Some(e) = &d.last_error {
+        warnings.push(format!(
+            "scenario {scenario}: the disk bound could not measure the container: {e}"
+        ));
+    }
+    if d.exceeded {
+        ScenarioOutcome::Failed(ScenarioReason::DiskLimit {
+            limit_bytes: d.limit_bytes,
+            observed_bytes: d.peak_bytes,
+        })
+    } else {
+        outcome
     }
 }

@@ -15,6 +15,7 @@ use crate::interp;
 use super::agent::AgentCommand;
 use super::backend::{BackendError, ScenarioBackend};
 use super::bundle::{self, Bundle};
+use super::disk_watch::{self, DiskMeter, DiskWatch};
 use super::model::{ScenarioOutcome, ScenarioReason};
 use super::scenarios::{HttpStep, Ready, Scenario};
 use super::settings::RunLimits;
@@ -84,6 +85,15 @@ impl<'a> ScenarioBackend for ContainerBackend<'a> {
             .start_attached(&container.id, watch)
             .map_err(engine_stop)?;
         Ok(ContainerSession { container, app })
+    }
+
+    fn watch_disk(&self, s: &ContainerSession<'a>, limit_bytes: u64) -> Option<DiskWatch> {
+        let meter = EngineMeter {
+            engine: self.engine.clone(),
+            container: s.container.id.clone(),
+            baseline: self.bundle.size_bytes(),
+        };
+        Some(DiskWatch::start(meter, limit_bytes, disk_watch::POLL))
     }
 
     /// `start -a` returns before the container runs, and `exec` needs it
@@ -177,6 +187,25 @@ fn read_interpreter(engine: &Engine, container: &str, path: &str) -> Option<Stri
         return None;
     }
     interp::interpreter_of_file(&dest)
+}
+
+/// The engine's measure of a container's writable layer, less the tool
+/// bundle that codegenie itself copied in (the app's writes are bounded,
+/// not the tools that watch it).
+struct EngineMeter {
+    engine: Engine,
+    container: String,
+    baseline: u64,
+}
+
+impl DiskMeter for EngineMeter {
+    fn written(&mut self) -> Result<u64, BackendError> {
+        let total = self.engine.writable_size(&self.container)?;
+        Ok(total.saturating_sub(self.baseline))
+    }
+    fn kill(&mut self) -> Result<(), BackendError> {
+        Ok(self.engine.kill(&self.container)?)
+    }
 }
 
 /// A created container; removed on drop if not removed explicitly.

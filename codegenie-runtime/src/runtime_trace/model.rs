@@ -53,6 +53,14 @@ pub enum ScenarioReason {
         /// The explanation.
         detail: String,
     },
+    /// The container wrote more than the disk bound into its filesystem and
+    /// was killed.
+    DiskLimit {
+        /// The bound (`RunLimits::disk_limit_bytes`).
+        limit_bytes: u64,
+        /// The largest writable-layer size seen.
+        observed_bytes: u64,
+    },
 }
 
 impl std::fmt::Display for ScenarioReason {
@@ -84,6 +92,13 @@ impl std::fmt::Display for ScenarioReason {
                 write!(f, "the container engine is unavailable: {detail}")
             }
             ScenarioReason::Other { detail } => f.write_str(detail),
+            ScenarioReason::DiskLimit {
+                limit_bytes,
+                observed_bytes,
+            } => write!(
+                f,
+                "the app wrote {observed_bytes} bytes into its filesystem, over the limit of {limit_bytes}"
+            ),
         }
     }
 }

@@ -89,7 +89,8 @@ fn environment_fault(results: &[ScenarioResult]) -> Option<String> {
             // What the app itself did: worth reusing.
             ScenarioReason::ScenarioTimeout { .. }
             | ScenarioReason::UnexpectedExit { .. }
-            | ScenarioReason::OutOfMemory { .. } => None,
+            | ScenarioReason::OutOfMemory { .. }
+            | ScenarioReason::DiskLimit { .. } => None,
             // A build can fail for a passing reason (a `RUN` step's download);
             // rebuilding from the engine's layer cache is cheap.
             ScenarioReason::ImageBuildFailed { .. }

@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | `backend` | [`Backend::Container`] or [`Backend::Host`] | containers; a repository without a Dockerfile is an error, never a silent move to the host |
 //! | `engine` | `docker` or `podman` | `docker` |
-//! | `limits` | timeouts and container limits ([`RunLimits`]) | 120 s per scenario, 600 s in all, 5 s stop grace |
+//! | `limits` | timeouts and container limits ([`RunLimits`]) | 120 s per scenario, 600 s in all, 5 s stop grace, 1 GiB written per scenario |
 //! | `helper` | the `codegenie` binary bundled for in-container helpers | the running executable |
 //! | `run_id` | the `codegenie.run` label of this run's containers | pid and time |
 
@@ -95,6 +95,9 @@ pub const SCENARIO_TIMEOUT: Duration = Duration::from_secs(120);
 pub const AGGREGATE_TIMEOUT: Duration = Duration::from_secs(600);
 /// How long the app gets between SIGTERM and SIGKILL when it is stopped.
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
+/// How many bytes a scenario's container may write into its own filesystem
+/// (its writable layer, the tool bundle included) before it is killed.
+pub const DISK_LIMIT_BYTES: u64 = 1 << 30;
 
 /// Limits and timeouts of a run.
 #[derive(Debug, Clone)]
@@ -111,6 +114,10 @@ pub struct RunLimits {
     pub memory: String,
     /// `--cpus`.
     pub cpus: String,
+    /// Bytes a scenario's container may write into its filesystem before it
+    /// is killed and the scenario fails with `disk_limit`
+    /// (docs/architecture.md, "Disk bound").
+    pub disk_limit_bytes: u64,
 }
 
 impl Default for RunLimits {
@@ -122,6 +129,7 @@ impl Default for RunLimits {
             pids_limit: 256,
             memory: "512m".to_owned(),
             cpus: "1".to_owned(),
+            disk_limit_bytes: DISK_LIMIT_BYTES,
         }
     }
 }
@@ -137,6 +145,7 @@ mod tests {
         assert_eq!(s.engine, EngineKind::Docker);
         assert_eq!(s.limits.scenario_timeout, Duration::from_secs(120));
         assert_eq!(s.limits.aggregate_timeout, Duration::from_secs(600));
+        assert_eq!(s.limits.disk_limit_bytes, 1 << 30);
     }
 
     #[test]
