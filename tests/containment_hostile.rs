@@ -437,3 +437,151 @@ fn a_disk_filler_is_stopped_at_the_disk_bound() {
         &c.leftovers.describe(),
     );
 }
+
+/// Executed `/app/s/N.sh` paths whose interpreter the slice reports.
+fn small_scripts_read(slice: &serde_json::Value) -> usize {
+    slice["interpreters"]
+        .as_object()
+        .map(|m| m.keys().filter(|k| k.starts_with("/app/s/")).count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn interpreter_lookups_read_a_bounded_head_of_a_bounded_number_of_paths() {
+    private_tmp();
+    let _engine = engine_lock();
+    let repo = fixture_repo("tests/fixtures/hostile/many-execs");
+
+    // The copy itself, on a container of the fixture's image: the head of a
+    // 300 MiB executable is 64 KiB, read in a moment; the control (a whole
+    // `docker cp`, as lookups did before) brings all 300 MiB to the host.
+    let img = Command::new("docker")
+        .args(["build", "-q"])
+        .arg(repo.path())
+        .output()
+        .unwrap();
+    assert!(img.status.success(), "{img:?}");
+    let image = String::from_utf8_lossy(&img.stdout).trim().to_owned();
+    let id = run_id("head");
+    let created = Command::new("docker")
+        .args(["create", "--network=none", "--label"])
+        .arg(format!("codegenie.run={id}"))
+        .arg(&image)
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{created:?}");
+    let container = String::from_utf8_lossy(&created.stdout).trim().to_owned();
+    let engine = Engine::new(EngineKind::Docker);
+    let started = Instant::now();
+    let head = engine
+        .read_head(
+            &container,
+            "/app/big.sh",
+            64 * 1024,
+            Duration::from_secs(30),
+        )
+        .unwrap();
+    let head_took = started.elapsed();
+    assert_eq!(head.len(), 64 * 1024);
+    assert!(head.starts_with(b"#!/bin/sh\n"));
+    let tmp = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    engine
+        .copy_out(&container, "/app/big.sh", &tmp.path().join("whole"))
+        .unwrap();
+    let whole_took = started.elapsed();
+    let whole = std::fs::metadata(tmp.path().join("whole")).unwrap().len();
+    assert!(whole > 300 << 20, "{whole}");
+    drop(tmp);
+    let _ = Command::new("docker")
+        .args(["rm", "-f", &container])
+        .output();
+
+    // Through the probe: 20 lookups for the run, then no more.
+    let c = run_case(
+        "many-execs",
+        repo.path(),
+        &[Setting::InterpreterLookups(20)],
+    );
+    let (kind, detail) = outcome(&c.slice, "batch_job");
+    assert_eq!(kind, "completed", "{detail:#}");
+    let capped = small_scripts_read(&c.slice);
+    assert!(
+        capped > 0 && capped < 20,
+        "{capped} {:#}",
+        c.slice["interpreters"]
+    );
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.contains("were not read for an interpreter")),
+        "{:?}",
+        c.warnings
+    );
+    assert_eq!(c.leftovers, Leftovers::default());
+    // Control: with room for every path, all 60 scripts are read, and the
+    // big script's interpreter comes from its head.
+    let control = run_case(
+        "many-execs-all",
+        repo.path(),
+        &[Setting::InterpreterLookups(1000)],
+    );
+    assert_eq!(small_scripts_read(&control.slice), 60);
+    assert_eq!(control.slice["interpreters"]["/app/big.sh"], "/bin/sh");
+    assert_eq!(control.leftovers, Leftovers::default());
+    remove_image(&image);
+    row(
+        "interpreter lookups (60 scripts + a 300 MiB one)",
+        "64 KiB per path, at most N paths per run, warning for the rest",
+        &format!(
+            "head of 300 MiB file: 64 KiB in {:.2} s (whole copy: {} MiB in {:.2} s); lookups capped at 20: {capped} of 60 scripts read, warning; control (cap 1000): 60",
+            head_took.as_secs_f64(),
+            whole >> 20,
+            whole_took.as_secs_f64()
+        ),
+        c.took,
+        &c.leftovers.describe(),
+    );
+}
+
+#[test]
+fn a_trace_over_its_cap_is_cut_and_lowers_confidence() {
+    private_tmp();
+    let _engine = engine_lock();
+    let repo = fixture_repo("tests/fixtures/hostile/many-execs");
+    // Control: under the default cap the scenario completes.
+    let control = run_case("trace-cap-control", repo.path(), &[]);
+    let (kind, _) = outcome(&control.slice, "batch_job");
+    assert_eq!(kind, "completed");
+    assert_eq!(control.slice["trace_coverage_confidence"], "medium");
+    let c = run_case(
+        "trace-cap",
+        repo.path(),
+        &[Setting::TraceCapBytes(16 * 1024)],
+    );
+    let (kind, detail) = outcome(&c.slice, "batch_job");
+    assert_eq!(kind, "failed", "{detail:#}");
+    assert_eq!(detail["reason"], "trace_truncated", "{detail:#}");
+    assert_eq!(detail["limit_bytes"], 16 * 1024);
+    assert!(detail["trace_bytes"].as_u64().unwrap() > 16 * 1024);
+    assert_eq!(c.slice["trace_coverage_confidence"], "unavailable");
+    // What was kept is still evidence: the first execs are there.
+    assert!(strings(&c.slice["binaries_executed"]).contains(&"/app/run.sh".to_owned()));
+    let raw = std::fs::read_dir(repo.path().join(".codegenie/context/raw"))
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .max()
+        .unwrap();
+    assert!(raw <= 16 * 1024, "{raw}");
+    assert_eq!(c.leftovers, Leftovers::default());
+    row(
+        "trace over its cap (16 KiB)",
+        "failed: trace_truncated, confidence drops, raw trace <= cap",
+        &format!(
+            "{kind} {detail}; confidence {} (control: completed, {})",
+            c.slice["trace_coverage_confidence"], control.slice["trace_coverage_confidence"]
+        ),
+        c.took,
+        &c.leftovers.describe(),
+    );
+}

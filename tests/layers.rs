@@ -14,6 +14,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("procfs", 0),
     ("redact", 0),
     ("strace", 0),
+    ("tar_head", 0),
     ("exec", 1),
     ("probe", 2),
     ("engine", 3),

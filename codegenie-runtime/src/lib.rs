@@ -20,6 +20,7 @@ mod interp;
 mod procfs;
 pub mod redact;
 pub mod strace;
+mod tar_head;
 
 // Processes and the engine.
 pub mod engine;

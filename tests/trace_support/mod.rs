@@ -107,6 +107,10 @@ pub enum Setting {
     StopGraceMs(u64),
     /// Bytes a scenario may write into its container's filesystem.
     DiskLimitBytes(u64),
+    /// Bytes of a raw trace brought to the host.
+    TraceCapBytes(u64),
+    /// Executed paths whose interpreter a run reads.
+    InterpreterLookups(usize),
 }
 
 /// A probe context like the CLI's, bundling the real `codegenie` binary.
@@ -124,6 +128,8 @@ pub fn context(run_id: &str, extra: &[Setting]) -> ProbeContext {
             Setting::AggregateTimeoutMs(v) => settings.limits.aggregate_timeout = ms(v),
             Setting::StopGraceMs(v) => settings.limits.stop_grace = ms(v),
             Setting::DiskLimitBytes(v) => settings.limits.disk_limit_bytes = v,
+            Setting::TraceCapBytes(v) => settings.limits.trace_cap_bytes = v,
+            Setting::InterpreterLookups(v) => settings.limits.interpreter_lookups = v,
         }
     }
     let mut ctx = ProbeContext {

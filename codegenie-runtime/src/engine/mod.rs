@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use crate::exec::{self, ExecSpec, Finished, Program, Running};
 use crate::probe::{ImageDigestResolver, RepoSnapshot, ResolverError};
+use crate::tar_head::TarHead;
 
 /// The label put on everything a run creates: `codegenie.run=<run id>`.
 pub const RUN_LABEL: &str = "codegenie.run";
@@ -137,6 +138,24 @@ pub struct CreateOptions {
     pub memory: String,
     /// `--cpus`.
     pub cpus: String,
+}
+
+/// What a capped copy out of a container kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CappedCopy<T> {
+    /// What was kept (nothing more for a copy to a file).
+    pub kept: T,
+    /// The file's full size in the container.
+    pub size: u64,
+    /// The bytes kept.
+    pub written: u64,
+}
+
+impl<T> CappedCopy<T> {
+    /// Whether the file was longer than the cap.
+    pub fn truncated(&self) -> bool {
+        self.written < self.size
+    }
 }
 
 /// A container engine CLI.
@@ -335,6 +354,102 @@ impl Engine {
             .arg(format!("{container}:{path}"))
             .arg(dest))?;
         Ok(())
+    }
+
+    /// The first `limit` bytes of the file `path` (symlinks followed) in the
+    /// container, however large it is: the copy is a tar stream read only as
+    /// far as needed (docs/architecture.md, "Capped copies").
+    pub fn read_head(
+        &self,
+        container: &str,
+        path: &str,
+        limit: u64,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, EngineError> {
+        Ok(self
+            .copy_stream(container, path, Vec::new(), limit, timeout)?
+            .kept)
+    }
+
+    /// Copy at most `limit` bytes of the file `path` (symlinks followed) out
+    /// of the container to `dest`; the result says how long the file was.
+    pub fn copy_out_capped(
+        &self,
+        container: &str,
+        path: &str,
+        dest: &Path,
+        limit: u64,
+        timeout: Duration,
+    ) -> Result<CappedCopy<()>, EngineError> {
+        let file = std::fs::File::create(dest).map_err(|e| EngineError::Output {
+            command: "cp".into(),
+            detail: format!("cannot create {}: {e}", dest.display()),
+        })?;
+        let out = self.copy_stream(
+            container,
+            path,
+            std::io::BufWriter::new(file),
+            limit,
+            timeout,
+        )?;
+        Ok(CappedCopy {
+            kept: (),
+            size: out.size,
+            written: out.written,
+        })
+    }
+
+    fn copy_stream<W: std::io::Write + Send + 'static>(
+        &self,
+        container: &str,
+        path: &str,
+        out: W,
+        limit: u64,
+        timeout: Duration,
+    ) -> Result<CappedCopy<W>, EngineError> {
+        use std::sync::{Arc, Mutex};
+        let spec = self
+            .spec()
+            .args(["cp", "-L"])
+            .arg(format!("{container}:{path}"))
+            .arg("-")
+            .timeout(timeout);
+        let shown = spec.display();
+        let reader = Arc::new(Mutex::new(Some(TarHead::new(out, limit))));
+        let feed = Arc::clone(&reader);
+        let finished = exec::run_into(&spec, move |data| {
+            let mut r = feed.lock().unwrap_or_else(|p| p.into_inner());
+            r.as_mut().is_some_and(|r| r.push(data))
+        })
+        .map_err(|e| EngineError::Command {
+            command: shown.clone(),
+            detail: e.to_string(),
+        })?;
+        let tar = reader
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .expect("the reader thread has ended and left the reader");
+        match tar.finish() {
+            Ok(head) => Ok(CappedCopy {
+                size: head.size,
+                written: head.written,
+                kept: head.out,
+            }),
+            // Nothing came: the engine said why (no such file, container gone).
+            Err(_) if !finished.success() => Err(EngineError::Command {
+                command: shown,
+                detail: format!(
+                    "{:?}: {}",
+                    finished.termination,
+                    finished.stderr.tail_text(LOG_TAIL_BYTES).trim()
+                ),
+            }),
+            Err(e) => Err(EngineError::Output {
+                command: shown,
+                detail: crate::errors::error_chain(&e),
+            }),
+        }
     }
 
     /// Start a created container attached; the handle captures its output and

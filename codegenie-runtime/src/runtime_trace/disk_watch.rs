@@ -5,10 +5,16 @@
 //! --size`, the writable layer), so this works on every storage driver,
 //! fuse-overlayfs included, where `--storage-opt size` does not. The host
 //! sees at most the limit plus what the app writes within one poll.
+//!
+//! The same thread watches the run's [`CancelToken`]: a cancelled run (a
+//! probe timeout, Ctrl-C) kills the container at once, so a long step
+//! ends within one poll instead of at its own timeout.
 
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::Duration;
+
+use crate::cancel::CancelToken;
 
 use super::backend::BackendError;
 
@@ -34,6 +40,8 @@ pub(crate) struct DiskReport {
     pub(crate) peak_bytes: u64,
     /// Whether the limit was passed (and the container killed).
     pub(crate) exceeded: bool,
+    /// Whether the run was cancelled while watching (and the container killed).
+    pub(crate) cancelled: bool,
     /// The last measurement that failed, if any did.
     pub(crate) last_error: Option<String>,
 }
@@ -45,10 +53,16 @@ pub(crate) struct DiskWatch {
 }
 
 impl DiskWatch {
-    /// Measure `meter` every `every` and kill once it passes `limit_bytes`.
-    pub(crate) fn start(meter: impl DiskMeter, limit_bytes: u64, every: Duration) -> DiskWatch {
+    /// Measure `meter` every `every` and kill once it passes `limit_bytes`
+    /// or `cancel` trips.
+    pub(crate) fn start(
+        meter: impl DiskMeter,
+        limit_bytes: u64,
+        every: Duration,
+        cancel: CancelToken,
+    ) -> DiskWatch {
         let (tx, rx) = mpsc::channel();
-        let thread = std::thread::spawn(move || watch(meter, limit_bytes, every, rx));
+        let thread = std::thread::spawn(move || watch(meter, limit_bytes, every, &cancel, rx));
         DiskWatch {
             stop: Some(tx),
             thread: Some(thread),
@@ -76,6 +90,7 @@ fn watch(
     mut meter: impl DiskMeter,
     limit_bytes: u64,
     every: Duration,
+    cancel: &CancelToken,
     stop: mpsc::Receiver<()>,
 ) -> DiskReport {
     let mut report = DiskReport {
@@ -98,6 +113,13 @@ fn watch(
                 observed_bytes = report.peak_bytes,
                 "disk_limit_exceeded"
             );
+            if let Err(e) = meter.kill() {
+                report.last_error = Some(format!("cannot kill the container: {e}"));
+            }
+        }
+        if cancel.is_cancelled() && !report.cancelled && !report.exceeded {
+            report.cancelled = true;
+            tracing::info!("run cancelled: killing the scenario's container");
             if let Err(e) = meter.kill() {
                 report.last_error = Some(format!("cannot kill the container: {e}"));
             }
@@ -148,7 +170,7 @@ mod tests {
     #[test]
     fn passing_the_limit_kills_once_and_reports_the_peak() {
         let (meter, size, killed) = growing(10);
-        let w = DiskWatch::start(meter, 35, Duration::from_millis(1));
+        let w = DiskWatch::start(meter, 35, Duration::from_millis(1), CancelToken::new());
         while killed.load(Ordering::SeqCst) == 0 {
             std::thread::sleep(Duration::from_millis(1));
         }
@@ -162,12 +184,33 @@ mod tests {
     #[test]
     fn under_the_limit_nothing_is_killed_and_finish_measures_once_more() {
         let (meter, _size, killed) = growing(1);
-        let w = DiskWatch::start(meter, 1 << 40, Duration::from_secs(3600));
+        let w = DiskWatch::start(
+            meter,
+            1 << 40,
+            Duration::from_secs(3600),
+            CancelToken::new(),
+        );
         let r = w.finish();
         assert!(!r.exceeded);
         // The poll never came; the final measurement did.
         assert_eq!(r.peak_bytes, 1);
         assert_eq!(killed.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn cancelling_the_run_kills_within_a_poll() {
+        let (meter, _size, killed) = growing(0);
+        let cancel = CancelToken::new();
+        let w = DiskWatch::start(meter, 1 << 40, Duration::from_millis(5), cancel.clone());
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(killed.load(Ordering::SeqCst), 0);
+        cancel.cancel();
+        while killed.load(Ordering::SeqCst) == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let r = w.finish();
+        assert!(r.cancelled && !r.exceeded);
+        assert_eq!(killed.load(Ordering::SeqCst), 1);
     }
 
     struct Failing;
@@ -182,7 +225,8 @@ mod tests {
 
     #[test]
     fn a_failing_measurement_is_reported_not_hidden() {
-        let r = DiskWatch::start(Failing, 1, Duration::from_secs(3600)).finish();
+        let r =
+            DiskWatch::start(Failing, 1, Duration::from_secs(3600), CancelToken::new()).finish();
         assert_eq!(r.last_error.as_deref(), Some("engine down"));
         assert!(!r.exceeded);
     }

@@ -61,6 +61,17 @@ pub enum ScenarioReason {
         /// The largest writable-layer size seen.
         observed_bytes: u64,
     },
+    /// The steps ran, but the raw trace was longer than the cap and only its
+    /// head was read: the evidence is incomplete.
+    TraceTruncated {
+        /// The cap (`RunLimits::trace_cap_bytes`).
+        limit_bytes: u64,
+        /// The trace's full size.
+        trace_bytes: u64,
+    },
+    /// The run was cancelled (a probe timeout, an interrupt) while the
+    /// scenario ran, and its container was killed.
+    Cancelled,
 }
 
 impl std::fmt::Display for ScenarioReason {
@@ -99,6 +110,14 @@ impl std::fmt::Display for ScenarioReason {
                 f,
                 "the app wrote {observed_bytes} bytes into its filesystem, over the limit of {limit_bytes}"
             ),
+            ScenarioReason::TraceTruncated {
+                limit_bytes,
+                trace_bytes,
+            } => write!(
+                f,
+                "the trace ({trace_bytes} bytes) was cut at {limit_bytes} bytes; its evidence is incomplete"
+            ),
+            ScenarioReason::Cancelled => write!(f, "the run was cancelled"),
         }
     }
 }

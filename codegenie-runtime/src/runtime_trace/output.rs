@@ -90,7 +90,8 @@ fn environment_fault(results: &[ScenarioResult]) -> Option<String> {
             ScenarioReason::ScenarioTimeout { .. }
             | ScenarioReason::UnexpectedExit { .. }
             | ScenarioReason::OutOfMemory { .. }
-            | ScenarioReason::DiskLimit { .. } => None,
+            | ScenarioReason::DiskLimit { .. }
+            | ScenarioReason::TraceTruncated { .. } => None,
             // A build can fail for a passing reason (a `RUN` step's download);
             // rebuilding from the engine's layer cache is cheap.
             ScenarioReason::ImageBuildFailed { .. }
@@ -99,6 +100,7 @@ fn environment_fault(results: &[ScenarioResult]) -> Option<String> {
             | ScenarioReason::ImageBuildTimeout { .. }
             | ScenarioReason::ImageDigestUnresolved
             | ScenarioReason::EngineUnavailable { .. }
+            | ScenarioReason::Cancelled
             | ScenarioReason::Other { .. } => Some(format!(
                 "scenario `{}`: {}",
                 r.name,

@@ -98,6 +98,11 @@ pub const STOP_GRACE: Duration = Duration::from_secs(5);
 /// How many bytes a scenario's container may write into its own filesystem
 /// (its writable layer, the tool bundle included) before it is killed.
 pub const DISK_LIMIT_BYTES: u64 = 1 << 30;
+/// How much of a scenario's raw trace is brought to the host; the rest is
+/// dropped and the scenario says so.
+pub const TRACE_CAP_BYTES: u64 = 256 << 20;
+/// How many distinct executed paths a run reads the interpreter of.
+pub const INTERPRETER_LOOKUPS: usize = 256;
 
 /// Limits and timeouts of a run.
 #[derive(Debug, Clone)]
@@ -118,6 +123,11 @@ pub struct RunLimits {
     /// is killed and the scenario fails with `disk_limit`
     /// (docs/architecture.md, "Disk bound").
     pub disk_limit_bytes: u64,
+    /// Bytes of a raw trace copied to the host (docs/architecture.md,
+    /// "Capped copies").
+    pub trace_cap_bytes: u64,
+    /// Distinct executed paths whose interpreter a run reads.
+    pub interpreter_lookups: usize,
 }
 
 impl Default for RunLimits {
@@ -130,6 +140,8 @@ impl Default for RunLimits {
             memory: "512m".to_owned(),
             cpus: "1".to_owned(),
             disk_limit_bytes: DISK_LIMIT_BYTES,
+            trace_cap_bytes: TRACE_CAP_BYTES,
+            interpreter_lookups: INTERPRETER_LOOKUPS,
         }
     }
 }
