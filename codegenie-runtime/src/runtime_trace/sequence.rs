@@ -40,9 +40,9 @@ pub(crate) struct Deadlines {
 
 /// Time kept after a scenario's steps for its wrap-up: stopping the app
 /// (grace, then SIGKILL), copying the trace out and reading interpreters.
-/// At most a quarter of the run's budget, so short budgets still run steps.
+/// At most half the run's budget, so short budgets still run steps.
 pub(super) fn wrap_up(limits: &RunLimits) -> Duration {
-    (limits.stop_grace + Duration::from_secs(15)).min(limits.aggregate_timeout / 4)
+    (limits.stop_grace + Duration::from_secs(15)).min(limits.aggregate_timeout / 2)
 }
 
 /// Run `one` for each scenario, one at a time: each gets the per-scenario
