@@ -111,6 +111,8 @@ pub enum Setting {
     TraceCapBytes(u64),
     /// Executed paths whose interpreter a run reads.
     InterpreterLookups(usize),
+    /// `--pids-limit`.
+    PidsLimit(u32),
 }
 
 /// A probe context like the CLI's, bundling the real `codegenie` binary.
@@ -130,6 +132,7 @@ pub fn context(run_id: &str, extra: &[Setting]) -> ProbeContext {
             Setting::DiskLimitBytes(v) => settings.limits.disk_limit_bytes = v,
             Setting::TraceCapBytes(v) => settings.limits.trace_cap_bytes = v,
             Setting::InterpreterLookups(v) => settings.limits.interpreter_lookups = v,
+            Setting::PidsLimit(v) => settings.limits.pids_limit = v,
         }
     }
     let mut ctx = ProbeContext {
