@@ -94,8 +94,27 @@ fn a_run_after_a_sigkilled_run_removes_its_leftovers() {
     wait_for_container(&dead);
     send(&child, "KILL");
     let _ = child.wait();
-    // A hard kill cleans nothing: the container outlives its run.
-    assert_eq!(labelled_containers(&dead).len(), 1);
+    // A hard kill cleans nothing: the container outlives its run, and so
+    // does the run's scratch folder (raw traces wait there unredacted).
+    let dead_containers = labelled_containers(&dead);
+    assert_eq!(dead_containers.len(), 1);
+    let scratch = scratch_folders(repo.path());
+    assert_eq!(scratch.len(), 1, "{scratch:?}");
+    std::fs::write(scratch[0].join("startup.strace"), "raw trace\n").unwrap();
+    // An image may carry the very owner label the dead run's container has:
+    // a container of that image, made without codegenie, is not an orphan.
+    let owner = Command::new("docker")
+        .args([
+            "inspect",
+            "--format",
+            "{{index .Config.Labels \"codegenie.owner\"}}",
+        ])
+        .arg(&dead_containers[0])
+        .output()
+        .unwrap();
+    let owner = String::from_utf8_lossy(&owner.stdout).trim().to_owned();
+    assert!(owner.contains('/'), "{owner}");
+    let spoof = spoofing_container(&owner);
     // The next run (another id, a scenario that finishes at once) sweeps it.
     write_scenarios(
         repo.path(),
@@ -123,10 +142,27 @@ fn a_run_after_a_sigkilled_run_removes_its_leftovers() {
         "the dead run's container survived: {left:?}"
     );
     assert!(labelled_containers(&next).is_empty());
+    // The killed run's scratch folder is gone; the spoofing container stays.
+    assert!(!scratch[0].exists(), "{:?}", scratch_folders(repo.path()));
+    let spoof_left = Command::new("docker")
+        .args(["inspect", "--format", "{{.Id}}", &spoof.0])
+        .output()
+        .unwrap();
+    let _ = Command::new("docker").args(["rm", "-f", &spoof.0]).output();
+    let _ = Command::new("docker")
+        .args(["rmi", "-f", &spoof.1])
+        .output();
+    assert!(
+        spoof_left.status.success(),
+        "the sweep removed a container it did not create"
+    );
     row(
         "SIGKILL to codegenie, then a second run",
-        "second run removes the dead run's container by label",
-        &format!("removed; warnings {:?}", out.warnings),
+        "second run removes the dead run's container (label set at creation) and scratch folder; an image-set owner label is not trusted",
+        &format!(
+            "container and scratch folder removed; a container of an image labelled {owner} left alone; warnings {:?}",
+            out.warnings
+        ),
         took,
         if left.is_empty() {
             "none"
@@ -134,4 +170,40 @@ fn a_run_after_a_sigkilled_run_removes_its_leftovers() {
             "containers"
         },
     );
+}
+
+/// The coordinator's scratch folders in `repo`.
+fn scratch_folders(repo: &std::path::Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(repo.join(".codegenie/work"))
+        .map(|d| {
+            d.map(|e| e.unwrap().path())
+                .filter(|p| p.is_dir())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A container made without codegenie from an image whose own labels carry
+/// `codegenie.owner=<owner>`: (container id, image id).
+fn spoofing_container(owner: &str) -> (String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(busybox(), dir.path().join("busybox")).unwrap();
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        format!("FROM scratch\nCOPY busybox /bin/busybox\nLABEL codegenie.owner=\"{owner}\"\nCMD [\"/bin/busybox\", \"true\"]\n"),
+    )
+    .unwrap();
+    let img = Command::new("docker")
+        .args(["build", "-q"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(img.status.success(), "{img:?}");
+    let image = String::from_utf8_lossy(&img.stdout).trim().to_owned();
+    let c = Command::new("docker")
+        .args(["create", "--network=none", &image])
+        .output()
+        .unwrap();
+    assert!(c.status.success(), "{c:?}");
+    (String::from_utf8_lossy(&c.stdout).trim().to_owned(), image)
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::cache::ProbeCache;
+use crate::engine::orphans;
 use crate::errors::error_chain;
 use crate::probe::{CacheStrategy, DynProbe, ProbeContext, RepoSnapshot};
 use crate::record::{GatherReport, ProbeRecord, ProbeStatus};
@@ -81,6 +82,7 @@ impl Coordinator {
                 });
             }
         }
+        sweep_scratch(repo);
         let mut records = Vec::new();
         for reg in self.registry.entries() {
             if !opts.only.is_empty() && !opts.only.iter().any(|n| n == reg.name) {
@@ -228,13 +230,56 @@ impl Coordinator {
     }
 }
 
-/// A fresh `.codegenie/work/<probe>-XXXX/` folder, removed on drop.
+/// The file in a scratch folder naming the process that made it.
+const SCRATCH_OWNER: &str = ".owner";
+
+/// A fresh `.codegenie/work/<probe>-XXXX/` folder, removed on drop, marked
+/// with its owner so that a later run removes it if this one is killed.
 fn scratch_dir(repo: &RepoSnapshot, probe: &str) -> std::io::Result<tempfile::TempDir> {
     let work = repo.codegenie_dir().join("work");
     std::fs::create_dir_all(&work)?;
-    tempfile::Builder::new()
+    let dir = tempfile::Builder::new()
         .prefix(&format!("{probe}-"))
-        .tempdir_in(work)
+        .tempdir_in(work)?;
+    if let Some(me) = orphans::current() {
+        std::fs::write(dir.path().join(SCRATCH_OWNER), me.label_value())?;
+    }
+    Ok(dir)
+}
+
+/// Remove the scratch folders of runs that were killed before they could
+/// (their raw, unredacted traces included); folders of live runs, of other
+/// hosts or pid namespaces, and unmarked ones are left. Returns how many.
+fn sweep_scratch(repo: &RepoSnapshot) -> usize {
+    let Some(me) = orphans::current() else {
+        return 0;
+    };
+    let Ok(entries) = std::fs::read_dir(repo.codegenie_dir().join("work")) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for e in entries.flatten() {
+        let path = e.path();
+        let Ok(owner) = std::fs::read_to_string(path.join(SCRATCH_OWNER)) else {
+            continue;
+        };
+        if !orphans::Owner::parse(owner.trim()).is_some_and(|o| o.is_gone(me)) {
+            continue;
+        }
+        match std::fs::remove_dir_all(&path) {
+            Ok(()) => removed += 1,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot remove a killed run's scratch folder")
+            }
+        }
+    }
+    if removed > 0 {
+        tracing::warn!(
+            removed,
+            "removed scratch folders of earlier interrupted runs"
+        );
+    }
+    removed
 }
 
 fn elapsed_ms(since: Instant) -> u64 {

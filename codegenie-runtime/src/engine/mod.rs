@@ -1,7 +1,7 @@
 //! The container engine (`docker`, or `podman`), driven through the exec
 //! layer: image build and inspection, and the container lifecycle.
 
-mod orphans;
+pub(crate) mod orphans;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -602,6 +602,13 @@ impl Engine {
                 continue;
             };
             let gone = orphans::Owner::parse(value.trim()).is_some_and(|o| o.is_gone(me));
+            if gone && !self.label_set_at_creation(id.trim(), label, value.trim()) {
+                tracing::warn!(
+                    container = id,
+                    "a container's owner label comes from its image, not from codegenie; left alone"
+                );
+                continue;
+            }
             if gone {
                 tracing::info!(
                     container = id,
@@ -613,6 +620,47 @@ impl Engine {
             }
         }
         Ok(removed)
+    }
+}
+
+impl Engine {
+    /// Whether `container`'s `key=value` label was set when it was created
+    /// rather than inherited from its image (an image may carry any label).
+    /// When the image cannot be asked, the answer is no: leave it alone.
+    fn label_set_at_creation(&self, container: &str, key: &str, value: &str) -> bool {
+        let image = match self.ok(self.spec().args([
+            "container",
+            "inspect",
+            "--format",
+            "{{.Image}}",
+            container,
+        ])) {
+            Ok(out) => out.stdout.text().trim().to_owned(),
+            Err(e) => {
+                tracing::debug!(container, error = %e, "cannot inspect a candidate orphan");
+                return false;
+            }
+        };
+        let labels = self.ok(self.spec().args([
+            "image",
+            "inspect",
+            "--format",
+            "{{json .Config.Labels}}",
+            &image,
+        ]));
+        match labels
+            .map(|o| serde_json::from_slice::<Option<BTreeMap<String, String>>>(&o.stdout.bytes))
+        {
+            Ok(Ok(labels)) => labels.and_then(|l| l.get(key).cloned()).as_deref() != Some(value),
+            Ok(Err(e)) => {
+                tracing::debug!(container, error = %e, "unreadable image labels");
+                false
+            }
+            Err(e) => {
+                tracing::debug!(container, error = %e, "cannot inspect a candidate orphan's image");
+                false
+            }
+        }
     }
 }
 
