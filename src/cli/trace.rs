@@ -142,7 +142,7 @@ pub(super) fn run(args: TraceArgs) -> Result<ExitCode, CliError> {
             .into());
         }
         ProbeStatus::Failed { error } => {
-            eprintln!("error: runtime trace failed: {error}");
+            eprintln!("error: runtime trace failed: {}", super::redacted(error));
             return Ok(ExitCode::from(EXIT_PROBE_FAILED));
         }
         ProbeStatus::TimedOut { after_ms } => {
@@ -209,7 +209,7 @@ fn print_summary(rec: &ProbeRecord, path: Option<String>) -> Result<(), CliError
         net.inbound.len(),
     ))?;
     for w in &out.warnings {
-        super::outln(format_args!("warning: {w}"))?;
+        super::outln(format_args!("warning: {}", super::redacted(w)))?;
     }
     if let Some(p) = path {
         super::outln(format_args!("written: {p}"))?;
