@@ -207,3 +207,60 @@ fn spoofing_container(owner: &str) -> (String, String) {
     assert!(c.status.success(), "{c:?}");
     (String::from_utf8_lossy(&c.stdout).trim().to_owned(), image)
 }
+
+#[test]
+fn a_cancelled_probe_kills_and_removes_its_container_mid_step() {
+    let _engine = engine_lock();
+    let repo = fixture_repo("tests/fixtures/service");
+    // The step would wait 100 s for a line that never comes.
+    write_scenarios(
+        repo.path(),
+        &format!("{WAITS}  - name: shutdown\n    steps: [ {{ wait_ready: {{}} }} ]\n"),
+    );
+    let id = run_id("cancelled");
+    let ctx = context(&id, &[Setting::Backend(Backend::Container)]);
+    // What the coordinator trips on a probe timeout (a child of this token)
+    // and the CLI on Ctrl-C or SIGTERM.
+    let cancel = ctx.cancel.clone();
+    let watcher = {
+        let id = id.clone();
+        std::thread::spawn(move || {
+            wait_for_container(&id);
+            // Control: the step is running, its container with it.
+            let running = labelled_containers(&id).len();
+            let at = Instant::now();
+            cancel.cancel();
+            (running, at)
+        })
+    };
+    let rec = run_probe(repo.path(), ctx, false);
+    let (running, cancelled_at) = watcher.join().unwrap();
+    let took = cancelled_at.elapsed();
+    let left = labelled_containers(&id);
+    assert_eq!(running, 1);
+    let s = rec.output.expect("the probe returned").schema_slice;
+    let startup = scenario(&s, "startup");
+    assert_eq!(startup["outcome"]["kind"], "failed", "{startup:#}");
+    assert_eq!(
+        startup["outcome"]["detail"]["reason"], "cancelled",
+        "{startup:#}"
+    );
+    assert_eq!(scenario(&s, "shutdown")["outcome"]["kind"], "skipped");
+    assert!(left.is_empty(), "containers left behind: {left:?}");
+    // Within one poll of the watch plus the wrap-up, not the step's 100 s.
+    assert!(took < Duration::from_secs(20), "{took:?}");
+    row(
+        "probe cancelled mid-step (coordinator timeout, Ctrl-C)",
+        "container killed within a poll, scenario failed: cancelled, rest skipped, removed",
+        &format!(
+            "startup {} ({}), shutdown skipped; 1 container running at cancel",
+            startup["outcome"]["kind"], startup["outcome"]["detail"]["reason"]
+        ),
+        took,
+        if left.is_empty() {
+            "none"
+        } else {
+            "containers"
+        },
+    );
+}

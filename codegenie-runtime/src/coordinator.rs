@@ -12,6 +12,9 @@ use crate::probe::{CacheStrategy, DynProbe, ProbeContext, RepoSnapshot};
 use crate::record::{GatherReport, ProbeRecord, ProbeStatus};
 use crate::registry::{ProbeRegistration, Registry};
 
+/// How long a timed-out probe gets, once cancelled, to clean up.
+const CANCEL_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// What to run and how.
 #[derive(Default, Clone)]
 pub struct GatherOptions {
@@ -167,9 +170,9 @@ impl Coordinator {
         ctx.cancel = ctx.cancel.child();
         let cancel = ctx.cancel.clone();
         let (repo_c, ctx_c, probe_c) = (repo.clone(), ctx, probe.clone());
-        let task = tokio::spawn(async move { probe_c.run_boxed(&repo_c, &ctx_c).await });
+        let mut task = tokio::spawn(async move { probe_c.run_boxed(&repo_c, &ctx_c).await });
         let abort = task.abort_handle();
-        record.status = match tokio::time::timeout(timeout, task).await {
+        record.status = match tokio::time::timeout(timeout, &mut task).await {
             Ok(Ok(Ok(out))) => {
                 match (&cache, &record.cache_key, &out.not_cacheable) {
                     (Some(_), Some(_), Some(why)) => {
@@ -200,8 +203,16 @@ impl Coordinator {
             },
             Err(_) => {
                 // A probe blocked in a thread cannot be aborted: tell it to stop
-                // and clean up (the runtime trace removes its containers).
+                // and give it a bounded time to clean up (the runtime trace
+                // kills and removes its containers), so that a caller that
+                // exits right after the gather leaves nothing running.
                 cancel.cancel();
+                if tokio::time::timeout(CANCEL_GRACE, &mut task).await.is_err() {
+                    record.warnings.push(format!(
+                        "the probe did not stop within {} s of its timeout",
+                        CANCEL_GRACE.as_secs()
+                    ));
+                }
                 abort.abort();
                 ProbeStatus::TimedOut {
                     after_ms: timeout.as_millis() as u64,
