@@ -186,12 +186,15 @@ pub struct Running {
     termination: Option<Termination>,
 }
 
+/// Takes a stream's bytes as they arrive; `false` once it wants no more.
+type Sink = Box<dyn FnMut(&[u8]) -> bool + Send>;
+
 /// Where a child's stdout goes.
 enum StdoutTo {
     /// The bounded capture of [`ExecSpec::capture_limit`].
     Capture,
     /// Handed to a sink as it arrives, until the sink wants no more.
-    Sink(Box<dyn FnMut(&[u8]) -> bool + Send>),
+    Sink(Sink),
 }
 
 /// Start `spec` and return a handle; the caller waits or kills.
@@ -219,11 +222,7 @@ pub fn run_into(
 }
 
 /// Feed `reader` to `sink` until EOF or the sink has enough; then kill `pgid`.
-fn pump_into(
-    mut reader: impl std::io::Read,
-    mut sink: Box<dyn FnMut(&[u8]) -> bool + Send>,
-    pgid: Pid,
-) {
+fn pump_into(mut reader: impl std::io::Read, mut sink: Sink, pgid: Pid) {
     let mut chunk = [0u8; 64 * 1024];
     loop {
         let n = match reader.read(&mut chunk) {
