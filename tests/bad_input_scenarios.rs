@@ -132,3 +132,84 @@ fn a_symlink_loop_is_an_io_error_not_the_defaults() {
     assert!(msg.contains("symbolic links"), "{msg}");
     report("symlink loop", &msg, Duration::ZERO);
 }
+
+/// A made-up secret that must never be printed.
+const SECRET: &str = "zq7-SECRET-VALUE-4f1c9e";
+
+#[test]
+fn a_link_that_leaves_the_repository_is_refused_unread() {
+    let outside = tempfile::tempdir().unwrap();
+    let target = outside.path().join("credentials");
+    std::fs::write(&target, format!("{SECRET}\n")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join(".codegenie")).unwrap();
+    std::os::unix::fs::symlink(&target, dir.path().join(".codegenie/scenarios.yaml")).unwrap();
+    let repo = RepoSnapshot::open(dir.path()).unwrap();
+    let msg = codegenie::error_chain(&load_scenarios(&repo).unwrap_err());
+    assert!(msg.contains("outside the repository"), "{msg}");
+    assert!(
+        !msg.contains(SECRET) && !msg.contains("credentials"),
+        "{msg}"
+    );
+    // A link inside the repository is followed as before.
+    std::fs::write(
+        dir.path().join("scenarios-real.yaml"),
+        "version: 1\nscenarios:\n  - name: startup\n    steps: [ { wait_ready: {} } ]\n",
+    )
+    .unwrap();
+    std::fs::remove_file(dir.path().join(".codegenie/scenarios.yaml")).unwrap();
+    std::os::unix::fs::symlink(
+        "../scenarios-real.yaml",
+        dir.path().join(".codegenie/scenarios.yaml"),
+    )
+    .unwrap();
+    assert_eq!(load_scenarios(&repo).unwrap().scenarios.len(), 1);
+    report(
+        "link to a file outside the repository",
+        &msg,
+        Duration::ZERO,
+    );
+}
+
+#[test]
+fn errors_name_the_position_never_the_values() {
+    for (case, yaml) in [
+        ("a whole-file value", format!("{SECRET}\n")),
+        (
+            "a value of the wrong type",
+            format!("version: 1\nscenarios:\n  - name: a\n    command: \"{SECRET}\"\n"),
+        ),
+        (
+            "an unknown key shaped like a token",
+            format!("version: 1\napp:\n  ready: {{ {SECRET}: 1 }}\nscenarios:\n  - name: a\n    command: [x]\n"),
+        ),
+    ] {
+        // Control: the schema parser's own message quotes the value.
+        let raw = codegenie_runtime::runtime_trace::scenarios::parse_scenarios(&yaml, "s")
+            .unwrap_err()
+            .to_string();
+        assert!(raw.contains(SECRET), "{case}: {raw}");
+        let (msg, took) = load(yaml.as_bytes());
+        assert!(msg.contains(".codegenie/scenarios.yaml:"), "{case}: {msg}");
+        assert!(!msg.contains(SECRET), "{case}: {msg}");
+        report(&format!("error on {case}"), &msg, took);
+    }
+}
+
+#[test]
+fn a_fifo_is_refused_instead_of_blocking() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join(".codegenie")).unwrap();
+    // A test may start `mkfifo`; the product starts processes only through its exec layer.
+    #[allow(clippy::disallowed_methods)]
+    let made = std::process::Command::new("mkfifo")
+        .arg(dir.path().join(".codegenie/scenarios.yaml"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let repo = RepoSnapshot::open(dir.path()).unwrap();
+    let started = Instant::now();
+    let msg = codegenie::error_chain(&load_scenarios(&repo).unwrap_err());
+    assert!(msg.contains("not a regular file"), "{msg}");
+    report("a FIFO", &msg, started.elapsed());
+}

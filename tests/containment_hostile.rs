@@ -35,7 +35,12 @@ struct Case {
 
 /// Run the probe on a hostile fixture and collect what it left behind.
 fn run_case(name: &str, repo: &std::path::Path, extra: &[Setting]) -> Case {
-    let id = run_id(name);
+    run_case_as(&run_id(name), repo, extra)
+}
+
+/// [`run_case`] under a chosen run id (so the test can watch its containers).
+fn run_case_as(id: &str, repo: &std::path::Path, extra: &[Setting]) -> Case {
+    let id = id.to_owned();
     let mut settings: Vec<Setting> = FAST.to_vec();
     settings.extend_from_slice(extra);
     let before = tmp_entries();
@@ -64,25 +69,65 @@ fn outcome(s: &serde_json::Value, name: &str) -> (String, serde_json::Value) {
     )
 }
 
+/// `clone`/`fork`/`vfork` calls that the kernel refused with EAGAIN (the
+/// pids limit) in a scenario's raw trace artifact.
+fn refused_forks(repo: &std::path::Path, slice: &serde_json::Value, name: &str) -> usize {
+    let rel = scenario(slice, name)["artifact"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let trace = std::fs::read_to_string(repo.join(".codegenie/context").join(rel)).unwrap();
+    trace
+        .lines()
+        // `clone(...) = -1 EAGAIN` or, with several processes, the
+        // `<... clone resumed> ...) = -1 EAGAIN` half of a split call.
+        .filter(|l| (l.contains("clone") || l.contains("fork")) && l.contains("= -1 EAGAIN"))
+        .count()
+}
+
 #[test]
 fn forkbomb_is_contained_by_the_pids_limit() {
     private_tmp();
     let _engine = engine_lock();
     let repo = fixture_repo("tests/fixtures/hostile/forkbomb");
+    // A counted bomb: 400 background processes, more than the limit of 256.
+    write_scenarios(
+        repo.path(),
+        "version: 1\nscenarios:\n  - name: batch_job\n    command: [\"/app/spawn.sh\", \"400\"]\n    expected_exit_code: 0\n",
+    );
+    // Control: with room for 4096 processes the 400 all start.
+    let control = run_case("forkbomb-control", repo.path(), &[Setting::PidsLimit(4096)]);
+    let (kind, detail) = outcome(&control.slice, "batch_job");
+    assert_eq!(kind, "completed", "{detail:#}");
+    assert_eq!(refused_forks(repo.path(), &control.slice, "batch_job"), 0);
+    assert_eq!(control.leftovers, Leftovers::default());
+    // The defence: the kernel refuses forks past the limit (seen in the
+    // trace as EAGAIN) and the shell gives up with its "can't fork" status.
     let c = run_case("forkbomb", repo.path(), &[]);
-    let (kind, detail) = outcome(&c.slice, "startup");
-    let sc = scenario(&c.slice, "startup");
-    // The bomb cannot take the host down: the scenario ends on its own terms,
-    // the container is killed and removed.
-    assert!(kind == "completed" || kind == "failed", "{sc:#}");
-    assert!(c.took < Duration::from_secs(90), "{:?}", c.took);
+    let (kind, detail) = outcome(&c.slice, "batch_job");
+    assert_eq!(kind, "failed", "{detail:#}");
+    assert_eq!(detail["reason"], "unexpected_exit", "{detail:#}");
+    assert_eq!(detail["code"], 2, "{detail:#}");
+    let refused = refused_forks(repo.path(), &c.slice, "batch_job");
+    assert!(refused > 0, "no fork was refused");
     assert_eq!(c.leftovers, Leftovers::default());
-    let forks = sc["exit_status"].clone();
+    // The real bomb (exponential, never ends by itself) is contained and
+    // the run ends within its time.
+    std::fs::remove_file(repo.path().join(".codegenie/scenarios.yaml")).unwrap();
+    fixture_repo_at("tests/fixtures/hostile/forkbomb", repo.path());
+    let bomb = run_case("forkbomb-exp", repo.path(), &[]);
+    let (bomb_kind, bomb_detail) = outcome(&bomb.slice, "startup");
+    let bomb_refused = refused_forks(repo.path(), &bomb.slice, "startup");
+    assert!(bomb_refused > 0, "{bomb_kind} {bomb_detail:#}");
+    assert!(bomb.took < Duration::from_secs(90), "{:?}", bomb.took);
+    assert_eq!(bomb.leftovers, Leftovers::default());
     row(
-        "forkbomb",
-        "contained by --pids-limit=256, typed result, no leftovers",
-        &format!("{kind} {detail}; exit {forks}; warnings {:?}", c.warnings),
-        c.took,
+        "fork bomb",
+        "--pids-limit=256 refuses forks (EAGAIN in trace), typed result, no leftovers",
+        &format!(
+            "400 processes: {kind} {detail}, {refused} forks refused (control, limit 4096: completed, 0 refused); exponential bomb: {bomb_kind} {bomb_detail}, {bomb_refused} forks refused"
+        ),
+        c.took + control.took + bomb.took,
         &c.leftovers.describe(),
     );
 }
@@ -239,13 +284,35 @@ fn egress_is_blocked_and_every_attempt_is_evidence() {
     );
 }
 
+/// Run the setuid fixture's `crontab` as its unprivileged user in a
+/// container with the product's hardening flags, with or without
+/// `--security-opt=no-new-privileges`, and no tracer. Installing a crontab
+/// writes into the root-only `/var/spool/cron/crontabs`, and listing it
+/// reads the root-owned file back: both succeed only as root.
+fn crontab_as_app(image: &str, no_new_privileges: bool) -> std::process::Output {
+    let mut cmd = Command::new("docker");
+    cmd.args([
+        "run",
+        "--rm",
+        "--network=none",
+        "--cap-drop=ALL",
+        "--pids-limit=256",
+        "--memory=512m",
+    ]);
+    if no_new_privileges {
+        cmd.arg("--security-opt=no-new-privileges");
+    }
+    cmd.args(["--entrypoint", "/bin/busybox", image, "sh", "-c"])
+        .arg("/opt/suid/crontab /app/evil.cron && /opt/suid/crontab -l")
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn setuid_escalation_is_blocked() {
     private_tmp();
     let _engine = engine_lock();
     let repo = fixture_repo("tests/fixtures/hostile/setuid");
-    // Control: without the hardening (and without a tracer) the fixture
-    // really becomes root.
     let img = Command::new("docker")
         .args(["build", "-q"])
         .arg(repo.path())
@@ -253,35 +320,43 @@ fn setuid_escalation_is_blocked() {
         .unwrap();
     assert!(img.status.success(), "{img:?}");
     let image = String::from_utf8_lossy(&img.stdout).trim().to_owned();
-    let control = Command::new("docker")
-        .args([
-            "run",
-            "--rm",
-            "--network=none",
-            "--entrypoint",
-            "/opt/suid/su",
-        ])
-        .arg(&image)
-        .args(["-c", "/bin/busybox id -u", "root"])
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&control.stdout).trim(), "0");
-    let c = run_case("setuid", repo.path(), &[]);
-    let (kind, detail) = outcome(&c.slice, "batch_job");
-    assert_eq!(kind, "completed", "{detail:#}");
-    let bins = strings(&c.slice["binaries_executed"]);
-    assert!(bins.contains(&"/opt/suid/su".to_owned()), "{bins:?}");
-    // su never got to run its shell, so the root-only file was never written.
-    let written = strings(&c.slice["files_written"]);
+    // ptrace alone already keeps a traced process from gaining privileges,
+    // so the proof runs the setuid binary outside any tracer. Control: the
+    // product's flags without no-new-privileges, and it acts as root.
+    let without = crontab_as_app(&image, false);
+    assert!(without.status.success(), "{without:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&without.stdout).trim(),
+        "* * * * * /app/escalate.sh"
+    );
+    let with = crontab_as_app(&image, true);
+    let with_err = String::from_utf8_lossy(&with.stderr).trim().to_owned();
     assert!(
-        !written.iter().any(|f| f.starts_with("/rootonly")),
-        "{written:?}"
+        !with.status.success() && with_err.contains("must be suid"),
+        "{with:?}"
+    );
+    // Through the product: an `exec` step runs beside the app, untraced,
+    // in the product's own hardened container.
+    write_scenarios(
+        repo.path(),
+        "version: 1\napp:\n  command: [\"/bin/busybox\", \"sleep\", \"60\"]\n  ready: { after_s: 1 }\nscenarios:\n  - name: escalate\n    steps:\n      - wait_ready: {}\n      - exec: [\"/opt/suid/crontab\", \"/app/evil.cron\"]\n",
+    );
+    let c = run_case("setuid", repo.path(), &[]);
+    let (kind, detail) = outcome(&c.slice, "escalate");
+    assert_eq!(kind, "failed", "{detail:#}");
+    let text = detail["detail"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        text.contains("exec step") && text.contains("must be suid"),
+        "{text}"
     );
     assert_eq!(c.leftovers, Leftovers::default());
+    remove_image(&image);
     row(
-        "setuid escalation",
-        "su stays unprivileged (no-new-privileges), /rootonly untouched",
-        &format!("{kind}; executed {bins:?}; control run without hardening: uid 0"),
+        "setuid escalation (untraced, crontab into a root-only dir)",
+        "stays unprivileged (no-new-privileges); without it: writes as root",
+        &format!(
+            "product exec step: {kind}: {text}; control without no-new-privileges: installed and read back as root; with: {with_err:?}"
+        ),
         c.took,
         &c.leftovers.describe(),
     );
@@ -365,6 +440,217 @@ fn a_bundle_copy_failure_fails_the_scenario_cleanly() {
         "bundle copy failure",
         "failed: typed engine error naming docker cp",
         &format!("{kind} {}", detail["detail"]),
+        c.took,
+        &c.leftovers.describe(),
+    );
+}
+
+#[test]
+fn a_disk_filler_is_stopped_at_the_disk_bound() {
+    private_tmp();
+    let _engine = engine_lock();
+    const MIB: u64 = 1 << 20;
+    const LIMIT: u64 = 128 * MIB;
+    // What one poll (250 ms) lets a container write past the bound, with room.
+    const SLACK: u64 = 256 * MIB;
+    let bundle = std::fs::metadata(env!("CARGO_BIN_EXE_codegenie"))
+        .unwrap()
+        .len()
+        + 16 * MIB;
+    let repo = fixture_repo("tests/fixtures/hostile/disk-fill");
+
+    // Control: with the bound out of the way, the same app writes 400 MiB
+    // onto the host's disk and the scenario says `completed`.
+    let scenarios = std::fs::read_to_string(repo.path().join(".codegenie/scenarios.yaml")).unwrap();
+    write_scenarios(
+        repo.path(),
+        &scenarios.replace(r#"["/app/fill.sh"]"#, r#"["/app/fill.sh", "400"]"#),
+    );
+    let id = run_id("disk-control");
+    let watch = WritablePeak::start(&id);
+    let control = run_case_as(&id, repo.path(), &[Setting::DiskLimitBytes(u64::MAX)]);
+    let control_peak = watch.finish();
+    let (kind, detail) = outcome(&control.slice, "batch_job");
+    assert_eq!(kind, "completed", "{detail:#}");
+    assert!(control_peak > 400 * MIB, "control peak {control_peak}");
+    assert_eq!(control.leftovers, Leftovers::default());
+
+    // The attack: writes without end; the bound kills it.
+    write_scenarios(repo.path(), &scenarios);
+    let id = run_id("disk-fill");
+    let watch = WritablePeak::start(&id);
+    let c = run_case_as(&id, repo.path(), &[Setting::DiskLimitBytes(LIMIT)]);
+    let engine_peak = watch.finish();
+    let (kind, detail) = outcome(&c.slice, "batch_job");
+    assert_eq!(kind, "failed", "{detail:#}");
+    assert_eq!(detail["reason"], "disk_limit", "{detail:#}");
+    assert_eq!(detail["limit_bytes"], LIMIT);
+    let observed = detail["observed_bytes"].as_u64().unwrap();
+    assert!((LIMIT..LIMIT + SLACK).contains(&observed), "{observed}");
+    // Seen by the test itself, the bundle included: the host never held
+    // more than the bound, the bundle and one poll's writes.
+    assert!(
+        engine_peak < LIMIT + SLACK + bundle,
+        "engine peak {engine_peak}"
+    );
+    assert!(c.took < Duration::from_secs(30), "{:?}", c.took);
+    assert_eq!(c.leftovers, Leftovers::default());
+    row(
+        "disk filler (endless dd)",
+        "failed: disk_limit at 128 MiB, host sees bound + one poll",
+        &format!(
+            "{kind} {detail}; peak writable layer {} MiB (bundle incl.); control without bound: completed, {} MiB written",
+            engine_peak / MIB,
+            control_peak / MIB
+        ),
+        c.took,
+        &c.leftovers.describe(),
+    );
+}
+
+/// Executed `/app/s/N.sh` paths whose interpreter the slice reports.
+fn small_scripts_read(slice: &serde_json::Value) -> usize {
+    slice["interpreters"]
+        .as_object()
+        .map(|m| m.keys().filter(|k| k.starts_with("/app/s/")).count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn interpreter_lookups_read_a_bounded_head_of_a_bounded_number_of_paths() {
+    private_tmp();
+    let _engine = engine_lock();
+    let repo = fixture_repo("tests/fixtures/hostile/many-execs");
+
+    // The copy itself, on a container of the fixture's image: the head of a
+    // 300 MiB executable is 64 KiB, read in a moment; the control (a whole
+    // `docker cp`, as lookups did before) brings all 300 MiB to the host.
+    let img = Command::new("docker")
+        .args(["build", "-q"])
+        .arg(repo.path())
+        .output()
+        .unwrap();
+    assert!(img.status.success(), "{img:?}");
+    let image = String::from_utf8_lossy(&img.stdout).trim().to_owned();
+    let id = run_id("head");
+    let created = Command::new("docker")
+        .args(["create", "--network=none", "--label"])
+        .arg(format!("codegenie.run={id}"))
+        .arg(&image)
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{created:?}");
+    let container = String::from_utf8_lossy(&created.stdout).trim().to_owned();
+    let engine = Engine::new(EngineKind::Docker);
+    let started = Instant::now();
+    let head = engine
+        .read_head(
+            &container,
+            "/app/big.sh",
+            64 * 1024,
+            Duration::from_secs(30),
+        )
+        .unwrap();
+    let head_took = started.elapsed();
+    assert_eq!(head.len(), 64 * 1024);
+    assert!(head.starts_with(b"#!/bin/sh\n"));
+    let tmp = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    engine
+        .copy_out(&container, "/app/big.sh", &tmp.path().join("whole"))
+        .unwrap();
+    let whole_took = started.elapsed();
+    let whole = std::fs::metadata(tmp.path().join("whole")).unwrap().len();
+    assert!(whole > 300 << 20, "{whole}");
+    drop(tmp);
+    let _ = Command::new("docker")
+        .args(["rm", "-f", &container])
+        .output();
+
+    // Through the probe: 20 lookups for the run, then no more.
+    let c = run_case(
+        "many-execs",
+        repo.path(),
+        &[Setting::InterpreterLookups(20)],
+    );
+    let (kind, detail) = outcome(&c.slice, "batch_job");
+    assert_eq!(kind, "completed", "{detail:#}");
+    let capped = small_scripts_read(&c.slice);
+    assert!(
+        capped > 0 && capped < 20,
+        "{capped} {:#}",
+        c.slice["interpreters"]
+    );
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.contains("were not read for an interpreter")),
+        "{:?}",
+        c.warnings
+    );
+    assert_eq!(c.leftovers, Leftovers::default());
+    // Control: with room for every path, all 60 scripts are read, and the
+    // big script's interpreter comes from its head.
+    let control = run_case(
+        "many-execs-all",
+        repo.path(),
+        &[Setting::InterpreterLookups(1000)],
+    );
+    assert_eq!(small_scripts_read(&control.slice), 60);
+    assert_eq!(control.slice["interpreters"]["/app/big.sh"], "/bin/sh");
+    assert_eq!(control.leftovers, Leftovers::default());
+    remove_image(&image);
+    row(
+        "interpreter lookups (60 scripts + a 300 MiB one)",
+        "64 KiB per path, at most N paths per run, warning for the rest",
+        &format!(
+            "head of 300 MiB file: 64 KiB in {:.2} s (whole copy: {} MiB in {:.2} s); lookups capped at 20: {capped} of 60 scripts read, warning; control (cap 1000): 60",
+            head_took.as_secs_f64(),
+            whole >> 20,
+            whole_took.as_secs_f64()
+        ),
+        c.took,
+        &c.leftovers.describe(),
+    );
+}
+
+#[test]
+fn a_trace_over_its_cap_is_cut_and_lowers_confidence() {
+    private_tmp();
+    let _engine = engine_lock();
+    let repo = fixture_repo("tests/fixtures/hostile/many-execs");
+    // Control: under the default cap the scenario completes.
+    let control = run_case("trace-cap-control", repo.path(), &[]);
+    let (kind, _) = outcome(&control.slice, "batch_job");
+    assert_eq!(kind, "completed");
+    assert_eq!(control.slice["trace_coverage_confidence"], "medium");
+    let c = run_case(
+        "trace-cap",
+        repo.path(),
+        &[Setting::TraceCapBytes(16 * 1024)],
+    );
+    let (kind, detail) = outcome(&c.slice, "batch_job");
+    assert_eq!(kind, "failed", "{detail:#}");
+    assert_eq!(detail["reason"], "trace_truncated", "{detail:#}");
+    assert_eq!(detail["limit_bytes"], 16 * 1024);
+    assert!(detail["trace_bytes"].as_u64().unwrap() > 16 * 1024);
+    assert_eq!(c.slice["trace_coverage_confidence"], "unavailable");
+    // What was kept is still evidence: the first execs are there.
+    assert!(strings(&c.slice["binaries_executed"]).contains(&"/app/run.sh".to_owned()));
+    let raw = std::fs::read_dir(repo.path().join(".codegenie/context/raw"))
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .max()
+        .unwrap();
+    assert!(raw <= 16 * 1024, "{raw}");
+    assert_eq!(c.leftovers, Leftovers::default());
+    row(
+        "trace over its cap (16 KiB)",
+        "failed: trace_truncated, confidence drops, raw trace <= cap",
+        &format!(
+            "{kind} {detail}; confidence {} (control: completed, {})",
+            c.slice["trace_coverage_confidence"], control.slice["trace_coverage_confidence"]
+        ),
         c.took,
         &c.leftovers.describe(),
     );

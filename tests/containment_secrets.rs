@@ -22,7 +22,10 @@ const SECRETS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/secre
 
 /// (plaintext, the text the app handles) for every corpus entry and PEM key.
 fn corpus() -> Vec<(String, String)> {
-    let text = std::fs::read_to_string(Path::new(SECRETS).join("corpus.tsv")).unwrap();
+    // The writer's corpus and the shapes kept apart from the patterns.
+    let text = ["corpus.tsv", "corpus-unseen.tsv"]
+        .map(|f| std::fs::read_to_string(Path::new(SECRETS).join(f)).unwrap())
+        .join("\n");
     let mut out: Vec<(String, String)> = text
         .lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
@@ -53,7 +56,9 @@ fn no_secret_the_app_handled_survives_under_codegenie() {
     let out = Command::new(env!("CARGO_BIN_EXE_codegenie"))
         .arg("trace")
         .arg(repo.path())
-        .args(["--backend", "docker", "--no-cache", "--run-id"])
+        // With the cache (entries and manifests are scanned too) and debug
+        // logs (stderr is scanned with the files).
+        .args(["-v", "--backend", "docker", "--run-id"])
         .arg(&id)
         .output()
         .unwrap();
@@ -75,11 +80,22 @@ fn no_secret_the_app_handled_survives_under_codegenie() {
     );
     let mut hits = Vec::new();
     let files = files_under(&repo.path().join(".codegenie"));
-    for f in &files {
-        let bytes = std::fs::read(f).unwrap();
+    assert!(
+        files
+            .iter()
+            .any(|f| f.to_string_lossy().contains("/cache/")),
+        "the cache was written: {files:?}"
+    );
+    let mut scanned: Vec<(String, Vec<u8>)> = files
+        .iter()
+        .map(|f| (f.display().to_string(), std::fs::read(f).unwrap()))
+        .collect();
+    scanned.push(("stderr".to_owned(), out.stderr.clone()));
+    scanned.push(("stdout".to_owned(), out.stdout.clone()));
+    for (name, bytes) in &scanned {
         for (plain, _) in &secrets {
-            if memmem(&bytes, plain.as_bytes()) {
-                hits.push(format!("{}: {plain}", f.display()));
+            if memmem(bytes, plain.as_bytes()) {
+                hits.push(format!("{name}: {plain}"));
             }
         }
     }
@@ -88,9 +104,13 @@ fn no_secret_the_app_handled_survives_under_codegenie() {
     assert!(redactions >= secrets.len() as u64, "{redactions}");
     assert!(labelled_containers(&id).is_empty());
     row(
-        "secret corpus (12 secrets: echo, argv, files)",
-        "0 plaintext hits under .codegenie/, redaction count > 0",
-        &format!("0 hits in {} files, {redactions} redactions", files.len()),
+        "secret corpus (30 shapes: echo, argv, files; cache and -v logs on)",
+        "0 plaintext hits under .codegenie/ (cache incl.), stdout, stderr",
+        &format!(
+            "0 hits in {} files + stdout + stderr ({} KiB of debug logs), {redactions} redactions",
+            files.len(),
+            out.stderr.len() / 1024
+        ),
         took,
         "none",
     );

@@ -94,8 +94,27 @@ fn a_run_after_a_sigkilled_run_removes_its_leftovers() {
     wait_for_container(&dead);
     send(&child, "KILL");
     let _ = child.wait();
-    // A hard kill cleans nothing: the container outlives its run.
-    assert_eq!(labelled_containers(&dead).len(), 1);
+    // A hard kill cleans nothing: the container outlives its run, and so
+    // does the run's scratch folder (raw traces wait there unredacted).
+    let dead_containers = labelled_containers(&dead);
+    assert_eq!(dead_containers.len(), 1);
+    let scratch = scratch_folders(repo.path());
+    assert_eq!(scratch.len(), 1, "{scratch:?}");
+    std::fs::write(scratch[0].join("startup.strace"), "raw trace\n").unwrap();
+    // An image may carry the very owner label the dead run's container has:
+    // a container of that image, made without codegenie, is not an orphan.
+    let owner = Command::new("docker")
+        .args([
+            "inspect",
+            "--format",
+            "{{index .Config.Labels \"codegenie.owner\"}}",
+        ])
+        .arg(&dead_containers[0])
+        .output()
+        .unwrap();
+    let owner = String::from_utf8_lossy(&owner.stdout).trim().to_owned();
+    assert!(owner.contains('/'), "{owner}");
+    let spoof = spoofing_container(&owner);
     // The next run (another id, a scenario that finishes at once) sweeps it.
     write_scenarios(
         repo.path(),
@@ -123,10 +142,120 @@ fn a_run_after_a_sigkilled_run_removes_its_leftovers() {
         "the dead run's container survived: {left:?}"
     );
     assert!(labelled_containers(&next).is_empty());
+    // The killed run's scratch folder is gone; the spoofing container stays.
+    assert!(!scratch[0].exists(), "{:?}", scratch_folders(repo.path()));
+    let spoof_left = Command::new("docker")
+        .args(["inspect", "--format", "{{.Id}}", &spoof.0])
+        .output()
+        .unwrap();
+    let _ = Command::new("docker").args(["rm", "-f", &spoof.0]).output();
+    let _ = Command::new("docker")
+        .args(["rmi", "-f", &spoof.1])
+        .output();
+    assert!(
+        spoof_left.status.success(),
+        "the sweep removed a container it did not create"
+    );
     row(
         "SIGKILL to codegenie, then a second run",
-        "second run removes the dead run's container by label",
-        &format!("removed; warnings {:?}", out.warnings),
+        "second run removes the dead run's container (label set at creation) and scratch folder; an image-set owner label is not trusted",
+        &format!(
+            "container and scratch folder removed; a container of an image labelled {owner} left alone; warnings {:?}",
+            out.warnings
+        ),
+        took,
+        if left.is_empty() {
+            "none"
+        } else {
+            "containers"
+        },
+    );
+}
+
+/// The coordinator's scratch folders in `repo`.
+fn scratch_folders(repo: &std::path::Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(repo.join(".codegenie/work"))
+        .map(|d| {
+            d.map(|e| e.unwrap().path())
+                .filter(|p| p.is_dir())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A container made without codegenie from an image whose own labels carry
+/// `codegenie.owner=<owner>`: (container id, image id).
+fn spoofing_container(owner: &str) -> (String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(busybox(), dir.path().join("busybox")).unwrap();
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        format!("FROM scratch\nCOPY busybox /bin/busybox\nLABEL codegenie.owner=\"{owner}\"\nCMD [\"/bin/busybox\", \"true\"]\n"),
+    )
+    .unwrap();
+    let img = Command::new("docker")
+        .args(["build", "-q"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(img.status.success(), "{img:?}");
+    let image = String::from_utf8_lossy(&img.stdout).trim().to_owned();
+    let c = Command::new("docker")
+        .args(["create", "--network=none", &image])
+        .output()
+        .unwrap();
+    assert!(c.status.success(), "{c:?}");
+    (String::from_utf8_lossy(&c.stdout).trim().to_owned(), image)
+}
+
+#[test]
+fn a_cancelled_probe_kills_and_removes_its_container_mid_step() {
+    let _engine = engine_lock();
+    let repo = fixture_repo("tests/fixtures/service");
+    // The step would wait 100 s for a line that never comes.
+    write_scenarios(
+        repo.path(),
+        &format!("{WAITS}  - name: shutdown\n    steps: [ {{ wait_ready: {{}} }} ]\n"),
+    );
+    let id = run_id("cancelled");
+    let ctx = context(&id, &[Setting::Backend(Backend::Container)]);
+    // What the coordinator trips on a probe timeout (a child of this token)
+    // and the CLI on Ctrl-C or SIGTERM.
+    let cancel = ctx.cancel.clone();
+    let watcher = {
+        let id = id.clone();
+        std::thread::spawn(move || {
+            wait_for_container(&id);
+            // Control: the step is running, its container with it.
+            let running = labelled_containers(&id).len();
+            let at = Instant::now();
+            cancel.cancel();
+            (running, at)
+        })
+    };
+    let rec = run_probe(repo.path(), ctx, false);
+    let (running, cancelled_at) = watcher.join().unwrap();
+    let took = cancelled_at.elapsed();
+    let left = labelled_containers(&id);
+    assert_eq!(running, 1);
+    let s = rec.output.expect("the probe returned").schema_slice;
+    let startup = scenario(&s, "startup");
+    assert_eq!(startup["outcome"]["kind"], "failed", "{startup:#}");
+    assert_eq!(
+        startup["outcome"]["detail"]["reason"], "cancelled",
+        "{startup:#}"
+    );
+    assert_eq!(scenario(&s, "shutdown")["outcome"]["kind"], "skipped");
+    assert!(left.is_empty(), "containers left behind: {left:?}");
+    // Within one poll of the watch plus the wrap-up, not the step's 100 s.
+    assert!(took < Duration::from_secs(20), "{took:?}");
+    row(
+        "probe cancelled mid-step (coordinator timeout, Ctrl-C)",
+        "container killed within a poll, scenario failed: cancelled, rest skipped, removed",
+        &format!(
+            "startup {} ({}), shutdown skipped; 1 container running at cancel",
+            startup["outcome"]["kind"], startup["outcome"]["detail"]["reason"]
+        ),
         took,
         if left.is_empty() {
             "none"

@@ -89,10 +89,17 @@ impl Probe for Slow {
     async fn run(
         &self,
         _repo: &RepoSnapshot,
-        _ctx: &ProbeContext,
+        ctx: &ProbeContext,
     ) -> Result<ProbeOutput, ProbeError> {
         log_run("t_slow");
-        tokio::time::sleep(Duration::from_secs(30)).await;
+        // A well-behaved slow probe: it stops when its token trips (the
+        // coordinator waits a bounded time for that after a timeout).
+        for _ in 0..1500 {
+            if ctx.cancel.is_cancelled() {
+                return Err(ProbeError::failed("cancelled"));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         SLOW_FINISHED.fetch_add(1, Ordering::SeqCst);
         Ok(ProbeOutput::new(serde_json::json!({}), Confidence::High))
     }

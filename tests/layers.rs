@@ -15,6 +15,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("procfs", 0),
     ("redact", 0),
     ("strace", 0),
+    ("tar_head", 0),
     ("exec", 1),
     ("probe", 2),
     ("engine", 3),

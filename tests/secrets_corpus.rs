@@ -105,3 +105,35 @@ fn no_plaintext_survives_the_writer() {
         serde_json::from_slice(&std::fs::read(&written.json).unwrap()).unwrap();
     assert_eq!(doc["_meta"]["redactions"], expected);
 }
+
+/// Secret shapes kept apart from the patterns (vendor tokens, credentials in
+/// URLs, flags, headers, env assignments, connection strings, a JSON key):
+/// each line of `corpus-unseen.tsv`, redacted alone, keeps no plaintext.
+#[test]
+fn shapes_written_apart_from_the_patterns_are_redacted() {
+    let text = std::fs::read_to_string(Path::new(FIXTURES).join("corpus-unseen.tsv")).unwrap();
+    let mut missed = Vec::new();
+    let mut n = 0;
+    for l in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
+        let cols: Vec<&str> = l.split('\t').collect();
+        assert_eq!(cols.len(), 3, "corpus line: {l}");
+        let line = cols[2].replace("{}", cols[1]);
+        let mut red = codegenie_runtime::redact::Redactor::new();
+        let out = if line.starts_with('{') {
+            let mut v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            red.redact_json(&mut v);
+            v.to_string()
+        } else {
+            red.redact_str(&line)
+        };
+        if out.contains(cols[1]) || red.count() == 0 {
+            missed.push(format!("{}: {out}", cols[0]));
+        }
+        n += 1;
+    }
+    assert!(n >= 15, "{n}");
+    assert_eq!(missed, Vec::<String>::new());
+}

@@ -40,8 +40,15 @@ fn codegenie_trace_on_the_demo_service() {
         .path()
         .join(".codegenie/context/raw/runtime-trace-startup.strace")
         .is_file());
-    let work = repo.path().join(".codegenie/work/runtime_trace");
-    assert_eq!(std::fs::read_dir(&work).map(|d| d.count()).unwrap_or(0), 0);
+    // Raw traces wait in the coordinator's scratch folder,
+    // `.codegenie/work/runtime_trace-XXXX/`: the folder of scratch folders
+    // exists (the run made one) and is empty (it was removed).
+    let work = repo.path().join(".codegenie/work");
+    let left: Vec<_> = std::fs::read_dir(&work)
+        .expect("the run made its scratch folder under .codegenie/work")
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
     assert!(strings(&slice["binaries_executed"]).contains(&"/app/migrate.sh".to_owned()));
     assert!(strings(&slice["files_written"]).contains(&"/tmp/migrated".to_owned()));
     assert_eq!(

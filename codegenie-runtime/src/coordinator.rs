@@ -7,10 +7,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::cache::ProbeCache;
+use crate::engine::orphans;
 use crate::errors::error_chain;
 use crate::probe::{CacheStrategy, DynProbe, ProbeContext, ProbeOutput, RepoSnapshot};
 use crate::record::{GatherReport, ProbeRecord, ProbeStatus};
 use crate::registry::{ProbeRegistration, Registry};
+
+/// How long a timed-out probe gets, once cancelled, to clean up.
+const CANCEL_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// What to run and how.
 #[derive(Default, Clone)]
@@ -85,6 +89,7 @@ impl Coordinator {
                 });
             }
         }
+        sweep_scratch(repo);
         let mut records = Vec::new();
         // What each probe produced, for the probes after it (`runs_last`
         // probes read the evidence of the others).
@@ -182,9 +187,9 @@ impl Coordinator {
         ctx.cancel = ctx.cancel.child();
         let cancel = ctx.cancel.clone();
         let (repo_c, ctx_c, probe_c) = (repo.clone(), ctx, probe.clone());
-        let task = tokio::spawn(async move { probe_c.run_boxed(&repo_c, &ctx_c).await });
+        let mut task = tokio::spawn(async move { probe_c.run_boxed(&repo_c, &ctx_c).await });
         let abort = task.abort_handle();
-        record.status = match tokio::time::timeout(timeout, task).await {
+        record.status = match tokio::time::timeout(timeout, &mut task).await {
             Ok(Ok(Ok(out))) => {
                 match (&cache, &record.cache_key, &out.not_cacheable) {
                     (Some(_), Some(_), Some(why)) => {
@@ -215,8 +220,16 @@ impl Coordinator {
             },
             Err(_) => {
                 // A probe blocked in a thread cannot be aborted: tell it to stop
-                // and clean up (the runtime trace removes its containers).
+                // and give it a bounded time to clean up (the runtime trace
+                // kills and removes its containers), so that a caller that
+                // exits right after the gather leaves nothing running.
                 cancel.cancel();
+                if tokio::time::timeout(CANCEL_GRACE, &mut task).await.is_err() {
+                    record.warnings.push(format!(
+                        "the probe did not stop within {} s of its timeout",
+                        CANCEL_GRACE.as_secs()
+                    ));
+                }
                 abort.abort();
                 ProbeStatus::TimedOut {
                     after_ms: timeout.as_millis() as u64,
@@ -245,13 +258,56 @@ impl Coordinator {
     }
 }
 
-/// A fresh `.codegenie/work/<probe>-XXXX/` folder, removed on drop.
+/// The file in a scratch folder naming the process that made it.
+const SCRATCH_OWNER: &str = ".owner";
+
+/// A fresh `.codegenie/work/<probe>-XXXX/` folder, removed on drop, marked
+/// with its owner so that a later run removes it if this one is killed.
 fn scratch_dir(repo: &RepoSnapshot, probe: &str) -> std::io::Result<tempfile::TempDir> {
     let work = repo.codegenie_dir().join("work");
     std::fs::create_dir_all(&work)?;
-    tempfile::Builder::new()
+    let dir = tempfile::Builder::new()
         .prefix(&format!("{probe}-"))
-        .tempdir_in(work)
+        .tempdir_in(work)?;
+    if let Some(me) = orphans::current() {
+        std::fs::write(dir.path().join(SCRATCH_OWNER), me.label_value())?;
+    }
+    Ok(dir)
+}
+
+/// Remove the scratch folders of runs that were killed before they could
+/// (their raw, unredacted traces included); folders of live runs, of other
+/// hosts or pid namespaces, and unmarked ones are left. Returns how many.
+fn sweep_scratch(repo: &RepoSnapshot) -> usize {
+    let Some(me) = orphans::current() else {
+        return 0;
+    };
+    let Ok(entries) = std::fs::read_dir(repo.codegenie_dir().join("work")) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for e in entries.flatten() {
+        let path = e.path();
+        let Ok(owner) = std::fs::read_to_string(path.join(SCRATCH_OWNER)) else {
+            continue;
+        };
+        if !orphans::Owner::parse(owner.trim()).is_some_and(|o| o.is_gone(me)) {
+            continue;
+        }
+        match std::fs::remove_dir_all(&path) {
+            Ok(()) => removed += 1,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot remove a killed run's scratch folder")
+            }
+        }
+    }
+    if removed > 0 {
+        tracing::warn!(
+            removed,
+            "removed scratch folders of earlier interrupted runs"
+        );
+    }
+    removed
 }
 
 fn elapsed_ms(since: Instant) -> u64 {

@@ -21,6 +21,7 @@ mod procfs;
 pub mod redact;
 pub mod state_dir;
 pub mod strace;
+mod tar_head;
 
 // Processes and the engine.
 pub mod engine;

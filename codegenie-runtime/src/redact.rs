@@ -1,5 +1,9 @@
-//! Secret redaction for everything the writer puts on disk: AWS keys, GitHub
-//! tokens, PEM private keys, JWTs, bearer tokens and `password=`-style pairs.
+//! Secret redaction for everything codegenie writes (outputs, cache entries,
+//! manifests, logs, CLI errors): AWS keys, GitHub, GitLab, Slack, Stripe,
+//! Google, npm and SendGrid tokens, PEM private keys, JWTs, bearer and basic
+//! authorization, cookies, credentials in URLs (`scheme://user:pass@host`),
+//! secret flags (`--password x`, `--token=x`, `mysql -pX`) and
+//! `password=`-style pairs (env assignments, connection strings, JSON).
 //! A secret is replaced by `[REDACTED:<kind>]`; keys of `key=value` pairs are
 //! kept so the evidence still says *that* a secret was there.
 
@@ -46,9 +50,41 @@ fn rules() -> &'static [Rule] {
                 // Any key ending in a secret-ish word (`DB_PASSWORD`, `api_token`);
                 // not `PWD`, which is the working directory. Quotes may come
                 // escaped (`{\"api_key\": \"v\"}` in a traced argv).
-                r#"(?i)(?:password|passwd|secret|token|api[_-]?key|access[_-]?key|client[_-]?secret)\\?[\x22']?\s*[=:]\s*(\\?\x22[^\x22\\]+\\?\x22|'[^'\\]+'|[^\s&,;\x22'\\\]\)\}]+)"#,
+                r#"(?i)(?:password|passwd|passphrase|secret|token|api[_-]?key|access[_-]?key|account[_-]?key|client[_-]?secret)\\?[\x22']?\s*[=:]\s*(\\?\x22[^\x22\\]+\\?\x22|'[^'\\]+'|[^\s&,;\x22'\\\]\)\}]+)"#,
                 1,
             ),
+            // Vendor tokens by their published prefixes.
+            r("slack-token", r"(xox[abposre]-[A-Za-z0-9-]{10,})", 1),
+            r("stripe-key", r"((?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,})", 1),
+            r("google-api-key", r"(AIza[0-9A-Za-z_-]{35})", 1),
+            r("gitlab-token", r"(gl(?:pat|dt|rt|ptt)-[A-Za-z0-9_-]{20,})", 1),
+            r("npm-token", r"(npm_[A-Za-z0-9]{36})", 1),
+            r("sendgrid-key", r"(SG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,})", 1),
+            // `scheme://user:password@host`: the password, whatever the scheme.
+            r(
+                "url-credentials",
+                r"(?i)\b[a-z][a-z0-9+.-]{1,20}://[^\s/:@\x22'\[\]]*:([^\s/@\x22'\[\]]+)@",
+                1,
+            ),
+            // `--password x`, `--token=x`, `--api-key x` (not `--password-file`).
+            r(
+                "flag",
+                r"(?i)(?:^|[\s\x22'\[,])--?(?:password|passwd|pass|token|secret|api-?key|access-?key|auth-?token|client-?secret)(?:=|\s+|\x22,\s*\x22)([^\s\x22'\],-][^\s\x22'\],]*)",
+                1,
+            ),
+            // MySQL-family clients take the password glued to `-p`.
+            r(
+                "flag",
+                r"(?i)\b(?:mysql|mysqldump|mysqladmin|mariadb|mariadb-dump)\b[^\n]*?[\s\x22']-p([^\s\x22',\]]+)",
+                1,
+            ),
+            // `Authorization: Basic ...` and other schemes than bearer; cookies.
+            r(
+                "authorization",
+                r"(?i)\b(?:proxy-)?authorization\s*:\s*(?:basic|digest|token|apikey)\s+([A-Za-z0-9._~+/=-]{6,})",
+                1,
+            ),
+            r("cookie", r"(?i)\b(?:set-)?cookie\s*:\s*([^\r\n\x22]+)", 1),
         ]
     })
 }
@@ -105,7 +141,9 @@ impl Redactor {
         String::from_utf8_lossy(&self.redact_bytes(input.as_bytes())).into_owned()
     }
 
-    /// Redact every string (not key) inside a JSON value, in place.
+    /// Redact every string inside a JSON value, object keys included, in
+    /// place (a map keyed by argv or environment lines holds secrets in its
+    /// keys).
     pub fn redact_json(&mut self, v: &mut serde_json::Value) {
         match v {
             serde_json::Value::String(s) => {
@@ -115,9 +153,23 @@ impl Redactor {
                 }
             }
             serde_json::Value::Array(a) => a.iter_mut().for_each(|x| self.redact_json(x)),
-            serde_json::Value::Object(m) => m.values_mut().for_each(|x| self.redact_json(x)),
+            serde_json::Value::Object(m) => {
+                let needs = m.keys().any(|k| self.would_redact(k));
+                if needs {
+                    let old = std::mem::take(m);
+                    for (k, val) in old {
+                        m.insert(self.redact_str(&k), val);
+                    }
+                }
+                m.values_mut().for_each(|x| self.redact_json(x));
+            }
             _ => {}
         }
+    }
+
+    /// Whether `s` holds anything a rule would replace (nothing is counted).
+    fn would_redact(&self, s: &str) -> bool {
+        rules().iter().any(|r| r.re.is_match(s.as_bytes()))
     }
 }
 

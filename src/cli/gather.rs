@@ -62,7 +62,7 @@ pub(super) fn run(args: GatherArgs) -> Result<ExitCode, CliError> {
             ProbeStatus::Ran => ("ran".to_owned(), String::new()),
             ProbeStatus::CacheHit => ("cache_hit".to_owned(), String::new()),
             ProbeStatus::Skipped { reason } => ("skipped".to_owned(), reason.clone()),
-            ProbeStatus::Failed { error } => ("failed".to_owned(), error.clone()),
+            ProbeStatus::Failed { error } => ("failed".to_owned(), super::redacted(error)),
             ProbeStatus::TimedOut { after_ms } => {
                 ("timed_out".to_owned(), format!("after {after_ms} ms"))
             }

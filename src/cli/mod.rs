@@ -104,7 +104,7 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) if is_broken_pipe(e.as_ref()) => ExitCode::from(EXIT_BROKEN_PIPE),
         Err(e) => {
-            eprintln!("error: {}", error_chain(e.as_ref()));
+            eprintln!("error: {}", redacted(&error_chain(e.as_ref())));
             ExitCode::from(EXIT_ERROR)
         }
     }
@@ -133,7 +133,7 @@ fn init_logging(format: LogFormat, verbose: u8) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| RedactedStderr)
         // Colour codes only for a person at a terminal, never in logs and CI.
         .with_ansi(std::io::stderr().is_terminal());
     // A second init (tests calling `main` twice) is not an error worth failing on.
@@ -141,6 +141,30 @@ fn init_logging(format: LogFormat, verbose: u8) {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+}
+
+/// Text for stderr with secrets replaced (docs/architecture.md, "Errors and
+/// output"): errors quote commands, build logs and paths a repository chose.
+pub(crate) fn redacted(text: &str) -> String {
+    codegenie_runtime::redact::Redactor::new().redact_str(text)
+}
+
+/// stderr for log lines: the formatter writes each event in one call, and
+/// each call is redacted before it reaches the terminal or a CI log.
+struct RedactedStderr;
+
+impl std::io::Write for RedactedStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let clean = codegenie_runtime::redact::Redactor::new()
+            .redact_bytes(buf)
+            .into_owned();
+        std::io::stderr().lock().write_all(&clean)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
 }
 
 /// Whether an error is stdout closed under us (EPIPE), anywhere in its chain.
@@ -265,7 +289,7 @@ pub(crate) fn gather_interruptibly(
                 // A create already in flight may land after the first sweep.
                 for _ in 0..2 {
                     if let Err(e) = engine.remove_run(run_id.as_str()) {
-                        eprintln!("warning: {}", error_chain(&e));
+                        eprintln!("warning: {}", redacted(&error_chain(&e)));
                     }
                     std::thread::sleep(std::time::Duration::from_millis(500));
                 }

@@ -171,7 +171,7 @@ pub(super) fn run(args: TraceArgs) -> Result<ExitCode, CliError> {
             .into());
         }
         ProbeStatus::Failed { error } => {
-            eprintln!("error: runtime trace failed: {error}");
+            eprintln!("error: runtime trace failed: {}", super::redacted(error));
             return Ok(ExitCode::from(EXIT_PROBE_FAILED));
         }
         ProbeStatus::TimedOut { after_ms } => {
@@ -260,7 +260,7 @@ fn print_summary(
         net.inbound.len(),
     ))?;
     for w in rec.output.iter().flat_map(|o| &o.warnings) {
-        super::outln(format_args!("warning: {w}"))?;
+        super::outln(format_args!("warning: {}", super::redacted(w)))?;
     }
     if let Some(p) = path {
         super::outln(format_args!("written: {p}"))?;

@@ -126,3 +126,45 @@ pub fn peak_rss_kib() -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .expect("VmHWM in /proc/self/status")
 }
+
+/// The largest writable layer of any container of a run, measured by the
+/// test itself (independently of the product's own watch) every 200 ms.
+pub struct WritablePeak {
+    stop: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<u64>,
+}
+
+impl WritablePeak {
+    /// Start measuring the containers labelled `codegenie.run=<run_id>`.
+    pub fn start(run_id: &str) -> WritablePeak {
+        let (stop, rx) = std::sync::mpsc::channel::<()>();
+        let run_id = run_id.to_owned();
+        let thread = std::thread::spawn(move || {
+            let mut peak = 0;
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                rx.recv_timeout(Duration::from_millis(200))
+            {
+                for id in crate::trace_support::labelled_containers(&run_id) {
+                    let out = Command::new("docker")
+                        .args(["container", "inspect", "--size", "--format", "{{.SizeRw}}"])
+                        .arg(&id)
+                        .output()
+                        .unwrap();
+                    let size: u64 = String::from_utf8_lossy(&out.stdout)
+                        .trim()
+                        .parse()
+                        .unwrap_or(0);
+                    peak = peak.max(size);
+                }
+            }
+            peak
+        });
+        WritablePeak { stop, thread }
+    }
+
+    /// Stop and return the peak in bytes.
+    pub fn finish(self) -> u64 {
+        drop(self.stop);
+        self.thread.join().unwrap()
+    }
+}

@@ -105,6 +105,14 @@ pub enum Setting {
     AggregateTimeoutMs(u64),
     /// SIGTERM-to-SIGKILL grace, ms.
     StopGraceMs(u64),
+    /// Bytes a scenario may write into its container's filesystem.
+    DiskLimitBytes(u64),
+    /// Bytes of a raw trace brought to the host.
+    TraceCapBytes(u64),
+    /// Executed paths whose interpreter a run reads.
+    InterpreterLookups(usize),
+    /// `--pids-limit`.
+    PidsLimit(u32),
 }
 
 /// A probe context like the CLI's, bundling the real `codegenie` binary.
@@ -121,6 +129,10 @@ pub fn context(run_id: &str, extra: &[Setting]) -> ProbeContext {
             Setting::ScenarioTimeoutMs(v) => settings.limits.scenario_timeout = ms(v),
             Setting::AggregateTimeoutMs(v) => settings.limits.aggregate_timeout = ms(v),
             Setting::StopGraceMs(v) => settings.limits.stop_grace = ms(v),
+            Setting::DiskLimitBytes(v) => settings.limits.disk_limit_bytes = v,
+            Setting::TraceCapBytes(v) => settings.limits.trace_cap_bytes = v,
+            Setting::InterpreterLookups(v) => settings.limits.interpreter_lookups = v,
+            Setting::PidsLimit(v) => settings.limits.pids_limit = v,
         }
     }
     let mut ctx = ProbeContext {

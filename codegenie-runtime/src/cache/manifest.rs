@@ -232,10 +232,15 @@ impl CacheStore {
     /// Record `manifest` as its probe's last key (atomically).
     pub fn save_manifest(&self, manifest: &InputManifest) -> Result<(), StoreError> {
         let path = self.manifest_path(&manifest.probe)?;
-        let bytes = serde_json::to_vec(manifest).map_err(|source| StoreError::Json {
+        let json = |source| StoreError::Json {
             probe: manifest.probe.clone(),
             source,
-        })?;
+        };
+        // Token values and resolver errors (a build log's tail) can hold
+        // secrets; the manifest is redacted like every other write.
+        let mut value = serde_json::to_value(manifest).map_err(json)?;
+        crate::redact::Redactor::new().redact_json(&mut value);
+        let bytes = serde_json::to_vec(&value).map_err(json)?;
         write_atomically(&path, |w| w.write_all(&bytes))?;
         Ok(())
     }

@@ -3,7 +3,7 @@
 
 pub mod context;
 mod filesystem;
-mod orphans;
+pub(crate) mod orphans;
 
 pub use filesystem::TRANSFER_TIMEOUT;
 
@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 use crate::exec::{self, ExecSpec, Finished, Program, Running};
 use crate::probe::{ImageDigestResolver, RepoSnapshot, ResolverError};
+use crate::tar_head::TarHead;
 
 pub use context::BuildContextError;
 
@@ -187,6 +188,24 @@ pub struct CreateOptions {
     pub memory: String,
     /// `--cpus`.
     pub cpus: String,
+}
+
+/// What a capped copy out of a container kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CappedCopy<T> {
+    /// What was kept (nothing more for a copy to a file).
+    pub kept: T,
+    /// The file's full size in the container.
+    pub size: u64,
+    /// The bytes kept.
+    pub written: u64,
+}
+
+impl<T> CappedCopy<T> {
+    /// Whether the file was longer than the cap.
+    pub fn truncated(&self) -> bool {
+        self.written < self.size
+    }
 }
 
 /// A container engine CLI.
@@ -411,6 +430,102 @@ impl Engine {
         Ok(())
     }
 
+    /// The first `limit` bytes of the file `path` (symlinks followed) in the
+    /// container, however large it is: the copy is a tar stream read only as
+    /// far as needed (docs/architecture.md, "Capped copies").
+    pub fn read_head(
+        &self,
+        container: &str,
+        path: &str,
+        limit: u64,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, EngineError> {
+        Ok(self
+            .copy_stream(container, path, Vec::new(), limit, timeout)?
+            .kept)
+    }
+
+    /// Copy at most `limit` bytes of the file `path` (symlinks followed) out
+    /// of the container to `dest`; the result says how long the file was.
+    pub fn copy_out_capped(
+        &self,
+        container: &str,
+        path: &str,
+        dest: &Path,
+        limit: u64,
+        timeout: Duration,
+    ) -> Result<CappedCopy<()>, EngineError> {
+        let file = std::fs::File::create(dest).map_err(|e| EngineError::Output {
+            command: "cp".into(),
+            detail: format!("cannot create {}: {e}", dest.display()),
+        })?;
+        let out = self.copy_stream(
+            container,
+            path,
+            std::io::BufWriter::new(file),
+            limit,
+            timeout,
+        )?;
+        Ok(CappedCopy {
+            kept: (),
+            size: out.size,
+            written: out.written,
+        })
+    }
+
+    fn copy_stream<W: std::io::Write + Send + 'static>(
+        &self,
+        container: &str,
+        path: &str,
+        out: W,
+        limit: u64,
+        timeout: Duration,
+    ) -> Result<CappedCopy<W>, EngineError> {
+        use std::sync::{Arc, Mutex};
+        let spec = self
+            .spec()
+            .args(["cp", "-L"])
+            .arg(format!("{container}:{path}"))
+            .arg("-")
+            .timeout(timeout);
+        let shown = spec.display();
+        let reader = Arc::new(Mutex::new(Some(TarHead::new(out, limit))));
+        let feed = Arc::clone(&reader);
+        let finished = exec::run_into(&spec, move |data| {
+            let mut r = feed.lock().unwrap_or_else(|p| p.into_inner());
+            r.as_mut().is_some_and(|r| r.push(data))
+        })
+        .map_err(|e| EngineError::Command {
+            command: shown.clone(),
+            detail: e.to_string(),
+        })?;
+        let tar = reader
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .expect("the reader thread has ended and left the reader");
+        match tar.finish() {
+            Ok(head) => Ok(CappedCopy {
+                size: head.size,
+                written: head.written,
+                kept: head.out,
+            }),
+            // Nothing came: the engine said why (no such file, container gone).
+            Err(_) if !finished.success() => Err(EngineError::Command {
+                command: shown,
+                detail: format!(
+                    "{:?}: {}",
+                    finished.termination,
+                    finished.stderr.tail_text(LOG_TAIL_BYTES).trim()
+                ),
+            }),
+            Err(e) => Err(EngineError::Output {
+                command: shown,
+                detail: crate::errors::error_chain(&e),
+            }),
+        }
+    }
+
     /// Start a created container attached; the handle captures its output and
     /// flags a line containing `watch` when given.
     pub fn start_attached(
@@ -457,6 +572,24 @@ impl Engine {
             container,
         ]))?;
         Ok(out.stdout.text().trim() == "true")
+    }
+
+    /// The size of the container's writable layer in bytes (what it wrote
+    /// into its own filesystem; volumes and tmpfs mounts are not in it).
+    pub fn writable_size(&self, container: &str) -> Result<u64, EngineError> {
+        let out = self.ok(self.spec().timeout(Duration::from_secs(30)).args([
+            "container",
+            "inspect",
+            "--size",
+            "--format",
+            "{{.SizeRw}}",
+            container,
+        ]))?;
+        let text = out.stdout.text();
+        text.trim().parse().map_err(|_| EngineError::Output {
+            command: "container inspect --size".into(),
+            detail: format!("`{}` is not a size", text.trim()),
+        })
     }
 
     /// Whether the kernel's OOM killer ended a process in the container.
@@ -543,6 +676,13 @@ impl Engine {
                 continue;
             };
             let gone = orphans::Owner::parse(value.trim()).is_some_and(|o| o.is_gone(me));
+            if gone && !self.label_set_at_creation(id.trim(), label, value.trim()) {
+                tracing::warn!(
+                    container = id,
+                    "a container's owner label comes from its image, not from codegenie; left alone"
+                );
+                continue;
+            }
             if gone {
                 tracing::info!(
                     container = id,
@@ -554,6 +694,47 @@ impl Engine {
             }
         }
         Ok(removed)
+    }
+}
+
+impl Engine {
+    /// Whether `container`'s `key=value` label was set when it was created
+    /// rather than inherited from its image (an image may carry any label).
+    /// When the image cannot be asked, the answer is no: leave it alone.
+    fn label_set_at_creation(&self, container: &str, key: &str, value: &str) -> bool {
+        let image = match self.ok(self.spec().args([
+            "container",
+            "inspect",
+            "--format",
+            "{{.Image}}",
+            container,
+        ])) {
+            Ok(out) => out.stdout.text().trim().to_owned(),
+            Err(e) => {
+                tracing::debug!(container, error = %e, "cannot inspect a candidate orphan");
+                return false;
+            }
+        };
+        let labels = self.ok(self.spec().args([
+            "image",
+            "inspect",
+            "--format",
+            "{{json .Config.Labels}}",
+            &image,
+        ]));
+        match labels
+            .map(|o| serde_json::from_slice::<Option<BTreeMap<String, String>>>(&o.stdout.bytes))
+        {
+            Ok(Ok(labels)) => labels.and_then(|l| l.get(key).cloned()).as_deref() != Some(value),
+            Ok(Err(e)) => {
+                tracing::debug!(container, error = %e, "unreadable image labels");
+                false
+            }
+            Err(e) => {
+                tracing::debug!(container, error = %e, "cannot inspect a candidate orphan's image");
+                false
+            }
+        }
     }
 }
 

@@ -4,15 +4,21 @@
 //! run removes containers whose owner is a process of this host and pid
 //! namespace that no longer exists; anything else (other hosts, other pid
 //! namespaces, containers without the label) is never touched.
+//!
+//! A container inherits its image's labels, so an image can carry an owner
+//! label too: only a label that codegenie set at creation counts, i.e. one
+//! whose value differs from the image's own (docs/architecture.md,
+//! "Container flow"). The coordinator marks its scratch folders with the
+//! same owner value, so the folders of killed runs are swept alike.
 
 use std::sync::OnceLock;
 
 /// The owner label's key.
-pub(super) const OWNER_LABEL: &str = "codegenie.owner";
+pub(crate) const OWNER_LABEL: &str = "codegenie.owner";
 
 /// Who a container belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Owner {
+pub(crate) struct Owner {
     /// The kernel host name.
     pub host: String,
     /// The pid namespace (`/proc/self/ns/pid` link text).
@@ -25,12 +31,12 @@ pub(super) struct Owner {
 
 impl Owner {
     /// The label value: `host/pid_ns/pid/start`.
-    pub(super) fn label_value(&self) -> String {
+    pub(crate) fn label_value(&self) -> String {
         format!("{}/{}/{}/{}", self.host, self.pid_ns, self.pid, self.start)
     }
 
     /// Parse a label value; `None` when it is not one (never an orphan then).
-    pub(super) fn parse(value: &str) -> Option<Owner> {
+    pub(crate) fn parse(value: &str) -> Option<Owner> {
         // The host name may contain `/` in principle: split from the right.
         let mut parts = value.rsplitn(4, '/');
         let start = parts.next()?.parse().ok()?;
@@ -47,7 +53,7 @@ impl Owner {
 
     /// Whether `self` is a process of `me`'s host and pid namespace that no
     /// longer runs (its pid is gone or belongs to a later process).
-    pub(super) fn is_gone(&self, me: &Owner) -> bool {
+    pub(crate) fn is_gone(&self, me: &Owner) -> bool {
         if self.host != me.host || self.pid_ns != me.pid_ns {
             return false;
         }
@@ -59,7 +65,7 @@ impl Owner {
 }
 
 /// This process as an owner (`None` where `/proc` cannot tell).
-pub(super) fn current() -> Option<&'static Owner> {
+pub(crate) fn current() -> Option<&'static Owner> {
     static ME: OnceLock<Option<Owner>> = OnceLock::new();
     ME.get_or_init(|| {
         let pid = std::process::id();

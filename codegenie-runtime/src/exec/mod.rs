@@ -12,7 +12,7 @@ mod program;
 
 pub use capture::Captured;
 pub use netns::in_network_of;
-pub use process::{kill_all, run, spawn, ExecSpec, Finished, Running, Termination};
+pub use process::{kill_all, run, run_into, spawn, ExecSpec, Finished, Running, Termination};
 pub use program::{host_loader, Program};
 
 use std::path::PathBuf;

@@ -196,8 +196,61 @@ pub struct Running {
     termination: Option<Termination>,
 }
 
+/// Takes a stream's bytes as they arrive; `false` once it wants no more.
+type Sink = Box<dyn FnMut(&[u8]) -> bool + Send>;
+
+/// Where a child's stdout goes.
+enum StdoutTo {
+    /// The bounded capture of [`ExecSpec::capture_limit`].
+    Capture,
+    /// Handed to a sink as it arrives, until the sink wants no more.
+    Sink(Sink),
+}
+
 /// Start `spec` and return a handle; the caller waits or kills.
 pub fn spawn(spec: &ExecSpec) -> Result<Running, ExecError> {
+    spawn_with(spec, StdoutTo::Capture)
+}
+
+/// Run `spec` to completion (or its timeout), handing its stdout to `sink`
+/// as it arrives instead of capturing it. Once `sink` returns `false`
+/// nothing more is read and the process group is killed at once, so a
+/// caller that wants only the head of a stream never waits for (or stores)
+/// the rest; [`Finished::termination`] then shows the kill. The returned
+/// `stdout` capture is empty.
+pub fn run_into(
+    spec: &ExecSpec,
+    sink: impl FnMut(&[u8]) -> bool + Send + 'static,
+) -> Result<Finished, ExecError> {
+    let mut running = spawn_with(spec, StdoutTo::Sink(Box::new(sink)))?;
+    let deadline = running.started + spec.timeout;
+    if running.wait_until(deadline)?.is_none() {
+        running.kill();
+        running.termination = Some(Termination::TimedOut);
+    }
+    Ok(running.finish())
+}
+
+/// Feed `reader` to `sink` until EOF or the sink has enough; then kill `pgid`.
+fn pump_into(mut reader: impl std::io::Read, mut sink: Sink, pgid: Pid) {
+    let mut chunk = [0u8; 64 * 1024];
+    loop {
+        let n = match reader.read(&mut chunk) {
+            Ok(0) => return,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return,
+        };
+        if !sink(&chunk[..n]) {
+            // The group leader still holds this pipe's other end, so it
+            // has not exited and its group id names no one else.
+            let _ = killpg(pgid, Signal::SIGKILL);
+            return;
+        }
+    }
+}
+
+fn spawn_with(spec: &ExecSpec, stdout_to: StdoutTo) -> Result<Running, ExecError> {
     let path = spec.program.resolve()?;
     let stdin = match &spec.stdin_file {
         None => Stdio::null(),
@@ -250,8 +303,15 @@ pub fn spawn(spec: &ExecSpec) -> Result<Running, ExecError> {
     let stderr = Arc::new(Mutex::new(Buffer::new(spec.capture_limit)));
     let mut readers = Vec::new();
     if let Some(out) = child.stdout.take() {
-        let (b, w) = (stdout.clone(), watch.clone());
-        readers.push(std::thread::spawn(move || pump(out, b, w)));
+        match stdout_to {
+            StdoutTo::Capture => {
+                let (b, w) = (stdout.clone(), watch.clone());
+                readers.push(std::thread::spawn(move || pump(out, b, w)));
+            }
+            StdoutTo::Sink(sink) => {
+                readers.push(std::thread::spawn(move || pump_into(out, sink, pgid)));
+            }
+        }
     }
     if let Some(err) = child.stderr.take() {
         let (b, w) = (stderr.clone(), watch);

@@ -11,9 +11,10 @@ use std::time::Instant;
 
 use crate::exec::Running;
 
+use super::disk_watch::{DiskReport, DiskWatch};
 use super::model::{ScenarioOutcome, ScenarioReason};
 use super::scenarios::Scenario;
-use super::sequence::{attach_trace, ms, not_run, outcome_of, ScenarioRun};
+use super::sequence::{attach_trace, ms, not_run, outcome_of, Deadlines, ScenarioRun};
 use super::settings::RunLimits;
 use super::steps::{AppOps, Driver, ResolvedApp, Stop};
 use crate::cancel::CancelToken;
@@ -42,6 +43,18 @@ pub(crate) trait ScenarioBackend {
         app: &ResolvedApp,
     ) -> Result<Self::Session, Stop>;
 
+    /// Start bounding what the session writes into its filesystem
+    /// (docs/architecture.md, "Disk bound") and stopping it when `cancel`
+    /// trips; `None` where the backend cannot.
+    fn watch_disk(
+        &self,
+        _session: &Self::Session,
+        _limit_bytes: u64,
+        _cancel: &CancelToken,
+    ) -> Option<DiskWatch> {
+        None
+    }
+
     /// Wait until the started app runs (or a one-shot command already ended).
     fn ready(&self, _session: &mut Self::Session, _deadline: Instant) -> Result<(), Stop> {
         Ok(())
@@ -62,19 +75,36 @@ pub(crate) trait ScenarioBackend {
         outcome
     }
 
-    /// Bring the trace of `session` to `dest` on the host.
+    /// Bring at most `limit` bytes of the trace of `session` to `dest` on
+    /// the host, by `deadline`.
     fn collect_trace(
         &mut self,
         session: &mut Self::Session,
         dest: &Path,
-    ) -> Result<(), BackendError>;
+        limit: u64,
+        deadline: Instant,
+    ) -> Result<TraceCopy, BackendError>;
 
     /// The `#!` or `PT_INTERP` interpreter of an executed path, read where
-    /// the app ran.
-    fn interpreter_of(&self, session: &Self::Session, path: &str) -> Option<String>;
+    /// the app ran (at most its first `interp::HEAD_BYTES`), by `deadline`.
+    fn interpreter_of(
+        &self,
+        session: &Self::Session,
+        path: &str,
+        deadline: Instant,
+    ) -> Option<String>;
 
     /// Remove what the scenario created.
     fn remove(&mut self, session: Self::Session) -> Result<(), BackendError>;
+}
+
+/// How much of a trace reached the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TraceCopy {
+    /// The trace's full size where it was written.
+    pub(crate) size: u64,
+    /// The bytes brought to the host.
+    pub(crate) written: u64,
 }
 
 /// What every scenario of a run shares.
@@ -87,6 +117,11 @@ pub(crate) struct RunShared<'a> {
     pub(crate) interpreters: BTreeMap<String, Option<String>>,
     /// Trips when the run is cancelled.
     pub(crate) cancel: CancelToken,
+    /// Interpreter lookups this run may still make.
+    pub(crate) lookups_left: usize,
+    /// Executed paths whose interpreter was not read because the lookups
+    /// (or the time) ran out.
+    pub(crate) lookups_skipped: usize,
 }
 
 /// Run one scenario on `backend`, from start to removal.
@@ -95,8 +130,9 @@ pub(crate) fn run_one<B: ScenarioBackend>(
     shared: &mut RunShared<'_>,
     sc: &Scenario,
     app: &ResolvedApp,
-    deadline: Instant,
+    deadlines: Deadlines,
 ) -> ScenarioRun {
+    let (deadline, after_steps) = (deadlines.steps, deadlines.hard);
     let started = Instant::now();
     let mut warnings = Vec::new();
     let early = |outcome, warnings| {
@@ -127,6 +163,7 @@ pub(crate) fn run_one<B: ScenarioBackend>(
         Ok(s) => s,
         Err(stop) => return early(outcome_of(Err(stop), started), warnings),
     };
+    let disk = backend.watch_disk(&session, shared.limits.disk_limit_bytes, &shared.cancel);
     let ready = backend.ready(&mut session, deadline);
     let outcome = {
         let (ops, running) = backend.parts(&mut session);
@@ -144,11 +181,17 @@ pub(crate) fn run_one<B: ScenarioBackend>(
         warnings.extend(end.warning(&sc.name, shared.limits.stop_grace));
         outcome_of(outcome, started)
     };
+    let disk = disk.map(DiskWatch::finish);
     let outcome = backend.judge(&mut session, &sc.name, outcome, &mut warnings);
+    let outcome = judge_disk(&sc.name, disk.as_ref(), outcome, &mut warnings);
     let dest = shared.work_dir.join(format!("{}.strace", sc.name));
+    let cap = shared.limits.trace_cap_bytes;
     let (trace_file, outcome): (Option<PathBuf>, _) =
-        match backend.collect_trace(&mut session, &dest) {
-            Ok(()) => (Some(dest), outcome),
+        match backend.collect_trace(&mut session, &dest, cap, after_steps) {
+            Ok(copy) => (
+                Some(dest),
+                judge_trace_copy(&sc.name, copy, cap, outcome, &mut warnings),
+            ),
             Err(e) => {
                 warnings.push(format!("scenario {}: no trace collected: {e}", sc.name));
                 // Steps that ran without leaving evidence do not count as coverage.
@@ -163,12 +206,20 @@ pub(crate) fn run_one<B: ScenarioBackend>(
         };
     let mut result = not_run(&sc.name, outcome);
     if let Some(file) = &trace_file {
+        let (left, skipped) = (&mut shared.lookups_left, &mut shared.lookups_skipped);
         attach_trace(
             &mut result,
             file,
             &mut warnings,
             &mut shared.interpreters,
-            |path| backend.interpreter_of(&session, path),
+            |path| {
+                if *left == 0 || Instant::now() >= after_steps {
+                    *skipped += 1;
+                    return None;
+                }
+                *left -= 1;
+                backend.interpreter_of(&session, path, after_steps)
+            },
         );
     }
     if let Err(e) = backend.remove(session) {
@@ -179,5 +230,63 @@ pub(crate) fn run_one<B: ScenarioBackend>(
         result,
         trace_file,
         warnings,
+    }
+}
+
+/// A scenario whose container passed the disk bound failed for that reason,
+/// whatever the kill made of its exit.
+fn judge_disk(
+    scenario: &str,
+    disk: Option<&DiskReport>,
+    outcome: ScenarioOutcome,
+    warnings: &mut Vec<String>,
+) -> ScenarioOutcome {
+    let Some(d) = disk else {
+        return outcome;
+    };
+    tracing::info!(
+        scenario,
+        peak_bytes = d.peak_bytes,
+        limit_bytes = d.limit_bytes,
+        "disk_peak"
+    );
+    if let Some(e) = &d.last_error {
+        warnings.push(format!(
+            "scenario {scenario}: the disk bound could not measure the container: {e}"
+        ));
+    }
+    if d.exceeded {
+        ScenarioOutcome::Failed(ScenarioReason::DiskLimit {
+            limit_bytes: d.limit_bytes,
+            observed_bytes: d.peak_bytes,
+        })
+    } else if d.cancelled {
+        ScenarioOutcome::Failed(ScenarioReason::Cancelled)
+    } else {
+        outcome
+    }
+}
+
+/// A trace cut at the cap leaves a completed scenario incomplete evidence:
+/// it fails for that reason (so confidence drops); any other outcome keeps
+/// its own reason and the cut becomes a warning.
+fn judge_trace_copy(
+    scenario: &str,
+    copy: TraceCopy,
+    cap: u64,
+    outcome: ScenarioOutcome,
+    warnings: &mut Vec<String>,
+) -> ScenarioOutcome {
+    if copy.written >= copy.size {
+        return outcome;
+    }
+    let reason = ScenarioReason::TraceTruncated {
+        limit_bytes: cap,
+        trace_bytes: copy.size,
+    };
+    warnings.push(format!("scenario {scenario}: {reason}"));
+    match outcome {
+        ScenarioOutcome::Completed => ScenarioOutcome::Failed(reason),
+        other => other,
     }
 }

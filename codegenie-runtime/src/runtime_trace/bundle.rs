@@ -211,6 +211,25 @@ impl Bundle {
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
+
+    /// The bytes the bundle adds to a container's writable layer when it is
+    /// copied in (its regular files; folders and links are rounding error).
+    pub fn size_bytes(&self) -> u64 {
+        fn walk(dir: &Path) -> u64 {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                return 0;
+            };
+            entries
+                .flatten()
+                .map(|e| match e.file_type() {
+                    Ok(t) if t.is_dir() => walk(&e.path()),
+                    Ok(t) if t.is_file() => e.metadata().map(|m| m.len()).unwrap_or(0),
+                    _ => 0,
+                })
+                .sum()
+        }
+        walk(self.dir())
+    }
 }
 
 fn set_mode(p: &Path, mode: u32) -> Result<(), BundleError> {

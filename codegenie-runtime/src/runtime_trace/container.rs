@@ -8,13 +8,15 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::cancel::CancelToken;
 use crate::engine::{CreateOptions, Engine, EngineError};
 use crate::exec::{Running, Termination};
 use crate::interp;
 
 use super::agent::AgentCommand;
-use super::backend::{BackendError, ScenarioBackend};
+use super::backend::{BackendError, ScenarioBackend, TraceCopy};
 use super::bundle::{self, Bundle};
+use super::disk_watch::{self, DiskMeter, DiskWatch};
 use super::model::{ScenarioOutcome, ScenarioReason};
 use super::scenarios::{HttpStep, Ready, Scenario};
 use super::settings::RunLimits;
@@ -86,6 +88,25 @@ impl<'a> ScenarioBackend for ContainerBackend<'a> {
         Ok(ContainerSession { container, app })
     }
 
+    fn watch_disk(
+        &self,
+        s: &ContainerSession<'a>,
+        limit_bytes: u64,
+        cancel: &CancelToken,
+    ) -> Option<DiskWatch> {
+        let meter = EngineMeter {
+            engine: self.engine.clone(),
+            container: s.container.id.clone(),
+            baseline: self.bundle.size_bytes(),
+        };
+        Some(DiskWatch::start(
+            meter,
+            limit_bytes,
+            disk_watch::POLL,
+            cancel.clone(),
+        ))
+    }
+
     /// `start -a` returns before the container runs, and `exec` needs it
     /// running; a one-shot command may also have ended already.
     fn ready(&self, s: &mut ContainerSession<'a>, deadline: Instant) -> Result<(), Stop> {
@@ -152,14 +173,29 @@ impl<'a> ScenarioBackend for ContainerBackend<'a> {
         &mut self,
         s: &mut ContainerSession<'a>,
         dest: &Path,
-    ) -> Result<(), BackendError> {
-        Ok(self
-            .engine
-            .copy_out(&s.container.id, bundle::TRACE_OUT, dest)?)
+        limit: u64,
+        deadline: Instant,
+    ) -> Result<TraceCopy, BackendError> {
+        let copy = self.engine.copy_out_capped(
+            &s.container.id,
+            bundle::TRACE_OUT,
+            dest,
+            limit,
+            time_until(deadline),
+        )?;
+        Ok(TraceCopy {
+            size: copy.size,
+            written: copy.written,
+        })
     }
 
-    fn interpreter_of(&self, s: &ContainerSession<'a>, path: &str) -> Option<String> {
-        read_interpreter(self.engine, &s.container.id, path)
+    fn interpreter_of(
+        &self,
+        s: &ContainerSession<'a>,
+        path: &str,
+        deadline: Instant,
+    ) -> Option<String> {
+        read_interpreter(self.engine, &s.container.id, path, deadline)
     }
 
     fn remove(&mut self, s: ContainerSession<'a>) -> Result<(), BackendError> {
@@ -167,16 +203,54 @@ impl<'a> ScenarioBackend for ContainerBackend<'a> {
     }
 }
 
+/// Longest a single interpreter lookup may take: a healthy engine answers
+/// in well under a second, and a run has up to `interpreter_lookups` of them.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What is left until `deadline` (at least a moment, so that a command
+/// started at the deadline fails by its timeout rather than not at all).
+fn time_until(deadline: Instant) -> Duration {
+    deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(100))
+}
+
 /// The interpreter of `path` in the container (`None` when it has none or
-/// cannot be read).
-fn read_interpreter(engine: &Engine, container: &str, path: &str) -> Option<String> {
-    let tmp = tempfile::tempdir().ok()?;
-    let dest = tmp.path().join("file");
-    if let Err(e) = engine.copy_out(container, path, &dest) {
-        tracing::debug!(path, error = %e, "cannot read executed file from the container");
-        return None;
+/// cannot be read): only the file's first `interp::HEAD_BYTES` are copied,
+/// however large it is.
+fn read_interpreter(
+    engine: &Engine,
+    container: &str,
+    path: &str,
+    deadline: Instant,
+) -> Option<String> {
+    let timeout = time_until(deadline).min(LOOKUP_TIMEOUT);
+    match engine.read_head(container, path, interp::HEAD_BYTES as u64, timeout) {
+        Ok(head) => interp::interpreter_of(&head),
+        Err(e) => {
+            tracing::debug!(path, error = %e, "cannot read executed file from the container");
+            None
+        }
     }
-    interp::interpreter_of_file(&dest)
+}
+
+/// The engine's measure of a container's writable layer, less the tool
+/// bundle that codegenie itself copied in (the app's writes are bounded,
+/// not the tools that watch it).
+struct EngineMeter {
+    engine: Engine,
+    container: String,
+    baseline: u64,
+}
+
+impl DiskMeter for EngineMeter {
+    fn written(&mut self) -> Result<u64, BackendError> {
+        let total = self.engine.writable_size(&self.container)?;
+        Ok(total.saturating_sub(self.baseline))
+    }
+    fn kill(&mut self) -> Result<(), BackendError> {
+        Ok(self.engine.kill(&self.container)?)
+    }
 }
 
 /// A created container; removed on drop if not removed explicitly.

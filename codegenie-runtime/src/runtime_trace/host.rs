@@ -15,7 +15,7 @@ use crate::interp;
 use crate::procfs::ProcStat;
 
 use super::agent;
-use super::backend::{BackendError, ScenarioBackend};
+use super::backend::{BackendError, ScenarioBackend, TraceCopy};
 use super::bundle::{host_strace_has_seccomp_bpf, strace_options};
 use super::scenarios::{HttpStep, Ready, Scenario};
 use super::steps::{AppOps, ResolvedApp, Stop};
@@ -127,7 +127,13 @@ impl ScenarioBackend for HostBackend<'_> {
         (ops, &mut s.running)
     }
 
-    fn collect_trace(&mut self, s: &mut HostSession, dest: &Path) -> Result<(), BackendError> {
+    fn collect_trace(
+        &mut self,
+        s: &mut HostSession,
+        dest: &Path,
+        limit: u64,
+        _deadline: Instant,
+    ) -> Result<TraceCopy, BackendError> {
         // Reap strace first: the group is already gone or killed here.
         let done = s.running.wait_until(Instant::now());
         tracing::debug!(termination = ?done, "host scenario ended");
@@ -137,10 +143,21 @@ impl ScenarioBackend for HostBackend<'_> {
         if s.trace_file != dest {
             std::fs::rename(&s.trace_file, dest)?;
         }
-        Ok(())
+        // The trace is already on the host; past the cap it is cut where it lies.
+        let size = std::fs::metadata(dest)?.len();
+        if size > limit {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(dest)?
+                .set_len(limit)?;
+        }
+        Ok(TraceCopy {
+            size,
+            written: size.min(limit),
+        })
     }
 
-    fn interpreter_of(&self, _s: &HostSession, path: &str) -> Option<String> {
+    fn interpreter_of(&self, _s: &HostSession, path: &str, _deadline: Instant) -> Option<String> {
         interp::interpreter_of_file(&self.repo_root.join(path))
     }
 

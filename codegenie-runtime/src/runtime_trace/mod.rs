@@ -6,7 +6,8 @@
 //!   defaults); [`settings`]: the typed settings and limits;
 //! - `sequence`: one scenario at a time under the timeouts, trace → result;
 //! - `backend`: the one per-scenario path; `container` and `host`: the two
-//!   backends behind it; `steps`: the step driver they share;
+//!   backends behind it; `steps`: the step driver they share; `disk_watch`:
+//!   the bound on what a container writes;
 //! - [`bundle`]: the tool bundle copied into containers; [`agent`]: the
 //!   in-container helpers (`codegenie agent ...`);
 //! - [`model`], [`slice`](mod@slice), [`output`]: results, the slice, the probe output;
@@ -20,6 +21,7 @@ mod backend;
 pub mod bundle;
 pub mod config_token;
 mod container;
+mod disk_watch;
 pub mod dockerfile;
 mod host;
 pub mod model;

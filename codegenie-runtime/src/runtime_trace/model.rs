@@ -53,6 +53,25 @@ pub enum ScenarioReason {
         /// The explanation.
         detail: String,
     },
+    /// The container wrote more than the disk bound into its filesystem and
+    /// was killed.
+    DiskLimit {
+        /// The bound (`RunLimits::disk_limit_bytes`).
+        limit_bytes: u64,
+        /// The largest writable-layer size seen.
+        observed_bytes: u64,
+    },
+    /// The steps ran, but the raw trace was longer than the cap and only its
+    /// head was read: the evidence is incomplete.
+    TraceTruncated {
+        /// The cap (`RunLimits::trace_cap_bytes`).
+        limit_bytes: u64,
+        /// The trace's full size.
+        trace_bytes: u64,
+    },
+    /// The run was cancelled (a probe timeout, an interrupt) while the
+    /// scenario ran, and its container was killed.
+    Cancelled,
 }
 
 impl std::fmt::Display for ScenarioReason {
@@ -84,6 +103,21 @@ impl std::fmt::Display for ScenarioReason {
                 write!(f, "the container engine is unavailable: {detail}")
             }
             ScenarioReason::Other { detail } => f.write_str(detail),
+            ScenarioReason::DiskLimit {
+                limit_bytes,
+                observed_bytes,
+            } => write!(
+                f,
+                "the app wrote {observed_bytes} bytes into its filesystem, over the limit of {limit_bytes}"
+            ),
+            ScenarioReason::TraceTruncated {
+                limit_bytes,
+                trace_bytes,
+            } => write!(
+                f,
+                "the trace ({trace_bytes} bytes) was cut at {limit_bytes} bytes; its evidence is incomplete"
+            ),
+            ScenarioReason::Cancelled => write!(f, "the run was cancelled"),
         }
     }
 }

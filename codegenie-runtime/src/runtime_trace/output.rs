@@ -93,7 +93,9 @@ fn environment_fault(results: &[ScenarioResult]) -> Option<String> {
             // What the app itself did: worth reusing.
             ScenarioReason::ScenarioTimeout { .. }
             | ScenarioReason::UnexpectedExit { .. }
-            | ScenarioReason::OutOfMemory { .. } => None,
+            | ScenarioReason::OutOfMemory { .. }
+            | ScenarioReason::DiskLimit { .. }
+            | ScenarioReason::TraceTruncated { .. } => None,
             // A build can fail for a passing reason (a `RUN` step's download);
             // rebuilding from the engine's layer cache is cheap.
             ScenarioReason::ImageBuildFailed { .. }
@@ -102,6 +104,7 @@ fn environment_fault(results: &[ScenarioResult]) -> Option<String> {
             | ScenarioReason::ImageBuildTimeout { .. }
             | ScenarioReason::ImageDigestUnresolved
             | ScenarioReason::EngineUnavailable { .. }
+            | ScenarioReason::Cancelled
             | ScenarioReason::Other { .. } => Some(format!(
                 "scenario `{}`: {}",
                 r.name,

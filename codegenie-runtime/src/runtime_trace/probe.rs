@@ -340,14 +340,25 @@ fn run_all<B: ScenarioBackend>(
         work_dir: &work_dir,
         interpreters: Default::default(),
         cancel: ctx.cancel.clone(),
+        lookups_left: settings.limits.interpreter_lookups,
+        lookups_skipped: 0,
     };
-    Ok(run_sequentially(
+    let mut runs = run_sequentially(
         &file.scenarios,
         &settings.limits,
         &ctx.cancel,
         &|event| ctx.progress(PROBE_NAME, event),
-        |sc, deadline| run_one(backend, &mut shared, sc, app, deadline),
-    ))
+        |sc, deadlines| run_one(backend, &mut shared, sc, app, deadlines),
+    );
+    if shared.lookups_skipped > 0 {
+        if let Some(last) = runs.last_mut() {
+            last.warnings.push(format!(
+                "{} executed path(s) were not read for an interpreter: the run's {} lookups or its time ran out",
+                shared.lookups_skipped, settings.limits.interpreter_lookups
+            ));
+        }
+    }
+    Ok(runs)
 }
 
 #[cfg(test)]

@@ -21,11 +21,49 @@ pub const SCENARIO_FILE: &str = ".codegenie/scenarios.yaml";
 pub const MAX_SCENARIO_FILE_BYTES: u64 = 1024 * 1024;
 
 /// Load `.codegenie/scenarios.yaml`, else the embedded defaults. A malformed
-/// file is an error, never a fallback.
+/// file is an error, never a fallback. The file must be a regular file inside
+/// the repository (a link that leaves it, or a FIFO that would block, is
+/// refused), and an error never quotes the file's values: a hostile link to
+/// a secret must not print it (docs/architecture.md, "Scenarios").
 pub fn load_scenarios(repo: &RepoSnapshot) -> Result<ScenarioFile, TraceError> {
     let path = repo.root().join(SCENARIO_FILE);
+    let refused = |message: &str| {
+        TraceError::Scenarios(ScenarioError {
+            source_name: SCENARIO_FILE.to_owned(),
+            line: None,
+            column: None,
+            message: message.to_owned(),
+        })
+    };
+    match std::fs::symlink_metadata(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => return Err(TraceError::Io { path, source }),
+        Ok(_) => {
+            let real = std::fs::canonicalize(&path).map_err(|source| TraceError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            let root = std::fs::canonicalize(repo.root()).map_err(|source| TraceError::Io {
+                path: repo.root().to_owned(),
+                source,
+            })?;
+            if !real.starts_with(&root) {
+                return Err(refused(
+                    "the file is a link to a path outside the repository; it is not read",
+                ));
+            }
+            if !real.is_file() {
+                return Err(refused("not a regular file; it is not read"));
+            }
+        }
+    }
     match read_bounded(&path, MAX_SCENARIO_FILE_BYTES) {
-        Ok(Ok(text)) => Ok(scenarios::parse_scenarios(&text, SCENARIO_FILE)?),
+        Ok(Ok(text)) => Ok(
+            scenarios::parse_scenarios(&text, SCENARIO_FILE).map_err(|mut e| {
+                e.message = without_values(&e.message);
+                e
+            })?,
+        ),
         Ok(Err(len)) => Err(TraceError::Scenarios(ScenarioError {
             source_name: SCENARIO_FILE.to_owned(),
             line: None,
@@ -59,6 +97,56 @@ pub fn read_scenario_text(repo: &RepoSnapshot) -> Result<Option<String>, TraceEr
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(source) => Err(TraceError::Io { path, source }),
     }
+}
+
+/// A parser message with every quoted value of the file replaced by
+/// `<value>`: `"..."` strings always, `` `...` `` unless it is shaped like
+/// a schema word (1-32 of `[a-z0-9_]`: a key, a variant, a snake_case
+/// scenario name); an unknown key shaped like a token is dropped too.
+/// The position and the key are what a user needs; the values are what a
+/// link to a secret would leak.
+fn without_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut chars = message.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => {
+                // A Debug-quoted string: skip to the unescaped closing quote.
+                let mut escaped = false;
+                for d in chars.by_ref() {
+                    match (escaped, d) {
+                        (false, '\\') => escaped = true,
+                        (false, '"') => break,
+                        _ => escaped = false,
+                    }
+                }
+                out.push_str("<value>");
+            }
+            '`' => {
+                let mut inner = String::new();
+                for d in chars.by_ref() {
+                    if d == '`' {
+                        break;
+                    }
+                    inner.push(d);
+                }
+                let identifier = !inner.is_empty()
+                    && inner.len() <= 32
+                    && inner
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+                if identifier {
+                    out.push('`');
+                    out.push_str(&inner);
+                    out.push('`');
+                } else {
+                    out.push_str("<value>");
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// Read `path` as text if it has at most `limit` bytes; `Ok(Err(n))` when it
@@ -95,6 +183,24 @@ pub fn resolve_app(file: &ScenarioFile, image: &ImageConfig) -> ResolvedApp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn messages_keep_keys_and_drop_values() {
+        assert_eq!(
+            without_values(
+                r#"invalid type: string "root:$6$abc\"x:0", expected struct ScenarioFile"#
+            ),
+            "invalid type: string <value>, expected struct ScenarioFile"
+        );
+        assert_eq!(
+            without_values("unknown field `stepz`, expected one of `name`, `steps`"),
+            "unknown field `stepz`, expected one of `name`, `steps`"
+        );
+        assert_eq!(
+            without_values("unknown variant `AKIA1234 secret:value`, expected `tcp_port`"),
+            "unknown variant <value>, expected `tcp_port`"
+        );
+    }
 
     #[test]
     fn defaults_embed_and_parse() {

@@ -27,16 +27,36 @@ pub(crate) struct ScenarioRun {
     pub warnings: Vec<String>,
 }
 
+/// The instants one scenario works against (docs/architecture.md, "Deadlines").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Deadlines {
+    /// The steps end by this: the scenario's own timeout, cut so that its
+    /// wrap-up still fits in the run's budget.
+    pub(crate) steps: Instant,
+    /// The wrap-up (trace copy-out, interpreter lookups) ends by this; never
+    /// later than the end of the run's budget.
+    pub(crate) hard: Instant,
+}
+
+/// Time kept after a scenario's steps for its wrap-up: stopping the app
+/// (grace, then SIGKILL), copying the trace out and reading interpreters.
+/// At most half the run's budget, so short budgets still run steps.
+pub(super) fn wrap_up(limits: &RunLimits) -> Duration {
+    (limits.stop_grace + Duration::from_secs(15)).min(limits.aggregate_timeout / 2)
+}
+
 /// Run `one` for each scenario, one at a time: each gets the per-scenario
-/// timeout cut to what is left of the aggregate one; once the aggregate
-/// budget is spent the rest are `Skipped(AggregateTimeout)`.
+/// timeout cut to what is left of the aggregate one once its wrap-up is
+/// reserved; once the aggregate budget cannot hold a wrap-up the rest are
+/// `Skipped(AggregateTimeout)`.
 pub(super) fn run_sequentially(
     scenarios: &[Scenario],
     limits: &RunLimits,
     cancel: &CancelToken,
     progress: &dyn Fn(ProgressEvent<'_>),
-    mut one: impl FnMut(&Scenario, Instant) -> ScenarioRun,
+    mut one: impl FnMut(&Scenario, Deadlines) -> ScenarioRun,
 ) -> Vec<ScenarioRun> {
+    let reserve = wrap_up(limits);
     let loop_deadline = Instant::now() + limits.aggregate_timeout;
     let mut runs = Vec::new();
     progress(ProgressEvent::Planned {
@@ -44,7 +64,7 @@ pub(super) fn run_sequentially(
     });
     for sc in scenarios {
         let now = Instant::now();
-        if now >= loop_deadline || cancel.is_cancelled() {
+        if now + reserve >= loop_deadline || cancel.is_cancelled() {
             runs.push(ScenarioRun {
                 result: not_run(
                     &sc.name,
@@ -56,10 +76,14 @@ pub(super) fn run_sequentially(
             progress(ProgressEvent::Finished(&sc.name));
             continue;
         }
-        let deadline = (now + limits.scenario_timeout).min(loop_deadline);
+        let steps = (now + limits.scenario_timeout).min(loop_deadline - reserve);
+        let deadlines = Deadlines {
+            steps,
+            hard: steps + reserve,
+        };
         tracing::info!(scenario = %sc.name, "scenario_started");
         progress(ProgressEvent::Started(&sc.name));
-        let run = one(sc, deadline);
+        let run = one(sc, deadlines);
         progress(ProgressEvent::Finished(&sc.name));
         tracing::info!(
             scenario = %sc.name,
@@ -205,18 +229,12 @@ mod tests {
             ..RunLimits::default()
         };
         let mut calls = Vec::new();
-        let runs = run_sequentially(
-            &three(),
-            &limits,
-            &CancelToken::new(),
-            &|_| {},
-            |sc, deadline| {
-                let left = deadline.saturating_duration_since(Instant::now());
-                assert!(left <= Duration::from_secs(7) && left > Duration::from_secs(6));
-                calls.push(sc.name.clone());
-                completed(&sc.name)
-            },
-        );
+        let runs = run_sequentially(&three(), &limits, &CancelToken::new(), &|_| {}, |sc, d| {
+            let left = d.steps.saturating_duration_since(Instant::now());
+            assert!(left <= Duration::from_secs(7) && left > Duration::from_secs(6));
+            calls.push(sc.name.clone());
+            completed(&sc.name)
+        });
         assert_eq!(calls, ["a", "b", "c"]);
         assert!(runs
             .iter()
@@ -230,18 +248,14 @@ mod tests {
             aggregate_timeout: Duration::from_millis(150),
             ..RunLimits::default()
         };
-        let runs = run_sequentially(
-            &three(),
-            &limits,
-            &CancelToken::new(),
-            &|_| {},
-            |sc, deadline| {
-                // The first scenario's deadline is the aggregate one, not 60 s away.
-                assert!(deadline <= Instant::now() + Duration::from_millis(150));
-                std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
-                completed(&sc.name)
-            },
-        );
+        let runs = run_sequentially(&three(), &limits, &CancelToken::new(), &|_| {}, |sc, d| {
+            // The first scenario's deadline is the aggregate one, not 60 s away,
+            // and its wrap-up ends within the budget too.
+            assert!(d.steps < d.hard);
+            assert!(d.hard <= Instant::now() + Duration::from_millis(150));
+            std::thread::sleep(d.hard.saturating_duration_since(Instant::now()));
+            completed(&sc.name)
+        });
         assert_eq!(runs[0].result.outcome, ScenarioOutcome::Completed);
         for r in &runs[1..] {
             assert_eq!(

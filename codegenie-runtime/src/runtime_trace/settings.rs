@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | `backend` | [`Backend::Container`] or [`Backend::Host`] | containers; a repository without a Dockerfile is an error, never a silent move to the host |
 //! | `engine` | `docker` or `podman` | `docker` |
-//! | `limits` | timeouts and container limits ([`RunLimits`]) | 120 s per scenario, 600 s in all, 5 s stop grace |
+//! | `limits` | timeouts and container limits ([`RunLimits`]) | 120 s per scenario, 600 s in all, 5 s stop grace, 1 GiB written per scenario |
 //! | `helper` | the `codegenie` binary bundled for in-container helpers | the running executable |
 //! | `run_id` | the `codegenie.run` label of this run's containers | pid and time |
 //! | `image` | an image to trace instead of building the Dockerfile | build the repository's image |
@@ -104,6 +104,14 @@ pub const SCENARIO_TIMEOUT: Duration = Duration::from_secs(120);
 pub const AGGREGATE_TIMEOUT: Duration = Duration::from_secs(600);
 /// How long the app gets between SIGTERM and SIGKILL when it is stopped.
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
+/// How many bytes a scenario's container may write into its own filesystem
+/// (its writable layer, the tool bundle included) before it is killed.
+pub const DISK_LIMIT_BYTES: u64 = 1 << 30;
+/// How much of a scenario's raw trace is brought to the host; the rest is
+/// dropped and the scenario says so.
+pub const TRACE_CAP_BYTES: u64 = 256 << 20;
+/// How many distinct executed paths a run reads the interpreter of.
+pub const INTERPRETER_LOOKUPS: usize = 256;
 
 /// Limits and timeouts of a run.
 #[derive(Debug, Clone)]
@@ -120,6 +128,15 @@ pub struct RunLimits {
     pub memory: String,
     /// `--cpus`.
     pub cpus: String,
+    /// Bytes a scenario's container may write into its filesystem before it
+    /// is killed and the scenario fails with `disk_limit`
+    /// (docs/architecture.md, "Disk bound").
+    pub disk_limit_bytes: u64,
+    /// Bytes of a raw trace copied to the host (docs/architecture.md,
+    /// "Capped copies").
+    pub trace_cap_bytes: u64,
+    /// Distinct executed paths whose interpreter a run reads.
+    pub interpreter_lookups: usize,
 }
 
 impl Default for RunLimits {
@@ -131,6 +148,9 @@ impl Default for RunLimits {
             pids_limit: 256,
             memory: "512m".to_owned(),
             cpus: "1".to_owned(),
+            disk_limit_bytes: DISK_LIMIT_BYTES,
+            trace_cap_bytes: TRACE_CAP_BYTES,
+            interpreter_lookups: INTERPRETER_LOOKUPS,
         }
     }
 }
@@ -146,6 +166,7 @@ mod tests {
         assert_eq!(s.engine, EngineKind::Docker);
         assert_eq!(s.limits.scenario_timeout, Duration::from_secs(120));
         assert_eq!(s.limits.aggregate_timeout, Duration::from_secs(600));
+        assert_eq!(s.limits.disk_limit_bytes, 1 << 30);
     }
 
     #[test]
