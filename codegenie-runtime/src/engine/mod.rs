@@ -1,7 +1,11 @@
 //! The container engine (`docker`, or `podman`), driven through the exec
 //! layer: image build and inspection, and the container lifecycle.
 
+mod endpoint;
 mod orphans;
+mod runs;
+
+pub use endpoint::{ContextName, DockerHost, EndpointError, EngineEndpoint};
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -143,21 +147,34 @@ pub struct CreateOptions {
 #[derive(Debug, Clone)]
 pub struct Engine {
     program: Program,
+    endpoint: EngineEndpoint,
 }
 
 impl Engine {
-    /// The CLI of `kind`.
+    /// The CLI of `kind`, talking to the engine the environment names.
     pub fn new(kind: EngineKind) -> Self {
+        Engine::at(kind, EngineEndpoint::Ambient)
+    }
+
+    /// The CLI of `kind`, talking to the engine at `endpoint`.
+    pub fn at(kind: EngineKind, endpoint: EngineEndpoint) -> Self {
         Engine {
             program: match kind {
                 EngineKind::Docker => Program::Docker,
                 EngineKind::Podman => Program::Podman,
             },
+            endpoint,
         }
     }
 
+    /// The engine this CLI talks to.
+    pub fn endpoint(&self) -> &EngineEndpoint {
+        &self.endpoint
+    }
+
     fn spec(&self) -> ExecSpec {
-        ExecSpec::new(self.program.clone()).timeout(COMMAND_TIMEOUT)
+        self.endpoint
+            .apply(ExecSpec::new(self.program.clone()).timeout(COMMAND_TIMEOUT))
     }
 
     fn run(&self, spec: ExecSpec) -> Result<Finished, EngineError> {

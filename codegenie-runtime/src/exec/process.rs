@@ -57,6 +57,7 @@ pub struct ExecSpec {
     capture_limit: usize,
     watch_line: Option<Vec<u8>>,
     private_network: bool,
+    env: Vec<(&'static str, Option<OsString>)>,
 }
 
 impl ExecSpec {
@@ -70,7 +71,17 @@ impl ExecSpec {
             capture_limit: DEFAULT_CAPTURE_LIMIT,
             watch_line: None,
             private_network: false,
+            env: Vec::new(),
         }
+    }
+
+    /// Set (`Some`) or remove (`None`) one of the [`KEPT_ENV`] variables for
+    /// this process only (an engine endpoint: `DOCKER_HOST`, `DOCKER_CONTEXT`).
+    /// Any other name is refused when the process starts
+    /// ([`ExecError::EnvNotKept`]): the environment stays scrubbed.
+    pub fn env(mut self, key: &'static str, value: Option<impl Into<OsString>>) -> Self {
+        self.env.push((key, value.map(Into::into)));
+        self
     }
 
     /// Start the process in a new network namespace with only loopback up
@@ -203,6 +214,15 @@ pub fn spawn(spec: &ExecSpec) -> Result<Running, ExecError> {
         if let Some(v) = std::env::var_os(key) {
             cmd.env(key, v);
         }
+    }
+    for (key, value) in &spec.env {
+        if !KEPT_ENV.contains(key) {
+            return Err(ExecError::EnvNotKept { key });
+        }
+        match value {
+            Some(v) => cmd.env(key, v),
+            None => cmd.env_remove(key),
+        };
     }
     if let Some(dir) = &spec.cwd {
         cmd.current_dir(dir);
@@ -439,6 +459,33 @@ mod tests {
         .unwrap();
         assert!(cat.success());
         assert!(cat.stdout.bytes.is_empty());
+    }
+
+    #[test]
+    fn per_process_engine_variables_are_set_removed_and_limited() {
+        require_strace();
+        let env = |spec: ExecSpec| {
+            let out = run(&spec.args(["-e", "trace=none", "-o", "/dev/null", "env"])).unwrap();
+            assert!(out.success(), "{:?}", out.stderr.text());
+            out.stdout.text()
+        };
+        let set = env(ExecSpec::new(Program::Strace)
+            .env("DOCKER_HOST", Some("unix:///tmp/engine-b.sock"))
+            .env("DOCKER_CONTEXT", None::<&str>));
+        assert!(
+            set.lines()
+                .any(|l| l == "DOCKER_HOST=unix:///tmp/engine-b.sock"),
+            "{set}"
+        );
+        assert!(!set.contains("DOCKER_CONTEXT="), "{set}");
+        // Control: without the override the variable is not invented.
+        let plain = env(ExecSpec::new(Program::Strace));
+        assert!(!plain.contains("engine-b.sock"), "{plain}");
+        let refused = run(&ExecSpec::new(Program::Strace).env("LD_PRELOAD", Some("x.so")));
+        assert!(
+            matches!(refused, Err(ExecError::EnvNotKept { key: "LD_PRELOAD" })),
+            "{refused:?}"
+        );
     }
 
     #[test]
