@@ -24,6 +24,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("writer", 4),
     ("coordinator", 5),
     ("runtime_trace", 5),
+    ("portfolio", 6),
 ];
 
 fn runtime_src() -> PathBuf {

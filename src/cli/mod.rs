@@ -27,6 +27,7 @@ mod agent;
 pub mod cache;
 mod gather;
 mod parse_strace;
+mod portfolio;
 mod probes;
 mod progress;
 mod trace;
@@ -76,6 +77,8 @@ pub enum Command {
     ParseStrace(parse_strace::ParseStraceArgs),
     /// Trace the repository's container at runtime (runtime_trace probe).
     Trace(trace::TraceArgs),
+    /// Trace many repositories over several engines, resumably, and report on the fleet.
+    Portfolio(portfolio::PortfolioArgs),
     /// In-container helpers used by the runtime trace (not for direct use).
     #[command(hide = true)]
     Agent(agent::AgentArgs),
@@ -106,6 +109,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Cache(a) => cache::run(a),
         Command::ParseStrace(a) => parse_strace::run(a),
         Command::Trace(a) => trace::run(a),
+        Command::Portfolio(a) => portfolio::run(a),
         Command::Agent(a) => agent::run(a),
     }
 }
@@ -237,7 +241,7 @@ pub(crate) fn gather_interruptibly(
             rt.shutdown_background();
             if let Some(run_id) = &settings.run_id {
                 eprintln!("interrupted: removing the containers of run {run_id}");
-                let engine = Engine::new(settings.engine);
+                let engine = Engine::at(settings.engine, settings.endpoint.clone());
                 // A create already in flight may land after the first sweep.
                 for _ in 0..2 {
                     if let Err(e) = engine.remove_run(run_id.as_str()) {
