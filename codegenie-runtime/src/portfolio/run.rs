@@ -383,7 +383,7 @@ pub async fn run_portfolio(
 /// What became of one attempt at a repository.
 enum Attempt {
     /// It finished (done or failed) on this engine.
-    Finished(RepoReport),
+    Finished(Box<RepoReport>),
     /// The engine stopped answering: run it elsewhere.
     EngineDown(String),
 }
@@ -456,11 +456,11 @@ async fn worker(shared: Arc<Shared>, engine: usize) -> Result<(), JournalError> 
                         },
                         engine: engine_name.clone(),
                         fingerprint: shared.fingerprints[i].clone(),
-                        report: Some(report.clone()),
+                        report: Some((*report).clone()),
                     },
                 )?;
                 let status = report.status;
-                s.results[i] = Some(report);
+                s.results[i] = Some(*report);
                 s.in_flight -= 1;
                 s.running[engine] -= 1;
                 s.finished[engine] += 1;
@@ -574,7 +574,7 @@ async fn trace_repo(shared: &Shared, i: usize, entry: &EngineEntry) -> Attempt {
     let fail = |error: String| {
         let mut r = failed_report(repo, Some(engine_name.clone()), error);
         r.duration_ms = started.elapsed().as_millis() as u64;
-        Attempt::Finished(r)
+        Attempt::Finished(Box::new(r))
     };
     let snapshot = match RepoSnapshot::open(&repo.root) {
         Ok(s) => s,
@@ -700,7 +700,7 @@ async fn trace_repo(shared: &Shared, i: usize, entry: &EngineEntry) -> Attempt {
             .unwrap_or_else(|| "no reason given".to_owned());
         format!("no scenario completed: {why}")
     });
-    Attempt::Finished(RepoReport {
+    Attempt::Finished(Box::new(RepoReport {
         path: repo.name.clone(),
         engine: Some(engine_name),
         status: if no_evidence {
@@ -719,7 +719,7 @@ async fn trace_repo(shared: &Shared, i: usize, entry: &EngineEntry) -> Attempt {
         requeued_from: Vec::new(),
         duration_ms: started.elapsed().as_millis() as u64,
         slice_path: written,
-    })
+    }))
 }
 
 /// Write the record as `codegenie trace` does, then remove the raw traces.
