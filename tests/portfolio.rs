@@ -467,3 +467,48 @@ fn ctrl_c_removes_every_container_of_the_run_on_every_engine() {
         "{j:#}"
     );
 }
+
+#[test]
+fn one_repository_failing_never_stops_the_rest() {
+    let _serial = engine_lock();
+    let root = tempfile::tempdir().unwrap();
+    repos(
+        root.path(),
+        &[
+            ("broken", "tests/fixtures/build-failure"),
+            ("ok", "tests/fixtures/service"),
+        ],
+    );
+    std::fs::create_dir_all(root.path().join("empty")).unwrap();
+    let m = manifest(root.path(), &[(MAIN_ENGINE, 1)], &["broken", "empty", "ok"]);
+    let (out, report) = portfolio(&m, &["--run-id", "pftest-fail"]);
+    // Exit 2: the job ran, some repositories failed.
+    assert_eq!(out.status.code(), Some(2), "{report:#}");
+    let broken = repo_entry(&report, "broken");
+    assert_eq!(broken["status"], "failed", "{broken:#}");
+    assert!(
+        broken["error"]
+            .as_str()
+            .unwrap()
+            .contains("the image build failed"),
+        "{broken:#}"
+    );
+    let empty = repo_entry(&report, "empty");
+    assert_eq!(empty["status"], "failed");
+    assert!(
+        empty["error"].as_str().unwrap().contains("no Dockerfile"),
+        "{empty:#}"
+    );
+    // Control: the healthy repository after them was traced in full.
+    let ok = repo_entry(&report, "ok");
+    assert_eq!(ok["status"], "done", "{ok:#}");
+    assert_eq!(ok["confidence"], "high");
+    assert_eq!(report["totals"]["failed"], 2);
+    assert_eq!(report["totals"]["done"], 1);
+    // The engine stayed up: a repository's failure is not the engine's.
+    assert_eq!(report["engines"][0]["state"]["status"], "up");
+    // Failed repositories run again next time; the done one is skipped.
+    let (_, again) = portfolio(&m, &["--run-id", "pftest-fail-again"]);
+    assert_eq!(repo_entry(&again, "ok")["status"], "skipped");
+    assert_eq!(repo_entry(&again, "broken")["status"], "failed");
+}
