@@ -156,7 +156,9 @@ impl Engine {
         Engine::at(kind, EngineEndpoint::Ambient)
     }
 
-    /// The CLI of `kind`, talking to the engine at `endpoint`.
+    /// The CLI of `kind`, talking to the engine at `endpoint` (Docker CLI
+    /// variables: podman reads neither `DOCKER_HOST` nor contexts, so give
+    /// it [`EngineEndpoint::Ambient`]).
     pub fn at(kind: EngineKind, endpoint: EngineEndpoint) -> Self {
         Engine {
             program: match kind {

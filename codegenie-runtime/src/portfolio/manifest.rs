@@ -410,7 +410,18 @@ impl Manifest {
     }
 
     /// Ping every engine; the first that does not answer is an error with its line.
+    /// Engines are `DOCKER_HOST` values and Docker contexts, which only the
+    /// Docker CLI reads: with podman the manifest is refused rather than
+    /// every repository silently sent to podman's default engine.
     pub fn check_engines(&self, kind: EngineKind) -> Result<(), ManifestError> {
+        if kind != EngineKind::Docker {
+            return Err(ManifestError::Invalid {
+                path: self.path.clone(),
+                line: self.engines.first().and_then(|e| e.line),
+                column: None,
+                message: "portfolio engines are DOCKER_HOST values or Docker contexts, which only the docker CLI reads; run the portfolio with the docker CLI".to_owned(),
+            });
+        }
         for e in &self.engines {
             Engine::at(kind, e.endpoint.clone())
                 .ping()
@@ -560,6 +571,27 @@ mod tests {
             };
             assert_eq!(line, Some(want), "{text:?}: {e}");
         }
+    }
+
+    #[test]
+    fn podman_cannot_be_pointed_at_docker_endpoints() {
+        let d = tempfile::tempdir().unwrap();
+        repos(d.path(), &["a"]);
+        let m = parse(
+            "version: 1\nengines:\n  - host: unix:///nonexistent.sock\nrepositories:\n  - path: a\n",
+            d.path(),
+        )
+        .unwrap();
+        let e = m.check_engines(EngineKind::Podman).unwrap_err();
+        assert!(
+            matches!(&e, ManifestError::Invalid { line: Some(3), .. }),
+            "{e:?}"
+        );
+        // Control: with docker the same manifest gets as far as the ping.
+        assert!(matches!(
+            m.check_engines(EngineKind::Docker),
+            Err(ManifestError::UnreachableEngine { line: Some(3), .. })
+        ));
     }
 
     #[test]
