@@ -27,6 +27,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("coordinator", 5),
     ("runtime_trace", 5),
     ("minimal", 6),
+    ("portfolio", 7),
 ];
 
 fn runtime_src() -> PathBuf {

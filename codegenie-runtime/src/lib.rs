@@ -38,6 +38,9 @@ mod registry;
 pub mod runtime_trace;
 pub mod writer;
 
+// Many repositories over many engines, above single runs.
+pub mod portfolio;
+
 pub use cache::{CacheError, ContentCache, ProbeCache};
 pub use cancel::CancelToken;
 pub use codegenie_macros::{declared_inputs, register_probe};

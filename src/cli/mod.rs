@@ -30,6 +30,7 @@ pub mod cache;
 mod gather;
 mod minimize;
 mod parse_strace;
+mod portfolio;
 mod probes;
 mod progress;
 mod trace;
@@ -88,6 +89,8 @@ pub enum Command {
     /// Build the minimal image the trace's evidence names and prove it by
     /// re-running every scenario on it; report distroless readiness.
     Minimize(minimize::MinimizeArgs),
+    /// Trace many repositories over several engines, resumably, and report on the fleet.
+    Portfolio(portfolio::PortfolioArgs),
     /// In-container helpers used by the runtime trace (not for direct use).
     #[command(hide = true)]
     Agent(agent::AgentArgs),
@@ -119,6 +122,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::ParseStrace(a) => parse_strace::run(a),
         Command::Trace(a) => trace::run(a),
         Command::Minimize(a) => minimize::run(a),
+        Command::Portfolio(a) => portfolio::run(a),
         Command::Agent(a) => agent::run(a),
     }
 }
@@ -285,7 +289,7 @@ pub(crate) fn gather_interruptibly(
             rt.shutdown_background();
             if let Some(run_id) = &settings.run_id {
                 eprintln!("interrupted: removing the containers of run {run_id}");
-                let engine = Engine::new(settings.engine);
+                let engine = Engine::at(settings.engine, settings.endpoint.clone());
                 // A create already in flight may land after the first sweep.
                 for _ in 0..2 {
                     if let Err(e) = engine.remove_run(run_id.as_str()) {

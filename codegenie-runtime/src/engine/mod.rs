@@ -2,9 +2,12 @@
 //! layer: image build and inspection, and the container lifecycle.
 
 pub mod context;
+mod endpoint;
 mod filesystem;
 pub(crate) mod orphans;
+mod runs;
 
+pub use endpoint::{ContextName, DockerHost, EndpointError, EngineEndpoint};
 pub use filesystem::TRANSFER_TIMEOUT;
 
 use std::collections::BTreeMap;
@@ -212,21 +215,36 @@ impl<T> CappedCopy<T> {
 #[derive(Debug, Clone)]
 pub struct Engine {
     program: Program,
+    endpoint: EngineEndpoint,
 }
 
 impl Engine {
-    /// The CLI of `kind`.
+    /// The CLI of `kind`, talking to the engine the environment names.
     pub fn new(kind: EngineKind) -> Self {
+        Engine::at(kind, EngineEndpoint::Ambient)
+    }
+
+    /// The CLI of `kind`, talking to the engine at `endpoint` (Docker CLI
+    /// variables: podman reads neither `DOCKER_HOST` nor contexts, so give
+    /// it [`EngineEndpoint::Ambient`]).
+    pub fn at(kind: EngineKind, endpoint: EngineEndpoint) -> Self {
         Engine {
             program: match kind {
                 EngineKind::Docker => Program::Docker,
                 EngineKind::Podman => Program::Podman,
             },
+            endpoint,
         }
     }
 
+    /// The engine this CLI talks to.
+    pub fn endpoint(&self) -> &EngineEndpoint {
+        &self.endpoint
+    }
+
     fn spec(&self) -> ExecSpec {
-        ExecSpec::new(self.program.clone()).timeout(COMMAND_TIMEOUT)
+        self.endpoint
+            .apply(ExecSpec::new(self.program.clone()).timeout(COMMAND_TIMEOUT))
     }
 
     fn run(&self, spec: ExecSpec) -> Result<Finished, EngineError> {

@@ -18,12 +18,15 @@ pub use program::{host_loader, Program};
 use std::path::PathBuf;
 
 /// Environment variables passed through to child processes; everything else is dropped.
-pub const KEPT_ENV: [&str; 5] = [
+pub const KEPT_ENV: [&str; 7] = [
     "PATH",
     "HOME",
     "DOCKER_HOST",
     "DOCKER_CONFIG",
     "DOCKER_CONTEXT",
+    // A `tcp://` DOCKER_HOST with TLS, as the Docker CLI reads it.
+    "DOCKER_TLS_VERIFY",
+    "DOCKER_CERT_PATH",
 ];
 
 /// Why a process could not be started or waited for.
@@ -61,6 +64,12 @@ pub enum ExecError {
         /// The error.
         #[source]
         source: std::io::Error,
+    },
+    /// A per-process variable outside [`KEPT_ENV`] was asked for.
+    #[error("`{key}` is not a variable child processes may receive")]
+    EnvNotKept {
+        /// The variable's name.
+        key: &'static str,
     },
     /// Waiting for the process failed.
     #[error("cannot wait for {path}")]

@@ -58,6 +58,7 @@ pub struct ExecSpec {
     watch_line: Option<Vec<u8>>,
     private_network: bool,
     stdin_file: Option<PathBuf>,
+    env: Vec<(&'static str, Option<OsString>)>,
 }
 
 impl ExecSpec {
@@ -72,6 +73,7 @@ impl ExecSpec {
             watch_line: None,
             private_network: false,
             stdin_file: None,
+            env: Vec::new(),
         }
     }
 
@@ -80,6 +82,15 @@ impl ExecSpec {
     /// `/dev/null`. An unreadable file is [`ExecError::Stdin`] at spawn.
     pub fn stdin_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.stdin_file = Some(path.into());
+        self
+    }
+
+    /// Set (`Some`) or remove (`None`) one of the [`KEPT_ENV`] variables for
+    /// this process only (an engine endpoint: `DOCKER_HOST`, `DOCKER_CONTEXT`).
+    /// Any other name is refused when the process starts
+    /// ([`ExecError::EnvNotKept`]): the environment stays scrubbed.
+    pub fn env(mut self, key: &'static str, value: Option<impl Into<OsString>>) -> Self {
+        self.env.push((key, value.map(Into::into)));
         self
     }
 
@@ -277,6 +288,15 @@ fn spawn_with(spec: &ExecSpec, stdout_to: StdoutTo) -> Result<Running, ExecError
         if let Some(v) = std::env::var_os(key) {
             cmd.env(key, v);
         }
+    }
+    for (key, value) in &spec.env {
+        if !KEPT_ENV.contains(key) {
+            return Err(ExecError::EnvNotKept { key });
+        }
+        match value {
+            Some(v) => cmd.env(key, v),
+            None => cmd.env_remove(key),
+        };
     }
     if let Some(dir) = &spec.cwd {
         cmd.current_dir(dir);
@@ -540,6 +560,33 @@ mod tests {
         assert!(
             matches!(missing, Err(ExecError::Stdin { .. })),
             "{missing:?}"
+        );
+    }
+
+    #[test]
+    fn per_process_engine_variables_are_set_removed_and_limited() {
+        require_strace();
+        let env = |spec: ExecSpec| {
+            let out = run(&spec.args(["-e", "trace=none", "-o", "/dev/null", "env"])).unwrap();
+            assert!(out.success(), "{:?}", out.stderr.text());
+            out.stdout.text()
+        };
+        let set = env(ExecSpec::new(Program::Strace)
+            .env("DOCKER_HOST", Some("unix:///tmp/engine-b.sock"))
+            .env("DOCKER_CONTEXT", None::<&str>));
+        assert!(
+            set.lines()
+                .any(|l| l == "DOCKER_HOST=unix:///tmp/engine-b.sock"),
+            "{set}"
+        );
+        assert!(!set.contains("DOCKER_CONTEXT="), "{set}");
+        // Control: without the override the variable is not invented.
+        let plain = env(ExecSpec::new(Program::Strace));
+        assert!(!plain.contains("engine-b.sock"), "{plain}");
+        let refused = run(&ExecSpec::new(Program::Strace).env("LD_PRELOAD", Some("x.so")));
+        assert!(
+            matches!(refused, Err(ExecError::EnvNotKept { key: "LD_PRELOAD" })),
+            "{refused:?}"
         );
     }
 

@@ -176,7 +176,10 @@ fn trace_on(
     serde_json::from_value(out.schema_slice).map_err(ReadinessError::OldSlice)
 }
 
-fn readiness(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutput, ReadinessError> {
+/// What [`DistrolessReadinessProbe`] runs, on this thread: `ctx` must hold
+/// the runtime trace's output (`ProbeContext::earlier`) and may hold
+/// [`TraceSettings`] (the engine endpoint) and [`MinimizeSettings`].
+pub fn readiness(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutput, ReadinessError> {
     let out = ctx.output_of(PROBE_NAME).ok_or(ReadinessError::NoTrace)?;
     let slice: RuntimeTraceSlice =
         serde_json::from_value(out.schema_slice.clone()).map_err(ReadinessError::OldSlice)?;
@@ -199,7 +202,7 @@ fn readiness(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutput, Rea
         .get::<TraceSettings>()
         .cloned()
         .unwrap_or_default();
-    let engine = Engine::new(trace.engine);
+    let engine = Engine::at(trace.engine, trace.endpoint.clone());
     let evidence = EvidencePaths::of(&slice);
     let scratch = match &ctx.scratch_dir {
         Some(d) => d.clone(),

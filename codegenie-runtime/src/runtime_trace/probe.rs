@@ -18,7 +18,7 @@ use super::container::ContainerBackend;
 use super::host::{self, HostBackend, HostBackendError};
 use super::model::{ScenarioOutcome, ScenarioReason, ScenarioResult};
 use super::output::{finish, output};
-use super::scenario_file::{load_scenarios, resolve_app, SCENARIO_FILE};
+use super::scenario_file::{load_scenarios, load_scenarios_from, resolve_app, SCENARIO_FILE};
 use super::scenarios::{ScenarioError, ScenarioFile};
 use super::sequence::{self, run_sequentially};
 use super::settings::{self as limits, Backend, RunId, TraceSettings};
@@ -222,7 +222,10 @@ pub fn run_blocking(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutp
         .unwrap_or_default();
     let file = match &settings.scenarios {
         Some(f) => f.clone(),
-        None => load_scenarios(repo)?,
+        None => match &settings.scenarios_file {
+            Some(path) => load_scenarios_from(path)?,
+            None => load_scenarios(repo)?,
+        },
     };
     if !cfg!(target_os = "linux") {
         // strace exists only on Linux; nothing else (sudo, dtruss) is ever tried.
@@ -260,7 +263,7 @@ pub fn run_blocking(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutp
         }
     };
     tracing::info!(digest = %digest, "image_digest_resolved");
-    let engine = Engine::new(settings.engine);
+    let engine = Engine::at(settings.engine, settings.endpoint.clone());
     engine.ping()?;
     let mut warnings = Vec::new();
     match engine.sweep_orphans() {

@@ -149,6 +149,31 @@ fn without_values(message: &str) -> String {
     out
 }
 
+/// Load the scenario file at `path` (outside the repository: a portfolio
+/// manifest's `scenarios:`). Missing, too big or malformed is an error
+/// naming the file; there are no defaults to fall back to.
+pub fn load_scenarios_from(path: &Path) -> Result<ScenarioFile, TraceError> {
+    let name = path.display().to_string();
+    match read_bounded(path, MAX_SCENARIO_FILE_BYTES) {
+        Ok(Ok(text)) => Ok(scenarios::parse_scenarios(&text, &name).map_err(|mut e| {
+            e.message = without_values(&e.message);
+            e
+        })?),
+        Ok(Err(len)) => Err(TraceError::Scenarios(ScenarioError {
+            source_name: name,
+            line: None,
+            column: None,
+            message: format!(
+                "the file has {len} bytes or more; at most {MAX_SCENARIO_FILE_BYTES} are read"
+            ),
+        })),
+        Err(source) => Err(TraceError::Io {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
 /// Read `path` as text if it has at most `limit` bytes; `Ok(Err(n))` when it
 /// has more (`n` bytes were seen before stopping).
 fn read_bounded(path: &Path, limit: u64) -> std::io::Result<Result<String, u64>> {

@@ -5,6 +5,8 @@
 //! |---|---|---|
 //! | `backend` | [`Backend::Container`] or [`Backend::Host`] | containers; a repository without a Dockerfile is an error, never a silent move to the host |
 //! | `engine` | `docker` or `podman` | `docker` |
+//! | `endpoint` | which engine that CLI talks to ([`EngineEndpoint`]) | the environment's |
+//! | `scenarios_file` | a scenario file outside the repository, used instead of its own | `.codegenie/scenarios.yaml`, else the defaults |
 //! | `limits` | timeouts and container limits ([`RunLimits`]) | 120 s per scenario, 600 s in all, 5 s stop grace, 1 GiB written per scenario |
 //! | `helper` | the `codegenie` binary bundled for in-container helpers | the running executable |
 //! | `run_id` | the `codegenie.run` label of this run's containers | pid and time |
@@ -14,7 +16,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::engine::EngineKind;
+use crate::engine::{EngineEndpoint, EngineKind};
 
 use super::scenarios::ScenarioFile;
 
@@ -34,6 +36,12 @@ pub struct TraceSettings {
     pub backend: Option<Backend>,
     /// The engine CLI.
     pub engine: EngineKind,
+    /// The engine it talks to (a portfolio spreads repositories over several).
+    pub endpoint: EngineEndpoint,
+    /// A scenario file used instead of the repository's own (a portfolio
+    /// manifest's `scenarios:`). It is outside the repository, so the cache
+    /// key does not cover it: callers that set it run uncached.
+    pub scenarios_file: Option<PathBuf>,
     /// Timeouts and limits.
     pub limits: RunLimits,
     /// The helper binary to bundle; `None` bundles the running executable.
