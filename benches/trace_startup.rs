@@ -58,6 +58,7 @@ fn startup(engine: &Engine, image: &str, traced: Option<&Bundle>) -> Duration {
     };
     let id = engine
         .create(&CreateOptions {
+            tmpfs: Vec::new(),
             image: image.to_owned(),
             run_id: "bench-trace-startup".to_owned(),
             entrypoint,

@@ -151,6 +151,9 @@ pub struct ImageConfig {
     /// `USER`.
     #[serde(rename = "User", default)]
     pub user: String,
+    /// `VOLUME`s (`"/data": {}`).
+    #[serde(rename = "Volumes", default)]
+    pub volumes: Option<BTreeMap<String, serde_json::Value>>,
 }
 
 impl ImageConfig {
@@ -191,6 +194,8 @@ pub struct CreateOptions {
     pub memory: String,
     /// `--cpus`.
     pub cpus: String,
+    /// Paths mounted as tmpfs of a size in bytes (`--tmpfs PATH:size=N`).
+    pub tmpfs: Vec<(String, u64)>,
 }
 
 /// What a capped copy out of a container kept.
@@ -406,6 +411,11 @@ impl Engine {
             .arg(format!("--pids-limit={}", o.pids_limit))
             .arg(format!("--memory={}", o.memory))
             .arg(format!("--cpus={}", o.cpus))
+            .args(
+                o.tmpfs
+                    .iter()
+                    .flat_map(|(path, size)| ["--tmpfs".to_owned(), format!("{path}:size={size}")]),
+            )
             // Output is read through the attach stream (bounded capture); a
             // log driver would keep a flood on the engine's disk.
             .arg("--log-driver=none")

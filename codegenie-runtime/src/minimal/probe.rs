@@ -153,6 +153,19 @@ impl Probe for DistrolessReadinessProbe {
     }
 }
 
+/// The absolute programs the `exec` steps of `files` run.
+fn exec_step_programs<'a>(files: impl Iterator<Item = &'a ScenarioFile>) -> Vec<String> {
+    use crate::runtime_trace::scenarios::Step;
+    files
+        .flat_map(|f| &f.scenarios)
+        .flat_map(|sc| &sc.steps)
+        .filter_map(|step| match step {
+            Step::Exec(argv) => argv.first().filter(|p| p.starts_with('/')).cloned(),
+            _ => None,
+        })
+        .collect()
+}
+
 /// A trace of `repo` on `image`, with `scenarios` when given, uncached.
 fn trace_on(
     repo: &RepoSnapshot,
@@ -203,7 +216,16 @@ pub fn readiness(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutput,
         .cloned()
         .unwrap_or_default();
     let engine = Engine::at(trace.engine, trace.endpoint.clone());
-    let evidence = EvidencePaths::of(&slice);
+    let mut evidence = EvidencePaths::of(&slice);
+    // The same scenarios must run on the minimal image: the programs their
+    // `exec` steps name run beside the app, untraced, so keep them too.
+    let scenarios = match (&trace.scenarios, &trace.scenarios_file) {
+        (Some(f), _) => Some(f.clone()),
+        (None, Some(path)) => crate::runtime_trace::scenario_file::load_scenarios_from(path).ok(),
+        (None, None) => crate::runtime_trace::scenario_file::load_scenarios(repo).ok(),
+    };
+    let files = scenarios.iter().chain(settings.verify_with.iter());
+    evidence.named.extend(exec_step_programs(files));
     let scratch = match &ctx.scratch_dir {
         Some(d) => d.clone(),
         None => std::env::temp_dir(),

@@ -34,6 +34,10 @@ pub(crate) struct ContainerBackend<'a> {
     pub(crate) run_id: &'a str,
     /// Limits.
     pub(crate) limits: &'a RunLimits,
+    /// The image's `VOLUME`s: each becomes a tmpfs of the disk bound's size,
+    /// because an anonymous volume's writes are outside the writable layer
+    /// that the disk watch measures (docs/architecture.md, "Disk bound").
+    pub(crate) volumes: Vec<String>,
 }
 
 /// A scenario's container and the engine client attached to it.
@@ -67,6 +71,11 @@ impl<'a> ScenarioBackend for ContainerBackend<'a> {
             pids_limit: self.limits.pids_limit,
             memory: self.limits.memory.clone(),
             cpus: self.limits.cpus.clone(),
+            tmpfs: self
+                .volumes
+                .iter()
+                .map(|v| (v.clone(), self.limits.disk_limit_bytes))
+                .collect(),
         };
         // From here on, dropping `container` removes it.
         let container = Container {

@@ -290,6 +290,12 @@ pub fn run_blocking(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutp
         image: &digest,
         run_id: run_id.as_str(),
         limits: &settings.limits,
+        volumes: config
+            .volumes
+            .iter()
+            .flatten()
+            .map(|(k, _)| k.clone())
+            .collect(),
     };
     let runs = run_all(repo, ctx, &settings, &run_id, &file, &app, &mut backend)?;
     // Safety net: nothing labelled with this run may outlive it.

@@ -57,37 +57,31 @@ pub fn load_scenarios(repo: &RepoSnapshot) -> Result<ScenarioFile, TraceError> {
             }
         }
     }
-    match read_bounded(&path, MAX_SCENARIO_FILE_BYTES) {
-        Ok(Ok(text)) => Ok(
-            scenarios::parse_scenarios(&text, SCENARIO_FILE).map_err(|mut e| {
-                e.message = without_values(&e.message);
-                e
-            })?,
-        ),
-        Ok(Err(len)) => Err(TraceError::Scenarios(ScenarioError {
-            source_name: SCENARIO_FILE.to_owned(),
-            line: None,
-            column: None,
-            message: format!(
-                "the file has {len} bytes or more; at most {MAX_SCENARIO_FILE_BYTES} are read"
-            ),
-        })),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(scenarios::parse_scenarios(
+    match read_text(&path, SCENARIO_FILE)? {
+        Some(text) => parse_quietly(&text, SCENARIO_FILE),
+        None => Ok(scenarios::parse_scenarios(
             DEFAULT_SCENARIOS,
             "<embedded scenarios/default.yaml>",
         )?),
-        Err(source) => Err(TraceError::Io { path, source }),
     }
 }
 
-/// The text of the repository's own scenario file, `None` when it has
-/// none (the embedded defaults apply). Bounded like [`load_scenarios`].
-pub fn read_scenario_text(repo: &RepoSnapshot) -> Result<Option<String>, TraceError> {
-    let path = repo.root().join(SCENARIO_FILE);
-    match read_bounded(&path, MAX_SCENARIO_FILE_BYTES) {
+/// Parse scenario text; errors keep their position and key but not the
+/// file's values.
+fn parse_quietly(text: &str, name: &str) -> Result<ScenarioFile, TraceError> {
+    Ok(scenarios::parse_scenarios(text, name).map_err(|mut e| {
+        e.message = without_values(&e.message);
+        e
+    })?)
+}
+
+/// The text at `path` (named `name` in errors), `None` when there is no
+/// file; at most [`MAX_SCENARIO_FILE_BYTES`] are read.
+fn read_text(path: &Path, name: &str) -> Result<Option<String>, TraceError> {
+    match read_bounded(path, MAX_SCENARIO_FILE_BYTES) {
         Ok(Ok(text)) => Ok(Some(text)),
         Ok(Err(len)) => Err(TraceError::Scenarios(ScenarioError {
-            source_name: SCENARIO_FILE.to_owned(),
+            source_name: name.to_owned(),
             line: None,
             column: None,
             message: format!(
@@ -95,8 +89,17 @@ pub fn read_scenario_text(repo: &RepoSnapshot) -> Result<Option<String>, TraceEr
             ),
         })),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(TraceError::Io { path, source }),
+        Err(source) => Err(TraceError::Io {
+            path: path.to_owned(),
+            source,
+        }),
     }
+}
+
+/// The text of the repository's own scenario file, `None` when it has
+/// none (the embedded defaults apply). Bounded like [`load_scenarios`].
+pub fn read_scenario_text(repo: &RepoSnapshot) -> Result<Option<String>, TraceError> {
+    read_text(&repo.root().join(SCENARIO_FILE), SCENARIO_FILE)
 }
 
 /// A parser message with every quoted value of the file replaced by
@@ -154,22 +157,11 @@ fn without_values(message: &str) -> String {
 /// naming the file; there are no defaults to fall back to.
 pub fn load_scenarios_from(path: &Path) -> Result<ScenarioFile, TraceError> {
     let name = path.display().to_string();
-    match read_bounded(path, MAX_SCENARIO_FILE_BYTES) {
-        Ok(Ok(text)) => Ok(scenarios::parse_scenarios(&text, &name).map_err(|mut e| {
-            e.message = without_values(&e.message);
-            e
-        })?),
-        Ok(Err(len)) => Err(TraceError::Scenarios(ScenarioError {
-            source_name: name,
-            line: None,
-            column: None,
-            message: format!(
-                "the file has {len} bytes or more; at most {MAX_SCENARIO_FILE_BYTES} are read"
-            ),
-        })),
-        Err(source) => Err(TraceError::Io {
+    match read_text(path, &name)? {
+        Some(text) => parse_quietly(&text, &name),
+        None => Err(TraceError::Io {
             path: path.to_owned(),
-            source,
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
         }),
     }
 }
