@@ -534,10 +534,13 @@ mod tests {
             "binaries_executed": ["/app/start.sh", "/bin/sh", "/bin/busybox"],
             "shared_libs_loaded": [], "cert_paths_read": [],
             "files_read_at_runtime": {"summary": {"cert":0,"shared_lib":0,"config":0,"node_modules":0,"system":0,"app":0,"total":0}, "full_list_uri": null},
+            "paths_probed_at_runtime": {"total": 0, "full_list_uri": null}, "resolved": {},
             "files_written": [], "shell_invocations": 2,
             "network_endpoints_touched": {"outbound": [], "inbound": ["0.0.0.0:80", "[::]:8080"]},
             "unix_sockets": [], "interpreters": {}, "built_image_digest": null,
-            "last_traced_image_digest": null, "trace_coverage_confidence": "high", "scenarios": []
+            "last_traced_image_digest": null, "trace_coverage_confidence": "high",
+            "tls_trust": {"node_ca_mode": null, "env": {}, "certs_read": false, "outbound_attempted": false, "verdict": "not_observed"},
+            "scenarios": []
         }))
         .unwrap();
         let b = trace_blockers(&slice);

@@ -95,6 +95,12 @@ pub struct RuntimeTraceProbe;
 
 #[register_probe(heaviness = "heavy", runs_last = false)]
 impl Probe for RuntimeTraceProbe {
+    // 2: paths as opened, `resolved`, `paths_probed_at_runtime`, `tls_trust`,
+    // per-scenario `missing` and `execs`; an older cached slice is not reused.
+    fn version(&self) -> u32 {
+        2
+    }
+
     fn declared_inputs(&self) -> &'static [DeclaredInput] {
         declared_inputs![
             "Dockerfile",
