@@ -467,7 +467,10 @@ fn union_keeps_the_first_resolution_and_unions_probes() {
         "1 stat(\"/etc/b\", {st_mode=S_IFREG|0644, st_size=1, ...}) = 0\n",
     ))
     .trace;
+    let mut merged = a.clone();
+    merged.merge(b.clone());
     a.union(&b);
+    assert_eq!(merged, a, "merge by value is union");
     assert_eq!(
         pairs(&a.resolved),
         [

@@ -77,7 +77,7 @@ pub(super) fn run(args: ParseStraceArgs) -> Result<ExitCode, CliError> {
                 facts.malformed_lines
             );
         }
-        union.union(&facts.trace);
+        union.merge(facts.trace);
     }
     // stdout is line-buffered: one write per line of JSON would dominate.
     super::print_json(&union)?;

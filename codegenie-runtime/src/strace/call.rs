@@ -11,6 +11,55 @@ pub(crate) struct Call<'a> {
     pub args: &'a [u8],
     /// The return value.
     pub ret: Ret<'a>,
+    /// Where the top-level arguments end, found by the same scan that found
+    /// the closing parenthesis, so taking an argument does not scan again.
+    commas: Commas,
+}
+
+/// Top-level commas most calls have (`mmap` has five); a call with more is
+/// split again on demand.
+const MAX_COMMAS: usize = 8;
+
+/// Offsets of the top-level commas of an argument list.
+#[derive(Debug, PartialEq, Eq, Default, Clone, Copy)]
+struct Commas {
+    at: [u32; MAX_COMMAS],
+    len: u8,
+    /// More than [`MAX_COMMAS`] (or an offset beyond `u32`): not recorded.
+    overflow: bool,
+}
+
+impl Commas {
+    fn push(&mut self, i: usize) {
+        match u32::try_from(i) {
+            Ok(i) if usize::from(self.len) < MAX_COMMAS => {
+                self.at[usize::from(self.len)] = i;
+                self.len += 1;
+            }
+            _ => self.overflow = true,
+        }
+    }
+}
+
+impl<'a> Call<'a> {
+    /// The `n`-th top-level argument: what [`arg`]`(self.args, n)` gives.
+    pub(crate) fn arg(&self, n: usize) -> Option<&'a [u8]> {
+        let c = &self.commas;
+        if c.overflow {
+            return arg(self.args, n);
+        }
+        let count = usize::from(c.len);
+        if n > count {
+            return None;
+        }
+        let start = if n == 0 { 0 } else { c.at[n - 1] as usize + 1 };
+        if n < count {
+            return Some(trim(&self.args[start..c.at[n] as usize]));
+        }
+        // The last argument; an empty one means an empty list.
+        let t = trim(&self.args[start..]);
+        (!t.is_empty()).then_some(t)
+    }
 }
 
 /// A syscall's return value.
@@ -44,7 +93,8 @@ pub(crate) fn call_name(body: &[u8]) -> Option<&[u8]> {
 pub(crate) fn parse_call(body: &[u8]) -> Option<Call<'_>> {
     let name = call_name(body)?;
     let open = name.len() + 1;
-    let close = open + scan_to(&body[open..], Stop::CloseParen)?;
+    let mut commas = Commas::default();
+    let close = open + scan(&body[open..], Stop::CloseParen, Some(&mut commas))?;
     let args = &body[open..close];
     let after = skip_spaces(&body[close + 1..]);
     let after = skip_spaces(after.strip_prefix(b"=")?);
@@ -52,6 +102,7 @@ pub(crate) fn parse_call(body: &[u8]) -> Option<Call<'_>> {
         name,
         args,
         ret: parse_value(after),
+        commas,
     })
 }
 
@@ -99,6 +150,14 @@ enum Stop {
 /// Index of the first top-level stop byte, skipping strings, nested
 /// brackets, comments and decorations.
 fn scan_to(s: &[u8], stop: Stop) -> Option<usize> {
+    scan(s, stop, None)
+}
+
+/// [`scan_to`], noting the top-level commas on the way to a
+/// [`Stop::CloseParen`] in `commas`. A comma found by this scan is exactly
+/// where a [`Stop::Comma`] scan from the previous one stops: both start at
+/// depth 0 after a byte that opens no decoration.
+fn scan(s: &[u8], stop: Stop, mut commas: Option<&mut Commas>) -> Option<usize> {
     let mut depth: u32 = 0;
     let mut i = 0;
     while i < s.len() {
@@ -127,7 +186,11 @@ fn scan_to(s: &[u8], stop: Stop) -> Option<usize> {
                 return None;
             }
             b')' | b']' | b'}' => depth = depth.saturating_sub(1),
-            b',' if depth == 0 && stop == Stop::Comma => return Some(i),
+            b',' if depth == 0 => match (stop, commas.as_deref_mut()) {
+                (Stop::Comma, _) => return Some(i),
+                (Stop::CloseParen, Some(c)) => c.push(i),
+                (Stop::CloseParen, None) => {}
+            },
             b'/' if s.get(i + 1) == Some(&b'*') => {
                 i = match memchr::memmem::find(&s[i + 2..], b"*/") {
                     Some(off) => i + 2 + off + 1,
@@ -153,11 +216,12 @@ fn scan_to(s: &[u8], stop: Stop) -> Option<usize> {
 /// inside `[...]`, which does not close the decoration.
 fn decoration_len(s: &[u8]) -> Option<usize> {
     let mut brackets = 0u32;
-    for (i, &b) in s.iter().enumerate() {
-        match b {
+    // Jump between the three bytes that matter: decorations are mostly paths.
+    for i in memchr::memchr3_iter(b'[', b']', b'>', s) {
+        match s[i] {
             b'[' => brackets += 1,
             b']' => brackets = brackets.saturating_sub(1),
-            b'>' if !(brackets > 0 && i > 0 && s[i - 1] == b'-') => return Some(i),
+            _ if !(brackets > 0 && i > 0 && s[i - 1] == b'-') => return Some(i),
             _ => {}
         }
     }
@@ -173,16 +237,11 @@ pub(crate) fn parse_value(s: &[u8]) -> Ret<'_> {
     let body = &s[digits_start..];
     let (value, len) = if let Some(hex) = body.strip_prefix(b"0x") {
         let n = hex.iter().take_while(|b| b.is_ascii_hexdigit()).count();
-        let v = std::str::from_utf8(&hex[..n])
-            .ok()
-            .and_then(|h| u64::from_str_radix(h, 16).ok())
-            .map(|v| v as i64 & i64::MAX);
-        (v.filter(|_| n > 0), 2 + n)
+        let v = digits_value(&hex[..n], 16).map(|v| v as i64 & i64::MAX);
+        (v, 2 + n)
     } else {
         let n = body.iter().take_while(|b| b.is_ascii_digit()).count();
-        let v = std::str::from_utf8(&body[..n])
-            .ok()
-            .and_then(|d| d.parse::<i64>().ok());
+        let v = digits_value(&body[..n], 10).and_then(|v| i64::try_from(v).ok());
         (v, n)
     };
     let value = value.map(|v| if neg { -v } else { v });
@@ -211,6 +270,29 @@ pub(crate) fn parse_value(s: &[u8]) -> Ret<'_> {
         decoration,
         errno,
     }
+}
+
+/// The value of a non-empty run of digits in `radix` (10 or 16); `None`
+/// when empty or beyond `u64`. Every line has a return value: parsed here
+/// without the UTF-8 check and generic parsing of `str::parse`.
+fn digits_value(d: &[u8], radix: u64) -> Option<u64> {
+    if d.is_empty() {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &b in d {
+        let digit = match b {
+            b'0'..=b'9' => b - b'0',
+            b'a'..=b'f' => b - b'a' + 10,
+            b'A'..=b'F' => b - b'A' + 10,
+            _ => return None,
+        };
+        if u64::from(digit) >= radix {
+            return None;
+        }
+        v = v.checked_mul(radix)?.checked_add(u64::from(digit))?;
+    }
+    Some(v)
 }
 
 /// The decoration content of `<...>` at the start of `s`, if any.
@@ -279,6 +361,29 @@ mod tests {
     }
 
     #[test]
+    fn arguments_from_the_call_scan_match_a_fresh_split() {
+        let lines = [
+            r#"openat(AT_FDCWD</tmp/a,b>, "x,\"y)", O_RDONLY|O_CLOEXEC) = 3</tmp/x>"#,
+            r#"execve("/bin/sh", ["sh", "-c", "a, b"], 0x7ff /* 39 vars, ) */) = 0"#,
+            "mmap(NULL, 8192, PROT_READ|PROT_EXEC, MAP_PRIVATE, 3</l,ib.so>, 0) = 0x7f",
+            "getpid() = 5",
+            "f( ) = 0",
+            "f(a, ) = 0",
+            "f(, b) = 0",
+            "f(a,,b) = 0",
+            "f(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11) = 0",
+            "f(1, 2, 3, 4, 5, 6, 7, 8, 9) = 0",
+            "f(x<y,z>, {a=1, b=[2, 3]}, z) = 0",
+        ];
+        for l in lines {
+            let c = parse_call(l.as_bytes()).unwrap();
+            for n in 0..14 {
+                assert_eq!(c.arg(n), arg(c.args, n), "{l} argument {n}");
+            }
+        }
+    }
+
+    #[test]
     fn return_values_and_decorations() {
         let r = |s: &str| {
             let v = parse_value(s.as_bytes());
@@ -297,6 +402,40 @@ mod tests {
         assert_eq!(r("?"), (None, None));
         assert_eq!(r("0 <0.000012>"), (Some(0), None));
         assert_eq!(r("AT_FDCWD</app>"), (None, Some("/app".into())));
+    }
+
+    #[test]
+    fn digits_parse_like_the_standard_library() {
+        for d in [
+            "",
+            "0",
+            "7",
+            "42",
+            "9223372036854775807",
+            "9223372036854775808",
+            "18446744073709551615",
+            "18446744073709551616",
+            "000000000000000000000012",
+        ] {
+            let std = d.parse::<i64>().ok();
+            let ours = digits_value(d.as_bytes(), 10).and_then(|v| i64::try_from(v).ok());
+            assert_eq!(ours, std, "{d}");
+        }
+        for h in [
+            "",
+            "0",
+            "7f",
+            "DEADbeef",
+            "ffffffffffffffff",
+            "10000000000000000",
+            "000000000000000000ff",
+        ] {
+            assert_eq!(
+                digits_value(h.as_bytes(), 16),
+                u64::from_str_radix(h, 16).ok(),
+                "{h}"
+            );
+        }
     }
 
     #[test]

@@ -14,7 +14,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use memchr::memmem;
 
-use super::call::{arg, field, parse_call, parse_value, Call};
+use super::call::{field, parse_call, parse_value, Call};
+use super::distinct::DistinctSet;
 use super::join::{split_resumed, strip_unfinished, Joiner, UNFINISHED};
 use super::model::{ExecRecord, ExitStatus, TraceFacts, MAX_EXEC_RECORDS};
 use super::paths::{join_into, normalize_in_place};
@@ -49,6 +50,9 @@ pub(crate) struct Collector<'o> {
     /// complete). Without either, a process's binary is never certain.
     knows_interpreters: bool,
     facts: TraceFacts,
+    /// The path sets of `facts` while the parse runs (moved there, sorted,
+    /// at the end).
+    seen: Seen,
     procs: Procs,
     joiner: Joiner,
     root: Option<u32>,
@@ -77,6 +81,7 @@ impl<'o> Collector<'o> {
                 .collect(),
             lookup,
             facts: TraceFacts::default(),
+            seen: Seen::default(),
             procs: Procs::default(),
             joiner: Joiner::default(),
             root: None,
@@ -95,6 +100,7 @@ impl<'o> Collector<'o> {
         for pid in self.procs.pending_exec_pids() {
             self.settle_exec(pid, None);
         }
+        self.seen.move_into(&mut self.facts);
         let interpreters = self
             .interpreters
             .into_iter()
@@ -360,7 +366,7 @@ impl<'o> Collector<'o> {
             return self.malformed();
         };
         if has_dirfd(call.name) {
-            if let Some(d) = arg(call.args, 0) {
+            if let Some(d) = call.arg(0) {
                 self.learn_cwd(pid, d);
             }
         }
@@ -382,7 +388,7 @@ impl<'o> Collector<'o> {
     /// can be told. A relative exec still waiting for the old cwd can no
     /// longer learn it and stays relative.
     fn chdir(&mut self, pid: u32, call: &Call<'_>) -> bool {
-        let Some(a) = arg(call.args, 0) else {
+        let Some(a) = call.arg(0) else {
             return false;
         };
         if !call.ret.ok() {
@@ -459,7 +465,7 @@ impl<'o> Collector<'o> {
     /// `pid` now runs `path` (absolute, or relative when its cwd is unknown):
     /// the fact, the interpreter lookup and the process's new binary.
     fn exec_done(&mut self, pid: u32, path: &str) {
-        insert(&mut self.facts.trace.binaries_executed, path);
+        insert(&mut self.seen.binaries_executed, path);
         self.learn_interpreters(path);
         let certain = self.knows_interpreters && path.starts_with('/') && !is_pseudo_fs(path);
         match script_interpreter(path, &self.interpreters) {
@@ -528,12 +534,12 @@ impl<'o> Collector<'o> {
 
     fn open(&mut self, pid: u32, call: &Call<'_>) -> bool {
         let (dirfd, path, flags) = match call.name {
-            b"open" => (None, arg(call.args, 0), arg(call.args, 1)),
-            b"openat" => (arg(call.args, 0), arg(call.args, 1), arg(call.args, 2)),
+            b"open" => (None, call.arg(0), call.arg(1)),
+            b"openat" => (call.arg(0), call.arg(1), call.arg(2)),
             _ => (
-                arg(call.args, 0),
-                arg(call.args, 1),
-                arg(call.args, 2).and_then(|h| field(h, b"flags")),
+                call.arg(0),
+                call.arg(1),
+                call.arg(2).and_then(|h| field(h, b"flags")),
             ),
         };
         let (Some(path), Some(flags)) = (path, flags) else {
@@ -583,14 +589,15 @@ impl<'o> Collector<'o> {
         if flags.directory {
             return true;
         }
+        let seen = &mut self.seen;
         if flags.reads() {
             if is_cert(path) || resolved.is_some_and(is_cert) {
-                insert(&mut t.cert_paths_read, path);
+                insert(&mut seen.cert_paths_read, path);
             }
-            insert(&mut t.files_read, path);
+            insert(&mut seen.files_read, path);
         }
         if flags.writes() {
-            insert(&mut t.files_written, path);
+            insert(&mut seen.files_written, path);
         }
         true
     }
@@ -598,11 +605,11 @@ impl<'o> Collector<'o> {
     fn exec(&mut self, pid: u32, call: &Call<'_>) -> bool {
         let at = call.name == b"execveat";
         let base = usize::from(at);
-        let (Some(path), Some(argv)) = (arg(call.args, base), arg(call.args, base + 1)) else {
+        let (Some(path), Some(argv)) = (call.arg(base), call.arg(base + 1)) else {
             return false;
         };
         if call.ret.value != Some(0) {
-            let dirfd = if at { arg(call.args, 0) } else { None };
+            let dirfd = if at { call.arg(0) } else { None };
             self.note_missing(pid, call, path, dirfd);
             return true;
         }
@@ -611,7 +618,7 @@ impl<'o> Collector<'o> {
         }
         // A new program replaces one still waiting for its cwd.
         self.settle_exec(pid, None);
-        let dirfd = if at { arg(call.args, 0) } else { None };
+        let dirfd = if at { call.arg(0) } else { None };
         // The cwd known so far may predate an untraced `chdir` (`cd dir &&
         // ./run` in a shell): the new program's own calls show it again,
         // unless this very call does.
@@ -666,7 +673,7 @@ impl<'o> Collector<'o> {
 
     fn clone_call(&mut self, pid: u32, call: &Call<'_>) -> bool {
         let flags = match call.name {
-            b"clone3" => arg(call.args, 0).and_then(|a| field(a, b"flags")),
+            b"clone3" => call.arg(0).and_then(|a| field(a, b"flags")),
             _ => super::call::split_args(call.args).find_map(|a| a.strip_prefix(b"flags=")),
         };
         let share = flags.is_some_and(|f| f.split(|&b| b == b'|').any(|t| t == b"CLONE_FILES"));
@@ -680,7 +687,7 @@ impl<'o> Collector<'o> {
     }
 
     fn mmap(&mut self, pid: u32, call: &Call<'_>) -> bool {
-        let (Some(prot), Some(fd)) = (arg(call.args, 2), arg(call.args, 4)) else {
+        let (Some(prot), Some(fd)) = (call.arg(2), call.arg(4)) else {
             return false;
         };
         if !prot_exec(prot) || !call.ret.ok() {
@@ -710,19 +717,15 @@ impl<'o> Collector<'o> {
                 return true;
             }
         }
-        insert(&mut self.facts.trace.shared_libs_loaded, &entry.opened);
+        insert(&mut self.seen.shared_libs_loaded, &entry.opened);
         true
     }
 
     /// `stat`, `access`, `readlink` and their kin: the path exists.
     fn probe(&mut self, pid: u32, call: &Call<'_>) -> bool {
-        let mut args = super::call::split_args(call.args);
-        let dirfd = if has_dirfd(call.name) {
-            args.next()
-        } else {
-            None
-        };
-        let Some(path) = args.next() else {
+        let base = usize::from(has_dirfd(call.name));
+        let dirfd = if base == 1 { call.arg(0) } else { None };
+        let Some(path) = call.arg(base) else {
             return false;
         };
         if !call.ret.ok() {
@@ -739,14 +742,14 @@ impl<'o> Collector<'o> {
         }
         self.absolutize(pid, dirfd);
         if call.name.starts_with(b"readlink") && is_self_exe(&self.path) {
-            if let (Some(buf), Some(len)) = (args.next(), call.ret.value) {
+            if let (Some(buf), Some(len)) = (call.arg(base + 1), call.ret.value) {
                 if let Some(target) = self.complete_literal(buf, len) {
                     self.exe_resolved(pid, &target);
                 }
             }
         }
         if !is_pseudo_fs(&self.path) {
-            insert(&mut self.facts.trace.paths_probed, &self.path);
+            insert(&mut self.seen.paths_probed, &self.path);
         }
         true
     }
@@ -761,7 +764,7 @@ impl<'o> Collector<'o> {
         }
         self.absolutize(pid, dirfd);
         if self.path.starts_with('/') && !is_pseudo_fs(&self.path) {
-            insert(&mut self.facts.missing, &self.path);
+            insert(&mut self.seen.missing, &self.path);
         }
     }
 
@@ -834,7 +837,7 @@ impl<'o> Collector<'o> {
     }
 
     fn socket(&mut self, call: &Call<'_>, kind: Wanted) -> bool {
-        let Some(addr) = arg(call.args, 1) else {
+        let Some(addr) = call.arg(1) else {
             return false;
         };
         let Some(sa) = parse_sockaddr(addr, &mut self.scratch, &mut self.path) else {
@@ -935,8 +938,56 @@ fn attached_pid(notice: &[u8]) -> Option<u32> {
 }
 
 /// Inserts without allocating when already present.
-fn insert(set: &mut BTreeSet<String>, s: &str) {
-    if !set.contains(s) {
-        set.insert(s.to_owned());
+fn insert<S: FactSet>(set: &mut S, s: &str) {
+    set.insert_str(s);
+}
+
+/// A set of distinct strings that [`insert`] fills.
+trait FactSet {
+    fn insert_str(&mut self, s: &str);
+}
+
+impl FactSet for BTreeSet<String> {
+    fn insert_str(&mut self, s: &str) {
+        if !self.contains(s) {
+            self.insert(s.to_owned());
+        }
+    }
+}
+
+impl FactSet for DistinctSet {
+    fn insert_str(&mut self, s: &str) {
+        self.insert(s);
+    }
+}
+
+/// The path facts while a parse runs (see `distinct`), moved into the
+/// facts, sorted, when it ends.
+#[derive(Default)]
+struct Seen {
+    binaries_executed: DistinctSet,
+    shared_libs_loaded: DistinctSet,
+    cert_paths_read: DistinctSet,
+    files_read: DistinctSet,
+    files_written: DistinctSet,
+    paths_probed: DistinctSet,
+    missing: DistinctSet,
+}
+
+impl Seen {
+    /// Moves every set into its place in `facts`, sorted.
+    fn move_into(&mut self, facts: &mut TraceFacts) {
+        let t = &mut facts.trace;
+        t.binaries_executed
+            .append(&mut self.binaries_executed.take_sorted());
+        t.shared_libs_loaded
+            .append(&mut self.shared_libs_loaded.take_sorted());
+        t.cert_paths_read
+            .append(&mut self.cert_paths_read.take_sorted());
+        t.files_read.append(&mut self.files_read.take_sorted());
+        t.files_written
+            .append(&mut self.files_written.take_sorted());
+        t.paths_probed.append(&mut self.paths_probed.take_sorted());
+        facts.missing.append(&mut self.missing.take_sorted());
     }
 }

@@ -11,10 +11,12 @@
 //! One step per module: `lines` (splitting), `prefix` (pid and timestamp),
 //! `join` (unfinished/resumed), `unescape` (literals), `call` (arguments),
 //! `sockaddr`, [`paths`] (lexical joining and normalisation), `procs`
-//! (per-process fds, binary, cwd), `collect` (the facts), [`rules`], `model`.
+//! (per-process fds, binary, cwd), `collect` (the facts), `distinct` (the
+//! sets of distinct paths while collecting), [`rules`], `model`.
 
 mod call;
 mod collect;
+mod distinct;
 mod join;
 mod lines;
 mod model;
@@ -98,6 +100,34 @@ pub mod literal {
 }
 
 impl ParsedTrace {
+    /// [`ParsedTrace::union`] taking `other` by value: its facts move
+    /// instead of being copied, so unioning one big trace into an empty one
+    /// costs no second copy of every path.
+    pub fn merge(&mut self, mut other: ParsedTrace) {
+        self.binaries_executed.append(&mut other.binaries_executed);
+        self.shared_libs_loaded
+            .append(&mut other.shared_libs_loaded);
+        self.cert_paths_read.append(&mut other.cert_paths_read);
+        self.files_read.append(&mut other.files_read);
+        self.files_written.append(&mut other.files_written);
+        self.shell_invocations += other.shell_invocations;
+        let net = &mut self.network_endpoints_touched;
+        net.outbound
+            .append(&mut other.network_endpoints_touched.outbound);
+        net.inbound
+            .append(&mut other.network_endpoints_touched.inbound);
+        self.unix_sockets.append(&mut other.unix_sockets);
+        // As within one trace, the first resolution of a name is kept.
+        if self.resolved.is_empty() {
+            self.resolved = other.resolved;
+        } else {
+            for (k, v) in other.resolved {
+                self.resolved.entry(k).or_insert(v);
+            }
+        }
+        self.paths_probed.append(&mut other.paths_probed);
+    }
+
     /// Adds every fact of `other` (sets and maps are unioned, counts summed).
     pub fn union(&mut self, other: &ParsedTrace) {
         self.binaries_executed

@@ -155,9 +155,18 @@ impl Procs {
     pub(crate) fn opened(&mut self, pid: u32, fd: i32, opened: &str, resolved: Option<&str>) {
         self.touch(pid);
         if let Some(p) = self.map.get(&pid) {
+            let opened_rc: Rc<str> = Rc::from(opened);
+            // Most opens name the file as it resolves: one allocation for both.
+            let resolved = resolved.map(|r| {
+                if r == opened {
+                    opened_rc.clone()
+                } else {
+                    Rc::from(r)
+                }
+            });
             let entry = FdEntry {
-                opened: Rc::from(opened),
-                resolved: resolved.map(Rc::from),
+                opened: opened_rc,
+                resolved,
             };
             p.fds.borrow_mut().insert(fd, entry);
         }
