@@ -14,17 +14,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn copy_tree(src: &Path, dest: &Path) {
-    std::fs::create_dir_all(dest).unwrap();
-    for e in std::fs::read_dir(src).unwrap().flatten() {
-        let to = dest.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_tree(&e.path(), &to);
-        } else {
-            std::fs::copy(e.path(), to).unwrap();
-        }
-    }
-}
+#[path = "support/fixture.rs"]
+mod fixture;
+use fixture::copy_tree;
 
 fn timed(repo: &Path, command: &str) -> Duration {
     let started = Instant::now();

@@ -35,17 +35,9 @@ scenarios:
     steps: [ { wait_ready: {} }, { http: { path: /index.html, repeat: 6, interval_ms: 500 } } ]
 ";
 
-fn copy_tree(src: &Path, dest: &Path) {
-    std::fs::create_dir_all(dest).unwrap();
-    for e in std::fs::read_dir(src).unwrap().flatten() {
-        let to = dest.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_tree(&e.path(), &to);
-        } else {
-            std::fs::copy(e.path(), to).unwrap();
-        }
-    }
-}
+#[path = "support/fixture.rs"]
+mod fixture;
+use fixture::copy_tree;
 
 /// `REPOSITORIES` copies of the fixture service under `root`, each with a
 /// marker unique to this set, so neither the probe cache nor the engine's

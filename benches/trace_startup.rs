@@ -39,17 +39,9 @@ fn fixture_image(engine: &Engine) -> String {
     engine.build(dir.path()).expect("fixture image builds")
 }
 
-fn copy_tree(src: &Path, dest: &Path) {
-    std::fs::create_dir_all(dest).unwrap();
-    for e in std::fs::read_dir(src).unwrap().flatten() {
-        let to = dest.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_tree(&e.path(), &to);
-        } else {
-            std::fs::copy(e.path(), to).unwrap();
-        }
-    }
-}
+#[path = "support/fixture.rs"]
+mod fixture;
+use fixture::copy_tree;
 
 /// One container life: create (+ bundle copy) → start → "listening" line → removed.
 fn startup(engine: &Engine, image: &str, traced: Option<&Bundle>) -> Duration {
