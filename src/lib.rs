@@ -7,6 +7,7 @@ pub use codegenie_runtime::prelude;
 pub use codegenie_runtime::{declared_inputs, register_probe};
 
 // The probe contract.
+pub use codegenie_runtime::run_blocking_work;
 pub use codegenie_runtime::{
     parse_declared_input, Artifact, ArtifactSource, BoxProbeFuture, CacheKeyError, CacheStrategy,
     CancelToken, Confidence, DeclaredInput, DynProbe, Heaviness, ImageDigestResolver, Probe,

@@ -47,6 +47,7 @@ pub use codegenie_macros::{declared_inputs, register_probe};
 pub use coordinator::{Coordinator, CoordinatorError, GatherOptions};
 pub use errors::error_chain;
 pub use inputs::{parse_declared_input, CacheKeyError, DeclaredInput, TokenKind};
+pub use probe::run_blocking_work;
 pub use probe::{
     Artifact, ArtifactSource, BoxProbeFuture, CacheStrategy, Confidence, DynProbe, Heaviness,
     ImageDigestResolver, Probe, ProbeContext, ProbeError, ProbeOutput, ProbeSettings,

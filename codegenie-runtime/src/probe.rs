@@ -406,6 +406,22 @@ pub trait Probe: Send + Sync + 'static {
     ) -> impl Future<Output = Result<ProbeOutput, ProbeError>> + Send;
 }
 
+/// Run `work` on a blocking thread (it waits on processes or the disk) and
+/// hand its output back to the async coordinator: how a probe whose work
+/// blocks writes `run`. `what` names the work if its thread dies.
+pub async fn run_blocking_work<E>(
+    what: &'static str,
+    work: impl FnOnce() -> Result<ProbeOutput, E> + Send + 'static,
+) -> Result<ProbeOutput, ProbeError>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ProbeError::failed(format!("{what} task failed: {e}")))?
+        .map_err(|e| ProbeError::Other(Box::new(e)))
+}
+
 /// A boxed probe future.
 pub type BoxProbeFuture<'a> =
     Pin<Box<dyn Future<Output = Result<ProbeOutput, ProbeError>> + Send + 'a>>;

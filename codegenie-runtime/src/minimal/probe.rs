@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::{Engine, EngineError};
 use crate::probe::{
-    Artifact, ArtifactSource, CacheStrategy, Confidence, Probe, ProbeContext, ProbeError,
-    ProbeOutput, RepoSnapshot,
+    run_blocking_work, Artifact, ArtifactSource, CacheStrategy, Confidence, Probe, ProbeContext,
+    ProbeError, ProbeOutput, RepoSnapshot,
 };
 use crate::runtime_trace::model::ScenarioOutcome;
 use crate::runtime_trace::scenarios::ScenarioFile;
@@ -146,10 +146,7 @@ impl Probe for DistrolessReadinessProbe {
         ctx: &ProbeContext,
     ) -> Result<ProbeOutput, ProbeError> {
         let (repo, ctx) = (repo.clone(), ctx.clone());
-        tokio::task::spawn_blocking(move || readiness(&repo, &ctx))
-            .await
-            .map_err(|e| ProbeError::failed(format!("readiness task failed: {e}")))?
-            .map_err(|e| ProbeError::Other(Box::new(e)))
+        run_blocking_work("readiness", move || readiness(&repo, &ctx)).await
     }
 }
 

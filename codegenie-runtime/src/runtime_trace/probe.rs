@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use crate::engine::{Engine, EngineError, ImageConfig};
 use crate::probe::{
-    CacheStrategy, Probe, ProbeContext, ProbeError, ProbeOutput, ProgressEvent, RepoSnapshot,
+    run_blocking_work, CacheStrategy, Probe, ProbeContext, ProbeError, ProbeOutput, ProgressEvent,
+    RepoSnapshot,
 };
 use crate::{declared_inputs, register_probe, DeclaredInput};
 
@@ -132,10 +133,7 @@ impl Probe for RuntimeTraceProbe {
     ) -> Result<ProbeOutput, ProbeError> {
         let (repo, ctx) = (repo.clone(), ctx.clone());
         // Everything below blocks on child processes; keep it off the async workers.
-        tokio::task::spawn_blocking(move || run_blocking(&repo, &ctx))
-            .await
-            .map_err(|e| ProbeError::failed(format!("runtime trace task failed: {e}")))?
-            .map_err(ProbeError::from)
+        run_blocking_work("runtime trace", move || run_blocking(&repo, &ctx)).await
     }
 }
 
