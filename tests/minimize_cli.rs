@@ -100,6 +100,41 @@ fn busybox_service_is_verified() {
         .unwrap()
         .iter()
         .any(|b| b["kind"] == "shell"));
+    // The minimal image names its repository, as the trace image does, and
+    // `cache prune` removes both kinds.
+    let minimal = v["minimal_image"].as_str().unwrap();
+    let label = Command::new("docker")
+        .args([
+            "image",
+            "inspect",
+            "--format",
+            "{{index .Config.Labels \"codegenie.repository\"}}",
+            minimal,
+        ])
+        .output()
+        .unwrap();
+    let canonical = std::fs::canonicalize(repo.path()).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&label.stdout).trim(),
+        canonical.to_string_lossy()
+    );
+    let pruned = Command::new(env!("CARGO_BIN_EXE_codegenie"))
+        .args(["cache", "prune"])
+        .arg(repo.path())
+        .args(["--keep-images", "0", "--json"])
+        .output()
+        .unwrap();
+    let pruned = json(&pruned);
+    assert_eq!(
+        pruned["minimal_images"]["removed"],
+        serde_json::json!([minimal]),
+        "{pruned:#}"
+    );
+    assert_eq!(
+        pruned["trace_images"]["removed"].as_array().unwrap().len(),
+        1,
+        "{pruned:#}"
+    );
 }
 
 #[test]

@@ -230,17 +230,260 @@ fn cache_explain_builds_only_when_asked_and_then_shows_the_run_key() {
             .unwrap()["value"]
             .clone()
     };
+    // A remembered build answers without building: the key of the last
+    // run, stable across calls.
+    let recalled = explain(&[]);
+    assert_eq!(
+        token(&recalled)["resolved"],
+        digest.as_str(),
+        "{recalled:#}"
+    );
+    assert_eq!(recalled["key"], first["cache_key"]);
+    assert_eq!(recalled["entry"]["state"], "present");
+    assert_eq!(explain(&[])["key"], recalled["key"]);
+
+    // An edited app file: no remembered build matches and nothing is
+    // built, so the digest is unresolved and the message says why.
+    std::fs::write(r.join("app/version.txt"), "v3\n").unwrap();
+    let images_before = trace_images(r).len();
     let unresolved = explain(&[]);
     let v = token(&unresolved);
     assert_eq!(v["unresolved"]["reason"], "not_requested", "{v}");
     assert!(v.to_string().contains("--resolve"), "{v}");
-    // The control: with --resolve, the digest of the traced image and the
-    // key of the last run, stable across runs.
+    assert_eq!(
+        trace_images(r).len(),
+        images_before,
+        "explain built an image"
+    );
+    // The control: with --resolve, the image is built and its digest shown.
     let resolved = explain(&["--resolve"]);
-    assert_eq!(token(&resolved)["resolved"], digest.as_str());
-    assert_eq!(resolved["key"], first["cache_key"]);
-    assert_eq!(resolved["entry"]["state"], "present");
+    let built = token(&resolved)["resolved"].as_str().unwrap().to_owned();
+    assert_ne!(built, digest);
+    assert_eq!(trace_images(r).len(), images_before + 1);
+    assert_eq!(resolved["entry"]["state"], "absent");
     assert_eq!(explain(&["--resolve"])["key"], resolved["key"]);
+    prune_images(r, 0);
+}
+
+/// `codegenie trace <repo> --json -v`: the record and the debug log.
+fn trace_logged(repo: &Path) -> (serde_json::Value, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_codegenie"))
+        .arg("trace")
+        .arg(repo)
+        .args(["--json", "-v"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    // 3: a default scenario failed on this one-shot app; the evidence stands.
+    assert!(
+        matches!(out.status.code(), Some(0 | 3)),
+        "{stdout}\n{stderr}"
+    );
+    (serde_json::from_str(&stdout).unwrap(), stderr)
+}
+
+/// A `FROM scratch` image holding busybox and `marker`, tagged `tag`.
+fn base_image(tag: &str, marker: &str) {
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::copy(busybox(), ctx.path().join("busybox")).unwrap();
+    std::fs::write(ctx.path().join("marker"), marker).unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM scratch\nCOPY busybox /bin/busybox\nCOPY marker /marker\n",
+    )
+    .unwrap();
+    let out = Command::new("docker")
+        .args(["build", "-q", "-t", tag])
+        .arg(ctx.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+}
+
+#[test]
+fn a_remembered_build_answers_until_an_input_or_a_base_image_changes() {
+    let _engine = engine_lock();
+    let base = format!("codegenie-test-memo-base:{}", std::process::id());
+    base_image(&base, "one");
+    let repo = tempfile::tempdir().unwrap();
+    let r = repo.path();
+    std::fs::create_dir_all(r.join("app")).unwrap();
+    std::fs::write(r.join("app/version.txt"), "v1\n").unwrap();
+    std::fs::write(
+        r.join("Dockerfile"),
+        format!("FROM {base}\nCOPY app /app\nENTRYPOINT [\"/bin/busybox\", \"cat\", \"/app/version.txt\"]\n"),
+    )
+    .unwrap();
+
+    let (first, log) = trace_logged(r);
+    assert_eq!(status(&first), "ran");
+    assert!(!log.contains("build_recalled"), "{log}");
+    let digest = slice_of(r)["built_image_digest"].clone();
+    assert!(digest.is_string(), "{digest}");
+
+    // Nothing changed: the remembered build answers, and the run is a hit.
+    let (second, log) = trace_logged(r);
+    assert_eq!(status(&second), "cache_hit", "{second:#}");
+    assert!(log.contains("build_recalled"), "{log}");
+    assert_eq!(slice_of(r)["built_image_digest"], digest);
+
+    // The base image's tag now names another image: the same context
+    // builds on it, so the build runs again and the evidence is new.
+    base_image(&base, "two");
+    let (third, log) = trace_logged(r);
+    assert!(!log.contains("build_recalled"), "{log}");
+    assert_eq!(status(&third), "ran", "{third:#}");
+    assert_ne!(slice_of(r)["built_image_digest"], digest);
+
+    // --no-cache neither reads nor writes remembered builds either.
+    let out = Command::new(env!("CARGO_BIN_EXE_codegenie"))
+        .arg("trace")
+        .arg(r)
+        .args(["--json", "-v", "--no-cache"])
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("build_recalled"));
+
+    prune_images(r, 0);
+    let _ = Command::new("docker").args(["rmi", &base]).output();
+}
+
+/// The slice the last run wrote.
+fn slice_of(repo: &Path) -> serde_json::Value {
+    serde_json::from_slice(
+        &std::fs::read(repo.join(".codegenie/context/runtime_trace.json")).unwrap(),
+    )
+    .unwrap()
+}
+
+/// `docker image ls` of the trace images labelled with `repo`: `(id, tag)`.
+fn trace_images(repo: &Path) -> Vec<(String, String)> {
+    let label = std::fs::canonicalize(repo).unwrap();
+    let out = Command::new("docker")
+        .args(["image", "ls", "--no-trunc", "--filter"])
+        .arg(format!("label=codegenie.repository={}", label.display()))
+        .args(["--format", "{{.ID}} {{.Repository}}:{{.Tag}}"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .filter(|(_, t)| t.starts_with("codegenie-trace:"))
+        .map(|(i, t)| (i.to_owned(), t.to_owned()))
+        .collect()
+}
+
+/// `codegenie cache prune <repo> --keep-images <keep> --json`.
+fn prune_images(repo: &Path, keep: usize) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_codegenie"))
+        .args(["cache", "prune"])
+        .arg(repo)
+        .args(["--keep-images", &keep.to_string(), "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn image_exists(reference: &str) -> bool {
+    Command::new("docker")
+        .args(["image", "inspect", reference])
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+#[test]
+fn a_run_keeps_the_newest_trace_images_of_its_repository_and_nothing_else() {
+    let _engine = engine_lock();
+    let repo = copy_all_repo();
+    let r = repo.path();
+    let pid = std::process::id();
+
+    let first = trace(r, &["--keep-images", "2"]);
+    let first_digest = slice(&first)["built_image_digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The image names its repository.
+    let label = Command::new("docker")
+        .args([
+            "image",
+            "inspect",
+            "--format",
+            "{{index .Config.Labels \"codegenie.repository\"}}",
+        ])
+        .arg(&first_digest)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&label.stdout).trim(),
+        std::fs::canonicalize(r).unwrap().to_string_lossy()
+    );
+    // Somebody else's tag on the first image, and an image in codegenie's
+    // tag repository that codegenie did not build: neither may go.
+    let users = format!("codegenie-test-user:keep-{pid}");
+    assert!(Command::new("docker")
+        .args(["tag", &first_digest, &users])
+        .status()
+        .unwrap()
+        .success());
+    let unrelated = format!("codegenie-test-memo-base:unrelated-{pid}");
+    base_image(&unrelated, "unrelated");
+    let squatter = format!("codegenie-trace:not-ours-{pid}");
+    assert!(Command::new("docker")
+        .args(["tag", &unrelated, &squatter])
+        .status()
+        .unwrap()
+        .success());
+
+    let mut digests = vec![first_digest.clone()];
+    for edit in 2..=6 {
+        std::fs::write(r.join("app/version.txt"), format!("v{edit}\n")).unwrap();
+        let rec = trace(r, &["--keep-images", "2"]);
+        assert_eq!(status(&rec), "ran");
+        digests.push(
+            slice(&rec)["built_image_digest"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let left = trace_images(r);
+    assert_eq!(left.len(), 2, "{left:?}");
+    // The two newest: the last run's image and the one before it.
+    let ids: Vec<&str> = left.iter().map(|(i, _)| i.as_str()).collect();
+    assert!(ids.contains(&digests[5].as_str()), "{left:?} {digests:?}");
+    assert!(ids.contains(&digests[4].as_str()), "{left:?} {digests:?}");
+    assert!(!image_exists(&format!(
+        "codegenie-trace:{}",
+        &digests[1][7..19]
+    )));
+    // The first image lost codegenie's tag but stays under the user's.
+    assert!(image_exists(&users));
+    assert!(!image_exists(&format!(
+        "codegenie-trace:{}",
+        &first_digest[7..19]
+    )));
+    assert!(image_exists(&unrelated));
+    assert!(image_exists(&squatter));
+
+    // `cache prune` removes the rest of the repository's images, and again
+    // nothing else.
+    let pruned = prune_images(r, 0);
+    assert_eq!(
+        pruned["trace_images"]["removed"].as_array().unwrap().len(),
+        2,
+        "{pruned:#}"
+    );
+    assert!(trace_images(r).is_empty());
+    assert!(image_exists(&users) && image_exists(&unrelated) && image_exists(&squatter));
+    let _ = Command::new("docker")
+        .args(["rmi", &users, &unrelated, &squatter])
+        .output();
 }
 
 #[test]

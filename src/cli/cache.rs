@@ -4,8 +4,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use codegenie_runtime::cache::{explain, CacheStore, EntryState, Explanation};
+use codegenie_runtime::cache::{explain, CacheStore, EntryState, Explanation, PruneReport};
+use codegenie_runtime::engine::{
+    BuildDigestResolver, BuildOptions, Engine, EngineKind, ImagePruneReport, TRACE_IMAGES,
+};
 use codegenie_runtime::inputs::{TokenValue, UnresolvedReason};
+use codegenie_runtime::minimal::MINIMAL_REPOSITORY;
 use codegenie_runtime::{Registry, ResolverError, TokenNotRequested};
 
 use super::CliError;
@@ -26,7 +30,8 @@ pub enum CacheCommand {
     Explain(ExplainArgs),
     /// Remove least recently used entries until the store's entries and
     /// artifact blobs fit a size (the per-probe input manifests and the hash
-    /// memo are small and kept).
+    /// memo are small and kept), and the repository's older trace and
+    /// minimal images from the engine.
     Prune(PruneArgs),
 }
 
@@ -50,13 +55,20 @@ pub struct ExplainArgs {
 
 /// Arguments of `codegenie cache prune`.
 #[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("what").required(true).multiple(true).args(["max_size", "keep_images"]))]
 pub struct PruneArgs {
     /// The repository.
     pub repo: PathBuf,
     /// Largest size the store may keep: bytes, or a number with a unit
     /// (`K`, `M`, `G`, `KiB`, `MiB`, `GiB`, `KB`, `MB`, `GB`).
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
-    pub max_size: u64,
+    pub max_size: Option<u64>,
+    /// Trace images and minimal images of the repository to keep on the
+    /// engine, of each kind, newest first (0 removes them all). Only images
+    /// codegenie tagged and labelled with this repository are touched; an
+    /// image that also has another tag keeps it.
+    #[arg(long, value_name = "N")]
+    pub keep_images: Option<usize>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -130,19 +142,21 @@ fn run_explain(args: ExplainArgs) -> Result<ExitCode, CliError> {
     })?;
     let probe = (reg.construct)();
     let store = CacheStore::for_repo_root(repo.root());
-    let mut ctx = super::probe_context(
-        codegenie_runtime::engine::EngineKind::Docker,
-        codegenie_runtime::engine::BuildNetwork::Default,
-    );
+    let mut ctx = super::probe_context(EngineKind::Docker, BuildOptions::default());
     if !args.resolve {
+        let builds = BuildDigestResolver::new(Engine::new(EngineKind::Docker));
         ctx.image_digest_resolver = Some(std::sync::Arc::new(
-            |repo: &codegenie_runtime::RepoSnapshot| -> Result<Option<String>, ResolverError> {
+            move |repo: &codegenie_runtime::RepoSnapshot| -> Result<Option<String>, ResolverError> {
                 // As the build resolver: no Dockerfile, no image (nothing to build).
                 if !repo.has_file("Dockerfile") {
                     return Ok(None);
                 }
+                // A remembered build answers without building.
+                if let Some(digest) = builds.recall(repo.root()) {
+                    return Ok(Some(digest));
+                }
                 Err(Box::new(TokenNotRequested(
-                    "not built: the digest is known only after an image build; pass --resolve to build and show the key a run would use".to_owned(),
+                    "not built: the digest is known only after an image build (no remembered build matches the repository as it is); pass --resolve to build and show the key a run would use".to_owned(),
                 )))
             },
         ));
@@ -199,22 +213,70 @@ fn print_explanation(ex: &Explanation) -> std::io::Result<()> {
     Ok(())
 }
 
+/// What `cache prune` did.
+#[derive(Debug, serde::Serialize)]
+struct Pruned {
+    /// The store, when `--max-size` was given (its fields at the top level,
+    /// as before images were pruned too).
+    #[serde(flatten)]
+    store: Option<PruneReport>,
+    /// The trace images, when `--keep-images` was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trace_images: Option<ImagePruneReport>,
+    /// The minimal images, when `--keep-images` was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    minimal_images: Option<ImagePruneReport>,
+}
+
 fn run_prune(args: PruneArgs) -> Result<ExitCode, CliError> {
     let repo = super::open_repo(&args.repo)?;
-    let store = CacheStore::for_repo_root(repo.root());
-    let report = store.prune(args.max_size)?;
+    let mut pruned = Pruned {
+        store: None,
+        trace_images: None,
+        minimal_images: None,
+    };
+    if let Some(max) = args.max_size {
+        pruned.store = Some(CacheStore::for_repo_root(repo.root()).prune(max)?);
+    }
+    if let Some(keep) = args.keep_images {
+        // The label holds the canonical path the build gave it.
+        let root = std::fs::canonicalize(repo.root())?;
+        let repository = root.to_string_lossy();
+        let engine = Engine::new(EngineKind::Docker);
+        pruned.trace_images =
+            Some(engine.keep_newest_images(TRACE_IMAGES, &repository, keep, None)?);
+        pruned.minimal_images =
+            Some(engine.keep_newest_images(MINIMAL_REPOSITORY, &repository, keep, None)?);
+    }
     if args.json {
-        super::print_json(&report)?;
+        super::print_json(&pruned)?;
     } else {
-        outln!(
-            "removed {} of {} entries and {} blobs; {} -> {} bytes (limit {})",
-            report.entries_removed,
-            report.entries_before,
-            report.blobs_removed,
-            report.bytes_before,
-            report.bytes_after,
-            args.max_size
-        );
+        if let (Some(report), Some(max)) = (&pruned.store, args.max_size) {
+            outln!(
+                "removed {} of {} entries and {} blobs; {} -> {} bytes (limit {})",
+                report.entries_removed,
+                report.entries_before,
+                report.blobs_removed,
+                report.bytes_before,
+                report.bytes_after,
+                max
+            );
+        }
+        for (kind, report) in [
+            ("trace", &pruned.trace_images),
+            ("minimal", &pruned.minimal_images),
+        ] {
+            let Some(r) = report else { continue };
+            outln!(
+                "{kind} images: removed {}, kept {}{}",
+                r.removed.len(),
+                r.kept.len(),
+                match &r.refusal {
+                    Some(why) => format!("; the engine kept {:?}: {why}", r.refused),
+                    None => String::new(),
+                }
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

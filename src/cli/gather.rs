@@ -7,7 +7,7 @@ use clap::Args;
 use codegenie_runtime::writer::Writer;
 use codegenie_runtime::{GatherOptions, ProbeStatus};
 
-use super::trace::{BuildNetworkArg, RunSettingsArgs};
+use super::trace::{BuildArgs, RunSettingsArgs};
 use super::{CliError, Interrupted, EXIT_PROBE_FAILED};
 
 /// Arguments of `codegenie gather`.
@@ -24,9 +24,9 @@ pub struct GatherArgs {
     /// Run every selected probe even on a cache hit, and store the new outputs.
     #[arg(long)]
     pub refresh: bool,
-    /// The network of the image build's `RUN` steps (see `codegenie trace --help`).
-    #[arg(long, value_enum, default_value_t = BuildNetworkArg::Default)]
-    pub build_network: BuildNetworkArg,
+    /// How the repository's image is built.
+    #[command(flatten)]
+    pub build: BuildArgs,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -37,7 +37,7 @@ pub(super) fn run(args: GatherArgs) -> Result<ExitCode, CliError> {
     // The runtime trace's defaults, with a run id chosen here so that an
     // interrupted gather removes its containers by label.
     let settings = RunSettingsArgs::default().settings(None);
-    let mut ctx = super::probe_context(settings.engine, args.build_network.into());
+    let mut ctx = super::probe_context(settings.engine, args.build.options(args.no_cache));
     ctx.settings.insert(settings.clone());
     let opts = GatherOptions {
         only: args.only.clone(),

@@ -15,7 +15,7 @@ use codegenie_runtime::writer::Writer;
 use codegenie_runtime::{GatherOptions, ProbeStatus};
 use serde::Serialize;
 
-use super::trace::{BackendArg, BuildNetworkArg, RunSettingsArgs};
+use super::trace::{BackendArg, BuildArgs, RunSettingsArgs};
 use super::{CliError, Interrupted, EXIT_NOT_VERIFIED, EXIT_PROBE_FAILED};
 
 /// Arguments of `codegenie minimize`.
@@ -36,10 +36,9 @@ pub struct MinimizeArgs {
     /// original and the minimal image. Such runs are never cached.
     #[arg(long, value_name = "FILE")]
     pub verify_with: Option<PathBuf>,
-    /// The network `RUN` steps of the image build get: the engine's default
-    /// (so `npm ci` works) or none (the build runs the repository's code).
-    #[arg(long, value_enum, default_value_t = BuildNetworkArg::Default)]
-    pub build_network: BuildNetworkArg,
+    /// How the repository's image is built.
+    #[command(flatten)]
+    pub build: BuildArgs,
     /// Run settings (limits, engine, run label).
     #[command(flatten)]
     pub run: RunSettingsArgs,
@@ -88,7 +87,7 @@ pub(super) fn run(args: MinimizeArgs) -> Result<ExitCode, CliError> {
     let no_cache = args.no_cache || verify_with.is_some();
     let (repo, coordinator) = super::open_with_coordinator(&args.repo, no_cache)?;
     let settings = args.run.settings(Some(BackendArg::Docker));
-    let mut ctx = super::probe_context(settings.engine, args.build_network.into());
+    let mut ctx = super::probe_context(settings.engine, args.build.options(no_cache));
     ctx.settings.insert(settings.clone());
     ctx.settings.insert(MinimizeSettings {
         verify_with,

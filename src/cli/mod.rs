@@ -8,9 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use codegenie_runtime::engine::{
-    BuildDigestResolver, BuildNetwork, BuildOptions, Engine, EngineKind,
-};
+use codegenie_runtime::engine::{BuildDigestResolver, BuildOptions, Engine, EngineKind};
 use codegenie_runtime::runtime_trace::{TraceConfig, TraceSettings};
 use codegenie_runtime::{
     error_chain, ContentCache, Coordinator, GatherOptions, GatherReport, ProbeContext, Registry,
@@ -231,14 +229,10 @@ pub(crate) fn open_with_coordinator(
 /// The context every command hands probes and key computations, so that
 /// `gather`, `trace` and `cache explain --resolve` resolve tokens the same
 /// way: `image-digest:<resolved>` is the digest of the one build of this
-/// run (`network` for its `RUN` steps), `trace-config:<resolved>` the
+/// run (built with `build`), `trace-config:<resolved>` the
 /// runtime trace's backend, tracer, scenarios and limits. Progress goes to
 /// the terminal.
-pub(crate) fn probe_context(engine: EngineKind, network: BuildNetwork) -> ProbeContext {
-    let build = BuildOptions {
-        network,
-        ..BuildOptions::default()
-    };
+pub(crate) fn probe_context(engine: EngineKind, build: BuildOptions) -> ProbeContext {
     ProbeContext {
         image_digest_resolver: Some(Arc::new(
             BuildDigestResolver::new(Engine::new(engine)).with_options(build),

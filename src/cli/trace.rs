@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use codegenie_runtime::engine::{BuildNetwork, EngineKind};
+use codegenie_runtime::engine::{BuildNetwork, BuildOptions, EngineKind, KEEP_IMAGES};
 use codegenie_runtime::runtime_trace::model::ScenarioOutcome;
 use codegenie_runtime::runtime_trace::{
     work_dir, Backend, RunId, RuntimeTraceSlice, TraceSettings, PROBE_NAME,
@@ -33,6 +33,36 @@ pub enum EngineArg {
     Docker,
     /// `podman`
     Podman,
+}
+
+/// How the repository's image is built, for every command that builds it.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The network of the image build's `RUN` steps. The build runs the
+    /// repository's own `RUN` commands, which are untrusted: with `default`
+    /// (the engine's network, so `npm ci` works) they can reach anything
+    /// this machine can; `none` cuts them off.
+    #[arg(long, value_enum, default_value_t = BuildNetworkArg::Default)]
+    pub build_network: BuildNetworkArg,
+    /// Trace images of this repository kept on the engine after a build,
+    /// the one just built included: older ones that codegenie tagged are
+    /// removed (images it did not tag are never touched).
+    #[arg(long, value_name = "N", default_value_t = KEEP_IMAGES as u64,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub keep_images: u64,
+}
+
+impl BuildArgs {
+    /// The build options; with `no_cache`, no remembered build answers
+    /// (`--no-cache` neither reads nor writes any cache).
+    pub(crate) fn options(&self, no_cache: bool) -> BuildOptions {
+        BuildOptions {
+            network: self.build_network.into(),
+            keep_images: usize::try_from(self.keep_images).unwrap_or(usize::MAX),
+            remember: !no_cache,
+            ..BuildOptions::default()
+        }
+    }
 }
 
 /// The network of the image build's `RUN` steps.
@@ -70,12 +100,9 @@ pub struct TraceArgs {
     /// Trace even on a cache hit, and store the new evidence.
     #[arg(long)]
     pub refresh: bool,
-    /// The network of the image build's `RUN` steps. The build runs the
-    /// repository's own `RUN` commands, which are untrusted: with `default`
-    /// (the engine's network, so `npm ci` works) they can reach anything
-    /// this machine can; `none` cuts them off.
-    #[arg(long, value_enum, default_value_t = BuildNetworkArg::Default)]
-    pub build_network: BuildNetworkArg,
+    /// How the repository's image is built.
+    #[command(flatten)]
+    pub build: BuildArgs,
     /// Print the coordinator's record as JSON.
     #[arg(long)]
     pub json: bool,
@@ -138,7 +165,7 @@ impl RunSettingsArgs {
 pub(super) fn run(args: TraceArgs) -> Result<ExitCode, CliError> {
     let (repo, coordinator) = super::open_with_coordinator(&args.repo, args.no_cache)?;
     let settings = args.run.settings(args.backend);
-    let mut ctx = super::probe_context(settings.engine, args.build_network.into());
+    let mut ctx = super::probe_context(settings.engine, args.build.options(args.no_cache));
     ctx.settings.insert(settings.clone());
     let opts = GatherOptions {
         only: vec![PROBE_NAME.to_owned()],

@@ -305,6 +305,20 @@ pub fn write_context_tar(root: &Path, dest: &Path) -> Result<ContextSummary, Bui
     Ok(summary)
 }
 
+/// The blake3 hash of the build context of the repository at `root`: the
+/// same tar [`write_context_tar`] writes, hashed as it is packed, so two
+/// equal hashes are two equal contexts for the engine (mtimes included: a
+/// touched file is a new context, which costs a build, never a stale image).
+pub fn context_digest(root: &Path) -> Result<blake3::Hash, BuildContextError> {
+    let ignore = DockerIgnore::load(root)?;
+    let mut tar = tar::Builder::new(blake3::Hasher::new());
+    tar.follow_symlinks(false);
+    let mut summary = ContextSummary::default();
+    pack_dir(&mut tar, root, "", &ignore, &mut summary)?;
+    let hasher = tar.into_inner().map_err(io(root))?;
+    Ok(hasher.finalize())
+}
+
 fn pack_dir<W: std::io::Write>(
     tar: &mut tar::Builder<W>,
     root: &Path,

@@ -37,6 +37,9 @@ impl ImageConfig {
         for port in self.exposed_ports.iter().flat_map(|p| p.keys()) {
             out.push(format!("EXPOSE {port}"));
         }
+        for (k, v) in self.labels.iter().flatten() {
+            out.push(format!("LABEL {}={}", json_string(k), json_string(v)));
+        }
         out
     }
 }

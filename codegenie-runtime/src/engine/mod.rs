@@ -1,14 +1,17 @@
 //! The container engine (`docker`, or `podman`), driven through the exec
 //! layer: image build and inspection, and the container lifecycle.
 
+mod build_memo;
 pub mod context;
 mod endpoint;
 mod filesystem;
+mod images;
 pub(crate) mod orphans;
 mod runs;
 
 pub use endpoint::{ContextName, DockerHost, EndpointError, EngineEndpoint};
 pub use filesystem::TRANSFER_TIMEOUT;
+pub use images::{ImagePruneReport, RepositoryImage, KEEP_IMAGES, REPOSITORY_LABEL, TRACE_IMAGES};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -72,6 +75,14 @@ pub struct BuildOptions {
     pub timeout: Duration,
     /// The network of `RUN` steps.
     pub network: BuildNetwork,
+    /// Trace images of the repository kept after a build (the built one
+    /// included; at least 1): older ones codegenie tagged are removed
+    /// (docs/architecture.md, "Image hygiene").
+    pub keep_images: usize,
+    /// Whether a resolver may answer from remembered builds instead of
+    /// building (docs/architecture.md, "Remembered builds"); off with
+    /// `--no-cache`, which neither reads nor writes any cache.
+    pub remember: bool,
 }
 
 impl Default for BuildOptions {
@@ -79,6 +90,8 @@ impl Default for BuildOptions {
         BuildOptions {
             timeout: BUILD_TIMEOUT,
             network: BuildNetwork::Default,
+            keep_images: KEEP_IMAGES,
+            remember: true,
         }
     }
 }
@@ -154,6 +167,9 @@ pub struct ImageConfig {
     /// `VOLUME`s (`"/data": {}`).
     #[serde(rename = "Volumes", default)]
     pub volumes: Option<BTreeMap<String, serde_json::Value>>,
+    /// `LABEL`s.
+    #[serde(rename = "Labels", default)]
+    pub labels: Option<BTreeMap<String, String>>,
 }
 
 impl ImageConfig {
@@ -303,8 +319,10 @@ impl Engine {
     }
 
     /// Build the image of the repository at `repo_root` (its `Dockerfile`)
-    /// and return its digest (`sha256:...`); the image is also tagged
-    /// `codegenie-trace:<short digest>`.
+    /// and return its digest (`sha256:...`); the image is labelled with the
+    /// repository ([`REPOSITORY_LABEL`]) and tagged
+    /// `codegenie-trace:<short digest>`, and older trace images of the
+    /// repository beyond [`BuildOptions::keep_images`] are removed.
     pub fn build(&self, repo_root: &Path) -> Result<String, EngineError> {
         self.build_with(repo_root, &BuildOptions::default())
     }
@@ -326,6 +344,16 @@ impl Engine {
     /// repository (see [`context`]: `.dockerignore` honoured, `.codegenie/`
     /// never sent) written outside the repository and fed to `build -`.
     pub fn build_with(&self, repo_root: &Path, opts: &BuildOptions) -> Result<String, EngineError> {
+        let labels = build_labels(repo_root)?;
+        self.build_labelled(repo_root, opts, &labels)
+    }
+
+    fn build_labelled(
+        &self,
+        repo_root: &Path,
+        opts: &BuildOptions,
+        labels: &[(String, String)],
+    ) -> Result<String, EngineError> {
         let tmp = tempfile::tempdir().map_err(|e| EngineError::Command {
             command: "build".into(),
             detail: format!("temp dir: {e}"),
@@ -347,6 +375,9 @@ impl Engine {
             .arg(&iid);
         if opts.network == BuildNetwork::None {
             spec = spec.args(["--network", "none"]);
+        }
+        for (k, v) in labels {
+            spec = spec.arg("--label").arg(format!("{k}={v}"));
         }
         let out = self.run(spec.arg("-").stdin_file(&tar_path).timeout(opts.timeout))?;
         let timeout = opts.timeout;
@@ -383,8 +414,11 @@ impl Engine {
                 detail: format!("`{digest}` is not an image digest"),
             });
         }
-        let tag = format!("codegenie-trace:{}", &digest[7..19]);
+        let tag = format!("{TRACE_IMAGES}:{}", &digest[7..19]);
         self.ok(self.spec().args(["tag", &digest, &tag]))?;
+        if let Some((_, repository)) = labels.iter().find(|(k, _)| k == REPOSITORY_LABEL) {
+            self.tidy_images(TRACE_IMAGES, repository, opts.keep_images.max(1), &digest);
+        }
         Ok(digest)
     }
 
@@ -817,6 +851,15 @@ impl BuildDigestResolver {
         self
     }
 
+    /// The digest building the repository at `root` would give, when the
+    /// build is remembered and its inputs unchanged (docs/architecture.md,
+    /// "Remembered builds"); nothing is built.
+    pub fn recall(&self, root: &Path) -> Option<String> {
+        let labels = build_labels(root).ok()?;
+        let plan = build_memo::BuildPlan::of(&self.engine, root, &self.options, &labels).ok()?;
+        plan.recall(&self.engine)
+    }
+
     /// How many builds this resolver (and its clones) started.
     pub fn builds(&self) -> usize {
         self.resolved
@@ -824,6 +867,47 @@ impl BuildDigestResolver {
             .unwrap_or_else(|p| p.into_inner())
             .len()
     }
+}
+
+impl BuildDigestResolver {
+    /// The digest of building `root`: remembered when every input of the
+    /// build is known and unchanged, built otherwise.
+    fn build_or_recall(&self, root: &Path) -> Result<String, EngineError> {
+        let labels = build_labels(root)?;
+        if !self.options.remember {
+            return self.engine.build_labelled(root, &self.options, &labels);
+        }
+        let plan = match build_memo::BuildPlan::of(&self.engine, root, &self.options, &labels) {
+            Ok(plan) => plan,
+            Err(why) => {
+                tracing::debug!(reason = %why, "build not remembered");
+                return self.engine.build_labelled(root, &self.options, &labels);
+            }
+        };
+        if let Some(digest) = plan.recall(&self.engine) {
+            tracing::debug!(%digest, "build_recalled");
+            return Ok(digest);
+        }
+        let digest = self.engine.build_labelled(root, &self.options, &labels)?;
+        plan.remember(&self.engine, &digest);
+        Ok(digest)
+    }
+}
+
+/// The labels of a repository's trace image: [`REPOSITORY_LABEL`] with the
+/// repository's canonical path (a moved repository is a new image, and
+/// re-traced once).
+fn build_labels(root: &Path) -> Result<Vec<(String, String)>, EngineError> {
+    let canonical = std::fs::canonicalize(root).map_err(|e| {
+        EngineError::Context(Arc::new(BuildContextError::Io {
+            path: root.to_owned(),
+            source: e,
+        }))
+    })?;
+    Ok(vec![(
+        REPOSITORY_LABEL.to_owned(),
+        canonical.to_string_lossy().into_owned(),
+    )])
 }
 
 impl ImageDigestResolver for BuildDigestResolver {
@@ -836,7 +920,7 @@ impl ImageDigestResolver for BuildDigestResolver {
         let mut resolved = self.resolved.lock().unwrap_or_else(|p| p.into_inner());
         let result = resolved
             .entry(repo.root().to_path_buf())
-            .or_insert_with(|| self.engine.build_with(repo.root(), &self.options));
+            .or_insert_with(|| self.build_or_recall(repo.root()));
         match result {
             Ok(d) => Ok(Some(d.clone())),
             Err(e) => Err(Box::new(e.clone())),

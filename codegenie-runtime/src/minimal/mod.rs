@@ -18,7 +18,7 @@ pub mod verify;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use crate::engine::{Engine, EngineError};
+use crate::engine::{Engine, EngineError, KEEP_IMAGES, REPOSITORY_LABEL};
 use crate::runtime_trace::RuntimeTraceSlice;
 
 use closure::Closure;
@@ -162,6 +162,11 @@ pub fn build_minimal_image(
             (engine.import_filesystem(&cut, &changes, &tag)?, false)
         }
     };
+    // The minimal image carries the original's labels, the repository's
+    // among them (docs/architecture.md, "Image hygiene").
+    if let Some(repository) = config.labels.as_ref().and_then(|l| l.get(REPOSITORY_LABEL)) {
+        engine.tidy_images(MINIMAL_REPOSITORY, repository, KEEP_IMAGES, &image_id);
+    }
     tracing::info!(%tag, reused, entries = closure.keep.len(), "minimal_image");
     Ok(MinimalImage {
         size_bytes: engine.image_size(&image_id)?,

@@ -15,7 +15,7 @@ use std::time::Instant;
 use crate::cache::ContentCache;
 use crate::cancel::CancelToken;
 use crate::coordinator::{Coordinator, GatherOptions};
-use crate::engine::{BuildDigestResolver, Engine, EngineKind};
+use crate::engine::{BuildDigestResolver, BuildOptions, Engine, EngineKind};
 use crate::errors::error_chain;
 use crate::probe::{ProbeContext, RepoSnapshot};
 use crate::record::{ProbeRecord, ProbeStatus};
@@ -609,7 +609,13 @@ async fn trace_repo(shared: &Shared, i: usize, entry: &EngineEntry) -> Attempt {
         scenarios: None,
     };
     let mut ctx = ProbeContext {
-        image_digest_resolver: Some(Arc::new(BuildDigestResolver::new(engine.clone()))),
+        // Uncached, no remembered build answers either.
+        image_digest_resolver: Some(Arc::new(
+            BuildDigestResolver::new(engine.clone()).with_options(BuildOptions {
+                remember: cached,
+                ..BuildOptions::default()
+            }),
+        )),
         // The same key as a single `codegenie trace`, so the caches agree.
         trace_config_resolver: Some(Arc::new(crate::runtime_trace::TraceConfig)),
         cancel: opts.cancel.child(),

@@ -1,0 +1,200 @@
+//! The images codegenie leaves on an engine (docs/architecture.md, "Image
+//! hygiene"): every trace image (`codegenie-trace:*`) and minimal image
+//! (`codegenie-min:*`) carries the label [`REPOSITORY_LABEL`] naming the
+//! repository it was made from, and only the newest few of each kind are
+//! kept per repository. Removal is by codegenie's own tag, never by id and
+//! never forced: an image that also carries somebody else's tag, or that a
+//! container still uses, stays.
+
+use super::{Engine, EngineError};
+
+/// The label naming the repository an image was made from: its absolute,
+/// canonical path.
+pub const REPOSITORY_LABEL: &str = "codegenie.repository";
+/// The tag repository of trace images.
+pub const TRACE_IMAGES: &str = "codegenie-trace";
+/// How many images of each kind a run keeps per repository unless told
+/// otherwise: the one it used and two before it, enough to go back one
+/// edit without a rebuild.
+pub const KEEP_IMAGES: usize = 3;
+
+/// An image of a repository, by one of codegenie's tags.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RepositoryImage {
+    /// The image id (`sha256:...`).
+    pub id: String,
+    /// codegenie's tag of it (`codegenie-trace:<short digest>`).
+    pub tag: String,
+    /// When the engine created it, as the engine prints it
+    /// (`2026-12-02 02:30:00 +0000 UTC`).
+    pub created: String,
+}
+
+/// What pruning a repository's images did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ImagePruneReport {
+    /// Tags kept.
+    pub kept: Vec<String>,
+    /// Tags removed (the image went with its last tag).
+    pub removed: Vec<String>,
+    /// Tags the engine refused to remove (a container still uses the
+    /// image), with its reason.
+    pub refused: Vec<String>,
+    /// Why the engine refused, when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<String>,
+}
+
+impl Engine {
+    /// The ids of `references`, in order, in one engine call; `None` when
+    /// one of them is not on the engine.
+    pub fn image_ids(&self, references: &[String]) -> Result<Option<Vec<String>>, EngineError> {
+        if references.is_empty() {
+            return Ok(Some(Vec::new()));
+        }
+        let out = self.run(
+            self.spec()
+                .args(["image", "inspect", "--format", "{{.Id}}"])
+                .args(references),
+        )?;
+        let why = out.stderr.text();
+        if !out.success() {
+            return if why.contains("No such image") || why.contains("image not known") {
+                Ok(None)
+            } else {
+                Err(EngineError::Command {
+                    command: "image inspect".into(),
+                    detail: why.trim().to_owned(),
+                })
+            };
+        }
+        let ids: Vec<String> = out
+            .stdout
+            .text()
+            .lines()
+            .map(|l| l.trim().to_owned())
+            .collect();
+        if ids.len() != references.len() {
+            return Err(EngineError::Output {
+                command: "image inspect".into(),
+                detail: format!("{} ids for {} images", ids.len(), references.len()),
+            });
+        }
+        Ok(Some(ids))
+    }
+
+    /// The images tagged in `tag_repository` (`codegenie-trace`,
+    /// `codegenie-min`) whose [`REPOSITORY_LABEL`] is `repository`, newest
+    /// first.
+    pub fn repository_images(
+        &self,
+        tag_repository: &str,
+        repository: &str,
+    ) -> Result<Vec<RepositoryImage>, EngineError> {
+        let out = self.ok(self.spec().args([
+            "image",
+            "ls",
+            "--no-trunc",
+            "--filter",
+            &format!("label={REPOSITORY_LABEL}={repository}"),
+            "--filter",
+            &format!("reference={tag_repository}:*"),
+            "--format",
+            "{{.ID}}\t{{.Repository}}:{{.Tag}}\t{{.CreatedAt}}",
+        ]))?;
+        let mut images: Vec<RepositoryImage> = out
+            .stdout
+            .text()
+            .lines()
+            .filter_map(|line| {
+                let mut f = line.split('\t');
+                let (id, tag, created) = (f.next()?, f.next()?, f.next()?);
+                Some(RepositoryImage {
+                    id: id.trim().to_owned(),
+                    tag: tag.trim().to_owned(),
+                    created: created.trim().to_owned(),
+                })
+            })
+            // The filter matches by pattern; keep exactly our repository.
+            .filter(|i| i.tag.starts_with(&format!("{tag_repository}:")))
+            .collect();
+        // The engine prints one time zone for all, so the text sorts by time.
+        images.sort_by(|a, b| b.created.cmp(&a.created).then(b.tag.cmp(&a.tag)));
+        Ok(images)
+    }
+
+    /// Keep the newest `keep` images of `repository` in `tag_repository`
+    /// (the image `current`, when given, always among them) and remove the
+    /// tags of the others.
+    pub fn keep_newest_images(
+        &self,
+        tag_repository: &str,
+        repository: &str,
+        keep: usize,
+        current: Option<&str>,
+    ) -> Result<ImagePruneReport, EngineError> {
+        let images = self.repository_images(tag_repository, repository)?;
+        let mut report = ImagePruneReport::default();
+        let mut left = keep;
+        if let Some(cur) = current {
+            if images.iter().any(|i| i.id == cur) {
+                left = left.saturating_sub(1);
+            }
+        }
+        for image in images {
+            if current == Some(image.id.as_str()) {
+                report.kept.push(image.tag);
+            } else if left > 0 {
+                left -= 1;
+                report.kept.push(image.tag);
+            } else {
+                report.removed.push(image.tag);
+            }
+        }
+        if !report.removed.is_empty() {
+            // By tag: an image with another tag of somebody else's keeps it
+            // and stays; one a container uses is refused by the engine.
+            let mut spec = self.spec().arg("rmi");
+            for tag in &report.removed {
+                spec = spec.arg(tag);
+            }
+            if let Err(e) = self.ok(spec) {
+                // Some went, some did not: what is still there was refused.
+                let left: Vec<String> = self
+                    .repository_images(tag_repository, repository)?
+                    .into_iter()
+                    .map(|i| i.tag)
+                    .collect();
+                let (refused, removed) = report.removed.into_iter().partition(|t| left.contains(t));
+                report.removed = removed;
+                report.refused = refused;
+                report.refusal = Some(e.to_string());
+            }
+        }
+        Ok(report)
+    }
+
+    /// [`Engine::keep_newest_images`] after a build: a failure is a warning
+    /// (the run's evidence does not depend on it), never an error.
+    pub(crate) fn tidy_images(
+        &self,
+        tag_repository: &str,
+        repository: &str,
+        keep: usize,
+        current: &str,
+    ) {
+        match self.keep_newest_images(tag_repository, repository, keep, Some(current)) {
+            Ok(r) => {
+                if !r.removed.is_empty() {
+                    tracing::info!(removed = ?r.removed, kept = r.kept.len(), "older images removed");
+                }
+                if let Some(why) = &r.refusal {
+                    tracing::warn!(refused = ?r.refused, why, "older images kept");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, repository, "cannot remove older images of the repository");
+            }
+        }
+    }
+}
