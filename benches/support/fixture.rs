@@ -3,12 +3,16 @@
 
 use std::path::Path;
 
-/// Copy the folder `src` into `dest` (created), recursively.
+/// Copy the folder `src` into `dest` (created), recursively; symlinks stay
+/// symlinks, as a build context sends them.
 pub fn copy_tree(src: &Path, dest: &Path) {
     std::fs::create_dir_all(dest).unwrap();
     for e in std::fs::read_dir(src).unwrap().flatten() {
         let to = dest.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
+        let kind = e.file_type().unwrap();
+        if kind.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(e.path()).unwrap(), to).unwrap();
+        } else if kind.is_dir() {
             copy_tree(&e.path(), &to);
         } else {
             std::fs::copy(e.path(), to).unwrap();
