@@ -103,21 +103,7 @@ fn busybox_service_is_verified() {
     // The minimal image names its repository, as the trace image does, and
     // `cache prune` removes both kinds.
     let minimal = v["minimal_image"].as_str().unwrap();
-    let label = Command::new("docker")
-        .args([
-            "image",
-            "inspect",
-            "--format",
-            "{{index .Config.Labels \"codegenie.repository\"}}",
-            minimal,
-        ])
-        .output()
-        .unwrap();
-    let canonical = std::fs::canonicalize(repo.path()).unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&label.stdout).trim(),
-        canonical.to_string_lossy()
-    );
+    assert!(names_repository(minimal, repo.path()));
     let pruned = Command::new(env!("CARGO_BIN_EXE_codegenie"))
         .args(["cache", "prune"])
         .arg(repo.path())

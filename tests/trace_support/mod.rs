@@ -170,6 +170,24 @@ pub fn run_probe(repo: &Path, ctx: ProbeContext, cache: bool) -> ProbeRecord {
     rec
 }
 
+/// Whether the image `image` names the repository at `repo` in its
+/// `codegenie.repository` label (its canonical path).
+pub fn names_repository(image: &str, repo: &Path) -> bool {
+    let out = Command::new("docker")
+        .args([
+            "image",
+            "inspect",
+            "--format",
+            "{{index .Config.Labels \"codegenie.repository\"}}",
+            image,
+        ])
+        .output()
+        .expect("docker CLI");
+    assert!(out.status.success(), "docker image inspect failed: {out:?}");
+    let canonical = std::fs::canonicalize(repo).unwrap();
+    String::from_utf8_lossy(&out.stdout).trim() == canonical.to_string_lossy()
+}
+
 /// Container ids carrying `codegenie.run=<run_id>`, asked of the engine.
 pub fn labelled_containers(run_id: &str) -> Vec<String> {
     let out = Command::new("docker")
