@@ -8,6 +8,7 @@ mod filesystem;
 mod images;
 pub(crate) mod orphans;
 mod runs;
+mod writable;
 
 pub use endpoint::{ContextName, DockerHost, EndpointError, EngineEndpoint};
 pub use filesystem::TRANSFER_TIMEOUT;
@@ -25,6 +26,7 @@ use crate::probe::{ImageDigestResolver, RepoSnapshot, ResolverError};
 use crate::tar_head::TarHead;
 
 pub use context::BuildContextError;
+pub use writable::WritableLayer;
 
 /// The label put on everything a run creates: `codegenie.run=<run id>`.
 pub const RUN_LABEL: &str = "codegenie.run";

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::cancel::CancelToken;
-use crate::engine::{CreateOptions, Engine, EngineError};
+use crate::engine::{CreateOptions, Engine, EngineError, WritableLayer};
 use crate::exec::{Running, Termination};
 use crate::interp;
 
@@ -107,6 +107,7 @@ impl<'a> ScenarioBackend for ContainerBackend<'a> {
             engine: self.engine.clone(),
             container: s.container.id.clone(),
             baseline: self.bundle.size_bytes(),
+            layer: None,
         };
         Some(DiskWatch::start(
             meter,
@@ -250,11 +251,17 @@ struct EngineMeter {
     engine: Engine,
     container: String,
     baseline: u64,
+    /// How the layer is measured, learnt on the first measure (in the
+    /// watch's thread, off the scenario's path).
+    layer: Option<WritableLayer>,
 }
 
 impl DiskMeter for EngineMeter {
     fn written(&mut self) -> Result<u64, BackendError> {
-        let total = self.engine.writable_size(&self.container)?;
+        let layer = self
+            .layer
+            .get_or_insert_with(|| self.engine.writable_layer(&self.container));
+        let total = self.engine.written_bytes(layer, &self.container)?;
         Ok(total.saturating_sub(self.baseline))
     }
     fn kill(&mut self) -> Result<(), BackendError> {

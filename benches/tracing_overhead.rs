@@ -1,0 +1,166 @@
+//! What tracing costs a Node workload, on the real engine, in one run: the
+//! same command in the same image under the same limits (`--cpus=1`,
+//! `--memory=512m`, `--pids-limit=256`, `--network=none`, `--cap-drop=ALL`,
+//! `no-new-privileges`, no log driver), run bare with `docker run --rm` and
+//! traced as a one-shot scenario by `codegenie trace --refresh` (the image
+//! is built and remembered before timing, so neither side builds). Goal:
+//! traced at most 1.5x untraced. The traced run's `phases_ms` show where
+//! the difference goes: the app's own time under strace is `ready` +
+//! `steps` + `stop`; the rest is the scenario's machinery.
+//!
+//! Workloads, on the Express fixture service's image
+//! (`tests/fixtures/node-express-service`, on the Debian base image that
+//! `tests/fixtures/debian/build-base.sh` builds):
+//! - `node_service_startup`: the service from its first line until it
+//!   listens (its config, CA bundle, shell, database attempt, express);
+//! - `open_heavy`: express required 20 times with the module cache cleared,
+//!   then 18,000 opens of 600 files.
+//!
+//! `cargo bench --bench tracing_overhead`.
+// The benchmark drives the built binary and the engine CLI directly.
+#![allow(clippy::disallowed_methods)]
+
+#[path = "support/fixture.rs"]
+mod fixture;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const ROUNDS: usize = 5;
+
+/// Exits as soon as the service listens.
+const STARTUP: &str = "const http=require('http');const listen=http.Server.prototype.listen;\
+http.Server.prototype.listen=function(...a){this.once('listening',()=>process.exit(0));return listen.apply(this,a)};\
+require('/app/server.js')";
+
+/// Re-requires express and opens many files.
+const OPEN_HEAVY: &str = "const fs=require('fs');\
+for(let i=0;i<20;i++){for(const k of Object.keys(require.cache))delete require.cache[k];require('express')}\
+fs.mkdirSync('/tmp/w',{recursive:true});\
+for(let i=0;i<600;i++)fs.writeFileSync('/tmp/w/f'+i,'x');\
+for(let r=0;r<30;r++)for(let i=0;i<600;i++)fs.closeSync(fs.openSync('/tmp/w/f'+i,'r'))";
+
+fn median(v: &mut [Duration]) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+/// `docker run --rm` of `argv` in `image` under the scenario's limits.
+fn bare(image: &str, argv: &[&str]) -> Duration {
+    let start = Instant::now();
+    let out = Command::new("docker")
+        .args([
+            "run",
+            "--rm",
+            "--network=none",
+            "--cap-drop=ALL",
+            "--security-opt=no-new-privileges",
+            "--pids-limit=256",
+            "--memory=512m",
+            "--cpus=1",
+            "--log-driver=none",
+            "--workdir=/app",
+            image,
+        ])
+        .args(argv)
+        .output()
+        .expect("docker run");
+    let took = start.elapsed();
+    assert!(out.status.success(), "bare run failed: {out:?}");
+    took
+}
+
+/// `codegenie trace <repo> --refresh --json`: wall time and the scenario's
+/// result from the slice.
+fn traced(repo: &Path) -> (Duration, serde_json::Value) {
+    let start = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_codegenie"))
+        .arg("trace")
+        .arg(repo)
+        .args(["--refresh", "--json"])
+        .output()
+        .expect("run codegenie");
+    let took = start.elapsed();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "trace failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let slice: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(repo.join(".codegenie/context/runtime_trace.json")).unwrap(),
+    )
+    .unwrap();
+    (took, slice["scenarios"][0].clone())
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` does not: only
+    // a real benchmark run drives the engine.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let base = Command::new("docker")
+        .args(["image", "inspect", "codegenie-fixture-debian:bookworm"])
+        .output()
+        .expect("docker");
+    assert!(
+        base.status.success(),
+        "run tests/fixtures/debian/build-base.sh first (no codegenie-fixture-debian:bookworm)"
+    );
+    let repo = tempfile::tempdir().unwrap();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/node-express-service");
+    fixture::copy_tree(&src, repo.path());
+    std::fs::create_dir_all(repo.path().join(".codegenie")).unwrap();
+
+    for (name, script) in [
+        ("node_service_startup", STARTUP),
+        ("open_heavy", OPEN_HEAVY),
+    ] {
+        let argv = ["node", "-e", script];
+        let yaml = format!(
+            "version: 1\nscenarios:\n  - name: {name}\n    command: {}\n    expected_exit_code: 0\n",
+            serde_json::to_string(&argv).unwrap()
+        );
+        std::fs::write(repo.path().join(".codegenie/scenarios.yaml"), yaml).unwrap();
+        // Build (and remember) the image, and warm both paths.
+        let (_, first) = traced(repo.path());
+        assert_eq!(first["outcome"]["kind"], "completed", "{first:#}");
+        let slice: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(repo.path().join(".codegenie/context/runtime_trace.json")).unwrap(),
+        )
+        .unwrap();
+        let image = slice["built_image_digest"].as_str().unwrap().to_owned();
+        bare(&image, &argv);
+
+        let (mut t, mut b) = (Vec::new(), Vec::new());
+        let mut phases = serde_json::Value::Null;
+        for _ in 0..ROUNDS {
+            let (took, sc) = traced(repo.path());
+            t.push(took);
+            phases = sc["phases_ms"].clone();
+            b.push(bare(&image, &argv));
+        }
+        let (t, b) = (median(&mut t), median(&mut b));
+        let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+        println!(
+            "tracing_overhead/{name}: traced {:.2} s, untraced {:.2} s, ratio {:.2}x (goal <= 1.5); \
+             median of {ROUNDS}; last traced phases_ms {phases}; load {}",
+            secs(t),
+            secs(b),
+            secs(t) / secs(b),
+            load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+        );
+    }
+    let _ = Command::new(env!("CARGO_BIN_EXE_codegenie"))
+        .args(["cache", "prune"])
+        .arg(repo.path())
+        .args(["--keep-images", "0"])
+        .output();
+}
