@@ -47,6 +47,7 @@ pub(crate) struct ContainerSession<'a> {
 }
 
 impl<'a> ScenarioBackend for ContainerBackend<'a> {
+    type Created = Container<'a>;
     type Session = ContainerSession<'a>;
     type Ops<'s>
         = ContainerOps<'s>
@@ -57,12 +58,12 @@ impl<'a> ScenarioBackend for ContainerBackend<'a> {
         "the image has no ENTRYPOINT or CMD and the scenario file gives no command"
     }
 
-    fn start(
+    fn create(
         &mut self,
         _scenario: &Scenario,
         argv: &[String],
-        app: &ResolvedApp,
-    ) -> Result<ContainerSession<'a>, Stop> {
+        _app: &ResolvedApp,
+    ) -> Result<Container<'a>, Stop> {
         let create = CreateOptions {
             image: self.image.to_owned(),
             run_id: self.run_id.to_owned(),
@@ -77,15 +78,25 @@ impl<'a> ScenarioBackend for ContainerBackend<'a> {
                 .map(|v| (v.clone(), self.limits.disk_limit_bytes))
                 .collect(),
         };
-        // From here on, dropping `container` removes it.
-        let container = Container {
+        // From here on, dropping the container removes it.
+        Ok(Container {
             engine: self.engine,
             id: self.engine.create(&create).map_err(engine_stop)?,
             removed: false,
-        };
+        })
+    }
+
+    fn install_tools(&mut self, container: &mut Container<'a>) -> Result<(), Stop> {
         self.engine
             .copy_in(self.bundle.dir(), &container.id, bundle::ROOT)
-            .map_err(engine_stop)?;
+            .map_err(engine_stop)
+    }
+
+    fn start(
+        &mut self,
+        container: Container<'a>,
+        app: &ResolvedApp,
+    ) -> Result<ContainerSession<'a>, Stop> {
         let watch = match &app.ready {
             Ready::LogLine { line, .. } => Some(line.as_str()),
             _ => None,
@@ -263,7 +274,7 @@ impl DiskMeter for EngineMeter {
 }
 
 /// A created container; removed on drop if not removed explicitly.
-struct Container<'a> {
+pub(crate) struct Container<'a> {
     engine: &'a Engine,
     id: String,
     removed: bool,
