@@ -1,7 +1,8 @@
 //! The container backend (docs/architecture.md, "Container flow"): create a
-//! hardened container, copy the tool bundle in, start the app under the
-//! bundled strace, run helpers through `docker exec`, check for an OOM kill,
-//! copy the trace out, read interpreters, remove the container. The order
+//! hardened container from the run's tool image (the traced image plus the
+//! tool bundle, made once per run), start the app under the bundled strace,
+//! run helpers through `docker exec`, check for an OOM kill, copy the trace
+//! out, read interpreters, remove the container. The order
 //! of these is [`run_one`](super::backend::run_one)'s; scenarios run strictly
 //! one at a time, each container removed before the next is created.
 
@@ -9,7 +10,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::cancel::CancelToken;
-use crate::engine::{CreateOptions, Engine, EngineError};
+use crate::engine::{CreateOptions, Engine, EngineError, ImageConfig};
 use crate::exec::{Running, Termination};
 use crate::interp;
 
@@ -26,9 +27,9 @@ use super::steps::{exit_reason, AppOps, ResolvedApp, Stop};
 pub(crate) struct ContainerBackend<'a> {
     /// The engine.
     pub(crate) engine: &'a Engine,
-    /// The tool bundle.
+    /// The tool bundle (already in `image`).
     pub(crate) bundle: &'a Bundle,
-    /// The image digest.
+    /// The run's tool image: the traced image plus the bundle.
     pub(crate) image: &'a str,
     /// The run label's value.
     pub(crate) run_id: &'a str,
@@ -86,12 +87,6 @@ impl<'a> ScenarioBackend for ContainerBackend<'a> {
         })
     }
 
-    fn install_tools(&mut self, container: &mut Container<'a>) -> Result<(), Stop> {
-        self.engine
-            .copy_in(self.bundle.dir(), &container.id, bundle::ROOT)
-            .map_err(engine_stop)
-    }
-
     fn start(
         &mut self,
         container: Container<'a>,
@@ -117,7 +112,6 @@ impl<'a> ScenarioBackend for ContainerBackend<'a> {
         let meter = EngineMeter {
             engine: self.engine.clone(),
             container: s.container.id.clone(),
-            baseline: self.bundle.size_bytes(),
         };
         Some(DiskWatch::start(
             meter,
@@ -254,22 +248,91 @@ fn read_interpreter(
     }
 }
 
-/// The engine's measure of a container's writable layer, less the tool
-/// bundle that codegenie itself copied in (the app's writes are bounded,
-/// not the tools that watch it).
+/// The engine's measure of a container's writable layer. The tool bundle is
+/// in the tool image, below that layer, so what is measured is the app's.
 struct EngineMeter {
     engine: Engine,
     container: String,
-    baseline: u64,
 }
 
 impl DiskMeter for EngineMeter {
     fn written(&mut self) -> Result<u64, BackendError> {
-        let total = self.engine.writable_size(&self.container)?;
-        Ok(total.saturating_sub(self.baseline))
+        Ok(self.engine.writable_size(&self.container)?)
     }
     fn kill(&mut self) -> Result<(), BackendError> {
         Ok(self.engine.kill(&self.container)?)
+    }
+}
+
+/// The run's tool image (the traced image plus the tool bundle, see
+/// `engine::tools`): every scenario container is created from it, so the
+/// bundle is copied once per run. Removed on drop if not removed explicitly,
+/// after the run's containers.
+pub(crate) struct ToolImage<'a> {
+    engine: &'a Engine,
+    /// The image id.
+    pub(crate) id: String,
+    /// The traced image it was made from.
+    base: String,
+    removed: bool,
+}
+
+impl<'a> ToolImage<'a> {
+    /// Derive the tool image of `image` (whose config is `config`) for `run_id`.
+    pub(crate) fn derive(
+        engine: &'a Engine,
+        image: &str,
+        config: &ImageConfig,
+        run_id: &str,
+        bundle: &Bundle,
+    ) -> Result<ToolImage<'a>, EngineError> {
+        let volumes: Vec<String> = config
+            .volumes
+            .iter()
+            .flatten()
+            .map(|(k, _)| k.clone())
+            .collect();
+        let id = engine.derive_tool_image(
+            image,
+            !config.argv().is_empty(),
+            &volumes,
+            run_id,
+            bundle.dir(),
+            bundle::ROOT,
+        )?;
+        Ok(ToolImage {
+            engine,
+            id,
+            base: image.to_owned(),
+            removed: false,
+        })
+    }
+
+    /// Remove the image (every container made from it must be gone).
+    pub(crate) fn remove(mut self) -> Result<(), EngineError> {
+        self.removed = true;
+        self.engine.remove_tool_image(&self.id, Some(&self.base))
+    }
+}
+
+impl Drop for ToolImage<'_> {
+    fn drop(&mut self) {
+        if !self.removed {
+            if let Err(e) = self.engine.remove_tool_image(&self.id, Some(&self.base)) {
+                tracing::warn!(image = %self.id, error = %e, "cannot remove the run's tool image");
+            }
+        }
+    }
+}
+
+/// Every scenario of a run whose tool image could not be made fails for
+/// that reason (an engine that stopped answering says so).
+pub(crate) fn tool_image_failure(e: EngineError) -> ScenarioOutcome {
+    match engine_stop(e) {
+        Stop::Reason(r) => ScenarioOutcome::Failed(r),
+        Stop::Timeout => ScenarioOutcome::Failed(ScenarioReason::Other {
+            detail: "the tool image was not made in time".to_owned(),
+        }),
     }
 }
 
