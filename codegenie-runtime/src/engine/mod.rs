@@ -631,6 +631,32 @@ impl Engine {
         })
     }
 
+    /// The size of the container's writable layer and whether the kernel's
+    /// OOM killer ended a process in it, in one inspect.
+    pub fn size_and_oom(&self, container: &str) -> Result<(u64, bool), EngineError> {
+        let out = self.ok(self.spec().timeout(Duration::from_secs(30)).args([
+            "container",
+            "inspect",
+            "--size",
+            "--format",
+            "{{.SizeRw}} {{.State.OOMKilled}}",
+            container,
+        ]))?;
+        let text = out.stdout.text();
+        let bad = || EngineError::Output {
+            command: "container inspect --size".into(),
+            detail: format!("`{}` is not a size and a boolean", text.trim()),
+        };
+        let (size, oom) = text.trim().split_once(' ').ok_or_else(bad)?;
+        let size = size.parse().map_err(|_| bad())?;
+        let oom = match oom {
+            "true" => true,
+            "false" => false,
+            _ => return Err(bad()),
+        };
+        Ok((size, oom))
+    }
+
     /// Whether the kernel's OOM killer ended a process in the container.
     pub fn oom_killed(&self, container: &str) -> Result<bool, EngineError> {
         let out = self.ok(self.spec().args([

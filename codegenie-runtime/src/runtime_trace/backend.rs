@@ -214,7 +214,14 @@ pub(crate) fn run_one<B: ScenarioBackend>(
     };
     let disk = backend.watch_disk(&session, shared.limits.disk_limit_bytes, &shared.cancel);
     phases.start = laps.lap();
-    let ready = backend.ready(&mut session, deadline);
+    // Only steps need the app running (their helpers go through the
+    // backend); a one-shot command without steps is judged by its exit, so
+    // it is not polled for a running state it may never be seen in.
+    let ready = if sc.command.is_some() && sc.steps.is_empty() {
+        Ok(())
+    } else {
+        backend.ready(&mut session, deadline)
+    };
     phases.ready = laps.lap();
     let outcome = {
         let (ops, running) = backend.parts(&mut session);

@@ -7,6 +7,7 @@
 //! one at a time, each container removed before the next is created.
 
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::cancel::CancelToken;
@@ -45,6 +46,10 @@ pub(crate) struct ContainerBackend<'a> {
 pub(crate) struct ContainerSession<'a> {
     container: Container<'a>,
     app: Running,
+    /// The OOM flag of the disk watch's last measurement (`None` when it
+    /// failed): that measurement comes after the app stopped, so the judge
+    /// needs no inspect of its own.
+    oom_seen: Arc<Mutex<Option<bool>>>,
 }
 
 impl<'a> ScenarioBackend for ContainerBackend<'a> {
@@ -100,7 +105,11 @@ impl<'a> ScenarioBackend for ContainerBackend<'a> {
             .engine
             .start_attached(&container.id, watch)
             .map_err(engine_stop)?;
-        Ok(ContainerSession { container, app })
+        Ok(ContainerSession {
+            container,
+            app,
+            oom_seen: Arc::default(),
+        })
     }
 
     fn watch_disk(
@@ -112,6 +121,7 @@ impl<'a> ScenarioBackend for ContainerBackend<'a> {
         let meter = EngineMeter {
             engine: self.engine.clone(),
             container: s.container.id.clone(),
+            oom_seen: Arc::clone(&s.oom_seen),
         };
         Some(DiskWatch::start(
             meter,
@@ -162,7 +172,12 @@ impl<'a> ScenarioBackend for ContainerBackend<'a> {
         outcome: ScenarioOutcome,
         warnings: &mut Vec<String>,
     ) -> ScenarioOutcome {
-        match self.engine.oom_killed(&s.container.id) {
+        let seen = *s.oom_seen.lock().unwrap_or_else(|p| p.into_inner());
+        let oom = match seen {
+            Some(oom) => Ok(oom),
+            None => self.engine.oom_killed(&s.container.id),
+        };
+        match oom {
             Ok(false) => outcome,
             Ok(true) if outcome == ScenarioOutcome::Completed => {
                 warnings.push(format!(
@@ -253,11 +268,15 @@ fn read_interpreter(
 struct EngineMeter {
     engine: Engine,
     container: String,
+    oom_seen: Arc<Mutex<Option<bool>>>,
 }
 
 impl DiskMeter for EngineMeter {
     fn written(&mut self) -> Result<u64, BackendError> {
-        Ok(self.engine.writable_size(&self.container)?)
+        let measured = self.engine.size_and_oom(&self.container);
+        *self.oom_seen.lock().unwrap_or_else(|p| p.into_inner()) =
+            measured.as_ref().ok().map(|(_, oom)| *oom);
+        Ok(measured?.0)
     }
     fn kill(&mut self) -> Result<(), BackendError> {
         Ok(self.engine.kill(&self.container)?)

@@ -188,13 +188,15 @@ pub struct PhasesMs {
     /// spawning the attached engine client, which starts it.
     pub start: u64,
     /// Until the app runs (or a one-shot command already ended): for a
-    /// container, the engine starting it.
+    /// container, the engine starting it. 0 for a one-shot command without
+    /// steps, which nothing needs running: its start is in `steps`.
     pub ready: u64,
     /// The scenario's steps (or waiting for the one-shot command).
     pub steps: u64,
     /// Stopping the app: SIGTERM, the grace, SIGKILL, unless it had exited.
     pub stop: u64,
-    /// Judging the end: the disk watch's last measurement, the OOM check.
+    /// Judging the end: the disk watch's last measurement, which also says
+    /// whether the OOM killer struck.
     pub judge: u64,
     /// Bringing the trace to the host.
     pub copy_out: u64,
