@@ -1,13 +1,12 @@
 //! Traced vs untraced startup of the fixture service on the real engine, in
 //! one run, each a whole container life as a scenario has it: create (the
-//! runtime trace's hardening and limits), for the traced side copy the tool
-//! bundle in, start, wait for the app's "listening" line, remove.
+//! runtime trace's hardening and limits; the traced side from the run's tool
+//! image), start, wait for the app's "listening" line, remove.
 //!
 //! Baseline, `bare_docker_run_true`: `docker run --rm` of the same image with
 //! the same hardening and limits running `/bin/true`, the engine's floor for
-//! one container's life. The bundle is assembled once, outside the timed
-//! part (a run assembles it once too); copying it into each container is
-//! inside.
+//! one container's life. The bundle is assembled and the tool image made
+//! once, outside the timed part, as a run does them once.
 //!
 //! Needs Docker and `tests/fixtures/bin/busybox` (tests/fixtures/fetch-busybox.sh).
 // The baseline drives the engine CLI directly, beside the exec layer.
@@ -43,19 +42,21 @@ fn fixture_image(engine: &Engine) -> String {
 mod fixture;
 use fixture::copy_tree;
 
-/// One container life: create (+ bundle copy) → start → "listening" line → removed.
-fn startup(engine: &Engine, image: &str, traced: Option<&Bundle>) -> Duration {
+/// One container life: create → start → "listening" line → removed; the
+/// traced side from `traced`'s tool image.
+fn startup(engine: &Engine, image: &str, traced: Option<(&Bundle, &str)>) -> Duration {
     let app = vec![
         "/app/start.sh".to_owned(),
         "--port".to_owned(),
         "8080".to_owned(),
     ];
-    let (entrypoint, args) = match traced {
-        Some(b) => (
+    let (image, entrypoint, args) = match traced {
+        Some((b, tools)) => (
+            tools,
             bundle::LOADER.to_owned(),
             bundle::strace_argv(&app, b.seccomp_bpf),
         ),
-        None => (app[0].clone(), app[1..].to_vec()),
+        None => (image, app[0].clone(), app[1..].to_vec()),
     };
     let started = Instant::now();
     let id = engine
@@ -70,9 +71,6 @@ fn startup(engine: &Engine, image: &str, traced: Option<&Bundle>) -> Duration {
             cpus: "1".to_owned(),
         })
         .unwrap();
-    if let Some(b) = traced {
-        engine.copy_in(b.dir(), &id, bundle::ROOT).unwrap();
-    }
     let mut running = engine.start_attached(&id, Some("listening on")).unwrap();
     while !running.line_seen() {
         assert!(started.elapsed() < Duration::from_secs(30), "no ready line");
@@ -108,6 +106,16 @@ fn bench(c: &mut Criterion) {
     let engine = Engine::new(EngineKind::Docker);
     let image = fixture_image(&engine);
     let b = Bundle::assemble(&std::env::current_exe().unwrap()).unwrap();
+    let tools = engine
+        .derive_tool_image(
+            &image,
+            true,
+            &[],
+            "bench-trace-startup",
+            b.dir(),
+            bundle::ROOT,
+        )
+        .unwrap();
     let mut g = c.benchmark_group("fixture_startup");
     g.sample_size(10).measurement_time(Duration::from_secs(20));
     g.bench_function("bare_docker_run_true", |bn| {
@@ -117,9 +125,14 @@ fn bench(c: &mut Criterion) {
         bn.iter_custom(|n| (0..n).map(|_| startup(&engine, &image, None)).sum())
     });
     g.bench_function("traced", |bn| {
-        bn.iter_custom(|n| (0..n).map(|_| startup(&engine, &image, Some(&b))).sum())
+        bn.iter_custom(|n| {
+            (0..n)
+                .map(|_| startup(&engine, &image, Some((&b, &tools))))
+                .sum()
+        })
     });
     g.finish();
+    engine.remove_tool_image(&tools, Some(&image)).unwrap();
 }
 
 criterion_group!(benches, bench);

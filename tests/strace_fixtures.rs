@@ -243,6 +243,7 @@ fn container_script_runs_its_shell_and_the_slice_says_so() {
         script_shell_invocations: f.script_shell_invocations,
         missing: f.missing.clone(),
         execs: f.execs.clone(),
+        phases_ms: None,
     };
     let slice = aggregate(&[result], &AggregateInputs::default());
     assert!(slice.binaries_executed.contains("/bin/sh"));

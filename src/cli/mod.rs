@@ -282,7 +282,7 @@ pub(crate) fn gather_interruptibly(
             // The probe's blocking thread is not waited for; the process exits.
             rt.shutdown_background();
             if let Some(run_id) = &settings.run_id {
-                eprintln!("interrupted: removing the containers of run {run_id}");
+                eprintln!("interrupted: removing the containers and tool image of run {run_id}");
                 let engine = Engine::at(settings.engine, settings.endpoint.clone());
                 // A create already in flight may land after the first sweep.
                 for _ in 0..2 {
@@ -290,6 +290,10 @@ pub(crate) fn gather_interruptibly(
                         eprintln!("warning: {}", redacted(&error_chain(&e)));
                     }
                     std::thread::sleep(std::time::Duration::from_millis(500));
+                }
+                // The run's tool image, once no container uses it.
+                if let Err(e) = engine.remove_run_images(run_id.as_str()) {
+                    eprintln!("warning: {}", redacted(&error_chain(&e)));
                 }
             }
             Ok(Err(Interrupted(code)))

@@ -155,6 +155,10 @@ pub(super) fn run(args: PortfolioArgs) -> Result<ExitCode, CliError> {
                     }
                     std::thread::sleep(std::time::Duration::from_millis(500));
                 }
+                // The runs' tool images, once no container uses them.
+                if let Err(err) = engine.remove_run_images_with_prefix(prefix.as_str()) {
+                    eprintln!("warning: {}: {}", e.endpoint, error_chain(&err));
+                }
             }
             return Ok(ExitCode::from(code));
         }

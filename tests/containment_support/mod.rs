@@ -51,6 +51,8 @@ pub struct Leftovers {
     pub temp_entries: Vec<String>,
     /// Tags on the built image besides `codegenie-trace:<short digest>`.
     pub extra_tags: Vec<String>,
+    /// Images labelled with the run id (the run's tool image).
+    pub images: Vec<String>,
 }
 
 impl Leftovers {
@@ -73,6 +75,7 @@ pub fn leftovers_and_cleanup(
     digest: Option<&str>,
 ) -> Leftovers {
     let containers = crate::trace_support::labelled_containers(run_id);
+    let images = labelled_images(run_id);
     let temp_entries = tmp_entries().difference(tmp_before).cloned().collect();
     let mut extra_tags = Vec::new();
     if let Some(d) = digest {
@@ -89,7 +92,22 @@ pub fn leftovers_and_cleanup(
         containers,
         temp_entries,
         extra_tags,
+        images,
     }
+}
+
+/// Image ids carrying `codegenie.run=<run_id>`.
+fn labelled_images(run_id: &str) -> Vec<String> {
+    let out = Command::new("docker")
+        .args(["image", "ls", "-q", "--filter"])
+        .arg(format!("label=codegenie.run={run_id}"))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Untag and remove an image (best effort: another run may share its layers).

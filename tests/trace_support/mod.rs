@@ -188,11 +188,15 @@ pub fn names_repository(image: &str, repo: &Path) -> bool {
     String::from_utf8_lossy(&out.stdout).trim() == canonical.to_string_lossy()
 }
 
-/// Container ids carrying `codegenie.run=<run_id>`, asked of the engine.
+/// Scenario containers of a run, asked of the engine: those carrying
+/// `codegenie.run=<run_id>` and an owner label. The container a run's tool
+/// image is committed from carries the run label but no owner label (its
+/// labels become the image's, which scenario containers inherit).
 pub fn labelled_containers(run_id: &str) -> Vec<String> {
     let out = Command::new("docker")
         .args(["ps", "-a", "-q", "--filter"])
         .arg(format!("label={RUN_LABEL}={run_id}"))
+        .args(["--filter", "label=codegenie.owner"])
         .output()
         .expect("docker CLI");
     assert!(out.status.success(), "docker ps failed: {out:?}");

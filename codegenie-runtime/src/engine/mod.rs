@@ -8,11 +8,13 @@ mod filesystem;
 mod images;
 pub(crate) mod orphans;
 mod runs;
+mod tools;
 mod writable;
 
 pub use endpoint::{ContextName, DockerHost, EndpointError, EngineEndpoint};
 pub use filesystem::TRANSFER_TIMEOUT;
 pub use images::{ImagePruneReport, RepositoryImage, KEEP_IMAGES, REPOSITORY_LABEL, TRACE_IMAGES};
+pub use tools::TOOLS_REPOSITORY;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -141,6 +143,15 @@ pub enum EngineError {
         command: String,
         /// Why it could not be read.
         detail: String,
+    },
+    /// The build context of a tool image could not be written.
+    #[error("cannot write the tool image's build context {path}")]
+    ToolContext {
+        /// The context file (or the folder it goes in).
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: Arc<std::io::Error>,
     },
 }
 
@@ -656,6 +667,32 @@ impl Engine {
         })
     }
 
+    /// The size of the container's writable layer and whether the kernel's
+    /// OOM killer ended a process in it, in one inspect.
+    pub fn size_and_oom(&self, container: &str) -> Result<(u64, bool), EngineError> {
+        let out = self.ok(self.spec().timeout(Duration::from_secs(30)).args([
+            "container",
+            "inspect",
+            "--size",
+            "--format",
+            "{{.SizeRw}} {{.State.OOMKilled}}",
+            container,
+        ]))?;
+        let text = out.stdout.text();
+        let bad = || EngineError::Output {
+            command: "container inspect --size".into(),
+            detail: format!("`{}` is not a size and a boolean", text.trim()),
+        };
+        let (size, oom) = text.trim().split_once(' ').ok_or_else(bad)?;
+        let size = size.parse().map_err(|_| bad())?;
+        let oom = match oom {
+            "true" => true,
+            "false" => false,
+            _ => return Err(bad()),
+        };
+        Ok((size, oom))
+    }
+
     /// Whether the kernel's OOM killer ended a process in the container.
     pub fn oom_killed(&self, container: &str) -> Result<bool, EngineError> {
         let out = self.ok(self.spec().args([
@@ -717,47 +754,70 @@ impl Engine {
     }
 }
 
+/// What [`Engine::sweep_orphans`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// Containers (scenario containers, and containers a tool image was
+    /// being made from).
+    pub containers: usize,
+    /// Tool images.
+    pub images: usize,
+}
+
 impl Engine {
-    /// Remove containers left by runs whose process is gone (killed before
-    /// it could clean up); returns how many (see the `orphans` module).
-    pub fn sweep_orphans(&self) -> Result<usize, EngineError> {
+    /// Remove containers and tool images left by runs whose process is
+    /// gone (killed before it could clean up); see the `orphans` module.
+    pub fn sweep_orphans(&self) -> Result<Swept, EngineError> {
         let Some(me) = orphans::current() else {
-            return Ok(0);
+            return Ok(Swept::default());
         };
-        let label = orphans::OWNER_LABEL;
+        let (owner, tools) = (orphans::OWNER_LABEL, tools::TOOLS_OWNER_LABEL);
+        // Scenario containers carry the owner label; a container a tool
+        // image is made from carries only the tools' (and scenario containers
+        // inherit that one from their tool image).
         let out = self.ok(self.spec().args([
             "ps",
             "-a",
             "--no-trunc",
             "--filter",
-            &format!("label={label}"),
+            &format!("label={RUN_LABEL}"),
             "--format",
-            &format!("{{{{.ID}}}}\t{{{{.Label \"{label}\"}}}}"),
+            &format!("{{{{.ID}}}}\t{{{{.Label \"{owner}\"}}}}\t{{{{.Label \"{tools}\"}}}}"),
         ]))?;
-        let mut removed = 0;
+        let mut swept = Swept::default();
         for line in out.stdout.text().lines() {
-            let Some((id, value)) = line.split_once('\t') else {
+            let mut fields = line.split('\t').map(str::trim);
+            let (Some(id), Some(own), Some(tool)) = (fields.next(), fields.next(), fields.next())
+            else {
                 continue;
             };
-            let gone = orphans::Owner::parse(value.trim()).is_some_and(|o| o.is_gone(me));
-            if gone && !self.label_set_at_creation(id.trim(), label, value.trim()) {
+            let (key, value) = if own.is_empty() {
+                (tools, tool)
+            } else {
+                (owner, own)
+            };
+            let gone = orphans::Owner::parse(value).is_some_and(|o| o.is_gone(me));
+            if !gone {
+                continue;
+            }
+            if !self.label_set_at_creation(id, key, value) {
                 tracing::warn!(
                     container = id,
                     "a container's owner label comes from its image, not from codegenie; left alone"
                 );
                 continue;
             }
-            if gone {
-                tracing::info!(
-                    container = id,
-                    owner = value,
-                    "removing a leftover container"
-                );
-                self.remove(id.trim())?;
-                removed += 1;
-            }
+            tracing::info!(
+                container = id,
+                owner = value,
+                "removing a leftover container"
+            );
+            self.remove(id)?;
+            swept.containers += 1;
         }
-        Ok(removed)
+        // After the containers, which keep their images in use.
+        swept.images = self.sweep_tool_images(me)?;
+        Ok(swept)
     }
 }
 

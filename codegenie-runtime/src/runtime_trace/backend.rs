@@ -12,7 +12,7 @@ use std::time::Instant;
 use crate::exec::Running;
 
 use super::disk_watch::{DiskReport, DiskWatch};
-use super::model::{ScenarioOutcome, ScenarioReason};
+use super::model::{PhasesMs, ScenarioOutcome, ScenarioReason};
 use super::scenarios::Scenario;
 use super::sequence::{attach_trace, ms, not_run, outcome_of, Deadlines, ScenarioRun};
 use super::settings::RunLimits;
@@ -24,6 +24,9 @@ pub(crate) type BackendError = Box<dyn std::error::Error + Send + Sync>;
 
 /// What a backend does for one scenario; [`run_one`] calls these in order.
 pub(crate) trait ScenarioBackend {
+    /// What the app will run in, before it starts: a created container, or
+    /// the strace command line.
+    type Created;
     /// A started app: its container, or its strace process.
     type Session;
     /// The step operations on a running session.
@@ -34,14 +37,23 @@ pub(crate) trait ScenarioBackend {
     /// Why a scenario without a command cannot run here.
     fn no_command(&self) -> &'static str;
 
-    /// Start `argv` under strace, which writes its trace where
+    /// Prepare `argv` to run under strace, which writes its trace where
     /// [`Self::collect_trace`] finds it.
-    fn start(
+    fn create(
         &mut self,
         scenario: &Scenario,
         argv: &[String],
         app: &ResolvedApp,
-    ) -> Result<Self::Session, Stop>;
+    ) -> Result<Self::Created, Stop>;
+
+    /// Put the tools (strace, the helper) where the app runs, when each
+    /// scenario needs its own copy.
+    fn install_tools(&mut self, _created: &mut Self::Created) -> Result<(), Stop> {
+        Ok(())
+    }
+
+    /// Start what [`Self::create`] prepared.
+    fn start(&mut self, created: Self::Created, app: &ResolvedApp) -> Result<Self::Session, Stop>;
 
     /// Start bounding what the session writes into its filesystem
     /// (docs/architecture.md, "Disk bound") and stopping it when `cancel`
@@ -124,6 +136,19 @@ pub(crate) struct RunShared<'a> {
     pub(crate) lookups_skipped: usize,
 }
 
+/// The time since the last lap, in whole milliseconds: consecutive laps
+/// cover consecutive phases, so their sum never exceeds the wall clock.
+struct Laps(Instant);
+
+impl Laps {
+    fn lap(&mut self) -> u64 {
+        let now = Instant::now();
+        let took = ms(now - self.0);
+        self.0 = now;
+        took
+    }
+}
+
 /// Run one scenario on `backend`, from start to removal.
 pub(crate) fn run_one<B: ScenarioBackend>(
     backend: &mut B,
@@ -134,10 +159,14 @@ pub(crate) fn run_one<B: ScenarioBackend>(
 ) -> ScenarioRun {
     let (deadline, after_steps) = (deadlines.steps, deadlines.hard);
     let started = Instant::now();
+    let mut laps = Laps(started);
+    let mut phases = PhasesMs::default();
     let mut warnings = Vec::new();
-    let early = |outcome, warnings| {
+    let early = |outcome, warnings, phases: Option<PhasesMs>| {
         let mut result = not_run(&sc.name, outcome);
         result.wall_clock_ms = ms(started.elapsed());
+        result.phases_ms = phases;
+        log_phases(&sc.name, phases.as_ref());
         ScenarioRun {
             result,
             trace_file: None,
@@ -150,6 +179,7 @@ pub(crate) fn run_one<B: ScenarioBackend>(
         return early(
             ScenarioOutcome::Failed(ScenarioReason::Other { detail }),
             warnings,
+            None,
         );
     }
     if shared.cancel.is_cancelled() {
@@ -157,14 +187,42 @@ pub(crate) fn run_one<B: ScenarioBackend>(
         return early(
             ScenarioOutcome::Skipped(ScenarioReason::Other { detail }),
             warnings,
+            None,
         );
     }
-    let mut session = match backend.start(sc, &argv, app) {
+    let created = backend.create(sc, &argv, app);
+    phases.create = laps.lap();
+    let mut created = match created {
+        Ok(c) => c,
+        Err(stop) => return early(outcome_of(Err(stop), started), warnings, Some(phases)),
+    };
+    let installed = backend.install_tools(&mut created);
+    phases.install = laps.lap();
+    if let Err(stop) = installed {
+        // Dropping what was created removes it.
+        drop(created);
+        phases.remove = laps.lap();
+        return early(outcome_of(Err(stop), started), warnings, Some(phases));
+    }
+    let session = backend.start(created, app);
+    let mut session = match session {
         Ok(s) => s,
-        Err(stop) => return early(outcome_of(Err(stop), started), warnings),
+        Err(stop) => {
+            phases.start = laps.lap();
+            return early(outcome_of(Err(stop), started), warnings, Some(phases));
+        }
     };
     let disk = backend.watch_disk(&session, shared.limits.disk_limit_bytes, &shared.cancel);
-    let ready = backend.ready(&mut session, deadline);
+    phases.start = laps.lap();
+    // Only steps need the app running (their helpers go through the
+    // backend); a one-shot command without steps is judged by its exit, so
+    // it is not polled for a running state it may never be seen in.
+    let ready = if sc.command.is_some() && sc.steps.is_empty() {
+        Ok(())
+    } else {
+        backend.ready(&mut session, deadline)
+    };
+    phases.ready = laps.lap();
     let outcome = {
         let (ops, running) = backend.parts(&mut session);
         let mut driver = Driver {
@@ -176,14 +234,17 @@ pub(crate) fn run_one<B: ScenarioBackend>(
             warnings: Vec::new(),
         };
         let outcome = ready.and_then(|()| driver.run(sc, app));
+        phases.steps = laps.lap();
         let end = driver.stop(shared.limits.stop_grace);
         warnings.append(&mut driver.warnings);
         warnings.extend(end.warning(&sc.name, shared.limits.stop_grace));
+        phases.stop = laps.lap();
         outcome_of(outcome, started)
     };
     let disk = disk.map(DiskWatch::finish);
     let outcome = backend.judge(&mut session, &sc.name, outcome, &mut warnings);
     let outcome = judge_disk(&sc.name, disk.as_ref(), outcome, &mut warnings);
+    phases.judge = laps.lap();
     let dest = shared.work_dir.join(format!("{}.strace", sc.name));
     let cap = shared.limits.trace_cap_bytes;
     let (trace_file, outcome): (Option<PathBuf>, _) =
@@ -204,6 +265,7 @@ pub(crate) fn run_one<B: ScenarioBackend>(
                 (None, outcome)
             }
         };
+    phases.copy_out = laps.lap();
     let mut result = not_run(&sc.name, outcome);
     if let Some(file) = &trace_file {
         let (left, skipped) = (&mut shared.lookups_left, &mut shared.lookups_skipped);
@@ -222,15 +284,41 @@ pub(crate) fn run_one<B: ScenarioBackend>(
             },
         );
     }
+    phases.parse = laps.lap();
     if let Err(e) = backend.remove(session) {
         warnings.push(format!("scenario {}: {e}", sc.name));
     }
+    phases.remove = laps.lap();
     result.wall_clock_ms = ms(started.elapsed());
+    result.phases_ms = Some(phases);
+    log_phases(&sc.name, Some(&phases));
     ScenarioRun {
         result,
         trace_file,
         warnings,
     }
+}
+
+/// Where a scenario's time went, at debug level (the same figures are in
+/// the scenario's result).
+fn log_phases(scenario: &str, phases: Option<&PhasesMs>) {
+    let Some(p) = phases else {
+        return;
+    };
+    tracing::debug!(
+        scenario,
+        create_ms = p.create,
+        install_ms = p.install,
+        start_ms = p.start,
+        ready_ms = p.ready,
+        steps_ms = p.steps,
+        stop_ms = p.stop,
+        judge_ms = p.judge,
+        copy_out_ms = p.copy_out,
+        parse_ms = p.parse,
+        remove_ms = p.remove,
+        "scenario_phases"
+    );
 }
 
 /// A scenario whose container passed the disk bound failed for that reason,

@@ -1,15 +1,17 @@
 //! The container backend (docs/architecture.md, "Container flow"): create a
-//! hardened container, copy the tool bundle in, start the app under the
-//! bundled strace, run helpers through `docker exec`, check for an OOM kill,
-//! copy the trace out, read interpreters, remove the container. The order
+//! hardened container from the run's tool image (the traced image plus the
+//! tool bundle, made once per run), start the app under the bundled strace,
+//! run helpers through `docker exec`, check for an OOM kill, copy the trace
+//! out, read interpreters, remove the container. The order
 //! of these is [`run_one`](super::backend::run_one)'s; scenarios run strictly
 //! one at a time, each container removed before the next is created.
 
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::cancel::CancelToken;
-use crate::engine::{CreateOptions, Engine, EngineError, WritableLayer};
+use crate::engine::{CreateOptions, Engine, EngineError, ImageConfig, WritableLayer};
 use crate::exec::{Running, Termination};
 use crate::interp;
 
@@ -26,9 +28,9 @@ use super::steps::{exit_reason, AppOps, ResolvedApp, Stop};
 pub(crate) struct ContainerBackend<'a> {
     /// The engine.
     pub(crate) engine: &'a Engine,
-    /// The tool bundle.
+    /// The tool bundle (already in `image`).
     pub(crate) bundle: &'a Bundle,
-    /// The image digest.
+    /// The run's tool image: the traced image plus the bundle.
     pub(crate) image: &'a str,
     /// The run label's value.
     pub(crate) run_id: &'a str,
@@ -44,9 +46,14 @@ pub(crate) struct ContainerBackend<'a> {
 pub(crate) struct ContainerSession<'a> {
     container: Container<'a>,
     app: Running,
+    /// The OOM flag of the disk watch's last measurement (`None` when it
+    /// failed): that measurement comes after the app stopped, so the judge
+    /// needs no inspect of its own.
+    oom_seen: Arc<Mutex<Option<bool>>>,
 }
 
 impl<'a> ScenarioBackend for ContainerBackend<'a> {
+    type Created = Container<'a>;
     type Session = ContainerSession<'a>;
     type Ops<'s>
         = ContainerOps<'s>
@@ -57,12 +64,12 @@ impl<'a> ScenarioBackend for ContainerBackend<'a> {
         "the image has no ENTRYPOINT or CMD and the scenario file gives no command"
     }
 
-    fn start(
+    fn create(
         &mut self,
         _scenario: &Scenario,
         argv: &[String],
-        app: &ResolvedApp,
-    ) -> Result<ContainerSession<'a>, Stop> {
+        _app: &ResolvedApp,
+    ) -> Result<Container<'a>, Stop> {
         let create = CreateOptions {
             image: self.image.to_owned(),
             run_id: self.run_id.to_owned(),
@@ -77,15 +84,19 @@ impl<'a> ScenarioBackend for ContainerBackend<'a> {
                 .map(|v| (v.clone(), self.limits.disk_limit_bytes))
                 .collect(),
         };
-        // From here on, dropping `container` removes it.
-        let container = Container {
+        // From here on, dropping the container removes it.
+        Ok(Container {
             engine: self.engine,
             id: self.engine.create(&create).map_err(engine_stop)?,
             removed: false,
-        };
-        self.engine
-            .copy_in(self.bundle.dir(), &container.id, bundle::ROOT)
-            .map_err(engine_stop)?;
+        })
+    }
+
+    fn start(
+        &mut self,
+        container: Container<'a>,
+        app: &ResolvedApp,
+    ) -> Result<ContainerSession<'a>, Stop> {
         let watch = match &app.ready {
             Ready::LogLine { line, .. } => Some(line.as_str()),
             _ => None,
@@ -94,7 +105,11 @@ impl<'a> ScenarioBackend for ContainerBackend<'a> {
             .engine
             .start_attached(&container.id, watch)
             .map_err(engine_stop)?;
-        Ok(ContainerSession { container, app })
+        Ok(ContainerSession {
+            container,
+            app,
+            oom_seen: Arc::default(),
+        })
     }
 
     fn watch_disk(
@@ -106,8 +121,8 @@ impl<'a> ScenarioBackend for ContainerBackend<'a> {
         let meter = EngineMeter {
             engine: self.engine.clone(),
             container: s.container.id.clone(),
-            baseline: self.bundle.size_bytes(),
             layer: None,
+            oom_seen: Arc::clone(&s.oom_seen),
         };
         Some(DiskWatch::start(
             meter,
@@ -158,7 +173,12 @@ impl<'a> ScenarioBackend for ContainerBackend<'a> {
         outcome: ScenarioOutcome,
         warnings: &mut Vec<String>,
     ) -> ScenarioOutcome {
-        match self.engine.oom_killed(&s.container.id) {
+        let seen = *s.oom_seen.lock().unwrap_or_else(|p| p.into_inner());
+        let oom = match seen {
+            Some(oom) => Ok(oom),
+            None => self.engine.oom_killed(&s.container.id),
+        };
+        match oom {
             Ok(false) => outcome,
             Ok(true) if outcome == ScenarioOutcome::Completed => {
                 warnings.push(format!(
@@ -244,16 +264,15 @@ fn read_interpreter(
     }
 }
 
-/// The engine's measure of a container's writable layer, less the tool
-/// bundle that codegenie itself copied in (the app's writes are bounded,
-/// not the tools that watch it).
+/// The engine's measure of a container's writable layer. The tool bundle is
+/// in the tool image, below that layer, so what is measured is the app's.
 struct EngineMeter {
     engine: Engine,
     container: String,
-    baseline: u64,
     /// How the layer is measured, learnt on the first measure (in the
     /// watch's thread, off the scenario's path).
     layer: Option<WritableLayer>,
+    oom_seen: Arc<Mutex<Option<bool>>>,
 }
 
 impl DiskMeter for EngineMeter {
@@ -261,16 +280,95 @@ impl DiskMeter for EngineMeter {
         let layer = self
             .layer
             .get_or_insert_with(|| self.engine.writable_layer(&self.container));
-        let total = self.engine.written_bytes(layer, &self.container)?;
-        Ok(total.saturating_sub(self.baseline))
+        if let WritableLayer::HostDir(_) = layer {
+            // Walked on this machine: the OOM question goes to the engine
+            // after the stop (`judge`), in an inspect without `--size`.
+            return Ok(self.engine.written_bytes(layer, &self.container)?);
+        }
+        let measured = self.engine.size_and_oom(&self.container);
+        *self.oom_seen.lock().unwrap_or_else(|p| p.into_inner()) =
+            measured.as_ref().ok().map(|(_, oom)| *oom);
+        Ok(measured?.0)
     }
     fn kill(&mut self) -> Result<(), BackendError> {
         Ok(self.engine.kill(&self.container)?)
     }
 }
 
+/// The run's tool image (the traced image plus the tool bundle, see
+/// `engine::tools`): every scenario container is created from it, so the
+/// bundle is copied once per run. Removed on drop if not removed explicitly,
+/// after the run's containers.
+pub(crate) struct ToolImage<'a> {
+    engine: &'a Engine,
+    /// The image id.
+    pub(crate) id: String,
+    /// The traced image it was made from.
+    base: String,
+    removed: bool,
+}
+
+impl<'a> ToolImage<'a> {
+    /// Derive the tool image of `image` (whose config is `config`) for `run_id`.
+    pub(crate) fn derive(
+        engine: &'a Engine,
+        image: &str,
+        config: &ImageConfig,
+        run_id: &str,
+        bundle: &Bundle,
+    ) -> Result<ToolImage<'a>, EngineError> {
+        let volumes: Vec<String> = config
+            .volumes
+            .iter()
+            .flatten()
+            .map(|(k, _)| k.clone())
+            .collect();
+        let id = engine.derive_tool_image(
+            image,
+            !config.argv().is_empty(),
+            &volumes,
+            run_id,
+            bundle.dir(),
+            bundle::ROOT,
+        )?;
+        Ok(ToolImage {
+            engine,
+            id,
+            base: image.to_owned(),
+            removed: false,
+        })
+    }
+
+    /// Remove the image (every container made from it must be gone).
+    pub(crate) fn remove(mut self) -> Result<(), EngineError> {
+        self.removed = true;
+        self.engine.remove_tool_image(&self.id, Some(&self.base))
+    }
+}
+
+impl Drop for ToolImage<'_> {
+    fn drop(&mut self) {
+        if !self.removed {
+            if let Err(e) = self.engine.remove_tool_image(&self.id, Some(&self.base)) {
+                tracing::warn!(image = %self.id, error = %e, "cannot remove the run's tool image");
+            }
+        }
+    }
+}
+
+/// Every scenario of a run whose tool image could not be made fails for
+/// that reason (an engine that stopped answering says so).
+pub(crate) fn tool_image_failure(e: EngineError) -> ScenarioOutcome {
+    match engine_stop(e) {
+        Stop::Reason(r) => ScenarioOutcome::Failed(r),
+        Stop::Timeout => ScenarioOutcome::Failed(ScenarioReason::Other {
+            detail: "the tool image was not made in time".to_owned(),
+        }),
+    }
+}
+
 /// A created container; removed on drop if not removed explicitly.
-struct Container<'a> {
+pub(crate) struct Container<'a> {
     engine: &'a Engine,
     id: String,
     removed: bool,

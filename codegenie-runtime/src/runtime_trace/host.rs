@@ -71,6 +71,12 @@ pub(crate) struct HostBackend<'a> {
     pub(crate) seccomp_bpf: bool,
 }
 
+/// The strace command line of a scenario, not started yet.
+pub(crate) struct HostCommand {
+    spec: ExecSpec,
+    trace_file: PathBuf,
+}
+
 /// strace and the app under it.
 pub(crate) struct HostSession {
     running: Running,
@@ -80,6 +86,7 @@ pub(crate) struct HostSession {
 }
 
 impl ScenarioBackend for HostBackend<'_> {
+    type Created = HostCommand;
     type Session = HostSession;
     type Ops<'s>
         = HostOps<'s>
@@ -90,12 +97,12 @@ impl ScenarioBackend for HostBackend<'_> {
         "the host backend needs `app.command` in .codegenie/scenarios.yaml (there is no image to take an ENTRYPOINT from)"
     }
 
-    fn start(
+    fn create(
         &mut self,
         scenario: &Scenario,
         argv: &[String],
         app: &ResolvedApp,
-    ) -> Result<HostSession, Stop> {
+    ) -> Result<HostCommand, Stop> {
         // strace writes straight into the work folder: nothing to copy out.
         let trace_file = self.work_dir.join(format!("{}.strace", scenario.name));
         let mut spec = ExecSpec::new(Program::Strace)
@@ -110,6 +117,11 @@ impl ScenarioBackend for HostBackend<'_> {
         if let Ready::LogLine { line, .. } = &app.ready {
             spec = spec.watch_line(line.as_bytes().to_vec());
         }
+        Ok(HostCommand { spec, trace_file })
+    }
+
+    fn start(&mut self, created: HostCommand, _app: &ResolvedApp) -> Result<HostSession, Stop> {
+        let HostCommand { spec, trace_file } = created;
         let running = exec::spawn(&spec).map_err(|e| Stop::other(e.to_string()))?;
         Ok(HostSession {
             strace_pid: running.pid() as i32,

@@ -164,6 +164,66 @@ pub struct ScenarioResult {
     /// Distinct execs with their argv (shell commands, runtime flags).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub execs: Vec<ExecRecord>,
+    /// Where the scenario's time went, for a scenario that was started
+    /// (absent in records written before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phases_ms: Option<PhasesMs>,
+}
+
+/// Milliseconds one scenario spent in each phase of
+/// `runtime_trace::backend::run_one`, in order (docs/architecture.md,
+/// "Runtime trace"). The phases follow one another, so their sum is at most
+/// the scenario's `wall_clock_ms`. A phase a backend does not have is 0: the
+/// host backend has no `create` or `install` (strace starts straight away)
+/// and its `copy_out` only measures the trace strace wrote in place.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PhasesMs {
+    /// Creating the container (with the hardening and limits).
+    pub create: u64,
+    /// Putting the tool bundle where the app runs, when a scenario does it
+    /// itself (0 when the run installed it once for every scenario).
+    pub install: u64,
+    /// Starting the app under strace (and the disk watch): for a container,
+    /// spawning the attached engine client, which starts it.
+    pub start: u64,
+    /// Until the app runs (or a one-shot command already ended): for a
+    /// container, the engine starting it. 0 for a one-shot command without
+    /// steps, which nothing needs running: its start is in `steps`.
+    pub ready: u64,
+    /// The scenario's steps (or waiting for the one-shot command).
+    pub steps: u64,
+    /// Stopping the app: SIGTERM, the grace, SIGKILL, unless it had exited.
+    pub stop: u64,
+    /// Judging the end: the disk watch's last measurement, which also says
+    /// whether the OOM killer struck.
+    pub judge: u64,
+    /// Bringing the trace to the host.
+    pub copy_out: u64,
+    /// Parsing the trace, interpreter lookups included.
+    pub parse: u64,
+    /// Removing what the scenario created.
+    pub remove: u64,
+}
+
+impl PhasesMs {
+    /// The phases' sum.
+    pub fn total(&self) -> u64 {
+        [
+            self.create,
+            self.install,
+            self.start,
+            self.ready,
+            self.steps,
+            self.stop,
+            self.judge,
+            self.copy_out,
+            self.parse,
+            self.remove,
+        ]
+        .iter()
+        .sum()
+    }
 }
 
 impl ScenarioResult {
@@ -181,6 +241,7 @@ impl ScenarioResult {
             script_shell_invocations: 0,
             missing: BTreeSet::new(),
             execs: Vec::new(),
+            phases_ms: None,
         }
     }
 }

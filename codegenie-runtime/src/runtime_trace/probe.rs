@@ -15,7 +15,7 @@ use crate::{declared_inputs, register_probe, DeclaredInput};
 
 use super::backend::{run_one, RunShared, ScenarioBackend};
 use super::bundle::{Bundle, BundleError};
-use super::container::ContainerBackend;
+use super::container::{tool_image_failure, ContainerBackend, ToolImage};
 use super::host::{self, HostBackend, HostBackendError};
 use super::model::{ScenarioOutcome, ScenarioReason, ScenarioResult};
 use super::output::{finish, output};
@@ -271,10 +271,20 @@ pub fn run_blocking(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutp
     engine.ping()?;
     let mut warnings = Vec::new();
     match engine.sweep_orphans() {
-        Ok(0) => {}
-        Ok(n) => warnings.push(format!(
-            "removed {n} leftover container(s) of earlier interrupted runs"
-        )),
+        Ok(swept) => {
+            if swept.containers > 0 {
+                warnings.push(format!(
+                    "removed {} leftover container(s) of earlier interrupted runs",
+                    swept.containers
+                ));
+            }
+            if swept.images > 0 {
+                warnings.push(format!(
+                    "removed {} leftover tool image(s) of earlier interrupted runs",
+                    swept.images
+                ));
+            }
+        }
         Err(e) => warnings.push(format!("cannot check for leftovers of earlier runs: {e}")),
     }
     let config = engine.image_config(&digest)?;
@@ -288,10 +298,39 @@ pub fn run_blocking(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutp
     };
     let bundle = Bundle::assemble(&helper)?;
     let run_id = settings.run_id.clone().unwrap_or_else(|| RunId::unique(""));
+    // The bundle goes into one image per run rather than into each
+    // scenario's container (docs/architecture.md, "Container flow").
+    let derived = Instant::now();
+    let tools = match ToolImage::derive(&engine, &digest, &config, run_id.as_str(), &bundle) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::info!(error = %e, "tool_image_failed");
+            let outcome = tool_image_failure(e);
+            let runs = every(&file, outcome)
+                .into_iter()
+                .map(|result| sequence::ScenarioRun {
+                    result,
+                    trace_file: None,
+                    warnings: Vec::new(),
+                })
+                .collect();
+            return Ok(finish(
+                runs,
+                Some(digest),
+                config.env.unwrap_or_default(),
+                warnings,
+            ));
+        }
+    };
+    tracing::info!(
+        image = %tools.id,
+        ms = derived.elapsed().as_millis() as u64,
+        "tool_image_ready"
+    );
     let mut backend = ContainerBackend {
         engine: &engine,
         bundle: &bundle,
-        image: &digest,
+        image: &tools.id,
         run_id: run_id.as_str(),
         limits: &settings.limits,
         volumes: config
@@ -307,6 +346,9 @@ pub fn run_blocking(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutp
         Ok(0) => {}
         Ok(n) => warnings.push(format!("removed {n} leftover container(s) of run {run_id}")),
         Err(e) => warnings.push(format!("cannot check for leftover containers: {e}")),
+    }
+    if let Err(e) = tools.remove() {
+        warnings.push(format!("cannot remove the run's tool image: {e}"));
     }
     let out = finish(runs, Some(digest), config.env.unwrap_or_default(), warnings);
     tracing::info!(

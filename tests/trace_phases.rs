@@ -1,0 +1,96 @@
+//! Where a scenario's time goes, on the real engine: every phase of
+//! `backend::run_one` is in the scenario's result, and together they fit in
+//! its wall clock.
+
+mod trace_support;
+
+use trace_support::*;
+
+const PHASES: [&str; 10] = [
+    "create", "install", "start", "ready", "steps", "stop", "judge", "copy_out", "parse", "remove",
+];
+
+/// Each phase as a number, checked present; their sum.
+fn phases_of(scenario: &serde_json::Value) -> u64 {
+    let phases = scenario["phases_ms"]
+        .as_object()
+        .unwrap_or_else(|| panic!("no phases_ms in {scenario:#}"));
+    assert_eq!(phases.len(), PHASES.len(), "{phases:#?}");
+    PHASES
+        .iter()
+        .map(|p| {
+            phases
+                .get(*p)
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or_else(|| panic!("phase {p} missing in {phases:#?}"))
+        })
+        .sum()
+}
+
+#[test]
+fn every_phase_of_a_container_scenario_is_timed_within_its_wall_clock() {
+    let _engine = engine_lock();
+    let repo = fixture_repo("tests/fixtures/service");
+    std::fs::create_dir_all(repo.path().join(".codegenie")).unwrap();
+    std::fs::write(
+        repo.path().join(".codegenie/scenarios.yaml"),
+        "version: 1\napp:\n  ready: { log_line: \"listening on\", timeout_s: 20 }\n\
+         scenarios:\n  - name: startup\n    steps: [ { wait_ready: {} } ]\n",
+    )
+    .unwrap();
+    let id = run_id("phases");
+    let rec = run_probe(repo.path(), context(&id, &[]), false);
+    let slice = &rec.output.as_ref().expect("an output").schema_slice;
+    let sc = scenario(slice, "startup");
+    assert_eq!(sc["outcome"]["kind"], "completed", "{sc:#}");
+    let sum = phases_of(sc);
+    let wall = sc["wall_clock_ms"].as_u64().unwrap();
+    assert!(
+        sum <= wall,
+        "phases sum to {sum} ms, wall clock {wall} ms: {sc:#}"
+    );
+    let p = &sc["phases_ms"];
+    // A container is created, comes up (`start` only spawns the attached
+    // client: the engine starts the container while `ready` waits), is
+    // stopped by SIGTERM, copied out and removed.
+    for busy in ["create", "ready", "stop", "copy_out", "remove"] {
+        assert!(p[busy].as_u64().unwrap() > 0, "{busy} took no time: {p:#}");
+    }
+    assert!(
+        labelled_containers(&id).is_empty(),
+        "containers left behind"
+    );
+}
+
+#[test]
+fn the_host_backend_times_the_same_phases() {
+    let _engine = engine_lock();
+    let repo = fixture_repo("tests/fixtures/host-service");
+    let id = run_id("phases-host");
+    let rec = run_probe(
+        repo.path(),
+        context(
+            &id,
+            &[Setting::Backend(codegenie::runtime_trace::Backend::Host)],
+        ),
+        false,
+    );
+    let slice = &rec.output.as_ref().expect("an output").schema_slice;
+    let scenarios = slice["scenarios"].as_array().unwrap();
+    let ran: Vec<_> = scenarios
+        .iter()
+        .filter(|s| s["outcome"]["kind"] != "skipped")
+        .collect();
+    assert!(!ran.is_empty(), "{slice:#}");
+    for sc in ran {
+        let sum = phases_of(sc);
+        let wall = sc["wall_clock_ms"].as_u64().unwrap();
+        assert!(
+            sum <= wall,
+            "phases sum to {sum} ms, wall clock {wall} ms: {sc:#}"
+        );
+        // No container: nothing to create or install.
+        assert_eq!(sc["phases_ms"]["create"], 0, "{sc:#}");
+        assert_eq!(sc["phases_ms"]["install"], 0, "{sc:#}");
+    }
+}
