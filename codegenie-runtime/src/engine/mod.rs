@@ -8,6 +8,7 @@ mod filesystem;
 mod images;
 pub(crate) mod orphans;
 mod runs;
+mod storage;
 mod tools;
 mod writable;
 
