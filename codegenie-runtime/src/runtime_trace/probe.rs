@@ -299,38 +299,47 @@ pub fn run_blocking(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutp
     let bundle = Bundle::assemble(&helper)?;
     let run_id = settings.run_id.clone().unwrap_or_else(|| RunId::unique(""));
     // The bundle goes into one image per run rather than into each
-    // scenario's container (docs/architecture.md, "Container flow").
+    // scenario's container (docs/architecture.md, "Container flow"), unless
+    // one scenario is all the run has.
+    let copy_per_scenario = file.scenarios.len() < 2;
     let derived = Instant::now();
-    let tools = match ToolImage::derive(&engine, &digest, &config, run_id.as_str(), &bundle) {
-        Ok(t) => t,
-        Err(e) => {
-            tracing::info!(error = %e, "tool_image_failed");
-            let outcome = tool_image_failure(e);
-            let runs = every(&file, outcome)
-                .into_iter()
-                .map(|result| sequence::ScenarioRun {
-                    result,
-                    trace_file: None,
-                    warnings: Vec::new(),
-                })
-                .collect();
-            return Ok(finish(
-                runs,
-                Some(digest),
-                config.env.unwrap_or_default(),
-                warnings,
-            ));
+    let tools = if copy_per_scenario {
+        None
+    } else {
+        match ToolImage::derive(&engine, &digest, &config, run_id.as_str(), &bundle) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::info!(error = %e, "tool_image_failed");
+                let outcome = tool_image_failure(e);
+                let runs = every(&file, outcome)
+                    .into_iter()
+                    .map(|result| sequence::ScenarioRun {
+                        result,
+                        trace_file: None,
+                        warnings: Vec::new(),
+                    })
+                    .collect();
+                return Ok(finish(
+                    runs,
+                    Some(digest),
+                    config.env.unwrap_or_default(),
+                    warnings,
+                ));
+            }
         }
     };
-    tracing::info!(
-        image = %tools.id,
-        ms = derived.elapsed().as_millis() as u64,
-        "tool_image_ready"
-    );
+    if let Some(t) = &tools {
+        tracing::info!(
+            image = %t.id,
+            ms = derived.elapsed().as_millis() as u64,
+            "tool_image_ready"
+        );
+    }
     let mut backend = ContainerBackend {
         engine: &engine,
         bundle: &bundle,
-        image: &tools.id,
+        image: tools.as_ref().map_or(digest.as_str(), |t| t.id.as_str()),
+        copy_per_scenario,
         run_id: run_id.as_str(),
         limits: &settings.limits,
         volumes: config
@@ -347,7 +356,7 @@ pub fn run_blocking(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutp
         Ok(n) => warnings.push(format!("removed {n} leftover container(s) of run {run_id}")),
         Err(e) => warnings.push(format!("cannot check for leftover containers: {e}")),
     }
-    if let Err(e) = tools.remove() {
+    if let Some(Err(e)) = tools.map(ToolImage::remove) {
         warnings.push(format!("cannot remove the run's tool image: {e}"));
     }
     let out = finish(runs, Some(digest), config.env.unwrap_or_default(), warnings);
