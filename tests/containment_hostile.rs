@@ -446,6 +446,30 @@ fn a_bundle_copy_failure_fails_the_scenario_cleanly() {
 }
 
 #[test]
+fn a_tool_image_that_cannot_be_made_fails_every_scenario_cleanly() {
+    private_tmp();
+    let _engine = engine_lock();
+    let repo = fixture_repo("tests/fixtures/hostile/bundle-blocked");
+    // Two scenarios: the run copies the bundle once, into its tool image.
+    write_scenarios(
+        repo.path(),
+        "version: 1\napp:\n  ready: { after_s: 1 }\nscenarios:\n  - name: startup\n    steps: [ { wait_ready: {} } ]\n  - name: shutdown\n    steps: [ { wait_ready: {} } ]\n",
+    );
+    let c = run_case("tool-image-blocked", repo.path(), &[]);
+    for name in ["startup", "shutdown"] {
+        let (kind, detail) = outcome(&c.slice, name);
+        assert_eq!(kind, "failed");
+        assert_eq!(detail["reason"], "other");
+        assert!(
+            detail["detail"].as_str().unwrap().contains("docker cp"),
+            "{detail:#}"
+        );
+    }
+    assert_eq!(c.slice["trace_coverage_confidence"], "unavailable");
+    assert_eq!(c.leftovers, Leftovers::default());
+}
+
+#[test]
 fn a_disk_filler_is_stopped_at_the_disk_bound() {
     private_tmp();
     let _engine = engine_lock();

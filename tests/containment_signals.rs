@@ -17,6 +17,8 @@ use trace_support::*;
 
 /// A scenario that waits (up to 100 s) for a line the service never prints.
 const WAITS: &str = "version: 1\napp:\n  ready: { log_line: \"never printed\", timeout_s: 100 }\nscenarios:\n  - name: startup\n    steps: [ { wait_ready: {} } ]\n";
+/// [`WAITS`] and a second scenario, so that the run makes a tool image.
+const WAITS_TWICE: &str = "version: 1\napp:\n  ready: { log_line: \"never printed\", timeout_s: 100 }\nscenarios:\n  - name: startup\n    steps: [ { wait_ready: {} } ]\n  - name: shutdown\n    steps: [ { wait_ready: {} } ]\n";
 
 fn start_trace(repo: &std::path::Path, id: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_codegenie"))
@@ -51,7 +53,7 @@ fn send(child: &Child, signal: &str) {
 fn sigterm_mid_scenario_removes_the_run_s_containers_before_exit() {
     let _engine = engine_lock();
     let repo = fixture_repo("tests/fixtures/service");
-    write_scenarios(repo.path(), WAITS);
+    write_scenarios(repo.path(), WAITS_TWICE);
     let id = run_id("sigterm");
     let child = start_trace(repo.path(), &id);
     wait_for_container(&id);
@@ -93,7 +95,7 @@ fn sigterm_mid_scenario_removes_the_run_s_containers_before_exit() {
 fn a_run_after_a_sigkilled_run_removes_its_leftovers() {
     let _engine = engine_lock();
     let repo = fixture_repo("tests/fixtures/service");
-    write_scenarios(repo.path(), WAITS);
+    write_scenarios(repo.path(), WAITS_TWICE);
     let dead = run_id("sigkilled");
     let mut child = start_trace(repo.path(), &dead);
     wait_for_container(&dead);

@@ -56,6 +56,37 @@ fn every_phase_of_a_container_scenario_is_timed_within_its_wall_clock() {
     for busy in ["create", "ready", "stop", "copy_out", "remove"] {
         assert!(p[busy].as_u64().unwrap() > 0, "{busy} took no time: {p:#}");
     }
+    // A lone scenario gets its own copy of the tools.
+    assert!(p["install"].as_u64().unwrap() > 0, "{p:#}");
+    assert!(
+        labelled_containers(&id).is_empty(),
+        "containers left behind"
+    );
+}
+
+#[test]
+fn scenarios_of_a_run_share_the_tool_image_and_install_nothing() {
+    let _engine = engine_lock();
+    let repo = fixture_repo("tests/fixtures/service");
+    std::fs::create_dir_all(repo.path().join(".codegenie")).unwrap();
+    std::fs::write(
+        repo.path().join(".codegenie/scenarios.yaml"),
+        "version: 1\nscenarios:\n  - name: one\n    command: [\"sh\", \"-c\", \"exit 0\"]\n\
+         \x20 - name: two\n    command: [\"sh\", \"-c\", \"exit 0\"]\n",
+    )
+    .unwrap();
+    let id = run_id("phases-shared");
+    let rec = run_probe(repo.path(), context(&id, &[]), false);
+    let slice = &rec.output.as_ref().expect("an output").schema_slice;
+    for name in ["one", "two"] {
+        let sc = scenario(slice, name);
+        assert_eq!(sc["outcome"]["kind"], "completed", "{sc:#}");
+        let sum = phases_of(sc);
+        assert!(sum <= sc["wall_clock_ms"].as_u64().unwrap(), "{sc:#}");
+        assert_eq!(sc["phases_ms"]["install"], 0, "{sc:#}");
+        // A one-shot command without steps is not polled for running.
+        assert_eq!(sc["phases_ms"]["ready"], 0, "{sc:#}");
+    }
     assert!(
         labelled_containers(&id).is_empty(),
         "containers left behind"

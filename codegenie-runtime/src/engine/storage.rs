@@ -13,18 +13,20 @@ use super::{Engine, EngineError};
 impl Engine {
     /// Whether a new layer on an image costs only what the layer holds.
     pub fn diffs_natively(&self) -> Result<bool, EngineError> {
-        let out = self.ok(self.spec().args([
-            "info",
-            "--format",
-            "{{.Driver}}\t{{json .DriverStatus}}",
-        ]))?;
+        let out =
+            self.ok(self
+                .spec()
+                .args(["info", "--format", "{{.Driver}}\t{{json .DriverStatus}}"]))?;
         Ok(native_diff(&out.stdout.text()))
     }
 }
 
 /// Read `docker info`'s `Driver<TAB>DriverStatus` line.
 fn native_diff(line: &str) -> bool {
-    let (driver, status) = line.trim().split_once('\t').unwrap_or((line.trim(), "null"));
+    let (driver, status) = line
+        .trim()
+        .split_once('\t')
+        .unwrap_or((line.trim(), "null"));
     let status: Vec<(String, String)> = serde_json::from_str(status).unwrap_or_default();
     let says = |key: &str| {
         status

@@ -28,10 +28,15 @@ use super::steps::{exit_reason, AppOps, ResolvedApp, Stop};
 pub(crate) struct ContainerBackend<'a> {
     /// The engine.
     pub(crate) engine: &'a Engine,
-    /// The tool bundle (already in `image`).
+    /// The tool bundle.
     pub(crate) bundle: &'a Bundle,
-    /// The run's tool image: the traced image plus the bundle.
+    /// The run's tool image (the traced image plus the bundle), or the
+    /// traced image when each scenario copies the bundle in itself.
     pub(crate) image: &'a str,
+    /// Whether each scenario copies the bundle into its container: a run of
+    /// one scenario, where a tool image would cost a commit on top of the
+    /// one copy.
+    pub(crate) copy_per_scenario: bool,
     /// The run label's value.
     pub(crate) run_id: &'a str,
     /// Limits.
@@ -92,6 +97,15 @@ impl<'a> ScenarioBackend for ContainerBackend<'a> {
         })
     }
 
+    fn install_tools(&mut self, container: &mut Container<'a>) -> Result<(), Stop> {
+        if !self.copy_per_scenario {
+            return Ok(());
+        }
+        self.engine
+            .copy_in(self.bundle.dir(), &container.id, bundle::ROOT)
+            .map_err(engine_stop)
+    }
+
     fn start(
         &mut self,
         container: Container<'a>,
@@ -123,6 +137,12 @@ impl<'a> ScenarioBackend for ContainerBackend<'a> {
             container: s.container.id.clone(),
             layer: None,
             oom_seen: Arc::clone(&s.oom_seen),
+            // A bundle copied into the container is codegenie's, not the app's.
+            baseline: if self.copy_per_scenario {
+                self.bundle.size_bytes()
+            } else {
+                0
+            },
         };
         Some(DiskWatch::start(
             meter,
@@ -264,8 +284,9 @@ fn read_interpreter(
     }
 }
 
-/// The engine's measure of a container's writable layer. The tool bundle is
-/// in the tool image, below that layer, so what is measured is the app's.
+/// The engine's measure of a container's writable layer, less the tool
+/// bundle when it was copied into that layer (from a tool image it is below
+/// the layer): the app's writes are bounded, not the tools that watch it.
 struct EngineMeter {
     engine: Engine,
     container: String,
@@ -273,6 +294,7 @@ struct EngineMeter {
     /// watch's thread, off the scenario's path).
     layer: Option<WritableLayer>,
     oom_seen: Arc<Mutex<Option<bool>>>,
+    baseline: u64,
 }
 
 impl DiskMeter for EngineMeter {
@@ -283,12 +305,13 @@ impl DiskMeter for EngineMeter {
         if let WritableLayer::HostDir(_) = layer {
             // Walked on this machine: the OOM question goes to the engine
             // after the stop (`judge`), in an inspect without `--size`.
-            return Ok(self.engine.written_bytes(layer, &self.container)?);
+            let total = self.engine.written_bytes(layer, &self.container)?;
+            return Ok(total.saturating_sub(self.baseline));
         }
         let measured = self.engine.size_and_oom(&self.container);
         *self.oom_seen.lock().unwrap_or_else(|p| p.into_inner()) =
             measured.as_ref().ok().map(|(_, oom)| *oom);
-        Ok(measured?.0)
+        Ok(measured?.0.saturating_sub(self.baseline))
     }
     fn kill(&mut self) -> Result<(), BackendError> {
         Ok(self.engine.kill(&self.container)?)

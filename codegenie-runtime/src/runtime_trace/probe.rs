@@ -27,6 +27,28 @@ use super::slice::AggregateInputs;
 use super::steps::ResolvedApp;
 use super::work_dir::{reset_dir, run_work_dir};
 
+/// Whether a tool image is cheaper than a bundle copy per scenario: always
+/// where the storage driver diffs natively; elsewhere (fuse-overlayfs, vfs)
+/// a commit walks the whole image, about 30 MB/s here, so only an image of
+/// at most [`NAIVE_DIFF_MAX_BYTES`] (a second of walking, against about
+/// 0.2 s a copy) gets one. Any doubt copies per scenario, which always works.
+fn tool_image_pays(engine: &Engine, image: &str) -> bool {
+    match engine.diffs_natively() {
+        Ok(true) => true,
+        Ok(false) => engine
+            .image_size(image)
+            .is_ok_and(|size| size <= NAIVE_DIFF_MAX_BYTES),
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot tell the engine's storage driver");
+            false
+        }
+    }
+}
+
+/// The largest image a tool image is made of on storage without native
+/// diffs (see [`tool_image_pays`]).
+const NAIVE_DIFF_MAX_BYTES: u64 = 32 << 20;
+
 /// The probe's name, as registered.
 pub const PROBE_NAME: &str = "runtime_trace";
 
@@ -299,38 +321,48 @@ pub fn run_blocking(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutp
     let bundle = Bundle::assemble(&helper)?;
     let run_id = settings.run_id.clone().unwrap_or_else(|| RunId::unique(""));
     // The bundle goes into one image per run rather than into each
-    // scenario's container (docs/architecture.md, "Container flow").
+    // scenario's container (docs/architecture.md, "Container flow"), unless
+    // one scenario is all the run has, or making an image costs a walk of
+    // the whole image on this engine's storage and the image is large.
+    let copy_per_scenario = file.scenarios.len() < 2 || !tool_image_pays(&engine, &digest);
     let derived = Instant::now();
-    let tools = match ToolImage::derive(&engine, &digest, &config, run_id.as_str(), &bundle) {
-        Ok(t) => t,
-        Err(e) => {
-            tracing::info!(error = %e, "tool_image_failed");
-            let outcome = tool_image_failure(e);
-            let runs = every(&file, outcome)
-                .into_iter()
-                .map(|result| sequence::ScenarioRun {
-                    result,
-                    trace_file: None,
-                    warnings: Vec::new(),
-                })
-                .collect();
-            return Ok(finish(
-                runs,
-                Some(digest),
-                config.env.unwrap_or_default(),
-                warnings,
-            ));
+    let tools = if copy_per_scenario {
+        None
+    } else {
+        match ToolImage::derive(&engine, &digest, &config, run_id.as_str(), &bundle) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::info!(error = %e, "tool_image_failed");
+                let outcome = tool_image_failure(e);
+                let runs = every(&file, outcome)
+                    .into_iter()
+                    .map(|result| sequence::ScenarioRun {
+                        result,
+                        trace_file: None,
+                        warnings: Vec::new(),
+                    })
+                    .collect();
+                return Ok(finish(
+                    runs,
+                    Some(digest),
+                    config.env.unwrap_or_default(),
+                    warnings,
+                ));
+            }
         }
     };
-    tracing::info!(
-        image = %tools.id,
-        ms = derived.elapsed().as_millis() as u64,
-        "tool_image_ready"
-    );
+    if let Some(t) = &tools {
+        tracing::info!(
+            image = %t.id,
+            ms = derived.elapsed().as_millis() as u64,
+            "tool_image_ready"
+        );
+    }
     let mut backend = ContainerBackend {
         engine: &engine,
         bundle: &bundle,
-        image: &tools.id,
+        image: tools.as_ref().map_or(digest.as_str(), |t| t.id.as_str()),
+        copy_per_scenario,
         run_id: run_id.as_str(),
         limits: &settings.limits,
         volumes: config
@@ -347,7 +379,7 @@ pub fn run_blocking(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutp
         Ok(n) => warnings.push(format!("removed {n} leftover container(s) of run {run_id}")),
         Err(e) => warnings.push(format!("cannot check for leftover containers: {e}")),
     }
-    if let Err(e) = tools.remove() {
+    if let Some(Err(e)) = tools.map(ToolImage::remove) {
         warnings.push(format!("cannot remove the run's tool image: {e}"));
     }
     let out = finish(runs, Some(digest), config.env.unwrap_or_default(), warnings);
