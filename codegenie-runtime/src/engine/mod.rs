@@ -735,14 +735,7 @@ impl Engine {
             "--filter",
             &format!("label={RUN_LABEL}={run_id}"),
         ]))?;
-        Ok(out
-            .stdout
-            .text()
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .map(str::to_owned)
-            .collect())
+        Ok(ids_of(&out.stdout.text()))
     }
 
     /// Remove every container labelled with `run_id`; returns how many.
@@ -875,6 +868,15 @@ fn daemon_down_line(log: &str) -> Option<String> {
                 || l.contains("Is the docker daemon running")
         })
         .map(|l| l.trim().to_owned())
+}
+
+/// The ids an engine listing printed, one a line (`-q`, `--format {{.ID}}`).
+fn ids_of(text: &str) -> Vec<String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The default `image-digest:<resolved>` resolver: builds the repository's

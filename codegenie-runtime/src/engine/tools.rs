@@ -198,14 +198,7 @@ impl Engine {
             "--filter",
             &format!("label={TOOLS_OWNER_LABEL}"),
         ]))?;
-        let mut ids: Vec<String> = out
-            .stdout
-            .text()
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .map(str::to_owned)
-            .collect();
+        let mut ids = super::ids_of(&out.stdout.text());
         ids.dedup();
         if ids.is_empty() {
             return Ok(Vec::new());
