@@ -132,19 +132,7 @@ fn a_tool_image_keeps_the_image_s_config_and_adds_the_bundle() {
     ]);
     assert!(left.is_empty(), "{left}");
     // The bundle is in it, with the image's own files.
-    let cat = docker(&[
-        "run",
-        "--rm",
-        "--network=none",
-        "--user",
-        "0",
-        "--entrypoint",
-        "/bin/busybox",
-        &derived,
-        "cat",
-        "/.codegenie/bin/tool",
-    ]);
-    assert_eq!(cat, "the tool");
+    assert_eq!(bundled_tool(&derived, &["--user", "0"]), "the tool");
     let tags = docker(&[
         "image",
         "inspect",
@@ -162,6 +150,21 @@ fn a_tool_image_keeps_the_image_s_config_and_adds_the_bundle() {
     docker(&["rmi", &original]);
 }
 
+/// The bundle's `bin/tool` as read in a container of `image` (`run_args`
+/// before the image).
+fn bundled_tool(image: &str, run_args: &[&str]) -> String {
+    let mut args = vec!["run", "--rm", "--network=none"];
+    args.extend_from_slice(run_args);
+    args.extend([
+        "--entrypoint",
+        "/bin/busybox",
+        image,
+        "cat",
+        "/.codegenie/bin/tool",
+    ]);
+    docker(&args)
+}
+
 #[test]
 fn an_image_without_a_command_is_built_on_with_the_same_config() {
     let _engine = engine_lock();
@@ -171,17 +174,7 @@ fn an_image_without_a_command_is_built_on_with_the_same_config() {
     let run = run_id("tool-image-nocmd");
     let derived = derive(&engine, &original, false, &run, b.path());
     assert_same_config_but_labels(&original, &derived, &run);
-    let cat = docker(&[
-        "run",
-        "--rm",
-        "--network=none",
-        "--entrypoint",
-        "/bin/busybox",
-        &derived,
-        "cat",
-        "/.codegenie/bin/tool",
-    ]);
-    assert_eq!(cat, "the tool");
+    assert_eq!(bundled_tool(&derived, &[]), "the tool");
     engine.remove_tool_image(&derived, Some(&original)).unwrap();
     // The classic builder's step images went with it; the image stays.
     assert_eq!(images_of(&run), "");

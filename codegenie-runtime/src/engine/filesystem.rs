@@ -52,22 +52,8 @@ impl Engine {
     /// The id of the image `reference`, or `None` when the engine has no
     /// such image.
     pub fn image_id(&self, reference: &str) -> Result<Option<String>, EngineError> {
-        let out = self.run(
-            self.spec()
-                .args(["image", "inspect", "--format", "{{.Id}}", reference]),
-        )?;
-        if out.success() {
-            return Ok(Some(out.stdout.text().trim().to_owned()));
-        }
-        let why = out.stderr.text();
-        if why.contains("No such image") || why.contains("image not known") {
-            Ok(None)
-        } else {
-            Err(EngineError::Command {
-                command: format!("image inspect {reference}"),
-                detail: why.trim().to_owned(),
-            })
-        }
+        let ids = self.image_ids(&[reference.to_owned()])?;
+        Ok(ids.and_then(|mut v| v.pop()))
     }
 
     /// Tag `image` as `tag`.
