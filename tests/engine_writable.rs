@@ -40,11 +40,15 @@ fn the_upper_folder_measure_agrees_with_the_engine() {
         "-c",
         "/bin/busybox dd if=/dev/zero of=/written bs=1024 count=5120 && /bin/busybox sleep 60",
     ]);
-    // Wait for the file to be complete.
+    // Wait for the file to be complete. Until `dd` has created it, `stat`
+    // fails: that is a reason to wait, not an error.
     let mut ok = false;
     for _ in 0..100 {
-        let size = docker(&["exec", &id, "/bin/busybox", "stat", "-c", "%s", "/written"]);
-        if size == "5242880" {
+        let out = Command::new("docker")
+            .args(["exec", &id, "/bin/busybox", "stat", "-c", "%s", "/written"])
+            .output()
+            .unwrap();
+        if out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "5242880" {
             ok = true;
             break;
         }
