@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use memchr::memmem;
 
 use super::call::{field, parse_call, parse_value, Call};
-use super::distinct::DistinctSet;
+use super::seen::{PathSet, Seen, SortedSets};
 use super::join::{split_resumed, strip_unfinished, Joiner, UNFINISHED};
 use super::model::{ExecRecord, ExitStatus, TraceFacts, MAX_EXEC_RECORDS};
 use super::paths::{join_into, normalize_in_place};
@@ -100,7 +100,7 @@ impl<'o> Collector<'o> {
         for pid in self.procs.pending_exec_pids() {
             self.settle_exec(pid, None);
         }
-        self.seen.move_into(&mut self.facts);
+        move_into(self.seen.finish(), &mut self.facts);
         let interpreters = self
             .interpreters
             .into_iter()
@@ -465,7 +465,7 @@ impl<'o> Collector<'o> {
     /// `pid` now runs `path` (absolute, or relative when its cwd is unknown):
     /// the fact, the interpreter lookup and the process's new binary.
     fn exec_done(&mut self, pid: u32, path: &str) {
-        insert(&mut self.seen.binaries_executed, path);
+        self.seen.insert(PathSet::BinariesExecuted, path);
         self.learn_interpreters(path);
         let certain = self.knows_interpreters && path.starts_with('/') && !is_pseudo_fs(path);
         match script_interpreter(path, &self.interpreters) {
@@ -592,12 +592,12 @@ impl<'o> Collector<'o> {
         let seen = &mut self.seen;
         if flags.reads() {
             if is_cert(path) || resolved.is_some_and(is_cert) {
-                insert(&mut seen.cert_paths_read, path);
+                seen.insert(PathSet::CertPathsRead, path);
             }
-            insert(&mut seen.files_read, path);
+            seen.insert(PathSet::FilesRead, path);
         }
         if flags.writes() {
-            insert(&mut seen.files_written, path);
+            seen.insert(PathSet::FilesWritten, path);
         }
         true
     }
@@ -717,7 +717,7 @@ impl<'o> Collector<'o> {
                 return true;
             }
         }
-        insert(&mut self.seen.shared_libs_loaded, &entry.opened);
+        self.seen.insert(PathSet::SharedLibsLoaded, &entry.opened);
         true
     }
 
@@ -749,7 +749,7 @@ impl<'o> Collector<'o> {
             }
         }
         if !is_pseudo_fs(&self.path) {
-            insert(&mut self.seen.paths_probed, &self.path);
+            self.seen.insert(PathSet::PathsProbed, &self.path);
         }
         true
     }
@@ -764,7 +764,7 @@ impl<'o> Collector<'o> {
         }
         self.absolutize(pid, dirfd);
         if self.path.starts_with('/') && !is_pseudo_fs(&self.path) {
-            insert(&mut self.seen.missing, &self.path);
+            self.seen.insert(PathSet::Missing, &self.path);
         }
     }
 
@@ -955,39 +955,16 @@ impl FactSet for BTreeSet<String> {
     }
 }
 
-impl FactSet for DistinctSet {
-    fn insert_str(&mut self, s: &str) {
-        self.insert(s);
-    }
-}
-
-/// The path facts while a parse runs (see `distinct`), moved into the
-/// facts, sorted, when it ends.
-#[derive(Default)]
-struct Seen {
-    binaries_executed: DistinctSet,
-    shared_libs_loaded: DistinctSet,
-    cert_paths_read: DistinctSet,
-    files_read: DistinctSet,
-    files_written: DistinctSet,
-    paths_probed: DistinctSet,
-    missing: DistinctSet,
-}
-
-impl Seen {
-    /// Moves every set into its place in `facts`, sorted.
-    fn move_into(&mut self, facts: &mut TraceFacts) {
-        let t = &mut facts.trace;
-        t.binaries_executed
-            .append(&mut self.binaries_executed.take_sorted());
-        t.shared_libs_loaded
-            .append(&mut self.shared_libs_loaded.take_sorted());
-        t.cert_paths_read
-            .append(&mut self.cert_paths_read.take_sorted());
-        t.files_read.append(&mut self.files_read.take_sorted());
-        t.files_written
-            .append(&mut self.files_written.take_sorted());
-        t.paths_probed.append(&mut self.paths_probed.take_sorted());
-        facts.missing.append(&mut self.missing.take_sorted());
-    }
+/// Moves the sorted path sets into their places in `facts`.
+fn move_into(sets: SortedSets, facts: &mut TraceFacts) {
+    let [mut binaries, mut libs, mut certs, mut read, mut written, mut probed, mut missing] =
+        sets;
+    let t = &mut facts.trace;
+    t.binaries_executed.append(&mut binaries);
+    t.shared_libs_loaded.append(&mut libs);
+    t.cert_paths_read.append(&mut certs);
+    t.files_read.append(&mut read);
+    t.files_written.append(&mut written);
+    t.paths_probed.append(&mut probed);
+    facts.missing.append(&mut missing);
 }

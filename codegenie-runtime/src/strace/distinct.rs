@@ -39,6 +39,11 @@ impl DistinctSet {
         }
     }
 
+    /// How many distinct strings it holds.
+    pub(crate) fn len(&self) -> usize {
+        self.by_hash.len() + self.collided.len()
+    }
+
     /// Every string, sorted, moved out (the set is left empty).
     pub(crate) fn take_sorted(&mut self) -> BTreeSet<String> {
         let by_hash = std::mem::take(&mut self.by_hash);

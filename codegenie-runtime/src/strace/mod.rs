@@ -12,7 +12,8 @@
 //! `join` (unfinished/resumed), `unescape` (literals), `call` (arguments),
 //! `sockaddr`, [`paths`] (lexical joining and normalisation), `procs`
 //! (per-process fds, binary, cwd), `collect` (the facts), `distinct` (the
-//! sets of distinct paths while collecting), [`rules`], `model`.
+//! sets of distinct paths while collecting), `seen` (those sets, filled on
+//! a second thread for a big trace), [`rules`], `model`.
 
 mod call;
 mod collect;
@@ -25,6 +26,7 @@ mod pidhash;
 mod prefix;
 mod procs;
 pub mod rules;
+mod seen;
 mod sockaddr;
 mod unescape;
 

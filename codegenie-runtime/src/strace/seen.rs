@@ -1,0 +1,324 @@
+//! The path sets of a parse while it runs, filled on a second thread once a
+//! trace turns out to be big, and sorted in parallel at its end.
+//!
+//! The parse itself is sequential: pids, fds and working folders depend on
+//! line order. Adding a path to its set (hashing it, comparing, allocating
+//! it: see `distinct`) does not, and on a big trace it is a fifth of the
+//! work. So past [`HANDOFF`] paths the parser writes each path into a
+//! batch and sends full batches to a worker that owns the sets. The
+//! channel holds at most [`IN_FLIGHT`] batches, so memory stays bounded by
+//! the distinct facts plus a few batches, whatever the trace's size.
+//! Small traces (most scenarios) never start a thread.
+
+use std::collections::BTreeSet;
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::thread::JoinHandle;
+
+use super::distinct::DistinctSet;
+
+/// Which set a path goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PathSet {
+    BinariesExecuted,
+    SharedLibsLoaded,
+    CertPathsRead,
+    FilesRead,
+    FilesWritten,
+    PathsProbed,
+    Missing,
+}
+
+/// How many sets there are.
+const SETS: usize = 7;
+
+impl PathSet {
+    const ALL: [PathSet; SETS] = [
+        PathSet::BinariesExecuted,
+        PathSet::SharedLibsLoaded,
+        PathSet::CertPathsRead,
+        PathSet::FilesRead,
+        PathSet::FilesWritten,
+        PathSet::PathsProbed,
+        PathSet::Missing,
+    ];
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Paths added before a worker is started: below this the thread would
+/// cost more than it saves.
+const HANDOFF: usize = 16 << 10;
+/// Bytes of a batch sent to the worker.
+const BATCH: usize = 64 << 10;
+/// Batches queued for the worker at most.
+const IN_FLIGHT: usize = 8;
+
+type Sets = [DistinctSet; SETS];
+
+/// The sets, here or on the worker.
+pub(crate) struct Seen {
+    mode: Mode,
+    /// Paths added so far (until the handoff).
+    added: usize,
+}
+
+enum Mode {
+    Here(Box<Sets>),
+    Worker(Worker),
+}
+
+struct Worker {
+    /// Records of `[set: u8][len: u32 LE][bytes]`.
+    batch: Vec<u8>,
+    to_worker: SyncSender<Vec<u8>>,
+    /// Emptied batches, sent back for reuse.
+    returned: Receiver<Vec<u8>>,
+    thread: JoinHandle<Box<Sets>>,
+}
+
+impl Default for Seen {
+    fn default() -> Self {
+        Seen {
+            mode: Mode::Here(Box::default()),
+            added: 0,
+        }
+    }
+}
+
+/// The sets, sorted: one per [`PathSet`], in its order.
+pub(crate) type SortedSets = [BTreeSet<String>; SETS];
+
+impl Seen {
+    /// Adds `path` to `set`.
+    pub(crate) fn insert(&mut self, set: PathSet, path: &str) {
+        match &mut self.mode {
+            Mode::Here(sets) => {
+                sets[set.index()].insert(path);
+                self.added += 1;
+                if self.added == HANDOFF {
+                    self.hand_off();
+                }
+            }
+            Mode::Worker(w) => {
+                // A path is at most a line, and a line at most 4 MiB.
+                let len = u32::try_from(path.len()).unwrap_or(u32::MAX);
+                let path = &path.as_bytes()[..len as usize];
+                w.batch.push(set as u8);
+                w.batch.extend_from_slice(&len.to_le_bytes());
+                w.batch.extend_from_slice(path);
+                if w.batch.len() >= BATCH {
+                    w.send();
+                }
+            }
+        }
+    }
+
+    /// Moves the sets to a worker thread, unless one cannot be started
+    /// (then they stay here: slower, nothing lost).
+    fn hand_off(&mut self) {
+        if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+            return;
+        }
+        let (to_worker, from_parser) = mpsc::sync_channel::<Vec<u8>>(IN_FLIGHT);
+        let (to_parser, returned) = mpsc::channel::<Vec<u8>>();
+        // The sets follow once the thread runs, so a failed start keeps them.
+        let (sets_to_worker, sets_from_parser) = mpsc::channel::<Box<Sets>>();
+        let spawned = std::thread::Builder::new()
+            .name("strace-paths".into())
+            .spawn(move || {
+                let mut sets = sets_from_parser.recv().unwrap_or_default();
+                for batch in from_parser {
+                    fill(&mut sets, &batch);
+                    // The parser may be gone; then the buffer is freed.
+                    let _ = to_parser.send(batch);
+                }
+                sets
+            });
+        let Ok(thread) = spawned else {
+            return;
+        };
+        let Mode::Here(sets) = std::mem::replace(
+            &mut self.mode,
+            Mode::Worker(Worker {
+                batch: Vec::with_capacity(BATCH + 256),
+                to_worker,
+                returned,
+                thread,
+            }),
+        ) else {
+            return;
+        };
+        // The worker holds the receiver until it has taken them.
+        let _ = sets_to_worker.send(sets);
+    }
+
+    /// Every set, sorted; large sets are sorted side by side.
+    pub(crate) fn finish(self) -> SortedSets {
+        let mut sets = match self.mode {
+            Mode::Here(sets) => sets,
+            Mode::Worker(mut w) => {
+                w.send();
+                drop(w.to_worker);
+                match w.thread.join() {
+                    Ok(sets) => sets,
+                    // The worker only inserts into sets; a panic there is
+                    // a bug, reported as the parse's own.
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+        };
+        sort_all(&mut sets)
+    }
+}
+
+impl Worker {
+    /// Sends the batch at hand, taking a returned buffer for the next one.
+    fn send(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let next = self
+            .returned
+            .try_recv()
+            .map(|mut b| {
+                b.clear();
+                b
+            })
+            .unwrap_or_else(|_| Vec::with_capacity(BATCH + 256));
+        let full = std::mem::replace(&mut self.batch, next);
+        // Fails only if the worker is gone, which `finish` reports.
+        let _ = self.to_worker.send(full);
+    }
+}
+
+/// Adds the records of one batch to their sets.
+fn fill(sets: &mut Sets, mut batch: &[u8]) {
+    while let [set, a, b, c, d, rest @ ..] = batch {
+        let len = u32::from_le_bytes([*a, *b, *c, *d]) as usize;
+        let (path, rest) = rest.split_at(len.min(rest.len()));
+        // Written from a `&str` by `insert`: always UTF-8.
+        if let (Ok(path), Some(kind)) = (
+            std::str::from_utf8(path),
+            PathSet::ALL.get(usize::from(*set)),
+        ) {
+            sets[kind.index()].insert(path);
+        }
+        batch = rest;
+    }
+}
+
+/// Paths that are worth sorting on a second thread.
+const SORT_APART: usize = 8 << 10;
+
+/// Sorts every set. When the sets are large, they are split into two
+/// groups of about the same number of paths (largest first, each to the
+/// lighter group), one sorted on a second thread while this one sorts the
+/// other.
+fn sort_all(sets: &mut Sets) -> SortedSets {
+    let mut order: Vec<usize> = (0..SETS).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(sets[i].len()));
+    let (mut here, mut there) = (0usize, 0usize);
+    let mut apart = [false; SETS];
+    for i in order {
+        if there < here {
+            apart[i] = true;
+            there += sets[i].len();
+        } else {
+            here += sets[i].len();
+        }
+    }
+    let two_cores = std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2;
+    if there <= SORT_APART || !two_cores {
+        apart = [false; SETS];
+    }
+    // The group sorted apart, moved out of `sets`.
+    let mut theirs: Vec<(usize, DistinctSet)> = (0..SETS)
+        .filter(|&i| apart[i])
+        .map(|i| (i, std::mem::take(&mut sets[i])))
+        .collect();
+    let sort_group = |group: &mut Vec<(usize, DistinctSet)>| -> Vec<(usize, BTreeSet<String>)> {
+        group.iter_mut().map(|(i, s)| (*i, s.take_sorted())).collect()
+    };
+    let mut out: SortedSets = Default::default();
+    let mut sorted_apart = None;
+    std::thread::scope(|scope| {
+        let handle = (!theirs.is_empty())
+            .then(|| {
+                std::thread::Builder::new()
+                    .name("strace-sort".into())
+                    .spawn_scoped(scope, || sort_group(&mut theirs))
+                    .ok()
+            })
+            .flatten();
+        for (o, s) in out.iter_mut().zip(sets.iter_mut()) {
+            *o = s.take_sorted();
+        }
+        if let Some(handle) = handle {
+            match handle.join() {
+                Ok(sorted) => sorted_apart = Some(sorted),
+                // Sorting strings does not panic; if it did, it is a bug,
+                // reported as the parse's own.
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+    });
+    // Without a second thread, the group is sorted here.
+    let sorted_apart = sorted_apart.unwrap_or_else(|| sort_group(&mut theirs));
+    for (i, sorted) in sorted_apart {
+        out[i] = sorted;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filled(n: usize) -> SortedSets {
+        let mut seen = Seen::default();
+        for i in (0..n).rev() {
+            let set = PathSet::ALL[i % SETS];
+            seen.insert(set, &format!("/data/{:02}/f{i}", i % 13));
+            // Every path twice, and an empty one: duplicates stay single.
+            seen.insert(set, &format!("/data/{:02}/f{i}", i % 13));
+            seen.insert(PathSet::Missing, "");
+        }
+        seen.finish()
+    }
+
+    fn expected(n: usize) -> SortedSets {
+        let mut out: SortedSets = Default::default();
+        for i in 0..n {
+            out[i % SETS].insert(format!("/data/{:02}/f{i}", i % 13));
+        }
+        out[PathSet::Missing.index()].insert(String::new());
+        out
+    }
+
+    #[test]
+    fn a_small_parse_keeps_its_sets_here() {
+        assert_eq!(filled(100), expected(100));
+    }
+
+    #[test]
+    fn a_big_parse_hands_its_sets_over_and_loses_nothing() {
+        // Past the handoff, across many batches, sorted apart.
+        let n = HANDOFF * 4 + 17;
+        assert_eq!(filled(n), expected(n));
+    }
+
+    #[test]
+    fn a_long_path_travels_whole() {
+        let mut seen = Seen::default();
+        for i in 0..HANDOFF {
+            seen.insert(PathSet::FilesRead, &format!("/f{i}"));
+        }
+        let long = format!("/{}", "é".repeat(BATCH));
+        seen.insert(PathSet::FilesWritten, &long);
+        let sets = seen.finish();
+        assert!(sets[PathSet::FilesWritten.index()].contains(&long));
+        assert_eq!(sets[PathSet::FilesRead.index()].len(), HANDOFF);
+    }
+}
