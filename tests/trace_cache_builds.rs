@@ -492,3 +492,123 @@ fn a_state_folder_leading_out_of_the_repository_is_refused() {
     // Nothing was written there.
     assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
 }
+
+/// `codegenie cache prune --orphaned --json`, with `env` set.
+fn prune_orphaned(env: &[(&str, &str)]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_codegenie"))
+        .args(["cache", "prune", "--orphaned", "--json"])
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
+}
+
+/// The tags a prune report lists under `kind` (`trace_images`) and `what`
+/// (`removed`, `kept`).
+fn listed(report: &serde_json::Value, kind: &str, what: &str) -> Vec<String> {
+    strings(&report[kind][what])
+}
+
+#[test]
+fn orphaned_images_go_with_their_repository_folder_and_nothing_else_does() {
+    let _engine = engine_lock();
+    let pid = std::process::id();
+    let kept_repo = copy_all_repo();
+    let gone_repo = copy_all_repo();
+    for r in [kept_repo.path(), gone_repo.path()] {
+        trace(r, &[]);
+    }
+    let kept: Vec<String> = trace_images(kept_repo.path())
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect();
+    let gone: Vec<String> = trace_images(gone_repo.path())
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect();
+    assert_eq!((kept.len(), gone.len()), (1, 1), "{kept:?} {gone:?}");
+    // A label that names no folder one can check (not absolute), in
+    // codegenie's tag repository: it may not go.
+    let odd = format!("codegenie-trace:relative-label-{pid}");
+    base_image(&odd, "relative");
+    let relabelled = Command::new("docker")
+        .args([
+            "build",
+            "-q",
+            "--label",
+            "codegenie.repository=relative/path",
+            "-t",
+            &odd,
+            "-",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(format!("FROM {odd}\n").as_bytes())?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    assert!(relabelled.status.success(), "{relabelled:?}");
+
+    // The control: both folders are there, so neither image is an orphan.
+    let out = prune_orphaned(&[]);
+    assert!(out.status.success(), "{out:?}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let removed = listed(&report, "trace_images", "removed");
+    assert!(
+        !removed.iter().any(|t| kept.contains(t) || gone.contains(t)),
+        "{report:#}"
+    );
+    assert!(image_exists(&gone[0]));
+
+    // The repository's folder is deleted: its image is an orphan now.
+    drop(gone_repo);
+    let out = prune_orphaned(&[]);
+    assert!(out.status.success(), "{out:?}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        listed(&report, "trace_images", "removed").contains(&gone[0]),
+        "{report:#}"
+    );
+    assert!(
+        listed(&report, "trace_images", "kept").contains(&kept[0]),
+        "{report:#}"
+    );
+    assert!(
+        listed(&report, "trace_images", "kept").contains(&odd),
+        "{report:#}"
+    );
+    assert!(report["minimal_images"].is_object(), "{report:#}");
+    assert!(!image_exists(&gone[0]));
+    assert!(image_exists(&kept[0]) && image_exists(&odd));
+
+    // An engine that may be on another machine is refused: the labels name
+    // this machine's folders. (Nothing listens there; nothing is asked.)
+    let out = prune_orphaned(&[("DOCKER_HOST", "tcp://127.0.0.1:9")]);
+    assert!(!out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "removing orphaned images needs the engine on this machine, \
+             but DOCKER_HOST is \"tcp://127.0.0.1:9\""
+        ),
+        "{stderr}"
+    );
+
+    // `--orphaned` looks at every repository: it takes none.
+    let out = Command::new(env!("CARGO_BIN_EXE_codegenie"))
+        .args(["cache", "prune", "--orphaned"])
+        .arg(kept_repo.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+
+    prune_images(kept_repo.path(), 0);
+    let _ = Command::new("docker").args(["rmi", &odd]).output();
+}

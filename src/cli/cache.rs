@@ -55,10 +55,11 @@ pub struct ExplainArgs {
 
 /// Arguments of `codegenie cache prune`.
 #[derive(Debug, Args)]
-#[command(group = clap::ArgGroup::new("what").required(true).multiple(true).args(["max_size", "keep_images"]))]
+#[command(group = clap::ArgGroup::new("what").required(true).multiple(true).args(["max_size", "keep_images", "orphaned"]))]
 pub struct PruneArgs {
-    /// The repository.
-    pub repo: PathBuf,
+    /// The repository (not with `--orphaned`, which looks at every one).
+    #[arg(required_unless_present = "orphaned", conflicts_with = "orphaned")]
+    pub repo: Option<PathBuf>,
     /// Largest size the store may keep: bytes, or a number with a unit
     /// (`K`, `M`, `G`, `KiB`, `MiB`, `GiB`, `KB`, `MB`, `GB`).
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
@@ -69,6 +70,11 @@ pub struct PruneArgs {
     /// image that also has another tag keeps it.
     #[arg(long, value_name = "N")]
     pub keep_images: Option<usize>,
+    /// Remove the trace and minimal images of every repository whose folder
+    /// no longer exists on this machine (deleted clones, temporary
+    /// checkouts). Needs the engine on this machine.
+    #[arg(long, conflicts_with_all = ["max_size", "keep_images"])]
+    pub orphaned: bool,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -220,25 +226,34 @@ struct Pruned {
     /// as before images were pruned too).
     #[serde(flatten)]
     store: Option<PruneReport>,
-    /// The trace images, when `--keep-images` was given.
+    /// The trace images, when `--keep-images` or `--orphaned` was given.
     #[serde(skip_serializing_if = "Option::is_none")]
     trace_images: Option<ImagePruneReport>,
-    /// The minimal images, when `--keep-images` was given.
+    /// The minimal images, when `--keep-images` or `--orphaned` was given.
     #[serde(skip_serializing_if = "Option::is_none")]
     minimal_images: Option<ImagePruneReport>,
 }
 
 fn run_prune(args: PruneArgs) -> Result<ExitCode, CliError> {
-    let repo = super::open_repo(&args.repo)?;
     let mut pruned = Pruned {
         store: None,
         trace_images: None,
         minimal_images: None,
     };
-    if let Some(max) = args.max_size {
+    if args.orphaned {
+        let engine = Engine::new(EngineKind::Docker);
+        pruned.trace_images = Some(engine.remove_orphaned_images(TRACE_IMAGES)?);
+        pruned.minimal_images = Some(engine.remove_orphaned_images(MINIMAL_REPOSITORY)?);
+    }
+    // Without `--orphaned`, clap requires the repository.
+    let repo = match &args.repo {
+        Some(path) => Some(super::open_repo(path)?),
+        None => None,
+    };
+    if let (Some(repo), Some(max)) = (&repo, args.max_size) {
         pruned.store = Some(CacheStore::for_repo_root(repo.root()).prune(max)?);
     }
-    if let Some(keep) = args.keep_images {
+    if let (Some(repo), Some(keep)) = (&repo, args.keep_images) {
         // The label holds the canonical path the build gave it.
         let root = std::fs::canonicalize(repo.root())?;
         let repository = root.to_string_lossy();

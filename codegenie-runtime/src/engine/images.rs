@@ -4,9 +4,13 @@
 //! repository it was made from, and only the newest few of each kind are
 //! kept per repository. Removal is by codegenie's own tag, never by id and
 //! never forced: an image that also carries somebody else's tag, or that a
-//! container still uses, stays.
+//! container still uses, stays. Images whose repository folder is gone
+//! from this machine are orphans, removed on request.
 
-use super::{Engine, EngineError};
+use std::path::Path;
+
+use super::{Engine, EngineEndpoint, EngineError};
+use crate::exec::Program;
 
 /// The label naming the repository an image was made from: its absolute,
 /// canonical path.
@@ -91,12 +95,25 @@ impl Engine {
         tag_repository: &str,
         repository: &str,
     ) -> Result<Vec<RepositoryImage>, EngineError> {
+        self.labelled_images(
+            tag_repository,
+            &format!("label={REPOSITORY_LABEL}={repository}"),
+        )
+    }
+
+    /// The images tagged in `tag_repository` that match the label filter
+    /// `label`, newest first.
+    fn labelled_images(
+        &self,
+        tag_repository: &str,
+        label: &str,
+    ) -> Result<Vec<RepositoryImage>, EngineError> {
         let out = self.ok(self.spec().args([
             "image",
             "ls",
             "--no-trunc",
             "--filter",
-            &format!("label={REPOSITORY_LABEL}={repository}"),
+            label,
             "--filter",
             &format!("reference={tag_repository}:*"),
             "--format",
@@ -151,27 +168,115 @@ impl Engine {
                 report.removed.push(image.tag);
             }
         }
-        if !report.removed.is_empty() {
-            // By tag: an image with another tag of somebody else's keeps it
-            // and stays; one a container uses is refused by the engine.
-            let mut spec = self.spec().arg("rmi");
-            for tag in &report.removed {
-                spec = spec.arg(tag);
-            }
-            if let Err(e) = self.ok(spec) {
-                // Some went, some did not: what is still there was refused.
-                let left: Vec<String> = self
-                    .repository_images(tag_repository, repository)?
-                    .into_iter()
-                    .map(|i| i.tag)
-                    .collect();
-                let (refused, removed) = report.removed.into_iter().partition(|t| left.contains(t));
-                report.removed = removed;
-                report.refused = refused;
-                report.refusal = Some(e.to_string());
+        self.remove_tags(&mut report, || {
+            self.repository_images(tag_repository, repository)
+        })?;
+        Ok(report)
+    }
+
+    /// Removes the tags of images in `tag_repository` whose repository
+    /// label names a folder that no longer exists on this machine (a
+    /// temporary checkout, a deleted clone). An image whose folder is there,
+    /// or cannot be told (permission denied, a label that is not an
+    /// absolute path), is kept. Refused unless the engine runs on this
+    /// machine: the labels name folders of the machine that built the
+    /// images, and an engine elsewhere may serve other machines too.
+    pub fn remove_orphaned_images(
+        &self,
+        tag_repository: &str,
+    ) -> Result<ImagePruneReport, EngineError> {
+        self.ensure_local("removing orphaned images")?;
+        let any = format!("label={REPOSITORY_LABEL}");
+        let images = self.labelled_images(tag_repository, &any)?;
+        let mut ids: Vec<&str> = images.iter().map(|i| i.id.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut repositories = std::collections::HashMap::new();
+        if !ids.is_empty() {
+            let format =
+                format!("{{{{.Id}}}}\t{{{{index .Config.Labels \"{REPOSITORY_LABEL}\"}}}}");
+            let out = self.ok(self
+                .spec()
+                .args(["image", "inspect", "--format", &format])
+                .args(ids.iter().copied()))?;
+            for line in out.stdout.text().lines() {
+                if let Some((id, repo)) = line.split_once('\t') {
+                    repositories.insert(id.trim().to_owned(), repo.trim().to_owned());
+                }
             }
         }
+        let mut report = ImagePruneReport::default();
+        for image in images {
+            let gone = repositories
+                .get(&image.id)
+                .is_some_and(|repo| folder_is_gone(Path::new(repo)));
+            if gone {
+                report.removed.push(image.tag);
+            } else {
+                report.kept.push(image.tag);
+            }
+        }
+        self.remove_tags(&mut report, || self.labelled_images(tag_repository, &any))?;
         Ok(report)
+    }
+
+    /// Removes `report.removed` by tag in one call. If the engine refuses
+    /// some (a container uses the image), `still_there` lists what is left,
+    /// and the report says which were refused and why.
+    fn remove_tags(
+        &self,
+        report: &mut ImagePruneReport,
+        still_there: impl FnOnce() -> Result<Vec<RepositoryImage>, EngineError>,
+    ) -> Result<(), EngineError> {
+        if report.removed.is_empty() {
+            return Ok(());
+        }
+        // By tag: an image with another tag of somebody else's keeps it
+        // and stays; one a container uses is refused by the engine.
+        let spec = self.spec().arg("rmi").args(report.removed.iter());
+        if let Err(e) = self.ok(spec) {
+            // Some went, some did not: what is still there was refused.
+            let left: Vec<String> = still_there()?.into_iter().map(|i| i.tag).collect();
+            let (refused, removed) = std::mem::take(&mut report.removed)
+                .into_iter()
+                .partition(|t| left.contains(t));
+            report.removed = removed;
+            report.refused = refused;
+            report.refusal = Some(e.to_string());
+        }
+        Ok(())
+    }
+
+    /// Refuses `action` unless the engine runs on this machine.
+    fn ensure_local(&self, action: &'static str) -> Result<(), EngineError> {
+        let not_local = |detail: String| Err(EngineError::NotLocal { action, detail });
+        if !self.is_local() {
+            let detail = match &self.endpoint {
+                EngineEndpoint::Host(h) => format!("it is reached at {}", h.url()),
+                EngineEndpoint::Context(c) => {
+                    format!("it is reached through the context {:?}", c.as_str())
+                }
+                EngineEndpoint::Ambient => match std::env::var("DOCKER_CONTEXT") {
+                    Ok(c) => format!("DOCKER_CONTEXT is {c:?}"),
+                    Err(_) => format!(
+                        "DOCKER_HOST is {:?}",
+                        std::env::var("DOCKER_HOST").unwrap_or_default()
+                    ),
+                },
+            };
+            return not_local(detail);
+        }
+        // A context chosen in the CLI's config file (`docker context use`)
+        // is not in the environment; ask the CLI which one it uses.
+        if self.endpoint == EngineEndpoint::Ambient && self.program == Program::Docker {
+            let out = self.ok(self.spec().args(["context", "show"]))?;
+            let context = out.stdout.text();
+            let context = context.trim();
+            if context != "default" {
+                return not_local(format!("the Docker CLI uses the context {context:?}"));
+            }
+        }
+        Ok(())
     }
 
     /// [`Engine::keep_newest_images`] after a build: a failure is a warning
@@ -197,4 +302,13 @@ impl Engine {
             }
         }
     }
+}
+
+/// Whether `folder` is known to be gone: only "not found" says so.
+fn folder_is_gone(folder: &Path) -> bool {
+    folder.is_absolute()
+        && matches!(
+            std::fs::symlink_metadata(folder),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound
+        )
 }

@@ -145,6 +145,15 @@ pub enum EngineError {
         /// Why it could not be read.
         detail: String,
     },
+    /// An action that reads this machine's folders was asked of an engine
+    /// that may run elsewhere.
+    #[error("{action} needs the engine on this machine, but {detail}")]
+    NotLocal {
+        /// What was asked.
+        action: &'static str,
+        /// Why the engine may be elsewhere.
+        detail: String,
+    },
     /// The build context of a tool image could not be written.
     #[error("cannot write the tool image's build context {path}")]
     ToolContext {

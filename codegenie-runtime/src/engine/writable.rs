@@ -26,7 +26,7 @@ pub enum WritableLayer {
 
 impl Engine {
     /// Whether this client's engine runs on this machine (a unix socket).
-    fn is_local(&self) -> bool {
+    pub(super) fn is_local(&self) -> bool {
         let unix = |url: &str| url.starts_with("unix://");
         match &self.endpoint {
             EngineEndpoint::Host(h) => unix(h.url()),

@@ -15,7 +15,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use memchr::memmem;
 
 use super::call::{field, parse_call, parse_value, Call};
-use super::seen::{PathSet, Seen, SortedSets};
 use super::join::{split_resumed, strip_unfinished, Joiner, UNFINISHED};
 use super::model::{ExecRecord, ExitStatus, TraceFacts, MAX_EXEC_RECORDS};
 use super::paths::{join_into, normalize_in_place};
@@ -26,6 +25,7 @@ use super::rules::{
     basename, is_cert, is_excluded, is_pseudo_fs, is_self_exe, is_shell, is_unnamed,
     parse_open_flags, prot_exec, script_interpreter,
 };
+use super::seen::{PathSet, Seen, SortedSets};
 use super::sockaddr::{parse_sockaddr, SockAddr};
 use super::unescape::{decode_into, leading_literal, render_into, unescape_into};
 use super::ParseOptions;
@@ -957,8 +957,7 @@ impl FactSet for BTreeSet<String> {
 
 /// Moves the sorted path sets into their places in `facts`.
 fn move_into(sets: SortedSets, facts: &mut TraceFacts) {
-    let [mut binaries, mut libs, mut certs, mut read, mut written, mut probed, mut missing] =
-        sets;
+    let [mut binaries, mut libs, mut certs, mut read, mut written, mut probed, mut missing] = sets;
     let t = &mut facts.trace;
     t.binaries_executed.append(&mut binaries);
     t.shared_libs_loaded.append(&mut libs);

@@ -239,7 +239,10 @@ fn sort_all(sets: &mut Sets) -> SortedSets {
         .map(|i| (i, std::mem::take(&mut sets[i])))
         .collect();
     let sort_group = |group: &mut Vec<(usize, DistinctSet)>| -> Vec<(usize, BTreeSet<String>)> {
-        group.iter_mut().map(|(i, s)| (*i, s.take_sorted())).collect()
+        group
+            .iter_mut()
+            .map(|(i, s)| (*i, s.take_sorted()))
+            .collect()
     };
     let mut out: SortedSets = Default::default();
     let mut sorted_apart = None;
