@@ -10,7 +10,7 @@ mod trace_support;
 
 use codegenie::runtime_trace::{RuntimeTraceSlice, TraceSettings};
 use codegenie::ProbeContext;
-use codegenie_runtime::engine::{Engine, EngineKind};
+use codegenie_runtime::engine::{Engine, EngineKind, KEEP_IMAGES};
 use codegenie_runtime::minimal::{build_minimal_image, EvidencePaths, MinimalImage};
 use trace_support::*;
 
@@ -59,6 +59,7 @@ fn trace_minimize_retrace(
         &original,
         &evidence,
         scratch.path(),
+        KEEP_IMAGES,
     )
     .expect("the minimal image builds");
 

@@ -100,10 +100,26 @@ fn busybox_service_is_verified() {
         .unwrap()
         .iter()
         .any(|b| b["kind"] == "shell"));
-    // The minimal image names its repository, as the trace image does, and
-    // `cache prune` removes both kinds.
+    // The minimal image names its repository, as the trace image does.
+    let first = v["minimal_image"].as_str().unwrap().to_owned();
+    assert!(names_repository(&first, repo.path()));
+
+    // An edit makes another trace image and another minimal image; with
+    // `--keep-images 1` only the newest of each kind stays.
+    std::fs::write(repo.path().join("rootfs/srv/edited.txt"), "edited\n").unwrap();
+    let out = minimize(
+        repo.path(),
+        &run_id("min-busybox-2"),
+        &["--keep-images", "1"],
+    );
+    let v = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{v:#}");
     let minimal = v["minimal_image"].as_str().unwrap();
-    assert!(names_repository(minimal, repo.path()));
+    assert_ne!(minimal, first);
+    assert!(image_exists(minimal));
+    assert!(!image_exists(&first), "{first} outlived --keep-images 1");
+
+    // `cache prune` removes both kinds.
     let pruned = Command::new(env!("CARGO_BIN_EXE_codegenie"))
         .args(["cache", "prune"])
         .arg(repo.path())

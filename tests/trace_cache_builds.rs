@@ -387,15 +387,6 @@ fn prune_images(repo: &Path, keep: usize) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-fn image_exists(reference: &str) -> bool {
-    Command::new("docker")
-        .args(["image", "inspect", reference])
-        .output()
-        .unwrap()
-        .status
-        .success()
-}
-
 #[test]
 fn a_run_keeps_the_newest_trace_images_of_its_repository_and_nothing_else() {
     let _engine = engine_lock();

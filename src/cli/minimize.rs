@@ -92,6 +92,7 @@ pub(super) fn run(args: MinimizeArgs) -> Result<ExitCode, CliError> {
     ctx.settings.insert(MinimizeSettings {
         verify_with,
         tag: args.tag.clone(),
+        keep_images: Some(args.build.keep_images()),
     });
     let opts = GatherOptions {
         only: vec![PROBE_NAME.to_owned(), READINESS_PROBE.to_owned()],

@@ -44,21 +44,27 @@ pub struct BuildArgs {
     /// this machine can; `none` cuts them off.
     #[arg(long, value_enum, default_value_t = BuildNetworkArg::Default)]
     pub build_network: BuildNetworkArg,
-    /// Trace images of this repository kept on the engine after a build,
-    /// the one just built included: older ones that codegenie tagged are
-    /// removed (images it did not tag are never touched).
+    /// Trace images (and, for `minimize`, minimal images) of this
+    /// repository kept on the engine after a build, the one just built
+    /// included: older ones that codegenie tagged are removed (images it
+    /// did not tag are never touched).
     #[arg(long, value_name = "N", default_value_t = KEEP_IMAGES as u64,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub keep_images: u64,
 }
 
 impl BuildArgs {
+    /// `--keep-images`, as a count.
+    pub(crate) fn keep_images(&self) -> usize {
+        usize::try_from(self.keep_images).unwrap_or(usize::MAX)
+    }
+
     /// The build options; with `no_cache`, no remembered build answers
     /// (`--no-cache` neither reads nor writes any cache).
     pub(crate) fn options(&self, no_cache: bool) -> BuildOptions {
         BuildOptions {
             network: self.build_network.into(),
-            keep_images: usize::try_from(self.keep_images).unwrap_or(usize::MAX),
+            keep_images: self.keep_images(),
             remember: !no_cache,
             ..BuildOptions::default()
         }

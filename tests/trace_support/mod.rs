@@ -170,6 +170,16 @@ pub fn run_probe(repo: &Path, ctx: ProbeContext, cache: bool) -> ProbeRecord {
     rec
 }
 
+/// Whether the engine has an image `reference` (an id or a tag).
+pub fn image_exists(reference: &str) -> bool {
+    Command::new("docker")
+        .args(["image", "inspect", reference])
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
 /// Whether the image `image` names the repository at `repo` in its
 /// `codegenie.repository` label (its canonical path).
 pub fn names_repository(image: &str, repo: &Path) -> bool {

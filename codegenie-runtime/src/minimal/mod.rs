@@ -18,7 +18,7 @@ pub mod verify;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use crate::engine::{Engine, EngineError, KEEP_IMAGES, REPOSITORY_LABEL};
+use crate::engine::{Engine, EngineError, REPOSITORY_LABEL};
 use crate::runtime_trace::RuntimeTraceSlice;
 
 use closure::Closure;
@@ -124,12 +124,15 @@ fn minimal_tag(original: &str, keep: &BTreeSet<String>, changes: &[String]) -> S
 
 /// Build (or reuse) the minimal image of `original` for `evidence`: export
 /// its filesystem into `scratch`, keep the evidence closure, import it with
-/// the original config (entrypoint, cmd, env, workdir, user, ports).
+/// the original config (entrypoint, cmd, env, workdir, user, ports). Of
+/// the repository's minimal images, the newest `keep` stay (this one always
+/// among them; docs/architecture.md, "Image hygiene").
 pub fn build_minimal_image(
     engine: &Engine,
     original: &str,
     evidence: &EvidencePaths,
     scratch: &Path,
+    keep: usize,
 ) -> Result<MinimalImage, MinimizeError> {
     if evidence.named.is_empty() {
         return Err(MinimizeError::NoEvidence);
@@ -165,7 +168,7 @@ pub fn build_minimal_image(
     // The minimal image carries the original's labels, the repository's
     // among them (docs/architecture.md, "Image hygiene").
     if let Some(repository) = config.labels.as_ref().and_then(|l| l.get(REPOSITORY_LABEL)) {
-        engine.tidy_images(MINIMAL_REPOSITORY, repository, KEEP_IMAGES, &image_id);
+        engine.tidy_images(MINIMAL_REPOSITORY, repository, keep.max(1), &image_id);
     }
     tracing::info!(%tag, reused, entries = closure.keep.len(), "minimal_image");
     Ok(MinimalImage {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{Engine, EngineError};
+use crate::engine::{Engine, EngineError, KEEP_IMAGES};
 use crate::probe::{
     run_blocking_work, Artifact, ArtifactSource, CacheStrategy, Confidence, Probe, ProbeContext,
     ProbeError, ProbeOutput, RepoSnapshot,
@@ -39,6 +39,9 @@ pub struct MinimizeSettings {
     pub verify_with: Option<ScenarioFile>,
     /// An extra tag for the minimal image.
     pub tag: Option<String>,
+    /// Minimal images of the repository to keep, newest first, the one just
+    /// built always among them (`None`: [`KEEP_IMAGES`]).
+    pub keep_images: Option<usize>,
 }
 
 /// Original and minimal image sizes.
@@ -230,7 +233,8 @@ pub fn readiness(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutput,
     if !scratch.is_dir() {
         return Err(ReadinessError::Scratch(scratch));
     }
-    let minimal = build_minimal_image(&engine, &original, &evidence, &scratch)?;
+    let keep = settings.keep_images.unwrap_or(KEEP_IMAGES);
+    let minimal = build_minimal_image(&engine, &original, &evidence, &scratch, keep)?;
     if let Some(tag) = &settings.tag {
         engine.tag(&minimal.image_id, tag)?;
     }
