@@ -61,12 +61,24 @@ pub fn supports_seccomp_bpf(version_text: &str) -> bool {
 
 /// Ask the host's strace whether it has `--seccomp-bpf`.
 pub fn host_strace_has_seccomp_bpf() -> Result<bool, BundleError> {
+    Ok(host_strace_version()?.is_some_and(|v| supports_seccomp_bpf(&v)))
+}
+
+/// What the host's `strace -V` printed (`None`: it ran and failed). Asked
+/// once per process: the cache key's tracer token and the bundle both need
+/// it in every run. A failure to start strace is not remembered.
+pub(crate) fn host_strace_version() -> Result<Option<String>, BundleError> {
+    static VERSION: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    if let Some(v) = VERSION.get() {
+        return Ok(v.clone());
+    }
     let out = exec::run(
         &ExecSpec::new(Program::Strace)
             .arg("-V")
             .timeout(Duration::from_secs(10)),
     )?;
-    Ok(out.success() && supports_seccomp_bpf(&out.stdout.text()))
+    let text = out.success().then(|| out.stdout.text());
+    Ok(VERSION.get_or_init(|| text).clone())
 }
 
 /// Why the bundle could not be assembled.

@@ -4,7 +4,6 @@
 //! serves a container run or the reverse; a new strace, new strace options,
 //! other scenarios (the embedded defaults included) or other limits re-trace.
 
-use crate::exec::{self, ExecSpec, Program};
 use crate::probe::{ProbeSettings, RepoSnapshot, ResolverError, TraceConfigResolver};
 
 use super::bundle::strace_options;
@@ -29,20 +28,8 @@ impl TraceConfigResolver for TraceConfig {
 /// The first line of `strace -V`, or `unavailable` (a run without strace
 /// gives other evidence than one with it).
 fn strace_version() -> String {
-    let out = exec::run(
-        &ExecSpec::new(Program::Strace)
-            .arg("-V")
-            .timeout(std::time::Duration::from_secs(10)),
-    );
-    match out {
-        Ok(o) if o.success() => o
-            .stdout
-            .text()
-            .lines()
-            .next()
-            .unwrap_or("unknown")
-            .trim()
-            .to_owned(),
+    match super::bundle::host_strace_version() {
+        Ok(Some(text)) => text.lines().next().unwrap_or("unknown").trim().to_owned(),
         _ => "unavailable".to_owned(),
     }
 }
