@@ -10,7 +10,7 @@ use codegenie_runtime::engine::{
 };
 use codegenie_runtime::inputs::{TokenValue, UnresolvedReason};
 use codegenie_runtime::minimal::MINIMAL_REPOSITORY;
-use codegenie_runtime::{Registry, ResolverError, TokenNotRequested};
+use codegenie_runtime::Registry;
 
 use super::CliError;
 
@@ -150,21 +150,12 @@ fn run_explain(args: ExplainArgs) -> Result<ExitCode, CliError> {
     let store = CacheStore::for_repo_root(repo.root());
     let mut ctx = super::probe_context(EngineKind::Docker, BuildOptions::default());
     if !args.resolve {
-        let builds = BuildDigestResolver::new(Engine::new(EngineKind::Docker));
+        // A remembered build of the repository as it is answers; nothing
+        // is built.
         ctx.image_digest_resolver = Some(std::sync::Arc::new(
-            move |repo: &codegenie_runtime::RepoSnapshot| -> Result<Option<String>, ResolverError> {
-                // As the build resolver: no Dockerfile, no image (nothing to build).
-                if !repo.has_file("Dockerfile") {
-                    return Ok(None);
-                }
-                // A remembered build answers without building.
-                if let Some(digest) = builds.recall(repo.root()) {
-                    return Ok(Some(digest));
-                }
-                Err(Box::new(TokenNotRequested(
-                    "not built: the digest is known only after an image build (no remembered build matches the repository as it is); pass --resolve to build and show the key a run would use".to_owned(),
-                )))
-            },
+            BuildDigestResolver::new(Engine::new(EngineKind::Docker)).recall_only(
+                "not built: the digest is known only after an image build (no remembered build matches the repository as it is); pass --resolve to build and show the key a run would use",
+            ),
         ));
     }
     let ex = explain(&repo, &store, reg.name, probe.as_ref(), &ctx)?;

@@ -901,6 +901,9 @@ pub struct BuildDigestResolver {
     engine: Engine,
     options: BuildOptions,
     resolved: Arc<Mutex<BTreeMap<PathBuf, Result<String, EngineError>>>>,
+    /// Set by [`BuildDigestResolver::recall_only`]: never build, and say
+    /// this when no remembered build answers.
+    recall_only: Option<String>,
 }
 
 impl BuildDigestResolver {
@@ -910,7 +913,18 @@ impl BuildDigestResolver {
             engine,
             options: BuildOptions::default(),
             resolved: Arc::default(),
+            recall_only: None,
         }
+    }
+
+    /// The same resolver, answering only from remembered builds (see
+    /// [`BuildDigestResolver::recall`]): it never builds, and when no
+    /// remembered build matches, the digest is unresolved
+    /// ([`TokenNotRequested`](crate::probe::TokenNotRequested)) with `why`
+    /// as the reason. For explaining a key without running anything.
+    pub fn recall_only(mut self, why: impl Into<String>) -> Self {
+        self.recall_only = Some(why.into());
+        self
     }
 
     /// The same resolver with another build time limit.
@@ -988,6 +1002,12 @@ impl ImageDigestResolver for BuildDigestResolver {
     fn resolve(&self, repo: &RepoSnapshot) -> Result<Option<String>, ResolverError> {
         if !repo.has_file("Dockerfile") {
             return Ok(None);
+        }
+        if let Some(why) = &self.recall_only {
+            return match self.recall(repo.root()) {
+                Some(digest) => Ok(Some(digest)),
+                None => Err(Box::new(crate::probe::TokenNotRequested(why.clone()))),
+            };
         }
         // Held across the build: a second caller waits for the first build
         // instead of starting its own.
