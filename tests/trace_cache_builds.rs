@@ -285,6 +285,11 @@ fn trace_logged(repo: &Path) -> (serde_json::Value, String) {
 
 /// A `FROM scratch` image holding busybox and `marker`, tagged `tag`.
 fn base_image(tag: &str, marker: &str) {
+    labelled_image(tag, marker, &[]);
+}
+
+/// [`base_image`] with `labels` (`KEY=VALUE`).
+fn labelled_image(tag: &str, marker: &str, labels: &[&str]) {
     let ctx = tempfile::tempdir().unwrap();
     std::fs::copy(busybox(), ctx.path().join("busybox")).unwrap();
     std::fs::write(ctx.path().join("marker"), marker).unwrap();
@@ -295,6 +300,7 @@ fn base_image(tag: &str, marker: &str) {
     .unwrap();
     let out = Command::new("docker")
         .args(["build", "-q", "-t", tag])
+        .args(labels.iter().flat_map(|l| ["--label", l]))
         .arg(ctx.path())
         .output()
         .unwrap();
@@ -330,6 +336,7 @@ fn a_remembered_build_answers_until_an_input_or_a_base_image_changes() {
 
     // The base image's tag now names another image: the same context
     // builds on it, so the build runs again and the evidence is new.
+    let first_base = image_id(&base);
     base_image(&base, "two");
     let (third, log) = trace_logged(r);
     assert!(!log.contains("build_recalled"), "{log}");
@@ -346,7 +353,19 @@ fn a_remembered_build_answers_until_an_input_or_a_base_image_changes() {
     assert!(!String::from_utf8_lossy(&out.stderr).contains("build_recalled"));
 
     prune_images(r, 0);
-    let _ = Command::new("docker").args(["rmi", &base]).output();
+    let _ = Command::new("docker")
+        .args(["rmi", &base, &first_base])
+        .output();
+}
+
+/// The id of the image `reference`.
+fn image_id(reference: &str) -> String {
+    let out = Command::new("docker")
+        .args(["image", "inspect", "--format", "{{.Id}}", reference])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 /// The slice the last run wrote.
@@ -520,32 +539,7 @@ fn orphaned_images_go_with_their_repository_folder_and_nothing_else_does() {
     // A label that names no folder one can check (not absolute), in
     // codegenie's tag repository: it may not go.
     let odd = format!("codegenie-trace:relative-label-{pid}");
-    base_image(&odd, "relative");
-    let relabelled = Command::new("docker")
-        .args([
-            "build",
-            "-q",
-            "--label",
-            "codegenie.repository=relative/path",
-            "-t",
-            &odd,
-            "-",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(format!("FROM {odd}\n").as_bytes())?;
-            child.wait_with_output()
-        })
-        .unwrap();
-    assert!(relabelled.status.success(), "{relabelled:?}");
+    labelled_image(&odd, "relative", &["codegenie.repository=relative/path"]);
 
     // The control: both folders are there, so neither image is an orphan.
     let out = prune_orphaned(&[]);
