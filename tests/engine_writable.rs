@@ -21,15 +21,8 @@ fn docker(args: &[&str]) -> String {
 #[test]
 fn the_upper_folder_measure_agrees_with_the_engine() {
     let _engine = engine_lock();
-    let ctx = tempfile::tempdir().unwrap();
-    std::fs::copy(busybox(), ctx.path().join("busybox")).unwrap();
-    std::fs::write(
-        ctx.path().join("Dockerfile"),
-        "FROM scratch\nCOPY busybox /bin/busybox\n",
-    )
-    .unwrap();
     let tag = format!("codegenie-test-writable:{}", std::process::id());
-    docker(&["build", "-q", "-t", &tag, ctx.path().to_str().unwrap()]);
+    busybox_image(&tag, "writable", &[]);
     let id = docker(&[
         "run",
         "-d",

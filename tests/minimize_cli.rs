@@ -88,7 +88,11 @@ fn busybox_service_is_verified() {
     let id = run_id("min-busybox");
     // An older minimal image of the repository, as an earlier run leaves.
     let older = format!("codegenie-min:older-{}", std::process::id());
-    older_minimal_image(&older, repo.path());
+    let label = format!(
+        "codegenie.repository={}",
+        std::fs::canonicalize(repo.path()).unwrap().display()
+    );
+    busybox_image(&older, "older", &[&label]);
     let out = minimize(repo.path(), &id, &["--keep-images", "1"]);
     let v = json(&out);
     eprintln!(
@@ -185,26 +189,4 @@ fn a_failed_trace_is_a_typed_error_and_nothing_half_written() {
         .path()
         .join(".codegenie/context/distroless_readiness.json")
         .exists());
-}
-
-/// A `FROM scratch` image tagged `tag` in codegenie's minimal repository and
-/// labelled with `repo`, as a minimal image of it is.
-fn older_minimal_image(tag: &str, repo: &Path) {
-    let ctx = tempfile::tempdir().unwrap();
-    std::fs::copy(busybox(), ctx.path().join("busybox")).unwrap();
-    std::fs::write(
-        ctx.path().join("Dockerfile"),
-        "FROM scratch\nCOPY busybox /bin/busybox\n",
-    )
-    .unwrap();
-    let label = format!(
-        "codegenie.repository={}",
-        std::fs::canonicalize(repo).unwrap().display()
-    );
-    let out = Command::new("docker")
-        .args(["build", "-q", "--label", &label, "-t", tag])
-        .arg(ctx.path())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
 }

@@ -285,26 +285,7 @@ fn trace_logged(repo: &Path) -> (serde_json::Value, String) {
 
 /// A `FROM scratch` image holding busybox and `marker`, tagged `tag`.
 fn base_image(tag: &str, marker: &str) {
-    labelled_image(tag, marker, &[]);
-}
-
-/// [`base_image`] with `labels` (`KEY=VALUE`).
-fn labelled_image(tag: &str, marker: &str, labels: &[&str]) {
-    let ctx = tempfile::tempdir().unwrap();
-    std::fs::copy(busybox(), ctx.path().join("busybox")).unwrap();
-    std::fs::write(ctx.path().join("marker"), marker).unwrap();
-    std::fs::write(
-        ctx.path().join("Dockerfile"),
-        "FROM scratch\nCOPY busybox /bin/busybox\nCOPY marker /marker\n",
-    )
-    .unwrap();
-    let out = Command::new("docker")
-        .args(["build", "-q", "-t", tag])
-        .args(labels.iter().flat_map(|l| ["--label", l]))
-        .arg(ctx.path())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
+    busybox_image(tag, marker, &[]);
 }
 
 #[test]
@@ -539,7 +520,7 @@ fn orphaned_images_go_with_their_repository_folder_and_nothing_else_does() {
     // A label that names no folder one can check (not absolute), in
     // codegenie's tag repository: it may not go.
     let odd = format!("codegenie-trace:relative-label-{pid}");
-    labelled_image(&odd, "relative", &["codegenie.repository=relative/path"]);
+    busybox_image(&odd, "relative", &["codegenie.repository=relative/path"]);
 
     // The control: both folders are there, so neither image is an orphan.
     let out = prune_orphaned(&[]);

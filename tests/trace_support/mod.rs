@@ -170,6 +170,27 @@ pub fn run_probe(repo: &Path, ctx: ProbeContext, cache: bool) -> ProbeRecord {
     rec
 }
 
+/// Builds a `FROM scratch` image holding busybox (`/bin/busybox`) and a
+/// `/marker` file with `marker` (so that different markers give different
+/// images), with `labels` (`KEY=VALUE`), tagged `tag`.
+pub fn busybox_image(tag: &str, marker: &str, labels: &[&str]) {
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::copy(busybox(), ctx.path().join("busybox")).unwrap();
+    std::fs::write(ctx.path().join("marker"), marker).unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM scratch\nCOPY busybox /bin/busybox\nCOPY marker /marker\n",
+    )
+    .unwrap();
+    let out = Command::new("docker")
+        .args(["build", "-q", "-t", tag])
+        .args(labels.iter().flat_map(|l| ["--label", l]))
+        .arg(ctx.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+}
+
 /// Whether the engine has an image `reference` (an id or a tag).
 pub fn image_exists(reference: &str) -> bool {
     Command::new("docker")
