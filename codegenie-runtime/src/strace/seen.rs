@@ -118,7 +118,7 @@ impl Seen {
     /// Moves the sets to a worker thread, unless one cannot be started
     /// (then they stay here: slower, nothing lost).
     fn hand_off(&mut self) {
-        if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        if !two_cores() {
             return;
         }
         let (to_worker, from_parser) = mpsc::sync_channel::<Vec<u8>>(IN_FLIGHT);
@@ -209,6 +209,11 @@ fn fill(sets: &mut Sets, mut batch: &[u8]) {
     }
 }
 
+/// Whether a second thread can run beside this one.
+fn two_cores() -> bool {
+    std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2)
+}
+
 /// Paths that are worth sorting on a second thread.
 const SORT_APART: usize = 8 << 10;
 
@@ -229,8 +234,9 @@ fn sort_all(sets: &mut Sets) -> SortedSets {
             here += sets[i].len();
         }
     }
-    let two_cores = std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2;
-    if there <= SORT_APART || !two_cores {
+    // Asked only for large sets: the answer reads cgroup files, and every
+    // scenario's (small) trace is parsed.
+    if there <= SORT_APART || !two_cores() {
         apart = [false; SETS];
     }
     // The group sorted apart, moved out of `sets`.
