@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Instant;
 
-use containment_support::{row, write_scenarios};
+use containment_support::row;
 use trace_support::*;
 
 fn trace(repo: &Path, extra: &[&str]) -> Output {

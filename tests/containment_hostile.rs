@@ -222,12 +222,9 @@ fn an_app_ignoring_sigterm_is_killed_after_the_grace() {
     // The trace shows the SIGTERMs it ignored and the SIGKILL that ended it.
     assert_eq!(sc["exit_status"]["signal"], "SIGKILL", "{sc:#}");
     assert!(strings(&sc["signals_seen"]).contains(&"SIGTERM".to_owned()));
-    assert!(
-        c.warnings
-            .iter()
-            .any(|w| w.contains("did not stop within 1000 ms of SIGTERM; stopped by SIGKILL")),
-        "{:?}",
-        c.warnings
+    assert_warned(
+        &c.warnings,
+        "did not stop within 1000 ms of SIGTERM; stopped by SIGKILL",
     );
     assert_eq!(c.leftovers, Leftovers::default());
     row(
@@ -417,25 +414,37 @@ fn a_build_that_never_ends_hits_the_build_timeout() {
     );
 }
 
-#[test]
-fn a_bundle_copy_failure_fails_the_scenario_cleanly() {
+/// The `bundle-blocked` fixture run with `scenarios` (YAML): every one of
+/// `names` fails with a typed engine error naming `docker cp`, the run has no
+/// coverage, and nothing is left behind.
+fn blocked_bundle_case(run: &str, scenarios: &str, names: &[&str]) -> Case {
     private_tmp();
     let _engine = engine_lock();
     let repo = fixture_repo("tests/fixtures/hostile/bundle-blocked");
-    write_scenarios(
-        repo.path(),
-        "version: 1\napp:\n  ready: { after_s: 1 }\nscenarios:\n  - name: startup\n    steps: [ { wait_ready: {} } ]\n",
-    );
-    let c = run_case("bundle-blocked", repo.path(), &[]);
-    let (kind, detail) = outcome(&c.slice, "startup");
-    assert_eq!(kind, "failed");
-    assert_eq!(detail["reason"], "other");
-    assert!(
-        detail["detail"].as_str().unwrap().contains("docker cp"),
-        "{detail:#}"
-    );
+    write_scenarios(repo.path(), scenarios);
+    let c = run_case(run, repo.path(), &[]);
+    for name in names {
+        let (kind, detail) = outcome(&c.slice, name);
+        assert_eq!(kind, "failed");
+        assert_eq!(detail["reason"], "other");
+        assert!(
+            detail["detail"].as_str().unwrap().contains("docker cp"),
+            "{detail:#}"
+        );
+    }
     assert_eq!(c.slice["trace_coverage_confidence"], "unavailable");
     assert_eq!(c.leftovers, Leftovers::default());
+    c
+}
+
+#[test]
+fn a_bundle_copy_failure_fails_the_scenario_cleanly() {
+    let c = blocked_bundle_case(
+        "bundle-blocked",
+        "version: 1\napp:\n  ready: { after_s: 1 }\nscenarios:\n  - name: startup\n    steps: [ { wait_ready: {} } ]\n",
+        &["startup"],
+    );
+    let (kind, detail) = outcome(&c.slice, "startup");
     row(
         "bundle copy failure",
         "failed: typed engine error naming docker cp",
@@ -447,26 +456,12 @@ fn a_bundle_copy_failure_fails_the_scenario_cleanly() {
 
 #[test]
 fn a_tool_image_that_cannot_be_made_fails_every_scenario_cleanly() {
-    private_tmp();
-    let _engine = engine_lock();
-    let repo = fixture_repo("tests/fixtures/hostile/bundle-blocked");
     // Two scenarios: the run copies the bundle once, into its tool image.
-    write_scenarios(
-        repo.path(),
+    blocked_bundle_case(
+        "tool-image-blocked",
         "version: 1\napp:\n  ready: { after_s: 1 }\nscenarios:\n  - name: startup\n    steps: [ { wait_ready: {} } ]\n  - name: shutdown\n    steps: [ { wait_ready: {} } ]\n",
+        &["startup", "shutdown"],
     );
-    let c = run_case("tool-image-blocked", repo.path(), &[]);
-    for name in ["startup", "shutdown"] {
-        let (kind, detail) = outcome(&c.slice, name);
-        assert_eq!(kind, "failed");
-        assert_eq!(detail["reason"], "other");
-        assert!(
-            detail["detail"].as_str().unwrap().contains("docker cp"),
-            "{detail:#}"
-        );
-    }
-    assert_eq!(c.slice["trace_coverage_confidence"], "unavailable");
-    assert_eq!(c.leftovers, Leftovers::default());
 }
 
 #[test]
@@ -605,13 +600,7 @@ fn interpreter_lookups_read_a_bounded_head_of_a_bounded_number_of_paths() {
         "{capped} {:#}",
         c.slice["interpreters"]
     );
-    assert!(
-        c.warnings
-            .iter()
-            .any(|w| w.contains("were not read for an interpreter")),
-        "{:?}",
-        c.warnings
-    );
+    assert_warned(&c.warnings, "were not read for an interpreter");
     assert_eq!(c.leftovers, Leftovers::default());
     // Control: with room for every path, all 60 scripts are read, and the
     // big script's interpreter comes from its head.

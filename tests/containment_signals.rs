@@ -136,12 +136,9 @@ fn a_run_after_a_sigkilled_run_removes_its_leftovers() {
     );
     let took = started.elapsed();
     let out = rec.output.expect("the next run ran");
-    assert!(
-        out.warnings
-            .iter()
-            .any(|w| w.contains("leftover container(s) of earlier interrupted runs")),
-        "{:?}",
-        out.warnings
+    assert_warned(
+        &out.warnings,
+        "leftover container(s) of earlier interrupted runs",
     );
     let left = labelled_containers(&dead);
     assert!(
@@ -154,12 +151,9 @@ fn a_run_after_a_sigkilled_run_removes_its_leftovers() {
         Vec::<String>::new(),
         "the dead run's tool image survived"
     );
-    assert!(
-        out.warnings
-            .iter()
-            .any(|w| w.contains("leftover tool image(s) of earlier interrupted runs")),
-        "{:?}",
-        out.warnings
+    assert_warned(
+        &out.warnings,
+        "leftover tool image(s) of earlier interrupted runs",
     );
     assert!(labelled_containers(&next).is_empty());
     // The killed run's scratch folder is gone; the spoofing container stays.

@@ -17,7 +17,7 @@ use std::process::{Command, Output};
 use std::time::Instant;
 
 use codegenie::runtime_trace::Backend;
-use containment_support::{row, write_scenarios};
+use containment_support::row;
 use trace_support::*;
 
 /// Write zeros to `path` until the file system is full.

@@ -7,11 +7,6 @@ mod trace_support;
 
 use trace_support::*;
 
-fn write_scenarios(repo: &std::path::Path, yaml: &str) {
-    std::fs::create_dir_all(repo.join(".codegenie")).unwrap();
-    std::fs::write(repo.join(".codegenie/scenarios.yaml"), yaml).unwrap();
-}
-
 fn outcome(slice: &serde_json::Value, scenario: &str) -> serde_json::Value {
     slice["scenarios"]
         .as_array()

@@ -12,11 +12,6 @@ use std::process::Command;
 use codegenie::ProbeStatus;
 use trace_support::*;
 
-fn write_scenarios(repo: &std::path::Path, yaml: &str) {
-    std::fs::create_dir_all(repo.join(".codegenie")).unwrap();
-    std::fs::write(repo.join(".codegenie/scenarios.yaml"), yaml).unwrap();
-}
-
 #[test]
 fn build_failure_skips_every_scenario_with_the_log_tail() {
     let _engine = engine_lock();

@@ -31,13 +31,11 @@ fn phases_of(scenario: &serde_json::Value) -> u64 {
 fn every_phase_of_a_container_scenario_is_timed_within_its_wall_clock() {
     let _engine = engine_lock();
     let repo = fixture_repo("tests/fixtures/service");
-    std::fs::create_dir_all(repo.path().join(".codegenie")).unwrap();
-    std::fs::write(
-        repo.path().join(".codegenie/scenarios.yaml"),
+    write_scenarios(
+        repo.path(),
         "version: 1\napp:\n  ready: { log_line: \"listening on\", timeout_s: 20 }\n\
          scenarios:\n  - name: startup\n    steps: [ { wait_ready: {} } ]\n",
-    )
-    .unwrap();
+    );
     let id = run_id("phases");
     let rec = run_probe(repo.path(), context(&id, &[]), false);
     let slice = &rec.output.as_ref().expect("an output").schema_slice;
@@ -68,13 +66,11 @@ fn every_phase_of_a_container_scenario_is_timed_within_its_wall_clock() {
 fn scenarios_of_a_run_share_the_tool_image_and_install_nothing() {
     let _engine = engine_lock();
     let repo = fixture_repo("tests/fixtures/service");
-    std::fs::create_dir_all(repo.path().join(".codegenie")).unwrap();
-    std::fs::write(
-        repo.path().join(".codegenie/scenarios.yaml"),
+    write_scenarios(
+        repo.path(),
         "version: 1\nscenarios:\n  - name: one\n    command: [\"sh\", \"-c\", \"exit 0\"]\n\
          \x20 - name: two\n    command: [\"sh\", \"-c\", \"exit 0\"]\n",
-    )
-    .unwrap();
+    );
     let id = run_id("phases-shared");
     let rec = run_probe(repo.path(), context(&id, &[]), false);
     let slice = &rec.output.as_ref().expect("an output").schema_slice;

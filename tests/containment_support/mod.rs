@@ -129,12 +129,6 @@ pub fn row(case: &str, expected: &str, observed: &str, took: Duration, leftovers
     );
 }
 
-/// Write `.codegenie/scenarios.yaml`.
-pub fn write_scenarios(repo: &Path, yaml: &str) {
-    std::fs::create_dir_all(repo.join(".codegenie")).unwrap();
-    std::fs::write(repo.join(".codegenie/scenarios.yaml"), yaml).unwrap();
-}
-
 /// Peak resident memory of this process (`VmHWM`), in KiB.
 pub fn peak_rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();

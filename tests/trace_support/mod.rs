@@ -191,6 +191,20 @@ pub fn busybox_image(tag: &str, marker: &str, labels: &[&str]) {
     assert!(out.status.success(), "{out:?}");
 }
 
+/// Write `.codegenie/scenarios.yaml`.
+pub fn write_scenarios(repo: &Path, yaml: &str) {
+    std::fs::create_dir_all(repo.join(".codegenie")).unwrap();
+    std::fs::write(repo.join(".codegenie/scenarios.yaml"), yaml).unwrap();
+}
+
+/// Asserts that one of `warnings` contains `needle`.
+pub fn assert_warned(warnings: &[String], needle: &str) {
+    assert!(
+        warnings.iter().any(|w| w.contains(needle)),
+        "no warning with {needle:?} in {warnings:#?}"
+    );
+}
+
 /// Whether the engine has an image `reference` (an id or a tag).
 pub fn image_exists(reference: &str) -> bool {
     Command::new("docker")
