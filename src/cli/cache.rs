@@ -233,8 +233,11 @@ fn run_prune(args: PruneArgs) -> Result<ExitCode, CliError> {
     };
     if args.orphaned {
         let engine = Engine::new(EngineKind::Docker);
-        pruned.trace_images = Some(engine.remove_orphaned_images(TRACE_IMAGES)?);
-        pruned.minimal_images = Some(engine.remove_orphaned_images(MINIMAL_REPOSITORY)?);
+        let mut reports = engine
+            .remove_orphaned_images(&[TRACE_IMAGES, MINIMAL_REPOSITORY])?
+            .into_iter();
+        pruned.trace_images = reports.next();
+        pruned.minimal_images = reports.next();
     }
     // Without `--orphaned`, clap requires the repository.
     let repo = match &args.repo {

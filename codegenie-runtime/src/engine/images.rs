@@ -174,18 +174,27 @@ impl Engine {
         Ok(report)
     }
 
-    /// Removes the tags of images in `tag_repository` whose repository
-    /// label names a folder that no longer exists on this machine (a
-    /// temporary checkout, a deleted clone). An image whose folder is there,
-    /// or cannot be told (permission denied, a label that is not an
-    /// absolute path), is kept. Refused unless the engine runs on this
-    /// machine: the labels name folders of the machine that built the
-    /// images, and an engine elsewhere may serve other machines too.
+    /// Removes the tags of images in each of `tag_repositories` whose
+    /// repository label names a folder that no longer exists on this
+    /// machine (a temporary checkout, a deleted clone); one report per tag
+    /// repository, in order. An image whose folder is there, or cannot be
+    /// told (permission denied, a label that is not an absolute path), is
+    /// kept. Refused unless the engine runs on this machine: the labels name
+    /// folders of the machine that built the images, and an engine elsewhere
+    /// may serve other machines too.
     pub fn remove_orphaned_images(
         &self,
-        tag_repository: &str,
-    ) -> Result<ImagePruneReport, EngineError> {
+        tag_repositories: &[&str],
+    ) -> Result<Vec<ImagePruneReport>, EngineError> {
         self.ensure_local("removing orphaned images")?;
+        tag_repositories
+            .iter()
+            .map(|r| self.remove_orphans_in(r))
+            .collect()
+    }
+
+    /// [`Engine::remove_orphaned_images`] in one tag repository.
+    fn remove_orphans_in(&self, tag_repository: &str) -> Result<ImagePruneReport, EngineError> {
         let any = format!("label={REPOSITORY_LABEL}");
         let images = self.labelled_images(tag_repository, &any)?;
         let mut ids: Vec<&str> = images.iter().map(|i| i.id.as_str()).collect();
