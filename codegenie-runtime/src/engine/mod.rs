@@ -656,7 +656,11 @@ impl Engine {
             "{{.State.Running}}",
             container,
         ]))?;
-        Ok(out.stdout.text().trim() == "true")
+        let text = out.stdout.text();
+        printed_bool(text.trim()).ok_or_else(|| EngineError::Output {
+            command: "container inspect .State.Running".into(),
+            detail: format!("`{}` is not a boolean", text.trim()),
+        })
     }
 
     /// The size of the container's writable layer in bytes (what it wrote
@@ -695,11 +699,7 @@ impl Engine {
         };
         let (size, oom) = text.trim().split_once(' ').ok_or_else(bad)?;
         let size = size.parse().map_err(|_| bad())?;
-        let oom = match oom {
-            "true" => true,
-            "false" => false,
-            _ => return Err(bad()),
-        };
+        let oom = printed_bool(oom).ok_or_else(bad)?;
         Ok((size, oom))
     }
 
@@ -712,14 +712,11 @@ impl Engine {
             "{{.State.OOMKilled}}",
             container,
         ]))?;
-        match out.stdout.text().trim() {
-            "true" => Ok(true),
-            "false" => Ok(false),
-            other => Err(EngineError::Output {
-                command: "container inspect .State.OOMKilled".into(),
-                detail: format!("`{other}` is not a boolean"),
-            }),
-        }
+        let text = out.stdout.text();
+        printed_bool(text.trim()).ok_or_else(|| EngineError::Output {
+            command: "container inspect .State.OOMKilled".into(),
+            detail: format!("`{}` is not a boolean", text.trim()),
+        })
     }
 
     /// Kill the container (SIGKILL to its PID 1).
@@ -877,6 +874,15 @@ fn daemon_down_line(log: &str) -> Option<String> {
                 || l.contains("Is the docker daemon running")
         })
         .map(|l| l.trim().to_owned())
+}
+
+/// A boolean as a Go template prints it.
+fn printed_bool(text: &str) -> Option<bool> {
+    match text {
+        "true" => Some(true),
+        "false" => Some(false),
+        _ => None,
+    }
 }
 
 /// The ids an engine listing printed, one a line (`-q`, `--format {{.ID}}`).
