@@ -285,7 +285,9 @@ fn sort_all(sets: &mut Sets) -> SortedSets {
 mod tests {
     use super::*;
 
-    fn filled(n: usize) -> SortedSets {
+    /// The sets after `n` paths (each twice, and an empty one), and whether
+    /// they were filled on the worker.
+    fn filled(n: usize) -> (SortedSets, bool) {
         let mut seen = Seen::default();
         for i in (0..n).rev() {
             let set = PathSet::ALL[i % SETS];
@@ -294,7 +296,8 @@ mod tests {
             seen.insert(set, &format!("/data/{:02}/f{i}", i % 13));
             seen.insert(PathSet::Missing, "");
         }
-        seen.finish()
+        let handed_off = matches!(seen.mode, Mode::Worker(_));
+        (seen.finish(), handed_off)
     }
 
     fn expected(n: usize) -> SortedSets {
@@ -308,14 +311,19 @@ mod tests {
 
     #[test]
     fn a_small_parse_keeps_its_sets_here() {
-        assert_eq!(filled(100), expected(100));
+        let (sets, handed_off) = filled(100);
+        assert_eq!(sets, expected(100));
+        assert!(!handed_off, "a small parse started a thread");
     }
 
     #[test]
     fn a_big_parse_hands_its_sets_over_and_loses_nothing() {
         // Past the handoff, across many batches, sorted apart.
         let n = HANDOFF * 4 + 17;
-        assert_eq!(filled(n), expected(n));
+        let (sets, handed_off) = filled(n);
+        assert_eq!(sets, expected(n));
+        // Where a second thread can run, the worker filled them.
+        assert_eq!(handed_off, two_cores());
     }
 
     #[test]
