@@ -198,7 +198,7 @@ impl Engine {
             "--filter",
             &format!("label={TOOLS_OWNER_LABEL}"),
         ]))?;
-        let mut ids = super::ids_of(&out.stdout.text());
+        let mut ids = super::client::ids_of(&out.stdout.text());
         ids.dedup();
         if ids.is_empty() {
             return Ok(Vec::new());

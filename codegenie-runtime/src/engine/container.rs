@@ -1,0 +1,326 @@
+//! The container lifecycle: create (hardened), copy in and out, start,
+//! exec, inspect, kill, remove.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::exec::{self, Finished, Running};
+use crate::tar_head::TarHead;
+
+use super::client::printed_bool;
+use super::{orphans, Engine, EngineError, LOG_TAIL_BYTES, RUN_LABEL};
+
+/// How a scenario container is created (the hardening of docs/architecture.md, "Container flow", is fixed).
+#[derive(Debug, Clone)]
+pub struct CreateOptions {
+    /// The image (digest).
+    pub image: String,
+    /// Value of the run label.
+    pub run_id: String,
+    /// The entrypoint override (the bundled loader).
+    pub entrypoint: String,
+    /// The arguments after the entrypoint.
+    pub args: Vec<String>,
+    /// `--pids-limit`.
+    pub pids_limit: u32,
+    /// `--memory`.
+    pub memory: String,
+    /// `--cpus`.
+    pub cpus: String,
+    /// Paths mounted as tmpfs of a size in bytes (`--tmpfs PATH:size=N`).
+    pub tmpfs: Vec<(String, u64)>,
+}
+
+/// What a capped copy out of a container kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CappedCopy<T> {
+    /// What was kept (nothing more for a copy to a file).
+    pub kept: T,
+    /// The file's full size in the container.
+    pub size: u64,
+    /// The bytes kept.
+    pub written: u64,
+}
+
+impl<T> CappedCopy<T> {
+    /// Whether the file was longer than the cap.
+    pub fn truncated(&self) -> bool {
+        self.written < self.size
+    }
+}
+
+impl Engine {
+    /// Create a hardened container and return its id.
+    pub fn create(&self, o: &CreateOptions) -> Result<String, EngineError> {
+        let owner =
+            orphans::current().map(|o| format!("{}={}", orphans::OWNER_LABEL, o.label_value()));
+        let out = self.ok(self
+            .spec()
+            .args(["create", "--network=none", "--cap-drop=ALL"])
+            .arg("--security-opt=no-new-privileges")
+            .arg(format!("--pids-limit={}", o.pids_limit))
+            .arg(format!("--memory={}", o.memory))
+            .arg(format!("--cpus={}", o.cpus))
+            .args(
+                o.tmpfs
+                    .iter()
+                    .flat_map(|(path, size)| ["--tmpfs".to_owned(), format!("{path}:size={size}")]),
+            )
+            // Output is read through the attach stream (bounded capture); a
+            // log driver would keep a flood on the engine's disk.
+            .arg("--log-driver=none")
+            .arg("--label")
+            .arg(format!("{RUN_LABEL}={}", o.run_id))
+            .args(owner.iter().flat_map(|l| ["--label", l.as_str()]))
+            .arg("--entrypoint")
+            .arg(&o.entrypoint)
+            .arg(&o.image)
+            .args(&o.args))?;
+        let id = out.stdout.text().trim().to_owned();
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(EngineError::Output {
+                command: "create".into(),
+                detail: format!("`{id}` is not a container id"),
+            });
+        }
+        Ok(id)
+    }
+
+    /// Copy the contents of the host folder `src` into `dest` in the container.
+    pub fn copy_in(&self, src: &Path, container: &str, dest: &str) -> Result<(), EngineError> {
+        let mut from = src.as_os_str().to_owned();
+        from.push("/.");
+        self.ok(self
+            .spec()
+            .arg("cp")
+            .arg(from)
+            .arg(format!("{container}:{dest}")))?;
+        Ok(())
+    }
+
+    /// Copy the file `path` (symlinks followed) out of the container to `dest` on the host.
+    pub fn copy_out(&self, container: &str, path: &str, dest: &Path) -> Result<(), EngineError> {
+        self.ok(self
+            .spec()
+            .args(["cp", "-L"])
+            .arg(format!("{container}:{path}"))
+            .arg(dest))?;
+        Ok(())
+    }
+
+    /// The first `limit` bytes of the file `path` (symlinks followed) in the
+    /// container, however large it is: the copy is a tar stream read only as
+    /// far as needed (docs/architecture.md, "Capped copies").
+    pub fn read_head(
+        &self,
+        container: &str,
+        path: &str,
+        limit: u64,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, EngineError> {
+        Ok(self
+            .copy_stream(container, path, Vec::new(), limit, timeout)?
+            .kept)
+    }
+
+    /// Copy at most `limit` bytes of the file `path` (symlinks followed) out
+    /// of the container to `dest`; the result says how long the file was.
+    pub fn copy_out_capped(
+        &self,
+        container: &str,
+        path: &str,
+        dest: &Path,
+        limit: u64,
+        timeout: Duration,
+    ) -> Result<CappedCopy<()>, EngineError> {
+        let file = std::fs::File::create(dest).map_err(|e| EngineError::Output {
+            command: "cp".into(),
+            detail: format!("cannot create {}: {e}", dest.display()),
+        })?;
+        let out = self.copy_stream(
+            container,
+            path,
+            std::io::BufWriter::new(file),
+            limit,
+            timeout,
+        )?;
+        Ok(CappedCopy {
+            kept: (),
+            size: out.size,
+            written: out.written,
+        })
+    }
+
+    fn copy_stream<W: std::io::Write + Send + 'static>(
+        &self,
+        container: &str,
+        path: &str,
+        out: W,
+        limit: u64,
+        timeout: Duration,
+    ) -> Result<CappedCopy<W>, EngineError> {
+        use std::sync::{Arc, Mutex};
+        let spec = self
+            .spec()
+            .args(["cp", "-L"])
+            .arg(format!("{container}:{path}"))
+            .arg("-")
+            .timeout(timeout);
+        let shown = spec.display();
+        let reader = Arc::new(Mutex::new(Some(TarHead::new(out, limit))));
+        let feed = Arc::clone(&reader);
+        let finished = exec::run_into(&spec, move |data| {
+            let mut r = feed.lock().unwrap_or_else(|p| p.into_inner());
+            r.as_mut().is_some_and(|r| r.push(data))
+        })
+        .map_err(|e| EngineError::Command {
+            command: shown.clone(),
+            detail: e.to_string(),
+        })?;
+        let tar = reader
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .expect("the reader thread has ended and left the reader");
+        match tar.finish() {
+            Ok(head) => Ok(CappedCopy {
+                size: head.size,
+                written: head.written,
+                kept: head.out,
+            }),
+            // Nothing came: the engine said why (no such file, container gone).
+            Err(_) if !finished.success() => Err(EngineError::Command {
+                command: shown,
+                detail: format!(
+                    "{:?}: {}",
+                    finished.termination,
+                    finished.stderr.tail_text(LOG_TAIL_BYTES).trim()
+                ),
+            }),
+            Err(e) => Err(EngineError::Output {
+                command: shown,
+                detail: crate::errors::error_chain(&e),
+            }),
+        }
+    }
+
+    /// Start a created container attached; the handle captures its output and
+    /// flags a line containing `watch` when given.
+    pub fn start_attached(
+        &self,
+        container: &str,
+        watch: Option<&str>,
+    ) -> Result<Running, EngineError> {
+        let mut spec = self
+            .spec()
+            .args(["start", "-a", container])
+            .capture_limit(256 * 1024);
+        if let Some(w) = watch {
+            spec = spec.watch_line(w.as_bytes().to_vec());
+        }
+        let shown = spec.display();
+        exec::spawn(&spec).map_err(|e| EngineError::Command {
+            command: shown,
+            detail: e.to_string(),
+        })
+    }
+
+    /// Run `argv` in a running container.
+    pub fn exec_in(
+        &self,
+        container: &str,
+        argv: &[String],
+        timeout: Duration,
+    ) -> Result<Finished, EngineError> {
+        self.run(
+            self.spec()
+                .args(["exec", container])
+                .args(argv)
+                .timeout(timeout),
+        )
+    }
+
+    /// Whether the container is running.
+    pub fn is_running(&self, container: &str) -> Result<bool, EngineError> {
+        let out = self.ok(self.spec().args([
+            "container",
+            "inspect",
+            "--format",
+            "{{.State.Running}}",
+            container,
+        ]))?;
+        let text = out.stdout.text();
+        printed_bool(text.trim()).ok_or_else(|| EngineError::Output {
+            command: "container inspect .State.Running".into(),
+            detail: format!("`{}` is not a boolean", text.trim()),
+        })
+    }
+
+    /// The size of the container's writable layer in bytes (what it wrote
+    /// into its own filesystem; volumes and tmpfs mounts are not in it).
+    pub fn writable_size(&self, container: &str) -> Result<u64, EngineError> {
+        let out = self.ok(self.spec().timeout(Duration::from_secs(30)).args([
+            "container",
+            "inspect",
+            "--size",
+            "--format",
+            "{{.SizeRw}}",
+            container,
+        ]))?;
+        let text = out.stdout.text();
+        text.trim().parse().map_err(|_| EngineError::Output {
+            command: "container inspect --size".into(),
+            detail: format!("`{}` is not a size", text.trim()),
+        })
+    }
+
+    /// The size of the container's writable layer and whether the kernel's
+    /// OOM killer ended a process in it, in one inspect.
+    pub fn size_and_oom(&self, container: &str) -> Result<(u64, bool), EngineError> {
+        let out = self.ok(self.spec().timeout(Duration::from_secs(30)).args([
+            "container",
+            "inspect",
+            "--size",
+            "--format",
+            "{{.SizeRw}} {{.State.OOMKilled}}",
+            container,
+        ]))?;
+        let text = out.stdout.text();
+        let bad = || EngineError::Output {
+            command: "container inspect --size".into(),
+            detail: format!("`{}` is not a size and a boolean", text.trim()),
+        };
+        let (size, oom) = text.trim().split_once(' ').ok_or_else(bad)?;
+        let size = size.parse().map_err(|_| bad())?;
+        let oom = printed_bool(oom).ok_or_else(bad)?;
+        Ok((size, oom))
+    }
+
+    /// Whether the kernel's OOM killer ended a process in the container.
+    pub fn oom_killed(&self, container: &str) -> Result<bool, EngineError> {
+        let out = self.ok(self.spec().args([
+            "container",
+            "inspect",
+            "--format",
+            "{{.State.OOMKilled}}",
+            container,
+        ]))?;
+        let text = out.stdout.text();
+        printed_bool(text.trim()).ok_or_else(|| EngineError::Output {
+            command: "container inspect .State.OOMKilled".into(),
+            detail: format!("`{}` is not a boolean", text.trim()),
+        })
+    }
+
+    /// Kill the container (SIGKILL to its PID 1).
+    pub fn kill(&self, container: &str) -> Result<(), EngineError> {
+        self.ok(self.spec().args(["kill", container]))?;
+        Ok(())
+    }
+
+    /// Remove the container and its anonymous volumes, running or not.
+    pub fn remove(&self, container: &str) -> Result<(), EngineError> {
+        self.ok(self.spec().args(["rm", "-f", "-v", container]))?;
+        Ok(())
+    }
+}

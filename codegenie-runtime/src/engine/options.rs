@@ -1,0 +1,65 @@
+//! What the engine is asked to do: which CLI, and how an image is built.
+
+use std::time::Duration;
+
+use super::{BUILD_TIMEOUT, KEEP_IMAGES};
+
+/// Which engine CLI to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EngineKind {
+    /// `docker`
+    #[default]
+    Docker,
+    /// `podman`
+    Podman,
+}
+
+impl EngineKind {
+    /// Parse a setting value (`docker` or `podman`).
+    pub fn parse(s: &str) -> Option<EngineKind> {
+        match s {
+            "docker" => Some(EngineKind::Docker),
+            "podman" => Some(EngineKind::Podman),
+            _ => None,
+        }
+    }
+}
+
+/// The network `RUN` steps of an image build get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BuildNetwork {
+    /// The engine's default (bridge): `RUN npm ci` can fetch packages, and
+    /// the repository's build steps can reach anything this machine can.
+    #[default]
+    Default,
+    /// No network (`--network none`): build steps cannot reach anything.
+    None,
+}
+
+/// How an image is built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildOptions {
+    /// Past this the build client is killed (the engine cancels the build).
+    pub timeout: Duration,
+    /// The network of `RUN` steps.
+    pub network: BuildNetwork,
+    /// Trace images of the repository kept after a build (the built one
+    /// included; at least 1): older ones codegenie tagged are removed
+    /// (docs/architecture.md, "Image hygiene").
+    pub keep_images: usize,
+    /// Whether a resolver may answer from remembered builds instead of
+    /// building (docs/architecture.md, "Remembered builds"); off with
+    /// `--no-cache`, which neither reads nor writes any cache.
+    pub remember: bool,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        BuildOptions {
+            timeout: BUILD_TIMEOUT,
+            network: BuildNetwork::Default,
+            keep_images: KEEP_IMAGES,
+            remember: true,
+        }
+    }
+}
