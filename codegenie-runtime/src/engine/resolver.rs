@@ -29,7 +29,7 @@ pub struct BuildDigestResolver {
 }
 
 impl BuildDigestResolver {
-    /// A resolver building with `engine` within [`BUILD_TIMEOUT`].
+    /// A resolver building with `engine` within [`BUILD_TIMEOUT`](super::BUILD_TIMEOUT).
     pub fn new(engine: Engine) -> Self {
         BuildDigestResolver {
             engine,
