@@ -83,13 +83,14 @@ fn a_scenario_file_that_is_a_symlink_loop_is_a_clear_error() {
     let started = Instant::now();
     let out = trace(repo.path(), &["--run-id", &id]);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    // Unreadable scenarios: the command cannot run (exit 1), before any build.
+    assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains(".codegenie/scenarios.yaml"), "{err}");
     assert!(err.contains("Too many levels of symbolic links"), "{err}");
     assert!(labelled_containers(&id).is_empty());
     row(
         "declared input .codegenie/scenarios.yaml is a symlink loop",
-        "exit 2, I/O error naming the file (no fallback to defaults)",
+        "exit 1 before any build, I/O error naming the file (no fallback to defaults)",
         "Too many levels of symbolic links (os error 40)",
         started.elapsed(),
         "none",

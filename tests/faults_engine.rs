@@ -101,13 +101,17 @@ fn a_missing_docker_cli_is_engine_unavailable() {
     let took = started.elapsed();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("EngineUnavailable"), "{err}");
+    assert!(err.contains("the container engine is unavailable"), "{err}");
+    assert!(
+        !err.contains("EngineUnavailable"),
+        "no Rust names for users: {err}"
+    );
     assert!(err.contains("`docker` was not found on PATH"), "{err}");
     assert_eq!(nothing_stored(repo.path()), Vec::<PathBuf>::new());
     row(
         "docker CLI missing",
-        "EngineUnavailable naming docker, exit 2",
-        "EngineUnavailable: `docker` was not found on PATH",
+        "engine unavailable naming docker, exit 2",
+        "the container engine is unavailable: `docker` was not found on PATH",
         took,
         "none",
     );

@@ -38,6 +38,9 @@ mod registry;
 pub mod runtime_trace;
 pub mod writer;
 
+// One run of probes on one repository, for every caller.
+pub mod pipeline;
+
 // Many repositories over many engines, above single runs.
 pub mod portfolio;
 

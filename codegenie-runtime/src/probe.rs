@@ -8,6 +8,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::cancel::CancelToken;
@@ -93,6 +94,32 @@ pub struct ProbeOutput {
     /// rather than the repository: the coordinator then does not cache it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_cacheable: Option<String>,
+    /// The slice as the probe's own type, when the probe made it in this
+    /// run ([`ProbeOutput::of`]); a cached output has only its JSON.
+    #[serde(skip)]
+    pub typed: TypedSlice,
+}
+
+/// A probe's slice as its own Rust type, handed to later probes and the
+/// caller without a JSON round trip (docs/architecture.md, "Typed
+/// hand-offs"). Two outputs compare by their JSON, never by this.
+#[derive(Clone, Default)]
+pub struct TypedSlice(Option<Arc<dyn Any + Send + Sync>>);
+
+impl PartialEq for TypedSlice {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for TypedSlice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "TypedSlice(Some(..))"
+        } else {
+            "TypedSlice(None)"
+        })
+    }
 }
 
 impl ProbeOutput {
@@ -104,7 +131,32 @@ impl ProbeOutput {
             artifacts: Vec::new(),
             warnings: Vec::new(),
             not_cacheable: None,
+            typed: TypedSlice::default(),
         }
+    }
+
+    /// An output whose slice is `value`: serialised once for storage, and
+    /// kept as it is for the probes and callers of this run
+    /// ([`ProbeOutput::value`]). A value that cannot be serialised is an
+    /// error, never a `null` slice.
+    pub fn of<T: Serialize + Send + Sync + 'static>(
+        value: T,
+        confidence: Confidence,
+    ) -> Result<Self, serde_json::Error> {
+        let mut out = ProbeOutput::new(serde_json::to_value(&value)?, confidence);
+        out.typed = TypedSlice(Some(Arc::new(value)));
+        Ok(out)
+    }
+
+    /// The slice as `T`: the probe's own value when it was made in this run,
+    /// else parsed from the JSON (a cached output, or one of another type).
+    pub fn value<T: DeserializeOwned + Send + Sync + 'static>(
+        &self,
+    ) -> Result<Arc<T>, serde_json::Error> {
+        if let Some(v) = self.typed.0.clone().and_then(|a| a.downcast::<T>().ok()) {
+            return Ok(v);
+        }
+        serde_json::from_value(self.schema_slice.clone()).map(Arc::new)
     }
 }
 
@@ -331,6 +383,15 @@ impl ProbeContext {
     /// The output of probe `name` earlier in this gather, if it produced one.
     pub fn output_of(&self, name: &str) -> Option<&ProbeOutput> {
         self.earlier.get(name)
+    }
+
+    /// The output of the probe `name` earlier in this gather, as `T`
+    /// ([`ProbeOutput::value`]); `None` when it gave none.
+    pub fn output_as<T: DeserializeOwned + Send + Sync + 'static>(
+        &self,
+        name: &str,
+    ) -> Option<Result<Arc<T>, serde_json::Error>> {
+        self.output_of(name).map(ProbeOutput::value)
     }
 
     /// Report a progress event of `probe`, if anyone listens.

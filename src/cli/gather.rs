@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use codegenie_runtime::writer::Writer;
-use codegenie_runtime::{GatherOptions, ProbeStatus};
+use codegenie_runtime::pipeline::RunPlan;
+use codegenie_runtime::ProbeStatus;
 
 use super::trace::{BuildArgs, RunSettingsArgs};
 use super::{CliError, Interrupted, EXIT_PROBE_FAILED};
@@ -33,27 +33,25 @@ pub struct GatherArgs {
 }
 
 pub(super) fn run(args: GatherArgs) -> Result<ExitCode, CliError> {
-    let (repo, coordinator) = super::open_with_coordinator(&args.repo, args.no_cache)?;
     // The runtime trace's defaults, with a run id chosen here so that an
     // interrupted gather removes its containers by label.
-    let settings = RunSettingsArgs::default().settings(None);
-    let mut ctx = super::probe_context(settings.engine, args.build.options(args.no_cache));
-    ctx.settings.insert(settings.clone());
-    let opts = GatherOptions {
-        only: args.only.clone(),
+    let plan = RunPlan {
+        probes: args.only.clone(),
         no_cache: args.no_cache,
         refresh: args.refresh,
-        ctx,
+        build: args.build.options(args.no_cache),
+        trace: RunSettingsArgs::default().settings(None),
+        ..RunPlan::default()
     };
-    let report = match super::gather_interruptibly(&coordinator, &repo, &opts, &settings)? {
+    let pipeline = super::open_pipeline(&args.repo, plan)?;
+    let report = match super::gather_interruptibly(&pipeline)? {
         Ok(report) => report,
         Err(Interrupted(code)) => return Ok(ExitCode::from(code)),
     };
-    let writer = Writer::new(repo.root());
+    let written = pipeline.write(&report)?;
     let mut failed = false;
     let mut rows = Vec::new();
-    for rec in &report.records {
-        let written = writer.write_record(rec)?;
+    for (rec, written) in report.records.iter().zip(written) {
         failed |= matches!(
             rec.status,
             ProbeStatus::Failed { .. } | ProbeStatus::TimedOut { .. }

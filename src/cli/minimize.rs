@@ -4,15 +4,15 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Args;
 use codegenie_runtime::minimal::probe::{
     summary_markdown, MinimizeSettings, ReadinessReport, READINESS_PROBE,
 };
-use codegenie_runtime::runtime_trace::scenarios::parse_scenarios;
-use codegenie_runtime::runtime_trace::{work_dir, PROBE_NAME};
-use codegenie_runtime::writer::Writer;
-use codegenie_runtime::{GatherOptions, ProbeStatus};
+use codegenie_runtime::pipeline::RunPlan;
+use codegenie_runtime::runtime_trace::scenario_file::RunScenarios;
+use codegenie_runtime::ProbeStatus;
 use serde::Serialize;
 
 use super::trace::{BackendArg, BuildArgs, RunSettingsArgs};
@@ -62,57 +62,31 @@ struct JsonScenario<'a> {
     minimal: &'a str,
 }
 
-/// Largest verification scenarios file read.
-const MAX_VERIFY_FILE_BYTES: u64 = 1024 * 1024;
-
 pub(super) fn run(args: MinimizeArgs) -> Result<ExitCode, CliError> {
-    let verify_with = match &args.verify_with {
-        Some(path) => {
-            let len = std::fs::metadata(path)
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))?
-                .len();
-            if len > MAX_VERIFY_FILE_BYTES {
-                return Err(format!(
-                    "{}: {len} bytes; at most {MAX_VERIFY_FILE_BYTES} are read",
-                    path.display()
-                )
-                .into());
-            }
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            Some(parse_scenarios(&text, &path.display().to_string())?)
-        }
-        None => None,
-    };
+    // The one scenario reader: bounded, regular files only, values kept
+    // out of its errors.
+    let verify_with = args
+        .verify_with
+        .as_deref()
+        .map(RunScenarios::from_file)
+        .transpose()?;
     let no_cache = args.no_cache || verify_with.is_some();
-    let (repo, coordinator) = super::open_with_coordinator(&args.repo, no_cache)?;
-    let settings = args.run.settings(Some(BackendArg::Docker));
-    let mut ctx = super::probe_context(settings.engine, args.build.options(no_cache));
-    ctx.settings.insert(settings.clone());
-    ctx.settings.insert(MinimizeSettings {
-        verify_with,
-        tag: args.tag.clone(),
-        keep_images: Some(args.build.keep_images()),
-    });
-    let opts = GatherOptions {
-        only: vec![PROBE_NAME.to_owned(), READINESS_PROBE.to_owned()],
-        no_cache,
-        refresh: false,
-        ctx,
-    };
-    let report = match super::gather_interruptibly(&coordinator, &repo, &opts, &settings)? {
+    let mut plan = RunPlan::minimize(
+        args.run.settings(Some(BackendArg::Docker)),
+        MinimizeSettings {
+            verify_with,
+            tag: args.tag.clone(),
+            keep_images: Some(args.build.keep_images()),
+        },
+    );
+    plan.no_cache = no_cache;
+    plan.build = args.build.options(no_cache);
+    let pipeline = super::open_pipeline(&args.repo, plan)?;
+    let report = match super::gather_interruptibly(&pipeline)? {
         Ok(report) => report,
         Err(Interrupted(code)) => return Ok(ExitCode::from(code)),
     };
-    let writer = Writer::new(repo.root());
-    for rec in &report.records {
-        writer.write_record(rec)?;
-    }
-    if let Some(run_id) = &settings.run_id {
-        if let Err(e) = work_dir::clean_work_dir(&repo, run_id) {
-            eprintln!("warning: cannot remove the raw traces: {e}");
-        }
-    }
+    pipeline.write(&report)?;
     for rec in &report.records {
         match &rec.status {
             ProbeStatus::Failed { error } => {
@@ -138,7 +112,8 @@ pub(super) fn run(args: MinimizeArgs) -> Result<ExitCode, CliError> {
         .output
         .as_ref()
         .ok_or("the readiness probe gave no output")?;
-    let r: ReadinessReport = serde_json::from_value(out.schema_slice.clone())
+    let r: Arc<ReadinessReport> = out
+        .value()
         .map_err(|e| format!("the readiness report does not have its schema: {e}"))?;
     if args.json {
         super::print_json(&JsonResult {

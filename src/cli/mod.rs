@@ -9,11 +9,9 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use codegenie_runtime::engine::{BuildDigestResolver, BuildOptions, Engine, EngineKind};
-use codegenie_runtime::runtime_trace::{TraceConfig, TraceSettings};
-use codegenie_runtime::{
-    error_chain, ContentCache, Coordinator, GatherOptions, GatherReport, ProbeContext, Registry,
-    RepoSnapshot,
-};
+use codegenie_runtime::pipeline::{Pipeline, RunPlan};
+use codegenie_runtime::runtime_trace::{RunId, TraceConfig};
+use codegenie_runtime::{error_chain, CancelToken, GatherReport, ProbeContext, RepoSnapshot};
 
 /// `outln!(...)`: a line on stdout that fails (instead of panicking) when
 /// stdout is closed, so that `codegenie ... | head` ends quietly.
@@ -210,28 +208,17 @@ pub(crate) fn open_repo(path: &Path) -> Result<RepoSnapshot, CliError> {
         .map_err(|e| format!("cannot open repository {}: {e}", path.display()))?)
 }
 
-/// The repository and a coordinator over every linked probe, with the
-/// repository's content cache unless `no_cache`.
-pub(crate) fn open_with_coordinator(
-    path: &Path,
-    no_cache: bool,
-) -> Result<(RepoSnapshot, Coordinator), CliError> {
-    let repo = open_repo(path)?;
-    // Before anything is written: state folders must not lead elsewhere.
-    codegenie_runtime::state_dir::check_state_dirs(repo.root())?;
-    let mut coordinator = Coordinator::new(Registry::load()?);
-    if !no_cache {
-        coordinator = coordinator.with_cache(Arc::new(ContentCache::for_repo_root(repo.root())));
-    }
-    Ok((repo, coordinator))
+/// The run's pipeline on the repository at `path` (docs/architecture.md,
+/// "Pipeline"), with progress drawn on the terminal.
+pub(crate) fn open_pipeline(path: &Path, mut plan: RunPlan) -> Result<Pipeline, CliError> {
+    plan.progress = progress::TerminalProgress::for_stderr();
+    Ok(Pipeline::open(path, plan)?)
 }
 
-/// The context every command hands probes and key computations, so that
-/// `gather`, `trace` and `cache explain --resolve` resolve tokens the same
-/// way: `image-digest:<resolved>` is the digest of the one build of this
-/// run (built with `build`), `trace-config:<resolved>` the
-/// runtime trace's backend, tracer, scenarios and limits. Progress goes to
-/// the terminal.
+/// The context `cache explain --resolve` hands key computations, so that it
+/// resolves tokens as a run does: `image-digest:<resolved>` is the digest of
+/// one build (built with `build`), `trace-config:<resolved>` the runtime
+/// trace's backend, tracer, scenarios and limits.
 pub(crate) fn probe_context(engine: EngineKind, build: BuildOptions) -> ProbeContext {
     ProbeContext {
         image_digest_resolver: Some(Arc::new(
@@ -253,50 +240,60 @@ pub(crate) fn tokio_runtime() -> Result<tokio::runtime::Runtime, CliError> {
 /// The run was interrupted; the process should exit with this code.
 pub(crate) struct Interrupted(pub(crate) u8);
 
-/// Gather, but on Ctrl-C or SIGTERM cancel the probes, end every process
-/// the exec layer started, and remove the containers labelled with the
-/// run's id; then `Err(Interrupted(130 or 143))`, as shells report them.
-pub(crate) fn gather_interruptibly(
-    coordinator: &Coordinator,
-    repo: &RepoSnapshot,
-    opts: &GatherOptions,
-    settings: &TraceSettings,
-) -> Result<Result<GatherReport, Interrupted>, CliError> {
+/// Run `work` to its end; on Ctrl-C or SIGTERM instead trip `cancel`, end
+/// every process the exec layer started, call `cleanup` (which removes what
+/// the run made on the engines) and return `Err(Interrupted(130 or 143))`,
+/// as shells report them. The one interrupt path of every command.
+pub(crate) fn interruptibly<T>(
+    work: impl std::future::Future<Output = T>,
+    cancel: &CancelToken,
+    cleanup: impl FnOnce(),
+) -> Result<Result<T, Interrupted>, CliError> {
     let rt = tokio_runtime()?;
-    let gathered = rt.block_on(async {
+    let finished = rt.block_on(async {
         // SIGTERM (a supervisor, `docker stop`, `kill`) cleans up like Ctrl-C.
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         Ok::<_, std::io::Error>(tokio::select! {
-            r = coordinator.gather(repo, opts) => Ok(r),
+            r = work => Ok(r),
             _ = tokio::signal::ctrl_c() => Err(130),
             _ = term.recv() => Err(143),
         })
     })?;
-    match gathered {
-        Ok(report) => Ok(Ok(report?)),
+    match finished {
+        Ok(r) => Ok(Ok(r)),
         Err(code) => {
-            opts.ctx.cancel.cancel();
+            cancel.cancel();
             // Handles are not dropped on exit: end the engine clients and, on
             // the host backend, strace and the app.
             codegenie_runtime::exec::kill_all();
-            // The probe's blocking thread is not waited for; the process exits.
+            // The probes' blocking threads are not waited for; the process exits.
             rt.shutdown_background();
-            if let Some(run_id) = &settings.run_id {
-                eprintln!("interrupted: removing the containers and tool image of run {run_id}");
-                let engine = Engine::at(settings.engine, settings.endpoint.clone());
-                // A create already in flight may land after the first sweep.
-                for _ in 0..2 {
-                    if let Err(e) = engine.remove_run(run_id.as_str()) {
-                        eprintln!("warning: {}", redacted(&error_chain(&e)));
-                    }
-                    std::thread::sleep(std::time::Duration::from_millis(500));
-                }
-                // The run's tool image, once no container uses it.
-                if let Err(e) = engine.remove_run_images(run_id.as_str()) {
-                    eprintln!("warning: {}", redacted(&error_chain(&e)));
-                }
-            }
+            cleanup();
             Ok(Err(Interrupted(code)))
         }
+    }
+}
+
+/// Remove every container and tool image of `run` and its parts on
+/// `engine`, saying so on stderr.
+pub(crate) fn remove_run_leftovers(engine: &Engine, run: &RunId) {
+    eprintln!(
+        "interrupted: removing the containers and tool images of run {run} on {}",
+        engine.endpoint()
+    );
+    for e in codegenie_runtime::pipeline::remove_run(engine, run).errors {
+        eprintln!("warning: {}", redacted(&error_chain(&e)));
+    }
+}
+
+/// Gather the pipeline's probes, interruptibly ([`interruptibly`]).
+pub(crate) fn gather_interruptibly(
+    pipeline: &Pipeline,
+) -> Result<Result<GatherReport, Interrupted>, CliError> {
+    match interruptibly(pipeline.gather(), pipeline.cancel_token(), || {
+        remove_run_leftovers(&pipeline.engine(), pipeline.run_id())
+    })? {
+        Ok(report) => Ok(Ok(report?)),
+        Err(i) => Ok(Err(i)),
     }
 }

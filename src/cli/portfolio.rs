@@ -8,13 +8,12 @@ use std::sync::Arc;
 
 use clap::Args;
 use codegenie_runtime::engine::Engine;
-use codegenie_runtime::error_chain;
 use codegenie_runtime::portfolio::report::{
     blocker_summary, confidence_str, minimal_summary, scenario_summary, EngineState,
 };
 use codegenie_runtime::portfolio::{
     run_portfolio, Counts, FleetReport, Manifest, PortfolioError, PortfolioEvent, PortfolioOptions,
-    PortfolioProgress, Readiness,
+    PortfolioProgress,
 };
 use codegenie_runtime::runtime_trace::RunId;
 use codegenie_runtime::CancelToken;
@@ -118,50 +117,21 @@ pub(super) fn run(args: PortfolioArgs) -> Result<ExitCode, CliError> {
         helper: settings.helper.clone(),
         limits: settings.limits.clone(),
         run_id: prefix.clone(),
-        minimize: Arc::new(Readiness),
         progress: Arc::new(LineProgress),
         cancel: cancel.clone(),
         fresh: args.fresh,
     };
-    let rt = super::tokio_runtime()?;
-    let outcome = rt.block_on(async {
-        // SIGTERM (a supervisor, `docker stop`, `kill`) cleans up like Ctrl-C.
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        Ok::<_, std::io::Error>(tokio::select! {
-            r = run_portfolio(&manifest, opts) => Ok(r),
-            _ = tokio::signal::ctrl_c() => Err(130u8),
-            _ = term.recv() => Err(143u8),
-        })
+    let engines = manifest.engines.clone();
+    let outcome = super::interruptibly(run_portfolio(&manifest, opts), &cancel, || {
+        for e in &engines {
+            super::remove_run_leftovers(&Engine::at(settings.engine, e.endpoint.clone()), &prefix);
+        }
     })?;
     let report = match outcome {
         Ok(Ok(report)) => report,
         Ok(Err(PortfolioError::Interrupted)) => return Ok(ExitCode::from(130)),
         Ok(Err(e)) => return Err(e.into()),
-        Err(code) => {
-            cancel.cancel();
-            // Handles are not dropped on exit: end every engine client now.
-            codegenie_runtime::exec::kill_all();
-            rt.shutdown_background();
-            eprintln!(
-                "interrupted: removing the containers of portfolio run {prefix} on every engine"
-            );
-            for e in &manifest.engines {
-                let engine = Engine::at(settings.engine, e.endpoint.clone());
-                // A create already in flight may land after the first sweep.
-                for _ in 0..2 {
-                    if let Err(err) = engine.remove_runs_with_prefix(prefix.as_str()) {
-                        eprintln!("warning: {}: {}", e.endpoint, error_chain(&err));
-                        break;
-                    }
-                    std::thread::sleep(std::time::Duration::from_millis(500));
-                }
-                // The runs' tool images, once no container uses them.
-                if let Err(err) = engine.remove_run_images_with_prefix(prefix.as_str()) {
-                    eprintln!("warning: {}: {}", e.endpoint, error_chain(&err));
-                }
-            }
-            return Ok(ExitCode::from(code));
-        }
+        Err(super::Interrupted(code)) => return Ok(ExitCode::from(code)),
     };
     if args.json {
         super::print_json(&report)?;

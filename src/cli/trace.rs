@@ -3,16 +3,17 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use codegenie_runtime::engine::{BuildNetwork, BuildOptions, EngineKind, KEEP_IMAGES};
+use codegenie_runtime::pipeline::RunPlan;
 use codegenie_runtime::runtime_trace::model::ScenarioOutcome;
 use codegenie_runtime::runtime_trace::{
-    work_dir, Backend, RunId, RuntimeTraceSlice, TraceSettings, PROBE_NAME,
+    Backend, RunId, RuntimeTraceSlice, TraceSettings, PROBE_NAME,
 };
-use codegenie_runtime::writer::Writer;
-use codegenie_runtime::{GatherOptions, ProbeRecord, ProbeStatus};
+use codegenie_runtime::{ProbeRecord, ProbeStatus};
 
 use super::{CliError, Interrupted, EXIT_PROBE_FAILED, EXIT_SCENARIO_FAILED};
 
@@ -169,20 +170,16 @@ impl RunSettingsArgs {
 }
 
 pub(super) fn run(args: TraceArgs) -> Result<ExitCode, CliError> {
-    let (repo, coordinator) = super::open_with_coordinator(&args.repo, args.no_cache)?;
-    let settings = args.run.settings(args.backend);
-    let mut ctx = super::probe_context(settings.engine, args.build.options(args.no_cache));
-    ctx.settings.insert(settings.clone());
-    let opts = GatherOptions {
-        only: vec![PROBE_NAME.to_owned()],
-        no_cache: args.no_cache,
-        refresh: args.refresh,
-        ctx,
-    };
-    let report = match super::gather_interruptibly(&coordinator, &repo, &opts, &settings)? {
+    let mut plan = RunPlan::trace(args.run.settings(args.backend));
+    plan.no_cache = args.no_cache;
+    plan.refresh = args.refresh;
+    plan.build = args.build.options(args.no_cache);
+    let pipeline = super::open_pipeline(&args.repo, plan)?;
+    let report = match super::gather_interruptibly(&pipeline)? {
         Ok(report) => report,
         Err(Interrupted(code)) => return Ok(ExitCode::from(code)),
     };
+    let repo = pipeline.repo();
     let rec = report
         .records
         .iter()
@@ -213,12 +210,12 @@ pub(super) fn run(args: TraceArgs) -> Result<ExitCode, CliError> {
         }
         ProbeStatus::Ran | ProbeStatus::CacheHit => {}
     }
-    let written = Writer::new(repo.root()).write_record(rec)?;
-    if let Some(run_id) = &settings.run_id {
-        if let Err(e) = work_dir::clean_work_dir(&repo, run_id) {
-            eprintln!("warning: cannot remove the raw traces: {e}");
-        }
-    }
+    let written = pipeline
+        .write(&report)?
+        .into_iter()
+        .zip(&report.records)
+        .find(|(_, r)| r.name == PROBE_NAME)
+        .and_then(|(w, _)| w);
     let slice = typed_slice(rec)?;
     if !args.json {
         if let Some(slice) = &slice {
@@ -239,11 +236,12 @@ pub(super) fn run(args: TraceArgs) -> Result<ExitCode, CliError> {
 }
 
 /// The record's runtime_trace slice, typed.
-fn typed_slice(rec: &ProbeRecord) -> Result<Option<RuntimeTraceSlice>, CliError> {
+fn typed_slice(rec: &ProbeRecord) -> Result<Option<Arc<RuntimeTraceSlice>>, CliError> {
     let Some(out) = &rec.output else {
         return Ok(None);
     };
-    let slice = serde_json::from_value(out.schema_slice.clone())
+    let slice = out
+        .value()
         .map_err(|e| format!("the runtime_trace slice does not have its schema: {e}"))?;
     Ok(Some(slice))
 }

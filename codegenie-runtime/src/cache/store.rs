@@ -233,6 +233,7 @@ impl CacheStore {
             artifacts,
             warnings: cached.warnings,
             not_cacheable: None,
+            typed: Default::default(),
         }))
     }
 

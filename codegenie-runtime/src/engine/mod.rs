@@ -43,6 +43,7 @@ pub use images::{ImagePruneReport, RepositoryImage, KEEP_IMAGES, REPOSITORY_LABE
 pub use options::{BuildNetwork, BuildOptions, EngineKind};
 pub use orphans::Swept;
 pub use resolver::BuildDigestResolver;
+pub use runs::run_covers;
 pub use tools::TOOLS_REPOSITORY;
 pub use writable::WritableLayer;
 

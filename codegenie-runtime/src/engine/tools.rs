@@ -181,8 +181,8 @@ impl Engine {
     }
 
     /// Remove the tool images of every run whose id starts with `prefix`.
-    pub fn remove_run_images_with_prefix(&self, prefix: &str) -> Result<usize, EngineError> {
-        self.remove_tool_images(|run| run.starts_with(prefix))
+    pub fn remove_run_images_under(&self, run: &str) -> Result<usize, EngineError> {
+        self.remove_tool_images(|label| super::runs::run_covers(run, label))
     }
 
     /// Tool images on the engine (`codegenie-tools:*` with the owner

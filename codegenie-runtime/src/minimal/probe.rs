@@ -5,6 +5,7 @@
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -15,6 +16,7 @@ use crate::probe::{
     ProbeError, ProbeOutput, RepoSnapshot,
 };
 use crate::runtime_trace::model::ScenarioOutcome;
+use crate::runtime_trace::scenario_file::RunScenarios;
 use crate::runtime_trace::scenarios::ScenarioFile;
 use crate::runtime_trace::{RunId, RuntimeTraceSlice, TraceError, TraceSettings, PROBE_NAME};
 use crate::{register_probe, DeclaredInput};
@@ -36,7 +38,7 @@ pub const DOCKERFILE_ARTIFACT: &str = "Dockerfile.distroless";
 pub struct MinimizeSettings {
     /// Extra verification scenarios, run on both the original and the
     /// minimal image (code paths the traced scenarios may not reach).
-    pub verify_with: Option<ScenarioFile>,
+    pub verify_with: Option<RunScenarios>,
     /// An extra tag for the minimal image.
     pub tag: Option<String>,
     /// Minimal images of the repository to keep, newest first, the one just
@@ -110,9 +112,18 @@ pub enum ReadinessError {
     /// Tracing the minimal image failed.
     #[error("cannot trace the minimal image")]
     Verify(#[source] TraceError),
+    /// The run's scenarios cannot be read.
+    #[error("cannot read the scenarios")]
+    Scenarios(#[source] TraceError),
+    /// The run id leaves no room for a verification run's part.
+    #[error("no run id for the verification run")]
+    RunId(#[source] crate::runtime_trace::settings::RunIdError),
     /// An engine command failed.
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// The report cannot be serialised.
+    #[error("cannot serialise the readiness report")]
+    Report(#[source] serde_json::Error),
     /// No scratch folder for the image export.
     #[error("no scratch folder: {0}")]
     Scratch(PathBuf),
@@ -171,31 +182,39 @@ fn trace_on(
     repo: &RepoSnapshot,
     ctx: &ProbeContext,
     image: &str,
-    scenarios: Option<&ScenarioFile>,
-) -> Result<RuntimeTraceSlice, ReadinessError> {
+    scenarios: Option<&RunScenarios>,
+    part: &str,
+) -> Result<Arc<RuntimeTraceSlice>, ReadinessError> {
     let mut settings = ctx
         .settings
         .get::<TraceSettings>()
         .cloned()
         .unwrap_or_default();
     settings.image = Some(image.to_owned());
-    settings.scenarios = scenarios.cloned();
-    // Its own run label: the caller's run may still be sweeping.
-    settings.run_id = Some(RunId::unique("verify-"));
+    if let Some(s) = scenarios {
+        settings.scenarios = Some(s.clone());
+    }
+    // A part of the caller's run (`<run>.<part>`): the run's own sweep may
+    // still be going, and an interrupted run removes its parts too.
+    settings.run_id = Some(match &settings.run_id {
+        Some(run) => run.child(part).map_err(ReadinessError::RunId)?,
+        None => RunId::unique(&format!("{part}-")),
+    });
     let mut ctx = ctx.clone();
     ctx.settings.insert(settings);
     let out =
         crate::runtime_trace::probe::run_blocking(repo, &ctx).map_err(ReadinessError::Verify)?;
-    serde_json::from_value(out.schema_slice).map_err(ReadinessError::OldSlice)
+    out.value().map_err(ReadinessError::OldSlice)
 }
 
 /// What [`DistrolessReadinessProbe`] runs, on this thread: `ctx` must hold
 /// the runtime trace's output (`ProbeContext::earlier`) and may hold
 /// [`TraceSettings`] (the engine endpoint) and [`MinimizeSettings`].
 pub fn readiness(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutput, ReadinessError> {
-    let out = ctx.output_of(PROBE_NAME).ok_or(ReadinessError::NoTrace)?;
-    let slice: RuntimeTraceSlice =
-        serde_json::from_value(out.schema_slice.clone()).map_err(ReadinessError::OldSlice)?;
+    let slice: Arc<RuntimeTraceSlice> = ctx
+        .output_as(PROBE_NAME)
+        .ok_or(ReadinessError::NoTrace)?
+        .map_err(ReadinessError::OldSlice)?;
     let original = slice.last_traced_image_digest.clone().ok_or_else(|| {
         ReadinessError::NotTraced(match slice.scenarios.first().map(|s| &s.outcome) {
             Some(ScenarioOutcome::Failed(why) | ScenarioOutcome::Skipped(why)) => why.to_string(),
@@ -219,12 +238,12 @@ pub fn readiness(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutput,
     let mut evidence = EvidencePaths::of(&slice);
     // The same scenarios must run on the minimal image: the programs their
     // `exec` steps name run beside the app, untraced, so keep them too.
-    let scenarios = match (&trace.scenarios, &trace.scenarios_file) {
-        (Some(f), _) => Some(f.clone()),
-        (None, Some(path)) => crate::runtime_trace::scenario_file::load_scenarios_from(path).ok(),
-        (None, None) => crate::runtime_trace::scenario_file::load_scenarios(repo).ok(),
+    let scenarios = match &trace.scenarios {
+        Some(s) => s.clone(),
+        None => RunScenarios::load(repo, None).map_err(ReadinessError::Scenarios)?,
     };
-    let files = scenarios.iter().chain(settings.verify_with.iter());
+    let files =
+        std::iter::once(&scenarios.file).chain(settings.verify_with.iter().map(|v| &v.file));
     evidence.named.extend(exec_step_programs(files));
     let scratch = match &ctx.scratch_dir {
         Some(d) => d.clone(),
@@ -238,12 +257,18 @@ pub fn readiness(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutput,
     if let Some(tag) = &settings.tag {
         engine.tag(&minimal.image_id, tag)?;
     }
-    let on_minimal = trace_on(repo, ctx, &minimal.image_id, None)?;
+    let on_minimal = trace_on(repo, ctx, &minimal.image_id, None, "verify-minimal")?;
     let main = compare(&slice, &on_minimal);
     let verify_with = match &settings.verify_with {
         Some(file) => {
-            let before = trace_on(repo, ctx, &original, Some(file))?;
-            let after = trace_on(repo, ctx, &minimal.image_id, Some(file))?;
+            let before = trace_on(repo, ctx, &original, Some(file), "verify-with-original")?;
+            let after = trace_on(
+                repo,
+                ctx,
+                &minimal.image_id,
+                Some(file),
+                "verify-with-minimal",
+            )?;
             Some(compare(&before, &after))
         }
         None => None,
@@ -277,26 +302,25 @@ pub fn readiness(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutput,
         .any(|s| matches!(s.outcome, ScenarioOutcome::Skipped(_)))
         .then(|| "a verification scenario was skipped".to_owned());
     let summary = summary_markdown(&report);
-    Ok(ProbeOutput {
-        schema_slice: serde_json::to_value(&report).unwrap_or_default(),
-        confidence: if report.verified {
-            Confidence::High
-        } else {
-            Confidence::Low
+    let dockerfile = report.proposed_dockerfile.clone().into_bytes();
+    let confidence = if report.verified {
+        Confidence::High
+    } else {
+        Confidence::Low
+    };
+    let mut out = ProbeOutput::of(report, confidence).map_err(ReadinessError::Report)?;
+    out.artifacts = vec![
+        Artifact {
+            name: SUMMARY_ARTIFACT.to_owned(),
+            source: ArtifactSource::Bytes(summary.into_bytes()),
         },
-        artifacts: vec![
-            Artifact {
-                name: SUMMARY_ARTIFACT.to_owned(),
-                source: ArtifactSource::Bytes(summary.into_bytes()),
-            },
-            Artifact {
-                name: DOCKERFILE_ARTIFACT.to_owned(),
-                source: ArtifactSource::Bytes(report.proposed_dockerfile.clone().into_bytes()),
-            },
-        ],
-        warnings: Vec::new(),
-        not_cacheable,
-    })
+        Artifact {
+            name: DOCKERFILE_ARTIFACT.to_owned(),
+            source: ArtifactSource::Bytes(dockerfile),
+        },
+    ];
+    out.not_cacheable = not_cacheable;
+    Ok(out)
 }
 
 /// The report for people, as markdown.

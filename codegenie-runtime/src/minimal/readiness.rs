@@ -57,6 +57,44 @@ pub enum Blocker {
     },
 }
 
+impl Blocker {
+    /// The blocker's kind, as its JSON `kind` says it (`shell`, `root_user`, ...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Blocker::Shell { .. } => "shell",
+            Blocker::ExtraBinary { .. } => "extra_binary",
+            Blocker::RootUser { .. } => "root_user",
+            Blocker::PrivilegedPort { .. } => "privileged_port",
+            Blocker::WriteOutsideTmp { .. } => "write_outside_tmp",
+            Blocker::TlsTrustUnobserved { .. } => "tls_trust_unobserved",
+        }
+    }
+
+    /// What shows it, one `field: value` line per field (the fleet report's form).
+    pub fn evidence(&self) -> Vec<String> {
+        match self {
+            Blocker::Shell {
+                path,
+                argv,
+                scenario,
+            }
+            | Blocker::ExtraBinary {
+                path,
+                argv,
+                scenario,
+            } => vec![
+                format!("path: {path}"),
+                format!("argv: {}", serde_json::Value::from(argv.clone())),
+                format!("scenario: {scenario}"),
+            ],
+            Blocker::RootUser { user } => vec![format!("user: {user}")],
+            Blocker::PrivilegedPort { address } => vec![format!("address: {address}")],
+            Blocker::WriteOutsideTmp { path } => vec![format!("path: {path}")],
+            Blocker::TlsTrustUnobserved { detail } => vec![format!("detail: {detail}")],
+        }
+    }
+}
+
 /// What a distroless base would need added for this app.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DistrolessNeeds {
@@ -350,5 +388,36 @@ mod tests {
         assert!(d.contains("COPY --from=app /app /app"), "{d}");
         assert!(d.contains("CMD [\"/app/server.js\"]"), "{d}");
         assert!(!d.contains("/bin/sh"), "{d}");
+    }
+
+    #[test]
+    fn a_blockers_kind_is_its_json_kind() {
+        let all = [
+            Blocker::Shell {
+                path: "/bin/sh".into(),
+                argv: vec!["sh".into()],
+                scenario: "startup".into(),
+            },
+            Blocker::ExtraBinary {
+                path: "/bin/x".into(),
+                argv: vec![],
+                scenario: "startup".into(),
+            },
+            Blocker::RootUser {
+                user: String::new(),
+            },
+            Blocker::PrivilegedPort {
+                address: "0.0.0.0:80".into(),
+            },
+            Blocker::WriteOutsideTmp {
+                path: "/app".into(),
+            },
+            Blocker::TlsTrustUnobserved {
+                detail: "no TLS".into(),
+            },
+        ];
+        for b in all {
+            assert_eq!(serde_json::to_value(&b).unwrap()["kind"], b.kind());
+        }
     }
 }

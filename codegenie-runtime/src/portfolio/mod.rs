@@ -5,19 +5,16 @@
 //! - [`journal`]: what is done, written as it happens, and fingerprints;
 //! - [`run`](mod@run): the scheduler over engines and slots, requeueing off
 //!   an engine that stops answering;
-//! - [`minimize`]: the minimize step behind a trait;
 //! - [`report`]: the fleet report (JSON contract, markdown).
 
 pub mod journal;
 pub mod manifest;
-pub mod minimize;
 pub mod report;
 pub mod run;
 
 pub use journal::{Journal, JournalError};
 pub use manifest::{EngineEntry, Manifest, ManifestError, RepoEntry};
-pub use minimize::{MinimizeOutcome, MinimizeStep, Readiness};
-pub use report::{FleetReport, RepoReport, RepoStatus};
+pub use report::{FleetReport, MinimizeOutcome, RepoReport, RepoStatus};
 pub use run::{
     run_portfolio, Counts, NoProgress, PortfolioError, PortfolioEvent, PortfolioOptions,
     PortfolioProgress,

@@ -15,7 +15,7 @@ use crate::runtime_trace::model::ScenarioOutcome;
 use crate::runtime_trace::slice::TraceCoverageConfidence;
 use crate::runtime_trace::RuntimeTraceSlice;
 
-use super::minimize::{ImageSizes, MinimizeOutcome};
+use crate::minimal::probe::ReadinessReport;
 
 /// The whole run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -106,6 +106,72 @@ pub struct Blocker {
     pub kind: String,
     /// What shows it (paths, endpoints).
     pub evidence: Vec<String>,
+}
+
+/// What the minimize step gave for one repository.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "status")]
+#[non_exhaustive]
+pub enum MinimizeOutcome {
+    /// The manifest did not ask for it.
+    NotRequested,
+    /// It cannot run in this build or on this repository.
+    Unavailable {
+        /// Why.
+        reason: String,
+    },
+    /// It ran.
+    Done(MinimalImage),
+    /// It ran and failed.
+    Failed {
+        /// The error chain.
+        error: String,
+    },
+}
+
+/// A minimal image and its verification.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MinimalImage {
+    /// The image id or tag in the engine.
+    pub minimal_image: String,
+    /// Every scenario that completed on the original completed on the
+    /// minimal image, with no new missing path.
+    pub verified: bool,
+    /// Sizes of the original and the minimal image.
+    pub size_bytes: ImageSizes,
+    /// What stands between the repository and a distroless base.
+    pub blockers: Vec<Blocker>,
+}
+
+/// Image sizes in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageSizes {
+    /// The repository's own image.
+    pub original: u64,
+    /// The minimal image.
+    pub minimal: u64,
+}
+
+impl MinimizeOutcome {
+    /// The fleet report's view of a repository's minimal-image report.
+    pub fn of(report: &ReadinessReport) -> MinimizeOutcome {
+        MinimizeOutcome::Done(MinimalImage {
+            minimal_image: report.minimal_image.clone(),
+            verified: report.verified,
+            size_bytes: ImageSizes {
+                original: report.size_bytes.original,
+                minimal: report.size_bytes.minimal,
+            },
+            blockers: report
+                .blockers
+                .iter()
+                .map(|b| Blocker {
+                    kind: b.kind().to_owned(),
+                    evidence: b.evidence(),
+                })
+                .collect(),
+        })
+    }
 }
 
 /// One repository.

@@ -12,26 +12,22 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use crate::cache::ContentCache;
 use crate::cancel::CancelToken;
-use crate::coordinator::{Coordinator, GatherOptions};
-use crate::engine::{BuildDigestResolver, BuildOptions, Engine, EngineKind};
+use crate::engine::{Engine, EngineKind};
 use crate::errors::error_chain;
-use crate::probe::{ProbeContext, RepoSnapshot};
+use crate::minimal::probe::{MinimizeSettings, ReadinessReport, READINESS_PROBE};
+use crate::pipeline::{Pipeline, RunPlan};
 use crate::record::{ProbeRecord, ProbeStatus};
-use crate::registry::Registry;
 use crate::runtime_trace::slice::TraceCoverageConfidence;
 use crate::runtime_trace::{
-    work_dir, Backend, RunId, RunLimits, RuntimeTraceSlice, TraceSettings, PROBE_NAME,
+    Backend, RunId, RunLimits, RuntimeTraceSlice, TraceSettings, PROBE_NAME,
 };
-use crate::writer::Writer;
 
 use super::journal::{fingerprint, EntryState, Journal, JournalEntry, JournalError};
 use super::manifest::{EngineEntry, Manifest, RepoEntry};
-use super::minimize::{MinimizeOutcome, MinimizeStep};
 use super::report::{
     scenario_lines, summarize, trace_blockers, EngineReport, EngineState, EvidenceSource,
-    FleetReport, RepoReport, RepoStatus, Requeue,
+    FleetReport, MinimizeOutcome, RepoReport, RepoStatus, Requeue,
 };
 
 /// How a portfolio runs.
@@ -48,8 +44,6 @@ pub struct PortfolioOptions {
     /// The prefix of every run label: repository `i` runs as `<prefix>.<i>`,
     /// so one listing per engine finds every container of the portfolio.
     pub run_id: RunId,
-    /// The minimize step, when the manifest asks for it.
-    pub minimize: Arc<dyn MinimizeStep>,
     /// Where progress goes.
     pub progress: Arc<dyn PortfolioProgress>,
     /// Tripped on Ctrl-C: workers take no more repositories and traces stop.
@@ -562,9 +556,9 @@ async fn engine_down(engine: &Engine) -> Option<String> {
     }
 }
 
-/// One repository on one engine: the pipeline of `codegenie trace`
-/// (coordinator with the repository's cache, writer, raw-trace cleanup),
-/// with the engine chosen here, then the minimize step when asked.
+/// One repository on one engine: the pipeline of `codegenie trace` (or of
+/// `codegenie minimize`, when the manifest asks), with the engine chosen
+/// here and the repository's run id a part of the portfolio's.
 async fn trace_repo(shared: &Shared, i: usize, entry: &EngineEntry) -> Attempt {
     let started = Instant::now();
     let repo = &shared.manifest.repositories[i];
@@ -576,63 +570,42 @@ async fn trace_repo(shared: &Shared, i: usize, entry: &EngineEntry) -> Attempt {
         r.duration_ms = started.elapsed().as_millis() as u64;
         Attempt::Finished(Box::new(r))
     };
-    let snapshot = match RepoSnapshot::open(&repo.root) {
-        Ok(s) => s,
-        Err(e) => return fail(format!("cannot open {}: {e}", repo.root.display())),
-    };
-    let registry = match Registry::load() {
-        Ok(r) => r,
-        Err(e) => return fail(error_chain(&e)),
-    };
-    // A scenario file from the manifest is outside the repository, so the
-    // cache key cannot cover it: such a repository runs uncached (the
-    // journal still skips it once done).
-    let cached = repo.scenarios.is_none();
-    let mut coordinator = Coordinator::new(registry);
-    if cached {
-        coordinator =
-            coordinator.with_cache(Arc::new(ContentCache::for_repo_root(snapshot.root())));
-    }
-    let run_id: RunId = match format!("{}.{i}", opts.run_id).parse() {
+    let run_id: RunId = match opts.run_id.child(&i.to_string()) {
         Ok(id) => id,
         Err(e) => return fail(error_chain(&e)),
     };
-    let settings = TraceSettings {
+    let trace = TraceSettings {
         backend: Some(Backend::Container),
         engine: opts.kind,
         endpoint: entry.endpoint.clone(),
         limits: opts.limits.clone(),
         helper: opts.helper.clone(),
-        run_id: Some(run_id.clone()),
-        scenarios_file: repo.scenarios.clone(),
-        image: None,
-        scenarios: None,
+        run_id: Some(run_id),
+        ..TraceSettings::default()
     };
-    let mut ctx = ProbeContext {
-        // Uncached, no remembered build answers either.
-        image_digest_resolver: Some(Arc::new(
-            BuildDigestResolver::new(engine.clone()).with_options(BuildOptions {
-                remember: cached,
-                ..BuildOptions::default()
-            }),
-        )),
-        // The same key as a single `codegenie trace`, so the caches agree.
-        trace_config_resolver: Some(Arc::new(crate::runtime_trace::TraceConfig)),
-        cancel: opts.cancel.child(),
-        ..ProbeContext::default()
+    let mut plan = if shared.manifest.minimize {
+        RunPlan::minimize(trace, MinimizeSettings::default())
+    } else {
+        RunPlan::trace(trace)
     };
-    ctx.settings.insert(settings);
-    let gather = GatherOptions {
-        only: vec![PROBE_NAME.to_owned()],
-        no_cache: !cached,
-        refresh: false,
-        ctx,
-    };
-    let report = match coordinator.gather(&snapshot, &gather).await {
+    // A scenario file from the manifest is outside the repository, so the
+    // cache key cannot cover it: such a repository runs uncached (the
+    // journal still skips it once done).
+    plan.no_cache = repo.scenarios.is_some();
+    plan.scenarios_file = repo.scenarios.clone();
+    plan.cancel = opts.cancel.child();
+    let (root, blocking_plan) = (repo.root.clone(), plan);
+    let pipeline =
+        match tokio::task::spawn_blocking(move || Pipeline::open(&root, blocking_plan)).await {
+            Ok(Ok(p)) => p,
+            Ok(Err(e)) => return fail(error_chain(&e)),
+            Err(e) => return fail(format!("the repository could not be opened: {e}")),
+        };
+    let report = match pipeline.gather().await {
         Ok(r) => r,
         Err(e) => return fail(error_chain(&e)),
     };
-    let Some(rec) = report.records.into_iter().find(|r| r.name == PROBE_NAME) else {
+    let Some(rec) = report.records.iter().find(|r| r.name == PROBE_NAME) else {
         return fail("the runtime_trace probe is not registered in this binary".to_owned());
     };
     let evidence = match &rec.status {
@@ -667,7 +640,7 @@ async fn trace_repo(shared: &Shared, i: usize, entry: &EngineEntry) -> Attempt {
             return Attempt::EngineDown(detail);
         }
     }
-    let slice: RuntimeTraceSlice = match serde_json::from_value(output.schema_slice.clone()) {
+    let slice: Arc<RuntimeTraceSlice> = match output.value() {
         Ok(s) => s,
         Err(e) => {
             return fail(format!(
@@ -675,24 +648,23 @@ async fn trace_repo(shared: &Shared, i: usize, entry: &EngineEntry) -> Attempt {
             ))
         }
     };
-    let written = match write_record(&snapshot, rec, &run_id).await {
-        Ok(path) => path,
-        Err(e) => return fail(e),
-    };
     let minimize = if shared.manifest.minimize {
-        let (step, snap, endpoint, s) = (
-            opts.minimize.clone(),
-            snapshot.clone(),
-            entry.endpoint.clone(),
-            slice.clone(),
-        );
-        tokio::task::spawn_blocking(move || step.minimize(&snap, &endpoint, &s))
-            .await
-            .unwrap_or_else(|e| MinimizeOutcome::Failed {
-                error: format!("the minimize step failed: {e}"),
-            })
+        minimize_outcome(report.records.iter().find(|r| r.name == READINESS_PROBE))
     } else {
         MinimizeOutcome::NotRequested
+    };
+    let (pipeline, report) = (Arc::new(pipeline), Arc::new(report));
+    let written = {
+        let (p, r) = (pipeline.clone(), report.clone());
+        match tokio::task::spawn_blocking(move || p.write(&r)).await {
+            Ok(Ok(written)) => written
+                .into_iter()
+                .zip(&report.records)
+                .find(|(_, rec)| rec.name == PROBE_NAME)
+                .and_then(|(w, _)| w.map(|w| w.json)),
+            Ok(Err(e)) => return fail(error_chain(&e)),
+            Err(e) => return fail(format!("the writer task failed: {e}")),
+        }
     };
     let (verified, size_bytes, mut blockers) = match &minimize {
         MinimizeOutcome::Done(m) => (Some(m.verified), Some(m.size_bytes), m.blockers.clone()),
@@ -733,22 +705,33 @@ async fn trace_repo(shared: &Shared, i: usize, entry: &EngineEntry) -> Attempt {
     }))
 }
 
-/// Write the record as `codegenie trace` does, then remove the raw traces.
-async fn write_record(
-    snapshot: &RepoSnapshot,
-    rec: ProbeRecord,
-    run_id: &RunId,
-) -> Result<Option<PathBuf>, String> {
-    let (snap, run_id) = (snapshot.clone(), run_id.clone());
-    tokio::task::spawn_blocking(move || {
-        let written = Writer::new(snap.root())
-            .write_record(&rec)
-            .map_err(|e| error_chain(&e))?;
-        if let Err(e) = work_dir::clean_work_dir(&snap, &run_id) {
-            tracing::warn!(error = %e, "cannot remove the raw traces");
+/// The minimal-image record's outcome, typed.
+fn minimize_outcome(rec: Option<&ProbeRecord>) -> MinimizeOutcome {
+    let Some(rec) = rec else {
+        return MinimizeOutcome::Unavailable {
+            reason: format!("the {READINESS_PROBE} probe is not registered in this binary"),
+        };
+    };
+    match (&rec.status, &rec.output) {
+        (ProbeStatus::Ran | ProbeStatus::CacheHit, Some(out)) => {
+            match out.value::<ReadinessReport>() {
+                Ok(r) => MinimizeOutcome::of(&r),
+                Err(e) => MinimizeOutcome::Failed {
+                    error: format!("the minimal image's report does not have its schema: {e}"),
+                },
+            }
         }
-        Ok(written.map(|w| w.json))
-    })
-    .await
-    .map_err(|e| format!("the writer task failed: {e}"))?
+        (ProbeStatus::Skipped { reason }, _) => MinimizeOutcome::Unavailable {
+            reason: reason.clone(),
+        },
+        (ProbeStatus::Failed { error }, _) => MinimizeOutcome::Failed {
+            error: error.clone(),
+        },
+        (ProbeStatus::TimedOut { after_ms }, _) => MinimizeOutcome::Failed {
+            error: format!("timed out after {after_ms} ms"),
+        },
+        (_, None) => MinimizeOutcome::Failed {
+            error: "the minimal image gave no output".to_owned(),
+        },
+    }
 }

@@ -7,7 +7,9 @@
 use crate::probe::{ProbeSettings, RepoSnapshot, ResolverError, TraceConfigResolver};
 
 use super::bundle::strace_options;
-use super::scenario_file::{read_scenario_text, SCENARIO_FILE};
+use super::scenario_file::RunScenarios;
+#[cfg(test)]
+use super::scenario_file::SCENARIO_FILE;
 use super::settings::{Backend, TraceSettings};
 
 /// The default `trace-config:<resolved>` resolver (bound by the CLI).
@@ -50,18 +52,21 @@ pub fn describe(
         strace_options(true).join(" "),
         strace_options(false).join(" ")
     );
-    let (origin, text) = match read_scenario_text(repo)? {
-        Some(t) => (SCENARIO_FILE, t),
-        None => (
-            "defaults",
-            super::scenario_file::DEFAULT_SCENARIOS.to_owned(),
-        ),
+    // The scenarios the run was given, else the ones the probe would read.
+    let loaded;
+    let scenarios = match &s.scenarios {
+        Some(given) => given,
+        None => {
+            loaded = RunScenarios::load(repo, None)?;
+            &loaded
+        }
     };
     let l = &s.limits;
     Ok(format!(
-        "backend={backend}; strace={version}; strace_argv={}; scenarios={origin}:{}; limits=scenario {}ms, all {}ms, grace {}ms, pids {}, memory {}, cpus {}",
+        "backend={backend}; strace={version}; strace_argv={}; scenarios={}:{}; limits=scenario {}ms, all {}ms, grace {}ms, pids {}, memory {}, cpus {}",
         short_hash(argv.as_bytes()),
-        short_hash(text.as_bytes()),
+        scenarios.origin,
+        &scenarios.text_hash[..16],
         l.scenario_timeout.as_millis(),
         l.aggregate_timeout.as_millis(),
         l.stop_grace.as_millis(),
@@ -106,7 +111,7 @@ mod tests {
         std::fs::create_dir(dir.path().join(".codegenie")).unwrap();
         std::fs::write(
             dir.path().join(SCENARIO_FILE),
-            "version: 1\nscenarios: []\n",
+            "version: 1\nscenarios:\n  - name: startup\n    steps: [ { wait_ready: {} } ]\n",
         )
         .unwrap();
         let own = describe(&repo, &container, "strace -- version 6.1").unwrap();

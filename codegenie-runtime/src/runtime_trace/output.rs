@@ -68,16 +68,25 @@ pub(crate) fn output(
         });
     }
     let confidence = slice.trace_coverage_confidence.envelope();
-    let schema_slice = serde_json::to_value(&slice).unwrap_or_else(|e| {
-        // The slice is plain data; this cannot fail, but never panic on it.
-        serde_json::json!({ "error": format!("cannot serialise the slice: {e}") })
-    });
-    ProbeOutput {
-        schema_slice,
-        confidence,
-        artifacts,
-        warnings,
-        not_cacheable: environment_fault(results),
+    let not_cacheable = environment_fault(results);
+    match ProbeOutput::of(slice, confidence) {
+        Ok(mut out) => {
+            out.artifacts = artifacts;
+            out.warnings = warnings;
+            out.not_cacheable = not_cacheable;
+            out
+        }
+        // The slice is plain data, so this does not happen; if it did, the
+        // output says so and is never cached.
+        Err(e) => {
+            let why = format!("cannot serialise the runtime trace's slice: {e}");
+            let mut out = ProbeOutput::new(serde_json::json!({ "error": why }), confidence);
+            out.artifacts = artifacts;
+            out.warnings = warnings;
+            out.warnings.push(why.clone());
+            out.not_cacheable = Some(why);
+            out
+        }
     }
 }
 

@@ -19,7 +19,7 @@ use super::container::{tool_image_failure, ContainerBackend, ToolImage};
 use super::host::{self, HostBackend, HostBackendError};
 use super::model::{ScenarioOutcome, ScenarioReason, ScenarioResult};
 use super::output::{finish, output};
-use super::scenario_file::{load_scenarios, load_scenarios_from, resolve_app, SCENARIO_FILE};
+use super::scenario_file::{load_scenarios, resolve_app, SCENARIO_FILE};
 use super::scenarios::{ScenarioError, ScenarioFile};
 use super::sequence::{self, run_sequentially};
 use super::settings::{self as limits, Backend, RunId, TraceSettings};
@@ -57,7 +57,7 @@ pub const PROBE_NAME: &str = "runtime_trace";
 #[non_exhaustive]
 pub enum TraceError {
     /// The container engine is missing or does not answer.
-    #[error("EngineUnavailable: {detail}")]
+    #[error("the container engine is unavailable: {detail}")]
     EngineUnavailable {
         /// What the engine (or its absence) said.
         detail: String,
@@ -247,11 +247,8 @@ pub fn run_blocking(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutp
         .cloned()
         .unwrap_or_default();
     let file = match &settings.scenarios {
-        Some(f) => f.clone(),
-        None => match &settings.scenarios_file {
-            Some(path) => load_scenarios_from(path)?,
-            None => load_scenarios(repo)?,
-        },
+        Some(s) => s.file.clone(),
+        None => load_scenarios(repo)?,
     };
     if !cfg!(target_os = "linux") {
         // strace exists only on Linux; nothing else (sudo, dtruss) is ever tried.

@@ -2,7 +2,7 @@
 //! embedded defaults; and the app they start, with the image's defaults
 //! applied. A malformed file is an error, never a fallback to the defaults.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::engine::ImageConfig;
 use crate::probe::RepoSnapshot;
@@ -20,50 +20,130 @@ pub const SCENARIO_FILE: &str = ".codegenie/scenarios.yaml";
 /// repository must not make the probe read or parse gigabytes).
 pub const MAX_SCENARIO_FILE_BYTES: u64 = 1024 * 1024;
 
-/// Load `.codegenie/scenarios.yaml`, else the embedded defaults. A malformed
-/// file is an error, never a fallback. The file must be a regular file inside
-/// the repository (a link that leaves it, or a FIFO that would block, is
-/// refused), and an error never quotes the file's values: a hostile link to
-/// a secret must not print it (docs/architecture.md, "Scenarios").
-pub fn load_scenarios(repo: &RepoSnapshot) -> Result<ScenarioFile, TraceError> {
-    let path = repo.root().join(SCENARIO_FILE);
-    let refused = |message: &str| {
-        TraceError::Scenarios(ScenarioError {
-            source_name: SCENARIO_FILE.to_owned(),
-            line: None,
-            column: None,
-            message: message.to_owned(),
-        })
-    };
-    match std::fs::symlink_metadata(&path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(source) => return Err(TraceError::Io { path, source }),
-        Ok(_) => {
-            let real = std::fs::canonicalize(&path).map_err(|source| TraceError::Io {
-                path: path.clone(),
-                source,
-            })?;
-            let root = std::fs::canonicalize(repo.root()).map_err(|source| TraceError::Io {
-                path: repo.root().to_owned(),
-                source,
-            })?;
-            if !real.starts_with(&root) {
-                return Err(refused(
-                    "the file is a link to a path outside the repository; it is not read",
-                ));
-            }
-            if !real.is_file() {
-                return Err(refused("not a regular file; it is not read"));
-            }
+/// Where a run's scenarios came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScenarioOrigin {
+    /// The embedded defaults (`scenarios/default.yaml`).
+    Defaults,
+    /// The repository's own [`SCENARIO_FILE`].
+    Repository,
+    /// A file outside the repository: a portfolio manifest's `scenarios:`,
+    /// or `codegenie minimize --verify-with`.
+    File(PathBuf),
+}
+
+impl std::fmt::Display for ScenarioOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ScenarioOrigin::Defaults => f.write_str("defaults"),
+            ScenarioOrigin::Repository => f.write_str(SCENARIO_FILE),
+            ScenarioOrigin::File(p) => write!(f, "{}", p.display()),
         }
     }
-    match read_text(&path, SCENARIO_FILE)? {
-        Some(text) => parse_quietly(&text, SCENARIO_FILE),
-        None => Ok(scenarios::parse_scenarios(
-            DEFAULT_SCENARIOS,
-            "<embedded scenarios/default.yaml>",
-        )?),
+}
+
+/// The scenarios of one run, read and parsed once (docs/architecture.md,
+/// "Scenarios"): the trace runs them, the `trace-config` token hashes their
+/// text, and the minimal image keeps the programs their `exec` steps name,
+/// all from this one value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunScenarios {
+    /// Where they came from.
+    pub origin: ScenarioOrigin,
+    /// blake3 of the file's text (of the embedded text for the defaults), hex.
+    pub text_hash: String,
+    /// The parsed file.
+    pub file: ScenarioFile,
+}
+
+impl RunScenarios {
+    /// The scenarios of `repo`: the file at `outside` when given, else
+    /// `.codegenie/scenarios.yaml`, else the embedded defaults. A malformed
+    /// file is an error, never a fallback. The repository's file must be a
+    /// regular file inside the repository (a link that leaves it is
+    /// refused), and an error never quotes the file's values: a hostile link
+    /// to a secret must not print it.
+    pub fn load(repo: &RepoSnapshot, outside: Option<&Path>) -> Result<RunScenarios, TraceError> {
+        if let Some(path) = outside {
+            return RunScenarios::from_file(path);
+        }
+        let path = repo.root().join(SCENARIO_FILE);
+        let refused = |message: &str| {
+            TraceError::Scenarios(ScenarioError {
+                source_name: SCENARIO_FILE.to_owned(),
+                line: None,
+                column: None,
+                message: message.to_owned(),
+            })
+        };
+        match std::fs::symlink_metadata(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(TraceError::Io { path, source }),
+            Ok(_) => {
+                let real = std::fs::canonicalize(&path).map_err(|source| TraceError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+                let root = std::fs::canonicalize(repo.root()).map_err(|source| TraceError::Io {
+                    path: repo.root().to_owned(),
+                    source,
+                })?;
+                if !real.starts_with(&root) {
+                    return Err(refused(
+                        "the file is a link to a path outside the repository; it is not read",
+                    ));
+                }
+            }
+        }
+        match read_text(&path, SCENARIO_FILE)? {
+            Some(text) => Ok(RunScenarios {
+                origin: ScenarioOrigin::Repository,
+                text_hash: text_hash(&text),
+                file: parse_quietly(&text, SCENARIO_FILE)?,
+            }),
+            None => RunScenarios::defaults(),
+        }
     }
+
+    /// The embedded defaults.
+    pub fn defaults() -> Result<RunScenarios, TraceError> {
+        Ok(RunScenarios {
+            origin: ScenarioOrigin::Defaults,
+            text_hash: text_hash(DEFAULT_SCENARIOS),
+            file: scenarios::parse_scenarios(
+                DEFAULT_SCENARIOS,
+                "<embedded scenarios/default.yaml>",
+            )?,
+        })
+    }
+
+    /// The scenario file at `path`, outside any repository. Missing, not a
+    /// regular file, too big or malformed is an error naming the file;
+    /// there are no defaults to fall back to.
+    pub fn from_file(path: &Path) -> Result<RunScenarios, TraceError> {
+        let name = path.display().to_string();
+        match read_text(path, &name)? {
+            Some(text) => Ok(RunScenarios {
+                origin: ScenarioOrigin::File(path.to_owned()),
+                text_hash: text_hash(&text),
+                file: parse_quietly(&text, &name)?,
+            }),
+            None => Err(TraceError::Io {
+                path: path.to_owned(),
+                source: std::io::Error::from(std::io::ErrorKind::NotFound),
+            }),
+        }
+    }
+}
+
+/// The parsed scenarios of `repo` ([`RunScenarios::load`] without a file
+/// outside the repository).
+pub fn load_scenarios(repo: &RepoSnapshot) -> Result<ScenarioFile, TraceError> {
+    RunScenarios::load(repo, None).map(|s| s.file)
+}
+
+fn text_hash(text: &str) -> String {
+    blake3::hash(text.as_bytes()).to_hex().to_string()
 }
 
 /// Parse scenario text; errors keep their position and key but not the
@@ -89,17 +169,19 @@ fn read_text(path: &Path, name: &str) -> Result<Option<String>, TraceError> {
             ),
         })),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
+            Err(TraceError::Scenarios(ScenarioError {
+                source_name: name.to_owned(),
+                line: None,
+                column: None,
+                message: e.to_string(),
+            }))
+        }
         Err(source) => Err(TraceError::Io {
             path: path.to_owned(),
             source,
         }),
     }
-}
-
-/// The text of the repository's own scenario file, `None` when it has
-/// none (the embedded defaults apply). Bounded like [`load_scenarios`].
-pub fn read_scenario_text(repo: &RepoSnapshot) -> Result<Option<String>, TraceError> {
-    read_text(&repo.root().join(SCENARIO_FILE), SCENARIO_FILE)
 }
 
 /// A parser message with every quoted value of the file replaced by
@@ -152,28 +234,26 @@ fn without_values(message: &str) -> String {
     out
 }
 
-/// Load the scenario file at `path` (outside the repository: a portfolio
-/// manifest's `scenarios:`). Missing, too big or malformed is an error
-/// naming the file; there are no defaults to fall back to.
-pub fn load_scenarios_from(path: &Path) -> Result<ScenarioFile, TraceError> {
-    let name = path.display().to_string();
-    match read_text(path, &name)? {
-        Some(text) => parse_quietly(&text, &name),
-        None => Err(TraceError::Io {
-            path: path.to_owned(),
-            source: std::io::Error::from(std::io::ErrorKind::NotFound),
-        }),
-    }
-}
-
 /// Read `path` as text if it has at most `limit` bytes; `Ok(Err(n))` when it
 /// has more (`n` bytes were seen before stopping).
+/// Only a regular file is read: it is opened without blocking (a FIFO
+/// would wait forever for a writer) and checked on the open handle, so a
+/// file swapped between a check and the read cannot get past it.
 fn read_bounded(path: &Path, limit: u64) -> std::io::Result<Result<String, u64>> {
     use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file; it is not read",
+        ));
+    }
     let mut bytes = Vec::new();
-    std::fs::File::open(path)?
-        .take(limit + 1)
-        .read_to_end(&mut bytes)?;
+    file.take(limit + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > limit {
         return Ok(Err(bytes.len() as u64));
     }

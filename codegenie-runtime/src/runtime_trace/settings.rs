@@ -6,7 +6,7 @@
 //! | `backend` | [`Backend::Container`] or [`Backend::Host`] | containers; a repository without a Dockerfile is an error, never a silent move to the host |
 //! | `engine` | `docker` or `podman` | `docker` |
 //! | `endpoint` | which engine that CLI talks to ([`EngineEndpoint`]) | the environment's |
-//! | `scenarios_file` | a scenario file outside the repository, used instead of its own | `.codegenie/scenarios.yaml`, else the defaults |
+//! | `scenarios` | the run's scenarios, read once ([`RunScenarios`]) | read by the probe: `.codegenie/scenarios.yaml`, else the defaults |
 //! | `limits` | timeouts and container limits ([`RunLimits`]) | 120 s per scenario, 600 s in all, 5 s stop grace, 1 GiB written per scenario |
 //! | `helper` | the `codegenie` binary bundled for in-container helpers | the running executable |
 //! | `run_id` | the `codegenie.run` label of this run's containers | pid and time |
@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use crate::engine::{EngineEndpoint, EngineKind};
 
-use super::scenarios::ScenarioFile;
+use super::scenario_file::RunScenarios;
 
 /// Which backend runs the scenarios.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,10 +38,6 @@ pub struct TraceSettings {
     pub engine: EngineKind,
     /// The engine it talks to (a portfolio spreads repositories over several).
     pub endpoint: EngineEndpoint,
-    /// A scenario file used instead of the repository's own (a portfolio
-    /// manifest's `scenarios:`). It is outside the repository, so the cache
-    /// key does not cover it: callers that set it run uncached.
-    pub scenarios_file: Option<PathBuf>,
     /// Timeouts and limits.
     pub limits: RunLimits,
     /// The helper binary to bundle; `None` bundles the running executable.
@@ -52,9 +48,11 @@ pub struct TraceSettings {
     /// Trace this image (id or tag) instead of building the repository's
     /// Dockerfile: how a minimal image is verified with the same scenarios.
     pub image: Option<String>,
-    /// Run these scenarios instead of the repository's (or the defaults):
-    /// extra verification scenarios.
-    pub scenarios: Option<ScenarioFile>,
+    /// The run's scenarios, read once by the caller (the pipeline reads the
+    /// repository's own file or the defaults, a portfolio manifest may name
+    /// another file, `--verify-with` gives extra ones); `None`: the probe
+    /// reads the repository's own file, else the defaults.
+    pub scenarios: Option<RunScenarios>,
 }
 
 /// The value of the `codegenie.run` label: 1-128 of `[A-Za-z0-9_.-]`, so it
@@ -82,6 +80,21 @@ impl RunId {
     /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+impl RunId {
+    /// The run id of a part of this run (`<self>.<part>`): its containers
+    /// are the run's for [`RunId::covers`], so an interrupted run removes
+    /// them too, while the run's own end-of-run sweep (its exact label)
+    /// leaves them to the part.
+    pub fn child(&self, part: &str) -> Result<RunId, RunIdError> {
+        format!("{}.{part}", self.0).parse()
+    }
+
+    /// Whether `label` is this run's or one of its parts' ([`RunId::child`]).
+    pub fn covers(&self, label: &str) -> bool {
+        crate::engine::run_covers(&self.0, label)
     }
 }
 

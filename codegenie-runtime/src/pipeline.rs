@@ -1,0 +1,286 @@
+//! One run of probes on one repository, the same for every caller
+//! (docs/architecture.md, "Pipeline"): `codegenie trace`, `gather`,
+//! `minimize` and each repository of a portfolio open the repository and
+//! check its state folders, build the coordinator with the repository's
+//! cache, the context with the run's one image build and its settings,
+//! read the scenarios once, gather, write, and remove what the run left in
+//! the repository. [`remove_run`] is the one cleanup of an interrupted run:
+//! every container and tool image labelled with the run or one of its parts
+//! (a minimal image's verification runs are parts).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::cache::ContentCache;
+use crate::cancel::CancelToken;
+use crate::coordinator::{Coordinator, CoordinatorError, GatherOptions};
+use crate::engine::{BuildDigestResolver, BuildOptions, Engine, EngineError};
+use crate::errors::error_chain;
+use crate::minimal::probe::{MinimizeSettings, READINESS_PROBE};
+use crate::probe::{ProbeContext, ProgressSink, RepoSnapshot};
+use crate::record::GatherReport;
+use crate::registry::{Registry, RegistryError};
+use crate::runtime_trace::scenario_file::RunScenarios;
+use crate::runtime_trace::{work_dir, RunId, TraceConfig, TraceError, TraceSettings, PROBE_NAME};
+use crate::state_dir::StateDirError;
+use crate::writer::{WriteError, Writer, Written};
+
+/// What a run does; [`Pipeline::open`] turns it into a run.
+#[derive(Clone)]
+pub struct RunPlan {
+    /// The probes to run (empty: every registered probe).
+    pub probes: Vec<String>,
+    /// Neither read nor write the cache (nor remembered builds).
+    pub no_cache: bool,
+    /// Run on a cache hit too, and store the new output.
+    pub refresh: bool,
+    /// How the repository's image is built.
+    pub build: BuildOptions,
+    /// The runtime trace's settings. A run without a run id gets one, so
+    /// that an interrupted run can remove what it made.
+    pub trace: TraceSettings,
+    /// A scenario file outside the repository, run instead of its own (a
+    /// portfolio manifest's `scenarios:`).
+    pub scenarios_file: Option<PathBuf>,
+    /// The minimal image's settings, when the run builds one.
+    pub minimize: Option<MinimizeSettings>,
+    /// Where progress goes.
+    pub progress: Option<Arc<dyn ProgressSink>>,
+    /// Tripped to stop the run (Ctrl-C, a portfolio that stops).
+    pub cancel: CancelToken,
+}
+
+impl Default for RunPlan {
+    fn default() -> Self {
+        RunPlan {
+            probes: Vec::new(),
+            no_cache: false,
+            refresh: false,
+            build: BuildOptions::default(),
+            trace: TraceSettings::default(),
+            scenarios_file: None,
+            minimize: None,
+            progress: None,
+            cancel: CancelToken::new(),
+        }
+    }
+}
+
+impl RunPlan {
+    /// The plan of `codegenie trace`: the runtime trace alone.
+    pub fn trace(trace: TraceSettings) -> RunPlan {
+        RunPlan {
+            probes: vec![PROBE_NAME.to_owned()],
+            trace,
+            ..RunPlan::default()
+        }
+    }
+
+    /// The plan of `codegenie minimize`: the runtime trace, then the
+    /// minimal image built from its evidence and verified.
+    pub fn minimize(trace: TraceSettings, minimize: MinimizeSettings) -> RunPlan {
+        RunPlan {
+            probes: vec![PROBE_NAME.to_owned(), READINESS_PROBE.to_owned()],
+            trace,
+            minimize: Some(minimize),
+            ..RunPlan::default()
+        }
+    }
+}
+
+/// Why a run could not start or finish (a probe's own failure is not one:
+/// it is in the [`GatherReport`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PipelineError {
+    /// The repository cannot be opened.
+    #[error("cannot open repository {path}")]
+    Open {
+        /// The folder.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A state folder leads out of the repository.
+    #[error(transparent)]
+    StateDir(#[from] StateDirError),
+    /// The probe registry is inconsistent.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// The scenarios cannot be read.
+    #[error("cannot read the scenarios of {repo}")]
+    Scenarios {
+        /// The repository.
+        repo: PathBuf,
+        /// What was wrong.
+        #[source]
+        source: TraceError,
+    },
+    /// The coordinator could not run.
+    #[error(transparent)]
+    Gather(#[from] CoordinatorError),
+    /// A record could not be written.
+    #[error(transparent)]
+    Write(#[from] WriteError),
+}
+
+/// A run of probes on one repository, ready to gather.
+pub struct Pipeline {
+    repo: RepoSnapshot,
+    coordinator: Coordinator,
+    opts: GatherOptions,
+    run_id: RunId,
+}
+
+impl Pipeline {
+    /// Open the repository at `root` for `plan`: its state folders must stay
+    /// inside it (checked before anything is written), the registry must
+    /// load, and, when the runtime trace runs, its scenarios are read once
+    /// here (a malformed file stops the run before any build).
+    pub fn open(root: &Path, plan: RunPlan) -> Result<Pipeline, PipelineError> {
+        let repo = RepoSnapshot::open(root).map_err(|source| PipelineError::Open {
+            path: root.to_owned(),
+            source,
+        })?;
+        crate::state_dir::check_state_dirs(repo.root())?;
+        let mut coordinator = Coordinator::new(Registry::load()?);
+        if !plan.no_cache {
+            coordinator =
+                coordinator.with_cache(Arc::new(ContentCache::for_repo_root(repo.root())));
+        }
+        let mut trace = plan.trace;
+        let run_id = trace
+            .run_id
+            .get_or_insert_with(|| RunId::unique("run-"))
+            .clone();
+        let traces = plan.probes.is_empty() || plan.probes.iter().any(|p| p == PROBE_NAME);
+        // The host backend may run without a Dockerfile; without one and
+        // without a scenario file the trace does not apply, so there is
+        // nothing to read.
+        if traces && trace.scenarios.is_none() {
+            let scenarios =
+                RunScenarios::load(&repo, plan.scenarios_file.as_deref()).map_err(|source| {
+                    PipelineError::Scenarios {
+                        repo: repo.root().to_owned(),
+                        source,
+                    }
+                })?;
+            trace.scenarios = Some(scenarios);
+        }
+        let engine = Engine::at(trace.engine, trace.endpoint.clone());
+        let mut ctx = ProbeContext {
+            image_digest_resolver: Some(Arc::new(BuildDigestResolver::new(engine).with_options(
+                BuildOptions {
+                    // Uncached runs do not remember builds either.
+                    remember: plan.build.remember && !plan.no_cache,
+                    ..plan.build
+                },
+            ))),
+            trace_config_resolver: Some(Arc::new(TraceConfig)),
+            progress: plan.progress,
+            cancel: plan.cancel,
+            ..ProbeContext::default()
+        };
+        ctx.settings.insert(trace);
+        if let Some(m) = plan.minimize {
+            ctx.settings.insert(m);
+        }
+        Ok(Pipeline {
+            repo,
+            coordinator,
+            opts: GatherOptions {
+                only: plan.probes,
+                no_cache: plan.no_cache,
+                refresh: plan.refresh,
+                ctx,
+            },
+            run_id,
+        })
+    }
+
+    /// The repository.
+    pub fn repo(&self) -> &RepoSnapshot {
+        &self.repo
+    }
+
+    /// The run's id: the label of everything it makes on the engine.
+    pub fn run_id(&self) -> &RunId {
+        &self.run_id
+    }
+
+    /// The runtime trace's settings of this run.
+    pub fn trace_settings(&self) -> Option<&TraceSettings> {
+        self.opts.ctx.settings.get::<TraceSettings>()
+    }
+
+    /// The engine this run uses.
+    pub fn engine(&self) -> Engine {
+        let t = self.trace_settings().cloned().unwrap_or_default();
+        Engine::at(t.engine, t.endpoint)
+    }
+
+    /// The run's cancel token.
+    pub fn cancel_token(&self) -> &CancelToken {
+        &self.opts.ctx.cancel
+    }
+
+    /// Run the probes.
+    pub async fn gather(&self) -> Result<GatherReport, PipelineError> {
+        Ok(self.coordinator.gather(&self.repo, &self.opts).await?)
+    }
+
+    /// Write every record of `report` (the writer redacts; a skipped probe
+    /// writes nothing), then remove the raw traces the run left in the
+    /// repository's work folder. Returns what was written, per record.
+    pub fn write(&self, report: &GatherReport) -> Result<Vec<Option<Written>>, PipelineError> {
+        let writer = Writer::new(self.repo.root());
+        let written = report
+            .records
+            .iter()
+            .map(|rec| writer.write_record(rec))
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Err(e) = work_dir::clean_work_dir(&self.repo, &self.run_id) {
+            tracing::warn!(error = %error_chain(&e), "cannot remove the raw traces");
+        }
+        Ok(written)
+    }
+}
+
+/// What [`remove_run`] removed, and what the engine refused.
+#[derive(Debug, Default)]
+pub struct Removed {
+    /// Containers removed.
+    pub containers: usize,
+    /// Tool images removed.
+    pub images: usize,
+    /// What failed, in order.
+    pub errors: Vec<EngineError>,
+}
+
+/// Remove every container and tool image of `run` and of its parts
+/// ([`RunId::child`]: a portfolio's repositories, a minimal image's
+/// verification runs) on `engine`: the cleanup of an interrupted run. A
+/// container whose create was already in flight may land after the first
+/// listing, so the containers are listed twice; the tool images go once no
+/// container uses them.
+pub fn remove_run(engine: &Engine, run: &RunId) -> Removed {
+    let mut removed = Removed::default();
+    for pass in 0..2 {
+        match engine.remove_runs_under(run.as_str()) {
+            Ok(n) => removed.containers += n,
+            Err(e) => {
+                removed.errors.push(e);
+                break;
+            }
+        }
+        if pass == 0 {
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+    }
+    match engine.remove_run_images_under(run.as_str()) {
+        Ok(n) => removed.images += n,
+        Err(e) => removed.errors.push(e),
+    }
+    removed
+}
