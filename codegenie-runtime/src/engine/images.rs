@@ -17,10 +17,6 @@ use crate::exec::Program;
 pub const REPOSITORY_LABEL: &str = "codegenie.repository";
 /// The tag repository of trace images.
 pub const TRACE_IMAGES: &str = "codegenie-trace";
-/// How many images of each kind a run keeps per repository unless told
-/// otherwise: the one it used and two before it, enough to go back one
-/// edit without a rebuild.
-pub const KEEP_IMAGES: usize = 3;
 
 /// An image of a repository, by one of codegenie's tags.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

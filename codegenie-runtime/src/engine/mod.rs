@@ -39,16 +39,24 @@ pub use context::BuildContextError;
 pub use endpoint::{ContextName, DockerHost, EndpointError, EngineEndpoint};
 pub use error::EngineError;
 pub use filesystem::TRANSFER_TIMEOUT;
-pub use images::{ImagePruneReport, RepositoryImage, KEEP_IMAGES, REPOSITORY_LABEL, TRACE_IMAGES};
-pub use options::{BuildNetwork, BuildOptions, EngineKind};
-pub use orphans::Swept;
+pub use images::{ImagePruneReport, RepositoryImage, REPOSITORY_LABEL, TRACE_IMAGES};
+pub use options::{BuildNetwork, BuildOptions, EngineKind, KEEP_IMAGES};
 pub use resolver::BuildDigestResolver;
-pub use runs::run_covers;
+pub use runs::Swept;
 pub use tools::TOOLS_REPOSITORY;
 pub use writable::WritableLayer;
 
 /// The label put on everything a run creates: `codegenie.run=<run id>`.
 pub const RUN_LABEL: &str = "codegenie.run";
+
+/// Whether the run label `label` is `run`'s or one of its parts'
+/// (`<run>.<part>`, at any depth): `cli-1` covers `cli-1` and
+/// `cli-1.verify-minimal`, never `cli-12`.
+pub fn run_covers(run: &str, label: &str) -> bool {
+    label
+        .strip_prefix(run)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+}
 
 /// How long an image build may take.
 pub const BUILD_TIMEOUT: Duration = Duration::from_secs(600);

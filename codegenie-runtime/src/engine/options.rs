@@ -2,7 +2,12 @@
 
 use std::time::Duration;
 
-use super::{BUILD_TIMEOUT, KEEP_IMAGES};
+use super::BUILD_TIMEOUT;
+
+/// How many images of each kind a run keeps per repository unless told
+/// otherwise: the one it used and two before it, enough to go back one
+/// edit without a rebuild.
+pub const KEEP_IMAGES: usize = 3;
 
 /// Which engine CLI to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -3,20 +3,14 @@
 //! the run that built it, and an interrupted run removes them all from each
 //! engine in one listing.
 
-use super::client::ids_of;
-use super::{Engine, EngineError, RUN_LABEL};
+use std::collections::BTreeMap;
 
-/// Whether the run label `label` is `run`'s or one of its parts'
-/// (`<run>.<part>`, at any depth): `cli-1` covers `cli-1` and
-/// `cli-1.verify-minimal`, never `cli-12`.
-pub fn run_covers(run: &str, label: &str) -> bool {
-    label
-        .strip_prefix(run)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
-}
+use super::client::ids_of;
+use super::{orphans, tools, Engine, EngineError, RUN_LABEL};
 
 impl Engine {
-    /// Remove every container of `run` and of its parts ([`run_covers`]);
+    /// Remove every container of `run` and of its parts
+    /// ([`run_covers`](super::run_covers));
     /// returns how many.
     pub fn remove_runs_under(&self, run: &str) -> Result<usize, EngineError> {
         let out = self.ok(self.spec().args([
@@ -33,7 +27,7 @@ impl Engine {
             let Some((id, label)) = line.split_once('\t') else {
                 continue;
             };
-            if run_covers(run, label.trim()) {
+            if super::run_covers(run, label.trim()) {
                 self.remove(id.trim())?;
                 removed += 1;
             }
@@ -66,9 +60,117 @@ impl Engine {
     }
 }
 
+/// What [`Engine::sweep_orphans`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// Containers (scenario containers, and containers a tool image was
+    /// being made from).
+    pub containers: usize,
+    /// Tool images.
+    pub images: usize,
+}
+
+impl Engine {
+    /// Remove containers and tool images left by runs whose process is
+    /// gone (killed before it could clean up); see the `orphans` module.
+    pub fn sweep_orphans(&self) -> Result<Swept, EngineError> {
+        let Some(me) = orphans::current() else {
+            return Ok(Swept::default());
+        };
+        let (owner, tools) = (orphans::OWNER_LABEL, tools::TOOLS_OWNER_LABEL);
+        // Scenario containers carry the owner label; a container a tool
+        // image is made from carries only the tools' (and scenario containers
+        // inherit that one from their tool image).
+        let out = self.ok(self.spec().args([
+            "ps",
+            "-a",
+            "--no-trunc",
+            "--filter",
+            &format!("label={RUN_LABEL}"),
+            "--format",
+            &format!("{{{{.ID}}}}\t{{{{.Label \"{owner}\"}}}}\t{{{{.Label \"{tools}\"}}}}"),
+        ]))?;
+        let mut swept = Swept::default();
+        for line in out.stdout.text().lines() {
+            let mut fields = line.split('\t').map(str::trim);
+            let (Some(id), Some(own), Some(tool)) = (fields.next(), fields.next(), fields.next())
+            else {
+                continue;
+            };
+            let (key, value) = if own.is_empty() {
+                (tools, tool)
+            } else {
+                (owner, own)
+            };
+            let gone = orphans::Owner::parse(value).is_some_and(|o| o.is_gone(me));
+            if !gone {
+                continue;
+            }
+            if !self.label_set_at_creation(id, key, value) {
+                tracing::warn!(
+                    container = id,
+                    "a container's owner label comes from its image, not from codegenie; left alone"
+                );
+                continue;
+            }
+            tracing::info!(
+                container = id,
+                owner = value,
+                "removing a leftover container"
+            );
+            self.remove(id)?;
+            swept.containers += 1;
+        }
+        // After the containers, which keep their images in use.
+        swept.images = self.sweep_tool_images(me)?;
+        Ok(swept)
+    }
+}
+
+impl Engine {
+    /// Whether `container`'s `key=value` label was set when it was created
+    /// rather than inherited from its image (an image may carry any label).
+    /// When the image cannot be asked, the answer is no: leave it alone.
+    fn label_set_at_creation(&self, container: &str, key: &str, value: &str) -> bool {
+        let image = match self.ok(self.spec().args([
+            "container",
+            "inspect",
+            "--format",
+            "{{.Image}}",
+            container,
+        ])) {
+            Ok(out) => out.stdout.text().trim().to_owned(),
+            Err(e) => {
+                tracing::debug!(container, error = %e, "cannot inspect a candidate orphan");
+                return false;
+            }
+        };
+        let labels = self.ok(self.spec().args([
+            "image",
+            "inspect",
+            "--format",
+            "{{json .Config.Labels}}",
+            &image,
+        ]));
+        match labels
+            .map(|o| serde_json::from_slice::<Option<BTreeMap<String, String>>>(&o.stdout.bytes))
+        {
+            Ok(Ok(labels)) => labels.and_then(|l| l.get(key).cloned()).as_deref() != Some(value),
+            Ok(Err(e)) => {
+                tracing::debug!(container, error = %e, "unreadable image labels");
+                false
+            }
+            Err(e) => {
+                tracing::debug!(container, error = %e, "cannot inspect a candidate orphan's image");
+                false
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::run_covers;
+    use crate::engine::run_covers;
 
     #[test]
     fn a_run_covers_its_parts_and_nothing_else() {

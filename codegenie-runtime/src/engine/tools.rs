@@ -182,7 +182,7 @@ impl Engine {
 
     /// Remove the tool images of every run whose id starts with `prefix`.
     pub fn remove_run_images_under(&self, run: &str) -> Result<usize, EngineError> {
-        self.remove_tool_images(|label| super::runs::run_covers(run, label))
+        self.remove_tool_images(|label| super::run_covers(run, label))
     }
 
     /// Tool images on the engine (`codegenie-tools:*` with the owner

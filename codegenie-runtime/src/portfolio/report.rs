@@ -174,6 +174,11 @@ impl MinimizeOutcome {
     }
 }
 
+/// The fleet report's file names in the state folder.
+pub const REPORT_JSON: &str = "report.json";
+/// The markdown report's file name in the state folder.
+pub const REPORT_MARKDOWN: &str = "report.md";
+
 /// One repository.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RepoReport {
@@ -360,12 +365,12 @@ pub fn summarize(repositories: &[RepoReport]) -> (Totals, Vec<BlockerCount>) {
 impl FleetReport {
     /// Write `report.json` and `report.md` into `state_dir`, atomically.
     pub fn save(&self, state_dir: &std::path::Path) -> Result<(), AtomicWriteError> {
-        write_atomically(&state_dir.join(super::run::REPORT_JSON), |w| {
+        write_atomically(&state_dir.join(REPORT_JSON), |w| {
             serde_json::to_writer_pretty(&mut *w, self).map_err(std::io::Error::other)?;
             w.write_all(b"\n")
         })?;
         let md = self.to_markdown();
-        write_atomically(&state_dir.join(super::run::REPORT_MARKDOWN), |w| {
+        write_atomically(&state_dir.join(REPORT_MARKDOWN), |w| {
             w.write_all(md.as_bytes())
         })
     }

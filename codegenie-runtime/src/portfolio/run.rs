@@ -153,11 +153,6 @@ pub enum PortfolioError {
     Interrupted,
 }
 
-/// The fleet report's file names in the state folder.
-pub const REPORT_JSON: &str = "report.json";
-/// The markdown report's file name in the state folder.
-pub const REPORT_MARKDOWN: &str = "report.md";
-
 struct Sched {
     queue: VecDeque<usize>,
     in_flight: usize,

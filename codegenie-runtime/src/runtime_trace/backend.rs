@@ -19,8 +19,7 @@ use super::settings::RunLimits;
 use super::steps::{AppOps, Driver, ResolvedApp, Stop};
 use crate::cancel::CancelToken;
 
-/// An error a backend reports about its own operations.
-pub(crate) type BackendError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) use super::error::BackendError;
 
 /// What a backend does for one scenario; [`run_one`] calls these in order.
 pub(crate) trait ScenarioBackend {

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use crate::cancel::CancelToken;
 
-use super::backend::BackendError;
+use super::error::BackendError;
 
 /// How often the writable layer is measured. At the ~200 MB/s a container
 /// writes on a common disk this keeps the overshoot near 50-100 MB, and one

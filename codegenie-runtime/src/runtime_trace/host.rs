@@ -15,30 +15,11 @@ use crate::interp;
 use crate::procfs::ProcStat;
 
 use super::agent;
-use super::backend::{BackendError, ScenarioBackend, TraceCopy};
+use super::backend::{ScenarioBackend, TraceCopy};
 use super::bundle::{host_strace_has_seccomp_bpf, strace_options};
+use super::error::{BackendError, HostBackendError};
 use super::scenarios::{HttpStep, Ready, Scenario};
 use super::steps::{AppOps, ResolvedApp, Stop};
-
-/// Why the host backend cannot run on this machine.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum HostBackendError {
-    /// No private network namespace can be made (it needs CAP_SYS_ADMIN).
-    #[error("cannot create a private network namespace for the app")]
-    NoNamespace(#[source] exec::ExecError),
-    /// strace is there but does not run.
-    #[error("strace does not run: {termination:?} {stderr}")]
-    StraceFails {
-        /// How `strace -V` ended.
-        termination: exec::Termination,
-        /// What it said.
-        stderr: String,
-    },
-    /// strace's version could not be read.
-    #[error("cannot read strace's version")]
-    Version(#[source] super::bundle::BundleError),
-}
 
 /// Check that this machine can run the host backend: strace is installed
 /// and a private network namespace can be created (CAP_SYS_ADMIN). Returns

@@ -23,6 +23,7 @@ pub mod config_token;
 mod container;
 mod disk_watch;
 pub mod dockerfile;
+mod error;
 mod host;
 pub mod model;
 pub mod output;
@@ -36,7 +37,7 @@ mod steps;
 pub mod work_dir;
 
 pub use config_token::TraceConfig;
-pub use host::HostBackendError;
+pub use error::HostBackendError;
 pub use probe::{RuntimeTraceProbe, TraceError, PROBE_NAME};
 pub use settings::{Backend, RunId, RunLimits, TraceSettings};
 pub use slice::RuntimeTraceSlice;

@@ -14,13 +14,14 @@ use crate::probe::{
 use crate::{declared_inputs, register_probe, DeclaredInput};
 
 use super::backend::{run_one, RunShared, ScenarioBackend};
-use super::bundle::{Bundle, BundleError};
+use super::bundle::Bundle;
 use super::container::{tool_image_failure, ContainerBackend, ToolImage};
-use super::host::{self, HostBackend, HostBackendError};
+pub use super::error::TraceError;
+use super::host::{self, HostBackend};
 use super::model::{ScenarioOutcome, ScenarioReason, ScenarioResult};
 use super::output::{finish, output};
 use super::scenario_file::{load_scenarios, resolve_app, SCENARIO_FILE};
-use super::scenarios::{ScenarioError, ScenarioFile};
+use super::scenarios::ScenarioFile;
 use super::sequence::{self, run_sequentially};
 use super::settings::{self as limits, Backend, RunId, TraceSettings};
 use super::slice::AggregateInputs;
@@ -51,56 +52,6 @@ const NAIVE_DIFF_MAX_BYTES: u64 = 32 << 20;
 
 /// The probe's name, as registered.
 pub const PROBE_NAME: &str = "runtime_trace";
-
-/// Why the probe could not run.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum TraceError {
-    /// The container engine is missing or does not answer.
-    #[error("the container engine is unavailable: {detail}")]
-    EngineUnavailable {
-        /// What the engine (or its absence) said.
-        detail: String,
-    },
-    /// The scenario file is malformed.
-    #[error("malformed scenario file")]
-    Scenarios(#[from] ScenarioError),
-    /// The tool bundle could not be assembled.
-    #[error("cannot assemble the tool bundle")]
-    Bundle(#[from] BundleError),
-    /// An engine command failed outside a scenario.
-    #[error(transparent)]
-    Engine(EngineError),
-    /// A file could not be read or written.
-    #[error("{path}")]
-    Io {
-        /// The path.
-        path: PathBuf,
-        /// The error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The host backend cannot run here.
-    #[error("the host backend is not available")]
-    HostUnavailable(#[from] HostBackendError),
-    /// Containers cannot be used and the host backend was not asked for: the
-    /// repository's commands are untrusted, so they never run on this machine
-    /// unless the user says so.
-    #[error("{reason}; the runtime trace runs a repository's code only in hardened containers unless asked otherwise: pass `--backend host` to run its scenarios on this machine in a private network namespace")]
-    NoContainerBackend {
-        /// Why containers cannot be used.
-        reason: String,
-    },
-}
-
-impl From<EngineError> for TraceError {
-    fn from(e: EngineError) -> Self {
-        match e {
-            EngineError::Unavailable { detail } => TraceError::EngineUnavailable { detail },
-            other => TraceError::Engine(other),
-        }
-    }
-}
 
 impl From<TraceError> for ProbeError {
     fn from(e: TraceError) -> Self {

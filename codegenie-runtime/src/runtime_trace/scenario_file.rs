@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::engine::ImageConfig;
 use crate::probe::RepoSnapshot;
 
-use super::probe::TraceError;
+use super::error::TraceError;
 use super::scenarios::{self, Ready, ScenarioError, ScenarioFile, DEFAULT_READY_TIMEOUT_S};
 use super::steps::ResolvedApp;
 

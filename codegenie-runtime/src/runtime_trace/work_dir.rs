@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::probe::RepoSnapshot;
 
-use super::probe::TraceError;
+use super::error::TraceError;
 use super::settings::RunId;
 
 /// The folder of run `run_id` when no scratch folder is given.
