@@ -80,13 +80,13 @@ fn a_wrong_docker_host_is_engine_unavailable_and_nothing_is_cached() {
     let took = started.elapsed();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("EngineUnavailable"), "{err}");
+    assert!(err.contains("the container engine is unavailable"), "{err}");
     assert!(err.contains("127.0.0.1:1"), "{err}");
     assert_eq!(nothing_stored(repo.path()), Vec::<PathBuf>::new());
     row(
         "DOCKER_HOST=tcp://127.0.0.1:1",
-        "EngineUnavailable, exit 2, nothing cached",
-        "EngineUnavailable, exit 2, cache and context empty",
+        "engine unavailable, exit 2, nothing cached",
+        "the container engine is unavailable, exit 2, cache and context empty",
         took,
         "none",
     );

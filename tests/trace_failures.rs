@@ -96,7 +96,7 @@ fn an_unreachable_engine_is_engine_unavailable() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("EngineUnavailable"), "{err}");
+    assert!(err.contains("the container engine is unavailable"), "{err}");
 }
 
 #[test]
