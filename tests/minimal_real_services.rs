@@ -18,6 +18,7 @@ use trace_support::*;
 const BASE: &str = "codegenie-fixture-debian:bookworm";
 
 fn base_image_present() -> bool {
+    prepared();
     Engine::new(EngineKind::Docker)
         .image_id(BASE)
         .ok()
@@ -145,7 +146,7 @@ fn assert_same_outcomes(t: &Traced) {
 #[test]
 fn node_express_service_runs_from_only_what_the_evidence_names() {
     if !base_image_present() {
-        panic!("{BASE} is missing: run tests/fixtures/debian/build-base.sh (.ci/run does)");
+        panic!("{BASE} is missing after tests/fixtures/prepare.sh built the fixtures");
     }
     let _engine = engine_lock();
     let t = trace_minimize_retrace("tests/fixtures/node-express-service", "node", |_, e| e);
@@ -166,7 +167,7 @@ fn node_express_service_runs_from_only_what_the_evidence_names() {
 #[test]
 fn python_service_runs_from_only_what_the_evidence_names() {
     if !base_image_present() {
-        panic!("{BASE} is missing: run tests/fixtures/debian/build-base.sh (.ci/run does)");
+        panic!("{BASE} is missing after tests/fixtures/prepare.sh built the fixtures");
     }
     let _engine = engine_lock();
     let t = trace_minimize_retrace("tests/fixtures/python-service", "python", |_, e| e);
@@ -189,7 +190,7 @@ fn python_service_runs_from_only_what_the_evidence_names() {
 #[test]
 fn control_resolved_targets_alone_do_not_start_the_node_service() {
     if !base_image_present() {
-        panic!("{BASE} is missing: run tests/fixtures/debian/build-base.sh (.ci/run does)");
+        panic!("{BASE} is missing after tests/fixtures/prepare.sh built the fixtures");
     }
     let _engine = engine_lock();
     let t = trace_minimize_retrace(

@@ -21,22 +21,67 @@ use codegenie_runtime::engine::{BuildDigestResolver, Engine, EngineKind, RUN_LAB
 /// Busybox applets the fixture scripts use, as symlinks in `/bin`.
 const APPLETS: [&str; 5] = ["sh", "cat", "nc", "httpd", "sleep"];
 
-/// The static busybox placed by `tests/fixtures/fetch-busybox.sh`.
-pub fn busybox() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bin/busybox");
-    assert!(
-        p.is_file(),
-        "{} is missing: run tests/fixtures/fetch-busybox.sh (it needs apt-get) before these tests",
-        p.display()
-    );
-    p
+/// What the tests need on this machine, made once per machine by
+/// `tests/fixtures/prepare.sh` (system tools, the static busybox, the
+/// Debian fixture images, each cached by its recipe): run once per test
+/// process, under the script's own lock, so `cargo test` sets itself up on
+/// a fresh machine and two test binaries never build the same image twice.
+pub fn prepared() {
+    static DONE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    let done = DONE.get_or_init(|| {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/prepare.sh");
+        let out = Command::new("bash")
+            .arg(&script)
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} failed ({}):\n{}",
+                script.display(),
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    });
+    if let Err(e) = done {
+        panic!("the test fixtures could not be prepared: {e}");
+    }
 }
 
-/// Docker-heavy tests take turns: two cores are shared, and the engine
-/// observations of one test must not see another test's containers.
-pub fn engine_lock() -> MutexGuard<'static, ()> {
+/// The static busybox placed by `tests/fixtures/fetch-busybox.sh`.
+pub fn busybox() -> PathBuf {
+    prepared();
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bin/busybox")
+}
+
+/// Docker-heavy tests take turns, within a test binary and across binaries
+/// (a runner that starts several at once): two cores are shared, and the
+/// engine observations of one test must not see another test's containers.
+pub fn engine_lock() -> EngineLock {
     static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+    prepared();
+    let guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open("/tmp/codegenie-engine-tests.lock")
+        .expect("the engine lock file opens");
+    let flock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| e)
+        .expect("the engine lock is taken");
+    EngineLock {
+        _file: flock,
+        _guard: guard,
+    }
+}
+
+/// Held while a test uses the engine ([`engine_lock`]).
+pub struct EngineLock {
+    _file: nix::fcntl::Flock<std::fs::File>,
+    _guard: MutexGuard<'static, ()>,
 }
 
 /// Copy a fixture folder into a fresh temp dir, adding busybox and its applets under `bin/`.
