@@ -254,7 +254,9 @@ impl Coordinator {
         tokio::task::spawn_blocking(move || cache.key(&repo, name, probe.as_ref(), &ctx))
             .await
             .map_err(|e| format!("key task failed: {e}"))?
-            .map_err(|e| e.to_string())
+            // The whole chain: the key's error says which input, its
+            // source why (an unreadable file, a resolver that failed).
+            .map_err(|e| error_chain(&e))
     }
 }
 
@@ -297,7 +299,7 @@ fn sweep_scratch(repo: &RepoSnapshot) -> usize {
         match std::fs::remove_dir_all(&path) {
             Ok(()) => removed += 1,
             Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "cannot remove a killed run's scratch folder")
+                tracing::warn!(path = %path.display(), error = %crate::errors::error_chain(&e), "cannot remove a killed run's scratch folder")
             }
         }
     }

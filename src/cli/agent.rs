@@ -2,8 +2,6 @@
 //! `docker exec` (hidden). The arguments are the runtime's own
 //! [`AgentCommand`], which also renders them.
 
-use std::process::ExitCode;
-
 use clap::Args;
 use codegenie_runtime::runtime_trace::agent::AgentCommand;
 
@@ -17,8 +15,8 @@ pub struct AgentArgs {
     pub command: AgentCommand,
 }
 
-pub(super) fn run(args: AgentArgs) -> Result<ExitCode, CliError> {
+pub(super) fn run(args: AgentArgs) -> Result<u8, CliError> {
     let stdout = std::io::stdout();
     args.command.run(&mut stdout.lock())?;
-    Ok(ExitCode::SUCCESS)
+    Ok(0)
 }

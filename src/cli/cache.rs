@@ -1,7 +1,6 @@
 //! `codegenie cache`: explain a probe's cache key, prune the store.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use codegenie_runtime::cache::{explain, CacheStore, EntryState, Explanation, PruneReport};
@@ -129,14 +128,14 @@ pub fn parse_size(s: &str) -> Result<u64, SizeError> {
         .ok_or_else(|| SizeError::TooLarge(s.to_owned()))
 }
 
-pub(super) fn run(args: CacheArgs) -> Result<ExitCode, CliError> {
+pub(super) fn run(args: CacheArgs) -> Result<u8, CliError> {
     match args.command {
         CacheCommand::Explain(a) => run_explain(a),
         CacheCommand::Prune(a) => run_prune(a),
     }
 }
 
-fn run_explain(args: ExplainArgs) -> Result<ExitCode, CliError> {
+fn run_explain(args: ExplainArgs) -> Result<u8, CliError> {
     let repo = super::open_repo(&args.repo)?;
     let registry = Registry::load()?;
     let reg = registry.get(&args.probe).ok_or_else(|| {
@@ -164,7 +163,7 @@ fn run_explain(args: ExplainArgs) -> Result<ExitCode, CliError> {
     } else {
         print_explanation(&ex)?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(0)
 }
 
 fn print_explanation(ex: &Explanation) -> std::io::Result<()> {
@@ -225,7 +224,7 @@ struct Pruned {
     minimal_images: Option<ImagePruneReport>,
 }
 
-fn run_prune(args: PruneArgs) -> Result<ExitCode, CliError> {
+fn run_prune(args: PruneArgs) -> Result<u8, CliError> {
     let mut pruned = Pruned {
         store: None,
         trace_images: None,
@@ -287,7 +286,7 @@ fn run_prune(args: PruneArgs) -> Result<ExitCode, CliError> {
             );
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(0)
 }
 
 #[cfg(test)]

@@ -1,7 +1,6 @@
 //! `codegenie gather`: run probes on a repository and write the context.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::Args;
 use codegenie_runtime::pipeline::RunPlan;
@@ -32,7 +31,7 @@ pub struct GatherArgs {
     pub json: bool,
 }
 
-pub(super) fn run(args: GatherArgs) -> Result<ExitCode, CliError> {
+pub(super) fn run(args: GatherArgs) -> Result<u8, CliError> {
     // The runtime trace's defaults, with a run id chosen here so that an
     // interrupted gather removes its containers by label.
     let plan = RunPlan {
@@ -46,7 +45,7 @@ pub(super) fn run(args: GatherArgs) -> Result<ExitCode, CliError> {
     let pipeline = super::open_pipeline(&args.repo, plan)?;
     let report = match super::gather_interruptibly(&pipeline)? {
         Ok(report) => report,
-        Err(Interrupted(code)) => return Ok(ExitCode::from(code)),
+        Err(Interrupted(code)) => return Ok(code),
     };
     let written = pipeline.write(&report)?;
     let mut failed = false;
@@ -81,9 +80,5 @@ pub(super) fn run(args: GatherArgs) -> Result<ExitCode, CliError> {
     } else {
         super::probes::print_table(&["PROBE", "STATUS", "TIME", "OUTPUT", "DETAIL"], &rows)?;
     }
-    Ok(if failed {
-        ExitCode::from(EXIT_PROBE_FAILED)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(if failed { EXIT_PROBE_FAILED } else { 0 })
 }

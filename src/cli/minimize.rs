@@ -3,7 +3,6 @@
 //! on it, and report distroless readiness.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Args;
@@ -62,7 +61,7 @@ struct JsonScenario<'a> {
     minimal: &'a str,
 }
 
-pub(super) fn run(args: MinimizeArgs) -> Result<ExitCode, CliError> {
+pub(super) fn run(args: MinimizeArgs) -> Result<u8, CliError> {
     // The one scenario reader: bounded, regular files only, values kept
     // out of its errors.
     let verify_with = args
@@ -84,18 +83,18 @@ pub(super) fn run(args: MinimizeArgs) -> Result<ExitCode, CliError> {
     let pipeline = super::open_pipeline(&args.repo, plan)?;
     let report = match super::gather_interruptibly(&pipeline)? {
         Ok(report) => report,
-        Err(Interrupted(code)) => return Ok(ExitCode::from(code)),
+        Err(Interrupted(code)) => return Ok(code),
     };
     pipeline.write(&report)?;
     for rec in &report.records {
         match &rec.status {
             ProbeStatus::Failed { error } => {
                 eprintln!("error: {} failed: {error}", rec.name);
-                return Ok(ExitCode::from(EXIT_PROBE_FAILED));
+                return Ok(EXIT_PROBE_FAILED);
             }
             ProbeStatus::TimedOut { after_ms } => {
                 eprintln!("error: {} timed out after {after_ms} ms", rec.name);
-                return Ok(ExitCode::from(EXIT_PROBE_FAILED));
+                return Ok(EXIT_PROBE_FAILED);
             }
             ProbeStatus::Skipped { reason } => {
                 return Err(format!("{}: {reason} (minimize needs a Dockerfile)", rec.name).into());
@@ -136,9 +135,5 @@ pub(super) fn run(args: MinimizeArgs) -> Result<ExitCode, CliError> {
     } else {
         outln!("{}", summary_markdown(&r).trim_end());
     }
-    Ok(if r.verified {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(EXIT_NOT_VERIFIED)
-    })
+    Ok(if r.verified { 0 } else { EXIT_NOT_VERIFIED })
 }

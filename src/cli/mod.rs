@@ -100,7 +100,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format, cli.verbose);
     match run(cli) {
-        Ok(code) => code,
+        Ok(code) => ExitCode::from(code),
         Err(e) if is_broken_pipe(e.as_ref()) => ExitCode::from(EXIT_BROKEN_PIPE),
         Err(e) => {
             eprintln!("error: {}", redacted(&error_chain(e.as_ref())));
@@ -109,8 +109,9 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Run a parsed command line.
-pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
+/// Run a parsed command line; returns the process exit status (the
+/// `EXIT_*` constants, 0 on success).
+pub fn run(cli: Cli) -> Result<u8, CliError> {
     match cli.command {
         Command::Probes(a) => probes::run(a),
         Command::Gather(a) => gather::run(a),

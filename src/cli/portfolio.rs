@@ -3,7 +3,6 @@
 //! the fleet report (docs/architecture.md, "Portfolio").
 
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Args;
@@ -99,7 +98,7 @@ fn default_state_dir(manifest: &Path) -> PathBuf {
     dir.join(STATE_DIR).join(stem)
 }
 
-pub(super) fn run(args: PortfolioArgs) -> Result<ExitCode, CliError> {
+pub(super) fn run(args: PortfolioArgs) -> Result<u8, CliError> {
     let manifest = Manifest::load(&args.manifest)?;
     let settings = args.run.settings(None);
     manifest.check_engines(settings.engine)?;
@@ -129,9 +128,9 @@ pub(super) fn run(args: PortfolioArgs) -> Result<ExitCode, CliError> {
     })?;
     let report = match outcome {
         Ok(Ok(report)) => report,
-        Ok(Err(PortfolioError::Interrupted)) => return Ok(ExitCode::from(130)),
+        Ok(Err(PortfolioError::Interrupted)) => return Ok(130),
         Ok(Err(e)) => return Err(e.into()),
-        Err(super::Interrupted(code)) => return Ok(ExitCode::from(code)),
+        Err(super::Interrupted(code)) => return Ok(code),
     };
     if args.json {
         super::print_json(&report)?;
@@ -141,9 +140,9 @@ pub(super) fn run(args: PortfolioArgs) -> Result<ExitCode, CliError> {
         print_report(&report)?;
     }
     Ok(if report.totals.failed > 0 {
-        ExitCode::from(EXIT_PROBE_FAILED)
+        EXIT_PROBE_FAILED
     } else {
-        ExitCode::SUCCESS
+        0
     })
 }
 

@@ -1,7 +1,5 @@
 //! `codegenie probes`: the registered probes.
 
-use std::process::ExitCode;
-
 use clap::Args;
 use codegenie_runtime::Registry;
 
@@ -15,7 +13,7 @@ pub struct ProbesArgs {
     pub json: bool,
 }
 
-pub(super) fn run(args: ProbesArgs) -> Result<ExitCode, CliError> {
+pub(super) fn run(args: ProbesArgs) -> Result<u8, CliError> {
     let registry = Registry::load()?;
     let rows: Vec<serde_json::Value> = registry
         .entries()
@@ -43,7 +41,7 @@ pub(super) fn run(args: ProbesArgs) -> Result<ExitCode, CliError> {
         .collect();
     if args.json {
         super::print_json(&rows)?;
-        return Ok(ExitCode::SUCCESS);
+        return Ok(0);
     }
     let headers = ["NAME", "HEAVINESS", "RUNS_LAST", "CACHE", "DECLARED INPUTS"];
     let table: Vec<[String; 5]> = rows
@@ -67,7 +65,7 @@ pub(super) fn run(args: ProbesArgs) -> Result<ExitCode, CliError> {
         })
         .collect();
     print_table(&headers, &table)?;
-    Ok(ExitCode::SUCCESS)
+    Ok(0)
 }
 
 /// Print rows as left-aligned columns.

@@ -2,7 +2,6 @@
 //! coordinator (so the cache applies) and write its slice and artifacts.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -169,7 +168,7 @@ impl RunSettingsArgs {
     }
 }
 
-pub(super) fn run(args: TraceArgs) -> Result<ExitCode, CliError> {
+pub(super) fn run(args: TraceArgs) -> Result<u8, CliError> {
     let mut plan = RunPlan::trace(args.run.settings(args.backend));
     plan.no_cache = args.no_cache;
     plan.refresh = args.refresh;
@@ -177,7 +176,7 @@ pub(super) fn run(args: TraceArgs) -> Result<ExitCode, CliError> {
     let pipeline = super::open_pipeline(&args.repo, plan)?;
     let report = match super::gather_interruptibly(&pipeline)? {
         Ok(report) => report,
-        Err(Interrupted(code)) => return Ok(ExitCode::from(code)),
+        Err(Interrupted(code)) => return Ok(code),
     };
     let repo = pipeline.repo();
     let rec = report
@@ -202,11 +201,11 @@ pub(super) fn run(args: TraceArgs) -> Result<ExitCode, CliError> {
         }
         ProbeStatus::Failed { error } => {
             eprintln!("error: runtime trace failed: {}", super::redacted(error));
-            return Ok(ExitCode::from(EXIT_PROBE_FAILED));
+            return Ok(EXIT_PROBE_FAILED);
         }
         ProbeStatus::TimedOut { after_ms } => {
             eprintln!("error: runtime trace timed out after {after_ms} ms");
-            return Ok(ExitCode::from(EXIT_PROBE_FAILED));
+            return Ok(EXIT_PROBE_FAILED);
         }
         ProbeStatus::Ran | ProbeStatus::CacheHit => {}
     }
@@ -228,11 +227,7 @@ pub(super) fn run(args: TraceArgs) -> Result<ExitCode, CliError> {
     }
     // The evidence is written either way; a failed scenario still fails CI.
     let failed = slice.is_some_and(|s| !s.scenarios_failed.is_empty());
-    Ok(if failed {
-        ExitCode::from(EXIT_SCENARIO_FAILED)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(if failed { EXIT_SCENARIO_FAILED } else { 0 })
 }
 
 /// The record's runtime_trace slice, typed.

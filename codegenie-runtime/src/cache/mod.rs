@@ -119,7 +119,7 @@ impl ContentCache {
         let mut guard = self.memo.lock().unwrap_or_else(|p| p.into_inner());
         let memo = guard.get_or_insert_with(|| {
             self.store.load_hash_index().unwrap_or_else(|e| {
-                tracing::warn!(error = %e, "hash memo unreadable; hashing every file");
+                tracing::warn!(error = %crate::errors::error_chain(&e), "hash memo unreadable; hashing every file");
                 HashIndex::new()
             })
         });
@@ -133,7 +133,7 @@ impl ContentCache {
         if learnt {
             memo.merge(fresh);
             if let Err(e) = self.store.save_hash_index(memo) {
-                tracing::warn!(error = %e, "cannot save the hash memo");
+                tracing::warn!(error = %crate::errors::error_chain(&e), "cannot save the hash memo");
             }
         }
         Ok(manifest)
@@ -146,7 +146,7 @@ impl ContentCache {
         let previous = match self.store.load_manifest(&manifest.probe) {
             Ok(p) => p,
             Err(e) => {
-                tracing::warn!(probe = %manifest.probe, error = %e, "previous input manifest unreadable; replacing it");
+                tracing::warn!(probe = %manifest.probe, error = %crate::errors::error_chain(&e), "previous input manifest unreadable; replacing it");
                 None
             }
         };
@@ -167,7 +167,7 @@ impl ContentCache {
             None => {}
         }
         if let Err(e) = self.store.save_manifest(manifest) {
-            tracing::warn!(probe = %manifest.probe, error = %e, "cannot record the input manifest");
+            tracing::warn!(probe = %manifest.probe, error = %crate::errors::error_chain(&e), "cannot record the input manifest");
         }
     }
 }

@@ -224,7 +224,7 @@ impl CacheStore {
         // Pruning removes the least recently used first; a hit counts as a use.
         if mark_used {
             if let Err(e) = touch(&path) {
-                tracing::debug!(path = %path.display(), error = %e, "cannot update the entry's mtime");
+                tracing::debug!(path = %path.display(), error = %crate::errors::error_chain(&e), "cannot update the entry's mtime");
             }
         }
         Ok(Some(ProbeOutput {

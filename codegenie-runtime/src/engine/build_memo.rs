@@ -257,7 +257,7 @@ impl BuildPlan {
             }
             Ok(_) => None,
             Err(e) => {
-                tracing::debug!(error = %e, "cannot check a remembered build");
+                tracing::debug!(error = %crate::errors::error_chain(&e), "cannot check a remembered build");
                 None
             }
         }
@@ -270,7 +270,7 @@ impl BuildPlan {
             Ok(Some(ids)) => ids,
             Ok(None) => return,
             Err(e) => {
-                tracing::debug!(error = %e, "cannot read the base images of a build");
+                tracing::debug!(error = %crate::errors::error_chain(&e), "cannot read the base images of a build");
                 return;
             }
         };
@@ -303,7 +303,7 @@ impl BuildPlan {
             serde_json::to_writer(w, &memo).map_err(std::io::Error::other)
         });
         if let Err(e) = written {
-            tracing::warn!(error = %e, "cannot remember the build");
+            tracing::warn!(error = %crate::errors::error_chain(&e), "cannot remember the build");
         }
     }
 }

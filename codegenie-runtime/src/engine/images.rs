@@ -303,7 +303,7 @@ impl Engine {
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, repository, "cannot remove older images of the repository");
+                tracing::warn!(error = %crate::errors::error_chain(&e), repository, "cannot remove older images of the repository");
             }
         }
     }

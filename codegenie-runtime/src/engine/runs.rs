@@ -141,7 +141,7 @@ impl Engine {
         ])) {
             Ok(out) => out.stdout.text().trim().to_owned(),
             Err(e) => {
-                tracing::debug!(container, error = %e, "cannot inspect a candidate orphan");
+                tracing::debug!(container, error = %crate::errors::error_chain(&e), "cannot inspect a candidate orphan");
                 return false;
             }
         };
@@ -157,11 +157,11 @@ impl Engine {
         {
             Ok(Ok(labels)) => labels.and_then(|l| l.get(key).cloned()).as_deref() != Some(value),
             Ok(Err(e)) => {
-                tracing::debug!(container, error = %e, "unreadable image labels");
+                tracing::debug!(container, error = %crate::errors::error_chain(&e), "unreadable image labels");
                 false
             }
             Err(e) => {
-                tracing::debug!(container, error = %e, "cannot inspect a candidate orphan's image");
+                tracing::debug!(container, error = %crate::errors::error_chain(&e), "cannot inspect a candidate orphan's image");
                 false
             }
         }

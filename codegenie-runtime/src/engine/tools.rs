@@ -250,7 +250,7 @@ impl Engine {
                     removed += 1;
                 }
                 Err(e) => {
-                    tracing::warn!(image = %id, error = %e, "cannot remove a leftover tool image")
+                    tracing::warn!(image = %id, error = %crate::errors::error_chain(&e), "cannot remove a leftover tool image")
                 }
             }
         }

@@ -278,7 +278,7 @@ fn read_interpreter(
     match engine.read_head(container, path, interp::HEAD_BYTES as u64, timeout) {
         Ok(head) => interp::interpreter_of(&head),
         Err(e) => {
-            tracing::debug!(path, error = %e, "cannot read executed file from the container");
+            tracing::debug!(path, error = %crate::errors::error_chain(&e), "cannot read executed file from the container");
             None
         }
     }
@@ -373,7 +373,7 @@ impl Drop for ToolImage<'_> {
     fn drop(&mut self) {
         if !self.removed {
             if let Err(e) = self.engine.remove_tool_image(&self.id, Some(&self.base)) {
-                tracing::warn!(image = %self.id, error = %e, "cannot remove the run's tool image");
+                tracing::warn!(image = %self.id, error = %crate::errors::error_chain(&e), "cannot remove the run's tool image");
             }
         }
     }
@@ -408,7 +408,7 @@ impl Drop for Container<'_> {
     fn drop(&mut self) {
         if !self.removed {
             if let Err(e) = self.engine.remove(&self.id) {
-                tracing::warn!(container = %self.id, error = %e, "cannot remove scenario container");
+                tracing::warn!(container = %self.id, error = %crate::errors::error_chain(&e), "cannot remove scenario container");
             }
         }
     }
@@ -503,7 +503,7 @@ impl AppOps for ContainerOps<'_> {
 
     fn force_stop(&mut self) {
         if let Err(e) = self.engine.kill(self.container) {
-            tracing::debug!(error = %e, "cannot kill the container");
+            tracing::debug!(error = %crate::errors::error_chain(&e), "cannot kill the container");
         }
     }
 }

@@ -40,7 +40,7 @@ fn tool_image_pays(engine: &Engine, image: &str) -> bool {
             .image_size(image)
             .is_ok_and(|size| size <= NAIVE_DIFF_MAX_BYTES),
         Err(e) => {
-            tracing::debug!(error = %e, "cannot tell the engine's storage driver");
+            tracing::debug!(error = %crate::errors::error_chain(&e), "cannot tell the engine's storage driver");
             false
         }
     }
@@ -280,7 +280,7 @@ pub fn run_blocking(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutp
         match ToolImage::derive(&engine, &digest, &config, run_id.as_str(), &bundle) {
             Ok(t) => Some(t),
             Err(e) => {
-                tracing::info!(error = %e, "tool_image_failed");
+                tracing::info!(error = %crate::errors::error_chain(&e), "tool_image_failed");
                 let outcome = tool_image_failure(e);
                 let runs = every(&file, outcome)
                     .into_iter()
