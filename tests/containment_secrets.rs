@@ -119,3 +119,33 @@ fn no_secret_the_app_handled_survives_under_codegenie() {
 fn memmem(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
+
+#[test]
+fn a_failed_import_names_env_keys_but_never_their_values() {
+    // The engine refuses the import (no such tar): the error names the
+    // command, as the CLI's last `error:` line does, with every change but
+    // the ENV values, which an image may fill with secrets.
+    let _engine = engine_lock();
+    let engine =
+        codegenie_runtime::engine::Engine::new(codegenie_runtime::engine::EngineKind::Docker);
+    let changes = [
+        r#"ENV AWS_SECRET_ACCESS_KEY="wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY""#.to_owned(),
+        r#"ENV DATABASE_PASSWORD="hunter2-correct-horse""#.to_owned(),
+        "WORKDIR /app".to_owned(),
+    ];
+    let missing = tempfile::tempdir().unwrap().path().join("no-such.tar");
+    let err = engine
+        .import_filesystem(&missing, &changes, "codegenie-test-import:never")
+        .expect_err("importing a missing tar fails");
+    let text = codegenie::error_chain(&err);
+    assert!(
+        text.contains("AWS_SECRET_ACCESS_KEY"),
+        "the command is named: {text}"
+    );
+    assert!(
+        text.contains("WORKDIR /app"),
+        "the other changes are shown: {text}"
+    );
+    assert!(!text.contains("wJalrXUtnFEMI"), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
+}

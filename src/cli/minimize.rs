@@ -89,7 +89,7 @@ pub(super) fn run(args: MinimizeArgs) -> Result<u8, CliError> {
     for rec in &report.records {
         match &rec.status {
             ProbeStatus::Failed { error } => {
-                eprintln!("error: {} failed: {error}", rec.name);
+                eprintln!("error: {} failed: {}", rec.name, super::redacted(error));
                 return Ok(EXIT_PROBE_FAILED);
             }
             ProbeStatus::TimedOut { after_ms } => {

@@ -110,7 +110,16 @@ impl Engine {
     ) -> Result<String, EngineError> {
         let mut spec = self.spec().timeout(TRANSFER_TIMEOUT).arg("import");
         for c in changes {
-            spec = spec.arg("--change").arg(c);
+            // An ENV value may be a secret: errors that name the command
+            // show its key, never its value.
+            spec = match c.strip_prefix("ENV ") {
+                Some(kv) => {
+                    let key = kv.split_once('=').map_or(kv, |(k, _)| k);
+                    let shown = format!("ENV {key}=<value not shown>");
+                    spec.arg("--change").arg_shown_as(c, shown)
+                }
+                None => spec.arg("--change").arg(c),
+            };
         }
         let out = self.ok(spec.arg(src).arg(tag))?;
         let id = out.stdout.text().trim().to_owned();
@@ -145,5 +154,32 @@ mod tests {
                 "EXPOSE 3000/tcp",
             ]
         );
+    }
+
+    #[test]
+    fn an_import_that_fails_names_env_keys_but_never_their_values() {
+        // A CLI that is not there fails at once and names the command: the
+        // error a user sees on stderr.
+        let engine = Engine::at(
+            crate::engine::EngineKind::Docker,
+            crate::engine::EngineEndpoint::Ambient,
+        );
+        let spec = engine
+            .spec()
+            .arg("import")
+            .arg("--change")
+            .arg_shown_as(
+                "ENV AWS_SECRET_ACCESS_KEY=\"wJalrXUtnFEMI/K7MDENG\"",
+                "ENV AWS_SECRET_ACCESS_KEY=<value not shown>",
+            )
+            .arg("--change")
+            .arg("WORKDIR /app");
+        let shown = spec.display();
+        assert!(
+            shown.contains("AWS_SECRET_ACCESS_KEY=<value not shown>"),
+            "{shown}"
+        );
+        assert!(!shown.contains("wJalrXUtnFEMI"), "{shown}");
+        assert!(shown.contains("WORKDIR /app"), "{shown}");
     }
 }

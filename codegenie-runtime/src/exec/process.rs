@@ -59,6 +59,9 @@ pub struct ExecSpec {
     private_network: bool,
     stdin_file: Option<PathBuf>,
     env: Vec<(&'static str, Option<OsString>)>,
+    /// How some arguments are shown in [`ExecSpec::display`] instead of
+    /// their value (index into `args`, what to show).
+    shown_as: Vec<(usize, String)>,
 }
 
 impl ExecSpec {
@@ -74,6 +77,7 @@ impl ExecSpec {
             private_network: false,
             stdin_file: None,
             env: Vec::new(),
+            shown_as: Vec::new(),
         }
     }
 
@@ -103,6 +107,15 @@ impl ExecSpec {
 
     /// Append one argument.
     pub fn arg(mut self, a: impl Into<OsString>) -> Self {
+        self.args.push(a.into());
+        self
+    }
+
+    /// Append an argument whose value must never be shown (an `ENV` value
+    /// of an image config, which may hold a secret): [`ExecSpec::display`],
+    /// and so every error that names the command, shows `shown` instead.
+    pub fn arg_shown_as(mut self, a: impl Into<OsString>, shown: impl Into<String>) -> Self {
+        self.shown_as.push((self.args.len(), shown.into()));
         self.args.push(a.into());
         self
     }
@@ -144,9 +157,12 @@ impl ExecSpec {
     /// The argv as text, for logs.
     pub fn display(&self) -> String {
         let mut s = self.program.name().to_owned();
-        for a in &self.args {
+        for (i, a) in self.args.iter().enumerate() {
             s.push(' ');
-            s.push_str(&a.to_string_lossy());
+            match self.shown_as.iter().find(|(at, _)| *at == i) {
+                Some((_, shown)) => s.push_str(shown),
+                None => s.push_str(&a.to_string_lossy()),
+            }
         }
         s
     }
