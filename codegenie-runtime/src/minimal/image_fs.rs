@@ -89,6 +89,15 @@ pub fn index_tar(path: &Path) -> Result<Tree, ImageFsError> {
 /// [`MAX_CAPTURED_TOTAL_BYTES`]; a file over either is listed in
 /// `captured.too_large`, not read).
 pub fn index_image(path: &Path) -> Result<ImageIndex, ImageFsError> {
+    index_image_capped(path, MAX_CAPTURED_FILE_BYTES, MAX_CAPTURED_TOTAL_BYTES)
+}
+
+/// [`index_image`] with other caps (per file, total).
+pub fn index_image_capped(
+    path: &Path,
+    max_file: u64,
+    max_total: u64,
+) -> Result<ImageIndex, ImageFsError> {
     let err = io(path);
     let mut archive = tar::Archive::new(BufReader::new(File::open(path).map_err(&err)?));
     let mut index = ImageIndex::default();
@@ -108,10 +117,10 @@ pub fn index_image(path: &Path) -> Result<ImageIndex, ImageFsError> {
             let size = entry.size();
             index.sizes.insert(name.clone(), size);
             if is_database_file(&name) || is_captured_metadata(&name) {
-                let cap = if size > MAX_CAPTURED_FILE_BYTES {
-                    Some(MAX_CAPTURED_FILE_BYTES)
-                } else if total + size > MAX_CAPTURED_TOTAL_BYTES {
-                    Some(MAX_CAPTURED_TOTAL_BYTES)
+                let cap = if size > max_file {
+                    Some(max_file)
+                } else if total + size > max_total {
+                    Some(max_total)
                 } else {
                     None
                 };
@@ -263,5 +272,50 @@ mod tests {
         let garbled = dir.path().join("bad.tar");
         std::fs::write(&garbled, vec![0xffu8; 1024]).unwrap();
         assert!(index_tar(&garbled).is_err());
+    }
+
+    #[test]
+    fn the_index_captures_database_contents_and_sizes_in_one_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fs.tar");
+        let mut b = tar::Builder::new(File::create(&path).unwrap());
+        let mut add = |name: &[u8], body: &[u8]| {
+            let mut h = tar::Header::new_gnu();
+            h.set_mode(0o644);
+            h.set_size(body.len() as u64);
+            // A raw name: `append_data` would refuse the non-UTF-8 one.
+            h.as_gnu_mut().unwrap().name[..name.len()].copy_from_slice(name);
+            h.set_cksum();
+            b.append(&h, body).unwrap();
+        };
+        add(b"var/lib/dpkg/status", b"Package: a\n");
+        add(b"var/lib/dpkg/info/a.list", b"/etc/caf\xe9\n");
+        add(b"etc/caf\xe9", b"x");
+        add(b"app/big.bin", &[0u8; 2048]);
+        b.finish().unwrap();
+        drop(b);
+        let ix = index_image(&path).unwrap();
+        assert_eq!(ix.captured.files["/var/lib/dpkg/status"], b"Package: a\n");
+        assert!(ix.captured.files.contains_key("/var/lib/dpkg/info/a.list"));
+        assert!(
+            !ix.captured.files.contains_key("/app/big.bin"),
+            "only databases"
+        );
+        assert_eq!(ix.sizes["/app/big.bin"], 2048);
+        // The same rendering as trace paths: the list's name matches the tree's.
+        assert_eq!(ix.tree["/etc/caf\\xe9"], Node::File);
+        // And the filter finds it by that name.
+        let dest = dir.path().join("min.tar");
+        let keep: BTreeSet<String> = ["/etc/caf\\xe9".to_owned()].into();
+        assert_eq!(filter_tar(&path, &dest, &keep).unwrap().entries, 1);
+
+        // Over the cap: refused and named, not read.
+        let ix = index_image_capped(&path, 10, 1024).unwrap();
+        assert_eq!(ix.captured.too_large["/var/lib/dpkg/status"], (11, 10));
+        assert!(!ix.captured.files.contains_key("/var/lib/dpkg/status"));
+        assert!(ix.captured.files.contains_key("/var/lib/dpkg/info/a.list"));
+        let ix = index_image_capped(&path, 1024, 12).unwrap();
+        assert_eq!(ix.captured.files.len(), 1, "the total cap holds");
+        assert_eq!(ix.captured.too_large.len(), 1);
     }
 }

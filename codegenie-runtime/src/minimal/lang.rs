@@ -350,3 +350,174 @@ fn leaves_root(path: &str) -> bool {
     }
     false
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn tree(dirs: &[&str], files: &[&str]) -> Tree {
+        let mut t = Tree::new();
+        for d in dirs {
+            t.insert((*d).to_owned(), Node::Dir);
+        }
+        for f in files {
+            t.insert((*f).to_owned(), Node::File);
+        }
+        t
+    }
+
+    const SITE: &str = "/usr/local/lib/python3.11/site-packages";
+
+    fn python_tree() -> Tree {
+        let s = |p: &str| format!("{SITE}/{p}");
+        let dirs = [
+            s("flask"),
+            s("flask/json"),
+            s("flask-3.0.0.dist-info"),
+            s("google"),
+        ];
+        let files = [
+            s("flask/__init__.py"),
+            s("flask/json/__init__.py"),
+            s("flask/cli.py"),
+            s("flask-3.0.0.dist-info/RECORD"),
+            s("google/shared.py"),
+            "/usr/local/bin/flask".to_owned(),
+        ];
+        let d: Vec<&str> = dirs.iter().map(String::as_str).collect();
+        let f: Vec<&str> = files.iter().map(String::as_str).collect();
+        tree(&d, &f)
+    }
+
+    fn record(text: &str) -> CapturedFiles {
+        let mut c = CapturedFiles::default();
+        c.files.insert(
+            format!("{SITE}/flask-3.0.0.dist-info/RECORD"),
+            text.as_bytes().to_vec(),
+        );
+        c
+    }
+
+    #[test]
+    fn npm_folders_scoped_and_nested() {
+        let t = tree(
+            &[
+                "/app/node_modules/express",
+                "/app/node_modules/express/node_modules/debug",
+                "/app/node_modules/@types/node",
+                "/app/node_modules/.bin",
+            ],
+            &[
+                "/app/node_modules/express/package.json",
+                "/app/node_modules/express/index.js",
+                "/app/node_modules/express/node_modules/debug/package.json",
+                "/app/node_modules/express/node_modules/debug/src/index.js",
+                "/app/node_modules/@types/node/package.json",
+                "/app/node_modules/.bin/package.json",
+                "/app/package.json",
+            ],
+        );
+        let l = language_packages(&t, &CapturedFiles::default());
+        let names: BTreeSet<&str> = l.packages.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["@types/node", "debug", "express"].into());
+        let name_of = |p: &str| l.owner_of(p).map(|i| l.packages[i].name.as_str());
+        assert_eq!(
+            name_of("/app/node_modules/express/index.js"),
+            Some("express")
+        );
+        // The innermost package owns a nested one's files.
+        assert_eq!(
+            name_of("/app/node_modules/express/node_modules/debug/src/index.js"),
+            Some("debug")
+        );
+        assert_eq!(name_of("/app/server.js"), None);
+        assert_eq!(name_of("/app/package.json"), None);
+    }
+
+    #[test]
+    fn python_record_and_its_package_folder() {
+        let l = language_packages(
+            &python_tree(),
+            &record("flask/__init__.py,sha256=x,10\nflask/json/__init__.py,,\n\"google/shared.py\",,\n../../../bin/flask,,\nflask-3.0.0.dist-info/RECORD,,\n"),
+        );
+        assert_eq!(l.errors, []);
+        let p = &l.packages[0];
+        assert_eq!(
+            (p.name.as_str(), p.version.as_deref()),
+            ("flask", Some("3.0.0"))
+        );
+        // The package folder is whole (its never-listed cli.py too); the
+        // shared namespace folder is not, only the file listed there.
+        assert!(p.roots.contains(&format!("{SITE}/flask")));
+        assert!(!p.roots.contains(&format!("{SITE}/google")));
+        assert!(p.files.contains("/usr/local/bin/flask"));
+        assert_eq!(l.owner_of(&format!("{SITE}/flask/cli.py")), Some(0));
+        assert_eq!(l.owner_of(&format!("{SITE}/google/shared.py")), Some(0));
+    }
+
+    #[test]
+    fn a_bad_record_is_an_error_with_its_line() {
+        for (text, want) in [
+            ("flask/__init__.py,,\n\"flask/x.py,,\n", "unterminated"),
+            (
+                "flask/__init__.py,,\n../../../../../../../etc/shadow,,\n",
+                "leaves",
+            ),
+        ] {
+            let l = language_packages(&python_tree(), &record(text));
+            assert!(l.packages.is_empty());
+            let e = l.errors[0].to_string();
+            assert!(e.contains("RECORD:2: ") && e.contains(want), "{e}");
+        }
+    }
+
+    #[test]
+    fn gems_with_their_spec_and_extensions() {
+        let p = "/usr/local/bundle";
+        let t = tree(
+            &[
+                &format!("{p}/gems/rack-protection-3.0.5"),
+                &format!("{p}/extensions/x86_64-linux/3.1.0/rack-protection-3.0.5"),
+            ],
+            &[
+                &format!("{p}/gems/rack-protection-3.0.5/lib/rack/protection.rb"),
+                &format!("{p}/specifications/rack-protection-3.0.5.gemspec"),
+                &format!("{p}/specifications/orphan-1.0.gemspec"),
+            ],
+        );
+        let l = language_packages(&t, &CapturedFiles::default());
+        assert_eq!(l.packages.len(), 1);
+        let g = &l.packages[0];
+        assert_eq!(
+            (g.name.as_str(), g.version.as_deref()),
+            ("rack-protection", Some("3.0.5"))
+        );
+        assert_eq!(g.roots.len(), 2);
+        assert_eq!(
+            l.owner_of(&format!(
+                "{p}/gems/rack-protection-3.0.5/lib/rack/protection.rb"
+            )),
+            Some(0)
+        );
+        assert_eq!(
+            l.owner_of(&format!("{p}/specifications/rack-protection-3.0.5.gemspec")),
+            Some(0)
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn record_parsing_is_total(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let mut c = CapturedFiles::default();
+            c.files.insert(format!("{SITE}/flask-3.0.0.dist-info/RECORD"), bytes);
+            let l = language_packages(&python_tree(), &c);
+            prop_assert_eq!(l.packages.len() + l.errors.len(), 1);
+            for p in &l.packages {
+                for f in &p.files {
+                    prop_assert!(f.starts_with('/') && !f.split('/').any(|c| c == ".."));
+                }
+            }
+        }
+    }
+}

@@ -693,3 +693,328 @@ fn apk_installed(file: &str, bytes: &[u8]) -> (Vec<OsPackage>, Vec<PackageDbErro
     // A folder `F:` with `..` in it is caught through its files.
     (packages, errors)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Excerpts of this Debian 12 machine's `/var/lib/dpkg/status`: a
+    /// multi-arch library (its list is `zlib1g:amd64.list`), an `all`
+    /// package with conffiles, and a removed package whose config stays.
+    const STATUS: &str = "\
+Package: zlib1g
+Status: install ok installed
+Priority: optional
+Section: libs
+Installed-Size: 168
+Maintainer: Mark Brown <broonie@debian.org>
+Architecture: amd64
+Multi-Arch: same
+Source: zlib
+Version: 1:1.2.13.dfsg-1
+Provides: libz1
+Depends: libc6 (>= 2.14)
+Breaks: libxml2 (<< 2.7.6.dfsg-2), texlive-binaries (<< 2009-12)
+Conflicts: zlib1 (<= 1:1.0.4-7)
+Description: compression library - runtime
+ zlib is a library implementing the deflate compression method found
+ in gzip and PKZIP.  This package includes the shared library.
+Homepage: http://zlib.net/
+
+Package: netbase
+Status: install ok installed
+Priority: important
+Section: admin
+Installed-Size: 36
+Maintainer: Marco d'Itri <md@linux.it>
+Architecture: all
+Multi-Arch: foreign
+Version: 6.4
+Replaces: ebtables (<< 2.0.11-2)
+Breaks: ebtables (<< 2.0.11-2)
+Conffiles:
+ /etc/ethertypes cd7fa874d85f7587e2ed11174d58cf83
+ /etc/protocols 0c247591a720f534fe543401bd4844d6
+ /etc/rpc 2d7748cd0feba2e43ee52d4d7f834188
+ /etc/services 3975f0d8c4e1ecb25f035edfb1ba27ac
+Description: Basic TCP/IP networking system
+ This package provides the necessary infrastructure for basic TCP/IP based
+ networking.
+ .
+ In particular, it supplies common name-to-number mappings in /etc/services,
+ /etc/rpc, /etc/protocols and /etc/ethertypes.
+
+Package: oldtool
+Status: deinstall ok config-files
+Architecture: amd64
+Version: 1.0-1
+";
+
+    /// `/var/lib/dpkg/info/zlib1g:amd64.list` of the same machine.
+    const ZLIB_LIST: &str = "/.\n/lib\n/lib/x86_64-linux-gnu\n/lib/x86_64-linux-gnu/libz.so.1.2.13\n/usr\n/usr/share\n/usr/share/doc\n/usr/share/doc/zlib1g\n/usr/share/doc/zlib1g/changelog.Debian.gz\n/usr/share/doc/zlib1g/changelog.gz\n/usr/share/doc/zlib1g/copyright\n/lib/x86_64-linux-gnu/libz.so.1\n";
+    /// `/var/lib/dpkg/info/netbase.list`.
+    const NETBASE_LIST: &str = "/.\n/etc\n/etc/ethertypes\n/etc/protocols\n/etc/rpc\n/etc/services\n/usr\n/usr/share\n/usr/share/doc\n/usr/share/doc/netbase\n/usr/share/doc/netbase/changelog.gz\n/usr/share/doc/netbase/copyright\n";
+
+    fn files(entries: &[(&str, &[u8])]) -> CapturedFiles {
+        CapturedFiles {
+            files: entries
+                .iter()
+                .map(|(p, b)| ((*p).to_owned(), b.to_vec()))
+                .collect(),
+            too_large: BTreeMap::new(),
+        }
+    }
+
+    fn debian() -> CapturedFiles {
+        files(&[
+            (DPKG_STATUS, STATUS.as_bytes()),
+            ("/var/lib/dpkg/info/zlib1g:amd64.list", ZLIB_LIST.as_bytes()),
+            ("/var/lib/dpkg/info/netbase.list", NETBASE_LIST.as_bytes()),
+        ])
+    }
+
+    fn names(dbs: &PackageDbs) -> Vec<&str> {
+        dbs.packages.iter().map(|p| p.name.as_str()).collect()
+    }
+
+    #[test]
+    fn dpkg_status_and_lists() {
+        let dbs = read_databases(&debian());
+        assert_eq!(dbs.errors, []);
+        assert_eq!(dbs.managers, [PackageManager::Dpkg].into());
+        // The removed package's files are not on disk: not a package here.
+        assert_eq!(names(&dbs), ["zlib1g", "netbase"]);
+        let z = &dbs.packages[0];
+        assert_eq!(z.version, "1:1.2.13.dfsg-1");
+        assert_eq!(z.arch.as_deref(), Some("amd64"));
+        assert!(z.files.contains("/lib/x86_64-linux-gnu/libz.so.1"));
+        assert!(z.files.contains("/usr/share/doc/zlib1g/copyright"));
+        assert!(!z.files.contains("/"), "the root is no package's");
+        assert!(dbs.packages[1].files.contains("/etc/services"));
+    }
+
+    #[test]
+    fn a_missing_list_or_a_bad_path_leaves_that_package_out_and_is_named() {
+        let mut db = debian();
+        db.files.remove("/var/lib/dpkg/info/netbase.list");
+        let dbs = read_databases(&db);
+        assert_eq!(names(&dbs), ["zlib1g"]);
+        assert!(matches!(
+            &dbs.errors[..],
+            [PackageDbError::NoFileList { package, .. }] if package == "netbase"
+        ));
+
+        for (list, line) in [
+            ("/etc\netc/services\n", 2),
+            ("/etc\n/../../etc/shadow\n", 2),
+        ] {
+            let mut db = debian();
+            db.files.insert(
+                "/var/lib/dpkg/info/netbase.list".into(),
+                list.as_bytes().to_vec(),
+            );
+            let dbs = read_databases(&db);
+            assert_eq!(names(&dbs), ["zlib1g"], "{list:?}");
+            let e = &dbs.errors[0];
+            assert_eq!(e.package(), Some("netbase"));
+            assert!(
+                e.to_string()
+                    .starts_with(&format!("/var/lib/dpkg/info/netbase.list:{line}: ")),
+                "{e}"
+            );
+            assert!(matches!(
+                e,
+                PackageDbError::NotAbsolute { .. } | PackageDbError::OutsideImage { .. }
+            ));
+        }
+    }
+
+    #[test]
+    fn a_corrupt_stanza_names_its_line_and_package() {
+        let broken = STATUS.replace("Homepage: http://zlib.net/", "this line has no colon");
+        let mut db = debian();
+        db.files.insert(DPKG_STATUS.into(), broken.into_bytes());
+        let dbs = read_databases(&db);
+        assert_eq!(names(&dbs), ["netbase"]);
+        match &dbs.errors[..] {
+            [PackageDbError::Corrupt {
+                file,
+                line,
+                package,
+                ..
+            }] => {
+                assert_eq!(file, DPKG_STATUS);
+                assert_eq!(*line, 18);
+                assert_eq!(package.as_deref(), Some("zlib1g"));
+            }
+            other => panic!("{other:?}"),
+        }
+        // A stanza with no name, and one with no version.
+        let mut db = debian();
+        db.files.insert(
+            DPKG_STATUS.into(),
+            b"Status: install ok installed\n\nPackage: x\nStatus: install ok installed\n".to_vec(),
+        );
+        let dbs = read_databases(&db);
+        assert!(dbs.packages.is_empty());
+        assert_eq!(dbs.errors.len(), 2, "{:?}", dbs.errors);
+        assert_eq!(dbs.errors[0].package(), None);
+        assert_eq!(dbs.errors[1].package(), Some("x"));
+    }
+
+    #[test]
+    fn distroless_status_d_with_md5sums() {
+        let db = files(&[
+            (
+                "/var/lib/dpkg/status.d/netbase",
+                b"Package: netbase\nVersion: 6.4\nArchitecture: all\n",
+            ),
+            (
+                "/var/lib/dpkg/status.d/netbase.md5sums",
+                b"fb890792a951c8267c816d7a1383a3ce  usr/share/doc/netbase/changelog.gz\n3975f0d8c4e1ecb25f035edfb1ba27ac  etc/services\n",
+            ),
+            (
+                "/var/lib/dpkg/status.d/tzdata",
+                b"Package: tzdata\nVersion: 2024a-0+deb12u1\nArchitecture: all\n",
+            ),
+        ]);
+        let dbs = read_databases(&db);
+        assert_eq!(names(&dbs), ["netbase"]);
+        assert_eq!(
+            dbs.packages[0].files,
+            ["/etc/services", "/usr/share/doc/netbase/changelog.gz"]
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect()
+        );
+        // No md5sums: the package's files are unknown, and that is said.
+        assert!(matches!(
+            &dbs.errors[..],
+            [PackageDbError::NoFileList { package, file }]
+                if package == "tzdata" && file.ends_with("tzdata.md5sums")
+        ));
+    }
+
+    #[test]
+    fn apk_installed() {
+        let text = b"C:Q1abc=\nP:musl\nV:1.2.4-r2\nA:x86_64\nF:lib\nR:ld-musl-x86_64.so.1\nR:libc.musl-x86_64.so.1\n\nP:busybox\nV:1.36.1-r5\nA:x86_64\nF:bin\nR:busybox\nF:usr/share/man/man1\nR:busybox.1.gz\n";
+        let dbs = read_databases(&files(&[(APK_INSTALLED, text)]));
+        assert_eq!(dbs.errors, []);
+        assert_eq!(dbs.managers, [PackageManager::Apk].into());
+        assert_eq!(names(&dbs), ["musl", "busybox"]);
+        assert!(dbs.packages[0].files.contains("/lib/ld-musl-x86_64.so.1"));
+        assert_eq!(dbs.packages[1].version, "1.36.1-r5");
+        assert!(dbs.packages[1].files.contains("/bin/busybox"));
+
+        let bad = b"P:musl\nV:1.2.4-r2\nF:../..\nR:passwd\n";
+        let dbs = read_databases(&files(&[(APK_INSTALLED, bad)]));
+        assert!(dbs.packages.is_empty());
+        assert!(matches!(
+            &dbs.errors[..],
+            [PackageDbError::OutsideImage { line: 4, package, .. }] if package == "musl"
+        ));
+        let bad = b"P:musl\nnot a field\n";
+        let dbs = read_databases(&files(&[(APK_INSTALLED, bad)]));
+        assert!(matches!(
+            &dbs.errors[..],
+            [PackageDbError::Corrupt { line: 2, package: Some(p), .. }] if p == "musl"
+        ));
+    }
+
+    #[test]
+    fn non_utf8_names_are_kept_without_loss() {
+        let mut db = debian();
+        db.files.insert(
+            "/var/lib/dpkg/info/netbase.list".into(),
+            b"/etc\n/etc/caf\xe9\n".to_vec(),
+        );
+        let dbs = read_databases(&db);
+        assert_eq!(dbs.errors, []);
+        assert!(dbs.packages[1].files.contains("/etc/caf\\xe9"));
+    }
+
+    #[test]
+    fn a_database_over_the_cap_is_reported() {
+        let mut db = debian();
+        db.files.remove("/var/lib/dpkg/info/netbase.list");
+        db.too_large
+            .insert("/var/lib/dpkg/info/netbase.list".into(), (1 << 30, 1 << 25));
+        let dbs = read_databases(&db);
+        assert_eq!(names(&dbs), ["zlib1g"]);
+        assert!(dbs
+            .errors
+            .iter()
+            .any(|e| matches!(e, PackageDbError::TooLarge { bytes, .. } if *bytes == 1 << 30)));
+        assert!(dbs.errors.iter().any(|e| e.package() == Some("netbase")));
+    }
+
+    #[test]
+    fn database_files_and_docs() {
+        assert!(is_database_file("/var/lib/dpkg/status"));
+        assert!(is_database_file("/var/lib/dpkg/info/zlib1g:amd64.list"));
+        assert!(!is_database_file("/var/lib/dpkg/info/zlib1g:amd64.md5sums"));
+        assert!(is_database_file("/var/lib/dpkg/status.d/tzdata.md5sums"));
+        assert!(!is_database_file("/var/lib/dpkg/status.d/x/y"));
+        assert!(is_database_file("/lib/apk/db/installed"));
+        assert!(is_doc("/usr/share/doc/zlib1g/copyright"));
+        assert!(is_doc("/usr/share/man"));
+        assert!(!is_doc("/usr/share/documents/x"));
+    }
+
+    proptest! {
+        // Total: any bytes in any database file give packages and errors.
+        #[test]
+        fn parsers_are_total(
+            status in proptest::collection::vec(any::<u8>(), 0..600),
+            list in proptest::collection::vec(any::<u8>(), 0..300),
+            apk in proptest::collection::vec(any::<u8>(), 0..600),
+        ) {
+            let db = files(&[
+                (DPKG_STATUS, &status),
+                ("/var/lib/dpkg/info/x.list", &list),
+                ("/var/lib/dpkg/status.d/y", &status),
+                ("/var/lib/dpkg/status.d/y.md5sums", &list),
+                (APK_INSTALLED, &apk),
+            ]);
+            let dbs = read_databases(&db);
+            for p in &dbs.packages {
+                for f in &p.files {
+                    prop_assert!(f.starts_with('/'));
+                    prop_assert!(!f.split('/').any(|c| c == ".."));
+                }
+            }
+        }
+
+        // Stanza-shaped text: every well-formed stanza is a package or the
+        // reason it is not is an error; never both for one name.
+        #[test]
+        fn well_formed_stanzas_parse(
+            pkgs in proptest::collection::btree_map("[a-z][a-z0-9+.-]{0,8}", "[0-9][a-z0-9.:~+-]{0,6}", 1..6),
+            junk in proptest::option::of("[ -~]{0,20}"),
+        ) {
+            let mut status = String::new();
+            let mut db = files(&[]);
+            for (name, version) in &pkgs {
+                status.push_str(&format!("Package: {name}\nStatus: install ok installed\nVersion: {version}\nDescription: x\n more\n"));
+                if let Some(j) = &junk {
+                    status.push_str(j);
+                    status.push('\n');
+                }
+                status.push('\n');
+                db.files.insert(format!("{DPKG_INFO}/{name}.list"), format!("/usr/lib/{name}.so\n").into_bytes());
+            }
+            db.files.insert(DPKG_STATUS.into(), status.into_bytes());
+            let dbs = read_databases(&db);
+            for name in pkgs.keys() {
+                let ok = dbs.packages.iter().any(|p| &p.name == name);
+                let bad = dbs.errors.iter().any(|e| e.package() == Some(name.as_str()));
+                prop_assert!(ok != bad, "{name}: {:?} {:?}", dbs.packages, dbs.errors);
+            }
+            if junk.is_none() {
+                prop_assert_eq!(dbs.errors.len(), 0);
+                prop_assert_eq!(dbs.packages.len(), pkgs.len());
+            }
+        }
+    }
+}

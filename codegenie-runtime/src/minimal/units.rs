@@ -369,6 +369,16 @@ pub fn unit_closure(
     if granularity == Granularity::Unit {
         for (i, p) in dbs.packages.iter().enumerate() {
             for listed in p.files.iter().filter(|f| !is_doc(f)) {
+                // A folder in the package's own list (`/lib`, a link in a
+                // merged-/usr image) is every package's: never owned.
+                let below = format!("{listed}/");
+                if p.files
+                    .range(below.clone()..)
+                    .next()
+                    .is_some_and(|n| n.starts_with(&below))
+                {
+                    continue;
+                }
                 let Some(tp) = resolve_parents(tree, listed) else {
                     continue;
                 };
@@ -550,4 +560,338 @@ pub fn unit_closure(
     out.added.files = lone;
     out.closure = closure;
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::minimal::packages::DPKG_STATUS;
+
+    /// A merged-/usr Debian image: zlib1g and tzdata from dpkg (lists name
+    /// `/lib/...`, the tree holds `/usr/lib/...`), a Node app in `/app` with
+    /// two modules, one never required.
+    fn image() -> ImageIndex {
+        let mut ix = ImageIndex::default();
+        let t = &mut ix.tree;
+        for d in [
+            "/usr",
+            "/usr/lib",
+            "/usr/lib/x86_64-linux-gnu",
+            "/usr/share",
+            "/usr/share/doc",
+            "/usr/share/doc/zlib1g",
+            "/usr/share/zoneinfo",
+            "/usr/share/zoneinfo/Etc",
+            "/usr/share/zoneinfo/Europe",
+            "/usr/bin",
+            "/etc",
+            "/app",
+            "/app/lib",
+            "/app/data",
+            "/app/node_modules",
+            "/app/node_modules/express",
+            "/app/node_modules/express/lib",
+            "/app/node_modules/unused",
+            "/var",
+            "/var/lib",
+            "/var/lib/dpkg",
+            "/var/lib/dpkg/info",
+        ] {
+            t.insert(d.into(), Node::Dir);
+        }
+        t.insert("/lib".into(), Node::Symlink("usr/lib".into()));
+        t.insert(
+            "/usr/lib/x86_64-linux-gnu/libz.so.1".into(),
+            Node::Symlink("libz.so.1.2.13".into()),
+        );
+        t.insert(
+            "/etc/localtime".into(),
+            Node::Symlink("/usr/share/zoneinfo/Etc/UTC".into()),
+        );
+        for (f, size) in [
+            ("/usr/lib/x86_64-linux-gnu/libz.so.1.2.13", 120_000),
+            ("/usr/share/doc/zlib1g/copyright", 1_000),
+            ("/usr/share/zoneinfo/Etc/UTC", 114),
+            ("/usr/share/zoneinfo/Europe/Berlin", 705),
+            ("/usr/bin/node", 80_000_000),
+            ("/usr/lib/x86_64-linux-gnu/libunowned.so", 10),
+            ("/app/server.js", 500),
+            ("/app/lib/report.js", 300),
+            ("/app/node_modules/express/package.json", 100),
+            ("/app/node_modules/express/index.js", 200),
+            ("/app/node_modules/express/lib/router.js", 400),
+            ("/app/node_modules/unused/package.json", 100),
+            ("/app/node_modules/unused/index.js", 100),
+        ] {
+            t.insert(f.into(), Node::File);
+            ix.sizes.insert(f.into(), size);
+        }
+        let status = "Package: zlib1g\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1:1.2.13.dfsg-1\n\nPackage: tzdata\nStatus: install ok installed\nArchitecture: all\nVersion: 2024a-0+deb12u1\n";
+        let lists = [
+            (DPKG_STATUS.to_owned(), status.to_owned()),
+            (
+                "/var/lib/dpkg/info/zlib1g:amd64.list".into(),
+                "/.\n/lib\n/lib/x86_64-linux-gnu\n/lib/x86_64-linux-gnu/libz.so.1.2.13\n/usr/share/doc/zlib1g/copyright\n/lib/x86_64-linux-gnu/libz.so.1\n".into(),
+            ),
+            (
+                "/var/lib/dpkg/info/tzdata.list".into(),
+                "/usr/share/zoneinfo\n/usr/share/zoneinfo/Etc/UTC\n/usr/share/zoneinfo/Europe/Berlin\n".into(),
+            ),
+        ];
+        for (p, text) in lists {
+            t.insert(p.clone(), Node::File);
+            ix.captured.files.insert(p, text.into_bytes());
+        }
+        ix
+    }
+
+    /// The evidence of one `startup` scenario: node runs, maps zlib by its
+    /// soname link, reads the app's entry file, one express file, and the
+    /// local time (a link into the zone data).
+    fn evidence() -> EvidencePaths {
+        let mut e = EvidencePaths::default();
+        let at = |usage| PathEvidence {
+            scenario_index: 0,
+            usage,
+            scenario: Some("startup".into()),
+            program: None,
+        };
+        e.add("/usr/bin/node", at(PathUse::Executed));
+        e.add(
+            "/lib/x86_64-linux-gnu/libz.so.1",
+            at(PathUse::LibraryMapped),
+        );
+        e.add(
+            "/usr/lib/x86_64-linux-gnu/libunowned.so",
+            at(PathUse::LibraryMapped),
+        );
+        e.add("/app/server.js", at(PathUse::Read));
+        e.add("/app/node_modules/express/index.js", at(PathUse::Read));
+        e.add("/etc/localtime", at(PathUse::Read));
+        e.written.insert("/app/data/notes.db".into());
+        e
+    }
+
+    fn cut(ix: &ImageIndex, g: Granularity) -> UnitClosure {
+        unit_closure(ix, &evidence(), g, &UnitLimits::default())
+    }
+
+    #[test]
+    fn units_keep_whole_packages_and_the_app_tree_with_reasons() {
+        let u = cut(&image(), Granularity::Unit);
+        let keep = &u.closure.keep;
+        for p in [
+            // zlib1g whole, through the merged-/usr link.
+            "/usr/lib/x86_64-linux-gnu/libz.so.1.2.13",
+            "/usr/lib/x86_64-linux-gnu/libz.so.1",
+            // tzdata whole: a zone the scenarios never used.
+            "/usr/share/zoneinfo/Europe/Berlin",
+            // The app's tree whole: a lazily required file, the data folder.
+            "/app/lib/report.js",
+            "/app/data",
+            // express whole.
+            "/app/node_modules/express/lib/router.js",
+            // An unowned system file stays a file.
+            "/usr/lib/x86_64-linux-gnu/libunowned.so",
+        ] {
+            assert!(keep.contains(p), "{p} not kept");
+        }
+        assert!(
+            !keep.contains("/usr/share/doc/zlib1g/copyright"),
+            "docs are never kept"
+        );
+        assert!(
+            !keep.contains("/app/node_modules/unused/index.js"),
+            "a package inside the app tree is kept only when named"
+        );
+        assert_eq!(u.fallbacks, []);
+
+        let names: Vec<(&str, &str)> = u
+            .added
+            .packages
+            .iter()
+            .map(|p| (p.name.as_str(), p.version.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("tzdata", "2024a-0+deb12u1"),
+                ("zlib1g", "1:1.2.13.dfsg-1"),
+                ("express", "")
+            ]
+        );
+        let zlib = &u.added.packages[1];
+        assert_eq!(
+            zlib.comment(),
+            "zlib1g 1:1.2.13.dfsg-1: /lib/x86_64-linux-gnu/libz.so.1 mapped in startup"
+        );
+        assert_eq!((zlib.files, zlib.bytes), (2, 120_000));
+        assert_eq!(u.added.packages[0].reason.path, "/etc/localtime");
+        assert_eq!(u.added.packages[2].kind, PackageKind::Npm);
+
+        assert_eq!(u.added.trees.len(), 1);
+        let app = &u.added.trees[0];
+        assert_eq!((app.path.as_str(), app.files, app.bytes), ("/app", 2, 800));
+        assert_eq!(app.reason.to_string(), "/app/server.js read in startup");
+        assert!(u
+            .added
+            .files
+            .contains(&"/usr/lib/x86_64-linux-gnu/libunowned.so".to_owned()));
+        assert!(!u.added.files.contains(&"/app/lib/report.js".to_owned()));
+
+        assert_eq!(
+            u.coverage,
+            Coverage {
+                app_files: 2,
+                app_files_read: 1,
+                never_read: vec!["/app/lib/report.js".into()],
+            }
+        );
+    }
+
+    #[test]
+    fn control_file_granularity_keeps_only_what_was_reached() {
+        let ix = image();
+        let u = cut(&ix, Granularity::File);
+        let keep = &u.closure.keep;
+        for p in [
+            "/usr/share/zoneinfo/Europe/Berlin",
+            "/app/lib/report.js",
+            "/app/node_modules/express/lib/router.js",
+        ] {
+            assert!(!keep.contains(p), "{p} kept at file granularity");
+        }
+        assert!(keep.contains("/usr/lib/x86_64-linux-gnu/libz.so.1.2.13"));
+        assert!(keep.contains("/usr/share/zoneinfo/Etc/UTC"));
+        assert!(u.added.packages.is_empty() && u.added.trees.is_empty());
+        assert!(u.added.files.contains(&"/app/server.js".to_owned()));
+        // The same closure as the plain file cut.
+        let e = evidence();
+        let plain = Closure::of(
+            &ix.tree,
+            e.named.iter().map(String::as_str),
+            e.written.iter().map(String::as_str),
+        );
+        assert_eq!(u.closure, plain);
+        assert_eq!(u.coverage.never_read, ["/app/lib/report.js"]);
+    }
+
+    #[test]
+    fn a_corrupt_database_falls_back_for_that_package_and_says_so() {
+        let mut ix = image();
+        ix.captured.files.insert(
+            "/var/lib/dpkg/info/tzdata.list".into(),
+            b"/usr/share/zoneinfo\nusr/share/zoneinfo/Etc/UTC\n".to_vec(),
+        );
+        let u = cut(&ix, Granularity::Unit);
+        assert!(!u.closure.keep.contains("/usr/share/zoneinfo/Europe/Berlin"));
+        assert!(u.closure.keep.contains("/usr/share/zoneinfo/Etc/UTC"));
+        assert!(u
+            .closure
+            .keep
+            .contains("/usr/lib/x86_64-linux-gnu/libz.so.1.2.13"));
+        assert_eq!(u.fallbacks.len(), 1, "{:?}", u.fallbacks);
+        assert_eq!(u.fallbacks[0].scope, "tzdata");
+        assert!(
+            u.fallbacks[0].reason.contains("tzdata.list:2"),
+            "{}",
+            u.fallbacks[0].reason
+        );
+        assert!(u.added.packages.iter().all(|p| p.name != "tzdata"));
+    }
+
+    #[test]
+    fn no_package_database_falls_back_to_files_for_os_paths() {
+        let mut ix = image();
+        ix.captured.files.clear();
+        let u = cut(&ix, Granularity::Unit);
+        assert_eq!(u.fallbacks.len(), 1);
+        assert_eq!(u.fallbacks[0].scope, "os_packages");
+        assert!(!u.closure.keep.contains("/usr/share/zoneinfo/Europe/Berlin"));
+        // The app's tree is still a unit.
+        assert!(u.closure.keep.contains("/app/lib/report.js"));
+    }
+
+    #[test]
+    fn a_tree_over_the_cap_keeps_only_its_reached_files() {
+        let ix = image();
+        let limits = UnitLimits {
+            max_tree_files: 1,
+            ..UnitLimits::default()
+        };
+        let u = unit_closure(&ix, &evidence(), Granularity::Unit, &limits);
+        assert!(u.added.trees.is_empty());
+        assert!(!u.closure.keep.contains("/app/lib/report.js"));
+        assert!(u.closure.keep.contains("/app/server.js"));
+        assert!(u.added.files.contains(&"/app/server.js".to_owned()));
+        assert!(u
+            .fallbacks
+            .iter()
+            .any(|f| f.scope == "/app" && f.reason.contains("over the cap")));
+    }
+
+    #[test]
+    fn app_trees_and_system_folders() {
+        assert_eq!(app_tree_of("/app/lib/x.js").as_deref(), Some("/app"));
+        assert_eq!(
+            app_tree_of("/opt/java/lib/security/java.security").as_deref(),
+            Some("/opt/java")
+        );
+        assert_eq!(
+            app_tree_of("/srv/site/index.html").as_deref(),
+            Some("/srv/site")
+        );
+        assert_eq!(
+            app_tree_of("/usr/src/app/index.js").as_deref(),
+            Some("/usr/src/app")
+        );
+        for p in [
+            "/server.js",
+            "/opt/file",
+            "/usr/lib/x",
+            "/lib64/ld.so",
+            "/etc/passwd",
+            "/home/node/.npm/x",
+            "/root/.cache/pip/x",
+            "/var/lib/x",
+            "/tmp/x",
+            "/usr/src/file.c",
+        ] {
+            assert_eq!(app_tree_of(p), None, "{p}");
+        }
+    }
+
+    #[test]
+    fn the_interpreter_names_its_program_and_the_first_scenario_wins() {
+        let mut e = EvidencePaths::default();
+        e.add(
+            "/lib/x86_64-linux-gnu/libz.so.1",
+            PathEvidence {
+                scenario_index: 2,
+                usage: PathUse::Read,
+                scenario: Some("healthcheck".into()),
+                program: None,
+            },
+        );
+        e.add(
+            "/usr/lib/x86_64-linux-gnu/libz.so.1.2.13",
+            PathEvidence {
+                scenario_index: 0,
+                usage: PathUse::Interpreter,
+                scenario: Some("startup".into()),
+                program: Some("/app/run".into()),
+            },
+        );
+        let u = unit_closure(&image(), &e, Granularity::Unit, &UnitLimits::default());
+        let zlib = u
+            .added
+            .packages
+            .iter()
+            .find(|p| p.name == "zlib1g")
+            .unwrap();
+        assert_eq!(
+            zlib.reason.to_string(),
+            "/usr/lib/x86_64-linux-gnu/libz.so.1.2.13 run as interpreter for /app/run in startup"
+        );
+    }
 }
