@@ -11,6 +11,7 @@ mod trace_support;
 use codegenie::runtime_trace::{RuntimeTraceSlice, TraceSettings};
 use codegenie::ProbeContext;
 use codegenie_runtime::engine::{Engine, EngineKind, KEEP_IMAGES};
+use codegenie_runtime::minimal::units::Granularity;
 use codegenie_runtime::minimal::{build_minimal_image, EvidencePaths, MinimalImage};
 use trace_support::*;
 
@@ -61,6 +62,7 @@ fn trace_minimize_retrace(
         &evidence,
         scratch.path(),
         KEEP_IMAGES,
+        Granularity::File,
     )
     .expect("the minimal image builds");
 

@@ -9,6 +9,7 @@ use clap::Args;
 use codegenie_runtime::minimal::probe::{
     summary_markdown, MinimizeSettings, ReadinessReport, READINESS_PROBE,
 };
+use codegenie_runtime::minimal::units::Granularity;
 use codegenie_runtime::pipeline::RunPlan;
 use codegenie_runtime::runtime_trace::scenario_file::RunScenarios;
 use codegenie_runtime::ProbeStatus;
@@ -35,6 +36,12 @@ pub struct MinimizeArgs {
     /// original and the minimal image. Such runs are never cached.
     #[arg(long, value_name = "FILE")]
     pub verify_with: Option<PathBuf>,
+    /// How finely the image is cut: `unit` keeps every OS package, language
+    /// package and app tree the evidence reached whole; `file` keeps only
+    /// the paths reached (verified only for those). A `file` cut is never
+    /// cached.
+    #[arg(long, value_name = "unit|file", default_value = "unit")]
+    pub granularity: Granularity,
     /// How the repository's image is built.
     #[command(flatten)]
     pub build: BuildArgs,
@@ -69,13 +76,16 @@ pub(super) fn run(args: MinimizeArgs) -> Result<u8, CliError> {
         .as_deref()
         .map(RunScenarios::from_file)
         .transpose()?;
-    let no_cache = args.no_cache || verify_with.is_some();
+    // The cache key does not hold the granularity: a file cut is not cached.
+    let no_cache =
+        args.no_cache || verify_with.is_some() || args.granularity == Granularity::File;
     let mut plan = RunPlan::minimize(
         args.run.settings(Some(BackendArg::Docker)),
         MinimizeSettings {
             verify_with,
             tag: args.tag.clone(),
             keep_images: Some(args.build.keep_images()),
+            granularity: args.granularity,
         },
     );
     plan.no_cache = no_cache;

@@ -64,6 +64,13 @@ impl Closure {
         c
     }
 
+    /// Keep `path` (a name the app could use) and what it takes: each
+    /// directory on the way, each symlink on the way and its target, a hard
+    /// link's target. A path the tree lacks goes to `absent`.
+    pub fn insert(&mut self, tree: &Tree, path: &str) {
+        self.add(tree, path, 0);
+    }
+
     fn add(&mut self, tree: &Tree, path: &str, hops: usize) {
         let path = normalize(path);
         if hops > MAX_HOPS {
@@ -118,6 +125,44 @@ impl Closure {
             }
         }
     }
+}
+
+/// The tree path `path` names with every folder on the way resolved through
+/// the tree's symlinks, its last component left as it is (a link stays the
+/// link): `/lib/x86_64-linux-gnu/libz.so.1` in a merged-/usr tree is
+/// `/usr/lib/x86_64-linux-gnu/libz.so.1`. `None` when the tree lacks it.
+pub fn resolve_parents(tree: &Tree, path: &str) -> Option<String> {
+    let mut path = normalize(path);
+    'hop: for _ in 0..=MAX_HOPS {
+        let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+        let mut cur = String::new();
+        for (i, comp) in comps.iter().enumerate() {
+            let parent = if cur.is_empty() {
+                "/".to_owned()
+            } else {
+                cur.clone()
+            };
+            cur.push('/');
+            cur.push_str(comp);
+            let last = i + 1 == comps.len();
+            match tree.get(&cur)? {
+                _ if last => return Some(cur),
+                Node::Dir => {}
+                Node::Symlink(target) => {
+                    let base = if target.starts_with('/') {
+                        target.clone()
+                    } else {
+                        format!("{parent}/{target}")
+                    };
+                    path = normalize(&format!("{base}/{}", comps[i + 1..].join("/")));
+                    continue 'hop;
+                }
+                Node::File | Node::Hardlink(_) => return None,
+            }
+        }
+        return Some("/".to_owned());
+    }
+    None
 }
 
 /// `path` made absolute and lexically normal (the parser's own rules).

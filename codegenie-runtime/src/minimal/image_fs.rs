@@ -1,16 +1,38 @@
 //! An image's filesystem as a tar stream (what `docker export` writes and
-//! `docker import` reads): index it into a [`Tree`], and copy the kept
-//! entries into a new tar with their headers (modes, owners, link targets)
-//! as they were.
+//! `docker import` reads): index it into a [`Tree`] (with each file's size
+//! and the contents of the package databases and Python `RECORD` files the
+//! unit closure reads, in the same single pass), and copy the kept entries
+//! into a new tar with their headers (modes, owners, link targets) as they
+//! were.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
+use std::io::Read;
 use std::io::{BufReader, BufWriter};
 use std::path::{Path, PathBuf};
 
 use tar::EntryType;
 
 use super::closure::{normalize, Node, Tree};
+use super::lang::is_captured_metadata;
+use super::packages::{is_database_file, CapturedFiles};
+
+/// Largest single file whose contents the index captures (a package
+/// database file, a `RECORD`); a larger one is refused, and named.
+pub const MAX_CAPTURED_FILE_BYTES: u64 = 32 * 1024 * 1024;
+/// Largest sum of captured contents; files beyond it are refused, and named.
+pub const MAX_CAPTURED_TOTAL_BYTES: u64 = 256 * 1024 * 1024;
+
+/// An image's filesystem as the unit closure needs it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageIndex {
+    /// Every entry and what it is.
+    pub tree: Tree,
+    /// The size of every regular file, by path.
+    pub sizes: BTreeMap<String, u64>,
+    /// Contents of the package databases and `*.dist-info/RECORD` files.
+    pub captured: CapturedFiles,
+}
 
 /// A tar file that could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -43,36 +65,84 @@ pub struct Copied {
     pub bytes: u64,
 }
 
+/// Bytes as a path's text, invalid UTF-8 as `\xHH` (as trace paths are, so
+/// an image's odd names still match the evidence).
+fn text(raw: &[u8]) -> String {
+    let mut s = String::with_capacity(raw.len());
+    crate::strace::render_into(raw, &mut s);
+    s
+}
+
 /// The absolute, normal path of a tar entry name (`usr/bin/`, `./etc`).
-fn entry_path(raw: &Path) -> String {
-    normalize(&raw.to_string_lossy())
+fn entry_path(raw: &[u8]) -> String {
+    normalize(&text(raw))
 }
 
 /// Index the tar file at `path`: every entry's path and what it is.
 pub fn index_tar(path: &Path) -> Result<Tree, ImageFsError> {
+    Ok(index_image(path)?.tree)
+}
+
+/// Index the tar file at `path` in one pass: every entry's path and what it
+/// is, each regular file's size, and the contents of the files the unit
+/// closure reads (bounded by [`MAX_CAPTURED_FILE_BYTES`] and
+/// [`MAX_CAPTURED_TOTAL_BYTES`]; a file over either is listed in
+/// `captured.too_large`, not read).
+pub fn index_image(path: &Path) -> Result<ImageIndex, ImageFsError> {
+    index_image_capped(path, MAX_CAPTURED_FILE_BYTES, MAX_CAPTURED_TOTAL_BYTES)
+}
+
+/// [`index_image`] with other caps (per file, total).
+pub fn index_image_capped(
+    path: &Path,
+    max_file: u64,
+    max_total: u64,
+) -> Result<ImageIndex, ImageFsError> {
     let err = io(path);
     let mut archive = tar::Archive::new(BufReader::new(File::open(path).map_err(&err)?));
-    let mut tree = Tree::new();
+    let mut index = ImageIndex::default();
+    let mut total = 0u64;
     for entry in archive.entries().map_err(&err)? {
-        let entry = entry.map_err(&err)?;
-        let name = entry_path(&entry.path().map_err(&err)?);
-        let link = || -> Result<String, ImageFsError> {
-            Ok(entry
-                .link_name()
-                .map_err(&err)?
-                .map(|l| l.to_string_lossy().into_owned())
-                .unwrap_or_default())
-        };
+        let mut entry = entry.map_err(&err)?;
+        let name = entry_path(&entry.path_bytes());
+        let link = text(&entry.link_name_bytes().unwrap_or_default());
         let node = match entry.header().entry_type() {
             EntryType::Directory => Node::Dir,
-            EntryType::Symlink => Node::Symlink(link()?),
+            EntryType::Symlink => Node::Symlink(link),
             // Hard link names are archive paths, not link text.
-            EntryType::Link => Node::Hardlink(normalize(&link()?)),
+            EntryType::Link => Node::Hardlink(normalize(&link)),
             _ => Node::File,
         };
-        tree.insert(name, node);
+        if node == Node::File {
+            let size = entry.size();
+            index.sizes.insert(name.clone(), size);
+            if is_database_file(&name) || is_captured_metadata(&name) {
+                let cap = if size > max_file {
+                    Some(max_file)
+                } else if total + size > max_total {
+                    Some(max_total)
+                } else {
+                    None
+                };
+                match cap {
+                    Some(cap) => {
+                        index.captured.too_large.insert(name.clone(), (size, cap));
+                    }
+                    None => {
+                        let mut bytes = Vec::with_capacity(size as usize);
+                        (&mut entry)
+                            .take(size)
+                            .read_to_end(&mut bytes)
+                            .map_err(&err)?;
+                        total += bytes.len() as u64;
+                        index.captured.files.insert(name.clone(), bytes);
+                    }
+                }
+            }
+        }
+        index.tree.insert(name, node);
     }
-    Ok(tree)
+    Ok(index)
 }
 
 /// Copy the entries of `src` whose path is in `keep` to a new tar at `dest`.
@@ -90,7 +160,7 @@ pub fn filter_tar(
     for entry in archive.entries().map_err(&rerr)? {
         let mut entry = entry.map_err(&rerr)?;
         let raw = entry.path().map_err(&rerr)?.into_owned();
-        if !keep.contains(&entry_path(&raw)) {
+        if !keep.contains(&entry_path(&entry.path_bytes())) {
             continue;
         }
         let mut header = entry.header().clone();
@@ -202,5 +272,50 @@ mod tests {
         let garbled = dir.path().join("bad.tar");
         std::fs::write(&garbled, vec![0xffu8; 1024]).unwrap();
         assert!(index_tar(&garbled).is_err());
+    }
+
+    #[test]
+    fn the_index_captures_database_contents_and_sizes_in_one_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fs.tar");
+        let mut b = tar::Builder::new(File::create(&path).unwrap());
+        let mut add = |name: &[u8], body: &[u8]| {
+            let mut h = tar::Header::new_gnu();
+            h.set_mode(0o644);
+            h.set_size(body.len() as u64);
+            // A raw name: `append_data` would refuse the non-UTF-8 one.
+            h.as_gnu_mut().unwrap().name[..name.len()].copy_from_slice(name);
+            h.set_cksum();
+            b.append(&h, body).unwrap();
+        };
+        add(b"var/lib/dpkg/status", b"Package: a\n");
+        add(b"var/lib/dpkg/info/a.list", b"/etc/caf\xe9\n");
+        add(b"etc/caf\xe9", b"x");
+        add(b"app/big.bin", &[0u8; 2048]);
+        b.finish().unwrap();
+        drop(b);
+        let ix = index_image(&path).unwrap();
+        assert_eq!(ix.captured.files["/var/lib/dpkg/status"], b"Package: a\n");
+        assert!(ix.captured.files.contains_key("/var/lib/dpkg/info/a.list"));
+        assert!(
+            !ix.captured.files.contains_key("/app/big.bin"),
+            "only databases"
+        );
+        assert_eq!(ix.sizes["/app/big.bin"], 2048);
+        // The same rendering as trace paths: the list's name matches the tree's.
+        assert_eq!(ix.tree["/etc/caf\\xe9"], Node::File);
+        // And the filter finds it by that name.
+        let dest = dir.path().join("min.tar");
+        let keep: BTreeSet<String> = ["/etc/caf\\xe9".to_owned()].into();
+        assert_eq!(filter_tar(&path, &dest, &keep).unwrap().entries, 1);
+
+        // Over the cap: refused and named, not read.
+        let ix = index_image_capped(&path, 10, 1024).unwrap();
+        assert_eq!(ix.captured.too_large["/var/lib/dpkg/status"], (11, 10));
+        assert!(!ix.captured.files.contains_key("/var/lib/dpkg/status"));
+        assert!(ix.captured.files.contains_key("/var/lib/dpkg/info/a.list"));
+        let ix = index_image_capped(&path, 1024, 12).unwrap();
+        assert_eq!(ix.captured.files.len(), 1, "the total cap holds");
+        assert_eq!(ix.captured.too_large.len(), 1);
     }
 }

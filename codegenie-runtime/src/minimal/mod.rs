@@ -11,23 +11,82 @@
 
 pub mod closure;
 pub mod image_fs;
+pub mod lang;
+pub mod packages;
 pub mod probe;
 pub mod readiness;
+pub mod units;
 pub mod verify;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 use crate::engine::{Engine, EngineError, REPOSITORY_LABEL};
 use crate::runtime_trace::RuntimeTraceSlice;
 
-use closure::Closure;
 use image_fs::ImageFsError;
+use units::{unit_closure, Added, Coverage, Fallback, Granularity, UnitLimits};
 
 /// The repository of minimal image tags: `codegenie-min:<short digest>`.
 pub const MINIMAL_REPOSITORY: &str = "codegenie-min";
 /// The label naming the image a minimal image was cut from.
 pub const MINIMAL_OF_LABEL: &str = "codegenie.minimal-of";
+
+/// How the evidence used a path: the strongest use first (a unit's reason
+/// names its best-ranked path).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PathUse {
+    /// Executed (`execve`).
+    Executed,
+    /// The `#!` or `PT_INTERP` interpreter of an executed path.
+    Interpreter,
+    /// A shared library mapped executable.
+    LibraryMapped,
+    /// A certificate read.
+    CertRead,
+    /// A file opened for reading (or read and written).
+    Read,
+    /// An existence probe (`stat`, `access`, `readlink`).
+    Probed,
+    /// The resolved side of a path the app opened through a link.
+    Resolved,
+    /// A program a scenario's `exec` step runs beside the app.
+    ExecStep,
+}
+
+impl PathUse {
+    /// The use as a verb for a reason line (`mapped`, `read`).
+    pub fn verb(self) -> &'static str {
+        match self {
+            PathUse::Executed => "executed",
+            PathUse::Interpreter => "run as interpreter",
+            PathUse::LibraryMapped => "mapped",
+            PathUse::CertRead => "read as a certificate",
+            PathUse::Read => "read",
+            PathUse::Probed => "probed",
+            PathUse::Resolved => "resolved",
+            PathUse::ExecStep => "run by an exec step",
+        }
+    }
+}
+
+/// The first evidence of one named path.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PathEvidence {
+    /// The position of `scenario` in the slice (`usize::MAX`: none).
+    pub scenario_index: usize,
+    /// How it was used there.
+    pub usage: PathUse,
+    /// The first scenario that named it, when one did (a slice-wide
+    /// interpreter or an exec step program may have none).
+    pub scenario: Option<String>,
+    /// The program behind the use, where the evidence has it (the executed
+    /// path an interpreter runs for).
+    pub program: Option<String>,
+}
 
 /// The paths a slice's evidence names, and the files the app wrote.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -37,30 +96,86 @@ pub struct EvidencePaths {
     pub named: BTreeSet<String>,
     /// Files the app wrote (their folders must exist).
     pub written: BTreeSet<String>,
+    /// The first evidence of each named path: the first scenario (in the
+    /// slice's order) that named it and its strongest use there.
+    pub first_use: BTreeMap<String, PathEvidence>,
 }
 
 impl EvidencePaths {
     /// The union over every traced scenario of `slice`.
     pub fn of(slice: &RuntimeTraceSlice) -> EvidencePaths {
         let mut e = EvidencePaths::default();
-        for (path, interpreter) in &slice.interpreters {
-            e.named.insert(path.clone());
-            e.named.insert(interpreter.clone());
-        }
-        for t in slice.scenarios.iter().filter_map(|s| s.trace.as_ref()) {
-            let n = &mut e.named;
-            n.extend(t.binaries_executed.iter().cloned());
-            n.extend(t.shared_libs_loaded.iter().cloned());
-            n.extend(t.cert_paths_read.iter().cloned());
-            n.extend(t.files_read.iter().cloned());
-            n.extend(t.paths_probed.iter().cloned());
-            for (opened, resolved) in &t.resolved {
-                n.insert(opened.clone());
-                n.insert(resolved.clone());
+        for (i, sc) in slice.scenarios.iter().enumerate() {
+            let at = |usage| PathEvidence {
+                scenario_index: i,
+                usage,
+                scenario: Some(sc.name.clone()),
+                program: None,
+            };
+            if let Some(t) = &sc.trace {
+                for (set, usage) in [
+                    (&t.binaries_executed, PathUse::Executed),
+                    (&t.shared_libs_loaded, PathUse::LibraryMapped),
+                    (&t.cert_paths_read, PathUse::CertRead),
+                    (&t.files_read, PathUse::Read),
+                    (&t.paths_probed, PathUse::Probed),
+                ] {
+                    for p in set {
+                        e.add(p, at(usage));
+                    }
+                }
+                for (opened, resolved) in &t.resolved {
+                    e.add(opened, at(PathUse::Read));
+                    e.add(resolved, at(PathUse::Resolved));
+                }
+                e.written.extend(t.files_written.iter().cloned());
             }
-            e.written.extend(t.files_written.iter().cloned());
+            for (path, interpreter) in &sc.interpreters {
+                e.add(path, at(PathUse::Executed));
+                e.add(
+                    interpreter,
+                    PathEvidence {
+                        program: Some(path.clone()),
+                        ..at(PathUse::Interpreter)
+                    },
+                );
+            }
+        }
+        for (path, interpreter) in &slice.interpreters {
+            let none = |usage, program| PathEvidence {
+                scenario_index: usize::MAX,
+                usage,
+                scenario: None,
+                program,
+            };
+            e.add(path, none(PathUse::Executed, None));
+            e.add(interpreter, none(PathUse::Interpreter, Some(path.clone())));
         }
         e
+    }
+
+    /// Name `path` with `evidence`, keeping the earlier (better-ranked)
+    /// evidence when it was already named.
+    pub fn add(&mut self, path: &str, evidence: PathEvidence) {
+        self.named.insert(path.to_owned());
+        match self.first_use.get_mut(path) {
+            Some(old) if *old <= evidence => {}
+            Some(old) => *old = evidence,
+            None => {
+                self.first_use.insert(path.to_owned(), evidence);
+            }
+        }
+    }
+
+    /// Add every path of `other` (the evidence of more scenarios, ranked
+    /// after this evidence's own).
+    pub fn extend(&mut self, other: EvidencePaths) {
+        for (path, mut ev) in other.first_use {
+            ev.scenario_index = ev.scenario_index.saturating_add(1 << 20);
+            self.add(&path, ev);
+        }
+        self.named.extend(other.named);
+        self.written.extend(other.written);
     }
 }
 
@@ -106,6 +221,15 @@ pub struct MinimalImage {
     pub absent: BTreeSet<String>,
     /// Whether an image of the same tag existed and was reused.
     pub reused: bool,
+    /// The granularity it was cut at.
+    pub granularity: Granularity,
+    /// The units (packages, app trees) and lone files kept.
+    pub added: Added,
+    /// What fell back to files, and why (no package database, a corrupt
+    /// one, a tree over the cap).
+    pub fallbacks: Vec<Fallback>,
+    /// How much of the app's own trees the evidence reached.
+    pub coverage: Coverage,
 }
 
 /// The tag of the minimal image of `original` holding `keep` with `changes`:
@@ -123,7 +247,8 @@ fn minimal_tag(original: &str, keep: &BTreeSet<String>, changes: &[String]) -> S
 }
 
 /// Build (or reuse) the minimal image of `original` for `evidence`: export
-/// its filesystem into `scratch`, keep the evidence closure, import it with
+/// its filesystem into `scratch`, keep the evidence's units at
+/// `granularity` ([`units::unit_closure`]), import it with
 /// the original config (entrypoint, cmd, env, workdir, user, ports). Of
 /// the repository's minimal images, the newest `keep` stay (this one always
 /// among them; docs/architecture.md, "Image hygiene").
@@ -133,6 +258,7 @@ pub fn build_minimal_image(
     evidence: &EvidencePaths,
     scratch: &Path,
     keep: usize,
+    granularity: Granularity,
 ) -> Result<MinimalImage, MinimizeError> {
     if evidence.named.is_empty() {
         return Err(MinimizeError::NoEvidence);
@@ -146,12 +272,10 @@ pub fn build_minimal_image(
         })?;
     let export = work.path().join("original.tar");
     engine.export_filesystem(original, &export)?;
-    let tree = image_fs::index_tar(&export)?;
-    let closure = Closure::of(
-        &tree,
-        evidence.named.iter().map(String::as_str),
-        evidence.written.iter().map(String::as_str),
-    );
+    let index = image_fs::index_image(&export)?;
+    let units = unit_closure(&index, evidence, granularity, &UnitLimits::default());
+    drop(index);
+    let closure = &units.closure;
     let config = engine.image_config(original)?;
     let mut changes = config.import_changes();
     changes.push(format!("LABEL {MINIMAL_OF_LABEL}={original}"));
@@ -170,14 +294,27 @@ pub fn build_minimal_image(
     if let Some(repository) = config.labels.as_ref().and_then(|l| l.get(REPOSITORY_LABEL)) {
         engine.tidy_images(MINIMAL_REPOSITORY, repository, keep.max(1), &image_id);
     }
-    tracing::info!(%tag, reused, entries = closure.keep.len(), "minimal_image");
+    tracing::info!(
+        %tag,
+        reused,
+        %granularity,
+        entries = closure.keep.len(),
+        packages = units.added.packages.len(),
+        trees = units.added.trees.len(),
+        fallbacks = units.fallbacks.len(),
+        "minimal_image"
+    );
     Ok(MinimalImage {
         size_bytes: engine.image_size(&image_id)?,
         image_id,
         tag,
         original_size_bytes,
         entries: closure.keep.len(),
-        absent: closure.absent,
+        absent: units.closure.absent,
         reused,
+        granularity,
+        added: units.added,
+        fallbacks: units.fallbacks,
+        coverage: units.coverage,
     })
 }

@@ -22,8 +22,10 @@ use crate::runtime_trace::{RunId, RuntimeTraceSlice, TraceError, TraceSettings, 
 use crate::{register_probe, DeclaredInput};
 
 use super::readiness::{Blocker, DistrolessNeeds, Readiness};
+use super::units::{Added, Coverage, Fallback, Granularity};
 use super::verify::{compare, ScenarioComparison, Verification};
 use super::{build_minimal_image, EvidencePaths, MinimizeError};
+use crate::runtime_trace::slice::TraceCoverageConfidence;
 
 /// The probe's name, and its output's file name.
 pub const READINESS_PROBE: &str = "distroless_readiness";
@@ -44,6 +46,8 @@ pub struct MinimizeSettings {
     /// Minimal images of the repository to keep, newest first, the one just
     /// built always among them (`None`: [`KEEP_IMAGES`]).
     pub keep_images: Option<usize>,
+    /// How finely the image is cut (default: units).
+    pub granularity: Granularity,
 }
 
 /// Original and minimal image sizes.
@@ -87,6 +91,25 @@ pub struct ReadinessReport {
     pub distroless_needs: DistrolessNeeds,
     /// A proposed exec-form Dockerfile on a distroless base.
     pub proposed_dockerfile: String,
+    /// The granularity the image was cut at.
+    #[serde(default)]
+    pub granularity: Granularity,
+    /// What `verified` covers at that granularity, as a sentence.
+    #[serde(default)]
+    pub verified_scope: String,
+    /// What fell back to files, and why (no package database, a corrupt
+    /// one, a tree over the cap).
+    #[serde(default)]
+    pub granularity_fallback: Vec<Fallback>,
+    /// The units and lone files kept.
+    #[serde(default)]
+    pub added: Added,
+    /// How much of the app's own trees the scenarios reached.
+    #[serde(default)]
+    pub coverage: Coverage,
+    /// The trace's coverage confidence, copied from its slice.
+    #[serde(default)]
+    pub trace_coverage_confidence: Option<TraceCoverageConfidence>,
 }
 
 /// Why the readiness probe could not run.
@@ -136,6 +159,12 @@ pub struct DistrolessReadinessProbe;
 
 #[register_probe(heaviness = "heavy", runs_last = true)]
 impl Probe for DistrolessReadinessProbe {
+    // 2: units (`granularity`, `added`, `coverage`, fallbacks), the trace's
+    // confidence; an older cached report is not reused.
+    fn version(&self) -> u32 {
+        2
+    }
+
     // Its output follows from the runtime trace's, which follows from these.
     fn declared_inputs(&self) -> &'static [DeclaredInput] {
         Probe::declared_inputs(&crate::runtime_trace::RuntimeTraceProbe)
@@ -252,16 +281,32 @@ pub fn readiness(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutput,
     if !scratch.is_dir() {
         return Err(ReadinessError::Scratch(scratch));
     }
+    // `--verify-with` evidence joins the units before the build: its
+    // scenarios then judge an image cut for them too.
+    let before = match &settings.verify_with {
+        Some(file) => {
+            let before = trace_on(repo, ctx, &original, Some(file), "verify-with-original")?;
+            evidence.extend(EvidencePaths::of(&before));
+            Some(before)
+        }
+        None => None,
+    };
     let keep = settings.keep_images.unwrap_or(KEEP_IMAGES);
-    let minimal = build_minimal_image(&engine, &original, &evidence, &scratch, keep)?;
+    let minimal = build_minimal_image(
+        &engine,
+        &original,
+        &evidence,
+        &scratch,
+        keep,
+        settings.granularity,
+    )?;
     if let Some(tag) = &settings.tag {
         engine.tag(&minimal.image_id, tag)?;
     }
     let on_minimal = trace_on(repo, ctx, &minimal.image_id, None, "verify-minimal")?;
     let main = compare(&slice, &on_minimal);
-    let verify_with = match &settings.verify_with {
-        Some(file) => {
-            let before = trace_on(repo, ctx, &original, Some(file), "verify-with-original")?;
+    let verify_with = match (&settings.verify_with, &before) {
+        (Some(file), Some(before)) => {
             let after = trace_on(
                 repo,
                 ctx,
@@ -269,9 +314,9 @@ pub fn readiness(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutput,
                 Some(file),
                 "verify-with-minimal",
             )?;
-            Some(compare(&before, &after))
+            Some(compare(before, &after))
         }
-        None => None,
+        _ => None,
     };
     let config = engine.image_config(&original)?;
     let ready = Readiness::of(&slice, &config);
@@ -294,6 +339,12 @@ pub fn readiness(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutput,
         blockers: ready.blockers,
         distroless_needs: ready.distroless_needs,
         proposed_dockerfile: ready.proposed_dockerfile,
+        granularity: minimal.granularity,
+        verified_scope: minimal.granularity.verified_scope().to_owned(),
+        granularity_fallback: minimal.fallbacks,
+        added: minimal.added,
+        coverage: minimal.coverage,
+        trace_coverage_confidence: Some(slice.trace_coverage_confidence),
     };
     // A verification run cut short by the environment proves nothing either way.
     let not_cacheable = on_minimal
@@ -356,6 +407,7 @@ pub fn summary_markdown(r: &ReadinessReport) -> String {
             missing.join(", ")
         ));
     }
+    s.push_str(&units_markdown(r));
     s.push_str("\n## Blockers for a distroless base\n\n");
     if r.blockers.is_empty() {
         s.push_str("None.\n");
@@ -384,7 +436,9 @@ pub fn summary_markdown(r: &ReadinessReport) -> String {
                 if user.is_empty() { "root" } else { user }
             ),
             Blocker::PrivilegedPort { address } => format!("privileged port: binds `{address}`"),
-            Blocker::WriteOutsideTmp { path } => format!("writes outside /tmp: `{path}`"),
+            Blocker::WriteOutsideTmp { path, files } => {
+                format!("writes outside /tmp: {files} file(s) in `{path}`")
+            }
             Blocker::TlsTrustUnobserved { detail } => format!("TLS trust unobserved: {detail}"),
         };
         s.push_str(&format!("- {line}\n"));
@@ -401,6 +455,65 @@ pub fn summary_markdown(r: &ReadinessReport) -> String {
     s.push_str(&format!(
         "\n## Proposed Dockerfile\n\n```dockerfile\n{}```\n",
         r.proposed_dockerfile
+    ));
+    s
+}
+
+/// The units section: granularity, what was kept whole and why, what fell
+/// back, and the app trees' coverage.
+fn units_markdown(r: &ReadinessReport) -> String {
+    let mut s = format!(
+        "\n## Units\n\n- granularity: {} ({})\n",
+        r.granularity, r.verified_scope
+    );
+    if let Some(c) = r.trace_coverage_confidence {
+        s.push_str(&format!(
+            "- trace coverage confidence: {}\n",
+            serde_json::to_value(c)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default()
+        ));
+    }
+    let c = &r.coverage;
+    s.push_str(&format!(
+        "- app files read by the scenarios: {} of {}\n",
+        c.app_files_read, c.app_files
+    ));
+    if !c.never_read.is_empty() {
+        s.push_str(&format!(
+            "- never read (add a scenario that reaches them): {}\n",
+            c.never_read
+                .iter()
+                .map(|p| format!("`{p}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    for f in &r.granularity_fallback {
+        s.push_str(&format!("- kept as files: `{}`: {}\n", f.scope, f.reason));
+    }
+    if !r.added.packages.is_empty() {
+        s.push_str("\n| package | kind | files | bytes | why |\n|---|---|---|---|---|\n");
+        for p in &r.added.packages {
+            s.push_str(&format!(
+                "| {} {} | {:?} | {} | {} | {} |\n",
+                p.name, p.version, p.kind, p.files, p.bytes, p.reason
+            ));
+        }
+    }
+    if !r.added.trees.is_empty() {
+        s.push_str("\n| app tree | files | bytes | why |\n|---|---|---|---|\n");
+        for t in &r.added.trees {
+            s.push_str(&format!(
+                "| `{}` | {} | {} | {} |\n",
+                t.path, t.files, t.bytes, t.reason
+            ));
+        }
+    }
+    s.push_str(&format!(
+        "\n{} files kept alone (no unit holds them).\n",
+        r.added.files.len()
     ));
     s
 }

@@ -45,10 +45,12 @@ pub enum Blocker {
         address: String,
     },
     /// The app writes outside `/tmp` (a read-only or nonroot filesystem
-    /// may refuse it).
+    /// may refuse it): one blocker per folder written into.
     WriteOutsideTmp {
-        /// The file written.
+        /// The folder written into (`/app/__pycache__`).
         path: String,
+        /// How many files the app wrote there.
+        files: usize,
     },
     /// No certificate was read, yet TLS may simply not have run.
     TlsTrustUnobserved {
@@ -89,7 +91,9 @@ impl Blocker {
             ],
             Blocker::RootUser { user } => vec![format!("user: {user}")],
             Blocker::PrivilegedPort { address } => vec![format!("address: {address}")],
-            Blocker::WriteOutsideTmp { path } => vec![format!("path: {path}")],
+            Blocker::WriteOutsideTmp { path, files } => {
+                vec![format!("path: {path}"), format!("files: {files}")]
+            }
             Blocker::TlsTrustUnobserved { detail } => vec![format!("detail: {detail}")],
         }
     }
@@ -208,10 +212,22 @@ impl Readiness {
                 });
             }
         }
+        // By folder: one temporary name per `.pyc` or per run is noise.
+        let mut folders: BTreeMap<&str, usize> = BTreeMap::new();
         for path in &slice.files_written {
             if !SCRATCH_DIRS.iter().any(|d| path.starts_with(d)) {
-                blockers.push(Blocker::WriteOutsideTmp { path: path.clone() });
+                let folder = match path.rsplit_once('/') {
+                    Some(("", _)) | None => "/",
+                    Some((parent, _)) => parent,
+                };
+                *folders.entry(folder).or_default() += 1;
             }
+        }
+        for (folder, files) in folders {
+            blockers.push(Blocker::WriteOutsideTmp {
+                path: folder.to_owned(),
+                files,
+            });
         }
         if slice.tls_trust.verdict == TlsVerdict::NotObserved {
             blockers.push(Blocker::TlsTrustUnobserved {
@@ -230,7 +246,8 @@ impl Readiness {
                 .cloned()
                 .collect(),
             certs: slice.cert_paths_read.clone(),
-            tzdata: all_read(slice).any(|p| p.starts_with("/usr/share/zoneinfo/")),
+            tzdata: all_read(slice).any(|p| p.starts_with("/usr/share/zoneinfo/"))
+                || localtime_is_zoneinfo(slice),
             passwd: all_read(slice).any(|p| p == "/etc/passwd" || p == "/etc/group"),
         };
         let proposed_dockerfile = dockerfile(slice, config, &runtime);
@@ -240,6 +257,20 @@ impl Readiness {
             proposed_dockerfile,
         }
     }
+}
+
+/// Whether `/etc/localtime` resolved into the zone data (a link to
+/// `/usr/share/zoneinfo/...`): opened by that name, the zone file is used.
+fn localtime_is_zoneinfo(slice: &RuntimeTraceSlice) -> bool {
+    let scenario_maps = slice
+        .scenarios
+        .iter()
+        .filter_map(|s| s.trace.as_ref())
+        .map(|t| &t.resolved);
+    std::iter::once(&slice.resolved)
+        .chain(scenario_maps)
+        .filter_map(|m| m.get("/etc/localtime"))
+        .any(|target| target.starts_with("/usr/share/zoneinfo/"))
 }
 
 fn all_read(slice: &RuntimeTraceSlice) -> impl Iterator<Item = &String> {
@@ -377,7 +408,7 @@ mod tests {
             .any(|b| matches!(b, Blocker::PrivilegedPort { address } if address == "0.0.0.0:80")));
         assert!(kinds
             .iter()
-            .any(|b| matches!(b, Blocker::WriteOutsideTmp { path } if path == "/app/cache.json")));
+            .any(|b| matches!(b, Blocker::WriteOutsideTmp { path, files: 1 } if path == "/app")));
         assert_eq!(
             ready.distroless_needs.libraries.iter().collect::<Vec<_>>(),
             ["/lib/x86_64-linux-gnu/libuv.so.1"]
@@ -411,6 +442,7 @@ mod tests {
             },
             Blocker::WriteOutsideTmp {
                 path: "/app".into(),
+                files: 1,
             },
             Blocker::TlsTrustUnobserved {
                 detail: "no TLS".into(),
@@ -419,5 +451,61 @@ mod tests {
         for b in all {
             assert_eq!(serde_json::to_value(&b).unwrap()["kind"], b.kind());
         }
+    }
+
+    fn slice_of(t: ParsedTrace) -> RuntimeTraceSlice {
+        let mut r =
+            crate::runtime_trace::model::ScenarioResult::new("startup", ScenarioOutcome::Completed);
+        r.trace = Some(t);
+        aggregate(&[r], &AggregateInputs::default())
+    }
+
+    #[test]
+    fn localtime_linked_into_the_zone_data_needs_tzdata() {
+        let config = ImageConfig::default();
+        // glibc opens `/etc/localtime`; `-y` shows the zone file it is.
+        let mut t = ParsedTrace {
+            files_read: ["/etc/localtime".to_owned()].into(),
+            ..Default::default()
+        };
+        t.resolved.insert(
+            "/etc/localtime".into(),
+            "/usr/share/zoneinfo/Etc/UTC".into(),
+        );
+        assert!(
+            Readiness::of(&slice_of(t.clone()), &config)
+                .distroless_needs
+                .tzdata
+        );
+        // Control: a plain file at /etc/localtime is not the zone data.
+        t.resolved.clear();
+        assert!(!Readiness::of(&slice_of(t), &config).distroless_needs.tzdata);
+    }
+
+    #[test]
+    fn writes_outside_tmp_are_named_once_per_folder() {
+        let t = ParsedTrace {
+            files_written: [
+                "/app/__pycache__/app.cpython-311.pyc",
+                "/app/__pycache__/app.cpython-311.pyc.140213",
+                "/app/__pycache__/reports.cpython-311.pyc.99812",
+                "/var/lib/app/state",
+                "/tmp/ok",
+            ]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect(),
+            ..Default::default()
+        };
+        let ready = Readiness::of(&slice_of(t), &ImageConfig::default());
+        let writes: Vec<(&str, usize)> = ready
+            .blockers
+            .iter()
+            .filter_map(|b| match b {
+                Blocker::WriteOutsideTmp { path, files } => Some((path.as_str(), *files)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(writes, [("/app/__pycache__", 3), ("/var/lib/app", 1)]);
     }
 }

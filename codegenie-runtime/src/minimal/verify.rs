@@ -26,6 +26,11 @@ pub struct ScenarioComparison {
     /// Paths the original found that the minimal image lacked (ENOENT).
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub missing: BTreeSet<String>,
+    /// Paths the minimal image lacked that are not misses: the original
+    /// also failed to find them in this scenario, or the app wrote them
+    /// there itself (sqlite's `-journal`, `__pycache__/*.pyc`).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub excused: BTreeSet<String>,
 }
 
 /// The comparison of every scenario.
@@ -55,7 +60,11 @@ fn detail(r: &ScenarioResult) -> Option<String> {
     }
 }
 
-/// Compare the scenarios of `original` with the same-named ones of `minimal`.
+/// Compare the scenarios of `original` with the same-named ones of
+/// `minimal`. A path the minimal image lacked is missing when the original
+/// found it, unless the original also failed to find it in the same
+/// scenario (a lookup before a create, a search path) or wrote it there (the
+/// app creates it itself).
 pub fn compare(original: &RuntimeTraceSlice, minimal: &RuntimeTraceSlice) -> Verification {
     let found = EvidencePaths::of(original).named;
     let mut v = Verification {
@@ -64,9 +73,17 @@ pub fn compare(original: &RuntimeTraceSlice, minimal: &RuntimeTraceSlice) -> Ver
     };
     for o in &original.scenarios {
         let m = minimal.scenarios.iter().find(|m| m.name == o.name);
-        let missing: BTreeSet<String> = m
-            .map(|m| m.missing.intersection(&found).cloned().collect())
-            .unwrap_or_default();
+        let written = o.trace.as_ref().map(|t| &t.files_written);
+        let (excused, missing): (BTreeSet<String>, BTreeSet<String>) = m
+            .map(|m| {
+                m.missing
+                    .intersection(&found)
+                    .cloned()
+                    .collect::<BTreeSet<_>>()
+            })
+            .unwrap_or_default()
+            .into_iter()
+            .partition(|p| o.missing.contains(p) || written.is_some_and(|w| w.contains(p)));
         let completed_before = o.outcome == ScenarioOutcome::Completed;
         let completed_after = m.is_some_and(|m| m.outcome == ScenarioOutcome::Completed);
         if completed_before && (!completed_after || !missing.is_empty()) {
@@ -79,6 +96,7 @@ pub fn compare(original: &RuntimeTraceSlice, minimal: &RuntimeTraceSlice) -> Ver
             minimal: m.map_or("absent", |m| kind(&m.outcome)).to_owned(),
             minimal_detail: m.and_then(detail),
             missing,
+            excused,
         });
     }
     v
@@ -97,13 +115,121 @@ mod tests {
         read: &[&str],
         missing: &[&str],
     ) -> ScenarioResult {
+        written(name, outcome, read, missing, &[])
+    }
+
+    fn set(v: &[&str]) -> BTreeSet<String> {
+        v.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    fn written(
+        name: &str,
+        outcome: ScenarioOutcome,
+        read: &[&str],
+        missing: &[&str],
+        written: &[&str],
+    ) -> ScenarioResult {
         let mut r = crate::runtime_trace::model::ScenarioResult::new(name, outcome);
         r.trace = Some(ParsedTrace {
-            files_read: read.iter().map(|s| (*s).to_owned()).collect(),
+            files_read: set(read),
+            files_written: set(written),
             ..Default::default()
         });
-        r.missing = missing.iter().map(|s| (*s).to_owned()).collect();
+        r.missing = set(missing);
         r
+    }
+
+    #[test]
+    fn lookups_before_a_create_and_files_the_app_writes_are_not_misses() {
+        let done = || ScenarioOutcome::Completed;
+        // sqlite looks for its database and journal, then creates them;
+        // Python finds no `.pyc` beside `app.py` and writes one.
+        let sqlite = |missing: &[&str]| {
+            written(
+                "healthcheck",
+                done(),
+                &["/tmp/notes.db", "/tmp/notes.db-journal", "/app/app.py"],
+                missing,
+                &[
+                    "/tmp/notes.db",
+                    "/tmp/notes.db-journal",
+                    "/app/__pycache__/app.cpython-311.pyc",
+                ],
+            )
+        };
+        let original = slice(vec![
+            sqlite(&["/tmp/notes.db", "/tmp/notes.db-journal"]),
+            // The pyc was written here but never looked for first.
+            written(
+                "startup",
+                done(),
+                &["/app/__pycache__/app.cpython-311.pyc"],
+                &[],
+                &["/app/__pycache__/app.cpython-311.pyc"],
+            ),
+        ]);
+        let minimal = slice(vec![
+            sqlite(&["/tmp/notes.db", "/tmp/notes.db-journal"]),
+            result(
+                "startup",
+                done(),
+                &[],
+                &["/app/__pycache__/app.cpython-311.pyc"],
+            ),
+        ]);
+        let v = compare(&original, &minimal);
+        assert!(v.verified, "{v:#?}");
+        assert!(v.missing.is_empty());
+        assert_eq!(
+            v.scenarios[0].excused,
+            set(&["/tmp/notes.db", "/tmp/notes.db-journal"])
+        );
+        assert_eq!(
+            v.scenarios[1].excused,
+            set(&["/app/__pycache__/app.cpython-311.pyc"])
+        );
+
+        // Control: the same misses where the original found the files and
+        // neither missed nor wrote them are misses.
+        let original = slice(vec![
+            result(
+                "healthcheck",
+                done(),
+                &["/tmp/notes.db", "/tmp/notes.db-journal"],
+                &[],
+            ),
+            result(
+                "startup",
+                done(),
+                &["/app/__pycache__/app.cpython-311.pyc"],
+                &[],
+            ),
+        ]);
+        let v = compare(&original, &minimal);
+        assert!(!v.verified);
+        assert_eq!(
+            v.missing,
+            set(&[
+                "/app/__pycache__/app.cpython-311.pyc",
+                "/tmp/notes.db",
+                "/tmp/notes.db-journal"
+            ])
+        );
+        // Another scenario's misses excuse nothing here.
+        let mut other = result("smoke_test", done(), &[], &["/app/lib/report.js"]);
+        other.missing = set(&["/app/lib/report.js"]);
+        let original = slice(vec![
+            result("startup", done(), &["/app/lib/report.js"], &[]),
+            other,
+        ]);
+        let minimal = slice(vec![
+            result("startup", done(), &[], &["/app/lib/report.js"]),
+            result("smoke_test", done(), &[], &["/app/lib/report.js"]),
+        ]);
+        let v = compare(&original, &minimal);
+        assert!(!v.verified);
+        assert_eq!(v.scenarios[0].missing, set(&["/app/lib/report.js"]));
+        assert_eq!(v.scenarios[1].excused, set(&["/app/lib/report.js"]));
     }
 
     fn slice(results: Vec<ScenarioResult>) -> RuntimeTraceSlice {

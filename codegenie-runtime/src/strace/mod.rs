@@ -30,6 +30,10 @@ mod seen;
 mod sockaddr;
 mod unescape;
 
+/// Bytes as text the way trace paths are written (invalid UTF-8 as `\xHH`),
+/// so names read from an image match names read from a trace.
+pub(crate) use unescape::render_into;
+
 pub use model::{
     ExecRecord, ExitStatus, NetworkEndpoints, ParsedTrace, TraceFacts, MAX_EXEC_RECORDS,
 };
