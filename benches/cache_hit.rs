@@ -1,16 +1,16 @@
 //! Cache-hit path end to end in a 20k-file repository: key (walk, match,
-//! hash memo), store lookup and check, and writing the context file.
+//! hash index), store lookup and check, and writing the context file.
 //! Goal: <= 20 ms for the probe whose globs match all 20k files.
 //!
 //! - `hit_glob_20k_files`: the probe declares `package.json`, `Dockerfile`
 //!   and `node_modules/**/*.js`, which match every one of the 20 000 files,
-//!   so each hit walks them and checks each against the hash memo (nothing
+//!   so each hit walks them and checks each against the hash index (nothing
 //!   changed, so nothing is read).
 //! - `hit_two_literal_files`: a probe declaring only the two literal files,
 //!   which are looked up directly: the floor of a hit, for scale.
 //! - Baseline, `walk_and_stat_20k_files`: the same folders walked with the
 //!   key's walker (same settings, one thread per core) taking each file's
-//!   metadata, without matching, the memo or the store: what any hit
+//!   metadata, without matching, the hash index or the store: what any hit
 //!   that must notice a changed file costs at least.
 //!
 //! Same run, same tree, page cache warm, a new coordinator and cache per

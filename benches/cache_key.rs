@@ -8,7 +8,7 @@
 //! settings and threads reading every file without hashing or matching: what
 //! hashing and bookkeeping add. The one-thread pair (`read_every_byte_one_thread`
 //! against `read_and_hash_one_thread`) isolates blake3's cost per core. The
-//! warm-memo key reads nothing and is reported beside them for scale.
+//! warm-index key reads nothing and is reported beside them for scale.
 //!
 //! The tree is generated once under `target/bench-data/` (never committed);
 //! every measurement runs with it in the page cache.
@@ -185,13 +185,13 @@ fn bench(c: &mut Criterion) {
             hashes
         })
     });
-    // A later run: unchanged files come from the hash memo (loaded from disk
+    // A later run: unchanged files come from the hash index (loaded from disk
     // each round, as a new process would) instead of being read again.
     let prime = ContentCache::for_repo_root(repo.root());
     prime
         .key(&repo, "everything", &Everything, &ProbeContext::default())
         .unwrap();
-    g.bench_function("key_glob_all_warm_memo", |b| {
+    g.bench_function("key_glob_all_warm_index", |b| {
         b.iter(|| {
             let cache = ContentCache::for_repo_root(repo.root());
             cache

@@ -28,8 +28,8 @@ pub enum CacheCommand {
     /// key, and what changed since the probe's last run.
     Explain(ExplainArgs),
     /// Remove least recently used entries until the store's entries and
-    /// artifact blobs fit a size (the per-probe input manifests and the hash
-    /// memo are small and kept), and the repository's older trace and
+    /// artifact blobs fit a size (the per-probe input manifests and the
+    /// hash index are small and kept), and the repository's older trace and
     /// minimal images from the engine.
     Prune(PruneArgs),
 }

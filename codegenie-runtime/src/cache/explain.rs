@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use super::manifest::{diff, InputChange, InputManifest};
-use super::manifest_with_memo;
+use super::manifest_with_index;
 use super::store::{CacheStore, StoreError};
 use crate::inputs::CacheKeyError;
 use crate::probe::{CacheStrategy, DynProbe, ProbeContext, RepoSnapshot};
@@ -58,9 +58,9 @@ pub fn explain(
     probe: &dyn DynProbe,
     ctx: &ProbeContext,
 ) -> Result<Explanation, ExplainError> {
-    // The memo only saves reading unchanged files; an unreadable one is ignored.
-    let memo = store.load_hash_index().ok();
-    let (manifest, _) = manifest_with_memo(repo, name, probe, Some(ctx), memo.as_ref())?;
+    // The hash index only saves reading unchanged files; an unreadable one is ignored.
+    let hash_index = store.load_hash_index().ok();
+    let (manifest, _) = manifest_with_index(repo, name, probe, Some(ctx), hash_index.as_ref())?;
     let entry = match store.peek(name, &manifest.key) {
         Ok(Some(_)) => EntryState::Present,
         Ok(None) => EntryState::Absent,

@@ -3,9 +3,9 @@
 //! ([`manifest`]), and [`ContentCache`], the coordinator's cache.
 
 pub mod explain;
+mod hash_index_file;
 pub mod key;
 pub mod manifest;
-mod memo;
 pub mod store;
 
 use std::path::Path;
@@ -58,19 +58,19 @@ pub fn manifest_for(
     probe: &dyn DynProbe,
     ctx: Option<&ProbeContext>,
 ) -> Result<InputManifest, CacheKeyError> {
-    manifest_with_memo(repo, name, probe, ctx, None).map(|(m, _)| m)
+    manifest_with_index(repo, name, probe, ctx, None).map(|(m, _)| m)
 }
 
-/// [`manifest_for`] reusing the hashes `memo` remembers for unchanged files;
-/// also returns the memo entries of this walk.
-pub fn manifest_with_memo(
+/// [`manifest_for`] reusing the hashes `index` remembers for unchanged files;
+/// also returns the hash index entries of this walk.
+pub fn manifest_with_index(
     repo: &RepoSnapshot,
     name: &str,
     probe: &dyn DynProbe,
     ctx: Option<&ProbeContext>,
-    memo: Option<&HashIndex>,
+    hash_index: Option<&HashIndex>,
 ) -> Result<(InputManifest, HashIndex), CacheKeyError> {
-    let (inputs, fresh) = resolve_inputs_with(repo, probe.declared_inputs(), ctx, memo)?;
+    let (inputs, fresh) = resolve_inputs_with(repo, probe.declared_inputs(), ctx, hash_index)?;
     let key = compose_key(name, probe.version(), &inputs);
     Ok((
         InputManifest::new(name, probe.version(), &key, inputs),
@@ -80,12 +80,12 @@ pub fn manifest_with_memo(
 
 /// The cache the coordinator uses for one repository: keys from declared
 /// inputs, entries in `<repo>/.codegenie/cache/`. Hashes of unchanged files are
-/// remembered across runs in the store's hash memo.
+/// remembered across runs in the store's hash index.
 #[derive(Debug)]
 pub struct ContentCache {
     store: CacheStore,
     /// Loaded on first use; `None` until then.
-    memo: Mutex<Option<HashIndex>>,
+    hash_index: Mutex<Option<HashIndex>>,
 }
 
 impl ContentCache {
@@ -98,7 +98,7 @@ impl ContentCache {
     pub fn with_store(store: CacheStore) -> Self {
         ContentCache {
             store,
-            memo: Mutex::new(None),
+            hash_index: Mutex::new(None),
         }
     }
 
@@ -107,7 +107,7 @@ impl ContentCache {
         &self.store
     }
 
-    /// Compute `probe`'s manifest with the hash memo, and save the memo when
+    /// Compute `probe`'s manifest with the hash index, and save the hash index when
     /// this walk learnt something.
     fn manifest(
         &self,
@@ -116,24 +116,26 @@ impl ContentCache {
         probe: &dyn DynProbe,
         ctx: &ProbeContext,
     ) -> Result<InputManifest, CacheKeyError> {
-        let mut guard = self.memo.lock().unwrap_or_else(|p| p.into_inner());
-        let memo = guard.get_or_insert_with(|| {
+        let mut guard = self.hash_index.lock().unwrap_or_else(|p| p.into_inner());
+        let hash_index = guard.get_or_insert_with(|| {
             self.store.load_hash_index().unwrap_or_else(|e| {
-                tracing::warn!(error = %crate::errors::error_chain(&e), "hash memo unreadable; hashing every file");
+                tracing::warn!(error = %crate::errors::error_chain(&e), "hash index unreadable; hashing every file");
                 HashIndex::new()
             })
         });
-        let (manifest, fresh) = manifest_with_memo(repo, name, probe, Some(ctx), Some(memo))?;
+        let (manifest, fresh) =
+            manifest_with_index(repo, name, probe, Some(ctx), Some(hash_index))?;
         let learnt = fresh.files.iter().any(|(path, e)| {
-            memo.files
+            hash_index
+                .files
                 .get(path)
                 .and_then(|old| old.reusable_for(&e.stamp))
                 != Some(e.blake3.as_str())
         });
         if learnt {
-            memo.merge(fresh);
-            if let Err(e) = self.store.save_hash_index(memo) {
-                tracing::warn!(error = %crate::errors::error_chain(&e), "cannot save the hash memo");
+            hash_index.merge(fresh);
+            if let Err(e) = self.store.save_hash_index(hash_index) {
+                tracing::warn!(error = %crate::errors::error_chain(&e), "cannot save the hash index");
             }
         }
         Ok(manifest)

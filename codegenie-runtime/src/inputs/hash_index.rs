@@ -1,5 +1,5 @@
-//! A memo of content hashes keyed by file metadata, so an unchanged file is
-//! not read again (as git's index does). Keys stay content-addressed: the memo
+//! An index of content hashes keyed by file metadata, so an unchanged file is
+//! not read again (as git's index does). Keys stay content-addressed: the hash index
 //! only saves recomputing a blake3 that is known.
 //!
 //! A remembered hash is reused only when size, mtime, ctime, inode and device
@@ -14,14 +14,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-/// A change this close to the hashing time makes a memo entry untrusted.
+/// A change this close to the hashing time makes an index entry untrusted.
 pub const RACY_MARGIN_NS: i128 = 2_000_000_000;
 /// Memo entries for files not seen for this long are dropped when saved.
 const FORGET_AFTER_NS: i128 = 7 * 24 * 3600 * 1_000_000_000;
 /// Format tag of a saved index.
 pub const HASH_INDEX_FORMAT: &str = "codegenie.hash-index.v1";
 
-/// The metadata a memo entry is valid for.
+/// The metadata an index entry is valid for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileStamp {
     /// Size in bytes.

@@ -30,13 +30,13 @@ pub fn resolve_inputs(
     resolve_inputs_with(repo, inputs, ctx, None).map(|(r, _)| r)
 }
 
-/// [`resolve_inputs`] reusing the hashes `memo` remembers for unchanged files;
-/// also returns the memo entries of the files hashed or checked this time.
+/// [`resolve_inputs`] reusing the hashes `index` remembers for unchanged files;
+/// also returns the hash index entries of the files hashed or checked this time.
 pub fn resolve_inputs_with(
     repo: &RepoSnapshot,
     inputs: &[DeclaredInput],
     ctx: Option<&ProbeContext>,
-    memo: Option<&HashIndex>,
+    hash_index: Option<&HashIndex>,
 ) -> Result<(ResolvedInputs, HashIndex), CacheKeyError> {
     let mut globs = Vec::new();
     let mut kinds: Vec<TokenKind> = Vec::new();
@@ -52,7 +52,7 @@ pub fn resolve_inputs_with(
     }
     kinds.sort_by_key(|k| k.name());
     kinds.dedup();
-    let (globs, fresh) = match_and_hash_with(repo.root(), &globs, memo)?;
+    let (globs, fresh) = match_and_hash_with(repo.root(), &globs, hash_index)?;
     let tokens = kinds
         .into_iter()
         .map(|k| resolve_token(k, repo, ctx))

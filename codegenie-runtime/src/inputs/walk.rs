@@ -53,8 +53,8 @@ pub fn match_and_hash(root: &Path, globs: &[String]) -> Result<Vec<GlobMatches>,
     match_and_hash_with(root, globs, None).map(|(g, _)| g)
 }
 
-/// [`match_and_hash`] reusing the hashes `memo` remembers for unchanged files;
-/// also returns the memo entries of every regular file matched this time.
+/// [`match_and_hash`] reusing the hashes `index` remembers for unchanged files;
+/// also returns the hash index entries of every regular file matched this time.
 ///
 /// A glob without wildcards (`Dockerfile`) is looked up directly; the others
 /// are matched by one parallel walk over their literal base folders
@@ -63,7 +63,7 @@ pub fn match_and_hash(root: &Path, globs: &[String]) -> Result<Vec<GlobMatches>,
 pub fn match_and_hash_with(
     root: &Path,
     globs: &[String],
-    memo: Option<&HashIndex>,
+    hash_index: Option<&HashIndex>,
 ) -> Result<(Vec<GlobMatches>, HashIndex), CacheKeyError> {
     let mut globs: Vec<String> = globs.to_vec();
     globs.sort();
@@ -89,7 +89,7 @@ pub fn match_and_hash_with(
             walked.push((i, g));
             continue;
         }
-        if let Some((file, stamp)) = hash_literal(root, g, memo, &mut buf)? {
+        if let Some((file, stamp)) = hash_literal(root, g, hash_index, &mut buf)? {
             if let Some(stamp) = stamp {
                 fresh.files.insert(
                     file.path.clone(),
@@ -111,7 +111,7 @@ pub fn match_and_hash_with(
                 root,
                 &roots,
                 &matchers,
-                memo,
+                hash_index,
                 walk_started,
                 &mut found,
                 &mut fresh,
@@ -133,7 +133,7 @@ fn walk(
     root: &Path,
     roots: &[std::path::PathBuf],
     matchers: &Matchers,
-    memo: Option<&HashIndex>,
+    hash_index: Option<&HashIndex>,
     walk_started: i128,
     found_out: &mut Vec<(usize, MatchedFile)>,
     fresh_out: &mut HashIndex,
@@ -161,7 +161,7 @@ fn walk(
             let mut ctx = Visit {
                 root,
                 m: matchers,
-                memo,
+                hash_index,
                 buf: &mut buf,
                 hits: &mut hits,
                 stamp: None,
@@ -288,7 +288,7 @@ fn walk_roots<'a>(
 fn hash_literal(
     root: &Path,
     rel: &str,
-    memo: Option<&HashIndex>,
+    hash_index: Option<&HashIndex>,
     buf: &mut [u8],
 ) -> Result<Option<(MatchedFile, Option<FileStamp>)>, CacheKeyError> {
     if !path_allowed(rel) {
@@ -307,7 +307,7 @@ fn hash_literal(
     let (blake3, stamp) = if meta.file_type().is_symlink() {
         (hash_symlink(&path)?, None)
     } else if meta.is_file() {
-        let (h, s) = hash_regular(&path, rel, Some(&meta), memo, buf)?;
+        let (h, s) = hash_regular(&path, rel, Some(&meta), hash_index, buf)?;
         (h, Some(s))
     } else {
         return Ok(None);
@@ -321,7 +321,7 @@ fn hash_literal(
     )))
 }
 
-/// The hash of a regular file, from the memo when it may stand for the file,
+/// The hash of a regular file, from the hash index when it may stand for the file,
 /// else by reading it; with the metadata it is valid for. Only a remembered
 /// file costs an lstat (unless `meta` is known); any other is stamped from its
 /// open descriptor before it is read.
@@ -329,10 +329,10 @@ fn hash_regular(
     path: &Path,
     rel: &str,
     meta: Option<&std::fs::Metadata>,
-    memo: Option<&HashIndex>,
+    hash_index: Option<&HashIndex>,
     buf: &mut [u8],
 ) -> Result<(String, FileStamp), CacheKeyError> {
-    if let Some(entry) = memo.and_then(|m| m.files.get(rel)) {
+    if let Some(entry) = hash_index.and_then(|m| m.files.get(rel)) {
         let stamp = match meta {
             Some(m) => FileStamp::of(m),
             None => FileStamp::of(&std::fs::symlink_metadata(path).map_err(|source| {
@@ -359,7 +359,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 struct Visit<'a> {
     root: &'a Path,
     m: &'a Matchers,
-    memo: Option<&'a HashIndex>,
+    hash_index: Option<&'a HashIndex>,
     buf: &'a mut [u8],
     hits: &'a mut Vec<(usize, MatchedFile)>,
     /// Set when a regular file was matched: its path and pre-hash metadata.
@@ -467,7 +467,7 @@ fn visit(
     let hash = if ty.is_symlink() {
         hash_symlink(path)?
     } else if ty.is_file() {
-        let (hash, stamp) = hash_regular(path, &rel_str, None, v.memo, v.buf)?;
+        let (hash, stamp) = hash_regular(path, &rel_str, None, v.hash_index, v.buf)?;
         v.stamp = Some((rel_str.clone(), stamp));
         hash
     } else {

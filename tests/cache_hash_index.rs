@@ -1,4 +1,4 @@
-//! The hash memo: unchanged files are not read again, and no change to a
+//! The hash index: unchanged files are not read again, and no change to a
 //! declared file's content ever slips past it.
 
 use std::path::Path;
@@ -22,7 +22,7 @@ impl Probe for Demo {
 }
 
 fn key(root: &Path) -> String {
-    // A new cache per call: the memo is read from disk like a new process would.
+    // A new cache per call: the hash index is read from disk like a new process would.
     let cache = ContentCache::for_repo_root(root);
     let repo = RepoSnapshot::open(root).unwrap();
     cache
@@ -39,7 +39,7 @@ fn set_mtime(path: &Path, t: SystemTime) {
         .unwrap();
 }
 
-/// Wait until files written now are old enough for the memo to trust.
+/// Wait until files written now are old enough for the hash index to trust.
 fn outlive_racy_margin() {
     std::thread::sleep(Duration::from_nanos(RACY_MARGIN_NS as u64) + Duration::from_millis(300));
 }
@@ -53,17 +53,17 @@ fn the_memo_is_used_and_never_hides_a_change() {
         std::fs::write(root.join(format!("src/{name}.txt")), format!("{name}-one")).unwrap();
     }
     outlive_racy_margin();
-    let base = key(&root); // hashes everything, memo saved
+    let base = key(&root); // hashes everything, index saved
     let memo_path = root.join(".codegenie/cache/hash-index.json");
     assert!(memo_path.is_file());
     assert_eq!(key(&root), base);
 
-    // Reuse is real: a memo entry claiming another hash for an unchanged
+    // Reuse is real: an index entry claiming another hash for an unchanged
     // file is believed (white-box check that the file was not read again).
     let saved = std::fs::read_to_string(&memo_path).unwrap();
     let real = blake3::hash(b"a-one").to_hex().to_string();
     std::fs::write(&memo_path, saved.replace(&real, &"0".repeat(64))).unwrap();
-    assert_ne!(key(&root), base, "the memo was not consulted");
+    assert_ne!(key(&root), base, "the hash index was not consulted");
     std::fs::write(&memo_path, &saved).unwrap();
     assert_eq!(key(&root), base);
 
@@ -84,7 +84,7 @@ fn the_memo_is_used_and_never_hides_a_change() {
     let after_replace = key(&root);
     assert_ne!(after_replace, after_edit);
 
-    // And the keys equal what a memo-less computation gives.
+    // And the keys equal what a index-less computation gives.
     std::fs::remove_file(&memo_path).unwrap();
     assert_eq!(key(&root), after_replace);
 }

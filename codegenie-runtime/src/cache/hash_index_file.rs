@@ -1,4 +1,4 @@
-//! The repository's hash memo on disk: `.codegenie/cache/hash-index.json`,
+//! The repository's hash index on disk: `.codegenie/cache/hash-index.json`,
 //! shared by every probe (see [`crate::inputs::hash_index`]).
 
 use std::path::PathBuf;
@@ -12,7 +12,7 @@ impl CacheStore {
         self.dir().join("hash-index.json")
     }
 
-    /// The saved hash memo; empty when none was saved. An unreadable memo is
+    /// The saved hash index; empty when none was saved. An unreadable index is
     /// [`StoreError::Corrupt`] (callers start from an empty one).
     pub fn load_hash_index(&self) -> Result<HashIndex, StoreError> {
         let path = self.hash_index_path();
@@ -34,7 +34,7 @@ impl CacheStore {
         Ok(index)
     }
 
-    /// Save the hash memo atomically (the last of two concurrent savers wins;
+    /// Save the hash index atomically (the last of two concurrent savers wins;
     /// every entry is checked against the file before use, so either is fine).
     pub fn save_hash_index(&self, index: &HashIndex) -> Result<(), StoreError> {
         let path = self.hash_index_path();
