@@ -33,7 +33,7 @@ pub mod strace {
 
 /// The runtime-trace probe: its settings, its slice and scenario results.
 pub mod runtime_trace {
-    pub use codegenie_runtime::runtime_trace::model::{
+    pub use codegenie_runtime::runtime_trace::results::{
         PhasesMs, ScenarioOutcome, ScenarioReason, ScenarioResult,
     };
     pub use codegenie_runtime::runtime_trace::scenarios::{parse_scenarios, ScenarioFile};

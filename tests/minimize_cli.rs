@@ -72,7 +72,7 @@ fn node_service_is_verified_and_its_shell_use_is_a_blocker() {
     );
     // The report and the proposal are written beside the other evidence.
     let ctx = repo.path().join(".codegenie/context");
-    assert!(ctx.join("distroless_readiness.json").is_file());
+    assert!(ctx.join("minimal_image.json").is_file());
     let proposal = std::fs::read_to_string(ctx.join("raw/Dockerfile.distroless")).unwrap();
     assert!(
         proposal.contains("FROM gcr.io/distroless/nodejs"),
@@ -187,6 +187,6 @@ fn a_failed_trace_is_a_typed_error_and_nothing_half_written() {
     assert!(err.contains("no image was traced"), "{err}");
     assert!(!repo
         .path()
-        .join(".codegenie/context/distroless_readiness.json")
+        .join(".codegenie/context/minimal_image.json")
         .exists());
 }

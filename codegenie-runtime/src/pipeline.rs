@@ -16,7 +16,7 @@ use crate::cancel::CancelToken;
 use crate::coordinator::{Coordinator, CoordinatorError, GatherOptions};
 use crate::engine::{BuildDigestResolver, BuildOptions, Engine, EngineError};
 use crate::errors::error_chain;
-use crate::minimal::probe::{MinimizeSettings, READINESS_PROBE};
+use crate::minimal::minimize::{MinimizeSettings, MINIMAL_IMAGE_PROBE};
 use crate::probe::{ProbeContext, ProgressSink, RepoSnapshot};
 use crate::record::GatherReport;
 use crate::registry::{Registry, RegistryError};
@@ -80,7 +80,7 @@ impl RunPlan {
     /// minimal image built from its evidence and verified.
     pub fn minimize(trace: TraceSettings, minimize: MinimizeSettings) -> RunPlan {
         RunPlan {
-            probes: vec![PROBE_NAME.to_owned(), READINESS_PROBE.to_owned()],
+            probes: vec![PROBE_NAME.to_owned(), MINIMAL_IMAGE_PROBE.to_owned()],
             trace,
             minimize: Some(minimize),
             ..RunPlan::default()

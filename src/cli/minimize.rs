@@ -1,13 +1,13 @@
 //! `codegenie minimize <repo>`: trace (or reuse the cached trace), build the
 //! minimal image the evidence names, prove it by re-running every scenario
-//! on it, and report distroless readiness.
+//! on it, and report what a distroless base would need.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Args;
-use codegenie_runtime::minimal::probe::{
-    summary_markdown, MinimizeSettings, ReadinessReport, READINESS_PROBE,
+use codegenie_runtime::minimal::minimize::{
+    summary_markdown, MinimalImageReport, MinimizeSettings, MINIMAL_IMAGE_PROBE,
 };
 use codegenie_runtime::minimal::units::Granularity;
 use codegenie_runtime::pipeline::RunPlan;
@@ -55,10 +55,10 @@ pub struct MinimizeArgs {
 struct JsonResult<'a> {
     minimal_image: &'a str,
     verified: bool,
-    size_bytes: codegenie_runtime::minimal::probe::Sizes,
+    size_bytes: codegenie_runtime::minimal::minimize::Sizes,
     scenarios: Vec<JsonScenario<'a>>,
     missing: &'a std::collections::BTreeSet<String>,
-    blockers: &'a [codegenie_runtime::minimal::readiness::Blocker],
+    blockers: &'a [codegenie_runtime::minimal::distroless::Blocker],
 }
 
 #[derive(Debug, Serialize)]
@@ -114,15 +114,15 @@ pub(super) fn run(args: MinimizeArgs) -> Result<u8, CliError> {
     let rec = report
         .records
         .iter()
-        .find(|r| r.name == READINESS_PROBE)
-        .ok_or("the distroless_readiness probe is not registered in this binary")?;
+        .find(|r| r.name == MINIMAL_IMAGE_PROBE)
+        .ok_or("the minimal_image probe is not registered in this binary")?;
     let out = rec
         .output
         .as_ref()
-        .ok_or("the readiness probe gave no output")?;
-    let r: Arc<ReadinessReport> = out
+        .ok_or("the minimal-image probe gave no output")?;
+    let r: Arc<MinimalImageReport> = out
         .value()
-        .map_err(|e| format!("the readiness report does not have its schema: {e}"))?;
+        .map_err(|e| format!("the minimal-image report does not have its schema: {e}"))?;
     if args.json {
         super::print_json(&JsonResult {
             minimal_image: &r.minimal_image,

@@ -83,7 +83,7 @@ pub enum Command {
     /// Trace the repository's container at runtime (runtime_trace probe).
     Trace(trace::TraceArgs),
     /// Build the minimal image the trace's evidence names and prove it by
-    /// re-running every scenario on it; report distroless readiness.
+    /// re-running every scenario on it; report what a distroless base would need.
     Minimize(minimize::MinimizeArgs),
     /// Trace many repositories over several engines, resumably, and report on the fleet.
     Portfolio(portfolio::PortfolioArgs),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use codegenie_runtime::engine::{BuildNetwork, BuildOptions, EngineKind, KEEP_IMAGES};
 use codegenie_runtime::pipeline::RunPlan;
-use codegenie_runtime::runtime_trace::model::ScenarioOutcome;
+use codegenie_runtime::runtime_trace::results::ScenarioOutcome;
 use codegenie_runtime::runtime_trace::{
     Backend, RunId, RuntimeTraceSlice, TraceSettings, PROBE_NAME,
 };

@@ -6,15 +6,15 @@
 //! - [`image_fs`]: the image's tar stream indexed and filtered;
 //! - [`build_minimal_image`]: export, filter, import with the original config;
 //! - [`verify`]: the same scenarios on both images, compared;
-//! - [`readiness`]: blockers for a distroless base, what it would need;
-//! - [`probe`]: `DistrolessReadinessProbe`, all of it as a `runs_last` probe.
+//! - [`distroless`]: blockers for a distroless base, what it would need;
+//! - [`minimize`]: `MinimalImageProbe`, all of it as a `runs_last` probe.
 
 pub mod closure;
+pub mod distroless;
 pub mod image_fs;
 pub mod lang;
+pub mod minimize;
 pub mod packages;
-pub mod probe;
-pub mod readiness;
 pub mod units;
 pub mod verify;
 

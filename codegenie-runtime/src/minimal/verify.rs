@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::runtime_trace::model::{ScenarioOutcome, ScenarioResult};
+use crate::runtime_trace::results::{ScenarioOutcome, ScenarioResult};
 use crate::runtime_trace::RuntimeTraceSlice;
 
 use super::EvidencePaths;
@@ -105,7 +105,7 @@ pub fn compare(original: &RuntimeTraceSlice, minimal: &RuntimeTraceSlice) -> Ver
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime_trace::model::ScenarioReason;
+    use crate::runtime_trace::results::ScenarioReason;
     use crate::runtime_trace::slice::{aggregate, AggregateInputs};
     use crate::strace::ParsedTrace;
 
@@ -129,7 +129,7 @@ mod tests {
         missing: &[&str],
         written: &[&str],
     ) -> ScenarioResult {
-        let mut r = crate::runtime_trace::model::ScenarioResult::new(name, outcome);
+        let mut r = crate::runtime_trace::results::ScenarioResult::new(name, outcome);
         r.trace = Some(ParsedTrace {
             files_read: set(read),
             files_written: set(written),

@@ -11,11 +11,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::atomic_file::{write_atomically, AtomicWriteError};
 
-use crate::runtime_trace::model::ScenarioOutcome;
+use crate::runtime_trace::results::ScenarioOutcome;
 use crate::runtime_trace::slice::TraceCoverageConfidence;
 use crate::runtime_trace::RuntimeTraceSlice;
 
-use crate::minimal::probe::ReadinessReport;
+use crate::minimal::minimize::MinimalImageReport;
 
 /// The whole run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -154,7 +154,7 @@ pub struct ImageSizes {
 
 impl MinimizeOutcome {
     /// The fleet report's view of a repository's minimal-image report.
-    pub fn of(report: &ReadinessReport) -> MinimizeOutcome {
+    pub fn of(report: &MinimalImageReport) -> MinimizeOutcome {
         MinimizeOutcome::Done(MinimalImage {
             minimal_image: report.minimal_image.clone(),
             verified: report.verified,
@@ -235,7 +235,7 @@ pub struct Totals {
     /// Ready for a distroless base: a verified minimal image and no blockers.
     pub ready: u32,
     /// Traced but without a verified minimal image (not minimized, or
-    /// minimize unavailable): readiness unknown.
+    /// minimize unavailable): whether a distroless base fits is unknown.
     pub unverified: u32,
 }
 
@@ -380,7 +380,7 @@ impl FleetReport {
         use std::fmt::Write;
         let t = &self.totals;
         let mut s = String::new();
-        let _ = writeln!(s, "# Distroless readiness: {}\n", self.manifest.display());
+        let _ = writeln!(s, "# Fleet report: {}\n", self.manifest.display());
         let _ = writeln!(
             s,
             "{} repositories: {} done, {} skipped (done earlier), {} failed; **{} ready** for a distroless base, {} without a verified minimal image.\n",

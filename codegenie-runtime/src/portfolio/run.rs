@@ -15,7 +15,7 @@ use std::time::Instant;
 use crate::cancel::CancelToken;
 use crate::engine::{Engine, EngineKind};
 use crate::errors::error_chain;
-use crate::minimal::probe::{MinimizeSettings, ReadinessReport, READINESS_PROBE};
+use crate::minimal::minimize::{MinimalImageReport, MinimizeSettings, MINIMAL_IMAGE_PROBE};
 use crate::pipeline::{Pipeline, RunPlan};
 use crate::record::{ProbeRecord, ProbeStatus};
 use crate::runtime_trace::slice::TraceCoverageConfidence;
@@ -644,7 +644,12 @@ async fn trace_repo(shared: &Shared, i: usize, entry: &EngineEntry) -> Attempt {
         }
     };
     let minimize = if shared.manifest.minimize {
-        minimize_outcome(report.records.iter().find(|r| r.name == READINESS_PROBE))
+        minimize_outcome(
+            report
+                .records
+                .iter()
+                .find(|r| r.name == MINIMAL_IMAGE_PROBE),
+        )
     } else {
         MinimizeOutcome::NotRequested
     };
@@ -704,12 +709,12 @@ async fn trace_repo(shared: &Shared, i: usize, entry: &EngineEntry) -> Attempt {
 fn minimize_outcome(rec: Option<&ProbeRecord>) -> MinimizeOutcome {
     let Some(rec) = rec else {
         return MinimizeOutcome::Unavailable {
-            reason: format!("the {READINESS_PROBE} probe is not registered in this binary"),
+            reason: format!("the {MINIMAL_IMAGE_PROBE} probe is not registered in this binary"),
         };
     };
     match (&rec.status, &rec.output) {
         (ProbeStatus::Ran | ProbeStatus::CacheHit, Some(out)) => {
-            match out.value::<ReadinessReport>() {
+            match out.value::<MinimalImageReport>() {
                 Ok(r) => MinimizeOutcome::of(&r),
                 Err(e) => MinimizeOutcome::Failed {
                     error: format!("the minimal image's report does not have its schema: {e}"),

@@ -12,7 +12,7 @@ use std::time::Instant;
 use crate::exec::Running;
 
 use super::disk_watch::{DiskReport, DiskWatch};
-use super::model::{PhasesMs, ScenarioOutcome, ScenarioReason};
+use super::results::{PhasesMs, ScenarioOutcome, ScenarioReason};
 use super::scenarios::Scenario;
 use super::sequence::{attach_trace, ms, not_run, outcome_of, Deadlines, ScenarioRun};
 use super::settings::RunLimits;

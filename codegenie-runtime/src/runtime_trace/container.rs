@@ -19,7 +19,7 @@ use super::agent::AgentCommand;
 use super::backend::{BackendError, ScenarioBackend, TraceCopy};
 use super::bundle::{self, Bundle};
 use super::disk_watch::{self, DiskMeter, DiskWatch};
-use super::model::{ScenarioOutcome, ScenarioReason};
+use super::results::{ScenarioOutcome, ScenarioReason};
 use super::scenarios::{HttpStep, Ready, Scenario};
 use super::settings::RunLimits;
 use super::steps::{exit_reason, AppOps, ResolvedApp, Stop};

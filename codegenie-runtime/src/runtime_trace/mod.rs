@@ -10,7 +10,7 @@
 //!   the bound on what a container writes;
 //! - [`bundle`]: the tool bundle copied into containers; [`agent`]: the
 //!   in-container helpers (`codegenie agent ...`);
-//! - [`model`], [`slice`](mod@slice), [`output`]: results, the slice, the probe output;
+//! - [`results`], [`slice`](mod@slice), [`output`]: results, the slice, the probe output;
 //! - [`config_token`]: the `trace-config:<resolved>` token (backend,
 //!   tracer, scenarios, limits in the cache key);
 //! - [`work_dir`]: where raw traces wait for the writer;
@@ -25,9 +25,9 @@ mod disk_watch;
 pub mod dockerfile;
 mod error;
 mod host;
-pub mod model;
 pub mod output;
 pub mod probe;
+pub mod results;
 pub mod scenario_file;
 pub use codegenie_spec::scenarios;
 mod sequence;

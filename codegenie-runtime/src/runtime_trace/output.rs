@@ -4,7 +4,7 @@
 
 use crate::probe::{Artifact, ArtifactSource, ProbeOutput};
 
-use super::model::{ScenarioOutcome, ScenarioReason, ScenarioResult};
+use super::results::{ScenarioOutcome, ScenarioReason, ScenarioResult};
 use super::sequence::ScenarioRun;
 use super::slice::{self, AggregateInputs};
 
@@ -130,7 +130,7 @@ mod tests {
 
     #[test]
     fn only_what_the_app_did_is_cacheable() {
-        use crate::runtime_trace::model::ScenarioReason as R;
+        use crate::runtime_trace::results::ScenarioReason as R;
         let with = |outcome| {
             let mut r = sequence::not_run("s", ScenarioOutcome::Completed);
             r.outcome = outcome;

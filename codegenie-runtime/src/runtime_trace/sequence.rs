@@ -11,7 +11,7 @@ use crate::cancel::CancelToken;
 use crate::probe::ProgressEvent;
 use crate::strace::{self, ParseOptions, TraceFacts};
 
-use super::model::{ScenarioOutcome, ScenarioReason, ScenarioResult};
+use super::results::{ScenarioOutcome, ScenarioReason, ScenarioResult};
 use super::scenarios::Scenario;
 use super::settings::RunLimits;
 use super::steps::Stop;

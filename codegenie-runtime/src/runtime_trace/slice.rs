@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::model::{ScenarioOutcome, ScenarioResult};
+use super::results::{ScenarioOutcome, ScenarioResult};
 use crate::probe::Confidence;
 use crate::strace::{rules, NetworkEndpoints, ParsedTrace};
 
@@ -440,7 +440,7 @@ fn categorize(t: &ParsedTrace) -> FileCategorySummary {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime_trace::model::ScenarioReason;
+    use crate::runtime_trace::results::ScenarioReason;
 
     fn result(name: &str, outcome: ScenarioOutcome) -> ScenarioResult {
         crate::runtime_trace::sequence::not_run(name, outcome)

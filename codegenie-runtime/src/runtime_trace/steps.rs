@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::exec::{Running, Termination};
 
-use super::model::ScenarioReason;
+use super::results::ScenarioReason;
 use super::scenarios::{HttpStep, Ready, Scenario, Step};
 
 /// How the app starts and when it is ready, with the image's defaults applied.

@@ -15,8 +15,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use memchr::memmem;
 
 use super::call::{field, parse_call, parse_value, Call};
+use super::facts::{ExecRecord, ExitStatus, TraceFacts, MAX_EXEC_RECORDS};
 use super::join::{split_resumed, strip_unfinished, Joiner, UNFINISHED};
-use super::model::{ExecRecord, ExitStatus, TraceFacts, MAX_EXEC_RECORDS};
 use super::paths::{join_into, normalize_in_place};
 use super::pidhash::PidMap;
 use super::prefix::{parse_u32, split_head};

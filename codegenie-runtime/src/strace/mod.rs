@@ -13,14 +13,14 @@
 //! `sockaddr`, [`paths`] (lexical joining and normalisation), `procs`
 //! (per-process fds, binary, cwd), `collect` (the facts), `distinct` (the
 //! sets of distinct paths while collecting), `seen` (those sets, filled on
-//! a second thread for a big trace), [`rules`], `model`.
+//! a second thread for a big trace), [`rules`], `facts`.
 
 mod call;
 mod collect;
 mod distinct;
+mod facts;
 mod join;
 mod lines;
-mod model;
 pub mod paths;
 mod pidhash;
 mod prefix;
@@ -34,7 +34,7 @@ mod unescape;
 /// so names read from an image match names read from a trace.
 pub(crate) use unescape::render_into;
 
-pub use model::{
+pub use facts::{
     ExecRecord, ExitStatus, NetworkEndpoints, ParsedTrace, TraceFacts, MAX_EXEC_RECORDS,
 };
 

@@ -31,7 +31,7 @@ fn main() {
     // distroless_readiness, then this one, by name).
     assert_eq!(
         registry.names(),
-        ["lockfile", "runtime_trace", "distroless_readiness", "report"]
+        ["lockfile", "runtime_trace", "minimal_image", "report"]
     );
     let lockfile = (registry.get("lockfile").unwrap().construct)();
     let inputs: Vec<String> = lockfile.declared_inputs().iter().map(|i| i.to_string()).collect();

@@ -1,4 +1,4 @@
-//! Distroless readiness: what stands between the app and a distroless base
+//! What a distroless base asks of the app: what stands between the app and a distroless base
 //! (blockers, each with its evidence), what such a base would need added,
 //! and a proposed exec-form Dockerfile. Pure: everything comes from the
 //! trace's slice and the image's config.
@@ -113,9 +113,9 @@ pub struct DistrolessNeeds {
     pub passwd: bool,
 }
 
-/// The readiness facts of one app.
+/// What a distroless base asks of one app.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Readiness {
+pub struct DistrolessFit {
     /// Blockers, each with its evidence.
     pub blockers: Vec<Blocker>,
     /// What a distroless base would need added.
@@ -150,9 +150,9 @@ const SYSTEM_DIRS: &[&str] = &[
     "/dev/", "/tmp/",
 ];
 
-impl Readiness {
-    /// The readiness of the app traced in `slice`, whose image has `config`.
-    pub fn of(slice: &RuntimeTraceSlice, config: &ImageConfig) -> Readiness {
+impl DistrolessFit {
+    /// What a distroless base asks of the app traced in `slice`, whose image has `config`.
+    pub fn of(slice: &RuntimeTraceSlice, config: &ImageConfig) -> DistrolessFit {
         let mut blockers = BTreeSet::new();
         let runtime = runtime_programs(slice);
         for sc in &slice.scenarios {
@@ -251,7 +251,7 @@ impl Readiness {
             passwd: all_read(slice).any(|p| p == "/etc/passwd" || p == "/etc/group"),
         };
         let proposed_dockerfile = dockerfile(slice, config, &runtime);
-        Readiness {
+        DistrolessFit {
             blockers,
             distroless_needs: needs,
             proposed_dockerfile,
@@ -353,7 +353,7 @@ fn dockerfile(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime_trace::model::ScenarioOutcome;
+    use crate::runtime_trace::results::ScenarioOutcome;
     use crate::runtime_trace::slice::{aggregate, AggregateInputs};
     use crate::strace::{ExecRecord, ParsedTrace};
 
@@ -366,8 +366,10 @@ mod tests {
 
     #[test]
     fn a_node_app_that_spawns_a_shell() {
-        let mut r =
-            crate::runtime_trace::model::ScenarioResult::new("startup", ScenarioOutcome::Completed);
+        let mut r = crate::runtime_trace::results::ScenarioResult::new(
+            "startup",
+            ScenarioOutcome::Completed,
+        );
         r.execs = vec![
             exec("/usr/bin/node", &["node", "/app/server.js"]),
             exec("/bin/sh", &["/bin/sh", "-c", "echo started"]),
@@ -390,7 +392,7 @@ mod tests {
             r#"{"Cmd":["node","/app/server.js"],"WorkingDir":"/app","ExposedPorts":{"80/tcp":{}}}"#,
         )
         .unwrap();
-        let ready = Readiness::of(&slice, &config);
+        let ready = DistrolessFit::of(&slice, &config);
         let kinds: Vec<&Blocker> = ready.blockers.iter().collect();
         assert!(
             matches!(kinds[0], Blocker::Shell { path, argv, .. } if path == "/bin/sh" && argv[2] == "echo started"),
@@ -454,8 +456,10 @@ mod tests {
     }
 
     fn slice_of(t: ParsedTrace) -> RuntimeTraceSlice {
-        let mut r =
-            crate::runtime_trace::model::ScenarioResult::new("startup", ScenarioOutcome::Completed);
+        let mut r = crate::runtime_trace::results::ScenarioResult::new(
+            "startup",
+            ScenarioOutcome::Completed,
+        );
         r.trace = Some(t);
         aggregate(&[r], &AggregateInputs::default())
     }
@@ -473,13 +477,17 @@ mod tests {
             "/usr/share/zoneinfo/Etc/UTC".into(),
         );
         assert!(
-            Readiness::of(&slice_of(t.clone()), &config)
+            DistrolessFit::of(&slice_of(t.clone()), &config)
                 .distroless_needs
                 .tzdata
         );
         // Control: a plain file at /etc/localtime is not the zone data.
         t.resolved.clear();
-        assert!(!Readiness::of(&slice_of(t), &config).distroless_needs.tzdata);
+        assert!(
+            !DistrolessFit::of(&slice_of(t), &config)
+                .distroless_needs
+                .tzdata
+        );
     }
 
     #[test]
@@ -497,7 +505,7 @@ mod tests {
             .collect(),
             ..Default::default()
         };
-        let ready = Readiness::of(&slice_of(t), &ImageConfig::default());
+        let ready = DistrolessFit::of(&slice_of(t), &ImageConfig::default());
         let writes: Vec<(&str, usize)> = ready
             .blockers
             .iter()

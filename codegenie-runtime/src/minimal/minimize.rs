@@ -1,4 +1,4 @@
-//! `DistrolessReadinessProbe`: builds the minimal image from the runtime
+//! `MinimalImageProbe`: builds the minimal image from the runtime
 //! trace's evidence, proves it by re-running the same scenarios on it, and
 //! reports what a distroless base would need. A `runs_last` probe that reads
 //! the runtime trace's output through [`ProbeContext::output_of`].
@@ -15,26 +15,26 @@ use crate::probe::{
     run_blocking_work, Artifact, ArtifactSource, CacheStrategy, Confidence, Probe, ProbeContext,
     ProbeError, ProbeOutput, RepoSnapshot,
 };
-use crate::runtime_trace::model::ScenarioOutcome;
+use crate::runtime_trace::results::ScenarioOutcome;
 use crate::runtime_trace::scenario_file::RunScenarios;
 use crate::runtime_trace::scenarios::ScenarioFile;
 use crate::runtime_trace::{RunId, RuntimeTraceSlice, TraceError, TraceSettings, PROBE_NAME};
 use crate::{register_probe, DeclaredInput};
 
-use super::readiness::{Blocker, DistrolessNeeds, Readiness};
+use super::distroless::{Blocker, DistrolessFit, DistrolessNeeds};
 use super::units::{Added, Coverage, Fallback, Granularity};
 use super::verify::{compare, ScenarioComparison, Verification};
 use super::{build_minimal_image, EvidencePaths, MinimizeError};
 use crate::runtime_trace::slice::TraceCoverageConfidence;
 
 /// The probe's name, and its output's file name.
-pub const READINESS_PROBE: &str = "distroless_readiness";
+pub const MINIMAL_IMAGE_PROBE: &str = "minimal_image";
 /// The human summary artifact.
-pub const SUMMARY_ARTIFACT: &str = "distroless-readiness.md";
+pub const SUMMARY_ARTIFACT: &str = "minimal-image.md";
 /// The proposed Dockerfile artifact.
 pub const DOCKERFILE_ARTIFACT: &str = "Dockerfile.distroless";
 
-/// Settings of the readiness probe, in `ProbeContext::settings` (absent:
+/// Settings of the minimal-image probe, in `ProbeContext::settings` (absent:
 /// no extra scenarios, no extra tag).
 #[derive(Debug, Clone, Default)]
 pub struct MinimizeSettings {
@@ -59,9 +59,9 @@ pub struct Sizes {
     pub minimal: u64,
 }
 
-/// `.codegenie/context/distroless_readiness.json`.
+/// `.codegenie/context/minimal_image.json`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReadinessReport {
+pub struct MinimalImageReport {
     /// The minimal image's tag in the engine (`codegenie-min:<short digest>`).
     pub minimal_image: String,
     /// The minimal image's id.
@@ -112,10 +112,10 @@ pub struct ReadinessReport {
     pub trace_coverage_confidence: Option<TraceCoverageConfidence>,
 }
 
-/// Why the readiness probe could not run.
+/// Why the minimal-image probe could not run.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum ReadinessError {
+pub enum MinimalImageError {
     /// The runtime trace did not run in this gather.
     #[error(
         "the {PROBE_NAME} probe produced no output in this run; run both (`codegenie minimize`)"
@@ -145,7 +145,7 @@ pub enum ReadinessError {
     #[error(transparent)]
     Engine(#[from] EngineError),
     /// The report cannot be serialised.
-    #[error("cannot serialise the readiness report")]
+    #[error("cannot serialise the minimal-image report")]
     Report(#[source] serde_json::Error),
     /// No scratch folder for the image export.
     #[error("no scratch folder: {0}")]
@@ -153,12 +153,12 @@ pub enum ReadinessError {
 }
 
 /// Builds the minimal image of the traced one, verifies it by re-running the
-/// scenarios, and reports distroless readiness.
+/// scenarios, and reports what a distroless base would need.
 #[derive(Debug, Default)]
-pub struct DistrolessReadinessProbe;
+pub struct MinimalImageProbe;
 
 #[register_probe(heaviness = "heavy", runs_last = true)]
-impl Probe for DistrolessReadinessProbe {
+impl Probe for MinimalImageProbe {
     // 2: units (`granularity`, `added`, `coverage`, fallbacks), the trace's
     // confidence; an older cached report is not reused.
     fn version(&self) -> u32 {
@@ -189,7 +189,7 @@ impl Probe for DistrolessReadinessProbe {
         ctx: &ProbeContext,
     ) -> Result<ProbeOutput, ProbeError> {
         let (repo, ctx) = (repo.clone(), ctx.clone());
-        run_blocking_work("readiness", move || readiness(&repo, &ctx)).await
+        run_blocking_work("minimal_image", move || minimal_image(&repo, &ctx)).await
     }
 }
 
@@ -213,7 +213,7 @@ fn trace_on(
     image: &str,
     scenarios: Option<&RunScenarios>,
     part: &str,
-) -> Result<Arc<RuntimeTraceSlice>, ReadinessError> {
+) -> Result<Arc<RuntimeTraceSlice>, MinimalImageError> {
     let mut settings = ctx
         .settings
         .get::<TraceSettings>()
@@ -226,26 +226,29 @@ fn trace_on(
     // A part of the caller's run (`<run>.<part>`): the run's own sweep may
     // still be going, and an interrupted run removes its parts too.
     settings.run_id = Some(match &settings.run_id {
-        Some(run) => run.child(part).map_err(ReadinessError::RunId)?,
+        Some(run) => run.child(part).map_err(MinimalImageError::RunId)?,
         None => RunId::unique(&format!("{part}-")),
     });
     let mut ctx = ctx.clone();
     ctx.settings.insert(settings);
     let out =
-        crate::runtime_trace::probe::run_blocking(repo, &ctx).map_err(ReadinessError::Verify)?;
-    out.value().map_err(ReadinessError::OldSlice)
+        crate::runtime_trace::probe::run_blocking(repo, &ctx).map_err(MinimalImageError::Verify)?;
+    out.value().map_err(MinimalImageError::OldSlice)
 }
 
-/// What [`DistrolessReadinessProbe`] runs, on this thread: `ctx` must hold
+/// What [`MinimalImageProbe`] runs, on this thread: `ctx` must hold
 /// the runtime trace's output (`ProbeContext::earlier`) and may hold
 /// [`TraceSettings`] (the engine endpoint) and [`MinimizeSettings`].
-pub fn readiness(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutput, ReadinessError> {
+pub fn minimal_image(
+    repo: &RepoSnapshot,
+    ctx: &ProbeContext,
+) -> Result<ProbeOutput, MinimalImageError> {
     let slice: Arc<RuntimeTraceSlice> = ctx
         .output_as(PROBE_NAME)
-        .ok_or(ReadinessError::NoTrace)?
-        .map_err(ReadinessError::OldSlice)?;
+        .ok_or(MinimalImageError::NoTrace)?
+        .map_err(MinimalImageError::OldSlice)?;
     let original = slice.last_traced_image_digest.clone().ok_or_else(|| {
-        ReadinessError::NotTraced(match slice.scenarios.first().map(|s| &s.outcome) {
+        MinimalImageError::NotTraced(match slice.scenarios.first().map(|s| &s.outcome) {
             Some(ScenarioOutcome::Failed(why) | ScenarioOutcome::Skipped(why)) => why.to_string(),
             _ => "the trace has no scenario".to_owned(),
         })
@@ -269,7 +272,7 @@ pub fn readiness(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutput,
     // `exec` steps name run beside the app, untraced, so keep them too.
     let scenarios = match &trace.scenarios {
         Some(s) => s.clone(),
-        None => RunScenarios::load(repo, None).map_err(ReadinessError::Scenarios)?,
+        None => RunScenarios::load(repo, None).map_err(MinimalImageError::Scenarios)?,
     };
     let files =
         std::iter::once(&scenarios.file).chain(settings.verify_with.iter().map(|v| &v.file));
@@ -279,7 +282,7 @@ pub fn readiness(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutput,
         None => std::env::temp_dir(),
     };
     if !scratch.is_dir() {
-        return Err(ReadinessError::Scratch(scratch));
+        return Err(MinimalImageError::Scratch(scratch));
     }
     // `--verify-with` evidence joins the units before the build: its
     // scenarios then judge an image cut for them too.
@@ -319,10 +322,10 @@ pub fn readiness(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutput,
         _ => None,
     };
     let config = engine.image_config(&original)?;
-    let ready = Readiness::of(&slice, &config);
+    let ready = DistrolessFit::of(&slice, &config);
     let mut missing = main.missing.clone();
     missing.extend(verify_with.iter().flat_map(|v| v.missing.iter().cloned()));
-    let report = ReadinessReport {
+    let report = MinimalImageReport {
         minimal_image: minimal.tag.clone(),
         minimal_image_id: minimal.image_id.clone(),
         original_image: original,
@@ -359,7 +362,7 @@ pub fn readiness(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutput,
     } else {
         Confidence::Low
     };
-    let mut out = ProbeOutput::of(report, confidence).map_err(ReadinessError::Report)?;
+    let mut out = ProbeOutput::of(report, confidence).map_err(MinimalImageError::Report)?;
     out.artifacts = vec![
         Artifact {
             name: SUMMARY_ARTIFACT.to_owned(),
@@ -375,10 +378,10 @@ pub fn readiness(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutput,
 }
 
 /// The report for people, as markdown.
-pub fn summary_markdown(r: &ReadinessReport) -> String {
+pub fn summary_markdown(r: &MinimalImageReport) -> String {
     let mb = |b: u64| b as f64 / 1_000_000.0;
     let mut s = format!(
-        "# Distroless readiness\n\n\
+        "# Minimal image\n\n\
          - minimal image: `{}` ({:.1} MB of {:.1} MB, {:.0}%), {} entries\n\
          - verified: **{}**\n\n\
          ## Scenarios\n\n| scenario | original | minimal | missing |\n|---|---|---|---|\n",
@@ -461,7 +464,7 @@ pub fn summary_markdown(r: &ReadinessReport) -> String {
 
 /// The units section: granularity, what was kept whole and why, what fell
 /// back, and the app trees' coverage.
-fn units_markdown(r: &ReadinessReport) -> String {
+fn units_markdown(r: &MinimalImageReport) -> String {
     let mut s = format!(
         "\n## Units\n\n- granularity: {} ({})\n",
         r.granularity, r.verified_scope
@@ -536,7 +539,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::runtime_trace::model::{ScenarioReason, ScenarioResult};
+    use crate::runtime_trace::results::{ScenarioReason, ScenarioResult};
     use crate::runtime_trace::slice::{aggregate, AggregateInputs};
 
     fn ctx_with(trace: Option<serde_json::Value>) -> ProbeContext {
@@ -563,14 +566,14 @@ mod tests {
     fn bad_inputs_are_typed_errors() {
         let (_d, repo) = repo();
         assert!(matches!(
-            readiness(&repo, &ctx_with(None)),
-            Err(ReadinessError::NoTrace)
+            minimal_image(&repo, &ctx_with(None)),
+            Err(MinimalImageError::NoTrace)
         ));
         // An output of another schema (an older version's).
         let old = serde_json::json!({ "binaries": ["/bin/sh"] });
         assert!(matches!(
-            readiness(&repo, &ctx_with(Some(old))),
-            Err(ReadinessError::OldSlice(_))
+            minimal_image(&repo, &ctx_with(Some(old))),
+            Err(MinimalImageError::OldSlice(_))
         ));
         // A trace whose build failed: no image, and the reason is given.
         let failed = aggregate(
@@ -583,12 +586,12 @@ mod tests {
             )],
             &AggregateInputs::default(),
         );
-        let e = readiness(
+        let e = minimal_image(
             &repo,
             &ctx_with(Some(serde_json::to_value(failed).unwrap())),
         )
         .unwrap_err();
-        assert!(matches!(e, ReadinessError::NotTraced(_)), "{e}");
+        assert!(matches!(e, MinimalImageError::NotTraced(_)), "{e}");
         assert!(e.to_string().contains("image build failed"), "{e}");
     }
 }
