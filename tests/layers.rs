@@ -10,6 +10,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("atomic_file", 0),
     ("state_dir", 0),
     ("cancel", 0),
+    ("dockerfile", 0),
     ("errors", 0),
     ("interp", 0),
     ("procfs", 0),
@@ -28,6 +29,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("runtime_trace", 5),
     ("minimal", 6),
     ("portfolio", 7),
+    ("ci_report", 8),
 ];
 
 fn runtime_src() -> PathBuf {
