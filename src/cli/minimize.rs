@@ -42,6 +42,9 @@ pub struct MinimizeArgs {
     /// Run settings (limits, engine, run label).
     #[command(flatten)]
     pub run: RunSettingsArgs,
+    /// CI reports.
+    #[command(flatten)]
+    pub reports: super::reports::ReportArgs,
 }
 
 /// What `--json` prints.
@@ -66,6 +69,7 @@ struct JsonScenario<'a> {
 const MAX_VERIFY_FILE_BYTES: u64 = 1024 * 1024;
 
 pub(super) fn run(args: MinimizeArgs) -> Result<ExitCode, CliError> {
+    args.reports.check()?;
     let verify_with = match &args.verify_with {
         Some(path) => {
             let len = std::fs::metadata(path)
@@ -113,6 +117,7 @@ pub(super) fn run(args: MinimizeArgs) -> Result<ExitCode, CliError> {
             eprintln!("warning: cannot remove the raw traces: {e}");
         }
     }
+    args.reports.write_minimize(&args.repo, &report.records)?;
     for rec in &report.records {
         match &rec.status {
             ProbeStatus::Failed { error } => {
