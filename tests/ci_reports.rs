@@ -488,13 +488,41 @@ fn minimize_sarif_and_junit_from_a_real_run() {
         .as_str()
         .unwrap();
     assert!(uri.ends_with("/Dockerfile"), "{uri}");
-    // The start script's child takes a password on its command line: the
-    // evidence has it (stdout is not an artifact), the SARIF file does not.
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    // The start script runs `/app/prepare.sh password=hunter2fixture`: the
+    // shell blocker quotes that argv, and the file holds it redacted.
     let written = std::fs::read_to_string(&sarif).unwrap();
     assert!(!written.contains("hunter2fixture"), "{written}");
-    if stdout.contains("hunter2fixture") {
-        assert!(written.contains("[REDACTED"), "{written}");
-    }
+    assert!(
+        written.contains("password=[REDACTED:password]"),
+        "{written}"
+    );
     assert!(labelled_containers(&id).is_empty());
+}
+
+#[test]
+fn portfolio_checks_its_report_paths_before_reading_the_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("fleet.yaml");
+    std::fs::write(
+        &manifest,
+        "version: 1\nengines:\n  - host: unix:///var/run/docker.sock\nrepositories:\n  - path: a\n",
+    )
+    .unwrap();
+    for flag in ["--junit", "--sarif"] {
+        let bad = dir.path().join("gone/report");
+        let out = codegenie(&["portfolio"], &manifest, &[flag, bad.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("report cannot be written"), "{err}");
+        // Control: with a writable path the same command goes on, to the
+        // manifest's own error (its repository is missing).
+        let ok = dir.path().join("report");
+        let out = codegenie(&["portfolio"], &manifest, &[flag, ok.to_str().unwrap()]);
+        let err2 = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        assert!(!err2.contains("report cannot be written"), "{err2}");
+        assert_ne!(err, err2);
+        assert!(!ok.exists());
+    }
+    assert!(!dir.path().join(".codegenie-portfolio").exists());
 }
