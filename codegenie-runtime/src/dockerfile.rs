@@ -403,6 +403,73 @@ mod tests {
         assert_eq!(d.effective("USER").map(|x| x.line), Some(2));
     }
 
+    /// One generated instruction: keyword, words, and after which words
+    /// the line is continued (with a comment or blank line inserted).
+    type Gen = (usize, Vec<String>, Vec<(bool, u8)>);
+
+    fn arb_instruction() -> impl proptest::strategy::Strategy<Value = Gen> {
+        use proptest::prelude::*;
+        (
+            0..KEYWORDS.len(),
+            proptest::collection::vec("[a-z0-9/.\\[\\]\"=-]{1,8}", 1..6),
+            proptest::collection::vec((any::<bool>(), 0u8..3), 0..6),
+        )
+    }
+
+    const KEYWORDS: [&str; 6] = ["FROM", "RUN", "ENTRYPOINT", "CMD", "USER", "EXPOSE"];
+
+    proptest::proptest! {
+        #[test]
+        fn each_instruction_is_found_on_its_keywords_line(
+            backtick in proptest::prelude::any::<bool>(),
+            comments in proptest::collection::vec(0u8..3, 0..4),
+            gens in proptest::collection::vec(arb_instruction(), 0..8),
+        ) {
+            let esc = if backtick { '`' } else { '\\' };
+            let mut text = String::new();
+            let mut line = 1;
+            if backtick {
+                text.push_str("# escape=`\n");
+                line += 1;
+            }
+            for c in &comments {
+                text.push_str(["# note\n", "\n", "   # indented\n"][*c as usize]);
+                line += 1;
+            }
+            let mut expected = Vec::new();
+            for (k, words, breaks) in &gens {
+                expected.push((line, KEYWORDS[*k]));
+                text.push_str(KEYWORDS[*k]);
+                for (i, w) in words.iter().enumerate() {
+                    text.push(' ');
+                    text.push_str(w);
+                    if let Some((_, extra)) = breaks.get(i).filter(|(cont, _)| *cont) {
+                        if i + 1 < words.len() {
+                            text.push(' ');
+                            text.push(esc);
+                            text.push('\n');
+                            line += 1;
+                            // A comment or blank line inside the instruction.
+                            for _ in 0..*extra {
+                                text.push_str("  # inside\n");
+                                line += 1;
+                            }
+                        }
+                    }
+                }
+                text.push('\n');
+                line += 1;
+            }
+            // Words ending in the other escape character stay literal.
+            let d = Dockerfile::parse(&text);
+            let got: Vec<(usize, &str)> = d.instructions.iter().map(|x| (x.line, x.keyword.as_str())).collect();
+            let last_word_escapes = gens.iter().any(|(_, w, _)| w.iter().any(|w| w.ends_with(esc)));
+            if !last_word_escapes {
+                proptest::prop_assert_eq!(got, expected, "{}", text);
+            }
+        }
+    }
+
     #[test]
     fn odd_text_gives_what_it_can() {
         assert!(Dockerfile::parse("").instructions.is_empty());
