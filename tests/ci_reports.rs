@@ -526,3 +526,40 @@ fn portfolio_checks_its_report_paths_before_reading_the_manifest() {
     }
     assert!(!dir.path().join(".codegenie-portfolio").exists());
 }
+
+#[test]
+fn a_trace_that_fails_before_any_scenario_is_one_failing_case() {
+    let _engine = engine_lock();
+    let repo = fixture_repo("tests/fixtures/service");
+    // A malformed scenarios file fails the probe before any container.
+    write_scenarios(
+        repo.path(),
+        "version: 1\nscenarios:\n  - name: startup\n    steps:\n      - wait_ready: {}\n      - sleep: 3\n",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("junit.xml");
+    let id = run_id("junit-fail");
+    let out = codegenie(
+        &["trace"],
+        repo.path(),
+        &[
+            "--no-cache",
+            "--run-id",
+            &id,
+            "--junit",
+            path.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let suites = report_validators::junit(&path);
+    let s = suite(&suites, repo.path().to_str().unwrap());
+    assert_eq!(s["tests"], 1);
+    let c = case(s, "runtime_trace");
+    assert_eq!(c["result"], "failure");
+    assert_eq!(c["type"], "probe_failed");
+    let message = c["message"].as_str().unwrap();
+    assert!(
+        message.contains(".codegenie/scenarios.yaml:6:"),
+        "{message}"
+    );
+}

@@ -275,7 +275,9 @@ pub fn to_xml(suites: &[Suite]) -> Result<String, ReportError> {
         }
         report.add_test_suite(suite);
     }
-    report.to_string().map_err(ReportError::Junit)
+    let mut xml = report.to_string().map_err(ReportError::Junit)?;
+    xml.push('\n');
+    Ok(xml)
 }
 
 #[cfg(test)]
