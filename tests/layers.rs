@@ -12,6 +12,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("atomic_file", 0),
     ("state_dir", 0),
     ("cancel", 0),
+    ("dockerfile", 0),
     ("errors", 0),
     ("interp", 0),
     ("procfs", 0),
@@ -31,6 +32,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("minimal", 6),
     ("pipeline", 7),
     ("portfolio", 8),
+    ("ci_report", 9),
 ];
 
 fn runtime_src() -> PathBuf {

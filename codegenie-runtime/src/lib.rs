@@ -15,6 +15,7 @@ extern crate self as codegenie;
 // Foundations: no other module of this crate.
 mod atomic_file;
 mod cancel;
+pub mod dockerfile;
 mod errors;
 mod interp;
 mod procfs;
@@ -43,6 +44,9 @@ pub mod pipeline;
 
 // Many repositories over many engines, above single runs.
 pub mod portfolio;
+
+// CI reports of all of the above.
+pub mod ci_report;
 
 pub use cache::{CacheError, ContentCache, ProbeCache};
 pub use cancel::CancelToken;

@@ -48,6 +48,9 @@ pub struct MinimizeArgs {
     /// Run settings (limits, engine, run label).
     #[command(flatten)]
     pub run: RunSettingsArgs,
+    /// CI reports.
+    #[command(flatten)]
+    pub reports: super::reports::ReportArgs,
 }
 
 /// What `--json` prints.
@@ -69,6 +72,7 @@ struct JsonScenario<'a> {
 }
 
 pub(super) fn run(args: MinimizeArgs) -> Result<u8, CliError> {
+    args.reports.check()?;
     // The one scenario reader: bounded, regular files only, values kept
     // out of its errors.
     let verify_with = args
@@ -95,6 +99,7 @@ pub(super) fn run(args: MinimizeArgs) -> Result<u8, CliError> {
         Err(Interrupted(code)) => return Ok(code),
     };
     pipeline.write(&report)?;
+    args.reports.write_minimize(&args.repo, &report.records)?;
     for rec in &report.records {
         match &rec.status {
             ProbeStatus::Failed { error } => {

@@ -29,6 +29,7 @@ mod parse_strace;
 mod portfolio;
 mod probes;
 mod progress;
+mod reports;
 mod trace;
 
 /// Exit code when the command could not do its job (bad arguments, unreadable repo).

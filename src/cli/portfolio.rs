@@ -44,6 +44,9 @@ pub struct PortfolioArgs {
     /// Run settings (limits, engine CLI, run label).
     #[command(flatten)]
     pub run: RunSettingsArgs,
+    /// CI reports.
+    #[command(flatten)]
+    pub reports: super::reports::ReportArgs,
 }
 
 /// Progress lines on stderr: what changed, then the counts.
@@ -99,6 +102,7 @@ fn default_state_dir(manifest: &Path) -> PathBuf {
 }
 
 pub(super) fn run(args: PortfolioArgs) -> Result<u8, CliError> {
+    args.reports.check()?;
     let manifest = Manifest::load(&args.manifest)?;
     let settings = args.run.settings(None);
     manifest.check_engines(settings.engine)?;
@@ -132,6 +136,7 @@ pub(super) fn run(args: PortfolioArgs) -> Result<u8, CliError> {
         Ok(Err(e)) => return Err(e.into()),
         Err(super::Interrupted(code)) => return Ok(code),
     };
+    args.reports.write_portfolio(&manifest, &report)?;
     if args.json {
         super::print_json(&report)?;
     } else if args.markdown {

@@ -115,6 +115,9 @@ pub struct TraceArgs {
     /// Run settings (limits, engine, run label).
     #[command(flatten)]
     pub run: RunSettingsArgs,
+    /// CI reports.
+    #[command(flatten)]
+    pub reports: super::reports::JunitArgs,
 }
 
 /// Settings of a runtime trace that tests and operators tune; hidden from
@@ -169,6 +172,7 @@ impl RunSettingsArgs {
 }
 
 pub(super) fn run(args: TraceArgs) -> Result<u8, CliError> {
+    args.reports.check()?;
     let mut plan = RunPlan::trace(args.run.settings(args.backend));
     plan.no_cache = args.no_cache;
     plan.refresh = args.refresh;
@@ -184,6 +188,7 @@ pub(super) fn run(args: TraceArgs) -> Result<u8, CliError> {
         .iter()
         .find(|r| r.name == PROBE_NAME)
         .ok_or("the runtime_trace probe is not registered in this binary")?;
+    args.reports.write_trace(&args.repo, rec)?;
     if args.json {
         super::print_json(rec)?;
     }

@@ -131,47 +131,24 @@ pub(crate) fn base_images(dockerfile: &str) -> Result<Vec<String>, NotRemembered
     Ok(bases)
 }
 
-/// The Dockerfile's instructions with their first line: comments and
-/// blank lines dropped, `\` continuations joined. A parser directive
-/// changing the escape character, or a heredoc, is not followed.
+/// The Dockerfile's instructions with their first line
+/// ([`crate::dockerfile`]). A heredoc is not followed by remembered builds,
+/// which stay with what they always read.
 fn instructions(text: &str) -> Result<Vec<(usize, String)>, NotRemembered> {
-    let mut out = Vec::new();
-    let mut current: Option<(usize, String)> = None;
-    for (i, raw) in text.lines().enumerate() {
-        let line = i + 1;
-        let trimmed = raw.trim();
-        if current.is_none() && trimmed.starts_with('#') {
-            let directive = trimmed[1..].trim_start().to_ascii_lowercase();
-            if directive.starts_with("escape") && directive.contains('=') {
+    let parsed = crate::dockerfile::Dockerfile::parse(text);
+    parsed
+        .instructions
+        .into_iter()
+        .map(|x| {
+            if x.heredoc {
                 return Err(NotRemembered::Unsupported {
-                    line,
-                    what: "an escape directive".into(),
+                    line: x.line,
+                    what: "a heredoc".into(),
                 });
             }
-            continue;
-        }
-        if trimmed.starts_with('#') || trimmed.is_empty() {
-            continue;
-        }
-        if trimmed.contains("<<") {
-            return Err(NotRemembered::Unsupported {
-                line,
-                what: "a heredoc".into(),
-            });
-        }
-        let (body, continues) = match trimmed.strip_suffix('\\') {
-            Some(b) => (b, true),
-            None => (trimmed, false),
-        };
-        let entry = current.get_or_insert_with(|| (line, String::new()));
-        entry.1.push(' ');
-        entry.1.push_str(body);
-        if !continues {
-            out.extend(current.take());
-        }
-    }
-    out.extend(current);
-    Ok(out)
+            Ok((x.line, format!("{} {}", x.keyword, x.args)))
+        })
+        .collect()
 }
 
 /// What a build of a repository is made of, known before building.
@@ -345,10 +322,11 @@ mod tests {
             base_images("FROM scratch\nADD https://127.0.0.1/x /x\n"),
             Err(NotRemembered::RemoteSource { line: 2, .. })
         ));
-        assert!(matches!(
-            base_images("# escape=`\nFROM scratch\n"),
-            Err(NotRemembered::Unsupported { line: 1, .. })
-        ));
+        // The escape directive is followed: a backtick continues the line.
+        assert_eq!(
+            base_images("# escape=`\nFROM `\n  node:20 AS b\nFROM b\n").unwrap(),
+            ["node:20"]
+        );
         assert!(matches!(
             base_images("FROM scratch\nCOPY <<EOF /x\nhi\nEOF\n"),
             Err(NotRemembered::Unsupported { line: 2, .. })

@@ -31,6 +31,16 @@ pub struct ScenarioComparison {
     /// there itself (sqlite's `-journal`, `__pycache__/*.pyc`).
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub excused: BTreeSet<String>,
+    /// Why it did not complete on the original image, as a sentence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_detail: Option<String>,
+    /// Its wall-clock time on the original image (absent in reports
+    /// written before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_wall_clock_ms: Option<u64>,
+    /// Its wall-clock time on the minimal image, when it ran there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minimal_wall_clock_ms: Option<u64>,
 }
 
 /// The comparison of every scenario.
@@ -97,6 +107,9 @@ pub fn compare(original: &RuntimeTraceSlice, minimal: &RuntimeTraceSlice) -> Ver
             minimal_detail: m.and_then(detail),
             missing,
             excused,
+            original_detail: detail(o),
+            original_wall_clock_ms: Some(o.wall_clock_ms),
+            minimal_wall_clock_ms: m.map(|m| m.wall_clock_ms),
         });
     }
     v

@@ -97,6 +97,9 @@ pub struct ScenarioLine {
     pub outcome: String,
     /// Why, when not completed.
     pub reason: Option<String>,
+    /// Its wall-clock time (absent in journals written before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wall_clock_ms: Option<u64>,
 }
 
 /// Something that keeps a repository from a distroless base.
@@ -307,6 +310,7 @@ pub fn scenario_lines(slice: &RuntimeTraceSlice) -> Vec<ScenarioLine> {
                 name: s.name.clone(),
                 outcome: outcome.to_owned(),
                 reason,
+                wall_clock_ms: Some(s.wall_clock_ms),
             }
         })
         .collect()
