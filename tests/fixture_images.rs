@@ -51,6 +51,149 @@ fn images() -> &'static BTreeMap<String, String> {
     }
 }
 
+/// `build-images.sh --tags` of the fixtures copy at `dir`: alias to recipe tag.
+fn recipe_tags(dir: &Path) -> BTreeMap<String, String> {
+    let out = Command::new("bash")
+        .arg(dir.join("build-images.sh"))
+        .arg("--tags")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(a, t)| (a.to_string(), t.to_string()))
+        .collect()
+}
+
+/// The aliases whose recipe tag differs between `a` and `b`.
+fn changed(a: &BTreeMap<String, String>, b: &BTreeMap<String, String>) -> Vec<String> {
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    a.iter()
+        .filter(|(k, v)| b[*k] != **v)
+        .map(|(k, _)| k.clone())
+        .collect()
+}
+
+/// A copy of the script and the recipes, to change without touching the repository's.
+fn recipes_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(fixtures().join("build-images.sh"))
+        .arg(fixtures().join("images"))
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    dir
+}
+
+fn append(path: &Path, text: &str) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
+
+/// The recipe tag of an image follows exactly the files its recipe reads:
+/// the shared library, its folder and its parent's; not where the checkout is.
+#[test]
+fn recipe_tags_follow_the_recipe_files() {
+    let here = recipe_tags(&fixtures());
+    assert_eq!(here.len(), 16, "{here:#?}");
+    let copy = recipes_copy();
+    assert_eq!(
+        recipe_tags(copy.path()),
+        here,
+        "another checkout shares the cache"
+    );
+
+    append(&copy.path().join("images/jre/Dockerfile"), "# changed\n");
+    let jre = recipe_tags(copy.path());
+    assert_eq!(
+        changed(&here, &jre),
+        [
+            "codegenie-fixture-jdk:bookworm",
+            "codegenie-fixture-jre:bookworm"
+        ],
+        "jre and its child jdk"
+    );
+
+    std::fs::write(copy.path().join("images/distroless/extra"), "x").unwrap();
+    let distroless = recipe_tags(copy.path());
+    let moved = changed(&jre, &distroless);
+    assert_eq!(moved.len(), 8, "{moved:?}");
+    assert!(
+        moved.iter().all(|a| a.starts_with("gcr.io/distroless/")),
+        "{moved:?}"
+    );
+
+    append(&copy.path().join("images/lib.sh"), "# changed\n");
+    assert_eq!(changed(&distroless, &recipe_tags(copy.path())).len(), 16);
+}
+
+/// Two runs never build at once: a run waits while another holds the lock,
+/// and then finds everything built (a warm run rebuilds nothing).
+#[test]
+fn a_second_run_waits_for_the_lock_then_finds_the_images_built() {
+    let minbase = images()["codegenie-fixture-minbase:bookworm"].clone();
+    let before = docker_ok(&["image", "inspect", "-f", "{{.Id}}", &minbase]);
+    let dir = tempfile::tempdir().unwrap();
+    let lock = dir.path().join("lock");
+    let run = || {
+        let t0 = Instant::now();
+        let out = Command::new("bash")
+            .arg(fixtures().join("build-images.sh"))
+            .arg("minbase")
+            .env("CODEGENIE_FIXTURE_LOCK", &lock)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (
+            t0.elapsed(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    // Control: with the lock free, the run neither waits nor builds.
+    let (free, log) = run();
+    assert!(!log.contains("waiting for another build"), "{log}");
+
+    let mut holder = Command::new("flock")
+        .arg(&lock)
+        .args(["-c", "echo held; exec sleep 3"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    use std::io::BufRead;
+    std::io::BufReader::new(holder.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "held\n");
+    let (held, log) = run();
+    holder.wait().unwrap();
+    assert!(log.contains("waiting for another build"), "{log}");
+    assert!(
+        held >= Duration::from_secs(2),
+        "waited {held:?} (free: {free:?})"
+    );
+    assert_eq!(
+        docker_ok(&["image", "inspect", "-f", "{{.Id}}", &minbase]),
+        before,
+        "nothing was rebuilt"
+    );
+}
+
 fn docker(args: &[&str]) -> Output {
     Command::new("docker")
         .args(args)
