@@ -150,7 +150,7 @@ fn a_second_run_waits_for_the_lock_then_finds_the_images_built() {
         let out = Command::new("bash")
             .arg(fixtures().join("build-images.sh"))
             .arg("minbase")
-            .env("CODEGENIE_FIXTURE_LOCK", &lock)
+            .env("CODEGENIE_FIXTURE_IMAGES_LOCK", &lock)
             .stdin(Stdio::null())
             .output()
             .unwrap();
