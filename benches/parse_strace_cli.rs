@@ -13,48 +13,16 @@
 #![allow(clippy::disallowed_methods)]
 
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 #[path = "support/big_trace.rs"]
 mod big_trace;
 use big_trace::FILES;
+#[path = "support/measure.rs"]
+mod measure;
+use measure::{load, median, peak_rss_kib, timed};
 
 const ROUNDS: usize = 7;
-
-/// Wall time of one run of `program args` with stdout to /dev/null.
-fn timed(program: &str, args: &[&Path]) -> Duration {
-    let started = Instant::now();
-    let status = Command::new(program)
-        .args(args)
-        .stdout(Stdio::null())
-        .status()
-        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
-    let took = started.elapsed();
-    assert!(status.success(), "{program} failed: {status}");
-    took
-}
-
-/// Peak RSS in KiB of one `parse-strace` run, from GNU time.
-fn peak_rss_kib(bin: &str, trace: &Path) -> u64 {
-    let time = Path::new("/usr/bin/time");
-    assert!(
-        time.is_file(),
-        "GNU time (/usr/bin/time) is needed for the peak RSS; install the `time` package"
-    );
-    let out = Command::new(time)
-        .args(["-f", "%M", bin, "parse-strace"])
-        .arg(trace)
-        .stdout(Stdio::null())
-        .output()
-        .expect("run /usr/bin/time");
-    assert!(out.status.success(), "parse-strace under time failed");
-    let text = String::from_utf8_lossy(&out.stderr);
-    text.lines()
-        .last()
-        .and_then(|l| l.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no peak RSS in GNU time's output: {text}"))
-}
 
 /// The facts of one run, checked to be the ones the program produced, and
 /// their number.
@@ -90,11 +58,6 @@ fn distinct_facts(bin: &str, trace: &Path) -> usize {
     n
 }
 
-fn median(v: &mut [Duration]) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` does not: only
     // measure when asked to.
@@ -107,13 +70,12 @@ fn main() {
     let facts = distinct_facts(bin, &trace); // also warms the page cache
     let (mut wc, mut parse) = (Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
-        wc.push(timed("wc", &[Path::new("-l"), &trace]));
-        parse.push(timed(bin, &[Path::new("parse-strace"), &trace]));
+        wc.push(timed("wc", &[Path::new("-l"), trace.as_path()]));
+        parse.push(timed(bin, &[Path::new("parse-strace"), trace.as_path()]));
     }
     let (wc, parse) = (median(&mut wc), median(&mut parse));
-    let rss = peak_rss_kib(bin, &trace);
-    let mb_s = |d: Duration| bytes as f64 / 1e6 / d.as_secs_f64();
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let rss = peak_rss_kib(bin, &[Path::new("parse-strace"), trace.as_path()]);
+    let mb_s = |d: std::time::Duration| bytes as f64 / 1e6 / d.as_secs_f64();
     println!(
         "parse_strace_cli: {:.1} MB trace, {facts} distinct facts; parse-strace {:.0} ms ({:.0} MB/s, goal >= 300), \
          wc -l {:.0} ms ({:.0} MB/s), ratio {:.2}x (goal <= 10); peak RSS {:.1} MiB; median of {ROUNDS}; load {}",
@@ -124,6 +86,6 @@ fn main() {
         mb_s(wc),
         parse.as_secs_f64() / wc.as_secs_f64(),
         rss as f64 / 1024.0,
-        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+        load()
     );
 }

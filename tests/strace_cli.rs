@@ -139,3 +139,60 @@ fn an_unreadable_file_is_named_in_the_error() {
     assert!(err.contains("/nonexistent/trace.txt"), "{err}");
     assert!(out.stdout.is_empty());
 }
+
+/// A walk's trace the way `strace -f -y` writes it: `n` distinct files,
+/// each opened twice, in an order that is neither sorted nor reversed, a
+/// few names with escapes. Returns the trace and the files' names.
+fn walk_trace(n: usize) -> (String, Vec<String>) {
+    let mut trace =
+        String::from("7 execve(\"/usr/bin/walk\", [\"walk\"], 0x7ffd /* 3 vars */) = 0\n");
+    let mut names = Vec::new();
+    for k in 0..n {
+        // A permutation of 0..n (n is not a multiple of 7919).
+        let i = (k * 7919) % n;
+        let (lit, name) = match i % 1000 {
+            0 => (format!("q\\\"uote{i}"), format!("q\"uote{i}")),
+            1 => (format!("caf\\303\\251{i}"), format!("café{i}")),
+            2 => (format!("bad\\377{i}"), format!("bad\\xff{i}")),
+            _ => (format!("f{i}.txt"), format!("f{i}.txt")),
+        };
+        let dir = format!("/walk/share/d{:03}", i % 211);
+        for _ in 0..2 {
+            trace.push_str(&format!(
+                "7 openat(AT_FDCWD</walk>, \"{dir}/{lit}\", O_RDONLY|O_CLOEXEC) = 3<{dir}/{lit}>\n"
+            ));
+        }
+        names.push(format!("{dir}/{name}"));
+    }
+    trace.push_str("7 +++ exited with 0 +++\n");
+    (trace, names)
+}
+
+#[test]
+fn a_walk_of_many_distinct_files_comes_out_whole_and_sorted() {
+    // Past the handoff of the path sets to their thread and past the size
+    // at which one set is sorted in two halves (`strace::distinct::SPLIT`).
+    let n = 45_001;
+    let (trace, mut names) = walk_trace(n);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("walk.trace");
+    std::fs::write(&path, trace).unwrap();
+    let out = bin().arg("parse-strace").arg(&path).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let read: Vec<&str> = v["files_read"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(read.len(), n);
+    assert_eq!(read, names);
+    assert_eq!(v["binaries_executed"], serde_json::json!(["/usr/bin/walk"]));
+    assert_eq!(v["resolved"], serde_json::json!({}));
+}

@@ -1,9 +1,11 @@
-//! The big real trace shared by the parser benchmarks: recorded once by
-//! `benches/make_big_trace.sh` (the real strace, with the runtime trace's own
-//! options, on a Python program that creates, reads, stats and misses 120k
-//! files) into `$CARGO_TARGET_DIR/bench-data/`, never committed. Recording
-//! takes a minute or two and needs strace and python3; when it cannot be
-//! recorded the benchmark fails.
+//! The real traces shared by the parser benchmarks, recorded once into
+//! `$CARGO_TARGET_DIR/bench-data/` (never committed) by the real strace
+//! with the runtime trace's own options: `benches/make_big_trace.sh` (a
+//! Python program that creates, reads, stats and misses 120k files: 127 MB,
+//! paths met four times each) and `benches/make_walk_trace.sh` (a walk
+//! opening each of 113k files once: 34 MB, every path distinct, as a walk
+//! of an image's /usr). Recording takes a few minutes and needs strace and
+//! python3; when a trace cannot be recorded the benchmark fails.
 
 use std::path::{Path, PathBuf};
 
@@ -20,16 +22,34 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
 }
 
-/// The recorded trace, recorded now unless an earlier run left it.
+/// Distinct files the walk opens, each once.
+#[allow(dead_code)] // Only the walk's benchmark uses it.
+pub(crate) const WALK_FILES: usize = 113_000;
+
+/// The big trace, recorded now unless an earlier run left it.
+#[allow(dead_code)] // Not every benchmark parses it.
 pub(crate) fn ensure() -> PathBuf {
+    recorded("big-120k-files.trace", "make_big_trace.sh")
+}
+
+/// The walk's trace, recorded now unless an earlier run left it.
+#[allow(dead_code)] // Only the walk's benchmark parses it.
+pub(crate) fn ensure_walk() -> PathBuf {
+    recorded("walk-113k-files.trace", "make_walk_trace.sh")
+}
+
+/// `bench-data/NAME`, recorded by `benches/SCRIPT` unless present.
+fn recorded(name: &str, script: &str) -> PathBuf {
     let dir = target_dir().join("bench-data");
-    let trace = dir.join("big-120k-files.trace");
+    let trace = dir.join(name);
     if trace.is_file() {
         return trace;
     }
     std::fs::create_dir_all(&dir).unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/make_big_trace.sh");
-    eprintln!("recording {} (a minute or two)...", trace.display());
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("benches")
+        .join(script);
+    eprintln!("recording {} (a few minutes)...", trace.display());
     // The benchmarks opt out of the exec-layer rule: this is a test tool.
     let status = std::process::Command::new("sh")
         .arg(&script)

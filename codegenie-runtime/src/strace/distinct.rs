@@ -4,35 +4,55 @@
 //! per set. A sorted set compares long shared prefixes at every level of
 //! every lookup; a plain hash set rehashes every string it holds, reading
 //! each from the heap, each time it grows. Here the table holds each
-//! string's 64-bit hash beside it: growing moves entries without touching
-//! the strings, and a lookup compares text only when the hashes agree.
-//! Two different strings with the same hash are kept apart in a small
-//! overflow set, so a collision costs time, never a fact.
+//! string's 64-bit hash beside its place: growing moves entries without
+//! touching the strings, and a lookup compares text only when the hashes
+//! agree. Two different strings with the same hash are kept apart in a
+//! small overflow set, so a collision costs time, never a fact.
+//!
+//! The strings themselves sit end to end in one buffer, in first-seen
+//! order, not in an allocation each: adding one is a copy, not a `malloc`,
+//! and the sort at the end reads them in the order they lie in memory
+//! instead of chasing one pointer per string (on a walk of 113k files that
+//! chase was a quarter of the whole run; docs/architecture.md,
+//! "Benchmarks").
 
 use std::collections::{BTreeSet, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
+use std::ops::Range;
 
 use super::pidhash::StrHasher;
+
+/// Where one string lies in [`DistinctSet::text`].
+type Span = Range<usize>;
 
 /// Distinct strings, each stored once.
 #[derive(Default)]
 pub(crate) struct DistinctSet {
-    by_hash: HashMap<u64, Box<str>, BuildHasherDefault<Prehashed>>,
+    /// Every distinct string of `spans`, end to end.
+    text: String,
+    /// Each distinct string's place in `text`, in first-seen order.
+    spans: Vec<Span>,
+    /// A string's hash to its index in `spans`.
+    by_hash: HashMap<u64, usize, BuildHasherDefault<Prehashed>>,
     /// Strings whose hash another string in `by_hash` already has.
     collided: BTreeSet<Box<str>>,
 }
 
 impl DistinctSet {
-    /// Adds `s` unless present; allocates only when it is new.
+    /// Adds `s` unless present.
     pub(crate) fn insert(&mut self, s: &str) {
         let mut h = StrHasher::default();
         h.write(s.as_bytes());
         match self.by_hash.entry(h.finish()) {
             std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(Box::from(s));
+                v.insert(self.spans.len());
+                let start = self.text.len();
+                self.text.push_str(s);
+                self.spans.push(start..self.text.len());
             }
             std::collections::hash_map::Entry::Occupied(o) => {
-                if &**o.get() != s && !self.collided.contains(s) {
+                let held = &self.text[self.spans[*o.get()].clone()];
+                if held != s && !self.collided.contains(s) {
                     self.collided.insert(Box::from(s));
                 }
             }
@@ -41,28 +61,91 @@ impl DistinctSet {
 
     /// How many distinct strings it holds.
     pub(crate) fn len(&self) -> usize {
-        self.by_hash.len() + self.collided.len()
+        self.spans.len() + self.collided.len()
     }
 
-    /// Every string, sorted, moved out (the set is left empty).
-    pub(crate) fn take_sorted(&mut self) -> BTreeSet<String> {
-        let by_hash = std::mem::take(&mut self.by_hash);
-        let collided = std::mem::take(&mut self.collided);
-        let mut all: Vec<Box<str>> = by_hash.into_values().chain(collided).collect();
-        sort_bytewise(&mut all);
+    /// Every string, sorted, moved out (the set is left empty). A large set
+    /// is sorted in two halves side by side when `two_threads`.
+    pub(crate) fn take_sorted(&mut self, two_threads: bool) -> BTreeSet<String> {
+        let DistinctSet {
+            mut text,
+            mut spans,
+            by_hash,
+            collided,
+        } = std::mem::take(self);
+        drop(by_hash);
+        for s in collided {
+            let start = text.len();
+            text.push_str(&s);
+            spans.push(start..text.len());
+        }
+        let sorted = if two_threads && spans.len() >= SPLIT {
+            sort_split(&text, spans)
+        } else {
+            sort_from(&mut spans, &text, 0);
+            owned(&text, &spans)
+        };
         // Collecting sorted input checks the order in one pass and builds
         // the tree in bulk.
-        all.into_iter().map(String::from).collect()
+        sorted.into_iter().collect()
     }
 }
 
-/// Sorts in byte order. Paths in one set share long prefixes (a temp
-/// folder, `/usr/lib/python3/`), which a plain sort compares again at every
-/// step, fetching both strings from the heap. Here strings are ordered by
-/// 16 bytes at a time, held in the sorted vector (a most-significant-first
-/// radix of sorts), and only what ties on them goes one level deeper.
-fn sort_bytewise(all: &mut [Box<str>]) {
-    sort_from(all, 0);
+/// The strings of `spans`, in their order.
+fn owned(text: &str, spans: &[Span]) -> Vec<String> {
+    spans.iter().map(|sp| text[sp.clone()].to_owned()).collect()
+}
+
+/// Below this many strings a set is sorted on one thread.
+pub(crate) const SPLIT: usize = 32 << 10;
+
+/// Sorts `spans` (at least [`SPLIT`] of them) on two threads and returns
+/// their strings in byte order. The strings are keyed once, split at the
+/// median key (ties stay on one side, so each side sorts alone), and each
+/// side is sorted, and its strings allocated, on its own thread. Without a
+/// second thread both sides are sorted here.
+fn sort_split(text: &str, spans: Vec<Span>) -> Vec<String> {
+    let depth = shared_prefix(text, &spans, 0);
+    let mut keyed: Vec<(u128, Span)> = spans
+        .into_iter()
+        .map(|sp| (key(text, &sp, depth), sp))
+        .collect();
+    let mid = keyed.len() / 2;
+    keyed.select_nth_unstable_by_key(mid, |e| e.0);
+    let pivot = keyed[mid].0;
+    // Below `mid` every key is at most the pivot's: move the pivot's ties
+    // from there to the upper side.
+    let mut lower = 0;
+    for i in 0..mid {
+        if keyed[i].0 < pivot {
+            keyed.swap(i, lower);
+            lower += 1;
+        }
+    }
+    let (low, high) = keyed.split_at_mut(lower);
+    let sort_side = |side: &mut [(u128, Span)]| -> Vec<String> {
+        let mut out: Vec<Span> = vec![0..0; side.len()];
+        sort_keyed(side, &mut out, text, depth);
+        owned(text, &out)
+    };
+    let (mut first, second) = std::thread::scope(|scope| {
+        let other = std::thread::Builder::new()
+            .name("strace-sort".into())
+            .spawn_scoped(scope, || sort_side(high))
+            .ok();
+        let first = sort_side(low);
+        let second = other.map(|h| match h.join() {
+            Ok(sorted) => sorted,
+            // Sorting strings does not panic; if it did, it is a bug,
+            // reported as the parse's own.
+            Err(panic) => std::panic::resume_unwind(panic),
+        });
+        (first, second)
+    });
+    // Without a second thread, the upper side is sorted here.
+    let second = second.unwrap_or_else(|| sort_side(high));
+    first.extend(second);
+    first
 }
 
 /// Below this many strings a plain sort is as quick.
@@ -71,45 +154,71 @@ const SMALL: usize = 32;
 /// the input's strings.
 const MAX_DEPTH: usize = 512;
 
-/// Sorts `v`, whose strings all agree on their first `depth` bytes (a
-/// string shorter than that reads as NUL-padded).
-fn sort_from(v: &mut [Box<str>], depth: usize) {
+/// The bytes of `sp` in `text` from `depth` on (empty past its end).
+fn tail<'t>(text: &'t str, sp: &Span, depth: usize) -> &'t [u8] {
+    text.as_bytes()[sp.clone()].get(depth..).unwrap_or_default()
+}
+
+/// Sorts `v` in byte order. Paths in one set share long prefixes (a temp
+/// folder, `/usr/lib/python3/`), which a plain sort compares again at every
+/// step. Here strings are ordered by 16 bytes at a time, held in the sorted
+/// vector (a most-significant-first radix of sorts), and only what ties on
+/// them goes one level deeper. `v`'s strings all agree on their first
+/// `depth` bytes (a string shorter than that reads as NUL-padded).
+fn sort_from(v: &mut [Span], text: &str, depth: usize) {
     if v.len() <= SMALL || depth >= MAX_DEPTH {
-        v.sort_unstable();
+        v.sort_unstable_by(|a, b| text[a.clone()].cmp(&text[b.clone()]));
         return;
     }
-    // Skip what every string shares beyond `depth` (a whole temp folder).
-    let first = v[0].as_bytes().get(depth..).unwrap_or_default();
+    let depth = shared_prefix(text, v, depth);
+    // Keys beside the strings: sorting and finding ties touch no string.
+    let mut keyed: Vec<(u128, Span)> = v
+        .iter()
+        .map(|sp| (key(text, sp, depth), sp.clone()))
+        .collect();
+    sort_keyed(&mut keyed, v, text, depth);
+}
+
+/// `depth` plus what every string of `v` shares beyond it (a whole temp
+/// folder).
+fn shared_prefix(text: &str, v: &[Span], depth: usize) -> usize {
+    let Some(first) = v.first() else {
+        return depth;
+    };
+    let first = tail(text, first, depth);
     let mut shared = first.len();
-    for s in v.iter() {
-        let tail = s.as_bytes().get(depth..).unwrap_or_default();
+    for sp in v {
         shared = first[..shared]
             .iter()
-            .zip(tail)
+            .zip(tail(text, sp, depth))
             .take_while(|(a, b)| a == b)
             .count();
     }
-    let depth = depth + shared;
-    // Big-endian and NUL-padded: strings whose keys differ differ in the
-    // same direction (a string ending inside the window is a prefix of
-    // every other string of its tie there); equal keys go a level deeper.
-    let key = |s: &str| -> u128 {
-        let tail = s.as_bytes().get(depth..).unwrap_or_default();
-        let mut k = [0u8; 16];
-        match tail.get(..16) {
-            // The common case, one load (a copy of unknown length is a call).
-            Some(window) => k.copy_from_slice(window),
-            None => {
-                for (d, &b) in k.iter_mut().zip(tail) {
-                    *d = b;
-                }
+    depth + shared
+}
+
+/// The 16 bytes of `sp` from `depth`, big-endian and NUL-padded: strings
+/// whose keys differ differ in the same direction (a string ending inside
+/// the window is a prefix of every other string of its tie there); equal
+/// keys go a level deeper.
+fn key(text: &str, sp: &Span, depth: usize) -> u128 {
+    let tail = tail(text, sp, depth);
+    let mut k = [0u8; 16];
+    match tail.get(..16) {
+        // The common case, one load (a copy of unknown length is a call).
+        Some(window) => k.copy_from_slice(window),
+        None => {
+            for (d, &b) in k.iter_mut().zip(tail) {
+                *d = b;
             }
         }
-        u128::from_be_bytes(k)
-    };
-    // Keys beside the strings: sorting and finding ties touch no string.
-    let mut keyed: Vec<(u128, Box<str>)> =
-        v.iter_mut().map(|s| (key(s), std::mem::take(s))).collect();
+    }
+    u128::from_be_bytes(k)
+}
+
+/// Sorts `keyed` (keys at `depth`) and writes its spans, in byte order of
+/// their strings, to `out` (as long as `keyed`).
+fn sort_keyed(keyed: &mut [(u128, Span)], out: &mut [Span], text: &str, depth: usize) {
     keyed.sort_unstable_by_key(|e| e.0);
     let mut i = 0;
     while i < keyed.len() {
@@ -118,16 +227,16 @@ fn sort_from(v: &mut [Box<str>], depth: usize) {
         while j < keyed.len() && keyed[j].0 == k {
             j += 1;
         }
-        for (slot, (_, s)) in v[i..j].iter_mut().zip(keyed[i..j].iter_mut()) {
-            *slot = std::mem::take(s);
+        for (slot, (_, sp)) in out[i..j].iter_mut().zip(keyed[i..j].iter()) {
+            *slot = sp.clone();
         }
-        let tie = &mut v[i..j];
+        let tie = &mut out[i..j];
         if tie.len() > 1 {
-            if tie.iter().all(|s| s.len() <= depth + 16) {
+            if tie.iter().all(|sp| sp.len() <= depth + 16) {
                 // Equal up to their ends, which NUL padding hides.
-                tie.sort_unstable();
+                tie.sort_unstable_by(|a, b| text[a.clone()].cmp(&text[b.clone()]));
             } else {
-                sort_from(tie, depth + 16);
+                sort_from(tie, text, depth + 16);
             }
         }
         i = j;
@@ -166,10 +275,10 @@ mod tests {
             s.insert(p);
         }
         assert_eq!(
-            s.take_sorted().into_iter().collect::<Vec<_>>(),
+            s.take_sorted(false).into_iter().collect::<Vec<_>>(),
             ["/a", "/b", "/c/d"]
         );
-        assert!(s.take_sorted().is_empty());
+        assert!(s.take_sorted(false).is_empty());
     }
 
     #[test]
@@ -210,12 +319,49 @@ mod tests {
             .collect();
         let many: Vec<&str> = many.iter().map(String::as_str).collect();
         for case in cases.iter().chain([&&many[..]]) {
-            let mut ours: Vec<Box<str>> = case.iter().map(|&s| Box::from(s)).collect();
-            let mut plain = ours.clone();
-            sort_bytewise(&mut ours);
-            plain.sort();
-            assert_eq!(ours, plain, "{case:?}");
+            assert_eq!(sorted_by_set(case, false), plain_sort(case), "{case:?}");
         }
+    }
+
+    /// The strings sorted through a set.
+    fn sorted_by_set(strings: &[&str], two_threads: bool) -> Vec<String> {
+        let mut s = DistinctSet::default();
+        for p in strings {
+            s.insert(p);
+        }
+        s.take_sorted(two_threads).into_iter().collect()
+    }
+
+    fn plain_sort(strings: &[&str]) -> Vec<String> {
+        let mut plain: Vec<String> = strings.iter().map(|&s| s.to_owned()).collect();
+        plain.sort();
+        plain.dedup();
+        plain
+    }
+
+    #[test]
+    fn a_large_set_split_in_two_is_byte_order() {
+        // Past the split, with keys that tie across the median (three
+        // first bytes after the shared prefix, then long shared runs),
+        // names ending inside a key window, and NUL bytes.
+        let n = SPLIT + 7_001;
+        let many: Vec<String> = (0..n)
+            .rev()
+            .map(|i| match i % 4 {
+                0 => format!("/p/{}/the-same-sixteen-bytes/{i}", i % 3),
+                1 => format!("/p/{}/the-same-sixteen-bytes/{}", i % 3, i % 977),
+                2 => format!("/p/{}/short{}", i % 3, i % 5),
+                _ => format!("/p/{}/nul\0{}\0", i % 3, i),
+            })
+            .collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        let expected = plain_sort(&many);
+        assert_eq!(sorted_by_set(&many, true), expected);
+        assert_eq!(sorted_by_set(&many, false), expected);
+        // Every key the same: the split leaves one side empty.
+        let same: Vec<String> = (0..n).map(|i| format!("/q/0123456789abcdef/{i}")).collect();
+        let same: Vec<&str> = same.iter().map(String::as_str).collect();
+        assert_eq!(sorted_by_set(&same, true), plain_sort(&same));
     }
 
     #[test]
@@ -224,12 +370,14 @@ mod tests {
         // Another string already under the hash of `/second`.
         let mut h = StrHasher::default();
         h.write(b"/second");
-        s.by_hash.insert(h.finish(), Box::from("/other"));
+        s.text.push_str("/other");
+        s.spans.push(0..s.text.len());
+        s.by_hash.insert(h.finish(), 0);
         for p in ["/second", "/first", "/second"] {
             s.insert(p);
         }
         assert_eq!(
-            s.take_sorted().into_iter().collect::<Vec<_>>(),
+            s.take_sorted(false).into_iter().collect::<Vec<_>>(),
             ["/first", "/other", "/second"]
         );
     }

@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread::JoinHandle;
 
-use super::distinct::DistinctSet;
+use super::distinct::{DistinctSet, SPLIT};
 
 /// Which set a path goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -224,6 +224,17 @@ const SORT_APART: usize = 8 << 10;
 fn sort_all(sets: &mut Sets) -> SortedSets {
     let mut order: Vec<usize> = (0..SETS).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(sets[i].len()));
+    // One set holding most paths (a walk that opens every file once): two
+    // groups of sets cannot be even, so that set is sorted in two halves.
+    let largest = sets[order[0]].len();
+    let total: usize = sets.iter().map(DistinctSet::len).sum();
+    if largest >= SPLIT && largest * 2 > total && two_cores() {
+        let mut out: SortedSets = Default::default();
+        for (i, (o, s)) in out.iter_mut().zip(sets.iter_mut()).enumerate() {
+            *o = s.take_sorted(i == order[0]);
+        }
+        return out;
+    }
     let (mut here, mut there) = (0usize, 0usize);
     let mut apart = [false; SETS];
     for i in order {
@@ -247,7 +258,7 @@ fn sort_all(sets: &mut Sets) -> SortedSets {
     let sort_group = |group: &mut Vec<(usize, DistinctSet)>| -> Vec<(usize, BTreeSet<String>)> {
         group
             .iter_mut()
-            .map(|(i, s)| (*i, s.take_sorted()))
+            .map(|(i, s)| (*i, s.take_sorted(false)))
             .collect()
     };
     let mut out: SortedSets = Default::default();
@@ -262,7 +273,7 @@ fn sort_all(sets: &mut Sets) -> SortedSets {
             })
             .flatten();
         for (o, s) in out.iter_mut().zip(sets.iter_mut()) {
-            *o = s.take_sorted();
+            *o = s.take_sorted(false);
         }
         if let Some(handle) = handle {
             match handle.join() {
