@@ -1,5 +1,5 @@
 //! One test per definition of the parser contract (docs/architecture.md
-//! §Parser), on hand-written strace lines.
+//! "Parser"), on hand-written strace lines.
 
 use std::collections::BTreeMap;
 

@@ -1,6 +1,6 @@
 //! Real traces recorded on Linux (see `fixtures/strace/record.sh`) against
 //! expected JSON checked by hand against the parser contract
-//! (docs/architecture.md §Parser).
+//! (docs/architecture.md, "Parser").
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -140,7 +140,7 @@ fn busybox_script_interpreter_from_the_image() {
         },
     );
     let without = parse("busybox_chroot", &ParseOptions::default());
-    // §4 counts only `/bin/sh -c`; the script run by a shell is the slice's +1.
+    // The parser counts only `/bin/sh -c`; the script run by a shell is the slice's +1.
     assert_eq!(without.trace.shell_invocations, 1);
     assert_eq!(with.trace.shell_invocations, 1);
     assert_eq!(without.script_shell_invocations, 0);

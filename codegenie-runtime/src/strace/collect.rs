@@ -1,5 +1,5 @@
 //! The fact collector: consumes trace lines one at a time and accumulates the
-//! facts of the parser contract (docs/architecture.md §Parser).
+//! facts of the parser contract (docs/architecture.md, "Parser").
 //!
 //! Paths are recorded as the app named them: a relative name is joined to
 //! its dirfd's `-y` decoration, or to the process's latest known cwd, then

@@ -1,5 +1,5 @@
 //! What a trace tells: the facts of the parser contract
-//! (docs/architecture.md §Parser).
+//! (docs/architecture.md, "Parser").
 //!
 //! Every path in these facts is a name as the app used it (made absolute and
 //! lexically normalised, never symlink-resolved); where the kernel resolved
@@ -99,7 +99,7 @@ pub struct TraceFacts {
     pub malformed_lines: u64,
     /// Successful execs of scripts whose interpreter (from
     /// [`ParseOptions::interpreters`](super::ParseOptions)) is a shell; not part
-    /// of `trace.shell_invocations`, which keeps the §4 definition.
+    /// of `trace.shell_invocations`, which keeps the parser's definition (docs/architecture.md, "Parser", 9).
     #[serde(default)]
     pub script_shell_invocations: u64,
     /// Paths the app asked for that did not exist (`ENOENT` from an open, an

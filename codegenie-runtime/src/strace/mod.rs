@@ -1,5 +1,5 @@
 //! The pure, streaming strace parser (the parser contract,
-//! docs/architecture.md §Parser).
+//! docs/architecture.md, "Parser").
 //!
 //! Text written by `strace -f` goes in (with or without `-o`, `-y`,
 //! `-t/-tt/-ttt/-r`); [`TraceFacts`] come out. Lines are scanned with
