@@ -532,25 +532,25 @@ fn portfolio_checks_its_report_paths_before_reading_the_manifest() {
 fn a_trace_that_fails_before_any_scenario_is_one_failing_case() {
     let _engine = engine_lock();
     let repo = fixture_repo("tests/fixtures/service");
-    // A malformed scenarios file fails the probe before any container.
-    write_scenarios(
-        repo.path(),
-        "version: 1\nscenarios:\n  - name: startup\n    steps:\n      - wait_ready: {}\n      - sleep: 3\n",
-    );
+    // An engine that does not answer (port 1 on the loopback) fails the
+    // probe before any scenario. (Unreadable scenarios stop the command
+    // before the probe runs, exit 1, with nothing to report.)
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("junit.xml");
     let id = run_id("junit-fail");
-    let out = codegenie(
-        &["trace"],
-        repo.path(),
-        &[
+    let out = Command::new(env!("CARGO_BIN_EXE_codegenie"))
+        .arg("trace")
+        .arg(repo.path())
+        .args([
             "--no-cache",
             "--run-id",
             &id,
             "--junit",
             path.to_str().unwrap(),
-        ],
-    );
+        ])
+        .env("DOCKER_HOST", "tcp://127.0.0.1:1")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let suites = report_validators::junit(&path);
     let s = suite(&suites, repo.path().to_str().unwrap());
@@ -560,7 +560,8 @@ fn a_trace_that_fails_before_any_scenario_is_one_failing_case() {
     assert_eq!(c["type"], "probe_failed");
     let message = c["message"].as_str().unwrap();
     assert!(
-        message.contains(".codegenie/scenarios.yaml:6:"),
+        message.contains("the container engine is unavailable") && message.contains("127.0.0.1:1"),
         "{message}"
     );
+    assert!(labelled_containers(&id).is_empty());
 }
