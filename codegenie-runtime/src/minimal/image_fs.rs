@@ -1,7 +1,7 @@
 //! An image's filesystem as a tar stream (what `docker export` writes and
 //! `docker import` reads): index it into a [`Tree`] (with each file's size
-//! and the contents of the package databases and Python `RECORD` files the
-//! unit closure reads, in the same single pass), and copy the kept entries
+//! and the contents of the package databases, Python `RECORD` files and app
+//! `package.json` files the unit closure reads, in the same single pass), and copy the kept entries
 //! into a new tar with their headers (modes, owners, link targets) as they
 //! were.
 
@@ -16,6 +16,7 @@ use tar::EntryType;
 use super::closure::{normalize, Node, Tree};
 use super::lang::is_captured_metadata;
 use super::packages::{is_database_file, CapturedFiles};
+use super::units::is_app_manifest;
 
 /// Largest single file whose contents the index captures (a package
 /// database file, a `RECORD`); a larger one is refused, and named.
@@ -30,7 +31,8 @@ pub struct ImageIndex {
     pub tree: Tree,
     /// The size of every regular file, by path.
     pub sizes: BTreeMap<String, u64>,
-    /// Contents of the package databases and `*.dist-info/RECORD` files.
+    /// Contents of the package databases, `*.dist-info/RECORD` files and
+    /// app trees' own `package.json` files.
     pub captured: CapturedFiles,
 }
 
@@ -116,7 +118,7 @@ pub fn index_image_capped(
         if node == Node::File {
             let size = entry.size();
             index.sizes.insert(name.clone(), size);
-            if is_database_file(&name) || is_captured_metadata(&name) {
+            if is_database_file(&name) || is_captured_metadata(&name) || is_app_manifest(&name) {
                 let cap = if size > max_file {
                     Some(max_file)
                 } else if total + size > max_total {

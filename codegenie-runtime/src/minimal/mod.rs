@@ -55,6 +55,12 @@ pub enum PathUse {
     Resolved,
     /// A program a scenario's `exec` step runs beside the app.
     ExecStep,
+    /// Not used by a scenario: declared as a dependency by a kept app's
+    /// manifest (`/app/package.json`), the reason's path.
+    Declared,
+    /// Not used by a scenario: a dependency of a kept package, the
+    /// reason's path (its name).
+    DependedOn,
 }
 
 impl PathUse {
@@ -69,6 +75,8 @@ impl PathUse {
             PathUse::Probed => "probed",
             PathUse::Resolved => "resolved",
             PathUse::ExecStep => "run by an exec step",
+            PathUse::Declared => "declares it",
+            PathUse::DependedOn => "depends on it",
         }
     }
 }

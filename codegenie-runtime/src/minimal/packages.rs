@@ -81,6 +81,12 @@ pub struct OsPackage {
     /// resolved through the image's symlinks: `/lib/...` in a merged-/usr
     /// image), docs included.
     pub files: BTreeSet<String>,
+    /// Its run-time dependencies (`Depends` and `Pre-Depends`, apk `D:`):
+    /// one group per dependency, each group's alternatives in order, by
+    /// name (versions and architecture qualifiers dropped).
+    pub depends: Vec<Vec<String>>,
+    /// The virtual names it provides (`Provides`, apk `p:`).
+    pub provides: BTreeSet<String>,
 }
 
 /// A package database entry that cannot be used.
@@ -201,14 +207,8 @@ pub fn read_databases(db: &CapturedFiles) -> PackageDbs {
         out.errors.extend(errors);
         for s in stanzas {
             match dpkg_package(DPKG_STATUS, &s, true) {
-                Ok(Some((name, version, arch))) => match dpkg_list(db, &name, arch.as_deref()) {
-                    Ok(files) => found.push(OsPackage {
-                        manager: PackageManager::Dpkg,
-                        name,
-                        version,
-                        arch,
-                        files,
-                    }),
+                Ok(Some(c)) => match dpkg_list(db, &c.name, c.arch.as_deref()) {
+                    Ok(files) => found.push(c.package(PackageManager::Dpkg, files)),
                     Err(e) => out.errors.push(e),
                 },
                 Ok(None) => {}
@@ -229,22 +229,16 @@ pub fn read_databases(db: &CapturedFiles) -> PackageDbs {
         out.errors.extend(errors);
         for s in stanzas {
             match dpkg_package(file, &s, false) {
-                Ok(Some((pkg, version, arch))) => {
+                Ok(Some(c)) => {
                     let sums = format!("{status_d}{name}.md5sums");
                     match db.files.get(&sums) {
-                        Some(text) => match md5sums_list(&sums, text, &pkg) {
-                            Ok(files) => found.push(OsPackage {
-                                manager: PackageManager::Dpkg,
-                                name: pkg,
-                                version,
-                                arch,
-                                files,
-                            }),
+                        Some(text) => match md5sums_list(&sums, text, &c.name) {
+                            Ok(files) => found.push(c.package(PackageManager::Dpkg, files)),
                             Err(e) => out.errors.push(e),
                         },
                         None => out.errors.push(PackageDbError::NoFileList {
                             file: sums,
-                            package: pkg,
+                            package: c.name,
                         }),
                     }
                 }
@@ -397,7 +391,60 @@ const ON_DISK: &[&str] = &[
     "triggers-pending",
 ];
 
-/// (name, version, arch) of an installed package's stanza; `None` for a
+/// What an installed package's stanza says of it.
+struct Control {
+    name: String,
+    version: String,
+    arch: Option<String>,
+    depends: Vec<Vec<String>>,
+    provides: BTreeSet<String>,
+}
+
+impl Control {
+    fn package(self, manager: PackageManager, files: BTreeSet<String>) -> OsPackage {
+        OsPackage {
+            manager,
+            name: self.name,
+            version: self.version,
+            arch: self.arch,
+            files,
+            depends: self.depends,
+            provides: self.provides,
+        }
+    }
+}
+
+/// A dependency or provided name without its version or architecture
+/// (`libc6 (>= 2.14)`, `nodejs:any`, `so:libc.musl-x86_64.so.1>=1`).
+fn dep_name(raw: &str) -> Option<String> {
+    let end = raw
+        .find(|c: char| c.is_whitespace() || "([<>=~".contains(c))
+        .unwrap_or(raw.len());
+    let name = &raw[..end];
+    let name = match name.rsplit_once(':') {
+        // `nodejs:any`, `libfoo:amd64`; apk's `so:` and `cmd:` are names.
+        Some((n, _)) if !n.contains(':') && !matches!(n, "so" | "cmd" | "pc" | "py3") => n,
+        _ => name,
+    };
+    (!name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic() && b != b'/'))
+        .then(|| name.to_owned())
+}
+
+/// dpkg's `Depends`-style field: `a (>= 1), b | c`.
+fn dpkg_depends(value: &str) -> Vec<Vec<String>> {
+    value
+        .split(',')
+        .map(|group| {
+            group
+                .split('|')
+                .filter_map(|alt| dep_name(alt.trim()))
+                .collect::<Vec<_>>()
+        })
+        .filter(|g| !g.is_empty())
+        .collect()
+}
+
+/// The control of an installed package's stanza; `None` for a
 /// package whose files are not on disk (`config-files`, `not-installed`).
 /// `with_status`: the `status` file has a `Status:` field; `status.d`
 /// control files do not (what is there is installed).
@@ -405,7 +452,7 @@ fn dpkg_package(
     file: &str,
     s: &Stanza,
     with_status: bool,
-) -> Result<Option<(String, String, Option<String>)>, PackageDbError> {
+) -> Result<Option<Control>, PackageDbError> {
     let corrupt = |reason: String, package: Option<String>| PackageDbError::Corrupt {
         file: file.to_owned(),
         line: s.line,
@@ -449,7 +496,19 @@ fn dpkg_package(
         .get("Architecture")
         .filter(|a| !a.is_empty())
         .map(str::to_owned);
-    Ok(Some((name.to_owned(), version.to_owned(), arch)))
+    let mut depends = dpkg_depends(s.get("Pre-Depends").unwrap_or_default());
+    depends.extend(dpkg_depends(s.get("Depends").unwrap_or_default()));
+    let provides = dpkg_depends(s.get("Provides").unwrap_or_default())
+        .into_iter()
+        .flatten()
+        .collect();
+    Ok(Some(Control {
+        name: name.to_owned(),
+        version: version.to_owned(),
+        arch,
+        depends,
+        provides,
+    }))
 }
 
 /// A package name as dpkg and apk allow (no separators, no path syntax).
@@ -585,6 +644,8 @@ fn apk_installed(file: &str, bytes: &[u8]) -> (Vec<OsPackage>, Vec<PackageDbErro
         arch: Option<String>,
         folder: String,
         files: BTreeSet<String>,
+        depends: Vec<Vec<String>>,
+        provides: BTreeSet<String>,
         bad: Option<PackageDbError>,
     }
     let mut packages = Vec::new();
@@ -632,6 +693,8 @@ fn apk_installed(file: &str, bytes: &[u8]) -> (Vec<OsPackage>, Vec<PackageDbErro
                 version,
                 arch: c.arch,
                 files: c.files,
+                depends: c.depends,
+                provides: c.provides,
             }),
         }
     };
@@ -664,6 +727,17 @@ fn apk_installed(file: &str, bytes: &[u8]) -> (Vec<OsPackage>, Vec<PackageDbErro
             }
             "A" if !value.is_empty() => cur.arch = Some(value.to_owned()),
             "F" => cur.folder = value.trim_matches('/').to_owned(),
+            // Space-separated; `!name` is a conflict, not a need.
+            "D" => cur.depends.extend(
+                value
+                    .split_whitespace()
+                    .filter(|d| !d.starts_with('!'))
+                    .filter_map(dep_name)
+                    .map(|d| vec![d]),
+            ),
+            "p" => cur
+                .provides
+                .extend(value.split_whitespace().filter_map(dep_name)),
             "R" if !value.is_empty() && !value.contains('/') => {
                 let abs = format!("/{}/{value}", cur.folder);
                 match inside_root(file, n, &abs, "") {
@@ -947,6 +1021,36 @@ Version: 1.0-1
             .iter()
             .any(|e| matches!(e, PackageDbError::TooLarge { bytes, .. } if *bytes == 1 << 30)));
         assert!(dbs.errors.iter().any(|e| e.package() == Some("netbase")));
+    }
+
+    #[test]
+    fn dependencies_by_name() {
+        assert_eq!(
+            dpkg_depends(
+                "libc6 (>= 2.14), debconf (>= 0.5) | debconf-2.0, nodejs:any, libfoo:amd64 [amd64]"
+            ),
+            [
+                vec!["libc6".to_owned()],
+                vec!["debconf".to_owned(), "debconf-2.0".to_owned()],
+                vec!["nodejs".to_owned()],
+                vec!["libfoo".to_owned()],
+            ]
+        );
+        assert_eq!(
+            dep_name("so:libc.musl-x86_64.so.1").as_deref(),
+            Some("so:libc.musl-x86_64.so.1")
+        );
+        assert_eq!(dep_name("musl>=1.2").as_deref(), Some("musl"));
+        let apk = b"P:libssl3\nV:3.1.4-r5\nD:so:libc.musl-x86_64.so.1 !openssl-legacy\np:so:libssl.so.3=3\nF:lib\nR:libssl.so.3\n";
+        let dbs = read_databases(&files(&[(APK_INSTALLED, apk)]));
+        assert_eq!(
+            dbs.packages[0].depends,
+            [vec!["so:libc.musl-x86_64.so.1".to_owned()]]
+        );
+        assert!(dbs.packages[0].provides.contains("so:libssl.so.3"));
+        let dbs = read_databases(&debian());
+        assert_eq!(dbs.packages[0].depends, [vec!["libc6".to_owned()]]);
+        assert!(dbs.packages[0].provides.contains("libz1"));
     }
 
     #[test]

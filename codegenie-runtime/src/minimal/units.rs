@@ -7,16 +7,25 @@
 //!
 //! 1. the OS package that lists it (dpkg or apk, from the image's own
 //!    database; [`super::packages`]): every path it lists but docs;
-//! 2. else the language package that holds it ([`super::lang`]): its
-//!    folders whole and the files it lists;
-//! 3. else, outside the system folders, the app's own tree: the topmost
+//! 2. else, outside the system folders, the app's own tree: the topmost
 //!    folder (`/app`), or the second level under `/opt` and `/srv`
-//!    (`/opt/x`), or the third under `/usr/src` (`/usr/src/app`), whole but
-//!    for the OS and language packages inside it (units of their own, kept
-//!    when named). A tree over [`UnitLimits`] keeps only its reached
-//!    files, and says so;
+//!    (`/opt/x`), or the third under `/usr/src` (`/usr/src/app`), whole
+//!    (its `node_modules`, a virtualenv inside it, included) but for OS
+//!    package files inside it. A tree over [`UnitLimits`] keeps only its
+//!    reached files (with the language packages they are in), and says so;
+//! 3. else the language package that holds it ([`super::lang`]; a global
+//!    `site-packages`, a gem folder): its folders whole and its listed files;
 //! 4. else the entry alone (a file in a system folder no package owns, a
 //!    top-level file like `/server.js`).
+//!
+//! Then what the kept units need beyond the paths reached: a kept app
+//! tree's `package.json` dependencies that Node would resolve outside the
+//! tree (Debian's `/usr/share/nodejs`, `/usr/lib/<triplet>/nodejs`) bring the
+//! package holding them, and every kept OS package brings its run-time
+//! dependencies (`Depends`, `Pre-Depends`, apk `D:`; the first installed
+//! alternative, virtual names through `Provides`), transitively: the
+//! library a kept package loads only on a path no scenario took (Python's
+//! `_sqlite3` needs libsqlite3-0).
 //!
 //! System folders (never an app tree): `/usr` (but `/usr/src/<x>`), `/lib*`,
 //! `/bin`, `/sbin`, `/etc`, `/var`, `/proc`, `/sys`, `/dev`, `/tmp`, `/run`,
@@ -26,7 +35,8 @@
 //!
 //! Every unit carries its reason: the best-ranked named path that brought
 //! it (first scenario, then strongest use), how it was used, the scenario,
-//! and the program where the evidence has it. Whatever cannot be cut into
+//! and the program where the evidence has it; or the manifest that declares
+//! it, or the package that depends on it. Whatever cannot be cut into
 //! units (no package database, a corrupt one, a tree over the cap) falls
 //! back to files, and [`UnitClosure::fallbacks`] says which and why.
 //!
@@ -311,6 +321,12 @@ fn subtree<'a>(tree: &'a Tree, root: &'a str) -> impl Iterator<Item = (&'a Strin
         .take_while(move |(p, _)| p.as_str() == root || p.starts_with(&prefix))
 }
 
+/// Record that `k` was reached by the named path of rank `i`, keeping the best.
+fn keep_best<K: Ord>(m: &mut BTreeMap<K, usize>, k: K, i: usize) {
+    let best = m.entry(k).or_insert(i);
+    *best = (*best).min(i);
+}
+
 /// The reason for a unit brought by `named` with `ev`.
 fn reason(named: &str, ev: Option<&PathEvidence>) -> UnitReason {
     UnitReason {
@@ -319,6 +335,38 @@ fn reason(named: &str, ev: Option<&PathEvidence>) -> UnitReason {
         scenario: ev.and_then(|e| e.scenario.clone()),
         program: ev.and_then(|e| e.program.clone()),
     }
+}
+
+/// Whether `path` is an app tree's own `package.json` (its `dependencies`
+/// name what the app may `require` lazily): the tar index captures it.
+pub fn is_app_manifest(path: &str) -> bool {
+    path.strip_suffix("/package.json")
+        .is_some_and(|dir| app_tree_of(path).as_deref() == Some(dir))
+}
+
+/// Where Node resolves a bare `require(name)` outside the app's own
+/// `node_modules`: the global folders, Debian's among them.
+const NODE_GLOBAL_DIRS: &[&str] = &[
+    "/usr/local/lib/node_modules",
+    "/usr/lib/node_modules",
+    "/usr/share/nodejs",
+    "/usr/lib/nodejs",
+    "/usr/share/node_modules",
+];
+
+/// The names in a `package.json`'s `dependencies` and
+/// `optionalDependencies`, or why it cannot be read.
+fn declared_dependencies(bytes: &[u8]) -> Result<Vec<String>, String> {
+    let v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    for key in ["dependencies", "optionalDependencies"] {
+        match v.get(key) {
+            None | Some(serde_json::Value::Null) => {}
+            Some(serde_json::Value::Object(m)) => out.extend(m.keys().cloned()),
+            Some(_) => return Err(format!("`{key}` is not an object")),
+        }
+    }
+    Ok(out)
 }
 
 /// The closure of `evidence` over `index` at `granularity`.
@@ -391,35 +439,34 @@ pub fn unit_closure(
         }
     }
 
-    let mut os_trigger: BTreeMap<usize, usize> = BTreeMap::new();
+    // What each reached entry brings: its OS package, else its app tree
+    // (language packages inside it included), else its language package,
+    // else itself.
+    let mut os_kept: BTreeMap<usize, UnitReason> = BTreeMap::new();
     let mut lang_trigger: BTreeMap<usize, usize> = BTreeMap::new();
     let mut tree_trigger: BTreeMap<String, usize> = BTreeMap::new();
     let mut lone = Vec::new();
+    let mut os_trigger: BTreeMap<usize, usize> = BTreeMap::new();
     for (entry, &i) in &origin {
         let os = owner.get(entry).copied();
-        let lp = lang.owner_of(entry);
-        let app = app_tree_of(entry);
-        if let (None, None, Some(root)) = (os, lp, &app) {
+        let app = app_tree_of(entry).filter(|_| os.is_none());
+        if let Some(root) = &app {
             // Coverage is counted at either granularity.
-            let best = tree_trigger.entry(root.clone()).or_insert(i);
-            *best = (*best).min(i);
+            keep_best(&mut tree_trigger, root.clone(), i);
         }
         if granularity == Granularity::File {
             lone.push(entry.clone());
             continue;
         }
-        match (os, lp, app) {
-            (Some(p), _, _) => {
-                let best = os_trigger.entry(p).or_insert(i);
-                *best = (*best).min(i);
-            }
-            (None, Some(l), _) => {
-                let best = lang_trigger.entry(l).or_insert(i);
-                *best = (*best).min(i);
-            }
-            (None, None, Some(_)) => {}
+        match (os, app, lang.owner_of(entry)) {
+            (Some(p), _, _) => keep_best(&mut os_trigger, p, i),
+            (None, Some(_), _) => {}
+            (None, None, Some(l)) => keep_best(&mut lang_trigger, l, i),
             (None, None, None) => lone.push(entry.clone()),
         }
+    }
+    for (p, i) in os_trigger {
+        os_kept.insert(p, reason_of(i));
     }
 
     if granularity == Granularity::Unit {
@@ -445,7 +492,157 @@ pub fn unit_closure(
                 reason: format!("{e}; its paths are kept as files"),
             });
         }
-        for (&p, &i) in &os_trigger {
+    }
+
+    // App trees: whole but for the OS packages inside them; coverage counts
+    // the app's own files (language packages inside excluded).
+    let mut read = 0usize;
+    let mut app_files = 0usize;
+    let mut never_read = Vec::new();
+    let mut manifests = Vec::new();
+    for (root, &i) in &tree_trigger {
+        let mut paths = BTreeSet::new();
+        let (mut files, mut bytes) = (0usize, 0u64);
+        for (p, node) in subtree(tree, root) {
+            if owner.contains_key(p) {
+                continue;
+            }
+            if is_file(node) {
+                files += 1;
+                bytes += index.sizes.get(p).copied().unwrap_or(0);
+                if matches!(node, Node::File | Node::Hardlink(_)) && lang.owner_of(p).is_none() {
+                    app_files += 1;
+                    if origin.contains_key(p) {
+                        read += 1;
+                    } else {
+                        never_read.push(p.clone());
+                    }
+                }
+            }
+            paths.insert(p.clone());
+        }
+        if granularity == Granularity::File {
+            continue;
+        }
+        if files > limits.max_tree_files || bytes > limits.max_tree_bytes {
+            out.fallbacks.push(Fallback {
+                scope: root.clone(),
+                reason: format!(
+                    "the tree holds {files} files, {bytes} bytes: over the cap of {} files, {} bytes; only the files the scenarios reached (and the language packages they are in) are kept",
+                    limits.max_tree_files, limits.max_tree_bytes
+                ),
+            });
+            for (p, &j) in origin.range(format!("{root}/")..) {
+                if !p.starts_with(&format!("{root}/")) {
+                    break;
+                }
+                if owner.contains_key(p) {
+                    continue;
+                }
+                match lang.owner_of(p) {
+                    Some(l) => keep_best(&mut lang_trigger, l, j),
+                    None => lone.push(p.clone()),
+                }
+            }
+            continue;
+        }
+        let manifest = format!("{root}/package.json");
+        if let Some(bytes) = index.captured.files.get(&manifest) {
+            manifests.push((manifest, bytes));
+        }
+        for p in &paths {
+            closure.insert(tree, p);
+        }
+        out.added.trees.push(KeptTree {
+            path: root.clone(),
+            files,
+            bytes,
+            reason: reason_of(i),
+            paths,
+        });
+    }
+
+    if granularity == Granularity::Unit {
+        // Declared, not yet required: a kept app's `package.json`
+        // dependencies that resolve outside its tree (Debian's node
+        // packages) bring the package that holds them.
+        let mut lang_declared: BTreeMap<usize, UnitReason> = BTreeMap::new();
+        let arch_dirs: Vec<String> = tree
+            .range("/usr/lib/".to_owned()..)
+            .take_while(|(p, _)| p.starts_with("/usr/lib/"))
+            .filter(|(p, n)| {
+                **n == Node::Dir && p.ends_with("/nodejs") && p.matches('/').count() == 4
+            })
+            .map(|(p, _)| p.clone())
+            .collect();
+        for (manifest, bytes) in manifests {
+            let names = match declared_dependencies(bytes) {
+                Ok(n) => n,
+                Err(why) => {
+                    out.fallbacks.push(Fallback {
+                        scope: manifest.clone(),
+                        reason: format!(
+                            "{manifest}: {why}; its dependencies are kept only where reached"
+                        ),
+                    });
+                    continue;
+                }
+            };
+            let why = UnitReason {
+                path: manifest.clone(),
+                usage: PathUse::Declared,
+                scenario: None,
+                program: None,
+            };
+            for name in names.iter().filter(|n| !n.is_empty() && !n.contains("..")) {
+                let found = NODE_GLOBAL_DIRS
+                    .iter()
+                    .map(|d| (*d).to_owned())
+                    .chain(arch_dirs.iter().cloned())
+                    .filter_map(|d| resolve_parents(tree, &format!("{d}/{name}/package.json")))
+                    .find(|p| tree.get(p) == Some(&Node::File));
+                let Some(found) = found else { continue };
+                if let Some(&p) = owner.get(&found) {
+                    os_kept.entry(p).or_insert_with(|| why.clone());
+                } else if let Some(l) = lang.owner_of(&found) {
+                    lang_declared.entry(l).or_insert_with(|| why.clone());
+                }
+            }
+        }
+
+        // What a kept OS package depends on (`Depends`, `Pre-Depends`, apk
+        // `D:`): a library it loads only on the path no scenario took
+        // (`_sqlite3` → libsqlite3-0). The first installed alternative
+        // serves; virtual names through `Provides`.
+        let mut by_name: BTreeMap<&str, usize> = BTreeMap::new();
+        for (i, p) in dbs.packages.iter().enumerate() {
+            by_name.entry(p.name.as_str()).or_insert(i);
+        }
+        for (i, p) in dbs.packages.iter().enumerate() {
+            for v in &p.provides {
+                by_name.entry(v.as_str()).or_insert(i);
+            }
+        }
+        let mut queue: Vec<usize> = os_kept.keys().copied().collect();
+        while let Some(p) = queue.pop() {
+            let parent = &dbs.packages[p];
+            for group in &parent.depends {
+                let Some(&dep) = group.iter().find_map(|n| by_name.get(n.as_str())) else {
+                    continue;
+                };
+                if let std::collections::btree_map::Entry::Vacant(v) = os_kept.entry(dep) {
+                    v.insert(UnitReason {
+                        path: parent.name.clone(),
+                        usage: PathUse::DependedOn,
+                        scenario: None,
+                        program: None,
+                    });
+                    queue.push(dep);
+                }
+            }
+        }
+
+        for (p, why) in os_kept {
             let pkg = &dbs.packages[p];
             let paths = std::mem::take(&mut pkg_paths[p]);
             for path in &paths {
@@ -456,13 +653,21 @@ pub fn unit_closure(
                 name: pkg.name.clone(),
                 version: pkg.version.clone(),
                 arch: pkg.arch.clone(),
-                reason: reason_of(i),
+                reason: why,
                 files: paths.len(),
                 bytes: paths.iter().filter_map(|p| index.sizes.get(p)).sum(),
                 paths,
             });
         }
-        for (&l, &i) in &lang_trigger {
+        let lang_kept = lang_trigger
+            .into_iter()
+            .map(|(l, i)| (l, reason_of(i)))
+            .chain(lang_declared);
+        let mut seen = BTreeSet::new();
+        for (l, why) in lang_kept {
+            if !seen.insert(l) {
+                continue;
+            }
             let pkg = &lang.packages[l];
             let mut paths = BTreeSet::new();
             for root in &pkg.roots {
@@ -481,7 +686,7 @@ pub fn unit_closure(
                 name: pkg.name.clone(),
                 version: pkg.version.clone().unwrap_or_default(),
                 arch: None,
-                reason: reason_of(i),
+                reason: why,
                 files: files.len(),
                 bytes: files.iter().filter_map(|p| index.sizes.get(*p)).sum(),
                 paths,
@@ -492,62 +697,6 @@ pub fn unit_closure(
             .sort_by(|a, b| (!a.kind.is_os(), &a.name).cmp(&(!b.kind.is_os(), &b.name)));
     }
 
-    // App trees: whole but for the packages inside them.
-    let mut read = 0usize;
-    let mut app_files = 0usize;
-    let mut never_read = Vec::new();
-    for (root, &i) in &tree_trigger {
-        let mut paths = BTreeSet::new();
-        let (mut files, mut bytes) = (0usize, 0u64);
-        for (p, node) in subtree(tree, root) {
-            if owner.contains_key(p) || lang.owner_of(p).is_some() {
-                continue;
-            }
-            if is_file(node) {
-                files += 1;
-                bytes += index.sizes.get(p).copied().unwrap_or(0);
-                if matches!(node, Node::File | Node::Hardlink(_)) {
-                    app_files += 1;
-                    if origin.contains_key(p) {
-                        read += 1;
-                    } else {
-                        never_read.push(p.clone());
-                    }
-                }
-            }
-            paths.insert(p.clone());
-        }
-        if granularity == Granularity::File {
-            continue;
-        }
-        if files > limits.max_tree_files || bytes > limits.max_tree_bytes {
-            out.fallbacks.push(Fallback {
-                scope: root.clone(),
-                reason: format!(
-                    "the tree holds {files} files, {bytes} bytes: over the cap of {} files, {} bytes; only the files the scenarios reached are kept",
-                    limits.max_tree_files, limits.max_tree_bytes
-                ),
-            });
-            lone.extend(
-                origin
-                    .keys()
-                    .filter(|p| app_tree_of(p).as_deref() == Some(root.as_str()))
-                    .filter(|p| !owner.contains_key(*p) && lang.owner_of(p).is_none())
-                    .cloned(),
-            );
-            continue;
-        }
-        for p in &paths {
-            closure.insert(tree, p);
-        }
-        out.added.trees.push(KeptTree {
-            path: root.clone(),
-            files,
-            bytes,
-            reason: reason_of(i),
-            paths,
-        });
-    }
     never_read.sort();
     never_read.truncate(NEVER_READ_SHOWN);
     out.coverage = Coverage {
@@ -568,8 +717,10 @@ mod tests {
     use crate::minimal::packages::DPKG_STATUS;
 
     /// A merged-/usr Debian image: zlib1g and tzdata from dpkg (lists name
-    /// `/lib/...`, the tree holds `/usr/lib/...`), a Node app in `/app` with
-    /// two modules, one never required.
+    /// `/lib/...`, the tree holds `/usr/lib/...`); Debian's node-sqlite3
+    /// (depends on libsqlite3-0) that the app declares but no scenario
+    /// required; a Node app in `/app` with its own `node_modules`; a Python
+    /// distribution in a global `site-packages`.
     fn image() -> ImageIndex {
         let mut ix = ImageIndex::default();
         let t = &mut ix.tree;
@@ -577,6 +728,8 @@ mod tests {
             "/usr",
             "/usr/lib",
             "/usr/lib/x86_64-linux-gnu",
+            "/usr/lib/x86_64-linux-gnu/nodejs",
+            "/usr/lib/x86_64-linux-gnu/nodejs/sqlite3",
             "/usr/share",
             "/usr/share/doc",
             "/usr/share/doc/zlib1g",
@@ -584,6 +737,12 @@ mod tests {
             "/usr/share/zoneinfo/Etc",
             "/usr/share/zoneinfo/Europe",
             "/usr/bin",
+            "/usr/local",
+            "/usr/local/lib",
+            "/usr/local/lib/python3.11",
+            "/usr/local/lib/python3.11/site-packages",
+            "/usr/local/lib/python3.11/site-packages/flask",
+            "/usr/local/lib/python3.11/site-packages/flask-3.0.0.dist-info",
             "/etc",
             "/app",
             "/app/lib",
@@ -591,7 +750,7 @@ mod tests {
             "/app/node_modules",
             "/app/node_modules/express",
             "/app/node_modules/express/lib",
-            "/app/node_modules/unused",
+            "/app/node_modules/lazy",
             "/var",
             "/var/lib",
             "/var/lib/dpkg",
@@ -610,24 +769,36 @@ mod tests {
         );
         for (f, size) in [
             ("/usr/lib/x86_64-linux-gnu/libz.so.1.2.13", 120_000),
+            ("/usr/lib/x86_64-linux-gnu/libsqlite3.so.0.8.6", 1_500_000),
+            ("/usr/lib/x86_64-linux-gnu/nodejs/sqlite3/package.json", 90),
+            ("/usr/lib/x86_64-linux-gnu/nodejs/sqlite3/sqlite3.js", 900),
             ("/usr/share/doc/zlib1g/copyright", 1_000),
             ("/usr/share/zoneinfo/Etc/UTC", 114),
             ("/usr/share/zoneinfo/Europe/Berlin", 705),
             ("/usr/bin/node", 80_000_000),
             ("/usr/lib/x86_64-linux-gnu/libunowned.so", 10),
+            (
+                "/usr/local/lib/python3.11/site-packages/flask/__init__.py",
+                50,
+            ),
+            ("/usr/local/lib/python3.11/site-packages/flask/cli.py", 70),
             ("/app/server.js", 500),
             ("/app/lib/report.js", 300),
             ("/app/node_modules/express/package.json", 100),
             ("/app/node_modules/express/index.js", 200),
             ("/app/node_modules/express/lib/router.js", 400),
-            ("/app/node_modules/unused/package.json", 100),
-            ("/app/node_modules/unused/index.js", 100),
+            ("/app/node_modules/lazy/package.json", 100),
+            ("/app/node_modules/lazy/index.js", 100),
         ] {
             t.insert(f.into(), Node::File);
             ix.sizes.insert(f.into(), size);
         }
-        let status = "Package: zlib1g\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1:1.2.13.dfsg-1\n\nPackage: tzdata\nStatus: install ok installed\nArchitecture: all\nVersion: 2024a-0+deb12u1\n";
-        let lists = [
+        let status = "Package: zlib1g\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1:1.2.13.dfsg-1\nDepends: libc6 (>= 2.14)\n\n\
+Package: tzdata\nStatus: install ok installed\nArchitecture: all\nVersion: 2024a-0+deb12u1\nDepends: debconf (>= 0.5) | debconf-2.0\n\n\
+Package: node-sqlite3\nStatus: install ok installed\nArchitecture: amd64\nVersion: 5.1.6+ds1-1\nDepends: libsqlite3-0 (>= 3.7.15), nodejs:any\n\n\
+Package: libsqlite3-0\nStatus: install ok installed\nArchitecture: amd64\nVersion: 3.40.1-2\nProvides: sqlite-virtual\n\n\
+Package: unrelated\nStatus: install ok installed\nArchitecture: all\nVersion: 1\n";
+        let captured = [
             (DPKG_STATUS.to_owned(), status.to_owned()),
             (
                 "/var/lib/dpkg/info/zlib1g:amd64.list".into(),
@@ -637,17 +808,35 @@ mod tests {
                 "/var/lib/dpkg/info/tzdata.list".into(),
                 "/usr/share/zoneinfo\n/usr/share/zoneinfo/Etc/UTC\n/usr/share/zoneinfo/Europe/Berlin\n".into(),
             ),
+            (
+                "/var/lib/dpkg/info/node-sqlite3:amd64.list".into(),
+                "/usr/lib/x86_64-linux-gnu/nodejs/sqlite3\n/usr/lib/x86_64-linux-gnu/nodejs/sqlite3/package.json\n/usr/lib/x86_64-linux-gnu/nodejs/sqlite3/sqlite3.js\n".into(),
+            ),
+            (
+                "/var/lib/dpkg/info/libsqlite3-0:amd64.list".into(),
+                "/usr/lib/x86_64-linux-gnu/libsqlite3.so.0.8.6\n".into(),
+            ),
+            ("/var/lib/dpkg/info/unrelated.list".into(), "/usr/lib/x86_64-linux-gnu/libunowned.so\n".into()),
+            (
+                "/app/package.json".into(),
+                r#"{"name":"svc","dependencies":{"express":"^4","sqlite3":"^5","absent":"1"}}"#.into(),
+            ),
+            (
+                "/usr/local/lib/python3.11/site-packages/flask-3.0.0.dist-info/RECORD".into(),
+                "flask/__init__.py,,\nflask/cli.py,,\n".into(),
+            ),
         ];
-        for (p, text) in lists {
+        for (p, text) in captured {
             t.insert(p.clone(), Node::File);
+            ix.sizes.insert(p.clone(), text.len() as u64);
             ix.captured.files.insert(p, text.into_bytes());
         }
         ix
     }
 
     /// The evidence of one `startup` scenario: node runs, maps zlib by its
-    /// soname link, reads the app's entry file, one express file, and the
-    /// local time (a link into the zone data).
+    /// soname link, reads the app's entry file, one express file, one flask
+    /// file, and the local time (a link into the zone data).
     fn evidence() -> EvidencePaths {
         let mut e = EvidencePaths::default();
         let at = |usage| PathEvidence {
@@ -661,12 +850,13 @@ mod tests {
             "/lib/x86_64-linux-gnu/libz.so.1",
             at(PathUse::LibraryMapped),
         );
-        e.add(
-            "/usr/lib/x86_64-linux-gnu/libunowned.so",
-            at(PathUse::LibraryMapped),
-        );
         e.add("/app/server.js", at(PathUse::Read));
+        e.add("/app/package.json", at(PathUse::Read));
         e.add("/app/node_modules/express/index.js", at(PathUse::Read));
+        e.add(
+            "/usr/local/lib/python3.11/site-packages/flask/__init__.py",
+            at(PathUse::Read),
+        );
         e.add("/etc/localtime", at(PathUse::Read));
         e.written.insert("/app/data/notes.db".into());
         e
@@ -674,6 +864,10 @@ mod tests {
 
     fn cut(ix: &ImageIndex, g: Granularity) -> UnitClosure {
         unit_closure(ix, &evidence(), g, &UnitLimits::default())
+    }
+
+    fn kept<'a>(u: &'a UnitClosure, name: &str) -> Option<&'a KeptPackage> {
+        u.added.packages.iter().find(|p| p.name == name)
     }
 
     #[test]
@@ -686,13 +880,18 @@ mod tests {
             "/usr/lib/x86_64-linux-gnu/libz.so.1",
             // tzdata whole: a zone the scenarios never used.
             "/usr/share/zoneinfo/Europe/Berlin",
-            // The app's tree whole: a lazily required file, the data folder.
+            // The app's tree whole: a lazily required file, the data
+            // folder, a module in its node_modules nothing required yet.
             "/app/lib/report.js",
             "/app/data",
-            // express whole.
             "/app/node_modules/express/lib/router.js",
-            // An unowned system file stays a file.
-            "/usr/lib/x86_64-linux-gnu/libunowned.so",
+            "/app/node_modules/lazy/index.js",
+            // Declared by /app/package.json, held by Debian's node-sqlite3,
+            // which depends on libsqlite3-0.
+            "/usr/lib/x86_64-linux-gnu/nodejs/sqlite3/sqlite3.js",
+            "/usr/lib/x86_64-linux-gnu/libsqlite3.so.0.8.6",
+            // A global Python distribution whole.
+            "/usr/local/lib/python3.11/site-packages/flask/cli.py",
         ] {
             assert!(keep.contains(p), "{p} not kept");
         }
@@ -701,8 +900,8 @@ mod tests {
             "docs are never kept"
         );
         assert!(
-            !keep.contains("/app/node_modules/unused/index.js"),
-            "a package inside the app tree is kept only when named"
+            !keep.contains("/usr/lib/x86_64-linux-gnu/libunowned.so"),
+            "a package nothing reached, declared or depends on"
         );
         assert_eq!(u.fallbacks, []);
 
@@ -715,38 +914,83 @@ mod tests {
         assert_eq!(
             names,
             [
+                ("libsqlite3-0", "3.40.1-2"),
+                ("node-sqlite3", "5.1.6+ds1-1"),
                 ("tzdata", "2024a-0+deb12u1"),
                 ("zlib1g", "1:1.2.13.dfsg-1"),
-                ("express", "")
+                ("flask", "3.0.0"),
             ]
         );
-        let zlib = &u.added.packages[1];
+        let zlib = kept(&u, "zlib1g").unwrap();
         assert_eq!(
             zlib.comment(),
             "zlib1g 1:1.2.13.dfsg-1: /lib/x86_64-linux-gnu/libz.so.1 mapped in startup"
         );
         assert_eq!((zlib.files, zlib.bytes), (2, 120_000));
-        assert_eq!(u.added.packages[0].reason.path, "/etc/localtime");
-        assert_eq!(u.added.packages[2].kind, PackageKind::Npm);
+        assert_eq!(kept(&u, "tzdata").unwrap().reason.path, "/etc/localtime");
+        assert_eq!(
+            kept(&u, "node-sqlite3").unwrap().comment(),
+            "node-sqlite3 5.1.6+ds1-1: /app/package.json declares it"
+        );
+        assert_eq!(
+            kept(&u, "libsqlite3-0").unwrap().comment(),
+            "libsqlite3-0 3.40.1-2: node-sqlite3 depends on it"
+        );
+        assert_eq!(kept(&u, "flask").unwrap().kind, PackageKind::Python);
 
         assert_eq!(u.added.trees.len(), 1);
         let app = &u.added.trees[0];
-        assert_eq!((app.path.as_str(), app.files, app.bytes), ("/app", 2, 800));
-        assert_eq!(app.reason.to_string(), "/app/server.js read in startup");
-        assert!(u
-            .added
-            .files
-            .contains(&"/usr/lib/x86_64-linux-gnu/libunowned.so".to_owned()));
+        assert_eq!((app.path.as_str(), app.files), ("/app", 8));
+        assert_eq!(
+            app.reason.to_string(),
+            "/app/node_modules/express/index.js read in startup"
+        );
         assert!(!u.added.files.contains(&"/app/lib/report.js".to_owned()));
+        assert!(
+            u.added.files.contains(&"/lib".to_owned()),
+            "the link on the way"
+        );
 
+        // The app's own files, its node_modules aside.
         assert_eq!(
             u.coverage,
             Coverage {
-                app_files: 2,
-                app_files_read: 1,
+                app_files: 3,
+                app_files_read: 2,
                 never_read: vec!["/app/lib/report.js".into()],
             }
         );
+    }
+
+    #[test]
+    fn controls_for_declared_and_depended_on_packages() {
+        // No `Depends:` on node-sqlite3: libsqlite3-0 stays out.
+        let mut ix = image();
+        let status = String::from_utf8(ix.captured.files[DPKG_STATUS].clone()).unwrap();
+        ix.captured.files.insert(
+            DPKG_STATUS.into(),
+            status
+                .replace("Depends: libsqlite3-0 (>= 3.7.15), nodejs:any\n", "")
+                .into_bytes(),
+        );
+        let u = cut(&ix, Granularity::Unit);
+        assert!(kept(&u, "node-sqlite3").is_some());
+        assert!(kept(&u, "libsqlite3-0").is_none());
+        // A manifest that is not JSON: reported, and nothing is declared.
+        let mut ix = image();
+        ix.captured
+            .files
+            .insert("/app/package.json".into(), b"{\"dependencies\": [".to_vec());
+        let u = cut(&ix, Granularity::Unit);
+        assert!(kept(&u, "node-sqlite3").is_none());
+        assert!(
+            u.fallbacks.iter().any(|f| f.scope == "/app/package.json"),
+            "{:?}",
+            u.fallbacks
+        );
+        assert!(is_app_manifest("/app/package.json"));
+        assert!(!is_app_manifest("/app/node_modules/x/package.json"));
+        assert!(!is_app_manifest("/usr/share/nodejs/x/package.json"));
     }
 
     #[test]
@@ -758,6 +1002,8 @@ mod tests {
             "/usr/share/zoneinfo/Europe/Berlin",
             "/app/lib/report.js",
             "/app/node_modules/express/lib/router.js",
+            "/usr/lib/x86_64-linux-gnu/libsqlite3.so.0.8.6",
+            "/usr/local/lib/python3.11/site-packages/flask/cli.py",
         ] {
             assert!(!keep.contains(p), "{p} kept at file granularity");
         }
