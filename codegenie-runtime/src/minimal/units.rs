@@ -18,7 +18,8 @@
 //! 4. else the entry alone (a file in a system folder no package owns, a
 //!    top-level file like `/server.js`).
 //!
-//! Then what the kept units need beyond the paths reached: a kept app
+//! The image's scratch folders ([`SCRATCH_DIRS`]) are kept, empty. Then
+//! what the kept units need beyond the paths reached: a kept app
 //! tree's `package.json` dependencies that Node would resolve outside the
 //! tree (Debian's `/usr/share/nodejs`, `/usr/lib/<triplet>/nodejs`) bring the
 //! package holding them, and every kept OS package brings its run-time
@@ -273,6 +274,10 @@ pub struct Coverage {
     pub never_read: Vec<String>,
 }
 
+/// Scratch folders kept (empty, with their modes) whenever the image has
+/// them, at unit granularity.
+pub const SCRATCH_DIRS: &[&str] = &["/tmp", "/var/tmp"];
+
 /// How many never-read app files the report lists.
 pub const NEVER_READ_SHOWN: usize = 50;
 
@@ -470,6 +475,13 @@ pub fn unit_closure(
     }
 
     if granularity == Granularity::Unit {
+        // The scratch folders every base has: an app writes there on paths
+        // no scenario took (sqlite's database under /tmp).
+        for dir in SCRATCH_DIRS {
+            if tree.get(*dir) == Some(&Node::Dir) {
+                closure.insert(tree, dir);
+            }
+        }
         if dbs.managers.is_empty() {
             out.fallbacks.push(Fallback {
                 scope: "os_packages".into(),
@@ -744,6 +756,7 @@ mod tests {
             "/usr/local/lib/python3.11/site-packages/flask",
             "/usr/local/lib/python3.11/site-packages/flask-3.0.0.dist-info",
             "/etc",
+            "/tmp",
             "/app",
             "/app/lib",
             "/app/data",
@@ -1009,6 +1022,7 @@ Package: unrelated\nStatus: install ok installed\nArchitecture: all\nVersion: 1\
         }
         assert!(keep.contains("/usr/lib/x86_64-linux-gnu/libz.so.1.2.13"));
         assert!(keep.contains("/usr/share/zoneinfo/Etc/UTC"));
+        assert!(!keep.contains("/tmp"), "nothing was written there");
         assert!(u.added.packages.is_empty() && u.added.trees.is_empty());
         assert!(u.added.files.contains(&"/app/server.js".to_owned()));
         // The same closure as the plain file cut.
