@@ -1,10 +1,15 @@
-//! The minimal image: the original image's filesystem cut down to exactly
-//! what the runtime-trace evidence names (docs/architecture.md, "Minimal
-//! image").
+//! The minimal image: the original image's filesystem cut down to the
+//! units the runtime-trace evidence reaches, kept whole (docs/architecture.md,
+//! "Minimal image").
 //!
 //! - [`closure`]: named paths → entries to keep (links on the way included);
-//! - [`image_fs`]: the image's tar stream indexed and filtered;
-//! - [`build_minimal_image`]: export, filter, import with the original config;
+//! - [`packages`]: the image's dpkg and apk databases (who owns which path);
+//! - [`lang`]: language packages (npm folders, Python distributions, gems);
+//! - [`units`]: the closure at a [`units::Granularity`]: packages, app trees,
+//!   lone files, each with its reason, and what fell back to files;
+//! - [`image_fs`]: the image's tar stream indexed (with the database
+//!   contents) and filtered;
+//! - [`build_minimal_image`]: export, cut, import with the original config;
 //! - [`verify`]: the same scenarios on both images, compared;
 //! - [`distroless`]: blockers for a distroless base, what it would need;
 //! - [`minimize`]: `MinimalImageProbe`, all of it as a `runs_last` probe.
