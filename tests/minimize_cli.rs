@@ -101,6 +101,17 @@ fn busybox_service_is_verified() {
     );
     assert_eq!(out.status.code(), Some(0), "{v:#}");
     assert_eq!(v["verified"], true);
+    // What the image holds and how far the proof goes (docs/architecture.md,
+    // "Minimal image"): the busybox image has no package database, so its
+    // files are kept one by one and the report says so.
+    assert_eq!(v["granularity"], "unit", "{v:#}");
+    assert!(v["added"]["files"].is_array(), "{v:#}");
+    assert!(v["coverage"]["app_files"].is_number(), "{v:#}");
+    assert_eq!(v["trace_coverage_confidence"], "high", "{v:#}");
+    assert!(
+        !v["granularity_fallback"].as_array().unwrap().is_empty(),
+        "{v:#}"
+    );
     // The entrypoint is a shell script: distroless has no shell to run it.
     assert!(v["blockers"]
         .as_array()

@@ -62,6 +62,18 @@ struct JsonResult<'a> {
     scenarios: Vec<JsonScenario<'a>>,
     missing: &'a std::collections::BTreeSet<String>,
     blockers: &'a [codegenie_runtime::minimal::distroless::Blocker],
+    /// `unit` or `file`, and what the verification covers at it.
+    granularity: codegenie_runtime::minimal::units::Granularity,
+    verified_scope: &'a str,
+    /// Where units could not be read and files were kept instead.
+    granularity_fallback: &'a [codegenie_runtime::minimal::units::Fallback],
+    /// What the minimal image holds: packages, app trees, lone files.
+    added: &'a codegenie_runtime::minimal::units::Added,
+    /// How much of the app's own trees the scenarios read.
+    coverage: &'a codegenie_runtime::minimal::units::Coverage,
+    /// The trace's confidence, which bounds what the verification proves.
+    trace_coverage_confidence:
+        Option<codegenie_runtime::runtime_trace::slice::TraceCoverageConfidence>,
 }
 
 #[derive(Debug, Serialize)]
@@ -145,6 +157,12 @@ pub(super) fn run(args: MinimizeArgs) -> Result<u8, CliError> {
                 .collect(),
             missing: &r.missing,
             blockers: &r.blockers,
+            granularity: r.granularity,
+            verified_scope: &r.verified_scope,
+            granularity_fallback: &r.granularity_fallback,
+            added: &r.added,
+            coverage: &r.coverage,
+            trace_coverage_confidence: r.trace_coverage_confidence,
         })?;
     } else {
         outln!("{}", summary_markdown(&r).trim_end());
