@@ -208,7 +208,13 @@ fn a_portfolio_of_two_repositories() {
         "common_blockers": [],
         "repositories": [
             {"path": "orders", "engine": "unix:///var/run/docker.sock", "status": "done", "evidence": "ran",
-             "confidence": "medium", "verified": null, "size_bytes": null, "minimize": {"status": "not_requested"},
+             "confidence": "medium", "verified": false, "size_bytes": {"original": 10, "minimal": 4},
+             "minimize": {"status": "done", "minimal_image": "codegenie-min:1", "verified": false,
+                          "size_bytes": {"original": 10, "minimal": 4}, "blockers": [],
+                          "scenarios": [
+                            {"name": "startup", "original": "completed", "minimal": "completed",
+                             "missing": ["/app/lib/report.js"], "original_wall_clock_ms": 1500, "minimal_wall_clock_ms": 1400}
+                          ]},
              "error": null, "requeued_from": [], "duration_ms": 5, "slice_path": null,
              "scenarios": [
                 {"name": "startup", "outcome": "completed", "reason": null, "wall_clock_ms": 1500},
@@ -229,7 +235,16 @@ fn a_portfolio_of_two_repositories() {
     let junit = dir.path().join("fleet.xml");
     write_junit(&junit, &fleet_suites(&report));
     let suites = report_validators::junit(&junit);
-    assert_eq!(suites.as_array().unwrap().len(), 2);
+    // orders was minimized: its minimal image has a suite of its own, as
+    // `codegenie minimize` writes it; billing was not.
+    assert_eq!(suites.as_array().unwrap().len(), 3);
+    let minimal = suite(&suites, "orders (minimal image)");
+    let lacking = case(minimal, "startup");
+    assert_eq!(
+        lacking["result"], "failure",
+        "a missing path fails the case"
+    );
+    assert_eq!(lacking["type"], "missing_paths");
     let orders = suite(&suites, "orders");
     assert_eq!(case(orders, "startup")["result"], "passed");
     assert_eq!(case(orders, "healthcheck")["result"], "failure");

@@ -10,7 +10,7 @@ use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
 use crate::minimal::minimize::MinimalImageReport;
 use crate::minimal::verify::ScenarioComparison;
-use crate::portfolio::report::{FleetReport, RepoStatus, ScenarioLine};
+use crate::portfolio::report::{FleetReport, MinimizeOutcome, RepoStatus, ScenarioLine};
 use crate::runtime_trace::results::{ScenarioOutcome, ScenarioReason};
 use crate::runtime_trace::RuntimeTraceSlice;
 
@@ -167,31 +167,7 @@ pub fn minimize_suites(name: &str, r: &MinimalImageReport) -> [Suite; 2] {
             )
         })
         .collect();
-    let minimal = all
-        .iter()
-        .map(|c| {
-            let mut case = case_of_words(
-                &c.name,
-                &c.minimal,
-                c.minimal_detail.as_deref(),
-                c.minimal_wall_clock_ms,
-                "it did not run on the minimal image",
-            );
-            // A path the original found and the minimal image lacked fails
-            // the verification even when the scenario's steps passed.
-            if case.status == CaseStatus::Passed && !c.missing.is_empty() {
-                let names: Vec<&String> = c.missing.iter().collect();
-                case.status = CaseStatus::Failed {
-                    message: format!(
-                        "the minimal image lacks paths the original found: {}",
-                        serde_json::to_string(&names).unwrap_or_default()
-                    ),
-                    kind: Some("missing_paths".to_owned()),
-                };
-            }
-            case
-        })
-        .collect();
+    let minimal = minimal_cases(all.iter().copied());
     [
         Suite {
             name: format!("{name} (original image)"),
@@ -204,27 +180,64 @@ pub fn minimize_suites(name: &str, r: &MinimalImageReport) -> [Suite; 2] {
     ]
 }
 
+/// The minimal image's cases: each scenario's outcome there, and a failure
+/// where it completed yet lacked a path the original found.
+fn minimal_cases<'a>(all: impl Iterator<Item = &'a ScenarioComparison>) -> Vec<Case> {
+    all.map(|c| {
+        let mut case = case_of_words(
+            &c.name,
+            &c.minimal,
+            c.minimal_detail.as_deref(),
+            c.minimal_wall_clock_ms,
+            "it did not run on the minimal image",
+        );
+        // A path the original found and the minimal image lacked fails
+        // the verification even when the scenario's steps passed.
+        if case.status == CaseStatus::Passed && !c.missing.is_empty() {
+            let names: Vec<&String> = c.missing.iter().collect();
+            case.status = CaseStatus::Failed {
+                message: format!(
+                    "the minimal image lacks paths the original found: {}",
+                    serde_json::to_string(&names).unwrap_or_default()
+                ),
+                kind: Some("missing_paths".to_owned()),
+            };
+        }
+        case
+    })
+    .collect()
+}
+
 /// One suite per repository of a portfolio, in manifest order, named by
-/// its path in the manifest. A repository that failed before any scenario
-/// had a result has one failing case, `trace`, with its error.
+/// its path in the manifest; a repository minimized in the run also gets
+/// its minimal image's suite, as `codegenie minimize` writes it
+/// ([`minimize_suites`]). A repository that failed before any scenario had
+/// a result has one failing case, `trace`, with its error.
 pub fn fleet_suites(report: &FleetReport) -> Vec<Suite> {
-    report
-        .repositories
-        .iter()
-        .map(|r| {
-            if r.scenarios.is_empty() && r.status == RepoStatus::Failed {
-                return probe_failure_suite(
-                    &r.path,
-                    "trace",
-                    r.error.as_deref().unwrap_or("the repository failed"),
-                );
+    let mut suites = Vec::new();
+    for r in &report.repositories {
+        if r.scenarios.is_empty() && r.status == RepoStatus::Failed {
+            suites.push(probe_failure_suite(
+                &r.path,
+                "trace",
+                r.error.as_deref().unwrap_or("the repository failed"),
+            ));
+            continue;
+        }
+        suites.push(Suite {
+            name: r.path.clone(),
+            cases: r.scenarios.iter().map(line_case).collect(),
+        });
+        if let MinimizeOutcome::Done(m) = &r.minimize {
+            if !m.scenarios.is_empty() {
+                suites.push(Suite {
+                    name: format!("{} (minimal image)", r.path),
+                    cases: minimal_cases(m.scenarios.iter()),
+                });
             }
-            Suite {
-                name: r.path.clone(),
-                cases: r.scenarios.iter().map(line_case).collect(),
-            }
-        })
-        .collect()
+        }
+    }
+    suites
 }
 
 fn line_case(l: &ScenarioLine) -> Case {

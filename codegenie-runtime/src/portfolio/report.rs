@@ -16,6 +16,7 @@ use crate::runtime_trace::slice::TraceCoverageConfidence;
 use crate::runtime_trace::RuntimeTraceSlice;
 
 use crate::minimal::minimize::MinimalImageReport;
+use crate::minimal::verify::ScenarioComparison;
 
 /// The whole run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -144,6 +145,10 @@ pub struct MinimalImage {
     pub size_bytes: ImageSizes,
     /// What stands between the repository and a distroless base.
     pub blockers: Vec<Blocker>,
+    /// Every scenario on both images (the traced ones, then the extra
+    /// verification ones); absent from journals written before it was kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scenarios: Vec<ScenarioComparison>,
 }
 
 /// Image sizes in bytes.
@@ -172,6 +177,12 @@ impl MinimizeOutcome {
                     kind: b.kind().to_owned(),
                     evidence: b.evidence(),
                 })
+                .collect(),
+            scenarios: report
+                .scenarios
+                .iter()
+                .chain(report.verify_with.iter().flat_map(|v| &v.scenarios))
+                .cloned()
                 .collect(),
         })
     }
