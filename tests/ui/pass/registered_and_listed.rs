@@ -28,7 +28,7 @@ fn main() {
     let registry = codegenie::Registry::load().expect("no duplicate names");
     // Registered, named from the type, in run order: light, then heavy (the
     // built-in runtime_trace), then runs_last (the built-in
-    // distroless_readiness, then this one, by name).
+    // minimal_image, then this one, by name).
     assert_eq!(
         registry.names(),
         ["lockfile", "runtime_trace", "minimal_image", "report"]
