@@ -158,6 +158,8 @@ pub enum Setting {
     InterpreterLookups(usize),
     /// `--pids-limit`.
     PidsLimit(u32),
+    /// The longest wait for the app to settle after `wait_ready` (0: off).
+    SettleMaxMs(u64),
 }
 
 /// A probe context like the CLI's, bundling the real `codegenie` binary.
@@ -178,6 +180,7 @@ pub fn context(run_id: &str, extra: &[Setting]) -> ProbeContext {
             Setting::TraceCapBytes(v) => settings.limits.trace_cap_bytes = v,
             Setting::InterpreterLookups(v) => settings.limits.interpreter_lookups = v,
             Setting::PidsLimit(v) => settings.limits.pids_limit = v,
+            Setting::SettleMaxMs(v) => settings.limits.settle_max = ms(v),
         }
     }
     let mut ctx = ProbeContext {

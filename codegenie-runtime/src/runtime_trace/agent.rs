@@ -72,6 +72,20 @@ pub enum AgentCommand {
     /// SIGKILL every process traced by PID 1 (strace), printing `pid name`
     /// of each: what survives the app's root process when it exits.
     KillTraced,
+    /// Wait until the trace file has not grown for `quiet_ms` (the app
+    /// makes no traced call), at most `max_ms`; print `settled MS` or
+    /// `unsettled MS`, the time waited.
+    Settle {
+        /// The trace file.
+        #[arg(long)]
+        path: std::path::PathBuf,
+        /// How long the file must stay the same size.
+        #[arg(long)]
+        quiet_ms: u64,
+        /// Give up after this many milliseconds.
+        #[arg(long)]
+        max_ms: u64,
+    },
 }
 
 /// The per-request timeout of HTTP steps.
@@ -101,6 +115,7 @@ impl AgentCommand {
             AgentCommand::RootPid => "root-pid",
             AgentCommand::WaitGone { .. } => "wait-gone",
             AgentCommand::KillTraced => "kill-traced",
+            AgentCommand::Settle { .. } => "settle",
         }
     }
 
@@ -144,6 +159,15 @@ impl AgentCommand {
             AgentCommand::WaitGone { pid, timeout_ms } => {
                 opt("pid", pid.to_string());
                 opt("timeout-ms", timeout_ms.to_string());
+            }
+            AgentCommand::Settle {
+                path,
+                quiet_ms,
+                max_ms,
+            } => {
+                opt("path", path.display().to_string());
+                opt("quiet-ms", quiet_ms.to_string());
+                opt("max-ms", max_ms.to_string());
             }
         }
         v
@@ -192,6 +216,87 @@ impl AgentCommand {
                 }
                 Ok(())
             }
+            AgentCommand::Settle {
+                path,
+                quiet_ms,
+                max_ms,
+            } => {
+                let s = settle(
+                    path,
+                    Duration::from_millis(*quiet_ms),
+                    Duration::from_millis(*max_ms),
+                );
+                print(out, &s)
+            }
+        }
+    }
+}
+
+/// How a wait for the app to settle ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settled {
+    /// The trace stayed the same size for the whole quiet time.
+    pub quiet: bool,
+    /// How long the wait took.
+    pub waited: Duration,
+}
+
+impl std::fmt::Display for Settled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let word = if self.quiet { "settled" } else { "unsettled" };
+        write!(f, "{word} {}", self.waited.as_millis())
+    }
+}
+
+impl std::str::FromStr for Settled {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (word, ms) = s.trim().split_once(' ').ok_or_else(|| format!("`{s}`"))?;
+        let waited = Duration::from_millis(ms.parse().map_err(|_| format!("`{s}`"))?);
+        match word {
+            "settled" => Ok(Settled {
+                quiet: true,
+                waited,
+            }),
+            "unsettled" => Ok(Settled {
+                quiet: false,
+                waited,
+            }),
+            _ => Err(format!("`{s}`")),
+        }
+    }
+}
+
+/// Wait until the file at `path` has kept its size for `quiet`, at most
+/// `max` (docs/architecture.md, "Scenarios": ready, then settled). strace
+/// writes each traced call as it returns, so an unchanged size means the
+/// app made no open, exec, map or probe in that time: a worker thread that
+/// reads its files after the port answers is waited for. A file that cannot
+/// be read counts as unchanged (nothing to wait for).
+pub fn settle(path: &Path, quiet: Duration, max: Duration) -> Settled {
+    let started = std::time::Instant::now();
+    let size = || std::fs::metadata(path).map(|m| m.len()).ok();
+    let mut last = size();
+    let mut since = started;
+    loop {
+        let now = std::time::Instant::now();
+        if now.duration_since(since) >= quiet {
+            return Settled {
+                quiet: true,
+                waited: now - started,
+            };
+        }
+        if now.duration_since(started) >= max {
+            return Settled {
+                quiet: false,
+                waited: now - started,
+            };
+        }
+        std::thread::sleep(Duration::from_millis(25).min(quiet));
+        let current = size();
+        if current != last {
+            last = current;
+            since = std::time::Instant::now();
         }
     }
 }
@@ -508,12 +613,72 @@ mod tests {
                 timeout_ms: 250,
             },
             AgentCommand::KillTraced,
+            AgentCommand::Settle {
+                path: "/.codegenie/out/trace".into(),
+                quiet_ms: 300,
+                max_ms: 3000,
+            },
         ] {
             let mut argv = vec!["agent".to_owned()];
             argv.extend(cmd.to_args());
             let parsed = Cli::try_parse_from(&argv).unwrap().command;
             assert_eq!(parsed, cmd, "{argv:?}");
         }
+    }
+
+    #[test]
+    fn settling_waits_for_a_file_to_stop_growing_and_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("trace");
+        std::fs::write(&path, "a\n").unwrap();
+        // Grows for 300 ms, then stays: settled once 150 ms pass unchanged.
+        let writer = {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                for _ in 0..6 {
+                    std::thread::sleep(Duration::from_millis(50));
+                    let mut f = std::fs::OpenOptions::new()
+                        .append(true)
+                        .open(&path)
+                        .unwrap();
+                    std::io::Write::write_all(&mut f, b"call\n").unwrap();
+                }
+            })
+        };
+        let s = settle(&path, Duration::from_millis(150), Duration::from_secs(5));
+        writer.join().unwrap();
+        assert!(s.quiet, "{s}");
+        assert!(
+            s.waited >= Duration::from_millis(400),
+            "it waited for the growth: {s}"
+        );
+        // Control: a file that keeps growing is not settled, and the wait
+        // ends at its bound.
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = {
+            let (path, stop) = (path.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(20));
+                    let mut f = std::fs::OpenOptions::new()
+                        .append(true)
+                        .open(&path)
+                        .unwrap();
+                    std::io::Write::write_all(&mut f, b"call\n").unwrap();
+                }
+            })
+        };
+        let s = settle(
+            &path,
+            Duration::from_millis(150),
+            Duration::from_millis(400),
+        );
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        writer.join().unwrap();
+        assert!(!s.quiet, "{s}");
+        assert!(s.waited < Duration::from_secs(2), "{s}");
+        // What the helper prints is what the runtime reads back.
+        assert_eq!(s.to_string().parse::<Settled>().unwrap().quiet, s.quiet);
     }
 
     #[test]

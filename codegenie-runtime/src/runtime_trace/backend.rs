@@ -231,6 +231,7 @@ pub(crate) fn run_one<B: ScenarioBackend>(
             exited_expectedly: false,
             root: None,
             warnings: Vec::new(),
+            settle: (shared.limits.settle_quiet, shared.limits.settle_max),
         };
         let outcome = ready.and_then(|()| driver.run(sc, app));
         phases.steps = laps.lap();

@@ -63,7 +63,7 @@ pub fn describe(
     };
     let l = &s.limits;
     Ok(format!(
-        "backend={backend}; strace={version}; strace_argv={}; scenarios={}:{}; limits=scenario {}ms, all {}ms, grace {}ms, pids {}, memory {}, cpus {}",
+        "backend={backend}; strace={version}; strace_argv={}; scenarios={}:{}; limits=scenario {}ms, all {}ms, grace {}ms, pids {}, memory {}, cpus {}, settle {}ms of {}ms",
         short_hash(argv.as_bytes()),
         scenarios.origin,
         &scenarios.text_hash[..16],
@@ -73,6 +73,8 @@ pub fn describe(
         l.pids_limit,
         l.memory,
         l.cpus,
+        l.settle_quiet.as_millis(),
+        l.settle_max.as_millis(),
     ))
 }
 

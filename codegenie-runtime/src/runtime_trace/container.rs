@@ -15,7 +15,7 @@ use crate::engine::{CreateOptions, Engine, EngineError, ImageConfig, WritableLay
 use crate::exec::{Running, Termination};
 use crate::interp;
 
-use super::agent::AgentCommand;
+use super::agent::{AgentCommand, Settled};
 use super::backend::{BackendError, ScenarioBackend, TraceCopy};
 use super::bundle::{self, Bundle};
 use super::disk_watch::{self, DiskMeter, DiskWatch};
@@ -444,6 +444,17 @@ impl ContainerOps<'_> {
 }
 
 impl AppOps for ContainerOps<'_> {
+    fn settle(&mut self, quiet: Duration, max: Duration) -> Result<Settled, Stop> {
+        let command = AgentCommand::Settle {
+            path: bundle::TRACE_OUT.into(),
+            quiet_ms: quiet.as_millis() as u64,
+            max_ms: max.as_millis() as u64,
+        };
+        let out = self.helper(&command, max + Duration::from_secs(10))?;
+        out.parse()
+            .map_err(|e| Stop::other(format!("helper `settle` answered {e}")))
+    }
+
     fn wait_listen(&mut self, port: u16, timeout: Duration) -> Result<(), Stop> {
         let command = AgentCommand::WaitListen {
             port,

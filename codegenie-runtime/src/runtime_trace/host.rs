@@ -14,7 +14,7 @@ use crate::exec::{self, ExecSpec, Program, Running};
 use crate::interp;
 use crate::procfs::ProcStat;
 
-use super::agent;
+use super::agent::{self, Settled};
 use super::backend::{ScenarioBackend, TraceCopy};
 use super::bundle::{host_strace_has_seccomp_bpf, strace_options};
 use super::error::{BackendError, HostBackendError};
@@ -116,6 +116,7 @@ impl ScenarioBackend for HostBackend<'_> {
         let ops = HostOps {
             strace_pid: s.strace_pid,
             root: &mut s.root,
+            trace_file: &s.trace_file,
         };
         (ops, &mut s.running)
     }
@@ -165,6 +166,7 @@ impl ScenarioBackend for HostBackend<'_> {
 pub(crate) struct HostOps<'a> {
     strace_pid: i32,
     root: &'a mut Option<i32>,
+    trace_file: &'a Path,
 }
 
 impl HostOps<'_> {
@@ -201,6 +203,10 @@ fn first_child_of(parent: i32) -> Option<i32> {
 }
 
 impl AppOps for HostOps<'_> {
+    fn settle(&mut self, quiet: Duration, max: Duration) -> Result<Settled, Stop> {
+        Ok(agent::settle(self.trace_file, quiet, max))
+    }
+
     fn wait_listen(&mut self, port: u16, timeout: Duration) -> Result<(), Stop> {
         let until = Instant::now() + timeout;
         loop {

@@ -158,6 +158,11 @@ pub struct RunLimits {
     pub trace_cap_bytes: u64,
     /// Distinct executed paths whose interpreter a run reads.
     pub interpreter_lookups: usize,
+    /// After `wait_ready`, how long the trace must not grow for the app to
+    /// count as settled (docs/architecture.md, "Scenarios").
+    pub settle_quiet: Duration,
+    /// The longest wait for the app to settle; zero turns settling off.
+    pub settle_max: Duration,
 }
 
 impl Default for RunLimits {
@@ -172,9 +177,18 @@ impl Default for RunLimits {
             disk_limit_bytes: DISK_LIMIT_BYTES,
             trace_cap_bytes: TRACE_CAP_BYTES,
             interpreter_lookups: INTERPRETER_LOOKUPS,
+            settle_quiet: SETTLE_QUIET,
+            settle_max: SETTLE_MAX,
         }
     }
 }
+
+/// Default [`RunLimits::settle_quiet`]: a worker that reads its files
+/// after the port answers does so within a few event-loop turns.
+pub const SETTLE_QUIET: Duration = Duration::from_millis(300);
+/// Default [`RunLimits::settle_max`]: a runtime that keeps loading (a JIT,
+/// a warm-up) is not waited for past this.
+pub const SETTLE_MAX: Duration = Duration::from_secs(3);
 
 #[cfg(test)]
 mod tests {

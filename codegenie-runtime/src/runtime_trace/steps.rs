@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::exec::{Running, Termination};
 
+use super::agent::Settled;
 use super::results::ScenarioReason;
 use super::scenarios::{HttpStep, Ready, Scenario, Step};
 
@@ -57,6 +58,9 @@ pub(super) trait AppOps {
     fn kill_survivors(&mut self) -> Result<Vec<String>, Stop>;
     /// Last resort when the app ignores SIGKILL to its root (e.g. kill the container).
     fn force_stop(&mut self);
+    /// Wait until the trace has not grown for `quiet`, at most `max`
+    /// ([`super::agent::settle`]).
+    fn settle(&mut self, quiet: Duration, max: Duration) -> Result<Settled, Stop>;
 }
 
 /// Drives one running scenario.
@@ -73,6 +77,8 @@ pub(super) struct Driver<'a, O: AppOps> {
     pub root: Option<i32>,
     /// Problems that do not change the outcome (survivors killed, ...).
     pub warnings: Vec<String>,
+    /// After the app is ready, wait for it to settle: (quiet, at most).
+    pub settle: (Duration, Duration),
 }
 
 impl<O: AppOps> Driver<'_, O> {
@@ -115,7 +121,10 @@ impl<O: AppOps> Driver<'_, O> {
         for step in &sc.steps {
             let left = self.remaining()?;
             match step {
-                Step::WaitReady(_) => self.wait_ready(&app.ready)?,
+                Step::WaitReady(_) => {
+                    self.wait_ready(&app.ready)?;
+                    self.settle()?;
+                }
                 Step::Exec(argv) => self.ops.exec(argv, left)?,
                 Step::Http(h) => self.http(h, app.port)?,
                 Step::Signal(sig) => {
@@ -249,6 +258,24 @@ impl<O: AppOps> Driver<'_, O> {
                 self.remaining().map(|_| ())
             }
         }
+    }
+
+    /// Ready is not done: an app may go on reading what it reads at startup
+    /// after its port answers (a worker thread, a lazy first load). Wait,
+    /// bounded, until the trace stops growing, so startup evidence does not
+    /// depend on how fast the next step comes.
+    fn settle(&mut self) -> Result<(), Stop> {
+        let (quiet, max) = self.settle;
+        if max.is_zero() {
+            return Ok(());
+        }
+        let max = max.min(self.remaining()?);
+        let s = self.ops.settle(quiet, max)?;
+        self.check_alive()?;
+        if !s.quiet {
+            tracing::debug!(waited_ms = s.waited.as_millis() as u64, "app_not_settled");
+        }
+        Ok(())
     }
 
     fn http(&mut self, h: &HttpStep, port: Option<u16>) -> Result<(), Stop> {
