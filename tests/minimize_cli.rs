@@ -190,3 +190,32 @@ fn a_failed_trace_is_a_typed_error_and_nothing_half_written() {
         .join(".codegenie/context/distroless_readiness.json")
         .exists());
 }
+
+#[test]
+fn a_kept_setuid_file_is_a_setuid_blocker() {
+    let _engine = engine_lock();
+    let repo = fixture_repo("tests/fixtures/hostile/setuid");
+    let id = run_id("min-setuid");
+    let out = minimize(repo.path(), &id, &[]);
+    let v = json(&out);
+    eprintln!("ROW | minimize setuid fixture | blockers {}", v["blockers"]);
+    let setuid: Vec<&serde_json::Value> = v["blockers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["kind"] == "setuid")
+        .collect();
+    // The app runs `/opt/suid/su` (mode 4755); its folder is kept whole as
+    // an app tree, `crontab` beside it included: both are named.
+    assert_eq!(
+        setuid,
+        [
+            &serde_json::json!({"kind": "setuid", "path": "/opt/suid/crontab", "mode": "4755"}),
+            &serde_json::json!({"kind": "setuid", "path": "/opt/suid/su", "mode": "4755"}),
+        ],
+        "{v:#}"
+    );
+    // Control: kept files without the bits (the shell, busybox) are not named.
+    assert!(!v["blockers"].to_string().contains("busybox"), "{v:#}");
+    assert!(labelled_containers(&id).is_empty());
+}

@@ -77,8 +77,7 @@ pub(super) fn run(args: MinimizeArgs) -> Result<u8, CliError> {
         .map(RunScenarios::from_file)
         .transpose()?;
     // The cache key does not hold the granularity: a file cut is not cached.
-    let no_cache =
-        args.no_cache || verify_with.is_some() || args.granularity == Granularity::File;
+    let no_cache = args.no_cache || verify_with.is_some() || args.granularity == Granularity::File;
     let mut plan = RunPlan::minimize(
         args.run.settings(Some(BackendArg::Docker)),
         MinimizeSettings {
