@@ -144,6 +144,16 @@ impl Pipeline {
             source,
         })?;
         crate::state_dir::check_state_dirs(repo.root())?;
+        let mut plan = plan;
+        // A cache the repository brought with it is not codegenie's own
+        // evidence (docs/architecture.md, "Repository state").
+        if !plan.no_cache && crate::state_dir::git_tracks_cache(repo.root())? {
+            tracing::warn!(
+                repo = %repo.root().display(),
+                "git tracks files under .codegenie/cache: a committed cache is not trusted; running uncached (remove it with `git rm -r --cached .codegenie/cache`)"
+            );
+            plan.no_cache = true;
+        }
         let mut coordinator = Coordinator::new(Registry::load()?);
         if !plan.no_cache {
             coordinator =
@@ -186,6 +196,8 @@ impl Pipeline {
         if let Some(m) = plan.minimize {
             ctx.settings.insert(m);
         }
+        // Last, so that a run refused above writes nothing.
+        crate::state_dir::ensure_state_dir(repo.root())?;
         Ok(Pipeline {
             repo,
             coordinator,
