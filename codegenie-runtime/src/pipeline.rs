@@ -14,14 +14,16 @@ use std::sync::Arc;
 use crate::cache::ContentCache;
 use crate::cancel::CancelToken;
 use crate::coordinator::{Coordinator, CoordinatorError, GatherOptions};
-use crate::engine::{BuildDigestResolver, BuildOptions, Engine, EngineError};
+use crate::engine::{BuildDigestResolver, BuildOptions, Engine, EngineError, Swept};
 use crate::errors::error_chain;
 use crate::minimal::probe::{MinimizeSettings, READINESS_PROBE};
 use crate::probe::{ProbeContext, ProgressSink, RepoSnapshot};
-use crate::record::GatherReport;
+use crate::record::{GatherReport, ProbeStatus};
 use crate::registry::{Registry, RegistryError};
 use crate::runtime_trace::scenario_file::RunScenarios;
-use crate::runtime_trace::{work_dir, RunId, TraceConfig, TraceError, TraceSettings, PROBE_NAME};
+use crate::runtime_trace::{
+    work_dir, Backend, RunId, TraceConfig, TraceError, TraceSettings, PROBE_NAME,
+};
 use crate::state_dir::StateDirError;
 use crate::writer::{WriteError, Writer, Written};
 
@@ -237,9 +239,24 @@ impl Pipeline {
         &self.opts.ctx.cancel
     }
 
-    /// Run the probes.
+    /// Run the probes. A run in which no probe traced (every output came
+    /// from the cache) still sweeps the engine once for what killed runs
+    /// left ([`sweep_orphans`]); a probe that traces sweeps itself.
     pub async fn gather(&self) -> Result<GatherReport, PipelineError> {
-        Ok(self.coordinator.gather(&self.repo, &self.opts).await?)
+        let report = self.coordinator.gather(&self.repo, &self.opts).await?;
+        let containers = self
+            .trace_settings()
+            .is_none_or(|t| t.backend != Some(Backend::Host));
+        let traced = report.records.iter().any(|r| {
+            [PROBE_NAME, READINESS_PROBE].contains(&r.name) && r.status == ProbeStatus::Ran
+        });
+        if containers && !traced && report.records.iter().any(|r| r.name == PROBE_NAME) {
+            let engine = self.engine();
+            if let Err(e) = tokio::task::spawn_blocking(move || sweep_orphans(&engine)).await {
+                tracing::warn!(error = %e, "the leftover sweep did not finish");
+            }
+        }
+        Ok(report)
     }
 
     /// Write every record of `report` (the writer redacts; a skipped probe
@@ -256,6 +273,29 @@ impl Pipeline {
             tracing::warn!(error = %error_chain(&e), "cannot remove the raw traces");
         }
         Ok(written)
+    }
+}
+
+/// Remove what killed runs left on `engine` (`Engine::sweep_orphans`:
+/// containers and tool images whose owner process is gone), saying so in the
+/// log; an engine that cannot be asked is a warning, never an error: the
+/// sweep is housekeeping for every command that talks to the engine.
+pub fn sweep_orphans(engine: &Engine) -> Option<Swept> {
+    match engine.sweep_orphans() {
+        Ok(swept) => {
+            if swept.containers > 0 || swept.images > 0 {
+                tracing::warn!(
+                    containers = swept.containers,
+                    images = swept.images,
+                    "removed leftover containers and tool images of earlier interrupted runs"
+                );
+            }
+            Some(swept)
+        }
+        Err(e) => {
+            tracing::warn!(error = %error_chain(&e), "cannot check for leftovers of earlier runs");
+            None
+        }
     }
 }
 
