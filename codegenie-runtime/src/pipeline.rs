@@ -16,7 +16,7 @@ use crate::cancel::CancelToken;
 use crate::coordinator::{Coordinator, CoordinatorError, GatherOptions};
 use crate::engine::{BuildDigestResolver, BuildOptions, Engine, EngineError, Swept};
 use crate::errors::error_chain;
-use crate::minimal::probe::{MinimizeSettings, READINESS_PROBE};
+use crate::minimal::probe::{MinimizeSettings, ReadinessReport, READINESS_PROBE};
 use crate::probe::{ProbeContext, ProgressSink, RepoSnapshot};
 use crate::record::{GatherReport, ProbeStatus};
 use crate::registry::{Registry, RegistryError};
@@ -131,6 +131,7 @@ pub enum PipelineError {
 pub struct Pipeline {
     repo: RepoSnapshot,
     coordinator: Coordinator,
+    cache: Option<Arc<ContentCache>>,
     opts: GatherOptions,
     run_id: RunId,
 }
@@ -157,9 +158,9 @@ impl Pipeline {
             plan.no_cache = true;
         }
         let mut coordinator = Coordinator::new(Registry::load()?);
-        if !plan.no_cache {
-            coordinator =
-                coordinator.with_cache(Arc::new(ContentCache::for_repo_root(repo.root())));
+        let cache = (!plan.no_cache).then(|| Arc::new(ContentCache::for_repo_root(repo.root())));
+        if let Some(cache) = &cache {
+            coordinator = coordinator.with_cache(cache.clone());
         }
         let mut trace = plan.trace;
         let run_id = trace
@@ -203,6 +204,7 @@ impl Pipeline {
         Ok(Pipeline {
             repo,
             coordinator,
+            cache,
             opts: GatherOptions {
                 only: plan.probes,
                 no_cache: plan.no_cache,
@@ -242,8 +244,27 @@ impl Pipeline {
     /// Run the probes. A run in which no probe traced (every output came
     /// from the cache) still sweeps the engine once for what killed runs
     /// left ([`sweep_orphans`]); a probe that traces sweeps itself.
+    ///
+    /// A cached minimal-image report names an image on the engine, which
+    /// may have been removed since (`docker rmi`, `cache prune
+    /// --keep-images`): the hit is checked against the engine, and when the
+    /// image is gone the entry is dropped and the run gathers again, so the
+    /// image is built again (docs/architecture.md, "Minimal image").
     pub async fn gather(&self) -> Result<GatherReport, PipelineError> {
-        let report = self.coordinator.gather(&self.repo, &self.opts).await?;
+        let mut report = self.coordinator.gather(&self.repo, &self.opts).await?;
+        if let Some(gone) = self.stale_minimal_image(&report).await {
+            tracing::warn!(image = %gone, "the cached minimal image is gone from the engine; building it again");
+            report = self.coordinator.gather(&self.repo, &self.opts).await?;
+            if let Some(rec) = report
+                .records
+                .iter_mut()
+                .find(|r| r.name == READINESS_PROBE)
+            {
+                rec.warnings.push(format!(
+                    "the cached minimal image {gone} is gone from the engine; built again"
+                ));
+            }
+        }
         let containers = self
             .trace_settings()
             .is_none_or(|t| t.backend != Some(Backend::Host));
@@ -257,6 +278,43 @@ impl Pipeline {
             }
         }
         Ok(report)
+    }
+
+    /// When `report`'s minimal-image output is a cache hit whose image the
+    /// engine no longer holds under its tag, drop that cache entry and
+    /// return the tag. An engine that cannot be asked counts as gone: the
+    /// gather that follows then reports the engine's own error.
+    async fn stale_minimal_image(&self, report: &GatherReport) -> Option<String> {
+        let cache = self.cache.as_ref()?;
+        let rec = report
+            .records
+            .iter()
+            .find(|r| r.name == READINESS_PROBE && r.status == ProbeStatus::CacheHit)?;
+        let key = rec.cache_key.clone()?;
+        let cached = match rec.output.as_ref()?.value::<ReadinessReport>() {
+            Ok(r) => r,
+            // Not this version's report: the gather that follows rebuilds.
+            Err(_) => return None,
+        };
+        let engine = self.engine();
+        let tag = cached.minimal_image.clone();
+        let held = tokio::task::spawn_blocking(move || engine.image_id(&tag))
+            .await
+            .ok()
+            .and_then(|r| {
+                r.map_err(|e| tracing::warn!(error = %error_chain(&e), "cannot ask the engine for the cached minimal image"))
+                    .ok()
+            })
+            .flatten();
+        if held.as_deref() == Some(cached.minimal_image_id.as_str()) {
+            return None;
+        }
+        if let Err(e) = cache.store().remove(&key) {
+            // Kept, it would be served again: the next gather would loop.
+            tracing::warn!(error = %error_chain(&e), "cannot drop the stale minimal-image entry");
+            return None;
+        }
+        Some(cached.minimal_image.clone())
     }
 
     /// Write every record of `report` (the writer redacts; a skipped probe
