@@ -295,3 +295,17 @@ fn prune_spares_young_unreferenced_blobs_of_a_store_in_progress() {
         "referenced blobs stay"
     );
 }
+
+#[test]
+fn a_removed_entry_is_a_miss_and_others_stay() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = CacheStore::new(dir.path());
+    store.put("demo", &key(1), &output("a")).unwrap();
+    store.put("demo", &key(2), &output("b")).unwrap();
+    assert!(store.remove(&key(1)).unwrap());
+    assert!(store.get("demo", &key(1)).unwrap().is_none());
+    // Control: the other entry still serves, and a second remove finds nothing.
+    assert!(store.get("demo", &key(2)).unwrap().is_some());
+    assert!(!store.remove(&key(1)).unwrap());
+    assert!(matches!(store.remove("../x"), Err(StoreError::BadKey(_))));
+}

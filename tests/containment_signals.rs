@@ -296,3 +296,103 @@ fn a_cancelled_probe_kills_and_removes_its_container_mid_step() {
         },
     );
 }
+
+/// `codegenie <args>`: exit code, stdout, stderr.
+fn codegenie(args: &[&str], repo: &std::path::Path) -> (Option<i32>, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_codegenie"))
+        .args(args)
+        .arg(repo)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Start a waiting trace on `repo` as `id`, SIGKILL it mid-scenario, and
+/// check that its container outlives it.
+fn killed_run(repo: &std::path::Path, id: &str) {
+    let mut child = start_trace(repo, id);
+    wait_for_container(id);
+    send(&child, "KILL");
+    let _ = child.wait();
+    assert_eq!(
+        labelled_containers(id).len(),
+        1,
+        "a SIGKILLed run cannot clean up: its container outlives it"
+    );
+}
+
+#[test]
+fn a_cache_hit_run_and_cache_prune_remove_a_sigkilled_run_s_container() {
+    let _engine = engine_lock();
+    // A repository traced once, so that its next trace is a cache hit.
+    let cached = fixture_repo("tests/fixtures/service");
+    write_scenarios(
+        cached.path(),
+        "version: 1\nscenarios:\n  - name: batch_job\n    command: [\"sh\", \"-c\", \"exit 0\"]\n",
+    );
+    let trace = ["trace", "--json", "--backend", "docker"];
+    let (code, out, err) = codegenie(&trace, cached.path());
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    // Another repository whose run waits, killed mid-scenario.
+    let waits = fixture_repo("tests/fixtures/service");
+    write_scenarios(waits.path(), WAITS);
+    let dead = run_id("killed-then-hit");
+    killed_run(waits.path(), &dead);
+
+    let started = Instant::now();
+    let (code, out, err) = codegenie(&trace, cached.path());
+    let took = started.elapsed();
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    let rec: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(rec["status"]["status"], "cache_hit", "{rec:#}");
+    let left = labelled_containers(&dead);
+    assert!(
+        left.is_empty(),
+        "a cache-hit trace left the killed run's container: {left:?}\n{err}"
+    );
+    row(
+        "SIGKILL to codegenie, then a cache-hit trace of another repository",
+        "the hit sweeps the dead run's container",
+        "removed",
+        took,
+        if left.is_empty() {
+            "none"
+        } else {
+            "containers"
+        },
+    );
+
+    // The same with `cache prune`, which talks to the engine too.
+    let dead = run_id("killed-then-prune");
+    killed_run(waits.path(), &dead);
+    let started = Instant::now();
+    let (code, out, err) = codegenie(
+        &["cache", "prune", "--keep-images", "3", "--json"],
+        cached.path(),
+    );
+    let took = started.elapsed();
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    let left = labelled_containers(&dead);
+    assert!(
+        left.is_empty(),
+        "cache prune left the killed run's container: {left:?}\n{err}"
+    );
+    row(
+        "SIGKILL to codegenie, then cache prune",
+        "prune sweeps the dead run's container",
+        "removed",
+        took,
+        if left.is_empty() {
+            "none"
+        } else {
+            "containers"
+        },
+    );
+    for repo in [cached.path(), waits.path()] {
+        codegenie(&["cache", "prune", "--keep-images", "0"], repo);
+    }
+}

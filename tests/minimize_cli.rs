@@ -215,3 +215,95 @@ fn a_failed_trace_is_a_typed_error_and_nothing_half_written() {
         .join(".codegenie/context/minimal_image.json")
         .exists());
 }
+
+#[test]
+fn a_kept_setuid_file_is_a_setuid_blocker() {
+    let _engine = engine_lock();
+    let repo = fixture_repo("tests/fixtures/hostile/setuid");
+    let id = run_id("min-setuid");
+    let out = minimize(repo.path(), &id, &[]);
+    let v = json(&out);
+    eprintln!("ROW | minimize setuid fixture | blockers {}", v["blockers"]);
+    let setuid: Vec<&serde_json::Value> = v["blockers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["kind"] == "setuid")
+        .collect();
+    // The app runs `/opt/suid/su` (mode 4755); its folder is kept whole as
+    // an app tree, `crontab` beside it included: both are named.
+    assert_eq!(
+        setuid,
+        [
+            &serde_json::json!({"kind": "setuid", "path": "/opt/suid/crontab", "mode": "4755"}),
+            &serde_json::json!({"kind": "setuid", "path": "/opt/suid/su", "mode": "4755"}),
+        ],
+        "{v:#}"
+    );
+    // Control: kept files without the bits (the shell, busybox) are not named.
+    assert!(!v["blockers"].to_string().contains("busybox"), "{v:#}");
+    assert!(labelled_containers(&id).is_empty());
+    let _ = Command::new(env!("CARGO_BIN_EXE_codegenie"))
+        .args(["cache", "prune"])
+        .arg(repo.path())
+        .args(["--keep-images", "0"])
+        .output();
+}
+
+/// `codegenie minimize <repo> --json -v` with the cache: the report and the log.
+fn minimize_cached(repo: &Path) -> (Output, serde_json::Value, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_codegenie"))
+        .arg("minimize")
+        .arg(repo)
+        .args(["--json", "-v"])
+        .output()
+        .unwrap();
+    let v = json(&out);
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out, v, log)
+}
+
+/// Whether the log shows the minimal-image probe answered from the cache.
+fn readiness_hit(log: &str) -> bool {
+    log.lines()
+        .any(|l| l.contains("cache_hit") && l.contains("minimal_image"))
+}
+
+#[test]
+fn a_cached_minimal_image_that_is_gone_is_built_again() {
+    let _engine = engine_lock();
+    let repo = fixture_repo("tests/fixtures/service");
+    let (out, first, _) = minimize_cached(repo.path());
+    assert_eq!(out.status.code(), Some(0), "{first:#}");
+    let tag = first["minimal_image"].as_str().unwrap().to_owned();
+    // Control: unchanged, the second run is a hit naming the same image.
+    let (_, second, log) = minimize_cached(repo.path());
+    assert!(readiness_hit(&log), "{log}");
+    assert_eq!(second["minimal_image"], first["minimal_image"]);
+    // The image goes, as `docker rmi` or `cache prune --keep-images 0` does.
+    let rmi = Command::new("docker").args(["rmi", &tag]).output().unwrap();
+    assert!(rmi.status.success(), "{rmi:?}");
+    assert!(!image_exists(&tag));
+    let started = std::time::Instant::now();
+    let (out, third, log) = minimize_cached(repo.path());
+    eprintln!(
+        "ROW | minimize after the minimal image was removed | a hit naming a missing image is a miss, the image is built again | {} | {:.1} s | none",
+        third["minimal_image"],
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(out.status.code(), Some(0), "{third:#}\n{log}");
+    let again = third["minimal_image"].as_str().unwrap();
+    assert!(
+        image_exists(again),
+        "the report names {again}, which the engine does not know\n{log}"
+    );
+    assert!(log.contains("gone from the engine"), "{log}");
+    // And the rebuilt entry serves the next run.
+    let (_, _, log) = minimize_cached(repo.path());
+    assert!(readiness_hit(&log), "{log}");
+    let _ = Command::new(env!("CARGO_BIN_EXE_codegenie"))
+        .args(["cache", "prune"])
+        .arg(repo.path())
+        .args(["--keep-images", "0"])
+        .output();
+}

@@ -370,7 +370,18 @@ fn an_engine_stopped_mid_run_has_its_repositories_finished_on_the_other() {
 fn manifest_problems_are_errors_with_the_manifest_line() {
     let root = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(root.path().join("a")).unwrap();
+    std::fs::write(root.path().join("a/Dockerfile"), "FROM scratch\n").unwrap();
+    // A folder without a Dockerfile is refused before it is walked.
+    std::fs::create_dir_all(root.path().join("bare")).unwrap();
     let cases = [
+        (
+            "version: 1\nengines:\n  - host: unix:///var/run/docker.sock\nrepositories:\n  - path: a\n  - path: bare\n",
+            "fleet.yaml:6: repository `bare` at",
+        ),
+        (
+            "version: 1\nengines:\n  - host: unix:///var/run/docker.sock\nrepositories:\n  - path: /\n",
+            "fleet.yaml:5: repository `/` is the filesystem root",
+        ),
         (
             "version: 1\nengines:\n  - host: unix:///var/run/docker.sock\n    slotz: 2\nrepositories:\n  - path: a\n",
             "fleet.yaml:4:5: engines[0]: unknown field `slotz`",
@@ -479,8 +490,7 @@ fn one_repository_failing_never_stops_the_rest() {
             ("ok", "tests/fixtures/service"),
         ],
     );
-    std::fs::create_dir_all(root.path().join("empty")).unwrap();
-    let m = manifest(root.path(), &[(MAIN_ENGINE, 1)], &["broken", "empty", "ok"]);
+    let m = manifest(root.path(), &[(MAIN_ENGINE, 1)], &["broken", "ok"]);
     let (out, report) = portfolio(&m, &["--run-id", "pftest-fail"]);
     // Exit 2: the job ran, some repositories failed.
     assert_eq!(out.status.code(), Some(2), "{report:#}");
@@ -493,17 +503,11 @@ fn one_repository_failing_never_stops_the_rest() {
             .contains("the image build failed"),
         "{broken:#}"
     );
-    let empty = repo_entry(&report, "empty");
-    assert_eq!(empty["status"], "failed");
-    assert!(
-        empty["error"].as_str().unwrap().contains("no Dockerfile"),
-        "{empty:#}"
-    );
     // Control: the healthy repository after them was traced in full.
     let ok = repo_entry(&report, "ok");
     assert_eq!(ok["status"], "done", "{ok:#}");
     assert_eq!(ok["confidence"], "high");
-    assert_eq!(report["totals"]["failed"], 2);
+    assert_eq!(report["totals"]["failed"], 1);
     assert_eq!(report["totals"]["done"], 1);
     // The engine stayed up: a repository's failure is not the engine's.
     assert_eq!(report["engines"][0]["state"]["status"], "up");

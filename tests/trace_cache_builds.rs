@@ -578,3 +578,51 @@ fn orphaned_images_go_with_their_repository_folder_and_nothing_else_does() {
     prune_images(kept_repo.path(), 0);
     let _ = Command::new("docker").args(["rmi", &odd]).output();
 }
+
+fn git(repo: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn the_state_folder_is_git_ignored_and_a_committed_cache_is_not_trusted() {
+    let _engine = engine_lock();
+    let dir = copy_all_repo();
+    let r = dir.path();
+    // `COPY . /` would otherwise pack `.git`, whose index each `git add` changes.
+    std::fs::write(r.join(".dockerignore"), "scenarios/\n.git\n").unwrap();
+    git(r, &["init", "-q"]);
+    assert_eq!(status(&trace(r, &[])), "ran");
+    let ignore = std::fs::read_to_string(r.join(".codegenie/.gitignore")).unwrap();
+    assert!(ignore.lines().any(|l| l == "*"), "{ignore}");
+    // `git add -A` takes the repository's scenario file and the ignore file
+    // (so clones ignore the state too), none of the state.
+    git(r, &["add", "-A"]);
+    let files = git(r, &["ls-files"]);
+    assert!(
+        files.lines().any(|l| l == ".codegenie/scenarios.yaml"),
+        "{files}"
+    );
+    let state: Vec<&str> = files
+        .lines()
+        .filter(|l| {
+            l.starts_with(".codegenie/")
+                && !matches!(*l, ".codegenie/scenarios.yaml" | ".codegenie/.gitignore")
+        })
+        .collect();
+    assert!(state.is_empty(), "state would be committed: {state:?}");
+    // Control: the cache serves the unchanged repository.
+    assert_eq!(status(&trace(r, &[])), "cache_hit");
+    // A repository that commits its cache anyway: the entries are not trusted.
+    git(r, &["add", "-f", ".codegenie/cache"]);
+    let (rec, log) = trace_logged(r);
+    assert_eq!(status(&rec), "ran", "{rec:#}");
+    assert!(log.contains("a committed cache is not trusted"), "{log}");
+    prune_images(r, 0);
+}

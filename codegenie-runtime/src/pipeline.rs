@@ -14,14 +14,16 @@ use std::sync::Arc;
 use crate::cache::ContentCache;
 use crate::cancel::CancelToken;
 use crate::coordinator::{Coordinator, CoordinatorError, GatherOptions};
-use crate::engine::{BuildDigestResolver, BuildOptions, Engine, EngineError};
+use crate::engine::{BuildDigestResolver, BuildOptions, Engine, EngineError, Swept};
 use crate::errors::error_chain;
-use crate::minimal::minimize::{MinimizeSettings, MINIMAL_IMAGE_PROBE};
+use crate::minimal::minimize::{MinimalImageReport, MinimizeSettings, MINIMAL_IMAGE_PROBE};
 use crate::probe::{ProbeContext, ProgressSink, RepoSnapshot};
-use crate::record::GatherReport;
+use crate::record::{GatherReport, ProbeStatus};
 use crate::registry::{Registry, RegistryError};
 use crate::runtime_trace::scenario_file::RunScenarios;
-use crate::runtime_trace::{work_dir, RunId, TraceConfig, TraceError, TraceSettings, PROBE_NAME};
+use crate::runtime_trace::{
+    work_dir, Backend, RunId, TraceConfig, TraceError, TraceSettings, PROBE_NAME,
+};
 use crate::state_dir::StateDirError;
 use crate::writer::{WriteError, Writer, Written};
 
@@ -129,6 +131,7 @@ pub enum PipelineError {
 pub struct Pipeline {
     repo: RepoSnapshot,
     coordinator: Coordinator,
+    cache: Option<Arc<ContentCache>>,
     opts: GatherOptions,
     run_id: RunId,
 }
@@ -144,10 +147,20 @@ impl Pipeline {
             source,
         })?;
         crate::state_dir::check_state_dirs(repo.root())?;
+        let mut plan = plan;
+        // A cache the repository brought with it is not codegenie's own
+        // evidence (docs/architecture.md, "Repository state").
+        if !plan.no_cache && crate::state_dir::git_tracks_cache(repo.root())? {
+            tracing::warn!(
+                repo = %repo.root().display(),
+                "git tracks files under .codegenie/cache: a committed cache is not trusted; running uncached (remove it with `git rm -r --cached .codegenie/cache`)"
+            );
+            plan.no_cache = true;
+        }
         let mut coordinator = Coordinator::new(Registry::load()?);
-        if !plan.no_cache {
-            coordinator =
-                coordinator.with_cache(Arc::new(ContentCache::for_repo_root(repo.root())));
+        let cache = (!plan.no_cache).then(|| Arc::new(ContentCache::for_repo_root(repo.root())));
+        if let Some(cache) = &cache {
+            coordinator = coordinator.with_cache(cache.clone());
         }
         let mut trace = plan.trace;
         let run_id = trace
@@ -186,9 +199,12 @@ impl Pipeline {
         if let Some(m) = plan.minimize {
             ctx.settings.insert(m);
         }
+        // Last, so that a run refused above writes nothing.
+        crate::state_dir::ensure_state_dir(repo.root())?;
         Ok(Pipeline {
             repo,
             coordinator,
+            cache,
             opts: GatherOptions {
                 only: plan.probes,
                 no_cache: plan.no_cache,
@@ -225,9 +241,80 @@ impl Pipeline {
         &self.opts.ctx.cancel
     }
 
-    /// Run the probes.
+    /// Run the probes. A run in which no probe traced (every output came
+    /// from the cache) still sweeps the engine once for what killed runs
+    /// left ([`sweep_orphans`]); a probe that traces sweeps itself.
+    ///
+    /// A cached minimal-image report names an image on the engine, which
+    /// may have been removed since (`docker rmi`, `cache prune
+    /// --keep-images`): the hit is checked against the engine, and when the
+    /// image is gone the entry is dropped and the run gathers again, so the
+    /// image is built again (docs/architecture.md, "Minimal image").
     pub async fn gather(&self) -> Result<GatherReport, PipelineError> {
-        Ok(self.coordinator.gather(&self.repo, &self.opts).await?)
+        let mut report = self.coordinator.gather(&self.repo, &self.opts).await?;
+        if let Some(gone) = self.stale_minimal_image(&report).await {
+            tracing::warn!(image = %gone, "the cached minimal image is gone from the engine; building it again");
+            report = self.coordinator.gather(&self.repo, &self.opts).await?;
+            if let Some(rec) = report
+                .records
+                .iter_mut()
+                .find(|r| r.name == MINIMAL_IMAGE_PROBE)
+            {
+                rec.warnings.push(format!(
+                    "the cached minimal image {gone} is gone from the engine; built again"
+                ));
+            }
+        }
+        let containers = self
+            .trace_settings()
+            .is_none_or(|t| t.backend != Some(Backend::Host));
+        let traced = report.records.iter().any(|r| {
+            [PROBE_NAME, MINIMAL_IMAGE_PROBE].contains(&r.name) && r.status == ProbeStatus::Ran
+        });
+        if containers && !traced && report.records.iter().any(|r| r.name == PROBE_NAME) {
+            let engine = self.engine();
+            if let Err(e) = tokio::task::spawn_blocking(move || sweep_orphans(&engine)).await {
+                tracing::warn!(error = %e, "the leftover sweep did not finish");
+            }
+        }
+        Ok(report)
+    }
+
+    /// When `report`'s minimal-image output is a cache hit whose image the
+    /// engine no longer holds under its tag, drop that cache entry and
+    /// return the tag. An engine that cannot be asked counts as gone: the
+    /// gather that follows then reports the engine's own error.
+    async fn stale_minimal_image(&self, report: &GatherReport) -> Option<String> {
+        let cache = self.cache.as_ref()?;
+        let rec = report
+            .records
+            .iter()
+            .find(|r| r.name == MINIMAL_IMAGE_PROBE && r.status == ProbeStatus::CacheHit)?;
+        let key = rec.cache_key.clone()?;
+        let cached = match rec.output.as_ref()?.value::<MinimalImageReport>() {
+            Ok(r) => r,
+            // Not this version's report: the gather that follows rebuilds.
+            Err(_) => return None,
+        };
+        let engine = self.engine();
+        let tag = cached.minimal_image.clone();
+        let held = tokio::task::spawn_blocking(move || engine.image_id(&tag))
+            .await
+            .ok()
+            .and_then(|r| {
+                r.map_err(|e| tracing::warn!(error = %error_chain(&e), "cannot ask the engine for the cached minimal image"))
+                    .ok()
+            })
+            .flatten();
+        if held.as_deref() == Some(cached.minimal_image_id.as_str()) {
+            return None;
+        }
+        if let Err(e) = cache.store().remove(&key) {
+            // Kept, it would be served again: the next gather would loop.
+            tracing::warn!(error = %error_chain(&e), "cannot drop the stale minimal-image entry");
+            return None;
+        }
+        Some(cached.minimal_image.clone())
     }
 
     /// Write every record of `report` (the writer redacts; a skipped probe
@@ -244,6 +331,29 @@ impl Pipeline {
             tracing::warn!(error = %error_chain(&e), "cannot remove the raw traces");
         }
         Ok(written)
+    }
+}
+
+/// Remove what killed runs left on `engine` (`Engine::sweep_orphans`:
+/// containers and tool images whose owner process is gone), saying so in the
+/// log; an engine that cannot be asked is a warning, never an error: the
+/// sweep is housekeeping for every command that talks to the engine.
+pub fn sweep_orphans(engine: &Engine) -> Option<Swept> {
+    match engine.sweep_orphans() {
+        Ok(swept) => {
+            if swept.containers > 0 || swept.images > 0 {
+                tracing::warn!(
+                    containers = swept.containers,
+                    images = swept.images,
+                    "removed leftover containers and tool images of earlier interrupted runs"
+                );
+            }
+            Some(swept)
+        }
+        Err(e) => {
+            tracing::warn!(error = %error_chain(&e), "cannot check for leftovers of earlier runs");
+            None
+        }
     }
 }
 

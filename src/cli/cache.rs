@@ -230,6 +230,10 @@ fn run_prune(args: PruneArgs) -> Result<u8, CliError> {
         trace_images: None,
         minimal_images: None,
     };
+    if args.orphaned || args.keep_images.is_some() {
+        // Containers of killed runs first: they hold their images in use.
+        codegenie_runtime::pipeline::sweep_orphans(&Engine::new(EngineKind::Docker));
+    }
     if args.orphaned {
         let engine = Engine::new(EngineKind::Docker);
         let mut reports = engine

@@ -158,6 +158,17 @@ impl CacheStore {
         Ok(self.dir.join("blobs").join(&hash[..2]).join(hash))
     }
 
+    /// Remove the entry for `key` (its blobs go at the next prune); whether
+    /// there was one.
+    pub fn remove(&self, key: &str) -> Result<bool, StoreError> {
+        let path = self.entry_path(key)?;
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(source) => Err(StoreError::Io { path, source }),
+        }
+    }
+
     /// Whether an entry file exists for `key` (without checking it).
     pub fn contains(&self, key: &str) -> bool {
         self.entry_path(key).is_ok_and(|p| p.is_file())

@@ -166,6 +166,13 @@ const RULES: &[RuleDef] = &[
         help: "Add a scenario that makes an outbound TLS request, or ship the certificates.",
         level: Level::Note,
     },
+    RuleDef {
+        id: "setuid",
+        name: "SetuidFile",
+        short: "The minimal image keeps a file with the setuid or setgid bit.",
+        help: "Drop the bit (chmod u-s,g-s) or the file; a distroless nonroot image needs neither.",
+        level: Level::Warning,
+    },
 ];
 
 fn json<T: serde::Serialize + ?Sized>(v: &T) -> String {
@@ -230,6 +237,11 @@ pub fn readiness_findings(blockers: &[Blocker]) -> Vec<Finding> {
                 Blocker::TlsTrustUnobserved { detail } => {
                     ("tls_trust_unobserved", detail.clone(), Cause::Elsewhere)
                 }
+                Blocker::Setuid { path, mode } => (
+                    "setuid",
+                    format!("the image keeps {} with mode {mode}", json(path)),
+                    Cause::Elsewhere,
+                ),
             };
             Finding {
                 kind: kind.to_owned(),

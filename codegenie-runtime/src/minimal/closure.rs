@@ -37,6 +37,11 @@ pub struct Closure {
     /// Named paths that are not in the image (created at run time, or
     /// virtual); nothing is kept for them beyond their existing parents.
     pub absent: BTreeSet<String>,
+    /// Named paths whose walk went round a symlink loop (more than the
+    /// kernel's 40 hops): the original holds the links, so the name is not
+    /// absent from it; it cannot be opened there either (`ELOOP`). The links
+    /// on the way are kept, as the original has them.
+    pub link_loops: BTreeSet<String>,
 }
 
 /// Symlink hops followed for one path before giving up (as the kernel's 40).
@@ -53,12 +58,12 @@ impl Closure {
         let mut c = Closure::default();
         c.keep.insert("/".to_owned());
         for path in named {
-            c.add(tree, path, 0);
+            c.insert(tree, path);
         }
         for path in written {
             let norm = normalize(path);
             if let Some((parent, _)) = norm.rsplit_once('/') {
-                c.add(tree, if parent.is_empty() { "/" } else { parent }, 0);
+                c.insert(tree, if parent.is_empty() { "/" } else { parent });
             }
         }
         c
@@ -66,15 +71,18 @@ impl Closure {
 
     /// Keep `path` (a name the app could use) and what it takes: each
     /// directory on the way, each symlink on the way and its target, a hard
-    /// link's target. A path the tree lacks goes to `absent`.
+    /// link's target. A path the tree lacks goes to `absent`, one whose
+    /// links go round in a loop to `link_loops`.
     pub fn insert(&mut self, tree: &Tree, path: &str) {
-        self.add(tree, path, 0);
+        let named = normalize(path);
+        self.add(tree, &named, &named, 0);
     }
 
-    fn add(&mut self, tree: &Tree, path: &str, hops: usize) {
+    /// Walk `path`, reached from the named path `named` after `hops` links.
+    fn add(&mut self, tree: &Tree, named: &str, path: &str, hops: usize) {
         let path = normalize(path);
         if hops > MAX_HOPS {
-            self.absent.insert(path);
+            self.link_loops.insert(named.to_owned());
             return;
         }
         let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
@@ -108,13 +116,13 @@ impl Closure {
                     } else {
                         format!("{base}/{rest}")
                     };
-                    self.add(tree, &next, hops + 1);
+                    self.add(tree, named, &next, hops + 1);
                     return;
                 }
                 Some(node @ (Node::File | Node::Hardlink(_))) => {
                     self.keep.insert(cur.clone());
                     if let Node::Hardlink(target) = node {
-                        self.add(tree, target, hops + 1);
+                        self.add(tree, named, target, hops + 1);
                     }
                     if i + 1 != comps.len() {
                         // A file used as a folder: the rest cannot exist.
@@ -273,13 +281,18 @@ mod tests {
     }
 
     #[test]
-    fn link_loops_end() {
+    fn a_link_loop_is_reported_as_a_loop_not_as_absent() {
         let mut t = Tree::new();
         t.insert("/a".into(), Node::Symlink("b".into()));
         t.insert("/b".into(), Node::Symlink("a".into()));
-        let c = Closure::of(&t, ["/a/x"], []);
+        t.insert("/self".into(), Node::Symlink("/self".into()));
+        let c = Closure::of(&t, ["/a/x", "/self", "/gone"], []);
         assert!(c.keep.contains("/a") && c.keep.contains("/b"));
-        assert_eq!(c.absent.len(), 1);
+        assert!(c.keep.contains("/self"));
+        // The names as the app used them, not where the walk gave up.
+        assert_eq!(c.link_loops, set(&["/a/x", "/self"]));
+        // Control: a name the tree lacks is still absent, and only it.
+        assert_eq!(c.absent, set(&["/gone"]));
     }
 
     #[test]

@@ -57,6 +57,27 @@ pub enum Blocker {
         /// Why it is unknown.
         detail: String,
     },
+    /// The minimal image keeps a file with the setuid or setgid bit: it runs
+    /// with its owner's (group's) rights, which a distroless `nonroot` image
+    /// does not hand out.
+    Setuid {
+        /// The kept file.
+        path: String,
+        /// Its mode, in octal (`4755`).
+        mode: String,
+    },
+}
+
+/// One [`Blocker::Setuid`] per kept file of `kept` (path → mode) whose mode
+/// has the setuid or setgid bit.
+pub fn setuid_blockers(kept: &BTreeMap<String, u32>) -> Vec<Blocker> {
+    kept.iter()
+        .filter(|(_, mode)| **mode & super::image_fs::SETID_BITS != 0)
+        .map(|(path, mode)| Blocker::Setuid {
+            path: path.clone(),
+            mode: format!("{mode:o}"),
+        })
+        .collect()
 }
 
 impl Blocker {
@@ -69,6 +90,7 @@ impl Blocker {
             Blocker::PrivilegedPort { .. } => "privileged_port",
             Blocker::WriteOutsideTmp { .. } => "write_outside_tmp",
             Blocker::TlsTrustUnobserved { .. } => "tls_trust_unobserved",
+            Blocker::Setuid { .. } => "setuid",
         }
     }
 
@@ -95,6 +117,9 @@ impl Blocker {
                 vec![format!("path: {path}"), format!("files: {files}")]
             }
             Blocker::TlsTrustUnobserved { detail } => vec![format!("detail: {detail}")],
+            Blocker::Setuid { path, mode } => {
+                vec![format!("path: {path}"), format!("mode: {mode}")]
+            }
         }
     }
 }
@@ -362,6 +387,35 @@ mod tests {
             path: path.into(),
             argv: argv.iter().map(|s| (*s).to_owned()).collect(),
         }
+    }
+
+    #[test]
+    fn a_kept_setuid_or_setgid_file_is_a_blocker_naming_it() {
+        let kept = BTreeMap::from([
+            ("/opt/suid/su".to_owned(), 0o4755),
+            ("/usr/bin/wall".to_owned(), 0o2755),
+            // Control: a plain file is not one.
+            ("/usr/bin/plain".to_owned(), 0o755),
+        ]);
+        let b = setuid_blockers(&kept);
+        assert_eq!(
+            b,
+            [
+                Blocker::Setuid {
+                    path: "/opt/suid/su".into(),
+                    mode: "4755".into()
+                },
+                Blocker::Setuid {
+                    path: "/usr/bin/wall".into(),
+                    mode: "2755".into()
+                },
+            ]
+        );
+        assert_eq!(b[0].kind(), "setuid");
+        assert_eq!(b[0].evidence(), ["path: /opt/suid/su", "mode: 4755"]);
+        let json = serde_json::to_value(&b[0]).unwrap();
+        assert_eq!(json["kind"], "setuid");
+        assert_eq!(json["path"], "/opt/suid/su");
     }
 
     #[test]

@@ -13,10 +13,10 @@ use std::path::{Path, PathBuf};
 
 use tar::EntryType;
 
+use super::app_tree::is_app_manifest;
 use super::closure::{normalize, Node, Tree};
 use super::lang::is_captured_metadata;
 use super::packages::{is_database_file, CapturedFiles};
-use super::units::is_app_manifest;
 
 /// Largest single file whose contents the index captures (a package
 /// database file, a `RECORD`); a larger one is refused, and named.
@@ -34,7 +34,13 @@ pub struct ImageIndex {
     /// Contents of the package databases, `*.dist-info/RECORD` files and
     /// app trees' own `package.json` files.
     pub captured: CapturedFiles,
+    /// Every entry other than a folder whose mode has the setuid or setgid
+    /// bit, with that mode (permission bits only).
+    pub setid: BTreeMap<String, u32>,
 }
+
+/// The setuid and setgid bits of a mode.
+pub const SETID_BITS: u32 = 0o6000;
 
 /// A tar file that could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +121,12 @@ pub fn index_image_capped(
             EntryType::Link => Node::Hardlink(normalize(&link)),
             _ => Node::File,
         };
+        // A setgid folder only passes its group on to new files; a file
+        // with either bit runs with its owner's or group's rights.
+        let mode = entry.header().mode().unwrap_or(0) & 0o7777;
+        if node != Node::Dir && mode & SETID_BITS != 0 {
+            index.setid.insert(name.clone(), mode);
+        }
         if node == Node::File {
             let size = entry.size();
             index.sizes.insert(name.clone(), size);
@@ -264,6 +276,36 @@ mod tests {
             Node::Symlink("libz.so.1.2.13".into())
         );
         assert!(!kept.contains_key("/usr/lib/unused"));
+    }
+
+    #[test]
+    fn setuid_and_setgid_entries_are_indexed_with_their_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fs.tar");
+        let mut b = tar::Builder::new(File::create(&path).unwrap());
+        for (name, mode, ty) in [
+            ("opt/su", 0o4755, EntryType::Regular),
+            ("usr/bin/wall", 0o2755, EntryType::Regular),
+            ("usr/bin/plain", 0o755, EntryType::Regular),
+            ("var/mail/", 0o2775, EntryType::Directory),
+        ] {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(ty);
+            h.set_mode(mode);
+            h.set_size(0);
+            b.append_data(&mut h, name, std::io::empty()).unwrap();
+        }
+        b.finish().unwrap();
+        drop(b);
+        let ix = index_image(&path).unwrap();
+        assert_eq!(
+            ix.setid,
+            BTreeMap::from([
+                ("/opt/su".to_owned(), 0o4755),
+                ("/usr/bin/wall".to_owned(), 0o2755)
+            ]),
+            "a plain file and a setgid folder are not listed"
+        );
     }
 
     #[test]

@@ -83,6 +83,10 @@ pub struct MinimalImageReport {
     pub missing: BTreeSet<String>,
     /// Named paths the original image does not hold either (made at run time).
     pub absent_from_original: BTreeSet<String>,
+    /// Named paths whose symlinks go round in a loop in the original: held
+    /// there (as links), but never openable.
+    #[serde(default)]
+    pub link_loops: BTreeSet<String>,
     /// Filesystem entries in the minimal image.
     pub entries: usize,
     /// Blockers for a distroless base, each with its evidence.
@@ -161,8 +165,9 @@ pub struct MinimalImageProbe;
 impl Probe for MinimalImageProbe {
     // 2: units (`granularity`, `added`, `coverage`, fallbacks), the trace's
     // confidence; an older cached report is not reused.
+    // 3: `link_loops`, `setuid` blockers.
     fn version(&self) -> u32 {
-        2
+        3
     }
 
     // Its output follows from the runtime trace's, which follows from these.
@@ -322,7 +327,10 @@ pub fn minimal_image(
         _ => None,
     };
     let config = engine.image_config(&original)?;
-    let ready = DistrolessFit::of(&slice, &config);
+    let mut ready = DistrolessFit::of(&slice, &config);
+    ready
+        .blockers
+        .extend(super::distroless::setuid_blockers(&minimal.setid));
     let mut missing = main.missing.clone();
     missing.extend(verify_with.iter().flat_map(|v| v.missing.iter().cloned()));
     let report = MinimalImageReport {
@@ -338,6 +346,7 @@ pub fn minimal_image(
         verify_with,
         missing,
         absent_from_original: minimal.absent,
+        link_loops: minimal.link_loops,
         entries: minimal.entries,
         blockers: ready.blockers,
         distroless_needs: ready.distroless_needs,
@@ -410,6 +419,12 @@ pub fn summary_markdown(r: &MinimalImageReport) -> String {
             missing.join(", ")
         ));
     }
+    if !r.link_loops.is_empty() {
+        s.push_str(&format!(
+            "\nSymlink loops in the original (kept as links, never openable): {}\n",
+            list(&r.link_loops)
+        ));
+    }
     s.push_str(&units_markdown(r));
     s.push_str("\n## Blockers for a distroless base\n\n");
     if r.blockers.is_empty() {
@@ -443,6 +458,9 @@ pub fn summary_markdown(r: &MinimalImageReport) -> String {
                 format!("writes outside /tmp: {files} file(s) in `{path}`")
             }
             Blocker::TlsTrustUnobserved { detail } => format!("TLS trust unobserved: {detail}"),
+            Blocker::Setuid { path, mode } => {
+                format!("setuid/setgid file kept: `{path}` (mode {mode})")
+            }
         };
         s.push_str(&format!("- {line}\n"));
     }

@@ -14,6 +14,7 @@
 //! - [`distroless`]: blockers for a distroless base, what it would need;
 //! - [`minimize`]: `MinimalImageProbe`, all of it as a `runs_last` probe.
 
+pub mod app_tree;
 pub mod closure;
 pub mod distroless;
 pub mod image_fs;
@@ -232,6 +233,11 @@ pub struct MinimalImage {
     /// Named paths that the original image does not hold (created at run
     /// time, or virtual): nothing to copy for them.
     pub absent: BTreeSet<String>,
+    /// Named paths whose symlinks go round in a loop in the original
+    /// (kept as links; the name cannot be opened there either).
+    pub link_loops: BTreeSet<String>,
+    /// Kept entries with the setuid or setgid bit, with their mode.
+    pub setid: BTreeMap<String, u32>,
     /// Whether an image of the same tag existed and was reused.
     pub reused: bool,
     /// The granularity it was cut at.
@@ -243,6 +249,17 @@ pub struct MinimalImage {
     pub fallbacks: Vec<Fallback>,
     /// How much of the app's own trees the evidence reached.
     pub coverage: Coverage,
+}
+
+/// The entries of `keep` that `index` lists as setuid or setgid, with
+/// their mode.
+pub fn kept_setid(index: &image_fs::ImageIndex, keep: &BTreeSet<String>) -> BTreeMap<String, u32> {
+    index
+        .setid
+        .iter()
+        .filter(|(path, _)| keep.contains(*path))
+        .map(|(path, mode)| (path.clone(), *mode))
+        .collect()
 }
 
 /// The tag of the minimal image of `original` holding `keep` with `changes`:
@@ -287,6 +304,7 @@ pub fn build_minimal_image(
     engine.export_filesystem(original, &export)?;
     let index = image_fs::index_image(&export)?;
     let units = unit_closure(&index, evidence, granularity, &UnitLimits::default());
+    let setid = kept_setid(&index, &units.closure.keep);
     drop(index);
     let closure = &units.closure;
     let config = engine.image_config(original)?;
@@ -324,6 +342,8 @@ pub fn build_minimal_image(
         original_size_bytes,
         entries: closure.keep.len(),
         absent: units.closure.absent,
+        link_loops: units.closure.link_loops,
+        setid,
         reused,
         granularity,
         added: units.added,

@@ -49,6 +49,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use super::app_tree::app_tree_of;
 use super::closure::{resolve_parents, Closure, Node, Tree};
 use super::image_fs::ImageIndex;
 use super::lang::{language_packages, LanguageKind};
@@ -296,25 +297,6 @@ pub struct UnitClosure {
     pub coverage: Coverage,
 }
 
-/// The app tree that holds `path`, if `path` is outside the system folders
-/// (see the module docs).
-pub fn app_tree_of(path: &str) -> Option<String> {
-    let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
-    let first = *comps.first()?;
-    const SYSTEM: &[&str] = &[
-        "usr", "bin", "sbin", "etc", "var", "proc", "sys", "dev", "tmp", "run", "boot", "mnt",
-        "media", "root", "home",
-    ];
-    match first {
-        "usr" if comps.len() >= 4 && comps[1] == "src" => Some(format!("/usr/src/{}", comps[2])),
-        "opt" | "srv" if comps.len() >= 3 => Some(format!("/{first}/{}", comps[1])),
-        "opt" | "srv" => None,
-        f if SYSTEM.contains(&f) || f.starts_with("lib") => None,
-        _ if comps.len() >= 2 => Some(format!("/{first}")),
-        _ => None,
-    }
-}
-
 fn is_file(node: &Node) -> bool {
     !matches!(node, Node::Dir)
 }
@@ -340,13 +322,6 @@ fn reason(named: &str, ev: Option<&PathEvidence>) -> UnitReason {
         scenario: ev.and_then(|e| e.scenario.clone()),
         program: ev.and_then(|e| e.program.clone()),
     }
-}
-
-/// Whether `path` is an app tree's own `package.json` (its `dependencies`
-/// name what the app may `require` lazily): the tar index captures it.
-pub fn is_app_manifest(path: &str) -> bool {
-    path.strip_suffix("/package.json")
-        .is_some_and(|dir| app_tree_of(path).as_deref() == Some(dir))
 }
 
 /// Where Node resolves a bare `require(name)` outside the app's own
@@ -1001,9 +976,6 @@ Package: unrelated\nStatus: install ok installed\nArchitecture: all\nVersion: 1\
             "{:?}",
             u.fallbacks
         );
-        assert!(is_app_manifest("/app/package.json"));
-        assert!(!is_app_manifest("/app/node_modules/x/package.json"));
-        assert!(!is_app_manifest("/usr/share/nodejs/x/package.json"));
     }
 
     #[test]

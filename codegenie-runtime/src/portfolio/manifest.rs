@@ -99,6 +99,30 @@ pub enum ManifestError {
         #[source]
         source: std::io::Error,
     },
+    /// A repository folder without a Dockerfile (the filesystem root among
+    /// them): refused before its files are ever walked or hashed.
+    #[error("{}: repository `{repo}` at {} has no Dockerfile; a repository is a folder with a Dockerfile", at(path, *line, None), resolved.display())]
+    NoDockerfile {
+        /// The manifest.
+        path: PathBuf,
+        /// The entry's line.
+        line: Option<usize>,
+        /// The path as written.
+        repo: String,
+        /// The folder it names.
+        resolved: PathBuf,
+    },
+    /// A repository that is the filesystem root: its fingerprint would hash
+    /// the whole machine.
+    #[error("{}: repository `{repo}` is the filesystem root; name the folder that holds the Dockerfile", at(path, *line, None))]
+    FilesystemRoot {
+        /// The manifest.
+        path: PathBuf,
+        /// The entry's line.
+        line: Option<usize>,
+        /// The path as written.
+        repo: String,
+    },
     /// A repository's scenario file that is not a file.
     #[error("{}: the scenario file `{file}` of repository `{repo}` is not a file at {}", at(path, *line, None), resolved.display())]
     MissingScenarios {
@@ -366,6 +390,23 @@ impl Manifest {
                 resolved: resolved.clone(),
                 source,
             })?;
+            // Before anything walks the folder (the journal's fingerprint
+            // hashes every file of it).
+            if root.parent().is_none() {
+                return Err(ManifestError::FilesystemRoot {
+                    path: path.to_owned(),
+                    line,
+                    repo: r.path,
+                });
+            }
+            if !root.join("Dockerfile").is_file() {
+                return Err(ManifestError::NoDockerfile {
+                    path: path.to_owned(),
+                    line,
+                    repo: r.path,
+                    resolved: root,
+                });
+            }
             if let Some(first) = seen_repos.get(&root) {
                 return Err(ManifestError::DuplicateRepository {
                     path: path.to_owned(),
@@ -480,6 +521,7 @@ mod tests {
     fn repos(dir: &Path, names: &[&str]) {
         for n in names {
             std::fs::create_dir_all(dir.join(n)).unwrap();
+            std::fs::write(dir.join(n).join("Dockerfile"), "FROM scratch\n").unwrap();
         }
     }
 
@@ -543,6 +585,40 @@ mod tests {
             "{e:?}"
         );
         assert!(e.to_string().contains("fleet.yaml:7:"), "{e}");
+    }
+
+    #[test]
+    fn the_root_and_a_folder_without_a_dockerfile_are_refused_with_their_line() {
+        let d = tempfile::tempdir().unwrap();
+        repos(d.path(), &["a"]);
+        std::fs::create_dir(d.path().join("bare")).unwrap();
+        let e = parse(
+            "version: 1\nengines:\n  - context: x\nrepositories:\n  - path: a\n  - path: /\n",
+            d.path(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&e, ManifestError::FilesystemRoot { line: Some(6), repo, .. } if repo == "/"),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("fleet.yaml:6:"), "{e}");
+        let e = parse(
+            "version: 1\nengines:\n  - context: x\nrepositories:\n  - path: bare\n",
+            d.path(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&e, ManifestError::NoDockerfile { line: Some(5), repo, .. } if repo == "bare"),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("has no Dockerfile"), "{e}");
+        // Control: once it holds a Dockerfile the same entry reads.
+        std::fs::write(d.path().join("bare/Dockerfile"), "FROM scratch\n").unwrap();
+        parse(
+            "version: 1\nengines:\n  - context: x\nrepositories:\n  - path: bare\n",
+            d.path(),
+        )
+        .unwrap();
     }
 
     #[test]
