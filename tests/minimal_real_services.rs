@@ -21,7 +21,7 @@ use codegenie_runtime::engine::{Engine, EngineKind, KEEP_IMAGES};
 use codegenie_runtime::minimal::units::Granularity;
 use codegenie_runtime::minimal::verify::compare;
 use codegenie_runtime::minimal::{build_minimal_image, EvidencePaths, MinimalImage};
-use trace_support::services::{client_of, Client, Served};
+use trace_support::services::{client_of, image_holds, Client, Served};
 use trace_support::*;
 
 /// The Debian base these fixtures build on, made by `tests/fixtures/debian/build-base.sh`.
@@ -313,8 +313,14 @@ const READY: std::time::Duration = std::time::Duration::from_secs(90);
 /// missing) and answers `/report` with the runtime's own client; the file
 /// cut of the same evidence, the control, does not; the unit image is at
 /// most 80% of the original; the coverage names `never_read`, the app file
-/// only `/report` reads.
-fn units_answer_the_lazy_route(service: &str, report_body: &str, never_read: Option<&str>) {
+/// only `/report` reads; `lazy`, files `/report` needs that no scenario
+/// reached, are in the unit image and not in the file image.
+fn units_answer_the_lazy_route(
+    service: &str,
+    report_body: &str,
+    never_read: Option<&str>,
+    lazy: &[&str],
+) {
     let started = std::time::Instant::now();
     let _engine = engine_lock();
     let c = trace_and_cut(service, &format!("units-{service}"));
@@ -341,11 +347,16 @@ fn units_answer_the_lazy_route(service: &str, report_body: &str, never_read: Opt
     }
     drop(original);
     let units = Served::start(&c.units.image_id, &format!("{service}-unit"));
+    let unit_start = std::time::Instant::now();
     let on_unit_image = units.get_when_ready(&c.client, "/report", READY);
+    let unit_ready = unit_start.elapsed();
     drop(units);
-    // The control: the paths the scenarios reached are not enough.
+    // The control: the paths the scenarios reached are not enough. It gets
+    // three times what the unit image took (15 s at least), not the full
+    // wait a cut that never answers would spend.
     let files = Served::start(&c.files.image_id, &format!("{service}-file"));
-    let on_file_image = files.get_when_ready(&c.client, "/report", READY);
+    let wait = (unit_ready * 3).clamp(std::time::Duration::from_secs(15), READY);
+    let on_file_image = files.get_when_ready(&c.client, "/report", wait);
     drop(files);
     let row = format!(
         "ROW | {service} | original {} B | units {} B ({:.0}%) | files {} B ({:.0}%) | verified {} | coverage {} of {} app files read, never read {:?} | /report: units {}, files {} | {:.0} s",
@@ -397,6 +408,13 @@ fn units_answer_the_lazy_route(service: &str, report_body: &str, never_read: Opt
             c.units.coverage
         );
     }
+    for path in lazy {
+        assert!(image_holds(&c.units.image_id, path), "units keep {path}");
+        assert!(
+            !image_holds(&c.files.image_id, path),
+            "no scenario reached {path}: the file cut lacks it"
+        );
+    }
     assert!(c.files.added.packages.is_empty() && c.files.added.trees.is_empty());
 }
 
@@ -413,6 +431,7 @@ fn python_gunicorn_minimized_with_units_answers_its_lazy_route_and_the_file_cut_
         "python-gunicorn",
         "xn--bcher-kva.example",
         Some("/app/reports.py"),
+        &["/app/reports.py", "/usr/lib/python3.11/encodings/idna.py"],
     );
 }
 
@@ -422,6 +441,10 @@ fn jvm_minimized_with_units_answers_its_lazy_route_and_the_file_cut_does_not() {
         "jvm",
         r#""zone":"Europe/Berlin","offset_at_epoch":"+01:00""#,
         Some("/app/classes/Report.class"),
+        &[
+            "/app/classes/Report.class",
+            "/etc/java-17-openjdk/security/java.security",
+        ],
     );
 }
 
@@ -431,6 +454,7 @@ fn ruby_sinatra_minimized_with_units_answers_its_lazy_route_and_the_file_cut_doe
         "ruby-sinatra",
         r#"{"north":7,"south":5}"#,
         Some("/app/lib/report.rb"),
+        &["/app/lib/report.rb", "/usr/lib/ruby/3.1.0/csv.rb"],
     );
 }
 
@@ -438,7 +462,12 @@ fn ruby_sinatra_minimized_with_units_answers_its_lazy_route_and_the_file_cut_doe
 fn go_cgo_minimized_with_units_answers_its_lazy_route_and_the_file_cut_does_not() {
     // The binary is the app's only file, and startup runs it: nothing of
     // the app is left unread.
-    units_answer_the_lazy_route("go-cgo", r#""offset_at_epoch_s":3600"#, None);
+    units_answer_the_lazy_route(
+        "go-cgo",
+        r#""offset_at_epoch_s":3600"#,
+        None,
+        &["/usr/share/zoneinfo/Europe/Berlin"],
+    );
 }
 
 #[test]

@@ -148,3 +148,14 @@ impl Served {
         )
     }
 }
+
+/// Whether `image` holds the file `path`, copied out of a container
+/// created from it and never started.
+pub fn image_holds(image: &str, path: &str) -> bool {
+    let c = Served(format!("codegenie-test-units-holds-{}", std::process::id()));
+    let _ = docker(&["rm", "-f", &c.0]);
+    docker_ok(&["create", "--name", &c.0, "--network=none", image]);
+    docker(&["cp", &format!("{}:{path}", c.0), "-"])
+        .status
+        .success()
+}
