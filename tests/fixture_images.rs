@@ -12,9 +12,13 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+mod trace_support;
+
+use trace_support::services::{client_of, docker, docker_ok, Served};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
@@ -194,101 +198,6 @@ fn a_second_run_waits_for_the_lock_then_finds_the_images_built() {
     );
 }
 
-fn docker(args: &[&str]) -> Output {
-    Command::new("docker")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("docker {args:?}: {e}"))
-}
-
-/// `docker ARGS`, which must succeed; its stdout, trimmed.
-fn docker_ok(args: &[&str]) -> String {
-    let out = docker(args);
-    assert!(
-        out.status.success(),
-        "docker {args:?}: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// A container this test started, removed when dropped.
-struct Container(String);
-
-impl Drop for Container {
-    fn drop(&mut self) {
-        let _ = docker(&["rm", "-f", &self.0]);
-    }
-}
-
-/// `client.json` of a service: the argv of the runtime's own HTTP client, to
-/// which the URL is appended; it prints the status, then the body.
-struct Client {
-    port: u16,
-    argv: Vec<String>,
-}
-
-fn client_of(service: &Path) -> Client {
-    let path = service.join("client.json");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let v: serde_json::Value =
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let port = v["port"].as_u64().and_then(|p| u16::try_from(p).ok());
-    let argv: Option<Vec<String>> = v["argv"].as_array().and_then(|a| {
-        a.iter()
-            .map(|s| s.as_str().map(str::to_string))
-            .collect::<Option<Vec<_>>>()
-    });
-    match (port, argv) {
-        (Some(port), Some(argv)) if !argv.is_empty() => Client { port, argv },
-        _ => panic!(
-            "{}: expected {{\"port\": N, \"argv\": [..]}}",
-            path.display()
-        ),
-    }
-}
-
-impl Container {
-    /// GET `path` from inside the container with the image's own client:
-    /// the status and the body, or why no answer came.
-    fn get(&self, client: &Client, path: &str) -> Result<(u16, String), String> {
-        let url = format!("http://127.0.0.1:{}{path}", client.port);
-        let mut args = vec!["exec", self.0.as_str()];
-        args.extend(client.argv.iter().map(String::as_str));
-        args.push(&url);
-        let out = docker(&args);
-        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-        if !out.status.success() {
-            return Err(format!(
-                "{url}: {} {stdout}{}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        let (status, body) = stdout.split_once('\n').unwrap_or((stdout.as_str(), ""));
-        let status = status
-            .trim()
-            .parse()
-            .map_err(|_| format!("{url}: the client printed no status first: {stdout:?}"))?;
-        Ok((status, body.to_string()))
-    }
-
-    fn running(&self) -> bool {
-        docker_ok(&["inspect", "-f", "{{.State.Running}}", &self.0]) == "true"
-    }
-
-    fn logs(&self) -> String {
-        let out = docker(&["logs", &self.0]);
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    }
-}
-
 /// Build the service `name` with no network, start it with none, and check
 /// every route from inside; `report` must appear in the body of `/report`.
 fn check_service(name: &str, report: &str) {
@@ -305,7 +214,7 @@ fn check_service(name: &str, report: &str) {
         &tag,
         dir.to_str().unwrap(),
     ]);
-    let c = Container(format!(
+    let c = Served(format!(
         "codegenie-fixture-test-{name}-{}",
         std::process::id()
     ));
@@ -449,7 +358,7 @@ impl Filesystem {
         let _ = docker(&["rm", "-f", &name]);
         // No shell and maybe no command: create only, never start.
         docker_ok(&["create", "--network=none", "--name", &name, image, "/none"]);
-        let c = Container(name);
+        let c = Served(name);
         let tar = tempfile::NamedTempFile::new().unwrap();
         docker_ok(&["export", "-o", tar.path().to_str().unwrap(), &c.0]);
         let out = Command::new("tar")
@@ -687,7 +596,7 @@ fn runs_on_the_base_stand_in() {
         tag,
         dir.path().to_str().unwrap(),
     ]);
-    let c = Container(format!(
+    let c = Served(format!(
         "codegenie-fixture-test-go-base-{}",
         std::process::id()
     ));

@@ -6,11 +6,12 @@
 //! original config) is built FROM scratch and runs the same scenarios, with
 //! the same hardening, to completion.
 //!
-//! Units (DESIGN §8): the Node.js + sqlite3 service of `services/` minimized
-//! with units answers its lazy route `GET /report` from inside the minimal
-//! image (a module nothing required yet, the native addon and libsqlite3,
-//! a database under `/tmp`); the same evidence cut at file granularity,
-//! the control, does not.
+//! Units (DESIGN §8): each real service of `services/` (Node.js + sqlite3,
+//! gunicorn + Flask, the JVM, Ruby + Sinatra, cgo-linked Go) minimized with
+//! units answers its lazy route `GET /report` from inside the minimal image
+//! with the runtime's own client (app files nothing opened yet, the
+//! runtime's standard library and configuration, zone data); the same
+//! evidence cut at file granularity, the control, does not.
 
 mod trace_support;
 
@@ -18,7 +19,9 @@ use codegenie::runtime_trace::{RuntimeTraceSlice, TraceSettings};
 use codegenie::ProbeContext;
 use codegenie_runtime::engine::{Engine, EngineKind, KEEP_IMAGES};
 use codegenie_runtime::minimal::units::Granularity;
+use codegenie_runtime::minimal::verify::compare;
 use codegenie_runtime::minimal::{build_minimal_image, EvidencePaths, MinimalImage};
+use trace_support::services::{client_of, image_holds, Client, Served};
 use trace_support::*;
 
 /// The Debian base these fixtures build on, made by `tests/fixtures/debian/build-base.sh`.
@@ -221,114 +224,23 @@ fn control_resolved_targets_alone_do_not_start_the_node_service() {
     );
 }
 
-/// `client.json` of a service: the runtime's own HTTP client (the URL is
-/// appended; it prints the status, then the body) and the app's port.
-struct Client {
-    port: u16,
-    argv: Vec<String>,
+/// The original image of a service, traced with the default scenarios, and
+/// the same evidence cut with units and with files.
+struct Cuts {
+    repo: tempfile::TempDir,
+    slice: RuntimeTraceSlice,
+    original: String,
+    units: MinimalImage,
+    files: MinimalImage,
+    client: Client,
 }
 
-fn client_of(service: &std::path::Path) -> Client {
-    let path = service.join("client.json");
-    let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    Client {
-        port: v["port"]
-            .as_u64()
-            .and_then(|p| u16::try_from(p).ok())
-            .unwrap(),
-        argv: v["argv"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| a.as_str().unwrap().to_owned())
-            .collect(),
-    }
-}
-
-// The test drives the engine directly; the product starts processes only
-// through its exec layer.
-#[allow(clippy::disallowed_methods)]
-fn docker(args: &[&str]) -> std::process::Output {
-    std::process::Command::new("docker")
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("docker runs")
-}
-
-/// A container of `image` with no network, removed on drop.
-struct Served(String);
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = docker(&["rm", "-f", &self.0]);
-    }
-}
-
-impl Served {
-    fn start(image: &str, name: &str) -> Served {
-        let name = format!("codegenie-test-units-{name}-{}", std::process::id());
-        let _ = docker(&["rm", "-f", &name]);
-        let out = docker(&[
-            "run",
-            "-d",
-            "--name",
-            &name,
-            "--network=none",
-            "--cap-drop=ALL",
-            "--security-opt=no-new-privileges",
-            image,
-        ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Served(name)
-    }
-
-    /// GET `path` from inside with the image's own client: (status, body).
-    fn get(&self, client: &Client, path: &str) -> Result<(u16, String), String> {
-        let url = format!("http://127.0.0.1:{}{path}", client.port);
-        let mut args = vec!["exec", self.0.as_str()];
-        args.extend(client.argv.iter().map(String::as_str));
-        args.push(&url);
-        let out = docker(&args);
-        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-        let (status, body) = stdout.split_once('\n').unwrap_or((&stdout, ""));
-        match status.trim().parse() {
-            Ok(status) if out.status.success() => Ok((status, body.to_owned())),
-            _ => Err(format!(
-                "{url}: {} {stdout}{}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            )),
-        }
-    }
-
-    /// `GET /report` once `GET /healthz` answers (30 s at most).
-    fn report(&self, client: &Client) -> Result<(u16, String), String> {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        loop {
-            match self.get(client, "/healthz") {
-                Ok((200, _)) => break,
-                other if std::time::Instant::now() > deadline => {
-                    return Err(format!("never ready: {other:?}"))
-                }
-                _ => std::thread::sleep(std::time::Duration::from_millis(300)),
-            }
-        }
-        self.get(client, "/report")
-    }
-}
-
-#[test]
-fn node_sqlite3_minimized_with_units_answers_its_lazy_route_and_the_file_cut_does_not() {
-    const SERVICE: &str = "tests/fixtures/services/node-sqlite3";
-    let _engine = engine_lock();
-    let repo = fixture_repo(SERVICE);
-    let id = run_id("units-node");
+/// Trace `service` (a folder of `tests/fixtures/services/`) and cut its
+/// image at both granularities; the original must pass its scenarios.
+fn trace_and_cut(service: &str, name: &str) -> Cuts {
+    let dir = format!("tests/fixtures/services/{service}");
+    let repo = fixture_repo(&dir);
+    let id = run_id(name);
     let rec = run_probe(repo.path(), context(&id, &[]), false);
     let slice = slice_of(
         &rec.output
@@ -342,6 +254,7 @@ fn node_sqlite3_minimized_with_units_answers_its_lazy_route_and_the_file_cut_doe
         "{:#?}",
         slice.scenarios
     );
+    assert!(labelled_containers(&id).is_empty());
     let original = slice
         .built_image_digest
         .clone()
@@ -362,23 +275,231 @@ fn node_sqlite3_minimized_with_units_answers_its_lazy_route_and_the_file_cut_doe
     };
     let units = cut(Granularity::Unit);
     let files = cut(Granularity::File);
+    let client = client_of(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(&dir));
+    Cuts {
+        repo,
+        slice,
+        original,
+        units,
+        files,
+        client,
+    }
+}
+
+/// The same scenarios, traced on `image` (as `minimize` verifies).
+fn trace_on(repo: &std::path::Path, image: &str, name: &str) -> RuntimeTraceSlice {
+    let id = run_id(name);
+    let mut ctx: ProbeContext = context(&id, &[]);
+    let mut settings = ctx.settings.get::<TraceSettings>().cloned().unwrap();
+    settings.image = Some(image.to_owned());
+    ctx.settings.insert(settings);
+    let snapshot = codegenie::RepoSnapshot::open(repo).unwrap();
+    let out = codegenie_runtime::runtime_trace::probe::run_blocking(&snapshot, &ctx)
+        .expect("the image is traced");
+    assert!(labelled_containers(&id).is_empty());
+    slice_of(&out.schema_slice)
+}
+
+fn percent(part: u64, whole: u64) -> f64 {
+    100.0 * part as f64 / whole.max(1) as f64
+}
+
+/// How long a service may take to answer `/healthz` after its start.
+const READY: std::time::Duration = std::time::Duration::from_secs(90);
+
+/// The units case of one real service: the original answers `/`,
+/// `/healthz` and `/report` (whose body holds `report_body`) from inside;
+/// the unit cut verifies (the default scenarios complete on it, nothing
+/// missing) and answers `/report` with the runtime's own client; the file
+/// cut of the same evidence, the control, does not; the unit image is at
+/// most 80% of the original; the coverage names `never_read`, the app file
+/// only `/report` reads; `lazy`, files `/report` needs that no scenario
+/// reached, are in the unit image and not in the file image.
+fn units_answer_the_lazy_route(
+    service: &str,
+    report_body: &str,
+    never_read: Option<&str>,
+    lazy: &[&str],
+) {
+    let started = std::time::Instant::now();
+    let _engine = engine_lock();
+    let c = trace_and_cut(service, &format!("units-{service}"));
+    let on_units = trace_on(
+        c.repo.path(),
+        &c.units.image_id,
+        &format!("units-{service}-min"),
+    );
+    let verification = compare(&c.slice, &on_units);
+
+    let original = Served::start(&c.original, &format!("{service}-orig"));
+    for path in ["/", "/healthz", "/report"] {
+        let answer = original.get_when_ready(&c.client, path, READY);
+        assert!(
+            matches!(&answer, Ok((200, _))),
+            "the original answers {path}: {answer:?}"
+        );
+        if path == "/report" {
+            assert!(
+                matches!(&answer, Ok((_, body)) if body.contains(report_body)),
+                "{answer:?}"
+            );
+        }
+    }
+    drop(original);
+    let units = Served::start(&c.units.image_id, &format!("{service}-unit"));
+    let unit_start = std::time::Instant::now();
+    let on_unit_image = units.get_when_ready(&c.client, "/report", READY);
+    let unit_ready = unit_start.elapsed();
+    drop(units);
+    // The control: the paths the scenarios reached are not enough. It gets
+    // three times what the unit image took (15 s at least), not the full
+    // wait a cut that never answers would spend.
+    let files = Served::start(&c.files.image_id, &format!("{service}-file"));
+    let wait = (unit_ready * 3).clamp(std::time::Duration::from_secs(15), READY);
+    let on_file_image = files.get_when_ready(&c.client, "/report", wait);
+    drop(files);
+    let row = format!(
+        "ROW | {service} | original {} B | units {} B ({:.0}%) | files {} B ({:.0}%) | verified {} | coverage {} of {} app files read, never read {:?} | /report: units {}, files {} | {:.0} s",
+        c.units.original_size_bytes,
+        c.units.size_bytes,
+        percent(c.units.size_bytes, c.units.original_size_bytes),
+        c.files.size_bytes,
+        percent(c.files.size_bytes, c.files.original_size_bytes),
+        verification.verified,
+        c.units.coverage.app_files_read,
+        c.units.coverage.app_files,
+        c.units.coverage.never_read,
+        status_of(&on_unit_image),
+        status_of(&on_file_image),
+        started.elapsed().as_secs_f64(),
+    );
+    eprintln!("{row}");
+
+    assert!(
+        verification.verified && verification.missing.is_empty(),
+        "the unit image is verified: {verification:#?}"
+    );
+    assert_eq!(on_units.scenarios_run, c.slice.scenarios_run);
+    assert!(
+        matches!(&on_unit_image, Ok((200, body)) if body.contains(report_body)),
+        "the units cut answers /report: {on_unit_image:?}\n{:#?}",
+        c.units
+            .added
+            .packages
+            .iter()
+            .map(|p| p.comment())
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        !matches!(&on_file_image, Ok((200, _))),
+        "the file cut should fail /report: {on_file_image:?}"
+    );
+    assert!(
+        c.units.size_bytes * 10 <= c.units.original_size_bytes * 8,
+        "at most 80%: {row}"
+    );
+    assert!(c.files.size_bytes < c.units.size_bytes, "{row}");
+    assert_eq!(c.units.fallbacks, Vec::new());
+    assert!(!c.units.added.packages.is_empty() && !c.units.added.trees.is_empty());
+    if let Some(file) = never_read {
+        assert!(
+            c.units.coverage.never_read.iter().any(|p| p == file),
+            "{file} is never read by the scenarios: {:?}",
+            c.units.coverage
+        );
+    }
+    for path in lazy {
+        assert!(image_holds(&c.units.image_id, path), "units keep {path}");
+        assert!(
+            !image_holds(&c.files.image_id, path),
+            "no scenario reached {path}: the file cut lacks it"
+        );
+    }
+    assert!(c.files.added.packages.is_empty() && c.files.added.trees.is_empty());
+}
+
+fn status_of(answer: &Result<(u16, String), String>) -> String {
+    match answer {
+        Ok((status, _)) => status.to_string(),
+        Err(e) => format!("no answer ({})", e.lines().next().unwrap_or_default()),
+    }
+}
+
+#[test]
+fn python_gunicorn_minimized_with_units_answers_its_lazy_route_and_the_file_cut_does_not() {
+    units_answer_the_lazy_route(
+        "python-gunicorn",
+        "xn--bcher-kva.example",
+        Some("/app/reports.py"),
+        &["/app/reports.py", "/usr/lib/python3.11/encodings/idna.py"],
+    );
+}
+
+#[test]
+fn jvm_minimized_with_units_answers_its_lazy_route_and_the_file_cut_does_not() {
+    units_answer_the_lazy_route(
+        "jvm",
+        r#""zone":"Europe/Berlin","offset_at_epoch":"+01:00""#,
+        Some("/app/classes/Report.class"),
+        &[
+            "/app/classes/Report.class",
+            "/etc/java-17-openjdk/security/java.security",
+        ],
+    );
+}
+
+#[test]
+fn ruby_sinatra_minimized_with_units_answers_its_lazy_route_and_the_file_cut_does_not() {
+    units_answer_the_lazy_route(
+        "ruby-sinatra",
+        r#"{"north":7,"south":5}"#,
+        Some("/app/lib/report.rb"),
+        &["/app/lib/report.rb", "/usr/lib/ruby/3.1.0/csv.rb"],
+    );
+}
+
+#[test]
+fn go_cgo_minimized_with_units_answers_its_lazy_route_and_the_file_cut_does_not() {
+    // The binary is the app's only file, and startup runs it: nothing of
+    // the app is left unread.
+    units_answer_the_lazy_route(
+        "go-cgo",
+        r#""offset_at_epoch_s":3600"#,
+        None,
+        &["/usr/share/zoneinfo/Europe/Berlin"],
+    );
+}
+
+#[test]
+fn node_sqlite3_minimized_with_units_answers_its_lazy_route_and_the_file_cut_does_not() {
+    const SERVICE: &str = "node-sqlite3";
+    let _engine = engine_lock();
+    let Cuts {
+        original,
+        units,
+        files,
+        client,
+        ..
+    } = trace_and_cut(SERVICE, "units-node");
     eprintln!(
         "ROW | node-sqlite3 | original {} B | units {} B ({:.0}%) | files {} B ({:.0}%) | coverage {:?}",
         units.original_size_bytes,
         units.size_bytes,
-        100.0 * units.size_bytes as f64 / units.original_size_bytes as f64,
+        percent(units.size_bytes, units.original_size_bytes),
         files.size_bytes,
-        100.0 * files.size_bytes as f64 / files.original_size_bytes as f64,
+        percent(files.size_bytes, files.original_size_bytes),
         units.coverage,
     );
 
-    let client = client_of(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(SERVICE));
-    let on_original = Served::start(&original, "orig").report(&client);
+    let report = |image: &str, name: &str| {
+        Served::start(image, &format!("node-{name}")).get_when_ready(&client, "/report", READY)
+    };
+    let on_original = report(&original, "orig");
     assert!(
         matches!(&on_original, Ok((200, body)) if body.contains("\"report\"")),
         "the original answers /report: {on_original:?}"
     );
-    let on_units = Served::start(&units.image_id, "unit").report(&client);
+    let on_units = report(&units.image_id, "unit");
     assert!(
         matches!(&on_units, Ok((200, body)) if body.contains("\"report\"")),
         "the units cut answers /report: {on_units:?}\n{:#?}",
@@ -390,7 +511,7 @@ fn node_sqlite3_minimized_with_units_answers_its_lazy_route_and_the_file_cut_doe
             .collect::<Vec<_>>()
     );
     // The control: the paths the scenarios reached are not enough.
-    let on_files = Served::start(&files.image_id, "file").report(&client);
+    let on_files = report(&files.image_id, "file");
     assert!(
         !matches!(&on_files, Ok((200, _))),
         "the file cut should fail /report: {on_files:?}"
@@ -422,5 +543,4 @@ fn node_sqlite3_minimized_with_units_answers_its_lazy_route_and_the_file_cut_doe
         .never_read
         .contains(&"/app/lib/report.js".to_owned()));
     assert!(files.added.packages.is_empty() && files.added.trees.is_empty());
-    assert!(labelled_containers(&id).is_empty());
 }

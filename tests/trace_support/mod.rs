@@ -18,6 +18,8 @@ use codegenie::{ContentCache, ProbeContext, Registry, RepoSnapshot};
 use codegenie::{Coordinator, GatherOptions, ProbeRecord};
 use codegenie_runtime::engine::{BuildDigestResolver, Engine, EngineKind, RUN_LABEL};
 
+pub mod services;
+
 /// Busybox applets the fixture scripts use, as symlinks in `/bin`.
 const APPLETS: [&str; 5] = ["sh", "cat", "nc", "httpd", "sleep"];
 
