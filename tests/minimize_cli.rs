@@ -46,7 +46,10 @@ fn node_service_is_verified_and_its_shell_use_is_a_blocker() {
     eprintln!("ROW | minimize node-express | {v:#}");
     assert_eq!(out.status.code(), Some(0), "{v:#}");
     assert_eq!(v["verified"], true);
-    assert!(ratio(&v) < 0.5, "{v:#}");
+    // Units (whole packages with their run-time dependencies, the app's
+    // tree) cost more than the paths alone: the bound is the unit image's
+    // (docs/architecture.md, "Minimal image").
+    assert!(ratio(&v) <= 0.8, "{v:#}");
     assert!(v["minimal_image"]
         .as_str()
         .unwrap()
