@@ -42,6 +42,14 @@ pub struct MinimizeArgs {
     /// cached.
     #[arg(long, value_name = "unit|file", default_value = "unit")]
     pub granularity: Granularity,
+    /// Build the minimal image on IMAGE (a maintained minimal base such as
+    /// `gcr.io/distroless/cc-debian12:nonroot`, or `scratch`) with the
+    /// Dockerfile written to `.codegenie/context/raw/Dockerfile.distroless`:
+    /// the units the base lacks, taken from the repository's own last
+    /// stage, then verified by the same scenarios. The base must be in the
+    /// engine (nothing is pulled). Such runs are not cached.
+    #[arg(long, value_name = "IMAGE")]
+    pub base: Option<String>,
     /// How the repository's image is built.
     #[command(flatten)]
     pub build: BuildArgs,
@@ -74,6 +82,24 @@ struct JsonResult<'a> {
     /// The trace's confidence, which bounds what the verification proves.
     trace_coverage_confidence:
         Option<codegenie_runtime::runtime_trace::slice::TraceCoverageConfidence>,
+    /// The base built on (`--base`): `ref` and `id`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    base: Option<&'a codegenie_runtime::minimal::base::BaseRef>,
+    /// The Dockerfile that built the image, relative to the repository.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dockerfile: Option<&'a str>,
+    /// Config lines the Dockerfile does not set, and why.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    refused: &'a [codegenie_runtime::minimal::recipe::Refusal],
+    /// Kept packages the base already holds.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    held_by_base: &'a [String],
+    /// The user the image runs as.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<&'a str>,
+    /// Which base family fits (without `--base`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    suggested_base: Option<&'a codegenie_runtime::minimal::minimize::BaseSuggestion>,
 }
 
 #[derive(Debug, Serialize)]
@@ -92,8 +118,12 @@ pub(super) fn run(args: MinimizeArgs) -> Result<u8, CliError> {
         .as_deref()
         .map(RunScenarios::from_file)
         .transpose()?;
-    // The cache key does not hold the granularity: a file cut is not cached.
-    let no_cache = args.no_cache || verify_with.is_some() || args.granularity == Granularity::File;
+    // The cache key holds neither the granularity nor the base: a file cut
+    // and a build on a base are not cached.
+    let no_cache = args.no_cache
+        || verify_with.is_some()
+        || args.granularity == Granularity::File
+        || args.base.is_some();
     let mut plan = RunPlan::minimize(
         args.run.settings(Some(BackendArg::Docker)),
         MinimizeSettings {
@@ -101,6 +131,7 @@ pub(super) fn run(args: MinimizeArgs) -> Result<u8, CliError> {
             tag: args.tag.clone(),
             keep_images: Some(args.build.keep_images()),
             granularity: args.granularity,
+            base: args.base.clone(),
         },
     );
     plan.no_cache = no_cache;
@@ -163,6 +194,12 @@ pub(super) fn run(args: MinimizeArgs) -> Result<u8, CliError> {
             added: &r.added,
             coverage: &r.coverage,
             trace_coverage_confidence: r.trace_coverage_confidence,
+            base: r.base.as_ref(),
+            dockerfile: r.dockerfile.as_deref(),
+            refused: &r.refused,
+            held_by_base: &r.held_by_base,
+            user: r.user.as_deref(),
+            suggested_base: r.suggested_base.as_ref(),
         })?;
     } else {
         outln!("{}", summary_markdown(&r).trim_end());

@@ -242,6 +242,15 @@ pub fn readiness_findings(blockers: &[Blocker]) -> Vec<Finding> {
                     format!("the image keeps {} with mode {mode}", json(path)),
                     Cause::Elsewhere,
                 ),
+                Blocker::WriteNeedsRoot { path, user } => (
+                    "write_needs_root",
+                    format!(
+                        "the app writes {} where the base's user {} may not",
+                        json(path),
+                        json(user)
+                    ),
+                    Cause::Elsewhere,
+                ),
             };
             Finding {
                 kind: kind.to_owned(),

@@ -52,13 +52,46 @@ impl Engine {
         opts: &BuildOptions,
         labels: &[(String, String)],
     ) -> Result<String, EngineError> {
+        let digest = self.build_context(repo_root, None, opts, labels)?;
+        let tag = format!("{TRACE_IMAGES}:{}", &digest[7..19]);
+        self.ok(self.spec().args(["tag", &digest, &tag]))?;
+        if let Some((_, repository)) = labels.iter().find(|(k, _)| k == REPOSITORY_LABEL) {
+            self.tidy_images(TRACE_IMAGES, repository, opts.keep_images.max(1), &digest);
+        }
+        Ok(digest)
+    }
+
+    /// Build `dockerfile` (bytes of ours, not the repository's) with the
+    /// repository at `repo_root` as its context, as `docker build -f FILE
+    /// REPO` would, with `labels`; returns the image id. Untagged: the
+    /// caller names it.
+    pub fn build_dockerfile(
+        &self,
+        repo_root: &Path,
+        dockerfile: &[u8],
+        opts: &BuildOptions,
+        labels: &[(String, String)],
+    ) -> Result<String, EngineError> {
+        self.build_context(repo_root, Some(dockerfile), opts, labels)
+    }
+
+    fn build_context(
+        &self,
+        repo_root: &Path,
+        dockerfile: Option<&[u8]>,
+        opts: &BuildOptions,
+        labels: &[(String, String)],
+    ) -> Result<String, EngineError> {
+        // Never a name the repository's files take: `.codegenie/` is not sent.
+        const OURS: &str = ".codegenie/Dockerfile.minimal";
         let tmp = tempfile::tempdir().map_err(|e| EngineError::Command {
             command: "build".into(),
             detail: format!("temp dir: {e}"),
         })?;
         let iid = tmp.path().join("iid");
         let tar_path = tmp.path().join("context.tar");
-        let packed = context::write_context_tar(repo_root, &tar_path)
+        let extra: Vec<(&str, &[u8])> = dockerfile.iter().map(|d| (OURS, *d)).collect();
+        let packed = context::write_context_tar_with(repo_root, &tar_path, &extra)
             .map_err(|e| EngineError::Context(Arc::new(e)))?;
         tracing::debug!(
             entries = packed.entries,
@@ -71,6 +104,9 @@ impl Engine {
             .arg("-q")
             .arg("--iidfile")
             .arg(&iid);
+        if dockerfile.is_some() {
+            spec = spec.args(["-f", OURS]);
+        }
         if opts.network == BuildNetwork::None {
             spec = spec.args(["--network", "none"]);
         }
@@ -111,11 +147,6 @@ impl Engine {
                 command: "build --iidfile".into(),
                 detail: format!("`{digest}` is not an image digest"),
             });
-        }
-        let tag = format!("{TRACE_IMAGES}:{}", &digest[7..19]);
-        self.ok(self.spec().args(["tag", &digest, &tag]))?;
-        if let Some((_, repository)) = labels.iter().find(|(k, _)| k == REPOSITORY_LABEL) {
-            self.tidy_images(TRACE_IMAGES, repository, opts.keep_images.max(1), &digest);
         }
         Ok(digest)
     }

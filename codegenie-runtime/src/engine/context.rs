@@ -291,12 +291,32 @@ pub struct ContextSummary {
 /// followed; sockets, fifos and devices are left out; owners are 0:0 as the
 /// Docker CLI sends them; modes and mtimes are kept.
 pub fn write_context_tar(root: &Path, dest: &Path) -> Result<ContextSummary, BuildContextError> {
+    write_context_tar_with(root, dest, &[])
+}
+
+/// [`write_context_tar`] with `extra` files (path in the context, bytes)
+/// added after the repository's: a Dockerfile of ours, under `.codegenie/`,
+/// which the repository's own files never use.
+pub fn write_context_tar_with(
+    root: &Path,
+    dest: &Path,
+    extra: &[(&str, &[u8])],
+) -> Result<ContextSummary, BuildContextError> {
     let ignore = DockerIgnore::load(root)?;
     let file = File::create(dest).map_err(io(dest))?;
     let mut tar = tar::Builder::new(BufWriter::with_capacity(256 * 1024, file));
     tar.follow_symlinks(false);
     let mut summary = ContextSummary::default();
     pack_dir(&mut tar, root, "", &ignore, &mut summary)?;
+    for (name, bytes) in extra {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_mode(0o644);
+        h.set_size(bytes.len() as u64);
+        tar.append_data(&mut h, name, *bytes).map_err(io(dest))?;
+        summary.entries += 1;
+        summary.content_bytes += bytes.len() as u64;
+    }
     let w = tar.into_inner().map_err(io(dest))?;
     w.into_inner()
         .map_err(|e| io(dest)(e.into_error()))?

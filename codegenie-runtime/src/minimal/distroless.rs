@@ -66,6 +66,14 @@ pub enum Blocker {
         /// Its mode, in octal (`4755`).
         mode: String,
     },
+    /// The app wrote where the base's non-root user may not (a root-owned
+    /// folder): the minimal image keeps the original's user.
+    WriteNeedsRoot {
+        /// The file written.
+        path: String,
+        /// The user that could not write it.
+        user: String,
+    },
 }
 
 /// One [`Blocker::Setuid`] per kept file of `kept` (path → mode) whose mode
@@ -91,6 +99,7 @@ impl Blocker {
             Blocker::WriteOutsideTmp { .. } => "write_outside_tmp",
             Blocker::TlsTrustUnobserved { .. } => "tls_trust_unobserved",
             Blocker::Setuid { .. } => "setuid",
+            Blocker::WriteNeedsRoot { .. } => "write_needs_root",
         }
     }
 
@@ -119,6 +128,9 @@ impl Blocker {
             Blocker::TlsTrustUnobserved { detail } => vec![format!("detail: {detail}")],
             Blocker::Setuid { path, mode } => {
                 vec![format!("path: {path}"), format!("mode: {mode}")]
+            }
+            Blocker::WriteNeedsRoot { path, user } => {
+                vec![format!("path: {path}"), format!("user: {user}")]
             }
         }
     }
@@ -344,12 +356,13 @@ fn dockerfile(
     let mut argv: Vec<String> = config.entrypoint.clone().unwrap_or_default();
     argv.extend(config.cmd.clone().unwrap_or_default());
     let mut d = String::from(
-        "# Proposed by codegenie from runtime evidence: review it, then build and\n\
-         # run the same scenarios on it (`codegenie trace` with this Dockerfile).\n\
+        "# Proposed by codegenie from runtime evidence, not built nor verified: run\n\
+         # `codegenie minimize --base IMAGE` for a Dockerfile that is both.\n\
          FROM original-image AS app\n",
     );
+    let json = |v: &str| serde_json::to_string(v).unwrap_or_else(|_| "\"\"".into());
     if node {
-        d.push_str("# Pick the Node.js major version the app runs on.\nFROM gcr.io/distroless/nodejs20-debian12\n");
+        d.push_str("# Pick the Node.js major version the app runs on.\nFROM gcr.io/distroless/nodejs22-debian13\n");
         // The base's entrypoint is node itself: CMD holds node's arguments.
         if argv
             .first()
@@ -358,16 +371,27 @@ fn dockerfile(
             argv.remove(0);
         }
     } else {
-        d.push_str("FROM gcr.io/distroless/base-debian12\n");
+        d.push_str("FROM gcr.io/distroless/base-debian13\n");
     }
+    // Values from the image go through JSON or a charset check, never raw.
     for dir in app_dirs.keys() {
-        d.push_str(&format!("COPY --from=app {dir} {dir}\n"));
+        let arr = serde_json::to_string(&[dir, dir]).unwrap_or_else(|_| "[]".into());
+        d.push_str(&format!("COPY --from=app {arr}\n"));
     }
-    if !config.working_dir.is_empty() {
-        d.push_str(&format!("WORKDIR {}\n", config.working_dir));
+    let wd = &config.working_dir;
+    if !wd.is_empty() {
+        if super::recipe::workdir_ok(wd) {
+            d.push_str(&format!("WORKDIR {wd}\n"));
+        } else {
+            d.push_str(&format!("# refused: WORKDIR {}\n", json(wd)));
+        }
     }
     for port in config.exposed_ports.iter().flat_map(|p| p.keys()) {
-        d.push_str(&format!("EXPOSE {port}\n"));
+        if super::recipe::port_ok(port) {
+            d.push_str(&format!("EXPOSE {port}\n"));
+        } else {
+            d.push_str(&format!("# refused: EXPOSE {}\n", json(port)));
+        }
     }
     d.push_str("USER nonroot\n");
     let json = serde_json::to_string(&argv).unwrap_or_else(|_| "[]".into());
@@ -472,7 +496,7 @@ mod tests {
         assert!(ready.distroless_needs.tzdata && ready.distroless_needs.passwd);
         let d = &ready.proposed_dockerfile;
         assert!(d.contains("FROM gcr.io/distroless/nodejs"), "{d}");
-        assert!(d.contains("COPY --from=app /app /app"), "{d}");
+        assert!(d.contains(r#"COPY --from=app ["/app","/app"]"#), "{d}");
         assert!(d.contains("CMD [\"/app/server.js\"]"), "{d}");
         assert!(!d.contains("/bin/sh"), "{d}");
     }

@@ -37,7 +37,44 @@ pub struct ImageIndex {
     /// Every entry other than a folder whose mode has the setuid or setgid
     /// bit, with that mode (permission bits only).
     pub setid: BTreeMap<String, u32>,
+    /// Every entry's owner and permission bits, by path.
+    pub owners: BTreeMap<String, Owner>,
+    /// The blake3 digest of every regular file's contents, when the index
+    /// was asked for them ([`index_image_hashed`]): a base holds a file
+    /// when it holds the same bytes at the same path.
+    pub digests: BTreeMap<String, blake3::Hash>,
 }
+
+/// An entry's owner and permission bits, as its tar header gives them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Owner {
+    /// Numeric user id.
+    pub uid: u64,
+    /// Numeric group id.
+    pub gid: u64,
+    /// Permission bits (`0o7777` of the mode).
+    pub mode: u32,
+}
+
+impl Owner {
+    /// Whether a process of user `uid` (in no extra group but `gid`) may
+    /// create files in this folder: owner, group or other write bit.
+    pub fn writable_by(&self, uid: u64, gid: u64) -> bool {
+        uid == 0
+            || (self.uid == uid && self.mode & 0o200 != 0)
+            || (self.gid == gid && self.mode & 0o020 != 0)
+            || self.mode & 0o002 != 0
+    }
+}
+
+/// System files the index captures too: the accounts a base offers (its
+/// non-root user) and the release it is built from.
+pub const SYSTEM_FILES: &[&str] = &[
+    "/etc/passwd",
+    "/etc/group",
+    "/etc/os-release",
+    "/usr/lib/os-release",
+];
 
 /// The setuid and setgid bits of a mode.
 pub const SETID_BITS: u32 = 0o6000;
@@ -100,11 +137,26 @@ pub fn index_image(path: &Path) -> Result<ImageIndex, ImageFsError> {
     index_image_capped(path, MAX_CAPTURED_FILE_BYTES, MAX_CAPTURED_TOTAL_BYTES)
 }
 
+/// [`index_image`] with the digest of every regular file's contents (what
+/// comparing an image with a base needs; it reads every byte once).
+pub fn index_image_hashed(path: &Path) -> Result<ImageIndex, ImageFsError> {
+    index_image_with(path, MAX_CAPTURED_FILE_BYTES, MAX_CAPTURED_TOTAL_BYTES, true)
+}
+
 /// [`index_image`] with other caps (per file, total).
 pub fn index_image_capped(
     path: &Path,
     max_file: u64,
     max_total: u64,
+) -> Result<ImageIndex, ImageFsError> {
+    index_image_with(path, max_file, max_total, false)
+}
+
+fn index_image_with(
+    path: &Path,
+    max_file: u64,
+    max_total: u64,
+    hash: bool,
 ) -> Result<ImageIndex, ImageFsError> {
     let err = io(path);
     let mut archive = tar::Archive::new(BufReader::new(File::open(path).map_err(&err)?));
@@ -127,10 +179,25 @@ pub fn index_image_capped(
         if node != Node::Dir && mode & SETID_BITS != 0 {
             index.setid.insert(name.clone(), mode);
         }
+        let header = entry.header();
+        index.owners.insert(
+            name.clone(),
+            Owner {
+                uid: header.uid().unwrap_or(0),
+                gid: header.gid().unwrap_or(0),
+                mode,
+            },
+        );
         if node == Node::File {
             let size = entry.size();
+            // A later entry of the same name replaces the earlier one.
+            index.digests.remove(&name);
             index.sizes.insert(name.clone(), size);
-            if is_database_file(&name) || is_captured_metadata(&name) || is_app_manifest(&name) {
+            if is_database_file(&name)
+                || is_captured_metadata(&name)
+                || is_app_manifest(&name)
+                || SYSTEM_FILES.contains(&name.as_str())
+            {
                 let cap = if size > max_file {
                     Some(max_file)
                 } else if total + size > max_total {
@@ -149,9 +216,19 @@ pub fn index_image_capped(
                             .read_to_end(&mut bytes)
                             .map_err(&err)?;
                         total += bytes.len() as u64;
+                        if hash {
+                            index
+                                .digests
+                                .insert(name.clone(), blake3::hash(&bytes));
+                        }
                         index.captured.files.insert(name.clone(), bytes);
                     }
                 }
+            }
+            if hash && !index.digests.contains_key(&name) {
+                let mut h = blake3::Hasher::new();
+                std::io::copy(&mut (&mut entry).take(size), &mut h).map_err(&err)?;
+                index.digests.insert(name.clone(), h.finalize());
             }
         }
         index.tree.insert(name, node);

@@ -21,10 +21,12 @@ use crate::runtime_trace::scenarios::ScenarioFile;
 use crate::runtime_trace::{RunId, RuntimeTraceSlice, TraceError, TraceSettings, PROBE_NAME};
 use crate::{register_probe, DeclaredInput};
 
+use super::base::BaseRef;
 use super::distroless::{Blocker, DistrolessFit, DistrolessNeeds};
+use super::recipe::Refusal;
 use super::units::{Added, Coverage, Fallback, Granularity};
 use super::verify::{compare, ScenarioComparison, Verification};
-use super::{build_minimal_image, EvidencePaths, MinimizeError};
+use super::{build_minimal_image, build_on_base, EvidencePaths, MinimizeError};
 use crate::runtime_trace::slice::TraceCoverageConfidence;
 
 /// The probe's name, and its output's file name.
@@ -48,6 +50,9 @@ pub struct MinimizeSettings {
     pub keep_images: Option<usize>,
     /// How finely the image is cut (default: units).
     pub granularity: Granularity,
+    /// The base to build on with the Dockerfile handed over
+    /// (`minimize --base`); `None`: the import of the cut filesystem.
+    pub base: Option<String>,
 }
 
 /// Original and minimal image sizes.
@@ -114,6 +119,99 @@ pub struct MinimalImageReport {
     /// The trace's coverage confidence, copied from its slice.
     #[serde(default)]
     pub trace_coverage_confidence: Option<TraceCoverageConfidence>,
+    /// The base the image was built on (`--base`), with its id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<BaseRef>,
+    /// Where the Dockerfile that built it is, relative to the repository
+    /// (`--base`: byte for byte the file that built the verified image).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dockerfile: Option<String>,
+    /// Config lines the Dockerfile does not set, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<Refusal>,
+    /// Kept packages the base already holds (`name version`), not added.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held_by_base: Vec<String>,
+    /// The user the image runs as (`--base`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Which maintained base fits, from the evidence (when `--base` is not given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suggested_base: Option<BaseSuggestion>,
+}
+
+/// Where the handed-over Dockerfile is written, relative to the repository.
+pub const DOCKERFILE_PATH: &str = ".codegenie/context/raw/Dockerfile.distroless";
+
+/// A base family that fits the evidence, with current names.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BaseSuggestion {
+    /// `static`, `base`, `cc`, or a language image (`nodejs`, `python3`, `java`).
+    pub family: String,
+    /// Current image names of that family.
+    pub images: Vec<String>,
+    /// Why, from the evidence.
+    pub why: String,
+    /// A release difference to know about (`the original is Debian 12`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_note: Option<String>,
+}
+
+/// The base family the evidence of `slice` fits: a language runtime that
+/// ran, else the C++ runtime or any shared library mapped, else static.
+pub fn suggest_base(slice: &RuntimeTraceSlice, debian_release: Option<&str>) -> BaseSuggestion {
+    let ran = |names: &[&str]| {
+        slice.binaries_executed.iter().find(|b| {
+            let base = b.rsplit('/').next().unwrap_or(b);
+            names.iter().any(|n| base == *n || base.starts_with(&format!("{n}.")))
+        })
+    };
+    let mapped = |prefix: &str| {
+        slice
+            .shared_libs_loaded
+            .iter()
+            .find(|l| l.rsplit('/').next().unwrap_or(l).starts_with(prefix))
+    };
+    let (family, images, why): (&str, Vec<&str>, String) = if let Some(b) = ran(&["node", "nodejs"]) {
+        (
+            "nodejs",
+            vec!["gcr.io/distroless/nodejs22-debian13", "gcr.io/distroless/nodejs24-debian13"],
+            format!("{b} ran; pick the major version the app runs on"),
+        )
+    } else if let Some(b) = ran(&["python3", "python"]) {
+        (
+            "python3",
+            vec!["gcr.io/distroless/python3-debian13"],
+            format!("{b} ran"),
+        )
+    } else if let Some(b) = ran(&["java"]) {
+        (
+            "java",
+            vec!["gcr.io/distroless/java21-debian13"],
+            format!("{b} ran"),
+        )
+    } else if let Some(l) = mapped("libstdc++") {
+        ("cc", vec!["gcr.io/distroless/cc-debian13"], format!("{l} was mapped"))
+    } else if let Some(l) = slice.shared_libs_loaded.iter().next() {
+        ("base", vec!["gcr.io/distroless/base-debian13"], format!("{l} was mapped"))
+    } else {
+        (
+            "static",
+            vec!["gcr.io/distroless/static-debian13"],
+            "no shared library was mapped".to_owned(),
+        )
+    };
+    let release_note = debian_release.filter(|r| *r != "13").map(|r| {
+        format!(
+            "the original is Debian {r}; these bases are Debian 13, whose libraries differ: run `minimize --base` on the one you pick to verify it (Google builds no Debian 12 language images, and its Debian 12 static/base/cc images are past their end of life)"
+        )
+    });
+    BaseSuggestion {
+        family: family.to_owned(),
+        images: images.into_iter().map(str::to_owned).collect(),
+        why,
+        release_note,
+    }
 }
 
 /// Why the minimal-image probe could not run.
@@ -300,14 +398,30 @@ pub fn minimal_image(
         None => None,
     };
     let keep = settings.keep_images.unwrap_or(KEEP_IMAGES);
-    let minimal = build_minimal_image(
-        &engine,
-        &original,
-        &evidence,
-        &scratch,
-        keep,
-        settings.granularity,
-    )?;
+    let on_base = match &settings.base {
+        Some(base) => Some(build_on_base(
+            &engine,
+            repo.root(),
+            &original,
+            &evidence,
+            &scratch,
+            keep,
+            settings.granularity,
+            base,
+        )?),
+        None => None,
+    };
+    let minimal = match &on_base {
+        Some(b) => b.image.clone(),
+        None => build_minimal_image(
+            &engine,
+            &original,
+            &evidence,
+            &scratch,
+            keep,
+            settings.granularity,
+        )?,
+    };
     if let Some(tag) = &settings.tag {
         engine.tag(&minimal.image_id, tag)?;
     }
@@ -331,6 +445,19 @@ pub fn minimal_image(
     ready
         .blockers
         .extend(super::distroless::setuid_blockers(&minimal.setid));
+    if let Some(b) = &on_base {
+        let user = b.nonroot.clone().unwrap_or_default();
+        for path in &b.root_writes {
+            ready.blockers.push(Blocker::WriteNeedsRoot {
+                path: path.clone(),
+                user: user.clone(),
+            });
+        }
+        // The image runs as the base's user: the original's root is no blocker.
+        if b.user.as_deref().is_some_and(|u| !super::base::is_root(u)) {
+            ready.blockers.retain(|x| !matches!(x, Blocker::RootUser { .. }));
+        }
+    }
     let mut missing = main.missing.clone();
     missing.extend(verify_with.iter().flat_map(|v| v.missing.iter().cloned()));
     let report = MinimalImageReport {
@@ -350,13 +477,27 @@ pub fn minimal_image(
         entries: minimal.entries,
         blockers: ready.blockers,
         distroless_needs: ready.distroless_needs,
-        proposed_dockerfile: ready.proposed_dockerfile,
+        proposed_dockerfile: match &on_base {
+            Some(b) => b.dockerfile.clone(),
+            None => ready.proposed_dockerfile,
+        },
         granularity: minimal.granularity,
         verified_scope: minimal.granularity.verified_scope().to_owned(),
         granularity_fallback: minimal.fallbacks,
         added: minimal.added,
         coverage: minimal.coverage,
         trace_coverage_confidence: Some(slice.trace_coverage_confidence),
+        base: on_base.as_ref().map(|b| b.base.clone()),
+        dockerfile: on_base.as_ref().map(|_| DOCKERFILE_PATH.to_owned()),
+        refused: on_base.as_ref().map(|b| b.refused.clone()).unwrap_or_default(),
+        held_by_base: on_base
+            .as_ref()
+            .map(|b| b.held_packages.clone())
+            .unwrap_or_default(),
+        user: on_base.as_ref().and_then(|b| b.user.clone()),
+        suggested_base: on_base
+            .is_none()
+            .then(|| suggest_base(&slice, minimal.debian_release.as_deref())),
     };
     // A verification run cut short by the environment proves nothing either way.
     let not_cacheable = on_minimal
@@ -365,7 +506,12 @@ pub fn minimal_image(
         .any(|s| matches!(s.outcome, ScenarioOutcome::Skipped(_)))
         .then(|| "a verification scenario was skipped".to_owned());
     let summary = summary_markdown(&report);
-    let dockerfile = report.proposed_dockerfile.clone().into_bytes();
+    // With a base, the file that built the verified image; without, the
+    // proposal (unverified).
+    let dockerfile = match &on_base {
+        Some(b) => b.dockerfile.clone().into_bytes(),
+        None => report.proposed_dockerfile.clone().into_bytes(),
+    };
     let confidence = if report.verified {
         Confidence::High
     } else {
@@ -411,13 +557,14 @@ pub fn summary_markdown(r: &MinimalImageReport) -> String {
             None => c.minimal.clone(),
         };
         let missing: Vec<&str> = c.missing.iter().map(String::as_str).collect();
-        s.push_str(&format!(
-            "| {} | {} | {} | {} |\n",
+        s.push_str(&one_line(&format!(
+            "| {} | {} | {} | {} |",
             c.name,
             c.original,
             minimal,
             missing.join(", ")
-        ));
+        )));
+        s.push('\n');
     }
     if !r.link_loops.is_empty() {
         s.push_str(&format!(
@@ -461,8 +608,11 @@ pub fn summary_markdown(r: &MinimalImageReport) -> String {
             Blocker::Setuid { path, mode } => {
                 format!("setuid/setgid file kept: `{path}` (mode {mode})")
             }
+            Blocker::WriteNeedsRoot { path, user } => {
+                format!("write needs root: `{path}` (the base's user `{user}` may not write it)")
+            }
         };
-        s.push_str(&format!("- {line}\n"));
+        s.push_str(&format!("- {}\n", one_line(&line)));
     }
     let n = &r.distroless_needs;
     s.push_str("\n## What a distroless base would need added\n\n");
@@ -473,11 +623,74 @@ pub fn summary_markdown(r: &MinimalImageReport) -> String {
         if n.tzdata { "yes" } else { "no" },
         if n.passwd { "yes" } else { "no" },
     ));
-    s.push_str(&format!(
-        "\n## Proposed Dockerfile\n\n```dockerfile\n{}```\n",
-        r.proposed_dockerfile
-    ));
+    match (&r.base, &r.dockerfile) {
+        (Some(base), Some(path)) => {
+            s.push_str(&format!(
+                "\n## Dockerfile\n\n- built and verified: `{path}` ({} lines): `docker build --network=none -f {path} .`\n- base: {} ({})\n- user: {}\n",
+                r.proposed_dockerfile.lines().count(),
+                code(&base.reference),
+                if base.id.is_empty() { "empty" } else { &base.id },
+                r.user.as_deref().map(code).unwrap_or_else(|| "the original's".to_owned()),
+            ));
+            if !r.held_by_base.is_empty() {
+                s.push_str(&format!(
+                    "- packages the base already holds (not added): {}\n",
+                    r.held_by_base.join(", ")
+                ));
+            }
+            for f in &r.refused {
+                s.push_str(&format!(
+                    "- not written: {} {}: {}\n",
+                    f.instruction,
+                    code(&f.what),
+                    f.reason
+                ));
+            }
+        }
+        _ => {
+            if let Some(b) = &r.suggested_base {
+                s.push_str(&format!(
+                    "\n## Base\n\n- fits: {} ({}): {}\n",
+                    b.family,
+                    b.images.iter().map(|i| code(i)).collect::<Vec<_>>().join(", "),
+                    b.why
+                ));
+                if let Some(n) = &b.release_note {
+                    s.push_str(&format!("- {n}\n"));
+                }
+            }
+            s.push_str(&format!(
+                "\n## Proposed Dockerfile (not built: run with `--base` for a verified one)\n\n```dockerfile\n{}```\n",
+                r.proposed_dockerfile
+            ));
+        }
+    }
     s
+}
+
+/// `line` with every control character escaped (`\n`, `\u{1b}`): one
+/// markdown line, whatever a path or an argv held.
+fn one_line(line: &str) -> String {
+    line.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// A value from the image or the evidence as a code span, or as a JSON
+/// string when it holds a backtick or a control character (a newline
+/// would start a line of its own).
+fn code(v: &str) -> String {
+    if v.chars().any(|c| c == '`' || c.is_control()) {
+        serde_json::to_string(v).unwrap_or_default()
+    } else {
+        format!("`{v}`")
+    }
 }
 
 /// The units section: granularity, what was kept whole and why, what fell
@@ -506,30 +719,36 @@ fn units_markdown(r: &MinimalImageReport) -> String {
             "- never read (add a scenario that reaches them): {}\n",
             c.never_read
                 .iter()
-                .map(|p| format!("`{p}`"))
+                .map(|p| code(p))
                 .collect::<Vec<_>>()
                 .join(", ")
         ));
     }
     for f in &r.granularity_fallback {
-        s.push_str(&format!("- kept as files: `{}`: {}\n", f.scope, f.reason));
+        s.push_str(&one_line(&format!("- kept as files: {}: {}", code(&f.scope), f.reason)));
+        s.push('\n');
     }
     if !r.added.packages.is_empty() {
         s.push_str("\n| package | kind | files | bytes | why |\n|---|---|---|---|---|\n");
         for p in &r.added.packages {
-            s.push_str(&format!(
-                "| {} {} | {:?} | {} | {} | {} |\n",
+            s.push_str(&one_line(&format!(
+                "| {} {} | {:?} | {} | {} | {} |",
                 p.name, p.version, p.kind, p.files, p.bytes, p.reason
-            ));
+            )));
+            s.push('\n');
         }
     }
     if !r.added.trees.is_empty() {
         s.push_str("\n| app tree | files | bytes | why |\n|---|---|---|---|\n");
         for t in &r.added.trees {
-            s.push_str(&format!(
-                "| `{}` | {} | {} | {} |\n",
-                t.path, t.files, t.bytes, t.reason
-            ));
+            s.push_str(&one_line(&format!(
+                "| {} | {} | {} | {} |",
+                code(&t.path),
+                t.files,
+                t.bytes,
+                t.reason
+            )));
+            s.push('\n');
         }
     }
     s.push_str(&format!(
@@ -545,7 +764,7 @@ fn list(items: &BTreeSet<String>) -> String {
     } else {
         items
             .iter()
-            .map(|i| format!("`{i}`"))
+            .map(|i| code(i))
             .collect::<Vec<_>>()
             .join(", ")
     }

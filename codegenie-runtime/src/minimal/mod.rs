@@ -10,17 +10,21 @@
 //! - [`image_fs`]: the image's tar stream indexed (with the database
 //!   contents) and filtered;
 //! - [`build_minimal_image`]: export, cut, import with the original config;
+//! - [`base`] and [`recipe`]: [`build_on_base`], the units the base lacks,
+//!   built by the Dockerfile handed over (`minimize --base`);
 //! - [`verify`]: the same scenarios on both images, compared;
 //! - [`distroless`]: blockers for a distroless base, what it would need;
 //! - [`minimize`]: `MinimalImageProbe`, all of it as a `runs_last` probe.
 
 pub mod app_tree;
+pub mod base;
 pub mod closure;
 pub mod distroless;
 pub mod image_fs;
 pub mod lang;
 pub mod minimize;
 pub mod packages;
+pub mod recipe;
 pub mod units;
 pub mod verify;
 
@@ -215,6 +219,30 @@ pub enum MinimizeError {
     /// The evidence does not name the entrypoint: there is nothing to run.
     #[error("the evidence names no executed binary (did the trace run?)")]
     NoEvidence,
+    /// The base is not in the engine (nothing is pulled).
+    #[error("the base {base:?} is not in the engine: pull or build it first (codegenie pulls nothing)")]
+    NoBase {
+        /// The reference given.
+        base: String,
+    },
+    /// The original image has no `tar` for the pick stage.
+    #[error("the original image has no tar (/usr/bin/tar, /bin/tar or /bin/busybox): the Dockerfile's pick stage needs one to take the units out of it")]
+    NoTar,
+    /// A kept entry cannot go onto the base.
+    #[error(transparent)]
+    LinkConflict(#[from] base::LinkConflict),
+    /// The repository's Dockerfile cannot be read.
+    #[error("cannot read {path}")]
+    Dockerfile {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The Dockerfile cannot be written.
+    #[error(transparent)]
+    Recipe(#[from] recipe::RecipeError),
 }
 
 /// A minimal image built from an original one.
@@ -249,6 +277,287 @@ pub struct MinimalImage {
     pub fallbacks: Vec<Fallback>,
     /// How much of the app's own trees the evidence reached.
     pub coverage: Coverage,
+    /// The Debian release of the original (`12`), from its `os-release`.
+    pub debian_release: Option<String>,
+}
+
+/// A minimal image built on a base by the Dockerfile handed over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OnBase {
+    /// The image, as [`build_minimal_image`] describes one.
+    pub image: MinimalImage,
+    /// The base.
+    pub base: base::BaseRef,
+    /// The base's Debian release, when it says.
+    pub base_release: Option<String>,
+    /// The Dockerfile that built it, byte for byte.
+    pub dockerfile: String,
+    /// Config lines the Dockerfile does not set, and why.
+    pub refused: Vec<recipe::Refusal>,
+    /// Kept packages the base already holds (`name version`): not added.
+    pub held_packages: Vec<String>,
+    /// The user it runs as (`None`: the original's).
+    pub user: Option<String>,
+    /// The base's non-root user, used or not.
+    pub nonroot: Option<String>,
+    /// Files the app wrote where the base's non-root user may not: root is
+    /// kept for them.
+    pub root_writes: Vec<String>,
+}
+
+/// Writes a non-root user may fail without harm: Python's bytecode cache
+/// (the interpreter runs from source when it cannot write it).
+fn optional_write(path: &str) -> bool {
+    path.contains("/__pycache__/") || path.ends_with(".pyc")
+}
+
+/// The `tar` of an image, as the pick stage runs it.
+fn tar_program(tree: &closure::Tree) -> Option<recipe::TarProgram> {
+    let argv = |v: &[&str]| recipe::TarProgram {
+        argv: v.iter().map(|s| s.to_string()).collect(),
+    };
+    for named in ["/usr/bin/tar", "/bin/tar"] {
+        let mut path = named.to_owned();
+        for _ in 0..40 {
+            let Some(real) = closure::resolve_parents(tree, &path) else {
+                break;
+            };
+            match tree.get(&real) {
+                Some(closure::Node::Symlink(t)) => {
+                    let dir = real.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+                    path = if t.starts_with('/') {
+                        closure::normalize(t)
+                    } else {
+                        closure::normalize(&format!("{dir}/{t}"))
+                    };
+                }
+                Some(closure::Node::File | closure::Node::Hardlink(_)) => {
+                    return Some(if real.ends_with("/busybox") {
+                        argv(&[&real, "tar"])
+                    } else {
+                        argv(&[named])
+                    });
+                }
+                _ => break,
+            }
+        }
+    }
+    matches!(tree.get("/bin/busybox"), Some(closure::Node::File)).then(|| argv(&["/bin/busybox", "tar"]))
+}
+
+/// Build (or reuse) the minimal image of `original` (built from the
+/// repository at `repo_root`) on `base_ref`: the units of `evidence` at
+/// `granularity` that the base lacks, taken out of the repository's own
+/// last stage by a pick stage and copied onto the base in one layer, by a
+/// Dockerfile ([`recipe`]) built with the repository as its context and
+/// `--network=none`. Of the repository's minimal images, the newest `keep`
+/// stay.
+#[allow(clippy::too_many_arguments)]
+pub fn build_on_base(
+    engine: &Engine,
+    repo_root: &Path,
+    original: &str,
+    evidence: &EvidencePaths,
+    scratch: &Path,
+    keep: usize,
+    granularity: Granularity,
+    base_ref: &str,
+) -> Result<OnBase, MinimizeError> {
+    if evidence.named.is_empty() {
+        return Err(MinimizeError::NoEvidence);
+    }
+    if !recipe::base_ok(base_ref) {
+        return Err(recipe::RecipeError::BadBase {
+            base: base_ref.to_owned(),
+        }
+        .into());
+    }
+    let dockerfile_path = repo_root.join("Dockerfile");
+    let repository_dockerfile =
+        std::fs::read_to_string(&dockerfile_path).map_err(|source| MinimizeError::Dockerfile {
+            path: dockerfile_path.clone(),
+            source,
+        })?;
+    let base = base::Base::load(engine, base_ref, scratch)?;
+    let work = tempfile::Builder::new()
+        .prefix("minimal-")
+        .tempdir_in(scratch)
+        .map_err(|source| MinimizeError::Scratch {
+            path: scratch.to_owned(),
+            source,
+        })?;
+    let export = work.path().join("original.tar");
+    engine.export_filesystem(original, &export)?;
+    let index = image_fs::index_image_hashed(&export)?;
+    drop(work);
+    let units = unit_closure(&index, evidence, granularity, &UnitLimits::default());
+    let delta = base::delta(
+        &index,
+        &units.closure.keep,
+        &units.added,
+        &evidence.named,
+        &base,
+    )?;
+    let tar = tar_program(&index.tree).ok_or(MinimizeError::NoTar)?;
+    let config = engine.image_config(original)?;
+
+    // The base's non-root user, unless a write needs root.
+    let nonroot = base.nonroot_user();
+    let mut user = nonroot.clone();
+    let mut root_writes = Vec::new();
+    if let Some(u) = &user {
+        let (uid, gid) = base.account(u).unwrap_or((65532, 65532));
+        for w in evidence.written.iter().filter(|w| !optional_write(w)) {
+            let norm = closure::normalize(w);
+            let folder = match norm.rsplit_once('/') {
+                Some(("", _)) | None => "/".to_owned(),
+                Some((d, _)) => d.to_owned(),
+            };
+            let owner_of = |p: &str| {
+                closure::resolve_parents(&index.tree, p).and_then(|r| index.owners.get(&r).copied())
+            };
+            let denied = match owner_of(&norm) {
+                // An existing file is written in place.
+                Some(o) if index.tree.get(&norm) == Some(&closure::Node::File) => {
+                    !o.writable_by(uid, gid)
+                }
+                _ => owner_of(&folder).is_some_and(|o| !o.writable_by(uid, gid)),
+            };
+            if denied {
+                root_writes.push(norm);
+            }
+        }
+        if !root_writes.is_empty() {
+            user = None;
+        }
+    }
+
+    let mut reasons = Vec::new();
+    let held: BTreeSet<&String> = delta.held_packages.iter().collect();
+    for p in &units.added.packages {
+        if !held.contains(&format!("{} {}", p.name, p.version)) {
+            reasons.push(p.comment());
+        }
+    }
+    for t in &units.added.trees {
+        reasons.push(format!(
+            "{}: app tree, {} files: {}",
+            t.path, t.files, t.reason
+        ));
+    }
+    for f in &units.added.files {
+        if delta.entries.contains(f) || delta.trees.iter().any(|t| f.starts_with(&format!("{t}/"))) {
+            reasons.push(format!("{f}: no unit holds it"));
+        }
+    }
+    let mut notes = vec![format!("base: {base_ref}")];
+    if !delta.held_packages.is_empty() {
+        notes.push(format!(
+            "the base already holds {} kept package(s): {}",
+            delta.held_packages.len(),
+            delta.held_packages.join(", ")
+        ));
+    }
+    let original_release = base::debian_release(&index);
+    let base_release = base.debian_release();
+    if let (Some(o), Some(b)) = (&original_release, &base_release) {
+        if o != b {
+            notes.push(format!(
+                "the original is Debian {o} and the base Debian {b}: the added packages are Debian {o}'s"
+            ));
+        }
+    }
+    let written = recipe::write(&recipe::RecipeInputs {
+        repository_dockerfile: &repository_dockerfile,
+        base: base_ref,
+        config: &config,
+        base_config: &base.config,
+        user: user.clone(),
+        tar,
+        trees: delta.trees.clone(),
+        entries: delta.entries.clone(),
+        reasons,
+        notes,
+    })?;
+    let mut tag_inputs: BTreeSet<String> = BTreeSet::new();
+    tag_inputs.insert(written.text.clone());
+    let base_id = base.id.clone().unwrap_or_default();
+    let tag = minimal_tag(original, &tag_inputs, &[base_id]);
+    let original_size_bytes = engine.image_size(original)?;
+    let repository = config
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(REPOSITORY_LABEL))
+        .cloned();
+    let (image_id, reused) = match engine.image_id(&tag)? {
+        Some(id) => (id, true),
+        None => {
+            let mut labels = vec![(MINIMAL_OF_LABEL.to_owned(), original.to_owned())];
+            if let Some(r) = &repository {
+                labels.push((REPOSITORY_LABEL.to_owned(), r.clone()));
+            }
+            let opts = crate::engine::BuildOptions {
+                network: crate::engine::BuildNetwork::None,
+                ..crate::engine::BuildOptions::default()
+            };
+            let id = engine.build_dockerfile(repo_root, written.text.as_bytes(), &opts, &labels)?;
+            engine.tag(&id, &tag)?;
+            (id, false)
+        }
+    };
+    if let Some(repository) = &repository {
+        engine.tidy_images(MINIMAL_REPOSITORY, repository, keep.max(1), &image_id);
+    }
+    let added_entries: BTreeSet<String> = delta
+        .entries
+        .iter()
+        .chain(&delta.trees)
+        .cloned()
+        .collect();
+    let setid = index
+        .setid
+        .iter()
+        .filter(|(p, _)| {
+            added_entries.contains(*p) || delta.trees.iter().any(|t| p.starts_with(&format!("{t}/")))
+        })
+        .map(|(p, m)| (p.clone(), *m))
+        .collect();
+    tracing::info!(
+        %tag,
+        reused,
+        base = base_ref,
+        trees = delta.trees.len(),
+        entries = delta.entries.len(),
+        held_packages = delta.held_packages.len(),
+        pick_runs = written.pick_runs,
+        "minimal_image_on_base"
+    );
+    Ok(OnBase {
+        image: MinimalImage {
+            size_bytes: engine.image_size(&image_id)?,
+            image_id,
+            tag,
+            original_size_bytes,
+            entries: units.closure.keep.len(),
+            absent: units.closure.absent,
+            link_loops: units.closure.link_loops,
+            setid,
+            reused,
+            granularity,
+            added: units.added,
+            fallbacks: units.fallbacks,
+            coverage: units.coverage,
+            debian_release: original_release,
+        },
+        base: base.reference(),
+        base_release,
+        dockerfile: written.text,
+        refused: written.refused,
+        held_packages: delta.held_packages,
+        user,
+        nonroot,
+        root_writes,
+    })
 }
 
 /// The entries of `keep` that `index` lists as setuid or setgid, with
@@ -305,6 +614,7 @@ pub fn build_minimal_image(
     let index = image_fs::index_image(&export)?;
     let units = unit_closure(&index, evidence, granularity, &UnitLimits::default());
     let setid = kept_setid(&index, &units.closure.keep);
+    let debian_release = base::debian_release(&index);
     drop(index);
     let closure = &units.closure;
     let config = engine.image_config(original)?;
@@ -349,5 +659,6 @@ pub fn build_minimal_image(
         added: units.added,
         fallbacks: units.fallbacks,
         coverage: units.coverage,
+        debian_release,
     })
 }

@@ -70,11 +70,16 @@ fn detail(r: &ScenarioResult) -> Option<String> {
     }
 }
 
+fn file_name(p: &str) -> &str {
+    p.rsplit('/').next().unwrap_or(p)
+}
+
 /// Compare the scenarios of `original` with the same-named ones of
 /// `minimal`. A path the minimal image lacked is missing when the original
 /// found it, unless the original also failed to find it in the same
-/// scenario (a lookup before a create, a search path) or wrote it there (the
-/// app creates it itself).
+/// scenario (a lookup before a create, a search path), wrote it there (the
+/// app creates it itself), or it is a shared library the minimal image's
+/// loader mapped from another folder of its search path.
 pub fn compare(original: &RuntimeTraceSlice, minimal: &RuntimeTraceSlice) -> Verification {
     let found = EvidencePaths::of(original).named;
     let mut v = Verification {
@@ -84,6 +89,12 @@ pub fn compare(original: &RuntimeTraceSlice, minimal: &RuntimeTraceSlice) -> Ver
     for o in &original.scenarios {
         let m = minimal.scenarios.iter().find(|m| m.name == o.name);
         let written = o.trace.as_ref().map(|t| &t.files_written);
+        // A library the loader found in another folder of its search path
+        // (`/usr/lib/...` on a base whose `/lib` is a folder, not a link).
+        let mapped: BTreeSet<&str> = m
+            .and_then(|m| m.trace.as_ref())
+            .map(|t| t.shared_libs_loaded.iter().map(|l| file_name(l)).collect())
+            .unwrap_or_default();
         let (excused, missing): (BTreeSet<String>, BTreeSet<String>) = m
             .map(|m| {
                 m.missing
@@ -93,7 +104,11 @@ pub fn compare(original: &RuntimeTraceSlice, minimal: &RuntimeTraceSlice) -> Ver
             })
             .unwrap_or_default()
             .into_iter()
-            .partition(|p| o.missing.contains(p) || written.is_some_and(|w| w.contains(p)));
+            .partition(|p| {
+                o.missing.contains(p)
+                    || written.is_some_and(|w| w.contains(p))
+                    || (file_name(p).contains(".so") && mapped.contains(file_name(p)))
+            });
         let completed_before = o.outcome == ScenarioOutcome::Completed;
         let completed_after = m.is_some_and(|m| m.outcome == ScenarioOutcome::Completed);
         if completed_before && (!completed_after || !missing.is_empty()) {
@@ -150,6 +165,25 @@ mod tests {
         });
         r.missing = set(missing);
         r
+    }
+
+    #[test]
+    fn a_library_the_loader_found_in_another_search_folder_is_not_a_miss() {
+        let done = || ScenarioOutcome::Completed;
+        let lib = "/lib/x86_64-linux-gnu/libz.so.1";
+        let original = slice(vec![result("startup", done(), &[lib], &[])]);
+        let on_base = |mapped: &[&str]| {
+            let mut r = result("startup", done(), &[], &[lib]);
+            r.trace.as_mut().unwrap().shared_libs_loaded = set(mapped);
+            slice(vec![r])
+        };
+        let v = compare(&original, &on_base(&["/usr/lib/x86_64-linux-gnu/libz.so.1"]));
+        assert!(v.verified, "{v:#?}");
+        assert_eq!(v.scenarios[0].excused, set(&[lib]));
+        // The control: nothing of that name was mapped: a miss.
+        let v = compare(&original, &on_base(&["/usr/lib/x86_64-linux-gnu/libc.so.6"]));
+        assert!(!v.verified);
+        assert_eq!(v.missing, set(&[lib]));
     }
 
     #[test]

@@ -1,0 +1,421 @@
+//! The base a minimal image is built on (`--base IMAGE`, default `scratch`;
+//! DESIGN §8, "Relative to a base"): its filesystem indexed with file
+//! digests, its package database, its config and its users; and what of
+//! the kept entries it already holds, so the Dockerfile adds only the rest.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::{Engine, ImageConfig};
+
+use super::closure::{resolve_parents, Node};
+use super::image_fs::{index_image_hashed, ImageIndex};
+use super::packages::{read_databases, PackageManager};
+use super::units::{Added, PackageKind};
+use super::MinimizeError;
+
+/// The reference that means an empty base.
+pub const SCRATCH: &str = "scratch";
+
+/// A base image, read.
+#[derive(Debug, Clone, Default)]
+pub struct Base {
+    /// As given (`gcr.io/distroless/cc-debian12:nonroot`, `scratch`).
+    pub reference: String,
+    /// Its image id (`None` for `scratch`).
+    pub id: Option<String>,
+    /// Its config.
+    pub config: ImageConfig,
+    /// Its filesystem (empty for `scratch`), with file digests.
+    pub index: ImageIndex,
+    /// Its dpkg or apk packages: name → version.
+    pub packages: BTreeMap<String, String>,
+}
+
+/// What the report says of the base.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BaseRef {
+    /// The reference given.
+    #[serde(rename = "ref")]
+    pub reference: String,
+    /// Its image id (empty for `scratch`).
+    pub id: String,
+}
+
+/// Files the evidence names that live in these folders at run time only:
+/// never taken from the original, never recursed into.
+const RUNTIME_DIRS: &[&str] = &["/", "/proc", "/sys", "/dev", "/etc", "/run", "/tmp", "/var/tmp"];
+
+impl Base {
+    /// The empty base.
+    pub fn scratch() -> Base {
+        Base {
+            reference: SCRATCH.to_owned(),
+            ..Base::default()
+        }
+    }
+
+    /// Read `reference` from `engine` (exported into `scratch`, indexed,
+    /// the export removed). Nothing is pulled: a base the engine lacks is
+    /// [`MinimizeError::NoBase`].
+    pub fn load(engine: &Engine, reference: &str, scratch: &Path) -> Result<Base, MinimizeError> {
+        if reference == SCRATCH {
+            return Ok(Base::scratch());
+        }
+        let id = engine
+            .image_id(reference)?
+            .ok_or_else(|| MinimizeError::NoBase {
+                base: reference.to_owned(),
+            })?;
+        let work = tempfile::Builder::new()
+            .prefix("base-")
+            .tempdir_in(scratch)
+            .map_err(|source| MinimizeError::Scratch {
+                path: scratch.to_owned(),
+                source,
+            })?;
+        let export = work.path().join("base.tar");
+        engine.export_filesystem(&id, &export)?;
+        let index = index_image_hashed(&export)?;
+        drop(work);
+        let config = engine.image_config(&id)?;
+        let packages = read_databases(&index.captured)
+            .packages
+            .into_iter()
+            .filter(|p| p.manager == PackageManager::Dpkg || p.manager == PackageManager::Apk)
+            .map(|p| (p.name, p.version))
+            .collect();
+        Ok(Base {
+            reference: reference.to_owned(),
+            id: Some(id),
+            config,
+            index,
+            packages,
+        })
+    }
+
+    /// The report's view.
+    pub fn reference(&self) -> BaseRef {
+        BaseRef {
+            reference: self.reference.clone(),
+            id: self.id.clone().unwrap_or_default(),
+        }
+    }
+
+    /// The user the minimal image runs as: the base's configured user when
+    /// it is not root, else the base's `nonroot` account (distroless
+    /// `:latest` images have one and run as root), else none (the
+    /// original's user stays).
+    pub fn nonroot_user(&self) -> Option<String> {
+        let u = self.config.user.trim();
+        if !u.is_empty() && !is_root(u) {
+            return Some(u.to_owned());
+        }
+        self.account("nonroot").map(|(uid, _)| uid.to_string())
+    }
+
+    /// The uid and gid of account `name` (or of a numeric uid) in the base's
+    /// `/etc/passwd`; a bare number is taken as it is.
+    pub fn account(&self, name: &str) -> Option<(u64, u64)> {
+        let user = name.split(':').next().unwrap_or(name);
+        let passwd = self.index.captured.files.get("/etc/passwd");
+        for line in passwd
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_default()
+            .lines()
+        {
+            let f: Vec<&str> = line.split(':').collect();
+            if f.len() >= 4 && (f[0] == user || f[2] == user) {
+                if let (Ok(uid), Ok(gid)) = (f[2].parse(), f[3].parse()) {
+                    return Some((uid, gid));
+                }
+            }
+        }
+        user.parse().ok().map(|uid| (uid, uid))
+    }
+
+    /// The Debian release the base is built from (`12`), from its
+    /// `os-release`.
+    pub fn debian_release(&self) -> Option<String> {
+        debian_release(&self.index)
+    }
+}
+
+/// Whether `user` is root (`""`, `root`, `0`, `0:0`).
+pub fn is_root(user: &str) -> bool {
+    matches!(user.split(':').next().unwrap_or(user), "" | "root" | "0")
+}
+
+/// The Debian release of an image (`12`), from its `os-release`.
+pub fn debian_release(index: &ImageIndex) -> Option<String> {
+    for f in ["/etc/os-release", "/usr/lib/os-release"] {
+        let Some(bytes) = index.captured.files.get(f) else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(bytes);
+        let field = |k: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(k))
+                .map(|v| v.trim_matches('"').to_owned())
+        };
+        if field("ID=").as_deref() == Some("debian") {
+            return field("VERSION_ID=");
+        }
+    }
+    None
+}
+
+/// The entries the Dockerfile adds on top of a base.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Delta {
+    /// Folders whose whole subtree (as the original holds it) is added.
+    pub trees: BTreeSet<String>,
+    /// Every other added entry.
+    pub entries: BTreeSet<String>,
+    /// Kept packages the base holds at the same version: `name version`.
+    pub held_packages: Vec<String>,
+    /// Kept non-folder entries the base holds (same bytes, same link).
+    pub held_entries: usize,
+    /// Links of the original where the base has a folder (`/lib` in a
+    /// merged-/usr original on an unmerged base): not added, the base's
+    /// folder stays.
+    pub folder_in_base: BTreeSet<String>,
+}
+
+/// Why a kept entry cannot go onto the base as it is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path} is a folder in the original and a symlink in the base ({target}): copying it would replace the base's link; pick a base with the same /usr layout")]
+pub struct LinkConflict {
+    /// The entry.
+    pub path: String,
+    /// The base's link target.
+    pub target: String,
+}
+
+/// What of `keep` (entries of `original`, whose units are `added`) the
+/// base lacks; `named` are the evidence's paths (a name through a link the
+/// base replaces by a folder is added at that name too).
+pub fn delta(
+    original: &ImageIndex,
+    keep: &BTreeSet<String>,
+    added: &Added,
+    named: &BTreeSet<String>,
+    base: &Base,
+) -> Result<Delta, LinkConflict> {
+    let tree = &original.tree;
+    let btree = &base.index.tree;
+    let mut out = Delta::default();
+    let mut held: BTreeSet<&String> = BTreeSet::new();
+    for p in &added.packages {
+        if matches!(p.kind, PackageKind::Dpkg | PackageKind::Apk)
+            && base.packages.get(&p.name) == Some(&p.version)
+        {
+            out.held_packages.push(format!("{} {}", p.name, p.version));
+            held.extend(&p.paths);
+        }
+    }
+    let mut add: BTreeSet<String> = BTreeSet::new();
+    for e in keep {
+        if e == "/" {
+            continue;
+        }
+        let Some(node) = tree.get(e) else { continue };
+        let in_base = resolve_parents(btree, e);
+        let bnode = in_base.as_ref().and_then(|p| btree.get(p));
+        // A base link on the way to `e` where the original has a folder.
+        if let Some(Node::Symlink(target)) = btree.get(e) {
+            if *node == Node::Dir {
+                return Err(LinkConflict {
+                    path: e.clone(),
+                    target: target.clone(),
+                });
+            }
+        }
+        let is_held = match node {
+            Node::Dir => matches!(bnode, Some(Node::Dir)),
+            Node::Symlink(t) => match btree.get(e) {
+                Some(Node::Symlink(bt)) => bt == t,
+                Some(Node::Dir) => {
+                    out.folder_in_base.insert(e.clone());
+                    true
+                }
+                _ => false,
+            },
+            Node::File | Node::Hardlink(_) => {
+                held.contains(e)
+                    || match (original.digests.get(e), in_base.as_ref()) {
+                        (Some(d), Some(bp)) => base.index.digests.get(bp) == Some(d),
+                        _ => false,
+                    }
+            }
+        };
+        if is_held {
+            if *node != Node::Dir {
+                out.held_entries += 1;
+            }
+        } else {
+            add.insert(e.clone());
+        }
+    }
+    // A name the app used through a link the base replaces by a folder:
+    // the pick archives it at that name (tar reads through the link).
+    for n in named {
+        let through = out
+            .folder_in_base
+            .iter()
+            .any(|l| n.strip_prefix(l.as_str()).is_some_and(|r| r.starts_with('/')));
+        if through {
+            if let Some(real) = resolve_parents(tree, n) {
+                if add.contains(&real) && matches!(tree.get(&real), Some(Node::File)) {
+                    add.insert(n.clone());
+                }
+            }
+        }
+    }
+    // Whole subtrees: a folder all of whose entries in the original are
+    // added is archived recursively (the app's tree, a node_modules package).
+    let mut trees: BTreeSet<String> = BTreeSet::new();
+    for d in add.iter().filter(|p| tree.get(*p) == Some(&Node::Dir)) {
+        if RUNTIME_DIRS.contains(&d.as_str()) || trees.iter().any(|t| under(d, t)) {
+            continue;
+        }
+        let prefix = format!("{d}/");
+        let whole = tree
+            .range(prefix.clone()..)
+            .take_while(|(p, _)| p.starts_with(&prefix))
+            .all(|(p, _)| add.contains(p));
+        if whole {
+            trees.insert(d.clone());
+        }
+    }
+    out.entries = add
+        .into_iter()
+        .filter(|p| !trees.contains(p) && !trees.iter().any(|t| under(p, t)))
+        .collect();
+    out.trees = trees;
+    Ok(out)
+}
+
+/// Whether `p` is strictly below folder `dir`.
+fn under(p: &str, dir: &str) -> bool {
+    p.strip_prefix(dir).is_some_and(|r| r.starts_with('/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::minimal::units::{KeptPackage, UnitReason};
+
+    fn index(entries: &[(&str, Node, &[u8])]) -> ImageIndex {
+        let mut ix = ImageIndex::default();
+        for (p, n, body) in entries {
+            ix.tree.insert(p.to_string(), n.clone());
+            if *n == Node::File {
+                ix.digests.insert(p.to_string(), blake3::hash(body));
+            }
+        }
+        ix
+    }
+
+    #[test]
+    fn the_base_holds_same_packages_same_bytes_and_folders() {
+        use Node::*;
+        let original = index(&[
+            ("/app", Dir, b""),
+            ("/app/server.js", File, b"js"),
+            ("/app/lib", Dir, b""),
+            ("/app/lib/a.js", File, b"a"),
+            ("/lib", Symlink("usr/lib".into()), b""),
+            ("/usr", Dir, b""),
+            ("/usr/lib", Dir, b""),
+            ("/usr/lib/libc.so.6", File, b"libc 2.36"),
+            ("/usr/lib/libsqlite3.so.0", File, b"sqlite"),
+            ("/etc", Dir, b""),
+            ("/etc/ssl", Dir, b""),
+            ("/etc/ssl/cert.pem", File, b"same"),
+            ("/etc/other.conf", File, b"ours"),
+        ]);
+        let mut base = Base::scratch();
+        base.reference = "cc".into();
+        base.index = index(&[
+            ("/lib", Dir, b""),
+            ("/lib/libc.so.6", File, b"libc 2.36 (another build)"),
+            ("/usr", Dir, b""),
+            ("/usr/lib", Dir, b""),
+            ("/etc", Dir, b""),
+            ("/etc/ssl", Dir, b""),
+            ("/etc/ssl/cert.pem", File, b"same"),
+            ("/etc/other.conf", File, b"theirs"),
+        ]);
+        base.packages.insert("libc6".into(), "2.36-9".into());
+        let keep: BTreeSet<String> = original.tree.keys().cloned().collect();
+        let pkg = |name: &str, version: &str, path: &str| KeptPackage {
+            kind: PackageKind::Dpkg,
+            name: name.into(),
+            version: version.into(),
+            arch: None,
+            reason: UnitReason {
+                path: path.into(),
+                usage: crate::minimal::PathUse::LibraryMapped,
+                scenario: None,
+                program: None,
+            },
+            files: 1,
+            bytes: 1,
+            paths: [path.to_owned()].into(),
+        };
+        let added = Added {
+            packages: vec![
+                pkg("libc6", "2.36-9", "/usr/lib/libc.so.6"),
+                pkg("libsqlite3-0", "3.40.1-2", "/usr/lib/libsqlite3.so.0"),
+            ],
+            ..Added::default()
+        };
+        let named: BTreeSet<String> = ["/lib/libsqlite3.so.0".to_owned()].into();
+        let d = delta(&original, &keep, &added, &named, &base).unwrap();
+        assert_eq!(d.held_packages, ["libc6 2.36-9"]);
+        assert_eq!(d.trees, BTreeSet::from(["/app".to_owned()]));
+        assert_eq!(
+            d.entries,
+            BTreeSet::from([
+                "/etc/other.conf".to_owned(),
+                // Named through `/lib`, a folder in the base: added there too.
+                "/lib/libsqlite3.so.0".to_owned(),
+                "/usr/lib/libsqlite3.so.0".to_owned(),
+            ]),
+            "same bytes, a held package and the base's folders are not added"
+        );
+        assert_eq!(d.folder_in_base, BTreeSet::from(["/lib".to_owned()]));
+        assert_eq!(d.held_entries, 3, "libc, cert.pem, the /lib link");
+
+        // The control: on scratch, everything but `/` is added.
+        let d = delta(&original, &keep, &added, &named, &Base::scratch()).unwrap();
+        assert!(d.held_packages.is_empty() && d.held_entries == 0);
+        assert!(d.trees.contains("/usr") && d.trees.contains("/app"), "{d:?}");
+        assert!(d.entries.contains("/lib") && d.trees.contains("/etc/ssl") && !d.trees.contains("/etc"));
+
+        // A folder of the original that is a link in the base: refused.
+        let mut merged = Base::scratch();
+        merged.index = index(&[("/app", Symlink("srv".into()), b"")]);
+        assert!(delta(&original, &keep, &added, &named, &merged).is_err());
+    }
+
+    #[test]
+    fn the_user_is_the_bases_nonroot_one() {
+        let mut b = Base::scratch();
+        assert_eq!(b.nonroot_user(), None);
+        b.index.captured.files.insert(
+            "/etc/passwd".into(),
+            b"root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n".to_vec(),
+        );
+        assert_eq!(b.nonroot_user().as_deref(), Some("65532"));
+        b.config.user = "1000".into();
+        assert_eq!(b.nonroot_user().as_deref(), Some("1000"));
+        b.config.user = "root".into();
+        assert_eq!(b.nonroot_user().as_deref(), Some("65532"));
+        assert_eq!(b.account("nonroot"), Some((65532, 65532)));
+        assert_eq!(b.account("4242"), Some((4242, 4242)));
+    }
+}

@@ -1,0 +1,658 @@
+//! The Dockerfile handed over (DESIGN §8; docs/architecture.md, "The
+//! Dockerfile is the product"): the repository's own stages, its last one
+//! named, then a pick stage that archives the added entries out of it with
+//! the image's own `tar` and unpacks them into one folder, then
+//! `ARG BASE` / `FROM ${BASE}`, one `COPY --from` of that folder, and the
+//! original config in exec form.
+//!
+//! Pure text: every value that comes from the image or the evidence goes
+//! through JSON (`RUN [...]`, `COPY [...]`, `CMD [...]`, reason comments as
+//! JSON strings) or a charset check (`ENV`, `LABEL`, `WORKDIR`, `EXPOSE`,
+//! `USER`); a value that passes neither refuses its line, with a
+//! `# refused:` comment saying why, and the refusal is reported.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::dockerfile::Dockerfile;
+use crate::engine::ImageConfig;
+
+/// The stage name given to the repository's last stage when it has none.
+pub const ORIGINAL_STAGE: &str = "original";
+/// The stage that assembles the added entries.
+pub const PICK_STAGE: &str = "codegenie-pick";
+/// The folder of the pick stage the added entries are unpacked into.
+pub const PICK_DIR: &str = "/.codegenie-pick";
+/// The build argument naming the base.
+pub const BASE_ARG: &str = "BASE";
+/// Bytes of paths one `RUN` of the pick stage archives (well under the
+/// kernel's argument limit).
+pub const PATHS_PER_RUN: usize = 96 * 1024;
+/// Most `RUN` steps the pick stage may take (each is a layer of the pick
+/// stage, which sits on the original's layers: the engine allows 127).
+pub const MAX_PICK_RUNS: usize = 48;
+
+/// Why no Dockerfile can be written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecipeError {
+    /// The repository's Dockerfile has no `FROM`.
+    #[error("Dockerfile: no FROM instruction: there is no stage to take the units from")]
+    NoStage,
+    /// The last stage's `FROM` is continued over lines: it cannot be named
+    /// without rewriting the user's text.
+    #[error("Dockerfile:{line}: the last stage's FROM is continued over several lines; give it a name (`AS original`) and re-run")]
+    ContinuedFrom {
+        /// Its line.
+        line: usize,
+    },
+    /// The repository's Dockerfile declares the build argument the base
+    /// goes into.
+    #[error("Dockerfile:{line}: declares `ARG {BASE_ARG}`, the argument the minimal image's base goes into; rename it and re-run")]
+    BaseArgTaken {
+        /// Its line.
+        line: usize,
+    },
+    /// The base reference holds characters no image reference has.
+    #[error("the base {base:?} is not an image reference (letters, digits and `._-/:@` only)")]
+    BadBase {
+        /// The reference as given.
+        base: String,
+    },
+    /// An added path cannot be written into the file (a name that is not
+    /// UTF-8 reaches the index as `\xHH`: `tar` would look for those bytes).
+    #[error("{count} added path(s) are not valid UTF-8 or hold a backslash, first {first:?}: tar in the pick stage cannot name them")]
+    Unnameable {
+        /// How many.
+        count: usize,
+        /// The first, as the index spells it.
+        first: String,
+    },
+    /// More paths than the pick stage's steps can archive.
+    #[error("{paths} added paths need more than {MAX_PICK_RUNS} pick steps")]
+    TooManyPaths {
+        /// How many paths.
+        paths: usize,
+    },
+}
+
+/// The program that archives in the pick stage: GNU tar, or busybox's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TarProgram {
+    /// The argv prefix: `["/usr/bin/tar"]` or `["/bin/busybox", "tar"]`.
+    pub argv: Vec<String>,
+}
+
+/// A line of the config that was not written, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    /// The instruction (`ENV`, `LABEL`, `WORKDIR`, `EXPOSE`, `USER`).
+    pub instruction: String,
+    /// What it would have set: a key, a port, a folder (never a secret value).
+    pub what: String,
+    /// Why, as a sentence.
+    pub reason: String,
+}
+
+/// What the Dockerfile is written from.
+#[derive(Debug, Clone)]
+pub struct RecipeInputs<'a> {
+    /// The repository's Dockerfile, as read.
+    pub repository_dockerfile: &'a str,
+    /// The base reference (`gcr.io/distroless/cc-debian12:nonroot`, `scratch`).
+    pub base: &'a str,
+    /// The original image's config (entrypoint, cmd, env, workdir, ports, labels).
+    pub config: &'a ImageConfig,
+    /// The base's config (its own entrypoint and env).
+    pub base_config: &'a ImageConfig,
+    /// The user to run as (`None`: the original's).
+    pub user: Option<String>,
+    /// The tar of the original image.
+    pub tar: TarProgram,
+    /// Folders whose whole subtree is added, archived recursively.
+    pub trees: BTreeSet<String>,
+    /// Every other added entry, archived alone.
+    pub entries: BTreeSet<String>,
+    /// One reason line per added unit (`libsqlite3-0 3.40.1-2: ... mapped ...`).
+    pub reasons: Vec<String>,
+    /// Header lines (what the base already holds, the base's release).
+    pub notes: Vec<String>,
+}
+
+/// The Dockerfile written, and what it refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recipe {
+    /// The file's bytes.
+    pub text: String,
+    /// The repository's last stage's name (given or ours).
+    pub original_stage: String,
+    /// Config lines not written, and why.
+    pub refused: Vec<Refusal>,
+    /// `RUN` steps of the pick stage.
+    pub pick_runs: usize,
+}
+
+/// A JSON string: quotes, escapes, no raw control character.
+fn json(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned())
+}
+
+fn json_array(v: &[String]) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "[]".to_owned())
+}
+
+/// Whether `s` may stand inside `"..."` in `ENV` or `LABEL`: Docker
+/// processes `\` escapes and `$` substitutions there, so neither may occur,
+/// nor a quote, a backtick (the other escape character) or a control
+/// character.
+fn quotable(s: &str) -> bool {
+    !s.chars()
+        .any(|c| matches!(c, '"' | '\\' | '$' | '`') || c.is_control())
+}
+
+fn env_key_ok(k: &str) -> bool {
+    let mut cs = k.chars();
+    cs.next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && cs.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn label_key_ok(k: &str) -> bool {
+    !k.is_empty()
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/'))
+}
+
+pub(crate) fn workdir_ok(w: &str) -> bool {
+    w.starts_with('/')
+        && w.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-' | '+' | '@'))
+}
+
+pub(crate) fn port_ok(p: &str) -> bool {
+    let (num, proto) = match p.split_once('/') {
+        Some((n, pr)) => (n, Some(pr)),
+        None => (p, None),
+    };
+    !num.is_empty()
+        && num.len() <= 5
+        && num.chars().all(|c| c.is_ascii_digit())
+        && proto.is_none_or(|pr| matches!(pr, "tcp" | "udp" | "sctp"))
+}
+
+/// Whether `u` is a user (and group) spelled as `USER` takes it.
+pub fn user_ok(u: &str) -> bool {
+    let part = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    };
+    match u.split_once(':') {
+        Some((a, b)) => part(a) && part(b),
+        None => part(u),
+    }
+}
+
+/// Whether `r` is spelled like an image reference (or `scratch`).
+pub fn base_ok(r: &str) -> bool {
+    !r.is_empty()
+        && !r.starts_with('-')
+        && r.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/' | ':' | '@'))
+}
+
+/// Whether `KEY=value` looks like it holds a secret (the redaction rules
+/// change it): such a value is not written into a file people commit.
+pub fn secret_looking(key: &str, value: &str) -> bool {
+    let pair = format!("{key}={value}");
+    crate::redact::Redactor::new().redact_str(&pair) != pair
+}
+
+/// Write the Dockerfile.
+pub fn write(inputs: &RecipeInputs<'_>) -> Result<Recipe, RecipeError> {
+    if !base_ok(inputs.base) {
+        return Err(RecipeError::BadBase {
+            base: inputs.base.to_owned(),
+        });
+    }
+    let parsed = Dockerfile::parse(inputs.repository_dockerfile);
+    let stage = parsed.final_stage().ok_or(RecipeError::NoStage)?;
+    if let Some(arg) = parsed.instructions.iter().find(|i| {
+        i.keyword == "ARG"
+            && i.args
+                .split_whitespace()
+                .any(|w| w.split('=').next() == Some(BASE_ARG))
+    }) {
+        return Err(RecipeError::BaseArgTaken { line: arg.line });
+    }
+    let unnameable: Vec<&String> = inputs
+        .trees
+        .iter()
+        .chain(&inputs.entries)
+        .filter(|p| p.contains('\\'))
+        .collect();
+    if let Some(first) = unnameable.first() {
+        return Err(RecipeError::Unnameable {
+            count: unnameable.len(),
+            first: (*first).clone(),
+        });
+    }
+
+    let text = inputs
+        .repository_dockerfile
+        .strip_prefix('\u{feff}')
+        .unwrap_or(inputs.repository_dockerfile);
+    let lines: Vec<&str> = text.split('\n').collect();
+    let from_line = parsed.instructions[stage.from].line;
+    let original_stage = match &stage.name {
+        Some(n) => n.clone(),
+        None => {
+            let l = lines[from_line - 1].trim_end_matches('\r').trim_end();
+            if l.ends_with(parsed.escape) {
+                return Err(RecipeError::ContinuedFrom { line: from_line });
+            }
+            ORIGINAL_STAGE.to_owned()
+        }
+    };
+    // Parser directives stay first; `ARG BASE` goes before the first FROM.
+    let directives = lines
+        .iter()
+        .take_while(|l| is_directive(l.trim_end_matches('\r')))
+        .count();
+    let mut out = String::new();
+    for l in &lines[..directives] {
+        out.push_str(l.trim_end_matches('\r'));
+        out.push('\n');
+    }
+    out.push_str(
+        "# The minimal image of this repository's image, written and verified by codegenie:\n\
+         # the repository's own stages, a pick stage that takes the added units out of the\n\
+         # last one, then the base with that one folder added and the original config.\n\
+         # Build: docker build --network=none -f THIS_FILE REPOSITORY\n",
+    );
+    for n in &inputs.notes {
+        out.push_str(&format!("# {}\n", json(n)));
+    }
+    out.push_str(&format!("ARG {BASE_ARG}={}\n\n", inputs.base));
+    let body = &lines[directives..];
+    for (i, l) in body.iter().enumerate() {
+        let l = l.trim_end_matches('\r');
+        if directives + i + 1 == from_line && stage.name.is_none() {
+            out.push_str(&format!("{} AS {ORIGINAL_STAGE}\n", l.trim_end()));
+        } else {
+            out.push_str(l);
+            out.push('\n');
+        }
+    }
+    while out.ends_with("\n\n") {
+        out.pop();
+    }
+
+    // The pick stage.
+    out.push_str(&format!(
+        "\nFROM {original_stage} AS {PICK_STAGE}\nUSER 0\nWORKDIR {PICK_DIR}\n"
+    ));
+    for r in &inputs.reasons {
+        out.push_str(&format!("# {}\n", json(r)));
+    }
+    let rel = |p: &String| p.trim_start_matches('/').to_owned();
+    let mut archives = Vec::new();
+    let chunks = |paths: Vec<String>| {
+        let mut chunks: Vec<Vec<String>> = Vec::new();
+        let mut size = 0;
+        for p in paths {
+            // As the line spells it: quotes and a comma around each.
+            let cost = serde_json::to_string(&p).map_or(p.len(), |j| j.len()) + 1;
+            if chunks.is_empty() || size + cost > PATHS_PER_RUN {
+                chunks.push(Vec::new());
+                size = 0;
+            }
+            size += cost;
+            chunks.last_mut().expect("pushed").push(p);
+        }
+        chunks
+    };
+    let trees: Vec<String> = inputs.trees.iter().map(rel).collect();
+    let entries: Vec<String> = inputs.entries.iter().map(rel).collect();
+    let mut runs = Vec::new();
+    for (recursive, chunk) in chunks(trees)
+        .into_iter()
+        .map(|c| (true, c))
+        .chain(chunks(entries).into_iter().map(|c| (false, c)))
+    {
+        let archive = format!("/.codegenie-pick-{}.tar", archives.len());
+        let mut argv = inputs.tar.argv.clone();
+        argv.extend(["-c", "-f", &archive, "-C", "/"].map(String::from));
+        if !recursive {
+            argv.push("--no-recursion".to_owned());
+        }
+        argv.push("--numeric-owner".to_owned());
+        argv.push("--".to_owned());
+        argv.extend(chunk);
+        runs.push(argv);
+        archives.push(archive);
+    }
+    for archive in &archives {
+        let mut argv = inputs.tar.argv.clone();
+        argv.extend(["-x", "-f", archive].map(String::from));
+        runs.push(argv);
+    }
+    if runs.len() > MAX_PICK_RUNS {
+        return Err(RecipeError::TooManyPaths {
+            paths: inputs.trees.len() + inputs.entries.len(),
+        });
+    }
+    for argv in &runs {
+        out.push_str(&format!("RUN {}\n", json_array(argv)));
+    }
+
+    // The minimal image.
+    out.push_str(&format!("\nFROM ${{{BASE_ARG}}}\n"));
+    if !archives.is_empty() {
+        out.push_str(&format!(
+            "COPY --from={PICK_STAGE} {}\n",
+            json_array(&[format!("{PICK_DIR}/"), "/".to_owned()])
+        ));
+    }
+    let mut refused = Vec::new();
+    let mut refuse = |out: &mut String, instruction: &str, what: &str, reason: &str| {
+        out.push_str(&format!(
+            "# refused: {instruction} {}: {}\n",
+            json(what),
+            json(reason)
+        ));
+        refused.push(Refusal {
+            instruction: instruction.to_owned(),
+            what: what.to_owned(),
+            reason: reason.to_owned(),
+        });
+    };
+    let base_env: BTreeSet<&String> = inputs.base_config.env.iter().flatten().collect();
+    for kv in inputs.config.env.iter().flatten() {
+        if base_env.contains(kv) {
+            continue;
+        }
+        let (k, v) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
+        if !env_key_ok(k) {
+            refuse(&mut out, "ENV", k, "the name is not [A-Za-z_][A-Za-z0-9_]*");
+        } else if secret_looking(k, v) {
+            refuse(
+                &mut out,
+                "ENV",
+                k,
+                "the value looks like a secret: pass it at run time, not in a committed file",
+            );
+        } else if !quotable(v) {
+            refuse(
+                &mut out,
+                "ENV",
+                k,
+                "the value holds a quote, backslash, `$`, backtick or control character",
+            );
+        } else {
+            out.push_str(&format!("ENV {k}=\"{v}\"\n"));
+        }
+    }
+    for (k, v) in inputs.config.labels.iter().flatten() {
+        // Ours are set at build time, not committed.
+        if k.starts_with("codegenie.") {
+            continue;
+        }
+        if !label_key_ok(k) {
+            refuse(&mut out, "LABEL", k, "the key is not [A-Za-z0-9._/-]+");
+        } else if !quotable(v) {
+            refuse(
+                &mut out,
+                "LABEL",
+                k,
+                "the value holds a quote, backslash, `$`, backtick or control character",
+            );
+        } else {
+            out.push_str(&format!("LABEL {k}=\"{v}\"\n"));
+        }
+    }
+    for port in inputs.config.exposed_ports.iter().flat_map(|p| p.keys()) {
+        if port_ok(port) {
+            out.push_str(&format!("EXPOSE {port}\n"));
+        } else {
+            refuse(&mut out, "EXPOSE", port, "not a port (NUMBER[/tcp|udp|sctp])");
+        }
+    }
+    let wd = &inputs.config.working_dir;
+    if !wd.is_empty() {
+        if workdir_ok(wd) {
+            out.push_str(&format!("WORKDIR {wd}\n"));
+        } else {
+            refuse(
+                &mut out,
+                "WORKDIR",
+                wd,
+                "the folder holds characters other than letters, digits and `/._-+@`",
+            );
+        }
+    }
+    let user = inputs
+        .user
+        .clone()
+        .unwrap_or_else(|| inputs.config.user.clone());
+    if !user.is_empty() {
+        if user_ok(&user) {
+            out.push_str(&format!("USER {user}\n"));
+        } else {
+            refuse(&mut out, "USER", &user, "not a user name or id");
+        }
+    }
+    // Exec form, set explicitly: the base's own entrypoint (distroless
+    // `python3`, `nodejs`) would otherwise run the original's cmd.
+    match &inputs.config.entrypoint {
+        Some(e) if !e.is_empty() => out.push_str(&format!("ENTRYPOINT {}\n", json_array(e))),
+        _ if inputs
+            .base_config
+            .entrypoint
+            .as_ref()
+            .is_some_and(|e| !e.is_empty()) =>
+        {
+            out.push_str("ENTRYPOINT []\n")
+        }
+        _ => {}
+    }
+    if let Some(c) = &inputs.config.cmd {
+        out.push_str(&format!("CMD {}\n", json_array(c)));
+    }
+    Ok(Recipe {
+        text: out,
+        original_stage,
+        refused,
+        pick_runs: runs.len(),
+    })
+}
+
+/// A parser directive line (`# syntax=...`, `# escape=...`).
+fn is_directive(l: &str) -> bool {
+    let Some(rest) = l.trim_start().strip_prefix('#') else {
+        return false;
+    };
+    match rest.split_once('=') {
+        Some((name, _)) => {
+            let name = name.trim();
+            !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric())
+        }
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> ImageConfig {
+        ImageConfig {
+            cmd: Some(vec!["node".into(), "/app/server.js".into()]),
+            env: Some(vec![
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+                "NODE_ENV=production".into(),
+            ]),
+            working_dir: "/app".into(),
+            exposed_ports: Some([("3000/tcp".to_owned(), serde_json::json!({}))].into()),
+            ..ImageConfig::default()
+        }
+    }
+
+    fn inputs<'a>(
+        dockerfile: &'a str,
+        config: &'a ImageConfig,
+        base: &'a ImageConfig,
+    ) -> RecipeInputs<'a> {
+        RecipeInputs {
+            repository_dockerfile: dockerfile,
+            base: "gcr.io/distroless/cc-debian12:nonroot",
+            config,
+            base_config: base,
+            user: Some("65532".into()),
+            tar: TarProgram {
+                argv: vec!["/usr/bin/tar".into()],
+            },
+            trees: ["/app".to_owned()].into(),
+            entries: [
+                "/usr/bin/node".to_owned(),
+                "/usr/lib/x86_64-linux-gnu/libsqlite3.so.0".to_owned(),
+            ]
+            .into(),
+            reasons: vec!["libsqlite3-0 3.40.1-2: /usr/lib/x86_64-linux-gnu/libsqlite3.so.0 mapped by /usr/bin/node in startup".into()],
+            notes: vec![],
+        }
+    }
+
+    const DOCKERFILE: &str = "# syntax=docker/dockerfile:1\nFROM node:18 AS build\nRUN true\n\nFROM codegenie-fixture-node:bookworm\nWORKDIR /app\nCMD [\"node\", \"/app/server.js\"]\n";
+
+    #[test]
+    fn the_repository_stages_come_first_then_the_pick_and_the_base() {
+        let (c, b) = (config(), ImageConfig::default());
+        let r = write(&inputs(DOCKERFILE, &c, &b)).unwrap();
+        let t = &r.text;
+        assert!(t.starts_with("# syntax=docker/dockerfile:1\n# The minimal image"), "{t}");
+        let arg = t.find("ARG BASE=gcr.io/distroless/cc-debian12:nonroot\n").unwrap();
+        assert!(arg < t.find("FROM node:18 AS build").unwrap());
+        assert!(t.contains("FROM codegenie-fixture-node:bookworm AS original\n"), "{t}");
+        assert!(t.contains("FROM original AS codegenie-pick\nUSER 0\nWORKDIR /.codegenie-pick\n"));
+        assert!(t.contains(
+            r#"RUN ["/usr/bin/tar","-c","-f","/.codegenie-pick-0.tar","-C","/","--numeric-owner","--","app"]"#
+        ), "{t}");
+        assert!(t.contains(r#""--no-recursion","--numeric-owner","--","usr/bin/node","usr/lib/x86_64-linux-gnu/libsqlite3.so.0"]"#), "{t}");
+        assert!(t.contains(r#"RUN ["/usr/bin/tar","-x","-f","/.codegenie-pick-1.tar"]"#));
+        assert!(t.contains("\nFROM ${BASE}\nCOPY --from=codegenie-pick [\"/.codegenie-pick/\",\"/\"]\n"));
+        assert!(t.contains("ENV NODE_ENV=\"production\"\n"));
+        // The base sets no PATH here: the original's is written.
+        assert!(t.contains("ENV PATH=\"/usr/local/sbin:"), "{t}");
+        assert!(t.contains("EXPOSE 3000/tcp\nWORKDIR /app\nUSER 65532\nCMD [\"node\",\"/app/server.js\"]\n"), "{t}");
+        assert!(t.contains("# \"libsqlite3-0 3.40.1-2: /usr/lib/x86_64-linux-gnu/libsqlite3.so.0 mapped by /usr/bin/node in startup\"\n"));
+        assert_eq!(r.original_stage, "original");
+        assert!(r.refused.is_empty());
+        // A named last stage keeps its name.
+        let named = DOCKERFILE.replace("bookworm\n", "bookworm AS runtime\n");
+        let r = write(&inputs(&named, &c, &b)).unwrap();
+        assert_eq!(r.original_stage, "runtime");
+        assert!(r.text.contains("FROM runtime AS codegenie-pick"));
+        assert!(!r.text.contains("AS original"));
+    }
+
+    #[test]
+    fn values_from_the_image_reach_the_file_as_json_or_are_refused() {
+        let hostile = "x\nRUN echo INJECTED > /pwned #";
+        let mut c = config();
+        c.env.as_mut().unwrap().extend([
+            format!("EVIL={hostile}"),
+            "DOLLAR=$HOME".to_owned(),
+            "AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".to_owned(),
+            "DB_PASSWORD=hunter2hunter2".to_owned(),
+        ]);
+        c.working_dir = format!("/app{hostile}");
+        c.user = format!("root{hostile}");
+        c.exposed_ports
+            .as_mut()
+            .unwrap()
+            .insert(format!("80{hostile}"), serde_json::json!({}));
+        c.labels = Some([("owner".to_owned(), hostile.to_owned())].into());
+        c.cmd = Some(vec!["node".into(), hostile.into()]);
+        let b = ImageConfig::default();
+        let mut i = inputs(DOCKERFILE, &c, &b);
+        i.user = None;
+        i.entries.insert(format!("/app/{hostile}"));
+        i.reasons.push(format!("app: /app/{hostile} read"));
+        let r = write(&i).unwrap();
+        for line in r.text.lines() {
+            assert!(!line.starts_with("RUN echo"), "an injected line: {}", r.text);
+        }
+        assert!(!r.text.contains("hunter2") && !r.text.contains("wJalrXUtnFEMI"), "{}", r.text);
+        assert!(r.text.contains("# refused: ENV \"AWS_SECRET_ACCESS_KEY\": \"the value looks like a secret"));
+        let refused: Vec<(&str, &str)> = r
+            .refused
+            .iter()
+            .map(|f| (f.instruction.as_str(), f.what.as_str()))
+            .collect();
+        for want in [
+            ("ENV", "EVIL"),
+            ("ENV", "DOLLAR"),
+            ("ENV", "AWS_SECRET_ACCESS_KEY"),
+            ("ENV", "DB_PASSWORD"),
+            ("LABEL", "owner"),
+        ] {
+            assert!(refused.contains(&want), "{want:?} refused: {refused:?}");
+        }
+        for inst in ["WORKDIR", "USER", "EXPOSE"] {
+            assert!(refused.iter().any(|(i, _)| *i == inst), "{inst}: {refused:?}");
+        }
+        // The cmd and the path went through JSON: one line each, escaped.
+        assert!(r.text.contains(r#"CMD ["node","x\nRUN echo INJECTED > /pwned #"]"#), "{}", r.text);
+        assert!(r.text.contains(r#""app/x\nRUN echo INJECTED > /pwned #""#));
+        // The control: the same value written raw is an instruction line.
+        let raw = format!("ENV EVIL={hostile}\n");
+        assert!(raw.lines().any(|l| l.starts_with("RUN echo")));
+    }
+
+    #[test]
+    fn bad_inputs_are_typed_errors() {
+        let (c, b) = (config(), ImageConfig::default());
+        let mut i = inputs("# nothing here\n", &c, &b);
+        assert_eq!(write(&i), Err(RecipeError::NoStage));
+        i.repository_dockerfile = "ARG BASE=x\nFROM $BASE\n";
+        assert_eq!(write(&i), Err(RecipeError::BaseArgTaken { line: 1 }));
+        i.repository_dockerfile = "FROM \\\n  busybox\n";
+        assert_eq!(write(&i), Err(RecipeError::ContinuedFrom { line: 1 }));
+        i.repository_dockerfile = DOCKERFILE;
+        i.base = "x\nRUN y";
+        assert!(matches!(write(&i), Err(RecipeError::BadBase { .. })));
+        i.base = "scratch";
+        i.entries.insert("/etc/caf\\xe9".into());
+        assert!(matches!(write(&i), Err(RecipeError::Unnameable { count: 1, .. })));
+    }
+
+    #[test]
+    fn many_paths_are_split_over_runs_and_a_base_entrypoint_is_reset() {
+        let c = config();
+        let b = ImageConfig {
+            entrypoint: Some(vec!["/usr/bin/python3.11".into()]),
+            ..ImageConfig::default()
+        };
+        let mut i = inputs(DOCKERFILE, &c, &b);
+        i.entries = (0..5000)
+            .map(|n| format!("/usr/lib/python3/dist-packages/pkg/module_{n:05}_with_a_long_name.py"))
+            .collect();
+        let r = write(&i).unwrap();
+        for l in r.text.lines().filter(|l| l.starts_with("RUN [")) {
+            assert!(l.len() < PATHS_PER_RUN + 1024, "{}", l.len());
+        }
+        assert!(r.pick_runs >= 6, "{}", r.pick_runs);
+        assert!(r.text.contains("ENTRYPOINT []\nCMD [\"node\",\"/app/server.js\"]\n"));
+        // A base with the same PATH: not repeated.
+        let b = ImageConfig {
+            env: Some(vec![c.env.as_ref().unwrap()[0].clone()]),
+            ..ImageConfig::default()
+        };
+        let r = write(&inputs(DOCKERFILE, &c, &b)).unwrap();
+        assert!(!r.text.contains("ENV PATH"), "{}", r.text);
+        i.entries = (0..200_000).map(|n| format!("/f/{n:0>40}")).collect();
+        assert!(matches!(write(&i), Err(RecipeError::TooManyPaths { .. })));
+    }
+}
