@@ -46,7 +46,9 @@ pub struct BaseRef {
 
 /// Files the evidence names that live in these folders at run time only:
 /// never taken from the original, never recursed into.
-const RUNTIME_DIRS: &[&str] = &["/", "/proc", "/sys", "/dev", "/etc", "/run", "/tmp", "/var/tmp"];
+const RUNTIME_DIRS: &[&str] = &[
+    "/", "/proc", "/sys", "/dev", "/etc", "/run", "/tmp", "/var/tmp",
+];
 
 impl Base {
     /// The empty base.
@@ -262,10 +264,10 @@ pub fn delta(
     // A name the app used through a link the base replaces by a folder:
     // the pick archives it at that name (tar reads through the link).
     for n in named {
-        let through = out
-            .folder_in_base
-            .iter()
-            .any(|l| n.strip_prefix(l.as_str()).is_some_and(|r| r.starts_with('/')));
+        let through = out.folder_in_base.iter().any(|l| {
+            n.strip_prefix(l.as_str())
+                .is_some_and(|r| r.starts_with('/'))
+        });
         if through {
             if let Some(real) = resolve_parents(tree, n) {
                 if add.contains(&real) && matches!(tree.get(&real), Some(Node::File)) {
@@ -393,8 +395,13 @@ mod tests {
         // The control: on scratch, everything but `/` is added.
         let d = delta(&original, &keep, &added, &named, &Base::scratch()).unwrap();
         assert!(d.held_packages.is_empty() && d.held_entries == 0);
-        assert!(d.trees.contains("/usr") && d.trees.contains("/app"), "{d:?}");
-        assert!(d.entries.contains("/lib") && d.trees.contains("/etc/ssl") && !d.trees.contains("/etc"));
+        assert!(
+            d.trees.contains("/usr") && d.trees.contains("/app"),
+            "{d:?}"
+        );
+        assert!(
+            d.entries.contains("/lib") && d.trees.contains("/etc/ssl") && !d.trees.contains("/etc")
+        );
 
         // A folder of the original that is a link in the base: refused.
         let mut merged = Base::scratch();

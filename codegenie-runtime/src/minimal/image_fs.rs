@@ -140,7 +140,12 @@ pub fn index_image(path: &Path) -> Result<ImageIndex, ImageFsError> {
 /// [`index_image`] with the digest of every regular file's contents (what
 /// comparing an image with a base needs; it reads every byte once).
 pub fn index_image_hashed(path: &Path) -> Result<ImageIndex, ImageFsError> {
-    index_image_with(path, MAX_CAPTURED_FILE_BYTES, MAX_CAPTURED_TOTAL_BYTES, true)
+    index_image_with(
+        path,
+        MAX_CAPTURED_FILE_BYTES,
+        MAX_CAPTURED_TOTAL_BYTES,
+        true,
+    )
 }
 
 /// [`index_image`] with other caps (per file, total).
@@ -217,9 +222,7 @@ fn index_image_with(
                             .map_err(&err)?;
                         total += bytes.len() as u64;
                         if hash {
-                            index
-                                .digests
-                                .insert(name.clone(), blake3::hash(&bytes));
+                            index.digests.insert(name.clone(), blake3::hash(&bytes));
                         }
                         index.captured.files.insert(name.clone(), bytes);
                     }

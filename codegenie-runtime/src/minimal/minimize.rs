@@ -163,7 +163,9 @@ pub fn suggest_base(slice: &RuntimeTraceSlice, debian_release: Option<&str>) -> 
     let ran = |names: &[&str]| {
         slice.binaries_executed.iter().find(|b| {
             let base = b.rsplit('/').next().unwrap_or(b);
-            names.iter().any(|n| base == *n || base.starts_with(&format!("{n}.")))
+            names
+                .iter()
+                .any(|n| base == *n || base.starts_with(&format!("{n}.")))
         })
     };
     let mapped = |prefix: &str| {
@@ -172,10 +174,14 @@ pub fn suggest_base(slice: &RuntimeTraceSlice, debian_release: Option<&str>) -> 
             .iter()
             .find(|l| l.rsplit('/').next().unwrap_or(l).starts_with(prefix))
     };
-    let (family, images, why): (&str, Vec<&str>, String) = if let Some(b) = ran(&["node", "nodejs"]) {
+    let (family, images, why): (&str, Vec<&str>, String) = if let Some(b) = ran(&["node", "nodejs"])
+    {
         (
             "nodejs",
-            vec!["gcr.io/distroless/nodejs22-debian13", "gcr.io/distroless/nodejs24-debian13"],
+            vec![
+                "gcr.io/distroless/nodejs22-debian13",
+                "gcr.io/distroless/nodejs24-debian13",
+            ],
             format!("{b} ran; pick the major version the app runs on"),
         )
     } else if let Some(b) = ran(&["python3", "python"]) {
@@ -191,9 +197,17 @@ pub fn suggest_base(slice: &RuntimeTraceSlice, debian_release: Option<&str>) -> 
             format!("{b} ran"),
         )
     } else if let Some(l) = mapped("libstdc++") {
-        ("cc", vec!["gcr.io/distroless/cc-debian13"], format!("{l} was mapped"))
+        (
+            "cc",
+            vec!["gcr.io/distroless/cc-debian13"],
+            format!("{l} was mapped"),
+        )
     } else if let Some(l) = slice.shared_libs_loaded.iter().next() {
-        ("base", vec!["gcr.io/distroless/base-debian13"], format!("{l} was mapped"))
+        (
+            "base",
+            vec!["gcr.io/distroless/base-debian13"],
+            format!("{l} was mapped"),
+        )
     } else {
         (
             "static",
@@ -455,7 +469,9 @@ pub fn minimal_image(
         }
         // The image runs as the base's user: the original's root is no blocker.
         if b.user.as_deref().is_some_and(|u| !super::base::is_root(u)) {
-            ready.blockers.retain(|x| !matches!(x, Blocker::RootUser { .. }));
+            ready
+                .blockers
+                .retain(|x| !matches!(x, Blocker::RootUser { .. }));
         }
     }
     let mut missing = main.missing.clone();
@@ -489,7 +505,10 @@ pub fn minimal_image(
         trace_coverage_confidence: Some(slice.trace_coverage_confidence),
         base: on_base.as_ref().map(|b| b.base.clone()),
         dockerfile: on_base.as_ref().map(|_| DOCKERFILE_PATH.to_owned()),
-        refused: on_base.as_ref().map(|b| b.refused.clone()).unwrap_or_default(),
+        refused: on_base
+            .as_ref()
+            .map(|b| b.refused.clone())
+            .unwrap_or_default(),
         held_by_base: on_base
             .as_ref()
             .map(|b| b.held_packages.clone())
@@ -652,7 +671,11 @@ pub fn summary_markdown(r: &MinimalImageReport) -> String {
                 s.push_str(&format!(
                     "\n## Base\n\n- fits: {} ({}): {}\n",
                     b.family,
-                    b.images.iter().map(|i| code(i)).collect::<Vec<_>>().join(", "),
+                    b.images
+                        .iter()
+                        .map(|i| code(i))
+                        .collect::<Vec<_>>()
+                        .join(", "),
                     b.why
                 ));
                 if let Some(n) = &b.release_note {
@@ -725,7 +748,11 @@ fn units_markdown(r: &MinimalImageReport) -> String {
         ));
     }
     for f in &r.granularity_fallback {
-        s.push_str(&one_line(&format!("- kept as files: {}: {}", code(&f.scope), f.reason)));
+        s.push_str(&one_line(&format!(
+            "- kept as files: {}: {}",
+            code(&f.scope),
+            f.reason
+        )));
         s.push('\n');
     }
     if !r.added.packages.is_empty() {
@@ -762,11 +789,7 @@ fn list(items: &BTreeSet<String>) -> String {
     if items.is_empty() {
         "none".to_owned()
     } else {
-        items
-            .iter()
-            .map(|i| code(i))
-            .collect::<Vec<_>>()
-            .join(", ")
+        items.iter().map(|i| code(i)).collect::<Vec<_>>().join(", ")
     }
 }
 

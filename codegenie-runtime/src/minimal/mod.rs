@@ -220,7 +220,9 @@ pub enum MinimizeError {
     #[error("the evidence names no executed binary (did the trace run?)")]
     NoEvidence,
     /// The base is not in the engine (nothing is pulled).
-    #[error("the base {base:?} is not in the engine: pull or build it first (codegenie pulls nothing)")]
+    #[error(
+        "the base {base:?} is not in the engine: pull or build it first (codegenie pulls nothing)"
+    )]
     NoBase {
         /// The reference given.
         base: String,
@@ -342,7 +344,8 @@ fn tar_program(tree: &closure::Tree) -> Option<recipe::TarProgram> {
             }
         }
     }
-    matches!(tree.get("/bin/busybox"), Some(closure::Node::File)).then(|| argv(&["/bin/busybox", "tar"]))
+    matches!(tree.get("/bin/busybox"), Some(closure::Node::File))
+        .then(|| argv(&["/bin/busybox", "tar"]))
 }
 
 /// Build (or reuse) the minimal image of `original` (built from the
@@ -446,7 +449,8 @@ pub fn build_on_base(
         ));
     }
     for f in &units.added.files {
-        if delta.entries.contains(f) || delta.trees.iter().any(|t| f.starts_with(&format!("{t}/"))) {
+        if delta.entries.contains(f) || delta.trees.iter().any(|t| f.starts_with(&format!("{t}/")))
+        {
             reasons.push(format!("{f}: no unit holds it"));
         }
     }
@@ -508,17 +512,14 @@ pub fn build_on_base(
     if let Some(repository) = &repository {
         engine.tidy_images(MINIMAL_REPOSITORY, repository, keep.max(1), &image_id);
     }
-    let added_entries: BTreeSet<String> = delta
-        .entries
-        .iter()
-        .chain(&delta.trees)
-        .cloned()
-        .collect();
+    let added_entries: BTreeSet<String> =
+        delta.entries.iter().chain(&delta.trees).cloned().collect();
     let setid = index
         .setid
         .iter()
         .filter(|(p, _)| {
-            added_entries.contains(*p) || delta.trees.iter().any(|t| p.starts_with(&format!("{t}/")))
+            added_entries.contains(*p)
+                || delta.trees.iter().any(|t| p.starts_with(&format!("{t}/")))
         })
         .map(|(p, m)| (p.clone(), *m))
         .collect();

@@ -416,7 +416,12 @@ pub fn write(inputs: &RecipeInputs<'_>) -> Result<Recipe, RecipeError> {
         if port_ok(port) {
             out.push_str(&format!("EXPOSE {port}\n"));
         } else {
-            refuse(&mut out, "EXPOSE", port, "not a port (NUMBER[/tcp|udp|sctp])");
+            refuse(
+                &mut out,
+                "EXPOSE",
+                port,
+                "not a port (NUMBER[/tcp|udp|sctp])",
+            );
         }
     }
     let wd = &inputs.config.working_dir;
@@ -531,21 +536,36 @@ mod tests {
         let (c, b) = (config(), ImageConfig::default());
         let r = write(&inputs(DOCKERFILE, &c, &b)).unwrap();
         let t = &r.text;
-        assert!(t.starts_with("# syntax=docker/dockerfile:1\n# The minimal image"), "{t}");
-        let arg = t.find("ARG BASE=gcr.io/distroless/cc-debian12:nonroot\n").unwrap();
+        assert!(
+            t.starts_with("# syntax=docker/dockerfile:1\n# The minimal image"),
+            "{t}"
+        );
+        let arg = t
+            .find("ARG BASE=gcr.io/distroless/cc-debian12:nonroot\n")
+            .unwrap();
         assert!(arg < t.find("FROM node:18 AS build").unwrap());
-        assert!(t.contains("FROM codegenie-fixture-node:bookworm AS original\n"), "{t}");
+        assert!(
+            t.contains("FROM codegenie-fixture-node:bookworm AS original\n"),
+            "{t}"
+        );
         assert!(t.contains("FROM original AS codegenie-pick\nUSER 0\nWORKDIR /.codegenie-pick\n"));
         assert!(t.contains(
             r#"RUN ["/usr/bin/tar","-c","-f","/.codegenie-pick-0.tar","-C","/","--numeric-owner","--","app"]"#
         ), "{t}");
         assert!(t.contains(r#""--no-recursion","--numeric-owner","--","usr/bin/node","usr/lib/x86_64-linux-gnu/libsqlite3.so.0"]"#), "{t}");
         assert!(t.contains(r#"RUN ["/usr/bin/tar","-x","-f","/.codegenie-pick-1.tar"]"#));
-        assert!(t.contains("\nFROM ${BASE}\nCOPY --from=codegenie-pick [\"/.codegenie-pick/\",\"/\"]\n"));
+        assert!(t.contains(
+            "\nFROM ${BASE}\nCOPY --from=codegenie-pick [\"/.codegenie-pick/\",\"/\"]\n"
+        ));
         assert!(t.contains("ENV NODE_ENV=\"production\"\n"));
         // The base sets no PATH here: the original's is written.
         assert!(t.contains("ENV PATH=\"/usr/local/sbin:"), "{t}");
-        assert!(t.contains("EXPOSE 3000/tcp\nWORKDIR /app\nUSER 65532\nCMD [\"node\",\"/app/server.js\"]\n"), "{t}");
+        assert!(
+            t.contains(
+                "EXPOSE 3000/tcp\nWORKDIR /app\nUSER 65532\nCMD [\"node\",\"/app/server.js\"]\n"
+            ),
+            "{t}"
+        );
         assert!(t.contains("# \"libsqlite3-0 3.40.1-2: /usr/lib/x86_64-linux-gnu/libsqlite3.so.0 mapped by /usr/bin/node in startup\"\n"));
         assert_eq!(r.original_stage, "original");
         assert!(r.refused.is_empty());
@@ -582,10 +602,20 @@ mod tests {
         i.reasons.push(format!("app: /app/{hostile} read"));
         let r = write(&i).unwrap();
         for line in r.text.lines() {
-            assert!(!line.starts_with("RUN echo"), "an injected line: {}", r.text);
+            assert!(
+                !line.starts_with("RUN echo"),
+                "an injected line: {}",
+                r.text
+            );
         }
-        assert!(!r.text.contains("hunter2") && !r.text.contains("wJalrXUtnFEMI"), "{}", r.text);
-        assert!(r.text.contains("# refused: ENV \"AWS_SECRET_ACCESS_KEY\": \"the value looks like a secret"));
+        assert!(
+            !r.text.contains("hunter2") && !r.text.contains("wJalrXUtnFEMI"),
+            "{}",
+            r.text
+        );
+        assert!(r
+            .text
+            .contains("# refused: ENV \"AWS_SECRET_ACCESS_KEY\": \"the value looks like a secret"));
         let refused: Vec<(&str, &str)> = r
             .refused
             .iter()
@@ -601,10 +631,18 @@ mod tests {
             assert!(refused.contains(&want), "{want:?} refused: {refused:?}");
         }
         for inst in ["WORKDIR", "USER", "EXPOSE"] {
-            assert!(refused.iter().any(|(i, _)| *i == inst), "{inst}: {refused:?}");
+            assert!(
+                refused.iter().any(|(i, _)| *i == inst),
+                "{inst}: {refused:?}"
+            );
         }
         // The cmd and the path went through JSON: one line each, escaped.
-        assert!(r.text.contains(r#"CMD ["node","x\nRUN echo INJECTED > /pwned #"]"#), "{}", r.text);
+        assert!(
+            r.text
+                .contains(r#"CMD ["node","x\nRUN echo INJECTED > /pwned #"]"#),
+            "{}",
+            r.text
+        );
         assert!(r.text.contains(r#""app/x\nRUN echo INJECTED > /pwned #""#));
         // The control: the same value written raw is an instruction line.
         let raw = format!("ENV EVIL={hostile}\n");
@@ -625,7 +663,10 @@ mod tests {
         assert!(matches!(write(&i), Err(RecipeError::BadBase { .. })));
         i.base = "scratch";
         i.entries.insert("/etc/caf\\xe9".into());
-        assert!(matches!(write(&i), Err(RecipeError::Unnameable { count: 1, .. })));
+        assert!(matches!(
+            write(&i),
+            Err(RecipeError::Unnameable { count: 1, .. })
+        ));
     }
 
     #[test]
@@ -637,14 +678,18 @@ mod tests {
         };
         let mut i = inputs(DOCKERFILE, &c, &b);
         i.entries = (0..5000)
-            .map(|n| format!("/usr/lib/python3/dist-packages/pkg/module_{n:05}_with_a_long_name.py"))
+            .map(|n| {
+                format!("/usr/lib/python3/dist-packages/pkg/module_{n:05}_with_a_long_name.py")
+            })
             .collect();
         let r = write(&i).unwrap();
         for l in r.text.lines().filter(|l| l.starts_with("RUN [")) {
             assert!(l.len() < PATHS_PER_RUN + 1024, "{}", l.len());
         }
         assert!(r.pick_runs >= 6, "{}", r.pick_runs);
-        assert!(r.text.contains("ENTRYPOINT []\nCMD [\"node\",\"/app/server.js\"]\n"));
+        assert!(r
+            .text
+            .contains("ENTRYPOINT []\nCMD [\"node\",\"/app/server.js\"]\n"));
         // A base with the same PATH: not repeated.
         let b = ImageConfig {
             env: Some(vec![c.env.as_ref().unwrap()[0].clone()]),

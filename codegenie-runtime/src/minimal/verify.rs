@@ -177,11 +177,17 @@ mod tests {
             r.trace.as_mut().unwrap().shared_libs_loaded = set(mapped);
             slice(vec![r])
         };
-        let v = compare(&original, &on_base(&["/usr/lib/x86_64-linux-gnu/libz.so.1"]));
+        let v = compare(
+            &original,
+            &on_base(&["/usr/lib/x86_64-linux-gnu/libz.so.1"]),
+        );
         assert!(v.verified, "{v:#?}");
         assert_eq!(v.scenarios[0].excused, set(&[lib]));
         // The control: nothing of that name was mapped: a miss.
-        let v = compare(&original, &on_base(&["/usr/lib/x86_64-linux-gnu/libc.so.6"]));
+        let v = compare(
+            &original,
+            &on_base(&["/usr/lib/x86_64-linux-gnu/libc.so.6"]),
+        );
         assert!(!v.verified);
         assert_eq!(v.missing, set(&[lib]));
     }
