@@ -5,8 +5,14 @@
 //! (`--no-cache`), so each command traces the original image; minimize then
 //! exports, cuts, imports and re-runs every scenario on the minimal image.
 //!
-//! Needs Docker and the `codegenie-fixture-debian:bookworm` base image
-//! (tests/fixtures/debian/build-base.sh). `cargo bench --bench minimize`.
+//! Then `minimize --base` against `trace` on two real services (Node +
+//! sqlite3 on the distroless `cc` stand-in, gunicorn + Flask on `python3`),
+//! the minimal image removed before each round so that its Dockerfile's
+//! pick stage is built again (the repository's own stages stay cached, as
+//! they are after the trace).
+//!
+//! Needs Docker and the fixture images (tests/fixtures/prepare.sh, run
+//! here). `cargo bench --bench minimize`.
 // The benchmark drives the built binary directly.
 #![allow(clippy::disallowed_methods)]
 
@@ -19,9 +25,15 @@ mod fixture;
 use fixture::copy_tree;
 
 fn timed(repo: &Path, command: &str) -> Duration {
+    timed_with(repo, command, &[]).0
+}
+
+/// `codegenie COMMAND --no-cache --json EXTRA REPO`: its time and its JSON.
+fn timed_with(repo: &Path, command: &str, extra: &[&str]) -> (Duration, serde_json::Value) {
     let started = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_codegenie"))
         .args([command, "--no-cache", "--json"])
+        .args(extra)
         .arg(repo)
         .output()
         .unwrap();
@@ -31,7 +43,56 @@ fn timed(repo: &Path, command: &str) -> Duration {
         "{command} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    took
+    (
+        took,
+        serde_json::from_slice(&out.stdout).unwrap_or_default(),
+    )
+}
+
+/// `minimize --base` against `trace` on `service`, median of `rounds`.
+fn on_base(root: &Path, service: &str, base: &str, rounds: usize) {
+    let repo = tempfile::tempdir().unwrap();
+    copy_tree(
+        &root.join("tests/fixtures/services").join(service),
+        repo.path(),
+    );
+    timed(repo.path(), "trace");
+    let (mut trace, mut minimize) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        trace.push(timed(repo.path(), "trace"));
+        let (took, v) = timed_with(repo.path(), "minimize", &["--base", base]);
+        assert_eq!(v["verified"], true, "{v:#}");
+        minimize.push(took);
+        // The next round builds the pick stage again.
+        if let Some(tag) = v["minimal_image"].as_str() {
+            let _ = Command::new("docker").args(["rmi", "-f", tag]).output();
+        }
+    }
+    let median = |v: &mut Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    let (t, m) = (median(&mut trace), median(&mut minimize));
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "minimize-base/{service} on {base}: trace {:.2} s, minimize --base {:.2} s, ratio {:.2} (goal <= 2.0); median of {rounds}; load {}",
+        t.as_secs_f64(),
+        m.as_secs_f64(),
+        m.as_secs_f64() / t.as_secs_f64(),
+        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    );
+    on_base(
+        root,
+        "node-sqlite3",
+        "gcr.io/distroless/cc-debian12:nonroot",
+        rounds,
+    );
+    on_base(
+        root,
+        "python-gunicorn",
+        "gcr.io/distroless/python3-debian12:nonroot",
+        rounds,
+    );
 }
 
 fn main() {
@@ -41,6 +102,11 @@ fn main() {
         return;
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let prepared = Command::new("bash")
+        .arg(root.join("tests/fixtures/prepare.sh"))
+        .status()
+        .unwrap();
+    assert!(prepared.success(), "tests/fixtures/prepare.sh failed");
     let repo = tempfile::tempdir().unwrap();
     copy_tree(
         &root.join("tests/fixtures/node-express-service"),
@@ -66,5 +132,17 @@ fn main() {
         m.as_secs_f64(),
         m.as_secs_f64() / t.as_secs_f64(),
         load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    );
+    on_base(
+        root,
+        "node-sqlite3",
+        "gcr.io/distroless/cc-debian12:nonroot",
+        rounds,
+    );
+    on_base(
+        root,
+        "python-gunicorn",
+        "gcr.io/distroless/python3-debian12:nonroot",
+        rounds,
     );
 }

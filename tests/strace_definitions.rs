@@ -178,6 +178,10 @@ fn d5_exclusions_apply_to_either_name() {
     assert!(f.trace.files_written.is_empty());
     // A deleted name is no path; a folder reached through a link is a pair.
     assert_eq!(pairs(&f.trace.resolved), [("/lib", "/usr/lib")]);
+    // A real name that leads into /dev or to a socket (nginx's `access.log
+    // -> /dev/stdout`) is neither read nor written, but it must exist in a
+    // minimal image: it is probed. The names in /dev themselves are not.
+    assert_eq!(list(&f.trace.paths_probed), ["/app/out", "/app/sock"]);
 }
 
 #[test]

@@ -172,7 +172,11 @@ def main(path):
             p = absolute(p, pid, dirfd)
             r = decoration(ret)
             proc(pid).fds[value] = (p, r)
-            if excluded(p) or (r is not None and excluded(r)):
+            if excluded(p):
+                return
+            # A real name leading into /dev, /proc or a pipe must exist (rule 12).
+            if r is not None and excluded(r):
+                facts["paths_probed"].add(p)
                 return
             if r is not None and r != p and r.startswith("/") and not unnamed(r):
                 resolved.setdefault(p, r)

@@ -100,6 +100,9 @@ struct JsonResult<'a> {
     /// Which base family fits (without `--base`).
     #[serde(skip_serializing_if = "Option::is_none")]
     suggested_base: Option<&'a codegenie_runtime::minimal::minimize::BaseSuggestion>,
+    /// ENV keys of the original that look like secrets (values never shown).
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    secret_env_keys: &'a [String],
 }
 
 #[derive(Debug, Serialize)]
@@ -200,6 +203,7 @@ pub(super) fn run(args: MinimizeArgs) -> Result<u8, CliError> {
             held_by_base: &r.held_by_base,
             user: r.user.as_deref(),
             suggested_base: r.suggested_base.as_ref(),
+            secret_env_keys: &r.secret_env_keys,
         })?;
     } else {
         outln!("{}", summary_markdown(&r).trim_end());

@@ -100,6 +100,86 @@ impl Engine {
         removed
     }
 
+    /// Stream the filesystem of `image` (a tar, as `docker export` writes
+    /// it) into `consume`, which runs on a thread of its own while the
+    /// export runs: nothing is written on the host. A container is created
+    /// (never started) and removed again. `consume` returning early (an
+    /// error of its own) stops the export; its result is returned when the
+    /// export succeeded, and also when it stopped the export itself.
+    pub fn export_streamed<T: Send + 'static>(
+        &self,
+        image: &str,
+        consume: impl FnOnce(&mut dyn std::io::Read) -> T + Send + 'static,
+    ) -> Result<T, EngineError> {
+        let out = self.ok(self.spec().args([
+            "create",
+            "--network=none",
+            "--label",
+            "codegenie.export=1",
+            "--entrypoint",
+            "/codegenie-export-never-runs",
+            image,
+        ]))?;
+        let id = out.stdout.text().trim().to_owned();
+        // A few chunks in flight: the export waits for the reader.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(16);
+        let reader = std::thread::spawn(move || {
+            let mut r = ChannelReader {
+                rx,
+                chunk: Vec::new(),
+                at: 0,
+            };
+            // Whatever is left is not read: dropping the receiver stops the export.
+            consume(&mut r)
+        });
+        let tx = std::sync::Arc::new(std::sync::Mutex::new(Some(tx)));
+        let sink_tx = tx.clone();
+        let stopped = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let sink_stopped = stopped.clone();
+        let spec = self.spec().timeout(TRANSFER_TIMEOUT).args(["export", &id]);
+        let shown = spec.display();
+        let exported = crate::exec::run_into(&spec, move |chunk| {
+            let sender = sink_tx.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let sent = sender.is_some_and(|s| s.send(chunk.to_vec()).is_ok());
+            if !sent {
+                sink_stopped.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+            sent
+        });
+        // The end of the stream for the reader, whoever holds the sink.
+        tx.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let joined = reader.join();
+        let removed = self.remove(&id);
+        let value = joined.map_err(|_| EngineError::Command {
+            command: shown.clone(),
+            detail: "the reader of the export panicked".into(),
+        })?;
+        let finished = exported.map_err(|e| EngineError::Command {
+            command: shown.clone(),
+            detail: e.to_string(),
+        })?;
+        removed?;
+        match finished.termination {
+            crate::exec::Termination::TimedOut => Err(EngineError::Command {
+                command: shown,
+                detail: format!("timed out after {} s", TRANSFER_TIMEOUT.as_secs()),
+            }),
+            // Stopped by the reader (it had enough, or failed): its answer.
+            _ if !finished.success() && stopped.load(std::sync::atomic::Ordering::SeqCst) => {
+                Ok(value)
+            }
+            _ if !finished.success() => Err(EngineError::Command {
+                command: shown,
+                detail: finished
+                    .stderr
+                    .tail_text(super::LOG_TAIL_BYTES)
+                    .trim()
+                    .to_owned(),
+            }),
+            _ => Ok(value),
+        }
+    }
+
     /// Import the tar file `src` as a new image with `changes` (Dockerfile
     /// instructions) and tag it `tag`; returns the image id.
     pub fn import_filesystem(
@@ -130,6 +210,31 @@ impl Engine {
             });
         }
         Ok(id)
+    }
+}
+
+/// The chunks of a channel as one byte stream (EOF when the sender is gone).
+struct ChannelReader {
+    rx: std::sync::mpsc::Receiver<Vec<u8>>,
+    chunk: Vec<u8>,
+    at: usize,
+}
+
+impl std::io::Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.at == self.chunk.len() {
+            match self.rx.recv() {
+                Ok(c) => {
+                    self.chunk = c;
+                    self.at = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.at);
+        buf[..n].copy_from_slice(&self.chunk[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
     }
 }
 

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::engine::{Engine, ImageConfig};
 
 use super::closure::{resolve_parents, Node};
-use super::image_fs::{index_image_hashed, ImageIndex};
+use super::image_fs::{index_stream_hashed, ImageIndex};
 use super::packages::{read_databases, PackageManager};
 use super::units::{Added, PackageKind};
 use super::MinimizeError;
@@ -59,10 +59,10 @@ impl Base {
         }
     }
 
-    /// Read `reference` from `engine` (exported into `scratch`, indexed,
-    /// the export removed). Nothing is pulled: a base the engine lacks is
-    /// [`MinimizeError::NoBase`].
-    pub fn load(engine: &Engine, reference: &str, scratch: &Path) -> Result<Base, MinimizeError> {
+    /// Read `reference` from `engine` (its export streamed into the index,
+    /// nothing written on the host). Nothing is pulled: a base the engine
+    /// lacks is [`MinimizeError::NoBase`].
+    pub fn load(engine: &Engine, reference: &str) -> Result<Base, MinimizeError> {
         if reference == SCRATCH {
             return Ok(Base::scratch());
         }
@@ -71,17 +71,10 @@ impl Base {
             .ok_or_else(|| MinimizeError::NoBase {
                 base: reference.to_owned(),
             })?;
-        let work = tempfile::Builder::new()
-            .prefix("base-")
-            .tempdir_in(scratch)
-            .map_err(|source| MinimizeError::Scratch {
-                path: scratch.to_owned(),
-                source,
-            })?;
-        let export = work.path().join("base.tar");
-        engine.export_filesystem(&id, &export)?;
-        let index = index_image_hashed(&export)?;
-        drop(work);
+        // Streamed: nothing of the base is written on the host.
+        let index = engine.export_streamed(&id, |r| {
+            index_stream_hashed(r, Path::new("docker export (base)"))
+        })??;
         let config = engine.image_config(&id)?;
         let packages = read_databases(&index.captured)
             .packages

@@ -163,8 +163,43 @@ fn index_image_with(
     max_total: u64,
     hash: bool,
 ) -> Result<ImageIndex, ImageFsError> {
+    let file = File::open(path).map_err(io(path))?;
+    index_stream_with(BufReader::new(file), path, max_file, max_total, hash)
+}
+
+/// [`index_image`] of a tar stream (a streamed `docker export`; `name` is
+/// what errors call it).
+pub fn index_stream(reader: impl Read, name: &Path) -> Result<ImageIndex, ImageFsError> {
+    index_stream_with(
+        BufReader::with_capacity(256 * 1024, reader),
+        name,
+        MAX_CAPTURED_FILE_BYTES,
+        MAX_CAPTURED_TOTAL_BYTES,
+        false,
+    )
+}
+
+/// [`index_image_hashed`] of a tar stream (a streamed `docker export`;
+/// `name` is what errors call it).
+pub fn index_stream_hashed(reader: impl Read, name: &Path) -> Result<ImageIndex, ImageFsError> {
+    index_stream_with(
+        BufReader::with_capacity(256 * 1024, reader),
+        name,
+        MAX_CAPTURED_FILE_BYTES,
+        MAX_CAPTURED_TOTAL_BYTES,
+        true,
+    )
+}
+
+fn index_stream_with(
+    reader: impl Read,
+    path: &Path,
+    max_file: u64,
+    max_total: u64,
+    hash: bool,
+) -> Result<ImageIndex, ImageFsError> {
     let err = io(path);
-    let mut archive = tar::Archive::new(BufReader::new(File::open(path).map_err(&err)?));
+    let mut archive = tar::Archive::new(reader);
     let mut index = ImageIndex::default();
     let mut total = 0u64;
     for entry in archive.entries().map_err(&err)? {
@@ -245,9 +280,21 @@ pub fn filter_tar(
     dest: &Path,
     keep: &BTreeSet<String>,
 ) -> Result<Copied, ImageFsError> {
-    let (rerr, werr) = (io(src), io(dest));
-    let mut archive = tar::Archive::new(BufReader::new(File::open(src).map_err(&rerr)?));
-    let mut out = tar::Builder::new(BufWriter::new(File::create(dest).map_err(&werr)?));
+    let file = File::open(src).map_err(io(src))?;
+    filter_stream(BufReader::new(file), src, dest, keep)
+}
+
+/// [`filter_tar`] of a tar stream (`name` is what errors call it).
+pub fn filter_stream(
+    reader: impl Read,
+    name: &Path,
+    dest: &Path,
+    keep: &BTreeSet<String>,
+) -> Result<Copied, ImageFsError> {
+    let (rerr, werr) = (io(name), io(dest));
+    let mut archive = tar::Archive::new(BufReader::with_capacity(256 * 1024, reader));
+    let file = SparseFile::new(File::create(dest).map_err(&werr)?);
+    let mut out = tar::Builder::new(BufWriter::with_capacity(SPARSE_BLOCK, file));
     // Keep names and targets exactly as they are, links included.
     out.follow_symlinks(false);
     let mut copied = Copied::default();
@@ -275,15 +322,109 @@ pub fn filter_tar(
         }
         copied.entries += 1;
     }
-    out.into_inner()
-        .and_then(|mut w| std::io::Write::flush(&mut w))
+    let w = out.into_inner().map_err(&werr)?;
+    w.into_inner()
+        .map_err(|e| e.into_error())
+        .and_then(SparseFile::finish)
         .map_err(&werr)?;
     Ok(copied)
+}
+
+/// The unit of holes a [`SparseFile`] makes.
+const SPARSE_BLOCK: usize = 64 * 1024;
+
+/// A file written with holes where whole writes are zeros: a sparse file in
+/// the image (`truncate -s 100G`) costs the host's disk no more than its
+/// data when the cut is copied (docs/architecture.md, "Minimal image").
+struct SparseFile {
+    file: File,
+    /// Zeros not written yet (a hole to leave before the next data).
+    hole: u64,
+}
+
+impl SparseFile {
+    fn new(file: File) -> Self {
+        SparseFile { file, hole: 0 }
+    }
+
+    /// Leave the trailing hole and give the file its full length.
+    fn finish(mut self) -> std::io::Result<()> {
+        use std::io::Seek;
+        let end = self.file.stream_position()? + self.hole;
+        self.file.set_len(end)
+    }
+}
+
+impl std::io::Write for SparseFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        use std::io::{Seek, SeekFrom};
+        if buf.iter().all(|b| *b == 0) {
+            self.hole += buf.len() as u64;
+            return Ok(buf.len());
+        }
+        if self.hole > 0 {
+            let hole = i64::try_from(self.hole).map_err(std::io::Error::other)?;
+            self.file.seek(SeekFrom::Current(hole))?;
+            self.hole = 0;
+        }
+        self.file.write_all(buf)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::Write::flush(&mut self.file)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cut_of_a_sparse_file_is_sparse_on_the_host() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src.tar");
+        let mut b = tar::Builder::new(File::create(&src).unwrap());
+        let big: u64 = 64 << 20;
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        h.set_size(big);
+        // 64 MiB of zeros with one byte of data in the middle.
+        let body = std::io::repeat(0)
+            .take(big / 2)
+            .chain(&b"x"[..])
+            .chain(std::io::repeat(0).take(big / 2 - 1));
+        b.append_data(&mut h, "app/big.bin", body).unwrap();
+        b.finish().unwrap();
+        drop(b);
+        let dest = dir.path().join("cut.tar");
+        let keep: BTreeSet<String> = ["/app/big.bin".to_owned()].into();
+        let copied = filter_tar(&src, &dest, &keep).unwrap();
+        assert_eq!(copied.bytes, big);
+        let meta = std::fs::metadata(&dest).unwrap();
+        assert!(meta.len() > big, "the full length: {}", meta.len());
+        assert!(
+            meta.blocks() * 512 < 1 << 20,
+            "holes, not zeros: {} bytes allocated",
+            meta.blocks() * 512
+        );
+        // The same bytes as a plain copy: the cut reads back whole.
+        let ix = index_image_hashed(&dest).unwrap();
+        assert_eq!(ix.sizes["/app/big.bin"], big);
+        let plain = blake3::hash(
+            &std::io::repeat(0)
+                .take(big / 2)
+                .chain(&b"x"[..])
+                .chain(std::io::repeat(0).take(big / 2 - 1))
+                .bytes()
+                .collect::<Result<Vec<u8>, _>>()
+                .unwrap(),
+        );
+        assert_eq!(ix.digests["/app/big.bin"], plain);
+        // The control: the source, written by the tar crate, is not sparse.
+        assert!(std::fs::metadata(&src).unwrap().blocks() * 512 >= big);
+    }
 
     /// A small tar like `docker export` writes: folders, a file, a relative
     /// and an absolute symlink, a hard link.

@@ -138,6 +138,11 @@ pub struct MinimalImageReport {
     /// Which maintained base fits, from the evidence (when `--base` is not given).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suggested_base: Option<BaseSuggestion>,
+    /// ENV keys of the original whose values look like secrets (the values
+    /// are never reported): an imported cut carries them as they are; the
+    /// Dockerfile of `--base` refuses them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secret_env_keys: Vec<String>,
 }
 
 /// Where the handed-over Dockerfile is written, relative to the repository.
@@ -418,7 +423,6 @@ pub fn minimal_image(
             repo.root(),
             &original,
             &evidence,
-            &scratch,
             keep,
             settings.granularity,
             base,
@@ -517,6 +521,14 @@ pub fn minimal_image(
         suggested_base: on_base
             .is_none()
             .then(|| suggest_base(&slice, minimal.debian_release.as_deref())),
+        secret_env_keys: config
+            .env
+            .iter()
+            .flatten()
+            .filter_map(|kv| kv.split_once('='))
+            .filter(|(k, v)| super::recipe::secret_looking(k, v))
+            .map(|(k, _)| k.to_owned())
+            .collect(),
     };
     // A verification run cut short by the environment proves nothing either way.
     let not_cacheable = on_minimal
@@ -589,6 +601,21 @@ pub fn summary_markdown(r: &MinimalImageReport) -> String {
         s.push_str(&format!(
             "\nSymlink loops in the original (kept as links, never openable): {}\n",
             list(&r.link_loops)
+        ));
+    }
+    if !r.secret_env_keys.is_empty() {
+        s.push_str(&format!(
+            "\nSecret-looking ENV keys of the original: {} ({}). Pass them at run time instead.\n",
+            r.secret_env_keys
+                .iter()
+                .map(|k| code(k))
+                .collect::<Vec<_>>()
+                .join(", "),
+            if r.base.is_some() {
+                "not written into the Dockerfile"
+            } else {
+                "the minimal image carries them, as the original does"
+            }
         ));
     }
     s.push_str(&units_markdown(r));

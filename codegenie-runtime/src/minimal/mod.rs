@@ -207,6 +207,18 @@ pub enum MinimizeError {
     /// The exported filesystem could not be read or filtered.
     #[error("cannot cut the image's filesystem down")]
     Filesystem(#[from] ImageFsError),
+    /// The cut filesystem would pass the host's copy cap, or the free space.
+    #[error("the minimal image's filesystem is {bytes} bytes: over {what} ({limit} bytes) for its one copy on the host in {path}; cut less (--granularity file) or free space")]
+    NoRoom {
+        /// Bytes of file content to copy.
+        bytes: u64,
+        /// `the copy cap` or `the free space`.
+        what: &'static str,
+        /// The cap or the free bytes.
+        limit: u64,
+        /// Where the copy would go.
+        path: PathBuf,
+    },
     /// The scratch folder for the export could not be made.
     #[error("cannot make a scratch folder in {path}")]
     Scratch {
@@ -307,6 +319,37 @@ pub struct OnBase {
     pub root_writes: Vec<String>,
 }
 
+/// Most bytes of file content the import path copies on the host (the one
+/// filtered copy of the kept entries; the export itself is streamed).
+pub const MAX_HOST_COPY_BYTES: u64 = 4 << 30;
+/// Free space kept beside that copy.
+const FREE_MARGIN_BYTES: u64 = 256 << 20;
+
+/// Refuse a copy of `bytes` into `dir` over [`MAX_HOST_COPY_BYTES`] or
+/// over the free space there (less a margin). Sizes are as the tar headers
+/// give them: a sparse file counts whole, as the copy would write it.
+fn check_copy_room(dir: &Path, bytes: u64) -> Result<(), MinimizeError> {
+    let no_room = |what, limit| MinimizeError::NoRoom {
+        bytes,
+        what,
+        limit,
+        path: dir.to_owned(),
+    };
+    if bytes > MAX_HOST_COPY_BYTES {
+        return Err(no_room("the copy cap", MAX_HOST_COPY_BYTES));
+    }
+    if let Ok(st) = nix::sys::statvfs::statvfs(dir) {
+        let free = st.blocks_available().saturating_mul(st.fragment_size());
+        if bytes.saturating_add(FREE_MARGIN_BYTES) > free {
+            return Err(no_room(
+                "the free space",
+                free.saturating_sub(FREE_MARGIN_BYTES),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Writes a non-root user may fail without harm: Python's bytecode cache
 /// (the interpreter runs from source when it cannot write it).
 fn optional_write(path: &str) -> bool {
@@ -353,15 +396,14 @@ fn tar_program(tree: &closure::Tree) -> Option<recipe::TarProgram> {
 /// `granularity` that the base lacks, taken out of the repository's own
 /// last stage by a pick stage and copied onto the base in one layer, by a
 /// Dockerfile ([`recipe`]) built with the repository as its context and
-/// `--network=none`. Of the repository's minimal images, the newest `keep`
-/// stay.
-#[allow(clippy::too_many_arguments)]
+/// `--network=none`. Nothing is copied on the host: both exports are
+/// streamed into their indexes. Of the repository's minimal images, the
+/// newest `keep` stay.
 pub fn build_on_base(
     engine: &Engine,
     repo_root: &Path,
     original: &str,
     evidence: &EvidencePaths,
-    scratch: &Path,
     keep: usize,
     granularity: Granularity,
     base_ref: &str,
@@ -381,18 +423,10 @@ pub fn build_on_base(
             path: dockerfile_path.clone(),
             source,
         })?;
-    let base = base::Base::load(engine, base_ref, scratch)?;
-    let work = tempfile::Builder::new()
-        .prefix("minimal-")
-        .tempdir_in(scratch)
-        .map_err(|source| MinimizeError::Scratch {
-            path: scratch.to_owned(),
-            source,
-        })?;
-    let export = work.path().join("original.tar");
-    engine.export_filesystem(original, &export)?;
-    let index = image_fs::index_image_hashed(&export)?;
-    drop(work);
+    let base = base::Base::load(engine, base_ref)?;
+    let index = engine.export_streamed(original, |r| {
+        image_fs::index_stream_hashed(r, Path::new("docker export (original)"))
+    })??;
     let units = unit_closure(&index, evidence, granularity, &UnitLimits::default());
     let delta = base::delta(
         &index,
@@ -586,10 +620,12 @@ fn minimal_tag(original: &str, keep: &BTreeSet<String>, changes: &[String]) -> S
     format!("{MINIMAL_REPOSITORY}:{}", &h.finalize().to_hex()[..12])
 }
 
-/// Build (or reuse) the minimal image of `original` for `evidence`: export
-/// its filesystem into `scratch`, keep the evidence's units at
+/// Build (or reuse) the minimal image of `original` for `evidence`: stream
+/// its filesystem into the index, keep the evidence's units at
 /// `granularity` ([`units::unit_closure`]), import it with
-/// the original config (entrypoint, cmd, env, workdir, user, ports). Of
+/// the original config (entrypoint, cmd, env, workdir, user, ports). The
+/// one copy on the host, in `scratch`, is the kept entries, bounded by
+/// [`MAX_HOST_COPY_BYTES`] and the free space there. Of
 /// the repository's minimal images, the newest `keep` stay (this one always
 /// among them; docs/architecture.md, "Image hygiene").
 pub fn build_minimal_image(
@@ -610,10 +646,17 @@ pub fn build_minimal_image(
             path: scratch.to_owned(),
             source,
         })?;
-    let export = work.path().join("original.tar");
-    engine.export_filesystem(original, &export)?;
-    let index = image_fs::index_image(&export)?;
+    // Streamed: the export is read as it comes, never written on the host.
+    let index = engine.export_streamed(original, |r| {
+        image_fs::index_stream(r, Path::new("docker export (original)"))
+    })??;
     let units = unit_closure(&index, evidence, granularity, &UnitLimits::default());
+    let copy_bytes: u64 = units
+        .closure
+        .keep
+        .iter()
+        .filter_map(|p| index.sizes.get(p))
+        .sum();
     let setid = kept_setid(&index, &units.closure.keep);
     let debian_release = base::debian_release(&index);
     drop(index);
@@ -626,8 +669,13 @@ pub fn build_minimal_image(
     let (image_id, reused) = match engine.image_id(&tag)? {
         Some(id) => (id, true),
         None => {
+            // The one copy on the host: the kept entries, bounded.
+            check_copy_room(work.path(), copy_bytes)?;
             let cut = work.path().join("minimal.tar");
-            image_fs::filter_tar(&export, &cut, &closure.keep)?;
+            let (dest, kept) = (cut.clone(), closure.keep.clone());
+            engine.export_streamed(original, move |r| {
+                image_fs::filter_stream(r, Path::new("docker export (original)"), &dest, &kept)
+            })??;
             (engine.import_filesystem(&cut, &changes, &tag)?, false)
         }
     };

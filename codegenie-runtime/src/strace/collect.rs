@@ -577,7 +577,14 @@ impl<'o> Collector<'o> {
         }
         let resolved = has_resolved.then_some(self.other.as_str());
         let path = self.path.as_str();
-        if is_excluded(path) || resolved.is_some_and(is_excluded) {
+        if is_excluded(path) {
+            return true;
+        }
+        // A real name that leads into `/dev` or `/proc`, or to a pipe
+        // (nginx's `access.log -> /dev/stdout`): neither a file read nor a
+        // pair, but the name must exist, as a probed path must.
+        if resolved.is_some_and(is_excluded) {
+            self.seen.insert(PathSet::PathsProbed, path);
             return true;
         }
         let t = &mut self.facts.trace;
