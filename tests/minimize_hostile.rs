@@ -7,6 +7,7 @@
 // Tests drive the built binary and the engine's CLI directly.
 #![allow(clippy::disallowed_methods)]
 
+mod fs_support;
 mod trace_support;
 
 use std::path::Path;
@@ -20,7 +21,7 @@ use codegenie::ProbeContext;
 use codegenie_runtime::engine::{Engine, EngineKind, KEEP_IMAGES};
 use codegenie_runtime::minimal::units::Granularity;
 use codegenie_runtime::minimal::verify::compare;
-use codegenie_runtime::minimal::{build_minimal_image, EvidencePaths};
+use codegenie_runtime::minimal::{build_minimal_image, EvidencePaths, MinimizeError};
 use trace_support::services::docker_ok;
 use trace_support::*;
 
@@ -168,6 +169,27 @@ fn a_sparse_file_and_links_into_dev_are_bounded_kept_and_checked() {
         "{:?}",
         verification.missing
     );
+    // No room for the one copy: a typed error naming the free space, and
+    // nothing half-written. (The image is removed first: a minimal image of
+    // the same cut would be reused, with nothing to copy.)
+    let _ = Command::new("docker").args(["rmi", "-f", &image]).output();
+    let small = fs_support::Tmpfs::mount("64m");
+    let err = build_minimal_image(
+        &engine,
+        &original,
+        &EvidencePaths::of(&slice),
+        small.path(),
+        KEEP_IMAGES,
+        Granularity::Unit,
+    )
+    .unwrap_err();
+    eprintln!("ROW | sparse 2 GiB file, 64 MiB of scratch | {err}");
+    assert!(
+        matches!(err, MinimizeError::NoRoom { what: "the free space", bytes, .. } if bytes > 2 << 30),
+        "{err}"
+    );
+    assert!(err.to_string().contains("free space"), "{err}");
+    assert_eq!(fs_support::files_under(small.path()), Vec::<std::path::PathBuf>::new());
     let _ = Command::new(env!("CARGO_BIN_EXE_codegenie"))
         .args(["cache", "prune"])
         .arg(repo.path())
