@@ -212,7 +212,7 @@ pub enum MinimizeError {
     NoRoom {
         /// Bytes of file content to copy.
         bytes: u64,
-        /// `the copy cap` or `the free space`.
+        /// `the copy cap` or `the free space less a 256 MiB margin`.
         what: &'static str,
         /// The cap or the free bytes.
         limit: u64,
@@ -240,7 +240,7 @@ pub enum MinimizeError {
         base: String,
     },
     /// The original image has no `tar` for the pick stage.
-    #[error("the original image has no tar (/usr/bin/tar, /bin/tar or /bin/busybox): the Dockerfile's pick stage needs one to take the units out of it")]
+    #[error("the original image has no tar (/usr/bin/tar, /bin/tar, or busybox in /bin, /usr/bin or /): the Dockerfile's pick stage needs one to take the units out of it")]
     NoTar,
     /// A kept entry cannot go onto the base.
     #[error(transparent)]
@@ -387,8 +387,10 @@ fn tar_program(tree: &closure::Tree) -> Option<recipe::TarProgram> {
             }
         }
     }
-    matches!(tree.get("/bin/busybox"), Some(closure::Node::File))
-        .then(|| argv(&["/bin/busybox", "tar"]))
+    ["/bin/busybox", "/usr/bin/busybox", "/busybox"]
+        .into_iter()
+        .find(|p| matches!(tree.get(*p), Some(closure::Node::File)))
+        .map(|p| argv(&[p, "tar"]))
 }
 
 /// Build (or reuse) the minimal image of `original` (built from the
