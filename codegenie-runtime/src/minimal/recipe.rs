@@ -700,4 +700,84 @@ mod tests {
         i.entries = (0..200_000).map(|n| format!("/f/{n:0>40}")).collect();
         assert!(matches!(write(&i), Err(RecipeError::TooManyPaths { .. })));
     }
+
+    /// Every line written after the repository's stages: a comment as a
+    /// JSON string or a refusal, JSON arrays, or a value that passed its
+    /// charset. Nothing else.
+    fn only_safe_lines(text: &str) -> Result<(), String> {
+        let ours = text
+            .split("\nFROM original AS codegenie-pick\n")
+            .nth(1)
+            .ok_or("no pick stage")?;
+        for line in ours.lines().filter(|l| !l.is_empty()) {
+            let (keyword, rest) = line.split_once(' ').unwrap_or((line, ""));
+            let array = || serde_json::from_str::<Vec<String>>(rest).is_ok();
+            let ok = match keyword {
+                "#" => {
+                    serde_json::from_str::<String>(rest).is_ok()
+                        || rest
+                            .strip_prefix("refused: ")
+                            .and_then(|r| r.split_once(' '))
+                            .is_some_and(|(_, r)| !r.is_empty())
+                }
+                "RUN" | "CMD" | "ENTRYPOINT" => array(),
+                "COPY" => line == "COPY --from=codegenie-pick [\"/.codegenie-pick/\",\"/\"]",
+                "FROM" => rest == "${BASE}",
+                "USER" => user_ok(rest) || rest == "0",
+                "WORKDIR" => workdir_ok(rest) || rest == PICK_DIR,
+                "EXPOSE" => port_ok(rest),
+                "ENV" => rest.split_once("=\"").is_some_and(|(k, v)| {
+                    env_key_ok(k) && v.ends_with('"') && quotable(&v[..v.len() - 1])
+                }),
+                "LABEL" => rest.split_once("=\"").is_some_and(|(k, v)| {
+                    label_key_ok(k) && v.ends_with('"') && quotable(&v[..v.len() - 1])
+                }),
+                _ => false,
+            };
+            if !ok {
+                return Err(format!("unsafe line {line:?}"));
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn the_line_check_refuses_a_raw_instruction() {
+        let pick = "FROM x\nFROM original AS codegenie-pick\n";
+        assert!(only_safe_lines(&format!("{pick}RUN echo INJECTED > /pwned\n")).is_err());
+        assert!(only_safe_lines(&format!("{pick}ENV A=\"$(id)\"\n")).is_err());
+        assert!(only_safe_lines(&format!("{pick}# a raw comment\n")).is_err());
+        assert!(only_safe_lines(&format!("{pick}RUN [\"tar\"]\nENV A=\"b\"\n")).is_ok());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_value_from_the_image_gives_only_safe_lines(
+            env in proptest::collection::vec(("\\PC{0,12}", "\\PC{0,24}"), 0..6),
+            labels in proptest::collection::btree_map("\\PC{0,12}", "\\PC{0,24}", 0..4),
+            ports in proptest::collection::btree_set("\\PC{0,10}", 0..3),
+            workdir in "\\PC{0,20}",
+            user in proptest::option::of("\\PC{0,12}"),
+            cmd in proptest::collection::vec("\\PC{0,16}", 0..4),
+            paths in proptest::collection::btree_set("/[^\\\\]{1,30}", 0..8),
+            reasons in proptest::collection::vec("\\PC{0,40}", 0..4),
+        ) {
+            let config = ImageConfig {
+                cmd: Some(cmd),
+                env: Some(env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+                working_dir: workdir,
+                exposed_ports: Some(ports.into_iter().map(|p| (p, serde_json::json!({}))).collect()),
+                labels: Some(labels),
+                user: user.clone().unwrap_or_default(),
+                ..ImageConfig::default()
+            };
+            let base = ImageConfig::default();
+            let mut i = inputs(DOCKERFILE, &config, &base);
+            i.user = user;
+            i.entries = paths;
+            i.reasons = reasons;
+            let r = write(&i).unwrap();
+            proptest::prop_assert!(only_safe_lines(&r.text).is_ok(), "{:?}\n{}", only_safe_lines(&r.text), r.text);
+        }
+    }
 }
