@@ -73,12 +73,25 @@ fn on_base(root: &Path, service: &str, base: &str, rounds: usize) {
         v[v.len() / 2]
     };
     let (t, m) = (median(&mut trace), median(&mut minimize));
+    // Sizes: the original, the unit image imported onto nothing, the image
+    // on the base (the last round's, built again for its size).
+    let (_, on) = timed_with(repo.path(), "minimize", &["--base", base]);
+    let (_, cut) = timed_with(repo.path(), "minimize", &[]);
+    let size = |v: &serde_json::Value| v["size_bytes"]["minimal"].as_u64().unwrap_or(0);
+    let original = on["size_bytes"]["original"].as_u64().unwrap_or(0);
+    let added = on["added"]["packages"]
+        .as_array()
+        .map(|a| a.iter().filter(|p| p["kind"] == "dpkg").count())
+        .unwrap_or(0);
+    let held = on["held_by_base"].as_array().map_or(0, Vec::len);
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
-        "minimize-base/{service} on {base}: trace {:.2} s, minimize --base {:.2} s, ratio {:.2} (goal <= 2.0); median of {rounds}; load {}",
+        "minimize-base/{service} on {base}: trace {:.2} s, minimize --base {:.2} s, ratio {:.2} (goal <= 2.0); median of {rounds}; sizes: original {original} B, unit cut on nothing {} B, on the base {} B; dpkg packages kept {added}, held by the base {held}; load {}",
         t.as_secs_f64(),
         m.as_secs_f64(),
         m.as_secs_f64() / t.as_secs_f64(),
+        size(&cut),
+        size(&on),
         load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
     );
     on_base(
