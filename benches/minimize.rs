@@ -94,18 +94,6 @@ fn on_base(root: &Path, service: &str, base: &str, rounds: usize) {
         size(&on),
         load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
     );
-    on_base(
-        root,
-        "node-sqlite3",
-        "gcr.io/distroless/cc-debian12:nonroot",
-        rounds,
-    );
-    on_base(
-        root,
-        "python-gunicorn",
-        "gcr.io/distroless/python3-debian12:nonroot",
-        rounds,
-    );
 }
 
 fn main() {

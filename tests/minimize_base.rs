@@ -70,12 +70,32 @@ fn assert_every_value_went_through_json(text: &str) {
             "RUN" | "CMD" | "ENTRYPOINT" => json_array(),
             "COPY" => line.starts_with("COPY --from=codegenie-pick [\"/.codegenie-pick/\",\"/\"]"),
             "FROM" => rest == "${BASE}",
-            "USER" | "WORKDIR" | "EXPOSE" => rest
+            "USER" | "WORKDIR" => rest
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || "/._-:+@".contains(c)),
-            "ENV" | "LABEL" => rest.split_once("=\"").is_some_and(|(_, v)| {
-                v.ends_with('"') && !v[..v.len() - 1].contains(['"', '\\', '$', '`'])
-            }),
+            "EXPOSE" => rest
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "/ ".contains(c)),
+            // `K="v" K2="v2"`: no quote, backslash, `$` or backtick inside.
+            "ENV" | "LABEL" => {
+                let mut r = rest;
+                let mut ok = !r.is_empty();
+                while ok && !r.is_empty() {
+                    match r
+                        .split_once("=\"")
+                        .and_then(|(k, a)| a.split_once('"').map(|(v, n)| (k, v, n)))
+                    {
+                        Some((k, v, n))
+                            if !k.contains([' ', '"']) && !v.contains(['\\', '$', '`']) =>
+                        {
+                            r = n.strip_prefix(' ').unwrap_or(n);
+                            ok = n.is_empty() || n.starts_with(' ');
+                        }
+                        _ => ok = false,
+                    }
+                }
+                ok
+            }
             _ => false,
         };
         assert!(ok, "a line whose value did not go through JSON: {line:?}");

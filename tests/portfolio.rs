@@ -516,3 +516,36 @@ fn one_repository_failing_never_stops_the_rest() {
     assert_eq!(repo_entry(&again, "ok")["status"], "skipped");
     assert_eq!(repo_entry(&again, "broken")["status"], "failed");
 }
+
+#[test]
+fn a_state_folder_that_leads_out_of_a_repository_is_refused_and_nothing_is_written_there() {
+    let _serial = engine_lock();
+    let root = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    repos(
+        root.path(),
+        &[
+            ("linked", "tests/fixtures/service"),
+            ("plain", "tests/fixtures/service"),
+        ],
+    );
+    std::os::unix::fs::symlink(outside.path(), root.path().join("linked/.codegenie")).unwrap();
+    let m = manifest(root.path(), &[(MAIN_ENGINE, 1)], &["linked", "plain"]);
+    let (out, report) = portfolio(&m, &["--run-id", "pftest-statelink"]);
+    assert_eq!(out.status.code(), Some(2), "{report:#}");
+    let linked = repo_entry(&report, "linked");
+    assert_eq!(linked["status"], "failed", "{linked:#}");
+    let error = linked["error"].as_str().unwrap();
+    assert!(error.contains(".codegenie"), "{error}");
+    let written: Vec<_> = std::fs::read_dir(outside.path()).unwrap().collect();
+    assert!(
+        written.is_empty(),
+        "nothing is written outside the repository: {written:?}"
+    );
+    // The control: the same repository with a state folder of its own is
+    // traced, and its cache and context land in that folder.
+    let plain = repo_entry(&report, "plain");
+    assert_eq!(plain["status"], "done", "{plain:#}");
+    assert!(root.path().join("plain/.codegenie/context").is_dir());
+    no_containers_left(&[], "pftest-statelink");
+}

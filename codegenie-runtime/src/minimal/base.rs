@@ -255,8 +255,10 @@ pub fn delta(
         }
     }
     // A name the app used through a link the base replaces by a folder:
-    // the pick archives it at that name (tar reads through the link).
-    for n in named {
+    // the pick archives it at that name (tar reads through the link). Not
+    // a shared library: the loader finds it in the next folder of its
+    // search path (`/usr/lib/...`), and a second copy would double it.
+    for n in named.iter().filter(|n| !is_shared_library(n)) {
         let through = out.folder_in_base.iter().any(|l| {
             n.strip_prefix(l.as_str())
                 .is_some_and(|r| r.starts_with('/'))
@@ -293,6 +295,12 @@ pub fn delta(
     Ok(out)
 }
 
+/// Whether `p` names a shared library (`libz.so.1`, `ld-linux-x86-64.so.2`).
+fn is_shared_library(p: &str) -> bool {
+    let name = p.rsplit('/').next().unwrap_or(p);
+    name.ends_with(".so") || name.contains(".so.")
+}
+
 /// Whether `p` is strictly below folder `dir`.
 fn under(p: &str, dir: &str) -> bool {
     p.strip_prefix(dir).is_some_and(|r| r.starts_with('/'))
@@ -327,6 +335,7 @@ mod tests {
             ("/usr/lib", Dir, b""),
             ("/usr/lib/libc.so.6", File, b"libc 2.36"),
             ("/usr/lib/libsqlite3.so.0", File, b"sqlite"),
+            ("/usr/lib/app.conf", File, b"conf"),
             ("/etc", Dir, b""),
             ("/etc/ssl", Dir, b""),
             ("/etc/ssl/cert.pem", File, b"same"),
@@ -368,7 +377,11 @@ mod tests {
             ],
             ..Added::default()
         };
-        let named: BTreeSet<String> = ["/lib/libsqlite3.so.0".to_owned()].into();
+        let named: BTreeSet<String> = [
+            "/lib/libsqlite3.so.0".to_owned(),
+            "/lib/app.conf".to_owned(),
+        ]
+        .into();
         let d = delta(&original, &keep, &added, &named, &base).unwrap();
         assert_eq!(d.held_packages, ["libc6 2.36-9"]);
         assert_eq!(d.trees, BTreeSet::from(["/app".to_owned()]));
@@ -376,8 +389,10 @@ mod tests {
             d.entries,
             BTreeSet::from([
                 "/etc/other.conf".to_owned(),
-                // Named through `/lib`, a folder in the base: added there too.
-                "/lib/libsqlite3.so.0".to_owned(),
+                // Named through `/lib`, a folder in the base: added there
+                // too, but for a library (the loader looks in /usr/lib next).
+                "/lib/app.conf".to_owned(),
+                "/usr/lib/app.conf".to_owned(),
                 "/usr/lib/libsqlite3.so.0".to_owned(),
             ]),
             "same bytes, a held package and the base's folders are not added"

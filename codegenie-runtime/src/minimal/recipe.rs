@@ -290,8 +290,11 @@ pub fn write(inputs: &RecipeInputs<'_>) -> Result<Recipe, RecipeError> {
     }
 
     // The pick stage.
+    // Root reads everything; an original that runs as root needs no USER.
+    let root = crate::minimal::base::is_root(&inputs.config.user);
     out.push_str(&format!(
-        "\nFROM {original_stage} AS {PICK_STAGE}\nUSER 0\nWORKDIR {PICK_DIR}\n"
+        "\nFROM {original_stage} AS {PICK_STAGE}\n{}WORKDIR {PICK_DIR}\n",
+        if root { "" } else { "USER 0\n" }
     ));
     for r in &inputs.reasons {
         out.push_str(&format!("# {}\n", json(r)));
@@ -368,6 +371,10 @@ pub fn write(inputs: &RecipeInputs<'_>) -> Result<Recipe, RecipeError> {
             reason: reason.to_owned(),
         });
     };
+    // One instruction each for ENV, LABEL and EXPOSE, however many values:
+    // the classic builder commits a layer per instruction, which costs
+    // seconds each on a storage driver without native diffs.
+    let (mut env, mut labels, mut ports) = (Vec::new(), Vec::new(), Vec::new());
     let base_env: BTreeSet<&String> = inputs.base_config.env.iter().flatten().collect();
     for kv in inputs.config.env.iter().flatten() {
         if base_env.contains(kv) {
@@ -391,7 +398,7 @@ pub fn write(inputs: &RecipeInputs<'_>) -> Result<Recipe, RecipeError> {
                 "the value holds a quote, backslash, `$`, backtick or control character",
             );
         } else {
-            out.push_str(&format!("ENV {k}=\"{v}\"\n"));
+            env.push(format!("{k}=\"{v}\""));
         }
     }
     for (k, v) in inputs.config.labels.iter().flatten() {
@@ -409,12 +416,12 @@ pub fn write(inputs: &RecipeInputs<'_>) -> Result<Recipe, RecipeError> {
                 "the value holds a quote, backslash, `$`, backtick or control character",
             );
         } else {
-            out.push_str(&format!("LABEL {k}=\"{v}\"\n"));
+            labels.push(format!("{k}=\"{v}\""));
         }
     }
     for port in inputs.config.exposed_ports.iter().flat_map(|p| p.keys()) {
         if port_ok(port) {
-            out.push_str(&format!("EXPOSE {port}\n"));
+            ports.push(port.clone());
         } else {
             refuse(
                 &mut out,
@@ -422,6 +429,11 @@ pub fn write(inputs: &RecipeInputs<'_>) -> Result<Recipe, RecipeError> {
                 port,
                 "not a port (NUMBER[/tcp|udp|sctp])",
             );
+        }
+    }
+    for (keyword, values) in [("ENV", &env), ("LABEL", &labels), ("EXPOSE", &ports)] {
+        if !values.is_empty() {
+            out.push_str(&format!("{keyword} {}\n", values.join(" ")));
         }
     }
     let wd = &inputs.config.working_dir;
@@ -548,7 +560,11 @@ mod tests {
             t.contains("FROM codegenie-fixture-node:bookworm AS original\n"),
             "{t}"
         );
-        assert!(t.contains("FROM original AS codegenie-pick\nUSER 0\nWORKDIR /.codegenie-pick\n"));
+        // The original runs as root: no USER step in the pick stage.
+        assert!(
+            t.contains("FROM original AS codegenie-pick\nWORKDIR /.codegenie-pick\n"),
+            "{t}"
+        );
         assert!(t.contains(
             r#"RUN ["/usr/bin/tar","-c","-f","/.codegenie-pick-0.tar","-C","/","--numeric-owner","--","app"]"#
         ), "{t}");
@@ -557,7 +573,7 @@ mod tests {
         assert!(t.contains(
             "\nFROM ${BASE}\nCOPY --from=codegenie-pick [\"/.codegenie-pick/\",\"/\"]\n"
         ));
-        assert!(t.contains("ENV NODE_ENV=\"production\"\n"));
+        assert!(t.contains("NODE_ENV=\"production\"\n"), "{t}");
         // The base sets no PATH here: the original's is written.
         assert!(t.contains("ENV PATH=\"/usr/local/sbin:"), "{t}");
         assert!(
@@ -608,6 +624,8 @@ mod tests {
                 r.text
             );
         }
+        // The original does not run as root: the pick stage reads as root.
+        assert!(r.text.contains("FROM original AS codegenie-pick\nUSER 0\n"));
         assert!(
             !r.text.contains("hunter2") && !r.text.contains("wJalrXUtnFEMI"),
             "{}",
@@ -701,6 +719,28 @@ mod tests {
         assert!(matches!(write(&i), Err(RecipeError::TooManyPaths { .. })));
     }
 
+    /// `K="v" K2="v2"`: every pair's key passes `key`, every value is quotable.
+    fn pairs_ok(rest: &str, key: fn(&str) -> bool) -> bool {
+        let mut r = rest;
+        while !r.is_empty() {
+            let Some((k, after)) = r.split_once("=\"") else {
+                return false;
+            };
+            let Some((v, next)) = after.split_once('"') else {
+                return false;
+            };
+            if !key(k) || !quotable(v) {
+                return false;
+            }
+            r = match next.strip_prefix(' ') {
+                Some(n) if !n.is_empty() => n,
+                None if next.is_empty() => "",
+                _ => return false,
+            };
+        }
+        !rest.is_empty()
+    }
+
     /// Every line written after the repository's stages: a comment as a
     /// JSON string or a refusal, JSON arrays, or a value that passed its
     /// charset. Nothing else.
@@ -725,13 +765,9 @@ mod tests {
                 "FROM" => rest == "${BASE}",
                 "USER" => user_ok(rest) || rest == "0",
                 "WORKDIR" => workdir_ok(rest) || rest == PICK_DIR,
-                "EXPOSE" => port_ok(rest),
-                "ENV" => rest.split_once("=\"").is_some_and(|(k, v)| {
-                    env_key_ok(k) && v.ends_with('"') && quotable(&v[..v.len() - 1])
-                }),
-                "LABEL" => rest.split_once("=\"").is_some_and(|(k, v)| {
-                    label_key_ok(k) && v.ends_with('"') && quotable(&v[..v.len() - 1])
-                }),
+                "ENV" => pairs_ok(rest, env_key_ok),
+                "LABEL" => pairs_ok(rest, label_key_ok),
+                "EXPOSE" if rest.split(' ').all(port_ok) => true,
                 _ => false,
             };
             if !ok {
