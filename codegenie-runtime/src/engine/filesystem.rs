@@ -75,9 +75,8 @@ impl Engine {
         })
     }
 
-    /// Write the filesystem of `image` to the tar file `dest`: a container is
-    /// created (never started) and removed again.
-    pub fn export_filesystem(&self, image: &str, dest: &Path) -> Result<(), EngineError> {
+    /// A container of `image` to export (created, never started); its id.
+    fn create_for_export(&self, image: &str) -> Result<String, EngineError> {
         // `create` needs a command even though nothing runs; none is executed.
         let out = self.ok(self.spec().args([
             "create",
@@ -89,6 +88,13 @@ impl Engine {
             image,
         ]))?;
         let id = out.stdout.text().trim().to_owned();
+        Ok(id)
+    }
+
+    /// Write the filesystem of `image` to the tar file `dest`: a container is
+    /// created (never started) and removed again.
+    pub fn export_filesystem(&self, image: &str, dest: &Path) -> Result<(), EngineError> {
+        let id = self.create_for_export(image)?;
         let exported = self.ok(self
             .spec()
             .timeout(TRANSFER_TIMEOUT)
@@ -111,16 +117,7 @@ impl Engine {
         image: &str,
         consume: impl FnOnce(&mut dyn std::io::Read) -> T + Send + 'static,
     ) -> Result<T, EngineError> {
-        let out = self.ok(self.spec().args([
-            "create",
-            "--network=none",
-            "--label",
-            "codegenie.export=1",
-            "--entrypoint",
-            "/codegenie-export-never-runs",
-            image,
-        ]))?;
-        let id = out.stdout.text().trim().to_owned();
+        let id = self.create_for_export(image)?;
         // A few chunks in flight: the export waits for the reader.
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(16);
         let reader = std::thread::spawn(move || {

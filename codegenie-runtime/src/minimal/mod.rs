@@ -341,10 +341,7 @@ fn check_copy_room(dir: &Path, bytes: u64) -> Result<(), MinimizeError> {
     if let Ok(st) = nix::sys::statvfs::statvfs(dir) {
         let free = st.blocks_available().saturating_mul(st.fragment_size());
         if bytes.saturating_add(FREE_MARGIN_BYTES) > free {
-            return Err(no_room(
-                "the free space",
-                free.saturating_sub(FREE_MARGIN_BYTES),
-            ));
+            return Err(no_room("the free space less a 256 MiB margin", free));
         }
     }
     Ok(())
