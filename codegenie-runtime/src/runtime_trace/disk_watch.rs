@@ -97,9 +97,15 @@ impl DiskWatch {
     /// Stop watching; one last measurement gives the peak.
     pub(crate) fn finish(mut self) -> DiskReport {
         self.stop.take();
+        // A watch that died says so: the bound was not enforced.
         self.thread
             .take()
-            .and_then(|t| t.join().ok())
+            .map(|t| {
+                t.join().unwrap_or_else(|_| DiskReport {
+                    last_error: Some("the disk watch stopped on a panic".into()),
+                    ..DiskReport::default()
+                })
+            })
             .unwrap_or_default()
     }
 }
