@@ -14,6 +14,10 @@
 //! to `$CARGO_TARGET_DIR/bench-data/scenario_overhead.log` to show where the
 //! time goes.
 //!
+//! With `CODEGENIE_BENCH_BASELINE_BIN` naming another `codegenie` binary
+//! (an earlier build), that binary is timed too, in the same rounds, as a
+//! third side: before and after a change, measured together.
+//!
 //! Needs Docker and `tests/fixtures/bin/busybox` (tests/fixtures/fetch-busybox.sh).
 //! `cargo bench --bench scenario_overhead`.
 // The benchmark drives the built binary and the engine CLI directly.
@@ -79,9 +83,13 @@ fn run(cmd: &mut Command, what: &str) -> Output {
 /// The traced side: one `codegenie trace` of the six scenarios, checked
 /// (in the slice it wrote) to have run them all, none failed.
 fn traced(repo: &Path, extra: &[&str]) -> (Duration, Output) {
+    traced_by(Path::new(env!("CARGO_BIN_EXE_codegenie")), repo, extra)
+}
+
+fn traced_by(bin: &Path, repo: &Path, extra: &[&str]) -> (Duration, Output) {
     let started = Instant::now();
     let out = run(
-        Command::new(env!("CARGO_BIN_EXE_codegenie"))
+        Command::new(bin)
             .args(["trace", "--no-cache", "--json"])
             .args(extra)
             .arg(repo),
@@ -150,12 +158,28 @@ fn main() {
     // Warm both sides once (the trace's own build, the bundle's files).
     traced(repo.path(), &[]);
     bare(&tag);
-    let (mut t, mut b) = (Vec::new(), Vec::new());
+    let baseline = std::env::var_os("CODEGENIE_BENCH_BASELINE_BIN").map(PathBuf::from);
+    if let Some(bin) = &baseline {
+        traced_by(bin, repo.path(), &[]);
+    }
+    let (mut t, mut b, mut o) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
         t.push(traced(repo.path(), &[]).0);
         b.push(bare(&tag));
+        if let Some(bin) = &baseline {
+            o.push(traced_by(bin, repo.path(), &[]).0);
+        }
     }
     let (t, b) = (median(&mut t), median(&mut b));
+    if let Some(bin) = &baseline {
+        let o = median(&mut o);
+        println!(
+            "scenario_overhead: baseline {} traced {:.2} s, ratio {:.2}x the bare runs",
+            bin.display(),
+            o.as_secs_f64(),
+            o.as_secs_f64() / b.as_secs_f64()
+        );
+    }
     let (_, verbose) = traced(repo.path(), &["-v"]);
     let log = target_dir().join("bench-data/scenario_overhead.log");
     std::fs::create_dir_all(log.parent().unwrap()).unwrap();
