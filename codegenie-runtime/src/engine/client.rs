@@ -1,10 +1,12 @@
 //! The engine CLI itself: which program, which endpoint, and how one
 //! command runs through the exec layer and reads its answer.
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crate::exec::{self, ExecSpec, Finished, Program};
 
+use super::api::{self, Api};
 use super::{EngineEndpoint, EngineError, EngineKind, COMMAND_TIMEOUT, LOG_TAIL_BYTES};
 
 /// A container engine CLI.
@@ -12,6 +14,10 @@ use super::{EngineEndpoint, EngineError, EngineKind, COMMAND_TIMEOUT, LOG_TAIL_B
 pub struct Engine {
     pub(super) program: Program,
     pub(super) endpoint: EngineEndpoint,
+    pub(super) kind: EngineKind,
+    /// The API client, connected on first use and shared by clones; `None`
+    /// where only the CLI reaches the engine (engine/api.rs).
+    api: Arc<OnceLock<Option<Api>>>,
 }
 
 impl Engine {
@@ -30,7 +36,31 @@ impl Engine {
                 EngineKind::Podman => Program::Podman,
             },
             endpoint,
+            kind,
+            api: Arc::default(),
         }
+    }
+
+    /// The engine's API client, if one reaches it: connected and its
+    /// version negotiated on the first call, then shared by every clone.
+    pub(super) fn api(&self) -> Option<&Api> {
+        self.api
+            .get_or_init(|| {
+                let route = api::route(
+                    self.kind,
+                    &self.endpoint,
+                    &|k| std::env::var(k).ok(),
+                    api::cli_current_context(),
+                )?;
+                match Api::connect(&route) {
+                    Ok(a) => Some(a),
+                    Err(e) => {
+                        tracing::debug!(?route, error = %crate::errors::error_chain(&e), "no engine API client: using the CLI");
+                        None
+                    }
+                }
+            })
+            .as_ref()
     }
 
     /// The engine this CLI talks to.

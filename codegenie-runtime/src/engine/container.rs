@@ -52,6 +52,11 @@ impl<T> CappedCopy<T> {
 impl Engine {
     /// Create a hardened container and return its id.
     pub fn create(&self, o: &CreateOptions) -> Result<String, EngineError> {
+        if let Some(api) = self.api() {
+            let owner =
+                orphans::current().map(|o| (orphans::OWNER_LABEL.to_owned(), o.label_value()));
+            return api.create(o, owner);
+        }
         let owner =
             orphans::current().map(|o| format!("{}={}", orphans::OWNER_LABEL, o.label_value()));
         let out = self.ok(self
@@ -160,6 +165,9 @@ impl Engine {
         timeout: Duration,
     ) -> Result<CappedCopy<W>, EngineError> {
         use std::sync::{Arc, Mutex};
+        if let Some(api) = self.api() {
+            return api.copy_stream(container, path, out, limit, timeout);
+        }
         let spec = self
             .spec()
             .args(["cp", "-L"])
@@ -232,6 +240,9 @@ impl Engine {
         argv: &[String],
         timeout: Duration,
     ) -> Result<Finished, EngineError> {
+        if let Some(api) = self.api() {
+            return api.exec(container, argv, timeout, exec::DEFAULT_CAPTURE_LIMIT);
+        }
         self.run(
             self.spec()
                 .args(["exec", container])
@@ -242,6 +253,9 @@ impl Engine {
 
     /// Whether the container is running.
     pub fn is_running(&self, container: &str) -> Result<bool, EngineError> {
+        if let Some(api) = self.api() {
+            return api.is_running(container);
+        }
         let out = self.ok(self.spec().args([
             "container",
             "inspect",
@@ -259,6 +273,9 @@ impl Engine {
     /// The size of the container's writable layer in bytes (what it wrote
     /// into its own filesystem; volumes and tmpfs mounts are not in it).
     pub fn writable_size(&self, container: &str) -> Result<u64, EngineError> {
+        if let Some(api) = self.api() {
+            return api.size_and_oom(container).map(|(size, _)| size);
+        }
         let out = self.ok(self.spec().timeout(Duration::from_secs(30)).args([
             "container",
             "inspect",
@@ -277,6 +294,9 @@ impl Engine {
     /// The size of the container's writable layer and whether the kernel's
     /// OOM killer ended a process in it, in one inspect.
     pub fn size_and_oom(&self, container: &str) -> Result<(u64, bool), EngineError> {
+        if let Some(api) = self.api() {
+            return api.size_and_oom(container);
+        }
         let out = self.ok(self.spec().timeout(Duration::from_secs(30)).args([
             "container",
             "inspect",
@@ -298,6 +318,9 @@ impl Engine {
 
     /// Whether the kernel's OOM killer ended a process in the container.
     pub fn oom_killed(&self, container: &str) -> Result<bool, EngineError> {
+        if let Some(api) = self.api() {
+            return api.oom_killed(container);
+        }
         let out = self.ok(self.spec().args([
             "container",
             "inspect",
@@ -314,12 +337,18 @@ impl Engine {
 
     /// Kill the container (SIGKILL to its PID 1).
     pub fn kill(&self, container: &str) -> Result<(), EngineError> {
+        if let Some(api) = self.api() {
+            return api.kill(container);
+        }
         self.ok(self.spec().args(["kill", container]))?;
         Ok(())
     }
 
     /// Remove the container and its anonymous volumes, running or not.
     pub fn remove(&self, container: &str) -> Result<(), EngineError> {
+        if let Some(api) = self.api() {
+            return api.remove(container);
+        }
         self.ok(self.spec().args(["rm", "-f", "-v", container]))?;
         Ok(())
     }

@@ -88,6 +88,11 @@ impl DockerHost {
     pub fn url(&self) -> &str {
         &self.url
     }
+
+    /// The TLS certificate folder, if the host is reached over TLS.
+    pub fn tls_cert_path(&self) -> Option<&std::path::Path> {
+        self.tls_cert_path.as_deref()
+    }
 }
 
 impl ContextName {

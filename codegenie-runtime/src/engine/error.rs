@@ -41,6 +41,16 @@ pub enum EngineError {
         /// Exit status and stderr.
         detail: String,
     },
+    /// An engine API call failed (the engine's answer, or none, is the
+    /// source).
+    #[error("engine API call `{call}` failed")]
+    Api {
+        /// What was asked.
+        call: String,
+        /// The client's error.
+        #[source]
+        source: Arc<dyn std::error::Error + Send + Sync>,
+    },
     /// The engine said something that could not be understood.
     #[error("unexpected output from `{command}`: {detail}")]
     Output {

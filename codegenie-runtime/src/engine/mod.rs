@@ -2,6 +2,8 @@
 //! layer, one file per resource (docs/architecture.md, "Container flow"):
 //!
 //! - `client`: the CLI, its endpoint, one command and its answer;
+//! - `api`: the engine's HTTP API, one client per engine, for the calls a
+//!   scenario makes many of;
 //! - `options`, `error`: what the engine is asked, what can go wrong;
 //! - `build`, `resolver`, `build_memo`, [`context`]: image builds, the
 //!   run's one build as the `image-digest` token, remembered builds, the
@@ -12,6 +14,7 @@
 //! - `container`, `writable`: the container lifecycle and its writes;
 //! - `runs`, `orphans`: everything a run made, and what killed runs left.
 
+mod api;
 mod build;
 mod build_memo;
 mod client;

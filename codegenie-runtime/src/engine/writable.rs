@@ -44,16 +44,24 @@ impl Engine {
         if !self.is_local() {
             return WritableLayer::Engine;
         }
-        let out = self.run(self.spec().timeout(Duration::from_secs(30)).args([
-            "container",
-            "inspect",
-            "--format",
-            "{{.GraphDriver.Name}}\t{{index .GraphDriver.Data \"UpperDir\"}}",
-            container,
-        ]));
-        let text = match out {
-            Ok(o) if o.success() => o.stdout.text(),
-            _ => return WritableLayer::Engine,
+        let text = match self.api() {
+            Some(api) => match api.graph_driver(container) {
+                Ok((driver, Some(upper))) => format!("{driver}\t{upper}"),
+                _ => return WritableLayer::Engine,
+            },
+            None => {
+                let out = self.run(self.spec().timeout(Duration::from_secs(30)).args([
+                    "container",
+                    "inspect",
+                    "--format",
+                    "{{.GraphDriver.Name}}\t{{index .GraphDriver.Data \"UpperDir\"}}",
+                    container,
+                ]));
+                match out {
+                    Ok(o) if o.success() => o.stdout.text(),
+                    _ => return WritableLayer::Engine,
+                }
+            }
         };
         let Some((driver, upper)) = text.trim().split_once('\t') else {
             return WritableLayer::Engine;

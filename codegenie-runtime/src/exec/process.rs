@@ -45,7 +45,7 @@ pub fn kill_all() -> usize {
 }
 
 /// Default cap on captured bytes per stream.
-pub(super) const DEFAULT_CAPTURE_LIMIT: usize = 1 << 20;
+pub(crate) const DEFAULT_CAPTURE_LIMIT: usize = 1 << 20;
 
 /// What to run: an allowlisted program, its argv, and limits.
 #[derive(Debug, Clone)]

@@ -1,0 +1,193 @@
+//! The engine API client (docs/architecture.md, "Engine API") on the real
+//! engine, with no engine CLI on `PATH`: every call a scenario makes many
+//! of (create, inspect, exec, capped copy, kill, remove) still works, so it
+//! went through the API, and the hardening the CLI used to pass as flags is
+//! in the container, field for field. The control: the CLI's own calls
+//! (`ping`) fail without the program, and an endpoint only the CLI reaches
+//! (a Docker context) fails the same calls.
+// Tests drive the engine CLI directly, by its absolute path.
+#![allow(clippy::disallowed_methods)]
+
+mod trace_support;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use codegenie_runtime::engine::{
+    ContextName, CreateOptions, Engine, EngineEndpoint, EngineError, EngineKind,
+};
+use codegenie_runtime::exec::Termination;
+use trace_support::*;
+
+fn docker_path() -> PathBuf {
+    std::env::split_paths(&std::env::var_os("PATH").unwrap())
+        .map(|d| d.join("docker"))
+        .find(|p| p.is_file())
+        .expect("docker on PATH")
+}
+
+fn docker(bin: &PathBuf, args: &[&str]) -> String {
+    let out = Command::new(bin).args(args).output().unwrap();
+    assert!(out.status.success(), "docker {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[test]
+fn a_scenario_s_engine_calls_go_through_the_api() {
+    let _engine = engine_lock();
+    let tag = format!("codegenie-test-api:{}", std::process::id());
+    busybox_image(&tag, "api", &[]);
+    let bin = docker_path();
+    // From here on no program called `docker` can be found.
+    let empty = tempfile::tempdir().unwrap();
+    std::env::set_var("PATH", empty.path());
+
+    let engine = Engine::new(EngineKind::Docker);
+    assert!(
+        matches!(engine.ping(), Err(EngineError::Unavailable { .. })),
+        "the CLI is gone"
+    );
+    let run_id = format!("api-test-{}", std::process::id());
+    let create = CreateOptions {
+        image: tag.clone(),
+        run_id: run_id.clone(),
+        entrypoint: "/bin/busybox".into(),
+        args: vec!["sleep".into(), "60".into()],
+        pids_limit: 77,
+        memory: "96m".into(),
+        cpus: "0.5".into(),
+        tmpfs: vec![("/scratch".into(), 1 << 20)],
+    };
+    let id = engine.create(&create).expect("created through the API");
+    assert!(!engine.is_running(&id).unwrap());
+    // Copies out work on a created container: the image's marker file.
+    assert_eq!(
+        engine
+            .read_head(&id, "/marker", 64, Duration::from_secs(10))
+            .unwrap(),
+        b"api"
+    );
+
+    // The hardening, as the engine holds it.
+    let host = docker(
+        &bin,
+        &[
+            "container",
+            "inspect",
+            "--format",
+            "{{json .HostConfig}}",
+            &id,
+        ],
+    );
+    let host: serde_json::Value = serde_json::from_str(&host).unwrap();
+    assert_eq!(host["NetworkMode"], "none");
+    assert_eq!(host["CapDrop"], serde_json::json!(["ALL"]));
+    assert_eq!(
+        host["SecurityOpt"],
+        serde_json::json!(["no-new-privileges"])
+    );
+    assert_eq!(host["PidsLimit"], 77);
+    assert_eq!(host["Memory"], 96 << 20);
+    assert_eq!(host["NanoCpus"], 500_000_000);
+    assert_eq!(host["LogConfig"]["Type"], "none");
+    assert_eq!(host["Tmpfs"]["/scratch"], "size=1048576");
+    let labels = docker(
+        &bin,
+        &[
+            "container",
+            "inspect",
+            "--format",
+            "{{index .Config.Labels \"codegenie.run\"}}",
+            &id,
+        ],
+    );
+    assert_eq!(labels, run_id);
+
+    docker(&bin, &["start", &id]);
+    let mut running = false;
+    for _ in 0..100 {
+        if engine.is_running(&id).unwrap() {
+            running = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(running);
+
+    // exec: both streams apart, the exit code, a timeout.
+    let argv = |s: &str| -> Vec<String> {
+        ["/bin/busybox", "sh", "-c", s]
+            .iter()
+            .map(|a| a.to_string())
+            .collect()
+    };
+    let out = engine
+        .exec_in(
+            &id,
+            &argv("echo out; echo err >&2; /bin/busybox ln -s /marker /link; exit 3"),
+            Duration::from_secs(20),
+        )
+        .unwrap();
+    assert_eq!(out.termination, Termination::Exited(3));
+    assert_eq!(out.stdout.text(), "out\n");
+    assert_eq!(out.stderr.text(), "err\n");
+    let slow = engine
+        .exec_in(
+            &id,
+            &argv("/bin/busybox sleep 30"),
+            Duration::from_millis(300),
+        )
+        .unwrap();
+    assert_eq!(slow.termination, Termination::TimedOut);
+    // A link is followed, as `docker cp -L` does, and the copy is capped.
+    assert_eq!(
+        engine
+            .read_head(&id, "/link", 2, Duration::from_secs(10))
+            .unwrap(),
+        b"ap"
+    );
+    assert!(!engine.oom_killed(&id).unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let copy = engine
+        .copy_out_capped(
+            &id,
+            "/marker",
+            &dir.path().join("m"),
+            1,
+            Duration::from_secs(10),
+        )
+        .unwrap();
+    assert_eq!((copy.size, copy.written), (3, 1));
+    assert!(copy.truncated());
+
+    // The control: an endpoint only the CLI reaches fails without it.
+    let context = Engine::at(
+        EngineKind::Docker,
+        EngineEndpoint::Context(ContextName::new("default").unwrap()),
+    );
+    assert!(matches!(
+        context.is_running(&id),
+        Err(EngineError::Unavailable { .. })
+    ));
+
+    engine.kill(&id).unwrap();
+    for _ in 0..100 {
+        if !engine.is_running(&id).unwrap() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!engine.is_running(&id).unwrap());
+    engine.remove(&id).unwrap();
+    let gone = engine.is_running(&id).unwrap_err();
+    assert!(
+        matches!(gone, EngineError::Api { .. }),
+        "a removed container is the engine's typed answer: {gone:?}"
+    );
+    let shown = codegenie_runtime::error_chain(&gone);
+    assert!(shown.contains("inspect container"), "{shown}");
+    assert!(shown.contains("No such container"), "{shown}");
+
+    docker(&bin, &["rmi", &tag]);
+}
