@@ -109,12 +109,14 @@ pub struct TarProgram {
     pub argv: Vec<String>,
 }
 
-/// A line of the config that was not written, and why.
+/// A line that was not written, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Refusal {
-    /// The instruction (`ENV`, `LABEL`, `WORKDIR`, `EXPOSE`, `USER`).
+    /// The instruction (`ENV`, `LABEL`, `WORKDIR`, `EXPOSE`, `USER`,
+    /// `ENTRYPOINT`, `CMD`; `RUN` for an added path, `#` for a comment).
     pub instruction: String,
-    /// What it would have set: a key, a port, a folder (never a secret value).
+    /// What it would have set: a key, a port, a folder, the unit a comment
+    /// is for, or a description (`the user`); never a secret value.
     pub what: String,
     /// Why, as a sentence.
     pub reason: String,
