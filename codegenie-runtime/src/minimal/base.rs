@@ -108,27 +108,81 @@ impl Base {
         if !u.is_empty() && !is_root(u) {
             return Some(u.to_owned());
         }
-        self.account("nonroot").map(|(uid, _)| uid.to_string())
+        self.passwd_entry("nonroot").map(|(uid, _)| uid.to_string())
     }
 
-    /// The uid and gid of account `name` (or of a numeric uid) in the base's
-    /// `/etc/passwd`; a bare number is taken as it is.
-    pub fn account(&self, name: &str) -> Option<(u64, u64)> {
-        let user = name.split(':').next().unwrap_or(name);
-        let passwd = self.index.captured.files.get("/etc/passwd");
-        for line in passwd
+    /// The `(uid, gid)` of the first line of the base's `/etc/passwd` whose
+    /// name is `user`, or whose uid is `user` when it is a number.
+    /// (A number is always a uid, as the engine takes it.)
+    fn passwd_entry(&self, user: &str) -> Option<(u64, u64)> {
+        let numeric = user.parse::<u64>().ok();
+        self.lines("/etc/passwd").into_iter().find_map(|f| {
+            let (uid, gid) = (f.get(2)?.parse::<u64>().ok()?, f.get(3)?.parse().ok()?);
+            let hit = match numeric {
+                Some(n) => n == uid,
+                None => f[0] == user,
+            };
+            hit.then_some((uid, gid))
+        })
+    }
+
+    /// The gid of group `group` (a name, or a number taken as a gid) in the
+    /// base's `/etc/group`.
+    fn group_entry(&self, group: &str) -> Option<u64> {
+        let numeric = group.parse::<u64>().ok();
+        self.lines("/etc/group").into_iter().find_map(|f| {
+            let gid = f.get(2)?.parse::<u64>().ok()?;
+            let hit = match numeric {
+                Some(n) => n == gid,
+                None => f[0] == group,
+            };
+            hit.then_some(gid)
+        })
+    }
+
+    /// The `:`-separated fields of each line of a captured account file.
+    fn lines(&self, path: &str) -> Vec<Vec<String>> {
+        let text = self
+            .index
+            .captured
+            .files
+            .get(path)
             .map(|b| String::from_utf8_lossy(b).into_owned())
-            .unwrap_or_default()
-            .lines()
-        {
-            let f: Vec<&str> = line.split(':').collect();
-            if f.len() >= 4 && (f[0] == user || f[2] == user) {
-                if let (Ok(uid), Ok(gid)) = (f[2].parse(), f[3].parse()) {
-                    return Some((uid, gid));
-                }
-            }
-        }
-        user.parse().ok().map(|uid| (uid, uid))
+            .unwrap_or_default();
+        text.lines()
+            .map(|l| l.split(':').map(str::to_owned).collect())
+            .collect()
+    }
+
+    /// The uid and gid a container of this base runs with as `user`
+    /// (`name`, `uid`, `name:group`, `uid:gid`), resolved as the engine
+    /// resolves `USER` (runc's `GetExecUser`): a name through the base's
+    /// `/etc/passwd` (its gid there), a number as that uid (its passwd gid
+    /// when listed, else group 0); a group through `/etc/group`, or as a
+    /// number. A name or group the base does not list is
+    /// [`MinimizeError::UnknownUser`]: the container would not start as it.
+    pub fn account(&self, user: &str) -> Result<(u64, u64), MinimizeError> {
+        let unknown = || MinimizeError::UnknownUser {
+            base: self.reference.clone(),
+            user: user.to_owned(),
+        };
+        let (name, group) = match user.split_once(':') {
+            Some((n, g)) => (n, Some(g)),
+            None => (user, None),
+        };
+        let (uid, passwd_gid) = match (self.passwd_entry(name), name.parse::<u64>()) {
+            (Some(entry), _) => entry,
+            (None, Ok(uid)) => (uid, 0),
+            (None, Err(_)) => return Err(unknown()),
+        };
+        let gid = match group {
+            None => passwd_gid,
+            Some(g) => match (self.group_entry(g), g.parse::<u64>()) {
+                (Some(gid), _) | (None, Ok(gid)) => gid,
+                (None, Err(_)) => return Err(unknown()),
+            },
+        };
+        Ok((uid, gid))
     }
 
     /// The Debian release the base is built from (`12`), from its
@@ -177,6 +231,60 @@ pub struct Delta {
     /// merged-/usr original on an unmerged base): not added, the base's
     /// folder stays.
     pub folder_in_base: BTreeSet<String>,
+}
+
+impl Delta {
+    /// Whether the Dockerfile adds `path`: an added entry, or inside a
+    /// tree added whole.
+    pub fn adds(&self, path: &str) -> bool {
+        if self.entries.contains(path) || self.trees.contains(path) {
+            return true;
+        }
+        let mut p = path;
+        while let Some((parent, _)) = p.rsplit_once('/') {
+            if parent.is_empty() {
+                break;
+            }
+            if self.trees.contains(parent) {
+                return true;
+            }
+            p = parent;
+        }
+        false
+    }
+
+    /// The units of `added` (the original's, as the closure kept them)
+    /// that the Dockerfile adds onto the base: not a package the base
+    /// holds at the same version (listed in `held_packages` instead), and
+    /// of the rest, each package and tree only when one of its paths is
+    /// added, each lone file only when it is.
+    pub fn added_units(&self, added: &Added) -> Added {
+        let held: BTreeSet<&str> = self.held_packages.iter().map(String::as_str).collect();
+        Added {
+            packages: added
+                .packages
+                .iter()
+                .filter(|p| {
+                    let os = matches!(p.kind, PackageKind::Dpkg | PackageKind::Apk);
+                    !(os && held.contains(format!("{} {}", p.name, p.version).as_str()))
+                        && p.paths.iter().any(|q| self.adds(q))
+                })
+                .cloned()
+                .collect(),
+            trees: added
+                .trees
+                .iter()
+                .filter(|t| self.adds(&t.path) || t.paths.iter().any(|q| self.adds(q)))
+                .cloned()
+                .collect(),
+            files: added
+                .files
+                .iter()
+                .filter(|f| self.adds(f))
+                .cloned()
+                .collect(),
+        }
+    }
 }
 
 /// Why a kept entry cannot go onto the base as it is.
@@ -411,6 +519,32 @@ mod tests {
             d.entries.contains("/lib") && d.trees.contains("/etc/ssl") && !d.trees.contains("/etc")
         );
 
+        // What the report lists as added: what the Dockerfile adds.
+        let mut with_lone = added.clone();
+        with_lone.files = vec!["/etc/ssl/cert.pem".into(), "/etc/other.conf".into()];
+        with_lone.trees = vec![crate::minimal::units::KeptTree {
+            path: "/app".into(),
+            files: 2,
+            bytes: 3,
+            reason: with_lone.packages[0].reason.clone(),
+            paths: ["/app".to_owned(), "/app/server.js".to_owned()].into(),
+        }];
+        let mut on_base = delta(&original, &keep, &added, &named, &base).unwrap();
+        let shown = on_base.added_units(&with_lone);
+        let names: Vec<&str> = shown.packages.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["libsqlite3-0"], "the held libc6 is left out");
+        assert_eq!(shown.files, ["/etc/other.conf"], "same bytes in the base");
+        assert_eq!(shown.trees.len(), 1);
+        // A held package stays out even when an entry of it is added (a
+        // folder the base lacks): the base's copy is the one that runs.
+        on_base.entries.insert("/usr/lib/libc.so.6".into());
+        assert_eq!(on_base.added_units(&with_lone).packages.len(), 1);
+        // The control: on scratch (`d`), nothing is held and all is listed.
+        let shown = d.added_units(&with_lone);
+        assert_eq!(shown.packages.len(), 2);
+        assert_eq!(shown.files.len(), 2);
+        assert_eq!(shown.trees.len(), 1);
+
         // A folder of the original that is a link in the base: refused.
         let mut merged = Base::scratch();
         merged.index = index(&[("/app", Symlink("srv".into()), b"")]);
@@ -430,7 +564,44 @@ mod tests {
         assert_eq!(b.nonroot_user().as_deref(), Some("1000"));
         b.config.user = "root".into();
         assert_eq!(b.nonroot_user().as_deref(), Some("65532"));
-        assert_eq!(b.account("nonroot"), Some((65532, 65532)));
-        assert_eq!(b.account("4242"), Some((4242, 4242)));
+    }
+
+    #[test]
+    fn a_user_is_resolved_as_the_engine_does_or_is_an_error() {
+        let mut b = Base::scratch();
+        b.reference = "gcr.io/distroless/cc-debian13:nonroot".into();
+        b.index.captured.files.insert(
+            "/etc/passwd".into(),
+            b"root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n".to_vec(),
+        );
+        b.index.captured.files.insert(
+            "/etc/group".into(),
+            b"root:x:0:\nnonroot:x:65532:\nstaff:x:50:\n".to_vec(),
+        );
+        assert_eq!(b.account("nonroot").unwrap(), (65532, 65532));
+        assert_eq!(b.account("nonroot:staff").unwrap(), (65532, 50));
+        // Numbers are taken as they are: a listed uid has its gid, an
+        // unlisted one runs in group 0 (as the engine runs it).
+        assert_eq!(b.account("65532").unwrap(), (65532, 65532));
+        assert_eq!(b.account("4242").unwrap(), (4242, 0));
+        assert_eq!(b.account("4242:4242").unwrap(), (4242, 4242));
+        assert_eq!(b.account("65532:1000").unwrap(), (65532, 1000));
+        // A name the base does not list is not guessed.
+        for user in ["app", "app:app", "nonroot:nogroup"] {
+            let err = b.account(user).unwrap_err();
+            let MinimizeError::UnknownUser { base, user: u } = &err else {
+                panic!("{user}: {err:?}");
+            };
+            assert_eq!((base.as_str(), u.as_str()), (b.reference.as_str(), user));
+            let msg = err.to_string();
+            assert!(msg.contains(user) && msg.contains("cc-debian13"), "{msg}");
+        }
+        // No passwd at all (scratch): only numbers resolve.
+        let s = Base::scratch();
+        assert_eq!(s.account("65532:65532").unwrap(), (65532, 65532));
+        assert!(matches!(
+            s.account("nonroot"),
+            Err(MinimizeError::UnknownUser { .. })
+        ));
     }
 }

@@ -110,7 +110,8 @@ pub struct MinimalImageReport {
     /// one, a tree over the cap).
     #[serde(default)]
     pub granularity_fallback: Vec<Fallback>,
-    /// The units and lone files kept.
+    /// The units and lone files kept; with `--base`, those the Dockerfile
+    /// adds (what the base holds is in `held_by_base`, or is not listed).
     #[serde(default)]
     pub added: Added,
     /// How much of the app's own trees the scenarios reached.
@@ -126,7 +127,8 @@ pub struct MinimalImageReport {
     /// (`--base`: byte for byte the file that built the verified image).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dockerfile: Option<String>,
-    /// Config lines the Dockerfile does not set, and why.
+    /// Lines the Dockerfile does not write (config, a path, a comment),
+    /// and why.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub refused: Vec<Refusal>,
     /// Kept packages the base already holds (`name version`), not added.

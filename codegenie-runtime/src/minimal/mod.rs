@@ -239,6 +239,16 @@ pub enum MinimizeError {
         /// The reference given.
         base: String,
     },
+    /// The user the base runs as is a name its `/etc/passwd` (or a group
+    /// its `/etc/group`) does not list: which uid and gid would write is
+    /// unknown, and the engine would refuse to start the container.
+    #[error("the base {base:?} runs as {user:?}, which its /etc/passwd (or /etc/group, for the group) does not list: the minimal image's user cannot be resolved; use a base that lists it, or one that names its user as uid[:gid]")]
+    UnknownUser {
+        /// The base reference.
+        base: String,
+        /// The user as the base names it.
+        user: String,
+    },
     /// The original image has no `tar` for the pick stage.
     #[error("the original image has no tar (/usr/bin/tar, /bin/tar, or busybox in /bin, /usr/bin or /): the Dockerfile's pick stage needs one to take the units out of it")]
     NoTar,
@@ -284,7 +294,8 @@ pub struct MinimalImage {
     pub reused: bool,
     /// The granularity it was cut at.
     pub granularity: Granularity,
-    /// The units (packages, app trees) and lone files kept.
+    /// The units (packages, app trees) and lone files kept; on a base,
+    /// those the Dockerfile adds (not what the base holds).
     pub added: Added,
     /// What fell back to files, and why (no package database, a corrupt
     /// one, a tree over the cap).
@@ -306,7 +317,8 @@ pub struct OnBase {
     pub base_release: Option<String>,
     /// The Dockerfile that built it, byte for byte.
     pub dockerfile: String,
-    /// Config lines the Dockerfile does not set, and why.
+    /// Lines the Dockerfile does not write (config, a path, a comment),
+    /// and why.
     pub refused: Vec<recipe::Refusal>,
     /// Kept packages the base already holds (`name version`): not added.
     pub held_packages: Vec<String>,
@@ -351,6 +363,79 @@ fn check_copy_room(dir: &Path, bytes: u64) -> Result<(), MinimizeError> {
 /// (the interpreter runs from source when it cannot write it).
 fn optional_write(path: &str) -> bool {
     path.contains("/__pycache__/") || path.ends_with(".pyc")
+}
+
+/// The files of `written` (evidence of the original) that a process of
+/// `uid` in group `gid` may not write in the image `index` describes: an
+/// existing file is written in place (its own bits decide, through its
+/// links); a new one is created in the nearest folder on its way that the
+/// image holds (the app made any folder below it, as the original's user).
+/// Optional writes ([`optional_write`]) do not count; an entry whose owner
+/// the index lacks is not listed (nothing shows it denied).
+pub fn writes_needing_root(
+    index: &image_fs::ImageIndex,
+    written: &BTreeSet<String>,
+    uid: u64,
+    gid: u64,
+) -> Vec<String> {
+    let tree = &index.tree;
+    let denied = |p: &str| {
+        index
+            .owners
+            .get(p)
+            .is_some_and(|o| !o.writable_by(uid, gid))
+    };
+    let mut out = Vec::new();
+    for w in written.iter().filter(|w| !optional_write(w)) {
+        let norm = closure::normalize(w);
+        let target = follow(tree, &norm, &mut 0);
+        let is_denied = match tree.get(&target) {
+            Some(closure::Node::File | closure::Node::Hardlink(_)) => denied(&target),
+            _ => {
+                let mut dir = parent_of(&target);
+                while dir != "/" && tree.get(dir) != Some(&closure::Node::Dir) {
+                    dir = parent_of(dir);
+                }
+                denied(dir)
+            }
+        };
+        if is_denied {
+            out.push(norm);
+        }
+    }
+    out
+}
+
+/// The path `p` (absolute, normalized) names in `tree` with every link on
+/// the way and at its end followed, whether or not it exists (a file not
+/// yet made is named in its real folder); after 40 links, where it got.
+fn follow(tree: &closure::Tree, p: &str, hops: &mut usize) -> String {
+    if p == "/" {
+        return "/".to_owned();
+    }
+    let parent = follow(tree, parent_of(p), hops);
+    let name = p.rsplit('/').next().unwrap_or(p);
+    let cur = closure::normalize(&format!("{parent}/{name}"));
+    match tree.get(&cur) {
+        Some(closure::Node::Symlink(t)) if *hops < 40 => {
+            *hops += 1;
+            let next = if t.starts_with('/') {
+                closure::normalize(t)
+            } else {
+                closure::normalize(&format!("{parent}/{t}"))
+            };
+            follow(tree, &next, hops)
+        }
+        _ => cur,
+    }
+}
+
+/// The folder holding `p` (`/` for a top-level entry and for `/`).
+fn parent_of(p: &str) -> &str {
+    match p.rsplit_once('/') {
+        Some(("", _)) | None => "/",
+        Some((d, _)) => d,
+    }
 }
 
 /// The `tar` of an image, as the pick stage runs it.
@@ -442,50 +527,24 @@ pub fn build_on_base(
     let mut user = nonroot.clone();
     let mut root_writes = Vec::new();
     if let Some(u) = &user {
-        let (uid, gid) = base.account(u).unwrap_or((65532, 65532));
-        for w in evidence.written.iter().filter(|w| !optional_write(w)) {
-            let norm = closure::normalize(w);
-            let folder = match norm.rsplit_once('/') {
-                Some(("", _)) | None => "/".to_owned(),
-                Some((d, _)) => d.to_owned(),
-            };
-            let owner_of = |p: &str| {
-                closure::resolve_parents(&index.tree, p).and_then(|r| index.owners.get(&r).copied())
-            };
-            let denied = match owner_of(&norm) {
-                // An existing file is written in place.
-                Some(o) if index.tree.get(&norm) == Some(&closure::Node::File) => {
-                    !o.writable_by(uid, gid)
-                }
-                _ => owner_of(&folder).is_some_and(|o| !o.writable_by(uid, gid)),
-            };
-            if denied {
-                root_writes.push(norm);
-            }
-        }
+        let (uid, gid) = base.account(u)?;
+        root_writes = writes_needing_root(&index, &evidence.written, uid, gid);
         if !root_writes.is_empty() {
             user = None;
         }
     }
 
-    let mut reasons = Vec::new();
-    let held: BTreeSet<&String> = delta.held_packages.iter().collect();
-    for p in &units.added.packages {
-        if !held.contains(&format!("{} {}", p.name, p.version)) {
-            reasons.push(p.comment());
-        }
-    }
-    for t in &units.added.trees {
+    // What the Dockerfile adds, unit by unit: the report lists these.
+    let added = delta.added_units(&units.added);
+    let mut reasons: Vec<String> = added.packages.iter().map(|p| p.comment()).collect();
+    for t in &added.trees {
         reasons.push(format!(
             "{}: app tree, {} files: {}",
             t.path, t.files, t.reason
         ));
     }
-    for f in &units.added.files {
-        if delta.entries.contains(f) || delta.trees.iter().any(|t| f.starts_with(&format!("{t}/")))
-        {
-            reasons.push(format!("{f}: no unit holds it"));
-        }
+    for f in &added.files {
+        reasons.push(format!("{f}: no unit holds it"));
     }
     let mut notes = vec![format!("base: {base_ref}")];
     if !delta.held_packages.is_empty() {
@@ -578,7 +637,7 @@ pub fn build_on_base(
             setid,
             reused,
             granularity,
-            added: units.added,
+            added,
             fallbacks: units.fallbacks,
             coverage: units.coverage,
             debian_release: original_release,
@@ -709,4 +768,90 @@ pub fn build_minimal_image(
         coverage: units.coverage,
         debian_release,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::closure::Node;
+    use super::image_fs::{ImageIndex, Owner};
+    use super::*;
+
+    /// An index of `(path, node, uid, gid, mode)`.
+    fn index(entries: &[(&str, Node, u64, u64, u32)]) -> ImageIndex {
+        let mut ix = ImageIndex::default();
+        for (p, n, uid, gid, mode) in entries {
+            ix.tree.insert(p.to_string(), n.clone());
+            ix.owners.insert(
+                p.to_string(),
+                Owner {
+                    uid: *uid,
+                    gid: *gid,
+                    mode: *mode,
+                },
+            );
+        }
+        ix
+    }
+
+    #[test]
+    fn writes_the_base_user_may_not_make_need_root() {
+        use Node::*;
+        let ix = index(&[
+            ("/", Dir, 0, 0, 0o755),
+            ("/app", Dir, 0, 0, 0o755),
+            ("/app/server.js", File, 0, 0, 0o644),
+            ("/app/data.db", File, 0, 0, 0o644),
+            ("/app/logs", Symlink("/var/log/app".into()), 0, 0, 0o777),
+            ("/app/shared", Dir, 0, 65532, 0o775),
+            ("/app/__pycache__", Dir, 0, 0, 0o755),
+            ("/var", Dir, 0, 0, 0o755),
+            ("/var/log", Dir, 0, 0, 0o755),
+            ("/var/log/app", Dir, 65532, 65532, 0o755),
+            ("/tmp", Dir, 0, 0, 0o1777),
+            ("/tmp/root.pid", File, 0, 0, 0o644),
+            ("/home", Dir, 0, 0, 0o755),
+            ("/home/nonroot", Dir, 65532, 65532, 0o700),
+        ]);
+        let written: BTreeSet<String> = [
+            // Listed: a new file in a root-owned 0755 folder, one in a
+            // folder the app made there, a root-owned 0644 file in place
+            // (in a 1777 folder too: its own bits decide).
+            "/app/new.log",
+            "/app/cache/entries/x",
+            "/app/data.db",
+            "/tmp/root.pid",
+            // Not listed: 1777, the user's own folder (and one it makes
+            // there), group-writable, through a link into its folder, the
+            // bytecode cache.
+            "/tmp/out",
+            "/home/nonroot/.cache/x",
+            "/app/shared/x",
+            "/app/logs/today.log",
+            "/app/__pycache__/server.cpython-311.pyc",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect();
+        assert_eq!(
+            writes_needing_root(&ix, &written, 65532, 65532),
+            [
+                "/app/cache/entries/x",
+                "/app/data.db",
+                "/app/new.log",
+                "/tmp/root.pid"
+            ]
+        );
+        // The controls: root writes everything; a user not in the
+        // folder's group may not write the group-writable one.
+        assert!(writes_needing_root(&ix, &written, 0, 0).is_empty());
+        let other = writes_needing_root(&ix, &written, 1000, 1000);
+        assert!(other.contains(&"/app/shared/x".to_owned()), "{other:?}");
+        assert!(
+            other.contains(&"/app/logs/today.log".to_owned()),
+            "{other:?}"
+        );
+        assert!(!other
+            .iter()
+            .any(|w| w.contains("__pycache__") || w == "/tmp/out"));
+    }
 }

@@ -10,6 +10,13 @@
 //! JSON strings) or a charset check (`ENV`, `LABEL`, `WORKDIR`, `EXPOSE`,
 //! `USER`); a value that passes neither refuses its line, with a
 //! `# refused:` comment saying why, and the refusal is reported.
+//!
+//! Byte for byte: every artifact is redacted on its way to disk
+//! (`writer`, [`crate::redact::redact_stream`]), so a line the redaction
+//! rules would change would be written otherwise than it was built. Such a
+//! line made from an image or evidence value is refused (the value never
+//! reaches the comment); such a line of the repository's own Dockerfile is
+//! [`RecipeError::SecretInDockerfile`]; and the whole file is checked last.
 
 use std::collections::BTreeSet;
 
@@ -75,6 +82,24 @@ pub enum RecipeError {
         /// How many paths.
         paths: usize,
     },
+    /// A line of the repository's Dockerfile looks like it holds a secret:
+    /// the written file is redacted, so it could not carry that line as
+    /// the build used it.
+    #[error("Dockerfile:{line}: the line looks like it holds a secret (the redaction rules every written file goes through would change it), so the handed-over Dockerfile could not be the file that built the image; take the secret out of the Dockerfile (a build secret, a run-time variable) and re-run")]
+    SecretInDockerfile {
+        /// Its line in the repository's Dockerfile.
+        line: usize,
+    },
+    /// The base reference looks like it holds a secret (credentials in it).
+    #[error("the base reference looks like it holds a secret (the redaction rules would change it in the written Dockerfile); name the base without credentials")]
+    SecretInBase,
+    /// A line of the written file would still be changed by the redaction:
+    /// values that each passed alone combine into a secret-looking line.
+    #[error("line {line} of the Dockerfile to hand over would be changed by the redaction every written file goes through (values that passed one by one combine into a secret-looking line): it could not be the file that built the image")]
+    WouldRedact {
+        /// Its line in the written Dockerfile.
+        line: usize,
+    },
 }
 
 /// The program that archives in the pick stage: GNU tar, or busybox's.
@@ -84,12 +109,14 @@ pub struct TarProgram {
     pub argv: Vec<String>,
 }
 
-/// A line of the config that was not written, and why.
+/// A line that was not written, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Refusal {
-    /// The instruction (`ENV`, `LABEL`, `WORKDIR`, `EXPOSE`, `USER`).
+    /// The instruction (`ENV`, `LABEL`, `WORKDIR`, `EXPOSE`, `USER`,
+    /// `ENTRYPOINT`, `CMD`; `RUN` for an added path, `#` for a comment).
     pub instruction: String,
-    /// What it would have set: a key, a port, a folder (never a secret value).
+    /// What it would have set: a key, a port, a folder, the unit a comment
+    /// is for, or a description (`the user`); never a secret value.
     pub what: String,
     /// Why, as a sentence.
     pub reason: String,
@@ -205,8 +232,95 @@ pub fn base_ok(r: &str) -> bool {
 /// Whether `KEY=value` looks like it holds a secret (the redaction rules
 /// change it): such a value is not written into a file people commit.
 pub fn secret_looking(key: &str, value: &str) -> bool {
-    let pair = format!("{key}={value}");
-    crate::redact::Redactor::new().redact_str(&pair) != pair
+    redacted(&format!("{key}={value}"))
+}
+
+/// Whether the redaction every written artifact goes through
+/// ([`crate::redact::redact_stream`], line by line) would change `line`.
+fn redacted(line: &str) -> bool {
+    let mut out = Vec::with_capacity(line.len());
+    match crate::redact::redact_stream(&mut line.as_bytes(), &mut out) {
+        Ok(_) => out != line.as_bytes(),
+        // Reading a slice into a Vec does not fail; if it did, the line
+        // could not be shown to survive.
+        Err(_) => true,
+    }
+}
+
+/// The first line (1-based) of `text` that the redaction would change.
+/// Line by line is the whole: a line the rules leave alone never opens a
+/// private-key block, the one state `redact_stream` carries between lines.
+pub fn first_redacted_line(text: &str) -> Option<usize> {
+    text.split_inclusive('\n').position(redacted).map(|i| i + 1)
+}
+
+/// Why a value's line is refused when the redaction would change it.
+const SECRET_VALUE: &str = "the value looks like a secret (the redaction rules would change it, and the written file is redacted): pass it at run time, not in a committed file";
+/// Why a comment is refused when the redaction would change it.
+const SECRET_COMMENT: &str = "the comment looks like it holds a secret (the redaction rules would change it, and the written file is redacted)";
+/// Why an added path is refused when the redaction would change its line.
+const SECRET_PATH: &str = "an added path in this folder looks like a secret (the redaction rules would change it, and the written file is redacted): not archived";
+/// The `what` of a refusal whose own comment the redaction would change.
+const WITHHELD: &str = "(withheld: it looks like a secret)";
+
+/// The refusals of one file, each written as a `# refused:` line.
+#[derive(Default)]
+struct Refusals(Vec<Refusal>);
+
+impl Refusals {
+    /// Refuse `instruction` for `what`, its comment appended to `out`. A
+    /// `what` the redaction would change there is withheld: the comment
+    /// must survive the redaction like every other line.
+    fn refuse(&mut self, out: &mut String, instruction: &str, what: &str, reason: &str) {
+        // No `"KEY": "..."`: that shape is a `password:`-style pair to the
+        // redaction rules when the key ends in `PASSWORD` or `TOKEN`.
+        let line = |what: &str| {
+            format!(
+                "# refused: {instruction} {}, {}\n",
+                json(what),
+                json(reason)
+            )
+        };
+        let (what, l) = match line(what) {
+            l if redacted(&l) => (WITHHELD, line(WITHHELD)),
+            l => (what, l),
+        };
+        out.push_str(&l);
+        self.0.push(Refusal {
+            instruction: instruction.to_owned(),
+            what: what.to_owned(),
+            reason: reason.to_owned(),
+        });
+    }
+
+    /// `# "text"`, or its refusal as `what` when the redaction would change it.
+    fn comment(&mut self, out: &mut String, text: &str, what: &str) {
+        let line = format!("# {}\n", json(text));
+        if redacted(&line) {
+            self.refuse(out, "#", what, SECRET_COMMENT);
+        } else {
+            out.push_str(&line);
+        }
+    }
+}
+
+/// `KEYWORD v1 v2 ... extra` as one line.
+fn joined_line(keyword: &str, values: &[String], extra: &str) -> String {
+    let mut l = keyword.to_owned();
+    for v in values.iter().map(String::as_str).chain([extra]) {
+        l.push(' ');
+        l.push_str(v);
+    }
+    l.push('\n');
+    l
+}
+
+/// The folder of an absolute path (`/` for a top-level entry).
+fn folder_of(p: &str) -> &str {
+    match p.rsplit_once('/') {
+        Some(("", _)) | None => "/",
+        Some((d, _)) => d,
+    }
 }
 
 /// Write the Dockerfile.
@@ -215,6 +329,10 @@ pub fn write(inputs: &RecipeInputs<'_>) -> Result<Recipe, RecipeError> {
         return Err(RecipeError::BadBase {
             base: inputs.base.to_owned(),
         });
+    }
+    let arg_line = format!("ARG {BASE_ARG}={}\n", inputs.base);
+    if redacted(&arg_line) {
+        return Err(RecipeError::SecretInBase);
     }
     let parsed = Dockerfile::parse(inputs.repository_dockerfile);
     let stage = parsed.final_stage().ok_or(RecipeError::NoStage)?;
@@ -255,15 +373,24 @@ pub fn write(inputs: &RecipeInputs<'_>) -> Result<Recipe, RecipeError> {
             ORIGINAL_STAGE.to_owned()
         }
     };
+    // The repository's own lines, as written: one the redaction would
+    // change cannot be handed over (line: 1-based in the repository's file).
+    let own_line = |out: &mut String, line: usize, l: String| {
+        if redacted(&l) {
+            return Err(RecipeError::SecretInDockerfile { line });
+        }
+        out.push_str(&l);
+        Ok(())
+    };
     // Parser directives stay first; `ARG BASE` goes before the first FROM.
     let directives = lines
         .iter()
         .take_while(|l| is_directive(l.trim_end_matches('\r')))
         .count();
     let mut out = String::new();
-    for l in &lines[..directives] {
-        out.push_str(l.trim_end_matches('\r'));
-        out.push('\n');
+    let mut refused = Refusals::default();
+    for (i, l) in lines[..directives].iter().enumerate() {
+        own_line(&mut out, i + 1, format!("{}\n", l.trim_end_matches('\r')))?;
     }
     out.push_str(
         "# The minimal image of this repository's image, written and verified by codegenie:\n\
@@ -272,18 +399,20 @@ pub fn write(inputs: &RecipeInputs<'_>) -> Result<Recipe, RecipeError> {
          # Build: docker build --network=none -f THIS_FILE REPOSITORY\n",
     );
     for n in &inputs.notes {
-        out.push_str(&format!("# {}\n", json(n)));
+        refused.comment(&mut out, n, "a note");
     }
-    out.push_str(&format!("ARG {BASE_ARG}={}\n\n", inputs.base));
+    out.push_str(&arg_line);
+    out.push('\n');
     let body = &lines[directives..];
     for (i, l) in body.iter().enumerate() {
+        let line = directives + i + 1;
         let l = l.trim_end_matches('\r');
-        if directives + i + 1 == from_line && stage.name.is_none() {
-            out.push_str(&format!("{} AS {ORIGINAL_STAGE}\n", l.trim_end()));
+        let l = if line == from_line && stage.name.is_none() {
+            format!("{} AS {ORIGINAL_STAGE}\n", l.trim_end())
         } else {
-            out.push_str(l);
-            out.push('\n');
-        }
+            format!("{l}\n")
+        };
+        own_line(&mut out, line, l)?;
     }
     while out.ends_with("\n\n") {
         out.pop();
@@ -297,10 +426,11 @@ pub fn write(inputs: &RecipeInputs<'_>) -> Result<Recipe, RecipeError> {
         if root { "" } else { "USER 0\n" }
     ));
     for r in &inputs.reasons {
-        out.push_str(&format!("# {}\n", json(r)));
+        // The unit it is for (`libsqlite3-0 3.40.1-2`), else a neutral word.
+        let unit = r.split_once(": ").map_or("a reason", |(u, _)| u);
+        refused.comment(&mut out, r, unit);
     }
     let rel = |p: &String| p.trim_start_matches('/').to_owned();
-    let mut archives = Vec::new();
     let chunks = |paths: Vec<String>| {
         let mut chunks: Vec<Vec<String>> = Vec::new();
         let mut size = 0;
@@ -318,22 +448,41 @@ pub fn write(inputs: &RecipeInputs<'_>) -> Result<Recipe, RecipeError> {
     };
     let trees: Vec<String> = inputs.trees.iter().map(rel).collect();
     let entries: Vec<String> = inputs.entries.iter().map(rel).collect();
-    let mut runs = Vec::new();
-    for (recursive, chunk) in chunks(trees)
-        .into_iter()
-        .map(|c| (true, c))
-        .chain(chunks(entries).into_iter().map(|c| (false, c)))
-    {
-        let archive = format!("/.codegenie-pick-{}.tar", archives.len());
+    let create = |archive: &str, recursive: bool, paths: &[String]| {
         let mut argv = inputs.tar.argv.clone();
-        argv.extend(["-c", "-f", &archive, "-C", "/"].map(String::from));
+        argv.extend(["-c", "-f", archive, "-C", "/"].map(String::from));
         if !recursive {
             argv.push("--no-recursion".to_owned());
         }
         argv.push("--numeric-owner".to_owned());
         argv.push("--".to_owned());
-        argv.extend(chunk);
-        runs.push(argv);
+        argv.extend(paths.iter().cloned());
+        argv
+    };
+    let mut archives = Vec::new();
+    let mut runs = Vec::new();
+    for (recursive, mut chunk) in chunks(trees)
+        .into_iter()
+        .map(|c| (true, c))
+        .chain(chunks(entries).into_iter().map(|c| (false, c)))
+    {
+        let archive = format!("/.codegenie-pick-{}.tar", archives.len());
+        let line =
+            |paths: &[String]| format!("RUN {}\n", json_array(&create(&archive, recursive, paths)));
+        // One scan of the whole line; path by path only when it fails.
+        if redacted(&line(&chunk)) {
+            chunk.retain(|p| {
+                let alone = !redacted(&line(std::slice::from_ref(p)));
+                if !alone {
+                    refused.refuse(&mut out, "RUN", folder_of(&format!("/{p}")), SECRET_PATH);
+                }
+                alone
+            });
+            if chunk.is_empty() {
+                continue;
+            }
+        }
+        runs.push(create(&archive, recursive, &chunk));
         archives.push(archive);
     }
     for archive in &archives {
@@ -358,22 +507,11 @@ pub fn write(inputs: &RecipeInputs<'_>) -> Result<Recipe, RecipeError> {
             json_array(&[format!("{PICK_DIR}/"), "/".to_owned()])
         ));
     }
-    let mut refused = Vec::new();
-    let mut refuse = |out: &mut String, instruction: &str, what: &str, reason: &str| {
-        out.push_str(&format!(
-            "# refused: {instruction} {}: {}\n",
-            json(what),
-            json(reason)
-        ));
-        refused.push(Refusal {
-            instruction: instruction.to_owned(),
-            what: what.to_owned(),
-            reason: reason.to_owned(),
-        });
-    };
     // One instruction each for ENV, LABEL and EXPOSE, however many values:
     // the classic builder commits a layer per instruction, which costs
-    // seconds each on a storage driver without native diffs.
+    // seconds each on a storage driver without native diffs. A value is
+    // added when the line with it survives the redaction (so two values
+    // that look like a secret together are caught too).
     let (mut env, mut labels, mut ports) = (Vec::new(), Vec::new(), Vec::new());
     let base_env: BTreeSet<&String> = inputs.base_config.env.iter().flatten().collect();
     for kv in inputs.config.env.iter().flatten() {
@@ -382,23 +520,21 @@ pub fn write(inputs: &RecipeInputs<'_>) -> Result<Recipe, RecipeError> {
         }
         let (k, v) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
         if !env_key_ok(k) {
-            refuse(&mut out, "ENV", k, "the name is not [A-Za-z_][A-Za-z0-9_]*");
-        } else if secret_looking(k, v) {
-            refuse(
-                &mut out,
-                "ENV",
-                k,
-                "the value looks like a secret: pass it at run time, not in a committed file",
-            );
+            refused.refuse(&mut out, "ENV", k, "the name is not [A-Za-z_][A-Za-z0-9_]*");
         } else if !quotable(v) {
-            refuse(
+            refused.refuse(
                 &mut out,
                 "ENV",
                 k,
                 "the value holds a quote, backslash, `$`, backtick or control character",
             );
         } else {
-            env.push(format!("{k}=\"{v}\""));
+            let pair = format!("{k}=\"{v}\"");
+            if secret_looking(k, v) || redacted(&joined_line("ENV", &env, &pair)) {
+                refused.refuse(&mut out, "ENV", k, SECRET_VALUE);
+            } else {
+                env.push(pair);
+            }
         }
     }
     for (k, v) in inputs.config.labels.iter().flatten() {
@@ -407,23 +543,29 @@ pub fn write(inputs: &RecipeInputs<'_>) -> Result<Recipe, RecipeError> {
             continue;
         }
         if !label_key_ok(k) {
-            refuse(&mut out, "LABEL", k, "the key is not [A-Za-z0-9._/-]+");
+            refused.refuse(&mut out, "LABEL", k, "the key is not [A-Za-z0-9._/-]+");
         } else if !quotable(v) {
-            refuse(
+            refused.refuse(
                 &mut out,
                 "LABEL",
                 k,
                 "the value holds a quote, backslash, `$`, backtick or control character",
             );
         } else {
-            labels.push(format!("{k}=\"{v}\""));
+            let pair = format!("{k}=\"{v}\"");
+            if redacted(&joined_line("LABEL", &labels, &pair)) {
+                refused.refuse(&mut out, "LABEL", k, SECRET_VALUE);
+            } else {
+                labels.push(pair);
+            }
         }
     }
     for port in inputs.config.exposed_ports.iter().flat_map(|p| p.keys()) {
+        // A port is digits and a protocol: nothing the redaction changes.
         if port_ok(port) {
             ports.push(port.clone());
         } else {
-            refuse(
+            refused.refuse(
                 &mut out,
                 "EXPOSE",
                 port,
@@ -432,16 +574,31 @@ pub fn write(inputs: &RecipeInputs<'_>) -> Result<Recipe, RecipeError> {
         }
     }
     for (keyword, values) in [("ENV", &env), ("LABEL", &labels), ("EXPOSE", &ports)] {
-        if !values.is_empty() {
-            out.push_str(&format!("{keyword} {}\n", values.join(" ")));
+        if let Some((last, rest)) = values.split_last() {
+            out.push_str(&joined_line(keyword, rest, last));
         }
     }
+    // A single value's line: written, or refused without the value.
+    let single =
+        |out: &mut String, refused: &mut Refusals, keyword: &str, what: &str, line: String| {
+            if redacted(&line) {
+                refused.refuse(out, keyword, what, SECRET_VALUE);
+            } else {
+                out.push_str(&line);
+            }
+        };
     let wd = &inputs.config.working_dir;
     if !wd.is_empty() {
         if workdir_ok(wd) {
-            out.push_str(&format!("WORKDIR {wd}\n"));
+            single(
+                &mut out,
+                &mut refused,
+                "WORKDIR",
+                "the working folder",
+                format!("WORKDIR {wd}\n"),
+            );
         } else {
-            refuse(
+            refused.refuse(
                 &mut out,
                 "WORKDIR",
                 wd,
@@ -455,15 +612,27 @@ pub fn write(inputs: &RecipeInputs<'_>) -> Result<Recipe, RecipeError> {
         .unwrap_or_else(|| inputs.config.user.clone());
     if !user.is_empty() {
         if user_ok(&user) {
-            out.push_str(&format!("USER {user}\n"));
+            single(
+                &mut out,
+                &mut refused,
+                "USER",
+                "the user",
+                format!("USER {user}\n"),
+            );
         } else {
-            refuse(&mut out, "USER", &user, "not a user name or id");
+            refused.refuse(&mut out, "USER", &user, "not a user name or id");
         }
     }
     // Exec form, set explicitly: the base's own entrypoint (distroless
     // `python3`, `nodejs`) would otherwise run the original's cmd.
     match &inputs.config.entrypoint {
-        Some(e) if !e.is_empty() => out.push_str(&format!("ENTRYPOINT {}\n", json_array(e))),
+        Some(e) if !e.is_empty() => single(
+            &mut out,
+            &mut refused,
+            "ENTRYPOINT",
+            "its arguments",
+            format!("ENTRYPOINT {}\n", json_array(e)),
+        ),
         _ if inputs
             .base_config
             .entrypoint
@@ -475,12 +644,23 @@ pub fn write(inputs: &RecipeInputs<'_>) -> Result<Recipe, RecipeError> {
         _ => {}
     }
     if let Some(c) = &inputs.config.cmd {
-        out.push_str(&format!("CMD {}\n", json_array(c)));
+        single(
+            &mut out,
+            &mut refused,
+            "CMD",
+            "its arguments",
+            format!("CMD {}\n", json_array(c)),
+        );
+    }
+    // The whole file, last: what passed value by value may still combine
+    // across values of one line (a `--token` path before another).
+    if let Some(line) = first_redacted_line(&out) {
+        return Err(RecipeError::WouldRedact { line });
     }
     Ok(Recipe {
         text: out,
         original_stage,
-        refused,
+        refused: refused.0,
         pick_runs: runs.len(),
     })
 }
@@ -631,9 +811,16 @@ mod tests {
             "{}",
             r.text
         );
-        assert!(r
-            .text
-            .contains("# refused: ENV \"AWS_SECRET_ACCESS_KEY\": \"the value looks like a secret"));
+        assert!(
+            r.text.contains(
+                "# refused: ENV \"AWS_SECRET_ACCESS_KEY\", \"the value looks like a secret"
+            ),
+            "{}",
+            r.text
+        );
+        // The refusal comments themselves survive the redaction (a
+        // `"AWS_SECRET_ACCESS_KEY": "..."` comment would not).
+        assert_eq!(first_redacted_line(&r.text), None, "{}", r.text);
         let refused: Vec<(&str, &str)> = r
             .refused
             .iter()
@@ -665,6 +852,151 @@ mod tests {
         // The control: the same value written raw is an instruction line.
         let raw = format!("ENV EVIL={hostile}\n");
         assert!(raw.lines().any(|l| l.starts_with("RUN echo")));
+    }
+
+    /// The text as the writer would put it on disk.
+    fn as_written(text: &str) -> String {
+        let mut out = Vec::new();
+        crate::redact::redact_stream(&mut text.as_bytes(), &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn the_file_is_written_as_the_redaction_leaves_it() {
+        let (c, b) = (config(), ImageConfig::default());
+        let mut i = inputs(DOCKERFILE, &c, &b);
+        i.notes = vec!["base: gcr.io/distroless/cc-debian12:nonroot".into()];
+        let r = write(&i).unwrap();
+        assert_eq!(as_written(&r.text), r.text);
+        assert_eq!(first_redacted_line(&r.text), None);
+        // The check sees a line the redaction changes, and which.
+        let dirty = format!("{}ENV A=\"token=abc123\"\n", r.text);
+        assert_eq!(
+            first_redacted_line(&dirty),
+            Some(r.text.lines().count() + 1)
+        );
+        assert_ne!(as_written(&dirty), dirty);
+    }
+
+    #[test]
+    fn values_the_redaction_would_change_are_refused_without_the_value() {
+        const AWS_SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+        const AWS_KEY_ID: &str = "AKIAIOSFODNN7EXAMPLE";
+        let mut c = config();
+        c.labels = Some(
+            [
+                ("aws_secret_access_key".to_owned(), AWS_SECRET.to_owned()),
+                ("build.key-id".to_owned(), AWS_KEY_ID.to_owned()),
+                ("maintainer".to_owned(), "team@example.com".to_owned()),
+            ]
+            .into(),
+        );
+        c.entrypoint = Some(vec!["/usr/bin/node".into()]);
+        c.cmd = Some(vec!["server.js".into(), "--password=hunter2hunter2".into()]);
+        c.working_dir = format!("/srv/{AWS_KEY_ID}");
+        let b = ImageConfig::default();
+        let mut i = inputs(DOCKERFILE, &c, &b);
+        i.entries.insert(format!("/etc/app/{AWS_KEY_ID}.json"));
+        i.reasons
+            .push("app: /app/run.sh read with token=abc123def".to_owned());
+        let r = write(&i).unwrap();
+        let t = &r.text;
+        assert_eq!(as_written(t), *t, "the file built is the file written");
+        for secret in [AWS_SECRET, AWS_KEY_ID, "hunter2", "abc123def"] {
+            assert!(!t.contains(secret), "{secret}: {t}");
+            for f in &r.refused {
+                assert!(!f.what.contains(secret) && !f.reason.contains(secret));
+            }
+        }
+        let refused: Vec<(&str, &str)> = r
+            .refused
+            .iter()
+            .map(|f| (f.instruction.as_str(), f.what.as_str()))
+            .collect();
+        for want in [
+            ("LABEL", "aws_secret_access_key"),
+            ("LABEL", "build.key-id"),
+            ("CMD", "its arguments"),
+            ("WORKDIR", "the working folder"),
+            ("RUN", "/etc/app"),
+            ("#", "app"),
+        ] {
+            assert!(refused.contains(&want), "{want:?} refused: {refused:?}");
+        }
+        assert_eq!(r.refused.len(), 6, "{refused:?}");
+        // The controls: a plain label, the entrypoint, the other paths and
+        // reasons stay.
+        assert!(t.contains("LABEL maintainer=\"team@example.com\"\n"), "{t}");
+        assert!(t.contains("ENTRYPOINT [\"/usr/bin/node\"]\n"), "{t}");
+        assert!(
+            !t.contains("\nCMD [\"server.js\"") && !t.contains("\nWORKDIR /srv"),
+            "{t}"
+        );
+        assert!(
+            t.contains(r#""--","usr/bin/node","usr/lib/x86_64-linux-gnu/libsqlite3.so.0"]"#),
+            "{t}"
+        );
+        assert!(t.contains("# \"libsqlite3-0 3.40.1-2: "), "{t}");
+        // Without the secrets, the same values are written.
+        c.labels = Some([("build.key-id".to_owned(), "v1".to_owned())].into());
+        c.cmd = Some(vec!["server.js".into(), "--port=3000".into()]);
+        c.working_dir = "/srv/app".into();
+        let r = write(&inputs(DOCKERFILE, &c, &b)).unwrap();
+        assert!(r.refused.is_empty(), "{:?}", r.refused);
+        assert!(r.text.contains("LABEL build.key-id=\"v1\"\n"));
+        assert!(r.text.contains("CMD [\"server.js\",\"--port=3000\"]\n"));
+    }
+
+    #[test]
+    fn a_secret_in_the_repository_dockerfile_is_a_typed_error_with_its_line() {
+        let (c, b) = (config(), ImageConfig::default());
+        let secret =
+            "FROM node:18\nWORKDIR /app\nENV TOKEN=ghp_abcdefghijklmnopqrstuvwxyz0123456789\nCMD [\"node\"]\n";
+        let err = write(&inputs(secret, &c, &b)).unwrap_err();
+        assert_eq!(err, RecipeError::SecretInDockerfile { line: 3 });
+        assert!(!err.to_string().contains("ghp_"), "{err}");
+        // A directive line counts too, and so does a private key's first line.
+        let directive = "# syntax=docker/dockerfile:1 password=hunter2\nFROM node:18\n";
+        assert_eq!(
+            write(&inputs(directive, &c, &b)),
+            Err(RecipeError::SecretInDockerfile { line: 1 })
+        );
+        let pem = "FROM node:18\nRUN <<EOF\n-----BEGIN RSA PRIVATE KEY-----\nMIIE\nEOF\n";
+        assert_eq!(
+            write(&inputs(pem, &c, &b)),
+            Err(RecipeError::SecretInDockerfile { line: 3 })
+        );
+        // The control: the same file with the value at run time is written.
+        let clean = secret.replace(
+            "ENV TOKEN=ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+            "ENV TOKEN_FILE=/run/secrets/token",
+        );
+        let r = write(&inputs(&clean, &c, &b)).unwrap();
+        assert!(r.text.contains("ENV TOKEN_FILE=/run/secrets/token\n"));
+        // A base with credentials in it is refused too, without its value.
+        let mut i = inputs(DOCKERFILE, &c, &b);
+        i.base = "registry.example:5000/x@sha256:AKIAIOSFODNN7EXAMPLE";
+        assert_eq!(write(&i), Err(RecipeError::SecretInBase));
+    }
+
+    #[test]
+    fn paths_that_combine_into_a_secret_are_a_typed_error() {
+        let (c, b) = (config(), ImageConfig::default());
+        let mut i = inputs(DOCKERFILE, &c, &b);
+        // Each passes alone; `"--token","usr/bin/node"` is a secret flag.
+        i.entries.insert("/--token".into());
+        let Err(RecipeError::WouldRedact { line }) = write(&i) else {
+            panic!("{:?}", write(&i));
+        };
+        i.entries.remove("/--token");
+        let text = write(&i).unwrap().text;
+        assert!(
+            text.lines()
+                .nth(line - 1)
+                .unwrap()
+                .starts_with("RUN [\"/usr/bin/tar\",\"-c\""),
+            "{line}: {text}"
+        );
     }
 
     #[test]
@@ -814,6 +1146,7 @@ mod tests {
             i.reasons = reasons;
             let r = write(&i).unwrap();
             proptest::prop_assert!(only_safe_lines(&r.text).is_ok(), "{:?}\n{}", only_safe_lines(&r.text), r.text);
+            proptest::prop_assert_eq!(first_redacted_line(&r.text), None);
         }
     }
 }
