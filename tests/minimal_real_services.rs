@@ -72,8 +72,10 @@ fn trace_minimize_retrace(
         scratch.path(),
         KEEP_IMAGES,
         Granularity::File,
+        None,
     )
-    .expect("the minimal image builds");
+    .expect("the minimal image builds")
+    .image;
 
     let min_id = run_id(&format!("{name}-min"));
     let mut ctx: ProbeContext = context(&min_id, &[]);
@@ -270,8 +272,10 @@ fn trace_and_cut(service: &str, name: &str) -> Cuts {
             scratch.path(),
             KEEP_IMAGES,
             g,
+            None,
         )
         .expect("the minimal image builds")
+        .image
     };
     let units = cut(Granularity::Unit);
     let files = cut(Granularity::File);

@@ -159,8 +159,10 @@ fn a_sparse_file_and_links_into_dev_are_bounded_kept_and_checked() {
         scratch.path(),
         KEEP_IMAGES,
         Granularity::Unit,
+        None,
     )
-    .unwrap();
+    .unwrap()
+    .image;
     let on_without = trace_on(repo.path(), &without.image_id, "min-sparse-control");
     let verification = compare(&slice, &on_without);
     assert!(!verification.verified, "{verification:#?}");
@@ -181,6 +183,7 @@ fn a_sparse_file_and_links_into_dev_are_bounded_kept_and_checked() {
         small.path(),
         KEEP_IMAGES,
         Granularity::Unit,
+        None,
     )
     .unwrap_err();
     eprintln!("ROW | sparse 2 GiB file, 64 MiB of scratch | {err}");

@@ -26,7 +26,10 @@ use super::distroless::{Blocker, DistrolessFit, DistrolessNeeds};
 use super::recipe::Refusal;
 use super::units::{Added, Coverage, Fallback, Granularity};
 use super::verify::{compare, ScenarioComparison, Verification};
-use super::{build_minimal_image, build_on_base, EvidencePaths, MinimizeError};
+use super::{
+    build_minimal_image, build_on_base, repository_dockerfile, EvidencePaths, Handover,
+    MinimizeError,
+};
 use crate::runtime_trace::slice::TraceCoverageConfidence;
 
 /// The probe's name, and its output's file name.
@@ -98,8 +101,16 @@ pub struct MinimalImageReport {
     pub blockers: Vec<Blocker>,
     /// What a distroless base would need added.
     pub distroless_needs: DistrolessNeeds,
-    /// A proposed exec-form Dockerfile on a distroless base.
+    /// The Dockerfile handed over (`raw/Dockerfile.distroless`): with
+    /// `--base`, the file that built the verified image; without, the same
+    /// units written on `scratch` by the same code, not built (the image
+    /// verified was imported from the same files and config); or why no
+    /// file could be written.
     pub proposed_dockerfile: String,
+    /// Whether [`proposed_dockerfile`](Self::proposed_dockerfile) built the
+    /// verified image (`--base`).
+    #[serde(default)]
+    pub dockerfile_built: bool,
     /// The granularity the image was cut at.
     #[serde(default)]
     pub granularity: Granularity,
@@ -431,16 +442,37 @@ pub fn minimal_image(
         )?),
         None => None,
     };
-    let minimal = match &on_base {
-        Some(b) => b.image.clone(),
-        None => build_minimal_image(
-            &engine,
-            &original,
-            &evidence,
-            &scratch,
-            keep,
-            settings.granularity,
-        )?,
+    // Without `--base`, the same units as a Dockerfile on `scratch`,
+    // written by the code `--base` builds with, saying it was not built.
+    let suggestion = on_base.is_none().then(|| suggest_base(&slice, None));
+    let (minimal, handed_over) = match &on_base {
+        Some(b) => (b.image.clone(), None),
+        None => {
+            let mut notes = vec![
+                "not built by codegenie: the image it verified was imported from the same files and config; `codegenie minimize --base IMAGE` builds this file on IMAGE and verifies it".to_owned(),
+            ];
+            if let Some(s) = &suggestion {
+                notes.push(format!(
+                    "a maintained base that fits ({}): {}",
+                    s.why,
+                    s.images.join(", ")
+                ));
+            }
+            let handover = Handover {
+                repository_dockerfile: repository_dockerfile(repo.root()),
+                notes,
+            };
+            let cut = build_minimal_image(
+                &engine,
+                &original,
+                &evidence,
+                &scratch,
+                keep,
+                settings.granularity,
+                Some(&handover),
+            )?;
+            (cut.image, cut.dockerfile)
+        }
     };
     if let Some(tag) = &settings.tag {
         engine.tag(&minimal.image_id, tag)?;
@@ -499,10 +531,16 @@ pub fn minimal_image(
         entries: minimal.entries,
         blockers: ready.blockers,
         distroless_needs: ready.distroless_needs,
-        proposed_dockerfile: match &on_base {
-            Some(b) => b.dockerfile.clone(),
-            None => ready.proposed_dockerfile,
+        proposed_dockerfile: match (&on_base, &handed_over) {
+            (Some(b), _) => b.dockerfile.clone(),
+            (None, Some(Ok(r))) => r.text.clone(),
+            (None, Some(Err(why))) => format!(
+                "# codegenie could not write a Dockerfile for this image: {}\n",
+                serde_json::to_string(why).unwrap_or_default()
+            ),
+            (None, None) => ready.proposed_dockerfile,
         },
+        dockerfile_built: on_base.is_some(),
         granularity: minimal.granularity,
         verified_scope: minimal.granularity.verified_scope().to_owned(),
         granularity_fallback: minimal.fallbacks,
@@ -510,11 +548,13 @@ pub fn minimal_image(
         coverage: minimal.coverage,
         trace_coverage_confidence: Some(slice.trace_coverage_confidence),
         base: on_base.as_ref().map(|b| b.base.clone()),
-        dockerfile: on_base.as_ref().map(|_| DOCKERFILE_PATH.to_owned()),
-        refused: on_base
-            .as_ref()
-            .map(|b| b.refused.clone())
-            .unwrap_or_default(),
+        dockerfile: (on_base.is_some() || matches!(handed_over, Some(Ok(_))))
+            .then(|| DOCKERFILE_PATH.to_owned()),
+        refused: match (&on_base, &handed_over) {
+            (Some(b), _) => b.refused.clone(),
+            (None, Some(Ok(r))) => r.refused.clone(),
+            _ => Vec::new(),
+        },
         held_by_base: on_base
             .as_ref()
             .map(|b| b.held_packages.clone())
@@ -540,11 +580,8 @@ pub fn minimal_image(
         .then(|| "a verification scenario was skipped".to_owned());
     let summary = summary_markdown(&report);
     // With a base, the file that built the verified image; without, the
-    // proposal (unverified).
-    let dockerfile = match &on_base {
-        Some(b) => b.dockerfile.clone().into_bytes(),
-        None => report.proposed_dockerfile.clone().into_bytes(),
-    };
+    // same units on scratch, not built.
+    let dockerfile = report.proposed_dockerfile.clone().into_bytes();
     let confidence = if report.verified {
         Confidence::High
     } else {

@@ -33,11 +33,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-use crate::engine::{Engine, EngineError, REPOSITORY_LABEL};
+use crate::engine::{Engine, EngineError, ImageConfig, REPOSITORY_LABEL};
 use crate::runtime_trace::RuntimeTraceSlice;
 
 use image_fs::ImageFsError;
-use units::{unit_closure, Added, Coverage, Fallback, Granularity, UnitLimits};
+use units::{unit_closure, Added, Coverage, Fallback, Granularity, UnitClosure, UnitLimits};
 
 /// The repository of minimal image tags: `codegenie-min:<short digest>`.
 pub const MINIMAL_REPOSITORY: &str = "codegenie-min";
@@ -331,6 +331,27 @@ pub struct OnBase {
     pub root_writes: Vec<String>,
 }
 
+/// What the import path is asked to write as the Dockerfile handed over
+/// without `--base` (docs/architecture.md, "The Dockerfile is the product").
+#[derive(Debug)]
+pub struct Handover {
+    /// The repository's Dockerfile, or why it could not be read.
+    pub repository_dockerfile: Result<String, MinimizeError>,
+    /// Header lines: that the file was not built, which base fits.
+    pub notes: Vec<String>,
+}
+
+/// The minimal image imported from the cut, and the same units written as
+/// a Dockerfile on `scratch` (or why none could be written).
+#[derive(Debug)]
+pub struct ImportedCut {
+    /// The image.
+    pub image: MinimalImage,
+    /// The Dockerfile, when a [`Handover`] asked for one: its recipe, or
+    /// why it could not be written (the error chain).
+    pub dockerfile: Option<Result<recipe::Recipe, String>>,
+}
+
 /// Most bytes of file content the import path copies on the host (the one
 /// filtered copy of the kept entries; the export itself is streamed).
 pub const MAX_HOST_COPY_BYTES: u64 = 4 << 30;
@@ -475,6 +496,110 @@ fn tar_program(tree: &closure::Tree) -> Option<recipe::TarProgram> {
         .map(|p| argv(&[p, "tar"]))
 }
 
+/// The repository's Dockerfile, whose stages the handed-over file starts with.
+pub fn repository_dockerfile(repo_root: &Path) -> Result<String, MinimizeError> {
+    let path = repo_root.join("Dockerfile");
+    std::fs::read_to_string(&path).map_err(|source| MinimizeError::Dockerfile { path, source })
+}
+
+/// The Dockerfile that adds `units` of the original (`index`, its
+/// `config`) onto `base`, and what it decided on the way: the delta, the
+/// units it adds, the user (the base's non-root user unless a write needs
+/// root). `extra_notes` go into its header after the base's own.
+struct Rendered {
+    delta: base::Delta,
+    added: Added,
+    recipe: recipe::Recipe,
+    user: Option<String>,
+    nonroot: Option<String>,
+    root_writes: Vec<String>,
+    original_release: Option<String>,
+    base_release: Option<String>,
+}
+
+fn render(
+    index: &image_fs::ImageIndex,
+    units: &UnitClosure,
+    evidence: &EvidencePaths,
+    base: &base::Base,
+    config: &ImageConfig,
+    repository_dockerfile: &str,
+    extra_notes: Vec<String>,
+) -> Result<Rendered, MinimizeError> {
+    let delta = base::delta(
+        index,
+        &units.closure.keep,
+        &units.added,
+        &evidence.named,
+        base,
+    )?;
+    let tar = tar_program(&index.tree).ok_or(MinimizeError::NoTar)?;
+    // The base's non-root user, unless a write needs root.
+    let nonroot = base.nonroot_user();
+    let mut user = nonroot.clone();
+    let mut root_writes = Vec::new();
+    if let Some(u) = &user {
+        let (uid, gid) = base.account(u)?;
+        root_writes = writes_needing_root(index, &evidence.written, uid, gid);
+        if !root_writes.is_empty() {
+            user = None;
+        }
+    }
+
+    // What the Dockerfile adds, unit by unit: the report lists these.
+    let added = delta.added_units(&units.added);
+    let mut reasons: Vec<String> = added.packages.iter().map(|p| p.comment()).collect();
+    for t in &added.trees {
+        reasons.push(format!(
+            "{}: app tree, {} files: {}",
+            t.path, t.files, t.reason
+        ));
+    }
+    for f in &added.files {
+        reasons.push(format!("{f}: no unit holds it"));
+    }
+    let mut notes = vec![format!("base: {}", base.reference)];
+    if !delta.held_packages.is_empty() {
+        notes.push(format!(
+            "the base already holds {} kept package(s): {}",
+            delta.held_packages.len(),
+            delta.held_packages.join(", ")
+        ));
+    }
+    let original_release = base::debian_release(index);
+    let base_release = base.debian_release();
+    if let (Some(o), Some(b)) = (&original_release, &base_release) {
+        if o != b {
+            notes.push(format!(
+                "the original is Debian {o} and the base Debian {b}: the added packages are Debian {o}'s"
+            ));
+        }
+    }
+    notes.extend(extra_notes);
+    let recipe = recipe::write(&recipe::RecipeInputs {
+        repository_dockerfile,
+        base: &base.reference,
+        config,
+        base_config: &base.config,
+        user: user.clone(),
+        tar,
+        trees: delta.trees.clone(),
+        entries: delta.entries.clone(),
+        reasons,
+        notes,
+    })?;
+    Ok(Rendered {
+        delta,
+        added,
+        recipe,
+        user,
+        nonroot,
+        root_writes,
+        original_release,
+        base_release,
+    })
+}
+
 /// Build (or reuse) the minimal image of `original` (built from the
 /// repository at `repo_root`) on `base_ref`: the units of `evidence` at
 /// `granularity` that the base lacks, taken out of the repository's own
@@ -501,80 +626,31 @@ pub fn build_on_base(
         }
         .into());
     }
-    let dockerfile_path = repo_root.join("Dockerfile");
-    let repository_dockerfile =
-        std::fs::read_to_string(&dockerfile_path).map_err(|source| MinimizeError::Dockerfile {
-            path: dockerfile_path.clone(),
-            source,
-        })?;
+    let repository_dockerfile = repository_dockerfile(repo_root)?;
     let base = base::Base::load(engine, base_ref)?;
     let index = engine.export_streamed(original, |r| {
         image_fs::index_stream_hashed(r, Path::new("docker export (original)"))
     })??;
     let units = unit_closure(&index, evidence, granularity, &UnitLimits::default());
-    let delta = base::delta(
-        &index,
-        &units.closure.keep,
-        &units.added,
-        &evidence.named,
-        &base,
-    )?;
-    let tar = tar_program(&index.tree).ok_or(MinimizeError::NoTar)?;
     let config = engine.image_config(original)?;
-
-    // The base's non-root user, unless a write needs root.
-    let nonroot = base.nonroot_user();
-    let mut user = nonroot.clone();
-    let mut root_writes = Vec::new();
-    if let Some(u) = &user {
-        let (uid, gid) = base.account(u)?;
-        root_writes = writes_needing_root(&index, &evidence.written, uid, gid);
-        if !root_writes.is_empty() {
-            user = None;
-        }
-    }
-
-    // What the Dockerfile adds, unit by unit: the report lists these.
-    let added = delta.added_units(&units.added);
-    let mut reasons: Vec<String> = added.packages.iter().map(|p| p.comment()).collect();
-    for t in &added.trees {
-        reasons.push(format!(
-            "{}: app tree, {} files: {}",
-            t.path, t.files, t.reason
-        ));
-    }
-    for f in &added.files {
-        reasons.push(format!("{f}: no unit holds it"));
-    }
-    let mut notes = vec![format!("base: {base_ref}")];
-    if !delta.held_packages.is_empty() {
-        notes.push(format!(
-            "the base already holds {} kept package(s): {}",
-            delta.held_packages.len(),
-            delta.held_packages.join(", ")
-        ));
-    }
-    let original_release = base::debian_release(&index);
-    let base_release = base.debian_release();
-    if let (Some(o), Some(b)) = (&original_release, &base_release) {
-        if o != b {
-            notes.push(format!(
-                "the original is Debian {o} and the base Debian {b}: the added packages are Debian {o}'s"
-            ));
-        }
-    }
-    let written = recipe::write(&recipe::RecipeInputs {
-        repository_dockerfile: &repository_dockerfile,
-        base: base_ref,
-        config: &config,
-        base_config: &base.config,
-        user: user.clone(),
-        tar,
-        trees: delta.trees.clone(),
-        entries: delta.entries.clone(),
-        reasons,
-        notes,
-    })?;
+    let Rendered {
+        delta,
+        added,
+        recipe: written,
+        user,
+        nonroot,
+        root_writes,
+        original_release,
+        base_release,
+    } = render(
+        &index,
+        &units,
+        evidence,
+        &base,
+        &config,
+        &repository_dockerfile,
+        Vec::new(),
+    )?;
     let mut tag_inputs: BTreeSet<String> = BTreeSet::new();
     tag_inputs.insert(written.text.clone());
     let base_id = base.id.clone().unwrap_or_default();
@@ -693,7 +769,8 @@ pub fn build_minimal_image(
     scratch: &Path,
     keep: usize,
     granularity: Granularity,
-) -> Result<MinimalImage, MinimizeError> {
+    handover: Option<&Handover>,
+) -> Result<ImportedCut, MinimizeError> {
     if evidence.named.is_empty() {
         return Err(MinimizeError::NoEvidence);
     }
@@ -717,9 +794,25 @@ pub fn build_minimal_image(
         .sum();
     let setid = kept_setid(&index, &units.closure.keep);
     let debian_release = base::debian_release(&index);
+    let config = engine.image_config(original)?;
+    // The same units as a Dockerfile on `scratch`, written by the code
+    // `--base` builds with; not built here (the cut is imported).
+    let dockerfile = handover.map(|h| {
+        let text = h.repository_dockerfile.as_ref().map_err(|e| e.to_string())?;
+        render(
+            &index,
+            &units,
+            evidence,
+            &base::Base::scratch(),
+            &config,
+            text,
+            h.notes.clone(),
+        )
+        .map(|r| r.recipe)
+        .map_err(|e| crate::errors::error_chain(&e))
+    });
     drop(index);
     let closure = &units.closure;
-    let config = engine.image_config(original)?;
     let mut changes = config.import_changes();
     changes.push(format!("LABEL {MINIMAL_OF_LABEL}={original}"));
     let tag = minimal_tag(original, &closure.keep, &changes);
@@ -752,7 +845,7 @@ pub fn build_minimal_image(
         fallbacks = units.fallbacks.len(),
         "minimal_image"
     );
-    Ok(MinimalImage {
+    let image = MinimalImage {
         size_bytes: engine.image_size(&image_id)?,
         image_id,
         tag,
@@ -767,7 +860,8 @@ pub fn build_minimal_image(
         fallbacks: units.fallbacks,
         coverage: units.coverage,
         debian_release,
-    })
+    };
+    Ok(ImportedCut { image, dockerfile })
 }
 
 #[cfg(test)]

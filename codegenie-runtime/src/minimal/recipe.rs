@@ -393,8 +393,8 @@ pub fn write(inputs: &RecipeInputs<'_>) -> Result<Recipe, RecipeError> {
         own_line(&mut out, i + 1, format!("{}\n", l.trim_end_matches('\r')))?;
     }
     out.push_str(
-        "# The minimal image of this repository's image, written and verified by codegenie:\n\
-         # the repository's own stages, a pick stage that takes the added units out of the\n\
+        "# The minimal image of this repository's image, written by codegenie from its runtime\n\
+         # evidence: the repository's own stages, a pick stage that takes the added units out of the\n\
          # last one, then the base with that one folder added and the original config.\n\
          # Build: docker build --network=none -f THIS_FILE REPOSITORY\n",
     );
