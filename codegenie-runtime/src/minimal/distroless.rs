@@ -337,6 +337,41 @@ fn runtime_programs(slice: &RuntimeTraceSlice) -> BTreeSet<String> {
     out
 }
 
+/// Whether `c` changes how text around it reads: a control character (a
+/// line break, a terminal escape, DEL, the C1 controls), a line or paragraph
+/// separator, or a bidirectional override or mark.
+pub(crate) fn unprintable(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{2028}'
+                | '\u{2029}'
+                | '\u{200e}'
+                | '\u{200f}'
+                | '\u{202a}'..='\u{202e}'
+                | '\u{2066}'..='\u{2069}'
+        )
+}
+
+/// JSON text with every [`unprintable`] character escaped (`\u202e`):
+/// serde_json escapes only those below U+0020, and a bidirectional override
+/// left raw shows a reviewer a line other than the one Docker reads. Outside
+/// strings JSON is ASCII, so every such character is inside one.
+pub(crate) fn shown(json: String) -> String {
+    if !json.contains(unprintable) {
+        return json;
+    }
+    let mut out = String::with_capacity(json.len() + 12);
+    for c in json.chars() {
+        if unprintable(c) {
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// A proposed exec-form Dockerfile on a distroless base: the app's own
 /// folders copied from the original image, its config, no shell.
 fn dockerfile(
@@ -360,7 +395,7 @@ fn dockerfile(
          # `codegenie minimize --base IMAGE` for a Dockerfile that is both.\n\
          FROM original-image AS app\n",
     );
-    let json = |v: &str| serde_json::to_string(v).unwrap_or_else(|_| "\"\"".into());
+    let json = |v: &str| shown(serde_json::to_string(v).unwrap_or_else(|_| "\"\"".into()));
     if node {
         d.push_str("# Pick the Node.js major version the app runs on.\nFROM gcr.io/distroless/nodejs22-debian13\n");
         // The base's entrypoint is node itself: CMD holds node's arguments.
@@ -375,7 +410,7 @@ fn dockerfile(
     }
     // Values from the image go through JSON or a charset check, never raw.
     for dir in app_dirs.keys() {
-        let arr = serde_json::to_string(&[dir, dir]).unwrap_or_else(|_| "[]".into());
+        let arr = shown(serde_json::to_string(&[dir, dir]).unwrap_or_else(|_| "[]".into()));
         d.push_str(&format!("COPY --from=app {arr}\n"));
     }
     let wd = &config.working_dir;
@@ -394,7 +429,7 @@ fn dockerfile(
         }
     }
     d.push_str("USER nonroot\n");
-    let json = serde_json::to_string(&argv).unwrap_or_else(|_| "[]".into());
+    let json = shown(serde_json::to_string(&argv).unwrap_or_else(|_| "[]".into()));
     d.push_str(&format!("CMD {json}\n"));
     d
 }
@@ -643,7 +678,7 @@ mod tests {
     #[test]
     fn values_from_the_image_and_the_trace_reach_the_proposal_as_json_or_refused() {
         let hostile = "x\nRUN echo INJECTED > /pwned #";
-        let markup = "``` | <script>";
+        let markup = "``` | <script>\u{202e}\u{9b}\x7f";
         let mut r = crate::runtime_trace::results::ScenarioResult::new(
             "startup",
             ScenarioOutcome::Completed,
@@ -674,6 +709,9 @@ mod tests {
             "an injected line: {d}"
         );
         proposal_lines_ok(&d).unwrap_or_else(|e| panic!("{e}:\n{d}"));
+        // No character that reads otherwise (a bidi override, a C1 control):
+        // escaped inside the JSON strings.
+        assert!(!d.contains(|c| c != '\n' && unprintable(c)), "{d:?}");
         // The values are there, escaped: a folder, a refused WORKDIR and
         // EXPOSE, and the cmd.
         assert!(
@@ -686,12 +724,12 @@ mod tests {
         assert!(d.contains(r#"# refused: EXPOSE "80x\nRUN echo"#), "{d}");
         assert!(
             d.contains(
-                r#"CMD ["/srvx\nRUN echo INJECTED > /pwned #/server.js","``` | <script>x\nRUN"#
+                r#"CMD ["/srvx\nRUN echo INJECTED > /pwned #/server.js","``` | <script>\u202e\u009b\u007fx\nRUN"#
             ),
             "{d}"
         );
         assert!(
-            d.contains(r#"COPY --from=app ["/``` | <script>x\nRUN"#),
+            d.contains(r#"COPY --from=app ["/``` | <script>\u202e\u009b\u007fx\nRUN"#),
             "{d}"
         );
         // ENV and labels are not proposed: no secret, no value.
@@ -703,6 +741,6 @@ mod tests {
         // The control: the same values written raw fail the check.
         assert!(proposal_lines_ok(&format!("WORKDIR /srv{hostile}\n")).is_err());
         assert!(proposal_lines_ok(&format!("# refused: WORKDIR /srv{hostile}\n")).is_err());
-        assert!(proposal_lines_ok(&format!("CMD [\"a\"] INJECTED\n")).is_err());
+        assert!(proposal_lines_ok("CMD [\"a\"] INJECTED\n").is_err());
     }
 }
