@@ -186,7 +186,7 @@ impl Engine {
         changes: &[String],
         tag: &str,
     ) -> Result<String, EngineError> {
-        let out = self.ok(self.import_spec(src, changes, tag))?;
+        let out = self.ok(self.import_spec(src, changes, tag)?)?;
         let id = out.stdout.text().trim().to_owned();
         if !id.starts_with("sha256:") {
             return Err(EngineError::Output {
@@ -200,8 +200,26 @@ impl Engine {
 
 impl Engine {
     /// The `import` command: each change a `--change`, an ENV or LABEL one
-    /// shown by its key alone (see [`change_shown`]).
-    fn import_spec(&self, src: &Path, changes: &[String], tag: &str) -> ExecSpec {
+    /// shown by its key alone (see [`change_shown`]). A change with a line
+    /// break or a trailing backslash is [`EngineError::UnsafeChange`]: the
+    /// engine joins the changes with newlines and parses them as one
+    /// Dockerfile, so a `WORKDIR`, `USER`, port or ENV key of the image's
+    /// making would add an instruction (`ONBUILD RUN ...`) or swallow ours.
+    fn import_spec(
+        &self,
+        src: &Path,
+        changes: &[String],
+        tag: &str,
+    ) -> Result<ExecSpec, EngineError> {
+        if let Some(c) = changes
+            .iter()
+            .find(|c| c.contains(['\n', '\r']) || c.ends_with('\\'))
+        {
+            let shown = change_shown(c).unwrap_or_else(|| c.clone());
+            return Err(EngineError::UnsafeChange {
+                shown: format!("{shown:?}"),
+            });
+        }
         let mut spec = self.spec().timeout(TRANSFER_TIMEOUT).arg("import");
         for c in changes {
             spec = match change_shown(c) {
@@ -209,7 +227,7 @@ impl Engine {
                 None => spec.arg("--change").arg(c),
             };
         }
-        spec.arg(src).arg(tag)
+        Ok(spec.arg(src).arg(tag))
     }
 }
 
@@ -308,7 +326,9 @@ mod tests {
             ..ImageConfig::default()
         };
         let changes = config.import_changes();
-        let spec = engine.import_spec(Path::new("/tmp/cut.tar"), &changes, "codegenie-min:x");
+        let spec = engine
+            .import_spec(Path::new("/tmp/cut.tar"), &changes, "codegenie-min:x")
+            .unwrap();
         let shown = spec.display();
         for key in [
             "ENV AWS_SECRET_ACCESS_KEY=<value not shown>",
@@ -335,6 +355,61 @@ mod tests {
             change_shown("LABEL codegenie.minimal-of=sha256:1"),
             Some("LABEL codegenie.minimal-of=<value not shown>".to_owned())
         );
+    }
+
+    #[test]
+    fn a_change_that_would_not_stay_one_instruction_is_refused() {
+        let engine = Engine::at(
+            crate::engine::EngineKind::Docker,
+            crate::engine::EngineEndpoint::Ambient,
+        );
+        let hostile = "\nONBUILD RUN echo INJECTED > /pwned";
+        let tar = Path::new("/tmp/cut.tar");
+        for config in [
+            ImageConfig {
+                working_dir: format!("/app{hostile}"),
+                ..ImageConfig::default()
+            },
+            ImageConfig {
+                user: format!("node{hostile}"),
+                ..ImageConfig::default()
+            },
+            ImageConfig {
+                exposed_ports: Some([(format!("80{hostile}"), serde_json::json!({}))].into()),
+                ..ImageConfig::default()
+            },
+            ImageConfig {
+                env: Some(vec![format!("K{hostile}=secretvalue")]),
+                ..ImageConfig::default()
+            },
+            // A trailing backslash continues the line into the next change.
+            ImageConfig {
+                working_dir: "/app\\".into(),
+                user: "node".into(),
+                ..ImageConfig::default()
+            },
+        ] {
+            let changes = config.import_changes();
+            let e = engine.import_spec(tar, &changes, "t").unwrap_err();
+            let text = e.to_string();
+            assert!(matches!(e, EngineError::UnsafeChange { .. }), "{text}");
+            assert!(
+                !text.contains('\n') && !text.contains("secretvalue"),
+                "{text}"
+            );
+        }
+        // The control: the same values without the break are passed on;
+        // ENV and LABEL values are JSON strings, a newline in them escaped.
+        let config = ImageConfig {
+            working_dir: "/app".into(),
+            user: "node".into(),
+            env: Some(vec![format!("K=v{hostile}")]),
+            labels: Some([("k".to_owned(), format!("v{hostile}"))].into()),
+            ..ImageConfig::default()
+        };
+        let changes = config.import_changes();
+        assert!(changes.iter().all(|c| !c.contains('\n')), "{changes:?}");
+        assert!(engine.import_spec(tar, &changes, "t").is_ok());
     }
 
     #[test]
