@@ -77,6 +77,13 @@ pub enum EngineError {
         #[source]
         source: Arc<std::io::Error>,
     },
+    /// A change for `import --change` that would not stay one instruction:
+    /// the engine parses the changes joined by newlines, as one Dockerfile.
+    #[error("the image's config cannot be carried by `import --change`: {shown} holds a line break or ends in a backslash, which would make an instruction of its own or swallow the next one")]
+    UnsafeChange {
+        /// The change, an ENV or LABEL one by its key alone, escaped.
+        shown: String,
+    },
 }
 
 /// The line of a client's output saying the daemon does not answer, if any.

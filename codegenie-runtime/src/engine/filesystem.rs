@@ -7,6 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::{Engine, EngineError, ImageConfig};
+use crate::exec::ExecSpec;
 
 /// How long an export or import of a whole image filesystem may take.
 pub const TRANSFER_TIMEOUT: Duration = Duration::from_secs(600);
@@ -185,20 +186,7 @@ impl Engine {
         changes: &[String],
         tag: &str,
     ) -> Result<String, EngineError> {
-        let mut spec = self.spec().timeout(TRANSFER_TIMEOUT).arg("import");
-        for c in changes {
-            // An ENV value may be a secret: errors that name the command
-            // show its key, never its value.
-            spec = match c.strip_prefix("ENV ") {
-                Some(kv) => {
-                    let key = kv.split_once('=').map_or(kv, |(k, _)| k);
-                    let shown = format!("ENV {key}=<value not shown>");
-                    spec.arg("--change").arg_shown_as(c, shown)
-                }
-                None => spec.arg("--change").arg(c),
-            };
-        }
-        let out = self.ok(spec.arg(src).arg(tag))?;
+        let out = self.ok(self.import_spec(src, changes, tag)?)?;
         let id = out.stdout.text().trim().to_owned();
         if !id.starts_with("sha256:") {
             return Err(EngineError::Output {
@@ -208,6 +196,61 @@ impl Engine {
         }
         Ok(id)
     }
+}
+
+impl Engine {
+    /// The `import` command: each change a `--change`, an ENV or LABEL one
+    /// shown by its key alone (see [`change_shown`]). A change with a line
+    /// break or a trailing backslash is [`EngineError::UnsafeChange`]: the
+    /// engine joins the changes with newlines and parses them as one
+    /// Dockerfile, so a `WORKDIR`, `USER`, port or ENV key of the image's
+    /// making would add an instruction (`ONBUILD RUN ...`) or swallow ours.
+    fn import_spec(
+        &self,
+        src: &Path,
+        changes: &[String],
+        tag: &str,
+    ) -> Result<ExecSpec, EngineError> {
+        if let Some(c) = changes
+            .iter()
+            .find(|c| c.contains(['\n', '\r']) || c.ends_with('\\'))
+        {
+            let shown = change_shown(c).unwrap_or_else(|| c.clone());
+            return Err(EngineError::UnsafeChange {
+                shown: format!("{shown:?}"),
+            });
+        }
+        let mut spec = self.spec().timeout(TRANSFER_TIMEOUT).arg("import");
+        for c in changes {
+            spec = match change_shown(c) {
+                Some(shown) => spec.arg("--change").arg_shown_as(c, shown),
+                None => spec.arg("--change").arg(c),
+            };
+        }
+        Ok(spec.arg(src).arg(tag))
+    }
+}
+
+/// How an `ENV` or `LABEL` change is shown in the command line errors
+/// name: `ENV KEY=<value not shown>`, as either value may be a secret
+/// (a token in a label as much as in the environment); `None` for others.
+fn change_shown(change: &str) -> Option<String> {
+    let (keyword, kv) = change.split_once(' ')?;
+    if !matches!(keyword, "ENV" | "LABEL") {
+        return None;
+    }
+    // A key in JSON quotes (how labels are written) ends where its string
+    // does: it may hold a `=`.
+    let key = if kv.starts_with('"') {
+        let mut keys = serde_json::Deserializer::from_str(kv).into_iter::<String>();
+        match keys.next() {
+            Some(Ok(_)) => &kv[..keys.byte_offset()],
+            _ => "<key not shown>",
+        }
+    } else {
+        kv.split_once('=').map_or(kv, |(k, _)| k)
+    };
+    Some(format!("{keyword} {key}=<value not shown>"))
 }
 
 /// The chunks of a channel as one byte stream (EOF when the sender is gone).
@@ -256,6 +299,117 @@ mod tests {
                 "EXPOSE 3000/tcp",
             ]
         );
+    }
+
+    #[test]
+    fn the_import_command_shows_env_and_label_keys_never_their_values() {
+        let engine = Engine::at(
+            crate::engine::EngineKind::Docker,
+            crate::engine::EngineEndpoint::Ambient,
+        );
+        let config = ImageConfig {
+            env: Some(vec![
+                "AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".into(),
+                "NODE_ENV=production".into(),
+            ]),
+            working_dir: "/app".into(),
+            labels: Some(
+                [
+                    (
+                        "com.example.token".to_owned(),
+                        "ghp_labelsecret0123456789".to_owned(),
+                    ),
+                    ("a=b".to_owned(), "labelvalue2".to_owned()),
+                ]
+                .into(),
+            ),
+            ..ImageConfig::default()
+        };
+        let changes = config.import_changes();
+        let spec = engine
+            .import_spec(Path::new("/tmp/cut.tar"), &changes, "codegenie-min:x")
+            .unwrap();
+        let shown = spec.display();
+        for key in [
+            "ENV AWS_SECRET_ACCESS_KEY=<value not shown>",
+            "ENV NODE_ENV=<value not shown>",
+            r#"LABEL "com.example.token"=<value not shown>"#,
+            r#"LABEL "a=b"=<value not shown>"#,
+        ] {
+            assert!(shown.contains(key), "{key}: {shown}");
+        }
+        for value in [
+            "wJalrXUtnFEMI",
+            "production",
+            "ghp_labelsecret",
+            "labelvalue2",
+        ] {
+            assert!(!shown.contains(value), "{value}: {shown}");
+        }
+        // The control: other changes, the tar and the tag are shown.
+        assert!(shown.contains("--change WORKDIR /app --change"), "{shown}");
+        assert!(shown.ends_with(" /tmp/cut.tar codegenie-min:x"), "{shown}");
+        // Other instructions as they are; an unquoted key (ours) ends at `=`.
+        assert_eq!(change_shown("WORKDIR /app"), None);
+        assert_eq!(
+            change_shown("LABEL codegenie.minimal-of=sha256:1"),
+            Some("LABEL codegenie.minimal-of=<value not shown>".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_change_that_would_not_stay_one_instruction_is_refused() {
+        let engine = Engine::at(
+            crate::engine::EngineKind::Docker,
+            crate::engine::EngineEndpoint::Ambient,
+        );
+        let hostile = "\nONBUILD RUN echo INJECTED > /pwned";
+        let tar = Path::new("/tmp/cut.tar");
+        for config in [
+            ImageConfig {
+                working_dir: format!("/app{hostile}"),
+                ..ImageConfig::default()
+            },
+            ImageConfig {
+                user: format!("node{hostile}"),
+                ..ImageConfig::default()
+            },
+            ImageConfig {
+                exposed_ports: Some([(format!("80{hostile}"), serde_json::json!({}))].into()),
+                ..ImageConfig::default()
+            },
+            ImageConfig {
+                env: Some(vec![format!("K{hostile}=secretvalue")]),
+                ..ImageConfig::default()
+            },
+            // A trailing backslash continues the line into the next change.
+            ImageConfig {
+                working_dir: "/app\\".into(),
+                user: "node".into(),
+                ..ImageConfig::default()
+            },
+        ] {
+            let changes = config.import_changes();
+            let e = engine.import_spec(tar, &changes, "t").unwrap_err();
+            let text = e.to_string();
+            assert!(matches!(e, EngineError::UnsafeChange { .. }), "{text}");
+            assert!(
+                !text.contains('\n') && !text.contains("secretvalue"),
+                "{text}"
+            );
+        }
+        // The control: the same values without the break are passed on;
+        // ENV and LABEL values are JSON strings, a newline in them escaped.
+        let config = ImageConfig {
+            working_dir: "/app".into(),
+            user: "node".into(),
+            env: Some(vec![format!("K=v{hostile}")]),
+            labels: Some([("k".to_owned(), format!("v{hostile}"))].into()),
+            ..ImageConfig::default()
+        };
+        let changes = config.import_changes();
+        assert!(changes.iter().all(|c| !c.contains('\n')), "{changes:?}");
+        assert!(engine.import_spec(tar, &changes, "t").is_ok());
     }
 
     #[test]

@@ -111,9 +111,10 @@ impl ExecSpec {
         self
     }
 
-    /// Append an argument whose value must never be shown (an `ENV` value
-    /// of an image config, which may hold a secret): [`ExecSpec::display`],
-    /// and so every error that names the command, shows `shown` instead.
+    /// Append an argument whose value must never be shown (an `ENV` or
+    /// `LABEL` value of an image config, which may hold a secret):
+    /// [`ExecSpec::display`], and so every error that names the command,
+    /// shows `shown` instead.
     pub fn arg_shown_as(mut self, a: impl Into<OsString>, shown: impl Into<String>) -> Self {
         self.shown_as.push((self.args.len(), shown.into()));
         self.args.push(a.into());

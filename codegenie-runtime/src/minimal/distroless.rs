@@ -337,6 +337,41 @@ fn runtime_programs(slice: &RuntimeTraceSlice) -> BTreeSet<String> {
     out
 }
 
+/// Whether `c` changes how text around it reads: a control character (a
+/// line break, a terminal escape, DEL, the C1 controls), a line or paragraph
+/// separator, or a bidirectional override or mark.
+pub(crate) fn unprintable(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{2028}'
+                | '\u{2029}'
+                | '\u{200e}'
+                | '\u{200f}'
+                | '\u{202a}'..='\u{202e}'
+                | '\u{2066}'..='\u{2069}'
+        )
+}
+
+/// JSON text with every [`unprintable`] character escaped (`\u202e`):
+/// serde_json escapes only those below U+0020, and a bidirectional override
+/// left raw shows a reviewer a line other than the one Docker reads. Outside
+/// strings JSON is ASCII, so every such character is inside one.
+pub(crate) fn shown(json: String) -> String {
+    if !json.contains(unprintable) {
+        return json;
+    }
+    let mut out = String::with_capacity(json.len() + 12);
+    for c in json.chars() {
+        if unprintable(c) {
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// A proposed exec-form Dockerfile on a distroless base: the app's own
 /// folders copied from the original image, its config, no shell.
 fn dockerfile(
@@ -360,7 +395,7 @@ fn dockerfile(
          # `codegenie minimize --base IMAGE` for a Dockerfile that is both.\n\
          FROM original-image AS app\n",
     );
-    let json = |v: &str| serde_json::to_string(v).unwrap_or_else(|_| "\"\"".into());
+    let json = |v: &str| shown(serde_json::to_string(v).unwrap_or_else(|_| "\"\"".into()));
     if node {
         d.push_str("# Pick the Node.js major version the app runs on.\nFROM gcr.io/distroless/nodejs22-debian13\n");
         // The base's entrypoint is node itself: CMD holds node's arguments.
@@ -375,7 +410,7 @@ fn dockerfile(
     }
     // Values from the image go through JSON or a charset check, never raw.
     for dir in app_dirs.keys() {
-        let arr = serde_json::to_string(&[dir, dir]).unwrap_or_else(|_| "[]".into());
+        let arr = shown(serde_json::to_string(&[dir, dir]).unwrap_or_else(|_| "[]".into()));
         d.push_str(&format!("COPY --from=app {arr}\n"));
     }
     let wd = &config.working_dir;
@@ -394,7 +429,7 @@ fn dockerfile(
         }
     }
     d.push_str("USER nonroot\n");
-    let json = serde_json::to_string(&argv).unwrap_or_else(|_| "[]".into());
+    let json = shown(serde_json::to_string(&argv).unwrap_or_else(|_| "[]".into()));
     d.push_str(&format!("CMD {json}\n"));
     d
 }
@@ -593,5 +628,119 @@ mod tests {
             })
             .collect();
         assert_eq!(writes, [("/app/__pycache__", 3), ("/var/lib/app", 1)]);
+    }
+
+    /// `line` with its JSON strings (`"..."`, escapes and all) cut out.
+    fn outside_json_strings(line: &str) -> String {
+        let (mut out, mut inside, mut escaped) = (String::new(), false, false);
+        for c in line.chars() {
+            match (inside, escaped, c) {
+                (true, true, _) => escaped = false,
+                (true, false, '\\') => escaped = true,
+                (_, false, '"') => inside = !inside,
+                (true, false, _) => {}
+                (false, _, c) => out.push(c),
+            }
+        }
+        out
+    }
+
+    /// Every line of a proposal has a shape of ours: a comment, a fixed
+    /// `FROM` or `USER`, JSON arrays, a refusal of a JSON string, or a value
+    /// that passed its charset; nothing from the image stands outside a JSON
+    /// string.
+    fn proposal_lines_ok(d: &str) -> Result<(), String> {
+        for line in d.lines() {
+            let (keyword, rest) = line.split_once(' ').unwrap_or((line, ""));
+            let array = |r: &str| serde_json::from_str::<Vec<String>>(r).is_ok();
+            let ok = match keyword {
+                "#" => match rest.strip_prefix("refused: ") {
+                    Some(r) => r
+                        .split_once(' ')
+                        .is_some_and(|(_, v)| serde_json::from_str::<String>(v).is_ok()),
+                    None => !outside_json_strings(line).contains("INJECTED"),
+                },
+                "FROM" => rest == "original-image AS app" || rest.starts_with("gcr.io/distroless/"),
+                "COPY" => rest.strip_prefix("--from=app ").is_some_and(array),
+                "WORKDIR" => crate::minimal::recipe::workdir_ok(rest),
+                "EXPOSE" => crate::minimal::recipe::port_ok(rest),
+                "USER" => rest == "nonroot",
+                "CMD" => array(rest),
+                _ => false,
+            };
+            if !ok || outside_json_strings(line).contains("INJECTED") {
+                return Err(format!("unsafe line {line:?}"));
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn values_from_the_image_and_the_trace_reach_the_proposal_as_json_or_refused() {
+        let hostile = "x\nRUN echo INJECTED > /pwned #";
+        let markup = "``` | <script>\u{202e}\u{9b}\x7f";
+        let mut r = crate::runtime_trace::results::ScenarioResult::new(
+            "startup",
+            ScenarioOutcome::Completed,
+        );
+        let server = format!("/srv{hostile}/server.js");
+        r.execs = vec![exec("/usr/bin/node", &["node", &server])];
+        r.trace = Some(ParsedTrace {
+            files_read: [server.clone(), format!("/{markup}{hostile}/x")].into(),
+            ..Default::default()
+        });
+        let slice = aggregate(&[r], &AggregateInputs::default());
+        let config = ImageConfig {
+            entrypoint: Some(vec!["/usr/bin/node".into()]),
+            cmd: Some(vec![server.clone(), format!("{markup}{hostile}")]),
+            working_dir: format!("/srv{hostile}"),
+            exposed_ports: Some([(format!("80{hostile}"), serde_json::json!({}))].into()),
+            env: Some(vec![
+                format!("EVIL={hostile}"),
+                "DB_PASSWORD=hunter2hunter2".into(),
+            ]),
+            labels: Some([("owner".to_owned(), format!("{markup}{hostile}"))].into()),
+            user: format!("root{hostile}"),
+            ..ImageConfig::default()
+        };
+        let d = DistrolessFit::of(&slice, &config).proposed_dockerfile;
+        assert!(
+            !d.lines().any(|l| l.starts_with("RUN")),
+            "an injected line: {d}"
+        );
+        proposal_lines_ok(&d).unwrap_or_else(|e| panic!("{e}:\n{d}"));
+        // No character that reads otherwise (a bidi override, a C1 control):
+        // escaped inside the JSON strings.
+        assert!(!d.contains(|c| c != '\n' && unprintable(c)), "{d:?}");
+        // The values are there, escaped: a folder, a refused WORKDIR and
+        // EXPOSE, and the cmd.
+        assert!(
+            d.contains(
+                r#"COPY --from=app ["/srvx\nRUN echo INJECTED > ","/srvx\nRUN echo INJECTED > "]"#
+            ),
+            "{d}"
+        );
+        assert!(d.contains(r#"# refused: WORKDIR "/srvx\nRUN echo"#), "{d}");
+        assert!(d.contains(r#"# refused: EXPOSE "80x\nRUN echo"#), "{d}");
+        assert!(
+            d.contains(
+                r#"CMD ["/srvx\nRUN echo INJECTED > /pwned #/server.js","``` | <script>\u202e\u009b\u007fx\nRUN"#
+            ),
+            "{d}"
+        );
+        assert!(
+            d.contains(r#"COPY --from=app ["/``` | <script>\u202e\u009b\u007fx\nRUN"#),
+            "{d}"
+        );
+        // ENV and labels are not proposed: no secret, no value.
+        assert!(
+            !d.contains("hunter2") && !d.contains("ENV") && !d.contains("LABEL"),
+            "{d}"
+        );
+        assert!(d.contains("USER nonroot\n"), "{d}");
+        // The control: the same values written raw fail the check.
+        assert!(proposal_lines_ok(&format!("WORKDIR /srv{hostile}\n")).is_err());
+        assert!(proposal_lines_ok(&format!("# refused: WORKDIR /srv{hostile}\n")).is_err());
+        assert!(proposal_lines_ok("CMD [\"a\"] INJECTED\n").is_err());
     }
 }

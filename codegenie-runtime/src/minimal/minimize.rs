@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{Engine, EngineError, KEEP_IMAGES};
+use crate::engine::{Engine, EngineError, ImageConfig, KEEP_IMAGES};
 use crate::probe::{
     run_blocking_work, Artifact, ArtifactSource, CacheStrategy, Confidence, Probe, ProbeContext,
     ProbeError, ProbeOutput, RepoSnapshot,
@@ -22,7 +22,7 @@ use crate::runtime_trace::{RunId, RuntimeTraceSlice, TraceError, TraceSettings, 
 use crate::{register_probe, DeclaredInput};
 
 use super::base::BaseRef;
-use super::distroless::{Blocker, DistrolessFit, DistrolessNeeds};
+use super::distroless::{unprintable, Blocker, DistrolessFit, DistrolessNeeds};
 use super::recipe::Refusal;
 use super::units::{Added, Coverage, Fallback, Granularity};
 use super::verify::{compare, ScenarioComparison, Verification};
@@ -563,14 +563,7 @@ pub fn minimal_image(
         suggested_base: on_base
             .is_none()
             .then(|| suggest_base(&slice, minimal.debian_release.as_deref())),
-        secret_env_keys: config
-            .env
-            .iter()
-            .flatten()
-            .filter_map(|kv| kv.split_once('='))
-            .filter(|(k, v)| super::recipe::secret_looking(k, v))
-            .map(|(k, _)| k.to_owned())
-            .collect(),
+        secret_env_keys: secret_env_keys(&config),
     };
     // A verification run cut short by the environment proves nothing either way.
     let not_cacheable = on_minimal
@@ -602,15 +595,28 @@ pub fn minimal_image(
     Ok(out)
 }
 
+/// The keys of `config`'s ENV whose values look like secrets, in order;
+/// never a value.
+fn secret_env_keys(config: &ImageConfig) -> Vec<String> {
+    config
+        .env
+        .iter()
+        .flatten()
+        .filter_map(|kv| kv.split_once('='))
+        .filter(|(k, v)| super::recipe::secret_looking(k, v))
+        .map(|(k, _)| k.to_owned())
+        .collect()
+}
+
 /// The report for people, as markdown.
 pub fn summary_markdown(r: &MinimalImageReport) -> String {
     let mb = |b: u64| b as f64 / 1_000_000.0;
     let mut s = format!(
         "# Minimal image\n\n\
-         - minimal image: `{}` ({:.1} MB of {:.1} MB, {:.0}%), {} entries\n\
+         - minimal image: {} ({:.1} MB of {:.1} MB, {:.0}%), {} entries\n\
          - verified: **{}**\n\n\
          ## Scenarios\n\n| scenario | original | minimal | missing |\n|---|---|---|---|\n",
-        r.minimal_image,
+        code(&r.minimal_image),
         mb(r.size_bytes.minimal),
         mb(r.size_bytes.original),
         100.0 * r.size_bytes.minimal as f64 / r.size_bytes.original.max(1) as f64,
@@ -626,12 +632,12 @@ pub fn summary_markdown(r: &MinimalImageReport) -> String {
             Some(d) => format!("{} ({d})", c.minimal),
             None => c.minimal.clone(),
         };
-        let missing: Vec<&str> = c.missing.iter().map(String::as_str).collect();
+        let missing: Vec<String> = c.missing.iter().map(|p| cell(p)).collect();
         s.push_str(&one_line(&format!(
             "| {} | {} | {} | {} |",
-            c.name,
-            c.original,
-            minimal,
+            cell(&c.name),
+            text(&c.original),
+            text(&minimal),
             missing.join(", ")
         )));
         s.push('\n');
@@ -668,34 +674,43 @@ pub fn summary_markdown(r: &MinimalImageReport) -> String {
                 path,
                 argv,
                 scenario,
-            } => {
-                format!("shell: `{path}` ran `{}` ({scenario})", argv.join(" "))
-            }
+            } => format!(
+                "shell: {} ran {} ({})",
+                code(path),
+                code(&argv.join(" ")),
+                text(scenario)
+            ),
             Blocker::ExtraBinary {
                 path,
                 argv,
                 scenario,
-            } => {
-                format!(
-                    "extra binary: `{path}` ran `{}` ({scenario})",
-                    argv.join(" ")
-                )
-            }
-            Blocker::RootUser { user } => format!(
-                "root user: the image runs as `{}`",
-                if user.is_empty() { "root" } else { user }
+            } => format!(
+                "extra binary: {} ran {} ({})",
+                code(path),
+                code(&argv.join(" ")),
+                text(scenario)
             ),
-            Blocker::PrivilegedPort { address } => format!("privileged port: binds `{address}`"),
+            Blocker::RootUser { user } => format!(
+                "root user: the image runs as {}",
+                code(if user.is_empty() { "root" } else { user })
+            ),
+            Blocker::PrivilegedPort { address } => {
+                format!("privileged port: binds {}", code(address))
+            }
             Blocker::WriteOutsideTmp { path, files } => {
-                format!("writes outside /tmp: {files} file(s) in `{path}`")
+                format!("writes outside /tmp: {files} file(s) in {}", code(path))
             }
-            Blocker::TlsTrustUnobserved { detail } => format!("TLS trust unobserved: {detail}"),
+            Blocker::TlsTrustUnobserved { detail } => {
+                format!("TLS trust unobserved: {detail}")
+            }
             Blocker::Setuid { path, mode } => {
-                format!("setuid/setgid file kept: `{path}` (mode {mode})")
+                format!("setuid/setgid file kept: {} (mode {mode})", code(path))
             }
-            Blocker::WriteNeedsRoot { path, user } => {
-                format!("write needs root: `{path}` (the base's user `{user}` may not write it)")
-            }
+            Blocker::WriteNeedsRoot { path, user } => format!(
+                "write needs root: {} (the base's user {} may not write it)",
+                code(path),
+                code(user)
+            ),
         };
         s.push_str(&format!("- {}\n", one_line(&line)));
     }
@@ -711,16 +726,22 @@ pub fn summary_markdown(r: &MinimalImageReport) -> String {
     match (&r.base, &r.dockerfile) {
         (Some(base), Some(path)) => {
             s.push_str(&format!(
-                "\n## Dockerfile\n\n- built and verified: `{path}` ({} lines): `docker build --network=none -f {path} .`\n- base: {} ({})\n- user: {}\n",
+                "\n## Dockerfile\n\n- built and verified: {} ({} lines): {}\n- base: {} ({})\n- user: {}\n",
+                code(path),
                 r.proposed_dockerfile.lines().count(),
+                code(&format!("docker build --network=none -f {path} .")),
                 code(&base.reference),
-                if base.id.is_empty() { "empty" } else { &base.id },
+                if base.id.is_empty() { "empty".to_owned() } else { code(&base.id) },
                 r.user.as_deref().map(code).unwrap_or_else(|| "the original's".to_owned()),
             ));
             if !r.held_by_base.is_empty() {
                 s.push_str(&format!(
                     "- packages the base already holds (not added): {}\n",
-                    r.held_by_base.join(", ")
+                    r.held_by_base
+                        .iter()
+                        .map(|p| code(p))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ));
             }
             for f in &r.refused {
@@ -728,7 +749,7 @@ pub fn summary_markdown(r: &MinimalImageReport) -> String {
                     "- not written: {} {}: {}\n",
                     f.instruction,
                     code(&f.what),
-                    f.reason
+                    text(&f.reason)
                 ));
             }
         }
@@ -736,33 +757,37 @@ pub fn summary_markdown(r: &MinimalImageReport) -> String {
             if let Some(b) = &r.suggested_base {
                 s.push_str(&format!(
                     "\n## Base\n\n- fits: {} ({}): {}\n",
-                    b.family,
+                    text(&b.family),
                     b.images
                         .iter()
                         .map(|i| code(i))
                         .collect::<Vec<_>>()
                         .join(", "),
-                    b.why
+                    text(&b.why)
                 ));
                 if let Some(n) = &b.release_note {
-                    s.push_str(&format!("- {n}\n"));
+                    s.push_str(&format!("- {}\n", text(n)));
                 }
             }
+            // A fence longer than any backtick run inside: no line of the
+            // file can close it.
+            let fence = "`".repeat(longest_backtick_run(&r.proposed_dockerfile).max(2) + 1);
+            let body = &r.proposed_dockerfile;
             s.push_str(&format!(
-                "\n## Proposed Dockerfile (not built: run with `--base` for a verified one)\n\n```dockerfile\n{}```\n",
-                r.proposed_dockerfile
+                "\n## Proposed Dockerfile (not built: run with `--base` for a verified one)\n\n{fence}dockerfile\n{body}{}{fence}\n",
+                if body.is_empty() || body.ends_with('\n') { "" } else { "\n" }
             ));
         }
     }
     s
 }
 
-/// `line` with every control character escaped (`\n`, `\u{1b}`): one
-/// markdown line, whatever a path or an argv held.
+/// `line` with every [`unprintable`] character escaped (`\n`, `\u{1b}`):
+/// one markdown line, whatever a path or an argv held.
 fn one_line(line: &str) -> String {
     line.chars()
         .map(|c| {
-            if c.is_control() {
+            if unprintable(c) {
                 c.escape_default().to_string()
             } else {
                 c.to_string()
@@ -771,15 +796,52 @@ fn one_line(line: &str) -> String {
         .collect()
 }
 
-/// A value from the image or the evidence as a code span, or as a JSON
-/// string when it holds a backtick or a control character (a newline
-/// would start a line of its own).
+/// The longest run of backticks in `v`.
+fn longest_backtick_run(v: &str) -> usize {
+    v.split(|c| c != '`').map(str::len).max().unwrap_or(0)
+}
+
+/// A value from the image or the evidence as one code span: quoted with
+/// escapes when it holds an [`unprintable`] character (a newline would
+/// start a line of its own) or is blank (two backticks are no span),
+/// between backtick runs longer than any inside it (so a backtick cannot
+/// end the span early), padded with a space when it starts or ends with a
+/// backtick or a space (CommonMark strips one from each end).
 fn code(v: &str) -> String {
-    if v.chars().any(|c| c == '`' || c.is_control()) {
-        serde_json::to_string(v).unwrap_or_default()
+    let v = if v.trim().is_empty() || v.chars().any(unprintable) {
+        format!("{v:?}")
     } else {
-        format!("`{v}`")
+        v.to_owned()
+    };
+    let fence = "`".repeat(longest_backtick_run(&v) + 1);
+    let edge = |c: char| c == '`' || c == ' ';
+    let pad = if v.starts_with(edge) || v.ends_with(edge) {
+        " "
+    } else {
+        ""
+    };
+    format!("{fence}{pad}{v}{pad}{fence}")
+}
+
+/// [`code`] for a table cell: a `|` ends a cell even inside a code span
+/// unless escaped (GitHub's tables).
+fn cell(v: &str) -> String {
+    code(v).replace('|', "\\|")
+}
+
+/// Prose that may carry a value from the image or the evidence (a reason
+/// naming a path, a scenario's name): on one line, with the characters
+/// that start markup (a code span, an HTML tag, a link, a table cell)
+/// escaped.
+fn text(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in one_line(v).chars() {
+        if matches!(c, '\\' | '`' | '<' | '>' | '[' | ']' | '|') {
+            out.push('\\');
+        }
+        out.push(c);
     }
+    out
 }
 
 /// The units section: granularity, what was kept whole and why, what fell
@@ -817,7 +879,7 @@ fn units_markdown(r: &MinimalImageReport) -> String {
         s.push_str(&one_line(&format!(
             "- kept as files: {}: {}",
             code(&f.scope),
-            f.reason
+            text(&f.reason)
         )));
         s.push('\n');
     }
@@ -825,8 +887,12 @@ fn units_markdown(r: &MinimalImageReport) -> String {
         s.push_str("\n| package | kind | files | bytes | why |\n|---|---|---|---|---|\n");
         for p in &r.added.packages {
             s.push_str(&one_line(&format!(
-                "| {} {} | {:?} | {} | {} | {} |",
-                p.name, p.version, p.kind, p.files, p.bytes, p.reason
+                "| {} | {:?} | {} | {} | {} |",
+                cell(format!("{} {}", p.name, p.version).trim_end()),
+                p.kind,
+                p.files,
+                p.bytes,
+                text(&p.reason.to_string())
             )));
             s.push('\n');
         }
@@ -836,10 +902,10 @@ fn units_markdown(r: &MinimalImageReport) -> String {
         for t in &r.added.trees {
             s.push_str(&one_line(&format!(
                 "| {} | {} | {} | {} |",
-                code(&t.path),
+                cell(&t.path),
                 t.files,
                 t.bytes,
-                t.reason
+                text(&t.reason.to_string())
             )));
             s.push('\n');
         }
@@ -866,6 +932,7 @@ mod tests {
 
     use super::*;
     use crate::runtime_trace::results::{ScenarioReason, ScenarioResult};
+    use crate::runtime_trace::slice::TraceCoverageConfidence;
     use crate::runtime_trace::slice::{aggregate, AggregateInputs};
 
     fn ctx_with(trace: Option<serde_json::Value>) -> ProbeContext {
@@ -919,5 +986,296 @@ mod tests {
         .unwrap_err();
         assert!(matches!(e, MinimalImageError::NotTraced(_)), "{e}");
         assert!(e.to_string().contains("image build failed"), "{e}");
+    }
+
+    #[test]
+    fn secret_looking_env_keys_are_named_never_their_values() {
+        let config = ImageConfig {
+            env: Some(vec![
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+                "AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".into(),
+                "NODE_ENV=production".into(),
+                "DB_PASSWORD=hunter2hunter2".into(),
+                "NO_VALUE".into(),
+            ]),
+            ..ImageConfig::default()
+        };
+        let keys = secret_env_keys(&config);
+        assert_eq!(keys, ["AWS_SECRET_ACCESS_KEY", "DB_PASSWORD"]);
+        let all = keys.join(" ");
+        assert!(
+            !all.contains("wJalrXUtnFEMI") && !all.contains("hunter2"),
+            "{all}"
+        );
+        // The summary names them, and says what became of them.
+        let mut r = MinimalImageReport {
+            secret_env_keys: keys,
+            ..MinimalImageReport::default()
+        };
+        let md = summary_markdown(&r);
+        assert!(
+            md.contains("\nSecret-looking ENV keys of the original: `AWS_SECRET_ACCESS_KEY`, `DB_PASSWORD` (the minimal image carries them, as the original does)."),
+            "{md}"
+        );
+        r.base = Some(BaseRef::default());
+        assert!(
+            summary_markdown(&r).contains("`DB_PASSWORD` (not written into the Dockerfile)"),
+            "{md}"
+        );
+        // The control: no secret-looking key, no such line.
+        assert!(secret_env_keys(&ImageConfig::default()).is_empty());
+        assert!(!summary_markdown(&MinimalImageReport::default()).contains("Secret-looking"));
+    }
+
+    /// A report with `v` in every value that comes from the image, the
+    /// trace or the scenario file; `base`: as `--base` writes it.
+    fn report_with(v: &str, base: bool) -> MinimalImageReport {
+        use super::super::units::{KeptPackage, KeptTree, PackageKind, UnitReason};
+        use super::super::PathUse;
+        let set = |items: &[String]| items.iter().cloned().collect::<BTreeSet<_>>();
+        let reason = UnitReason {
+            path: format!("/usr/lib/{v}"),
+            usage: PathUse::Read,
+            scenario: Some(format!("startup{v}")),
+            program: Some(format!("/usr/bin/{v}")),
+        };
+        let argv = vec!["sh".to_owned(), "-c".to_owned(), v.to_owned()];
+        MinimalImageReport {
+            minimal_image: format!("codegenie-min:{v}"),
+            original_image: format!("sha256:{v}"),
+            size_bytes: Sizes {
+                original: 2_000_000,
+                minimal: 1_000_000,
+            },
+            scenarios: vec![ScenarioComparison {
+                name: format!("startup{v}"),
+                original: "completed".into(),
+                minimal: "failed".into(),
+                minimal_detail: Some(format!("exited 1: {v}")),
+                missing: set(&[format!("/app/{v}"), format!("/etc/{v}")]),
+                excused: BTreeSet::new(),
+                original_detail: None,
+                original_wall_clock_ms: None,
+                minimal_wall_clock_ms: None,
+            }],
+            link_loops: set(&[format!("/loop/{v}")]),
+            entries: 3,
+            blockers: vec![
+                Blocker::Shell {
+                    path: format!("/bin/{v}"),
+                    argv: argv.clone(),
+                    scenario: format!("startup{v}"),
+                },
+                Blocker::ExtraBinary {
+                    path: format!("/usr/bin/{v}"),
+                    argv,
+                    scenario: format!("startup{v}"),
+                },
+                Blocker::RootUser {
+                    user: format!("root{v}"),
+                },
+                Blocker::PrivilegedPort {
+                    address: format!("0.0.0.0:{v}"),
+                },
+                Blocker::WriteOutsideTmp {
+                    path: format!("/app/{v}"),
+                    files: 1,
+                },
+                Blocker::Setuid {
+                    path: format!("/opt/{v}"),
+                    mode: "4755".into(),
+                },
+                Blocker::WriteNeedsRoot {
+                    path: format!("/var/{v}"),
+                    user: format!("nonroot{v}"),
+                },
+            ],
+            distroless_needs: DistrolessNeeds {
+                libraries: set(&[format!("/lib/{v}.so")]),
+                certs: set(&[format!("/etc/ssl/{v}")]),
+                tzdata: true,
+                passwd: false,
+            },
+            // A heredoc may hold a line of backticks: it must not close the fence.
+            proposed_dockerfile: format!(
+                "FROM x\nCOPY <<EOF /f\n```\nEOF\nCMD {}\n",
+                super::super::distroless::shown(serde_json::to_string(&[v]).unwrap())
+            ),
+            verified_scope: "every scenario".into(),
+            granularity_fallback: vec![Fallback {
+                scope: format!("/opt/{v}"),
+                reason: format!("the tree {v} is over the cap"),
+            }],
+            added: Added {
+                packages: vec![KeptPackage {
+                    kind: PackageKind::Dpkg,
+                    name: format!("lib{v}"),
+                    version: v.to_owned(),
+                    arch: None,
+                    reason: reason.clone(),
+                    files: 1,
+                    bytes: 1,
+                    paths: BTreeSet::new(),
+                }],
+                trees: vec![KeptTree {
+                    path: format!("/app/{v}"),
+                    files: 1,
+                    bytes: 1,
+                    reason,
+                    paths: BTreeSet::new(),
+                }],
+                files: vec![format!("/etc/{v}")],
+            },
+            coverage: Coverage {
+                app_files: 2,
+                app_files_read: 1,
+                never_read: vec![format!("/app/{v}.js")],
+            },
+            trace_coverage_confidence: Some(TraceCoverageConfidence::Low),
+            base: base.then(|| BaseRef {
+                reference: "scratch".into(),
+                id: format!("sha256:{v}"),
+            }),
+            dockerfile: base.then(|| DOCKERFILE_PATH.to_owned()),
+            refused: vec![Refusal {
+                instruction: "ENV".into(),
+                what: format!("KEY{v}"),
+                reason: "the name is not [A-Za-z_][A-Za-z0-9_]*".into(),
+            }],
+            held_by_base: vec![format!("libc6 {v}")],
+            user: base.then(|| format!("nonroot{v}")),
+            suggested_base: (!base).then(|| BaseSuggestion {
+                family: "cc".into(),
+                images: vec![format!("gcr.io/distroless/{v}")],
+                why: format!("/usr/lib/{v}/libstdc++.so.6 was mapped"),
+                release_note: Some(format!("the original is Debian {v}")),
+            }),
+            secret_env_keys: vec![format!("KEY{v}")],
+            ..MinimalImageReport::default()
+        }
+    }
+
+    /// What renders as markup in one line of markdown outside a fenced
+    /// block: each code span and each backslash escape becomes `_`
+    /// (CommonMark: a run of n backticks opens a span the next run of
+    /// exactly n closes; backslashes do nothing inside a span).
+    fn markup(line: &str) -> String {
+        let cs: Vec<char> = line.chars().collect();
+        let run = |at: usize| cs[at..].iter().take_while(|c| **c == '`').count();
+        let (mut out, mut i) = (String::new(), 0);
+        while i < cs.len() {
+            if cs[i] == '\\' && cs.get(i + 1).is_some_and(|c| c.is_ascii_punctuation()) {
+                out.push('_');
+                i += 2;
+            } else if cs[i] == '`' {
+                let n = run(i);
+                let close =
+                    (i + n..cs.len()).find(|&j| run(j) == n && (j == 0 || cs[j - 1] != '`'));
+                match close {
+                    Some(j) => {
+                        out.push('_');
+                        i = j + n;
+                    }
+                    None => {
+                        out.extend(&cs[i..i + n]);
+                        i += n;
+                    }
+                }
+            } else {
+                out.push(cs[i]);
+                i += 1;
+            }
+        }
+        out
+    }
+
+    /// The fenced blocks' bodies, and the lines outside them.
+    fn fenced(md: &str) -> (Vec<String>, Vec<&str>) {
+        let (mut bodies, mut outside) = (Vec::new(), Vec::new());
+        let mut open: Option<(usize, String)> = None;
+        for line in md.lines() {
+            let ticks = line.chars().take_while(|c| *c == '`').count();
+            open = match open {
+                None if ticks >= 3 => Some((ticks, String::new())),
+                None => {
+                    outside.push(line);
+                    None
+                }
+                Some((n, body)) if ticks >= n && line.trim_end().len() == ticks => {
+                    bodies.push(body);
+                    None
+                }
+                Some((n, mut body)) => {
+                    body.push_str(line);
+                    body.push('\n');
+                    Some((n, body))
+                }
+            };
+        }
+        (bodies, outside)
+    }
+
+    /// `hostile` renders as `benign` does, line for line: the same lines,
+    /// each starting as its twin does, with the same table cells, no markup
+    /// of a value's making (a raw backtick, a tag, a link) and no control
+    /// character; the proposed Dockerfile is the fenced block, whole.
+    fn same_shape(hostile: &str, benign: &str, dockerfile: &str) -> Result<(), String> {
+        let (h, b) = (
+            hostile.lines().collect::<Vec<_>>(),
+            benign.lines().collect::<Vec<_>>(),
+        );
+        if h.len() != b.len() {
+            return Err(format!("{} lines, not {}", h.len(), b.len()));
+        }
+        // Table rows: GitHub splits cells at every `|` not escaped, code
+        // spans included.
+        let pipes = |l: &str| match l.starts_with('|') {
+            true => l.replace("\\|", "").matches('|').count(),
+            false => 0,
+        };
+        for (x, y) in h.iter().zip(&b) {
+            let start = |l: &str| l.chars().take(2).collect::<String>();
+            if start(x) != start(y) || pipes(x) != pipes(y) {
+                return Err(format!("{x:?} is not shaped as {y:?}"));
+            }
+        }
+        if let Some(c) = hostile.chars().find(|c| *c != '\n' && unprintable(*c)) {
+            return Err(format!("a raw {c:?}"));
+        }
+        let (bodies, outside) = fenced(hostile);
+        if !dockerfile.is_empty() && bodies != [dockerfile] {
+            return Err(format!("fenced {bodies:?}"));
+        }
+        for line in outside {
+            let m = markup(line);
+            if m.contains(['`', '<', '>', '[', ']']) {
+                return Err(format!("markup {m:?} in {line:?}"));
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn values_from_the_image_stay_on_their_line_inside_code_spans() {
+        let hostile =
+            "x\nRUN echo INJECTED > /pwned #`` ` |  <script>alert(1)</script> [l](x) \r\x1b[31m\u{202e}";
+        for base in [false, true] {
+            let r = report_with(hostile, base);
+            let md = summary_markdown(&r);
+            let benign = summary_markdown(&report_with("x", base));
+            let dockerfile = if base { "" } else { &r.proposed_dockerfile };
+            same_shape(&md, &benign, dockerfile).unwrap_or_else(|e| panic!("{e}:\n{md}"));
+            assert!(!md.lines().any(|l| l.starts_with("RUN")), "{md}");
+            // The values are shown (escaped), not dropped.
+            let shown = md.lines().filter(|l| l.contains("INJECTED")).count();
+            assert!(shown >= 20, "{shown}:\n{md}");
+            assert!(md.contains(r#"`"/app/x\nRUN echo INJECTED"#), "{md}");
+        }
+        // The control: values written raw into code spans break the shape.
+        let raw = |v: &str| format!("- shell: `/bin/{v}` ran\n| `/app/{v}` |\n");
+        assert!(same_shape(&raw(hostile), &raw("x"), "").is_err());
+        let one_line_raw = |v: &str| format!("- shell: `/bin/{v}` ran\n");
+        let no_break = hostile.replace(['\n', '\r', '\x1b', '\u{202e}'], "");
+        assert!(same_shape(&one_line_raw(&no_break), &one_line_raw("x"), "").is_err());
     }
 }

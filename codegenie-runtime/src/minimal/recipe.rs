@@ -1118,17 +1118,79 @@ mod tests {
         assert!(only_safe_lines(&format!("{pick}RUN [\"tar\"]\nENV A=\"b\"\n")).is_ok());
     }
 
+    /// Characters a hostile image can put in a value: line breaks and other
+    /// controls, quotes, escapes, substitutions, non-ASCII (a bidi override,
+    /// a line separator), and the ones the shapes check for.
+    const HOSTILE: &[char] = &[
+        '\n', '\r', '\t', '\0', '\x1b', '\x7f', '\u{85}', '\u{2028}', '\u{202e}', '"', '\'', '\\',
+        '$', '`', '{', '}', '=', '#', ' ', '/', ':', '@', 'é', '字', '🦀',
+    ];
+
+    /// Up to `max` characters: plain ones, [`HOSTILE`] ones and any at all.
+    fn hostile(max: usize) -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let c = prop_oneof![
+            3 => proptest::char::range('a', 'z'),
+            1 => proptest::char::range('0', '9'),
+            2 => proptest::sample::select(HOSTILE),
+            1 => any::<char>(),
+        ];
+        proptest::collection::vec(c, 0..=max).prop_map(String::from_iter)
+    }
+
+    /// A value of `shape` (one that passes its check, so the written line
+    /// is reached) or a hostile one.
+    fn shaped_or_hostile(
+        shape: &'static str,
+        max: usize,
+    ) -> impl proptest::strategy::Strategy<Value = String> {
+        proptest::prop_oneof![shape, hostile(max)]
+    }
+
+    /// Every character of `text` after the repository's stages that Docker's
+    /// parser or a terminal reads as more than text: C0 controls but the
+    /// line feed (JSON escapes them; a charset check refuses them).
+    fn raw_controls(text: &str) -> Vec<char> {
+        let ours = text
+            .split("\nFROM original AS codegenie-pick\n")
+            .nth(1)
+            .unwrap_or(text);
+        ours.chars().filter(|c| *c != '\n' && *c < ' ').collect()
+    }
+
+    #[test]
+    fn the_hostile_strategy_makes_what_it_says() {
+        use proptest::strategy::{Strategy, ValueTree};
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        let all: String = (0..500)
+            .map(|_| hostile(24).new_tree(&mut runner).unwrap().current())
+            .collect();
+        for c in ['\n', '\r', '\0', '"', '\\', '$', '`', 'é'] {
+            assert!(all.contains(c), "{c:?} never generated");
+        }
+    }
+
     proptest::proptest! {
         #[test]
         fn any_value_from_the_image_gives_only_safe_lines(
-            env in proptest::collection::vec(("\\PC{0,12}", "\\PC{0,24}"), 0..6),
-            labels in proptest::collection::btree_map("\\PC{0,12}", "\\PC{0,24}", 0..4),
-            ports in proptest::collection::btree_set("\\PC{0,10}", 0..3),
-            workdir in "\\PC{0,20}",
-            user in proptest::option::of("\\PC{0,12}"),
-            cmd in proptest::collection::vec("\\PC{0,16}", 0..4),
+            env in proptest::collection::vec(
+                (shaped_or_hostile("[A-Z_][A-Z0-9_]{0,8}", 12), hostile(24)),
+                0..6,
+            ),
+            labels in proptest::collection::btree_map(
+                shaped_or_hostile("[a-z][a-z0-9./_-]{0,10}", 12),
+                hostile(24),
+                0..4,
+            ),
+            ports in proptest::collection::btree_set(
+                shaped_or_hostile("[0-9]{1,5}(/(tcp|udp|sctp))?", 10),
+                0..3,
+            ),
+            workdir in shaped_or_hostile("/[a-z0-9/._+@-]{0,16}", 20),
+            user in proptest::option::of(shaped_or_hostile("[a-z0-9_.-]{1,8}(:[0-9]{1,5})?", 12)),
+            cmd in proptest::collection::vec(hostile(16), 0..4),
             paths in proptest::collection::btree_set("/[^\\\\]{1,30}", 0..8),
-            reasons in proptest::collection::vec("\\PC{0,40}", 0..4),
+            reasons in proptest::collection::vec(hostile(40), 0..4),
         ) {
             let config = ImageConfig {
                 cmd: Some(cmd),
@@ -1147,6 +1209,7 @@ mod tests {
             let r = write(&i).unwrap();
             proptest::prop_assert!(only_safe_lines(&r.text).is_ok(), "{:?}\n{}", only_safe_lines(&r.text), r.text);
             proptest::prop_assert_eq!(first_redacted_line(&r.text), None);
+            proptest::prop_assert!(raw_controls(&r.text).is_empty(), "{:?}\n{}", raw_controls(&r.text), r.text);
         }
     }
 }
