@@ -157,8 +157,6 @@ pub struct DistrolessFit {
     pub blockers: Vec<Blocker>,
     /// What a distroless base would need added.
     pub distroless_needs: DistrolessNeeds,
-    /// A proposed exec-form Dockerfile on a distroless base.
-    pub proposed_dockerfile: String,
 }
 
 /// Libraries a distroless base image ships (by soname prefix).
@@ -180,12 +178,6 @@ const BASE_LIBRARIES: &[&str] = &[
 
 /// Paths an app may write without a blocker.
 const SCRATCH_DIRS: &[&str] = &["/tmp/", "/var/tmp/", "/dev/shm/"];
-
-/// Where system files live (not the app's own).
-const SYSTEM_DIRS: &[&str] = &[
-    "/usr/", "/lib", "/bin/", "/sbin/", "/etc/", "/opt/", "/var/", "/run/", "/proc/", "/sys/",
-    "/dev/", "/tmp/",
-];
 
 impl DistrolessFit {
     /// What a distroless base asks of the app traced in `slice`, whose image has `config`.
@@ -287,11 +279,9 @@ impl DistrolessFit {
                 || localtime_is_zoneinfo(slice),
             passwd: all_read(slice).any(|p| p == "/etc/passwd" || p == "/etc/group"),
         };
-        let proposed_dockerfile = dockerfile(slice, config, &runtime);
         DistrolessFit {
             blockers,
             distroless_needs: needs,
-            proposed_dockerfile,
         }
     }
 }
@@ -335,103 +325,6 @@ fn runtime_programs(slice: &RuntimeTraceSlice) -> BTreeSet<String> {
         }
     }
     out
-}
-
-/// Whether `c` changes how text around it reads: a control character (a
-/// line break, a terminal escape, DEL, the C1 controls), a line or paragraph
-/// separator, or a bidirectional override or mark.
-pub(crate) fn unprintable(c: char) -> bool {
-    c.is_control()
-        || matches!(
-            c,
-            '\u{2028}'
-                | '\u{2029}'
-                | '\u{200e}'
-                | '\u{200f}'
-                | '\u{202a}'..='\u{202e}'
-                | '\u{2066}'..='\u{2069}'
-        )
-}
-
-/// JSON text with every [`unprintable`] character escaped (`\u202e`):
-/// serde_json escapes only those below U+0020, and a bidirectional override
-/// left raw shows a reviewer a line other than the one Docker reads. Outside
-/// strings JSON is ASCII, so every such character is inside one.
-pub(crate) fn shown(json: String) -> String {
-    if !json.contains(unprintable) {
-        return json;
-    }
-    let mut out = String::with_capacity(json.len() + 12);
-    for c in json.chars() {
-        if unprintable(c) {
-            out.push_str(&format!("\\u{:04x}", c as u32));
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// A proposed exec-form Dockerfile on a distroless base: the app's own
-/// folders copied from the original image, its config, no shell.
-fn dockerfile(
-    slice: &RuntimeTraceSlice,
-    config: &ImageConfig,
-    runtime: &BTreeSet<String>,
-) -> String {
-    let node = runtime.iter().any(|p| basename(p).starts_with("node"));
-    let mut app_dirs: BTreeMap<String, ()> = BTreeMap::new();
-    for p in all_read(slice).chain(&slice.binaries_executed) {
-        if p.starts_with('/') && !SYSTEM_DIRS.iter().any(|d| p.starts_with(d)) {
-            if let Some(top) = p.split('/').nth(1).filter(|t| !t.is_empty()) {
-                app_dirs.insert(format!("/{top}"), ());
-            }
-        }
-    }
-    let mut argv: Vec<String> = config.entrypoint.clone().unwrap_or_default();
-    argv.extend(config.cmd.clone().unwrap_or_default());
-    let mut d = String::from(
-        "# Proposed by codegenie from runtime evidence, not built nor verified: run\n\
-         # `codegenie minimize --base IMAGE` for a Dockerfile that is both.\n\
-         FROM original-image AS app\n",
-    );
-    let json = |v: &str| shown(serde_json::to_string(v).unwrap_or_else(|_| "\"\"".into()));
-    if node {
-        d.push_str("# Pick the Node.js major version the app runs on.\nFROM gcr.io/distroless/nodejs22-debian13\n");
-        // The base's entrypoint is node itself: CMD holds node's arguments.
-        if argv
-            .first()
-            .is_some_and(|a| basename(a).starts_with("node"))
-        {
-            argv.remove(0);
-        }
-    } else {
-        d.push_str("FROM gcr.io/distroless/base-debian13\n");
-    }
-    // Values from the image go through JSON or a charset check, never raw.
-    for dir in app_dirs.keys() {
-        let arr = shown(serde_json::to_string(&[dir, dir]).unwrap_or_else(|_| "[]".into()));
-        d.push_str(&format!("COPY --from=app {arr}\n"));
-    }
-    let wd = &config.working_dir;
-    if !wd.is_empty() {
-        if super::recipe::workdir_ok(wd) {
-            d.push_str(&format!("WORKDIR {wd}\n"));
-        } else {
-            d.push_str(&format!("# refused: WORKDIR {}\n", json(wd)));
-        }
-    }
-    for port in config.exposed_ports.iter().flat_map(|p| p.keys()) {
-        if super::recipe::port_ok(port) {
-            d.push_str(&format!("EXPOSE {port}\n"));
-        } else {
-            d.push_str(&format!("# refused: EXPOSE {}\n", json(port)));
-        }
-    }
-    d.push_str("USER nonroot\n");
-    let json = shown(serde_json::to_string(&argv).unwrap_or_else(|_| "[]".into()));
-    d.push_str(&format!("CMD {json}\n"));
-    d
 }
 
 #[cfg(test)]
@@ -529,11 +422,6 @@ mod tests {
             ["/lib/x86_64-linux-gnu/libuv.so.1"]
         );
         assert!(ready.distroless_needs.tzdata && ready.distroless_needs.passwd);
-        let d = &ready.proposed_dockerfile;
-        assert!(d.contains("FROM gcr.io/distroless/nodejs"), "{d}");
-        assert!(d.contains(r#"COPY --from=app ["/app","/app"]"#), "{d}");
-        assert!(d.contains("CMD [\"/app/server.js\"]"), "{d}");
-        assert!(!d.contains("/bin/sh"), "{d}");
     }
 
     #[test]
@@ -630,117 +518,4 @@ mod tests {
         assert_eq!(writes, [("/app/__pycache__", 3), ("/var/lib/app", 1)]);
     }
 
-    /// `line` with its JSON strings (`"..."`, escapes and all) cut out.
-    fn outside_json_strings(line: &str) -> String {
-        let (mut out, mut inside, mut escaped) = (String::new(), false, false);
-        for c in line.chars() {
-            match (inside, escaped, c) {
-                (true, true, _) => escaped = false,
-                (true, false, '\\') => escaped = true,
-                (_, false, '"') => inside = !inside,
-                (true, false, _) => {}
-                (false, _, c) => out.push(c),
-            }
-        }
-        out
-    }
-
-    /// Every line of a proposal has a shape of ours: a comment, a fixed
-    /// `FROM` or `USER`, JSON arrays, a refusal of a JSON string, or a value
-    /// that passed its charset; nothing from the image stands outside a JSON
-    /// string.
-    fn proposal_lines_ok(d: &str) -> Result<(), String> {
-        for line in d.lines() {
-            let (keyword, rest) = line.split_once(' ').unwrap_or((line, ""));
-            let array = |r: &str| serde_json::from_str::<Vec<String>>(r).is_ok();
-            let ok = match keyword {
-                "#" => match rest.strip_prefix("refused: ") {
-                    Some(r) => r
-                        .split_once(' ')
-                        .is_some_and(|(_, v)| serde_json::from_str::<String>(v).is_ok()),
-                    None => !outside_json_strings(line).contains("INJECTED"),
-                },
-                "FROM" => rest == "original-image AS app" || rest.starts_with("gcr.io/distroless/"),
-                "COPY" => rest.strip_prefix("--from=app ").is_some_and(array),
-                "WORKDIR" => crate::minimal::recipe::workdir_ok(rest),
-                "EXPOSE" => crate::minimal::recipe::port_ok(rest),
-                "USER" => rest == "nonroot",
-                "CMD" => array(rest),
-                _ => false,
-            };
-            if !ok || outside_json_strings(line).contains("INJECTED") {
-                return Err(format!("unsafe line {line:?}"));
-            }
-        }
-        Ok(())
-    }
-
-    #[test]
-    fn values_from_the_image_and_the_trace_reach_the_proposal_as_json_or_refused() {
-        let hostile = "x\nRUN echo INJECTED > /pwned #";
-        let markup = "``` | <script>\u{202e}\u{9b}\x7f";
-        let mut r = crate::runtime_trace::results::ScenarioResult::new(
-            "startup",
-            ScenarioOutcome::Completed,
-        );
-        let server = format!("/srv{hostile}/server.js");
-        r.execs = vec![exec("/usr/bin/node", &["node", &server])];
-        r.trace = Some(ParsedTrace {
-            files_read: [server.clone(), format!("/{markup}{hostile}/x")].into(),
-            ..Default::default()
-        });
-        let slice = aggregate(&[r], &AggregateInputs::default());
-        let config = ImageConfig {
-            entrypoint: Some(vec!["/usr/bin/node".into()]),
-            cmd: Some(vec![server.clone(), format!("{markup}{hostile}")]),
-            working_dir: format!("/srv{hostile}"),
-            exposed_ports: Some([(format!("80{hostile}"), serde_json::json!({}))].into()),
-            env: Some(vec![
-                format!("EVIL={hostile}"),
-                "DB_PASSWORD=hunter2hunter2".into(),
-            ]),
-            labels: Some([("owner".to_owned(), format!("{markup}{hostile}"))].into()),
-            user: format!("root{hostile}"),
-            ..ImageConfig::default()
-        };
-        let d = DistrolessFit::of(&slice, &config).proposed_dockerfile;
-        assert!(
-            !d.lines().any(|l| l.starts_with("RUN")),
-            "an injected line: {d}"
-        );
-        proposal_lines_ok(&d).unwrap_or_else(|e| panic!("{e}:\n{d}"));
-        // No character that reads otherwise (a bidi override, a C1 control):
-        // escaped inside the JSON strings.
-        assert!(!d.contains(|c| c != '\n' && unprintable(c)), "{d:?}");
-        // The values are there, escaped: a folder, a refused WORKDIR and
-        // EXPOSE, and the cmd.
-        assert!(
-            d.contains(
-                r#"COPY --from=app ["/srvx\nRUN echo INJECTED > ","/srvx\nRUN echo INJECTED > "]"#
-            ),
-            "{d}"
-        );
-        assert!(d.contains(r#"# refused: WORKDIR "/srvx\nRUN echo"#), "{d}");
-        assert!(d.contains(r#"# refused: EXPOSE "80x\nRUN echo"#), "{d}");
-        assert!(
-            d.contains(
-                r#"CMD ["/srvx\nRUN echo INJECTED > /pwned #/server.js","``` | <script>\u202e\u009b\u007fx\nRUN"#
-            ),
-            "{d}"
-        );
-        assert!(
-            d.contains(r#"COPY --from=app ["/``` | <script>\u202e\u009b\u007fx\nRUN"#),
-            "{d}"
-        );
-        // ENV and labels are not proposed: no secret, no value.
-        assert!(
-            !d.contains("hunter2") && !d.contains("ENV") && !d.contains("LABEL"),
-            "{d}"
-        );
-        assert!(d.contains("USER nonroot\n"), "{d}");
-        // The control: the same values written raw fail the check.
-        assert!(proposal_lines_ok(&format!("WORKDIR /srv{hostile}\n")).is_err());
-        assert!(proposal_lines_ok(&format!("# refused: WORKDIR /srv{hostile}\n")).is_err());
-        assert!(proposal_lines_ok("CMD [\"a\"] INJECTED\n").is_err());
-    }
 }

@@ -22,7 +22,8 @@ use crate::runtime_trace::{RunId, RuntimeTraceSlice, TraceError, TraceSettings, 
 use crate::{register_probe, DeclaredInput};
 
 use super::base::BaseRef;
-use super::distroless::{unprintable, Blocker, DistrolessFit, DistrolessNeeds};
+use super::distroless::{Blocker, DistrolessFit, DistrolessNeeds};
+use super::recipe::unprintable;
 use super::recipe::Refusal;
 use super::units::{Added, Coverage, Fallback, Granularity};
 use super::verify::{compare, ScenarioComparison, Verification};
@@ -538,7 +539,7 @@ pub fn minimal_image(
                 "# codegenie could not write a Dockerfile for this image: {}\n",
                 serde_json::to_string(why).unwrap_or_default()
             ),
-            (None, None) => ready.proposed_dockerfile,
+            (None, None) => String::new(),
         },
         dockerfile_built: on_base.is_some(),
         granularity: minimal.granularity,
@@ -1099,7 +1100,7 @@ mod tests {
             // A heredoc may hold a line of backticks: it must not close the fence.
             proposed_dockerfile: format!(
                 "FROM x\nCOPY <<EOF /f\n```\nEOF\nCMD {}\n",
-                super::super::distroless::shown(serde_json::to_string(&[v]).unwrap())
+                super::super::recipe::shown(serde_json::to_string(&[v]).unwrap())
             ),
             verified_scope: "every scenario".into(),
             granularity_fallback: vec![Fallback {

@@ -160,13 +160,49 @@ pub struct Recipe {
     pub pick_runs: usize,
 }
 
-/// A JSON string: quotes, escapes, no raw control character.
+/// A JSON string: quotes, escapes, no raw control character, nothing that
+/// changes how the line reads ([`shown`]).
 fn json(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned())
+    shown(serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned()))
 }
 
 fn json_array(v: &[String]) -> String {
-    serde_json::to_string(v).unwrap_or_else(|_| "[]".to_owned())
+    shown(serde_json::to_string(v).unwrap_or_else(|_| "[]".to_owned()))
+}
+
+/// Whether `c` changes how text around it reads: a control character (a
+/// line break, a terminal escape, DEL, the C1 controls), a line or paragraph
+/// separator, or a bidirectional override or mark.
+pub(crate) fn unprintable(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{2028}'
+                | '\u{2029}'
+                | '\u{200e}'
+                | '\u{200f}'
+                | '\u{202a}'..='\u{202e}'
+                | '\u{2066}'..='\u{2069}'
+        )
+}
+
+/// JSON text with every [`unprintable`] character escaped (`\u202e`):
+/// serde_json escapes only those below U+0020, and a bidirectional override
+/// left raw shows a reviewer a line other than the one Docker reads. Outside
+/// strings JSON is ASCII, so every such character is inside one.
+pub(crate) fn shown(json: String) -> String {
+    if !json.contains(unprintable) {
+        return json;
+    }
+    let mut out = String::with_capacity(json.len() + 12);
+    for c in json.chars() {
+        if unprintable(c) {
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Whether `s` may stand inside `"..."` in `ENV` or `LABEL`: Docker
