@@ -1,7 +1,8 @@
 //! `codegenie portfolio` on the real engine and a second engine of the
 //! test's own (tests/portfolio_support): the same evidence as single runs,
 //! a rerun that skips what is done, an engine stopped mid-run whose
-//! repositories finish on the other, manifest errors with their line.
+//! repositories finish on the other, an engine that never answers beside
+//! one that does, manifest errors with their line.
 // Tests drive the built binary and the engine directly; the product itself
 // starts processes only through its exec layer.
 #![allow(clippy::disallowed_methods)]
@@ -390,9 +391,12 @@ fn manifest_problems_are_errors_with_the_manifest_line() {
             "version: 1\nengines:\n  - host: unix:///var/run/docker.sock\nrepositories:\n  - path: a\n  - path: missing\n",
             "fleet.yaml:6: repository `missing` is not a folder",
         ),
+        // No engine answers: refused at the first one's line (one engine
+        // that answers beside it is a run: see
+        // `an_unreachable_engine_beside_one_that_answers_is_reported_and_the_run_goes_on`).
         (
-            "version: 1\nengines:\n  - host: unix:///var/run/docker.sock\n  - host: unix:///nonexistent/engine.sock\nrepositories:\n  - path: a\n",
-            "fleet.yaml:4: engine unix:///nonexistent/engine.sock does not answer",
+            "version: 1\nengines:\n  - host: unix:///nonexistent/engine.sock\nrepositories:\n  - path: a\n",
+            "fleet.yaml:3: engine unix:///nonexistent/engine.sock does not answer",
         ),
     ];
     for (text, want) in cases {
@@ -409,6 +413,84 @@ fn manifest_problems_are_errors_with_the_manifest_line() {
     }
     // Nothing ran, so no state was written.
     assert!(!root.path().join(".codegenie-portfolio").exists());
+}
+
+#[test]
+fn an_unreachable_engine_beside_one_that_answers_is_reported_and_the_run_goes_on() {
+    let _serial = engine_lock();
+    let root = tempfile::tempdir().unwrap();
+    repos(root.path(), &[("svc", "tests/fixtures/service")]);
+    let gone = "unix:///nonexistent/engine.sock";
+    let m = manifest(root.path(), &[(gone, 1), (MAIN_ENGINE, 1)], &["svc"]);
+    let (out, report) = portfolio(&m, &["--run-id", "pftest-unreach"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}\n{report:#}");
+    let svc = repo_entry(&report, "svc");
+    assert_eq!(svc["status"], "done", "{svc:#}");
+    assert_eq!(svc["engine"], MAIN_ENGINE, "{svc:#}");
+    assert_eq!(svc["confidence"], "high", "{svc:#}");
+    assert_eq!(
+        svc["requeued_from"],
+        serde_json::json!([]),
+        "it never went near the silent engine: {svc:#}"
+    );
+    let engine = |name: &str| {
+        report["engines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["engine"] == name)
+            .unwrap_or_else(|| panic!("{name} is not in the report: {report:#}"))
+            .clone()
+    };
+    let silent = engine(gone);
+    assert_eq!(silent["state"]["status"], "unreachable", "{silent:#}");
+    assert_eq!(silent["repositories_finished"], 0, "{silent:#}");
+    let detail = silent["state"]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("container engine unavailable") && detail.contains("engine.sock"),
+        "the client's words: {detail}"
+    );
+    // Control: the engine that answered is up and did the work.
+    let main = engine(MAIN_ENGINE);
+    assert_eq!(main["state"]["status"], "up", "{main:#}");
+    assert_eq!(main["repositories_finished"], 1, "{main:#}");
+    assert_eq!(report["totals"]["engines_unreachable"], 1, "{report:#}");
+    assert_eq!(report["totals"]["done"], 1, "{report:#}");
+    assert!(
+        stderr.contains(&format!(
+            "engine {gone} does not answer, running on the others"
+        )),
+        "{stderr}"
+    );
+    no_containers_left(&[], "pftest-unreach");
+    // The text report names it too (this run skips the repository on the
+    // journal's word, so it is quick), and so does report.md.
+    let text = Command::new(bin())
+        .arg("portfolio")
+        .arg(&m)
+        .args(["--run-id", "pftest-unreach-text"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&text.stdout);
+    assert_eq!(
+        text.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&text.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("engine {gone} (1 slots): unreachable: ")),
+        "{stdout}"
+    );
+    let md =
+        std::fs::read_to_string(root.path().join(".codegenie-portfolio/fleet/report.md")).unwrap();
+    assert!(
+        md.contains(&format!(
+            "- {gone} (1 slots): 0 finished, **unreachable**: "
+        )),
+        "{md}"
+    );
 }
 
 #[test]

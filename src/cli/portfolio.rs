@@ -62,6 +62,9 @@ impl PortfolioProgress for LineProgress {
                 engine,
                 status,
             } => format!("{repo}: {} on {engine}", status.as_str()),
+            PortfolioEvent::EngineUnreachable { engine, detail } => {
+                format!("engine {engine} does not answer, running on the others: {detail}")
+            }
             PortfolioEvent::EngineDown { engine, detail } => {
                 format!("engine {engine} stopped answering: {detail}")
             }
@@ -105,7 +108,7 @@ pub(super) fn run(args: PortfolioArgs) -> Result<u8, CliError> {
     args.reports.check()?;
     let manifest = Manifest::load(&args.manifest)?;
     let settings = args.run.settings(None);
-    manifest.check_engines(settings.engine)?;
+    let checked = manifest.check_engines(settings.engine)?;
     let prefix: RunId = match &args.run.run_id {
         Some(id) => id.clone(),
         None => RunId::unique("portfolio-"),
@@ -124,8 +127,16 @@ pub(super) fn run(args: PortfolioArgs) -> Result<u8, CliError> {
         cancel: cancel.clone(),
         fresh: args.fresh,
     };
-    let engines = manifest.engines.clone();
-    let outcome = super::interruptibly(run_portfolio(&manifest, opts), &cancel, || {
+    // The cleanup after Ctrl-C skips the engines that did not answer: the
+    // run made nothing there, and each would cost its client's timeout.
+    let engines: Vec<_> = manifest
+        .engines
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| checked.unreachable(*i).is_none())
+        .map(|(_, e)| e.clone())
+        .collect();
+    let outcome = super::interruptibly(run_portfolio(&manifest, &checked, opts), &cancel, || {
         for e in &engines {
             super::remove_run_leftovers(&Engine::at(settings.engine, e.endpoint.clone()), &prefix);
         }
@@ -210,6 +221,10 @@ fn print_report(r: &FleetReport) -> Result<(), CliError> {
                 e.slots,
                 e.repositories_finished,
                 requeued.join(", ")
+            ))?,
+            EngineState::Unreachable { detail } => super::outln(format_args!(
+                "engine {} ({} slots): unreachable: {detail}",
+                e.engine, e.slots
             ))?,
         }
     }

@@ -2,7 +2,7 @@
 //! their slots, repositories with an optional scenario file, and whether to
 //! minimize. Every problem is a [`ManifestError`] naming the manifest and,
 //! where there is one, the line: unknown fields, a missing repository or
-//! scenario file, a malformed or unreachable engine.
+//! scenario file, a malformed engine, no engine that answers.
 
 use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroU32;
@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use super::report::engine_detail;
 use crate::engine::{
     ContextName, DockerHost, EndpointError, Engine, EngineEndpoint, EngineError, EngineKind,
 };
@@ -43,6 +44,46 @@ pub struct EngineEntry {
     pub slots: NonZeroU32,
     /// The manifest line of the entry.
     pub line: Option<usize>,
+}
+
+/// One engine's answer to the ping when the portfolio starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EngineAnswer {
+    /// It answered.
+    Up {
+        /// Its server version.
+        version: String,
+    },
+    /// It did not: it gets no repository in this run.
+    Unreachable {
+        /// What its client said, redacted as every engine error of the
+        /// fleet report is.
+        detail: String,
+    },
+}
+
+/// The engines' answers when the portfolio starts, per engine in manifest
+/// order; at least one answered (made only by [`Manifest::check_engines`]).
+#[derive(Debug, Clone)]
+pub struct EngineCheck {
+    answers: Vec<EngineAnswer>,
+}
+
+impl EngineCheck {
+    /// Each engine's answer, in manifest order.
+    pub fn answers(&self) -> &[EngineAnswer] {
+        &self.answers
+    }
+
+    /// What engine `i` (in manifest order) said when it did not answer;
+    /// `None` when it answered.
+    pub fn unreachable(&self, i: usize) -> Option<&str> {
+        match self.answers.get(i) {
+            Some(EngineAnswer::Unreachable { detail }) => Some(detail),
+            _ => None,
+        }
+    }
 }
 
 /// One repository of the manifest.
@@ -175,8 +216,12 @@ pub enum ManifestError {
         /// The first entry's line.
         first_line: Option<usize>,
     },
-    /// An engine that does not answer when the portfolio starts.
-    #[error("{}: engine {endpoint} does not answer", at(path, *line, None))]
+    /// No engine answers when the portfolio starts: the first one is named.
+    #[error(
+        "{}: engine {endpoint} does not answer{}",
+        at(path, *line, None),
+        if *others > 0 { " (nor does any other engine of the manifest)" } else { "" }
+    )]
     UnreachableEngine {
         /// The manifest.
         path: PathBuf,
@@ -184,6 +229,8 @@ pub enum ManifestError {
         line: Option<usize>,
         /// The engine.
         endpoint: String,
+        /// The other engines of the manifest (none of which answers either).
+        others: u32,
         /// What the engine client said.
         #[source]
         source: EngineError,
@@ -450,11 +497,13 @@ impl Manifest {
         })
     }
 
-    /// Ping every engine; the first that does not answer is an error with its line.
+    /// Ping every engine, all at once. The portfolio runs on those that
+    /// answer; only when none does is it an error, naming the first engine's
+    /// line.
     /// Engines are `DOCKER_HOST` values and Docker contexts, which only the
     /// Docker CLI reads: with podman the manifest is refused rather than
     /// every repository silently sent to podman's default engine.
-    pub fn check_engines(&self, kind: EngineKind) -> Result<(), ManifestError> {
+    pub fn check_engines(&self, kind: EngineKind) -> Result<EngineCheck, ManifestError> {
         if kind != EngineKind::Docker {
             return Err(ManifestError::Invalid {
                 path: self.path.clone(),
@@ -463,17 +512,68 @@ impl Manifest {
                 message: "portfolio engines are DOCKER_HOST values or Docker contexts, which only the docker CLI reads; run the portfolio with the docker CLI".to_owned(),
             });
         }
-        for e in &self.engines {
-            Engine::at(kind, e.endpoint.clone())
-                .ping()
-                .map_err(|source| ManifestError::UnreachableEngine {
+        // In parallel: each ping may wait out its timeout, and one silent
+        // engine must not hold up the answer of the others.
+        let pings = std::thread::scope(|scope| {
+            let pending: Vec<_> = self
+                .engines
+                .iter()
+                .map(|e| {
+                    let engine = Engine::at(kind, e.endpoint.clone());
+                    scope.spawn(move || engine.ping())
+                })
+                .collect();
+            pending
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(EngineError::Unavailable {
+                            detail: "the engine check panicked".to_owned(),
+                        })
+                    })
+                })
+                .collect()
+        });
+        self.settle_engines(pings)
+    }
+
+    /// The engines' answers from their pings (in manifest order): an error
+    /// naming the first engine when none answered.
+    fn settle_engines(
+        &self,
+        pings: Vec<Result<String, EngineError>>,
+    ) -> Result<EngineCheck, ManifestError> {
+        if !pings.iter().any(Result::is_ok) {
+            let others = u32::try_from(self.engines.len().saturating_sub(1)).unwrap_or(u32::MAX);
+            let first = self.engines.iter().zip(pings).next();
+            return Err(match first {
+                Some((e, Err(source))) => ManifestError::UnreachableEngine {
                     path: self.path.clone(),
                     line: e.line,
                     endpoint: e.endpoint.to_string(),
+                    others,
                     source,
-                })?;
+                },
+                // No engine at all (a manifest built by hand; `parse`
+                // refuses an empty list).
+                _ => ManifestError::Invalid {
+                    path: self.path.clone(),
+                    line: None,
+                    column: None,
+                    message: "`engines` is empty; give at least one entry".to_owned(),
+                },
+            });
         }
-        Ok(())
+        let answers = pings
+            .into_iter()
+            .map(|p| match p {
+                Ok(version) => EngineAnswer::Up { version },
+                Err(e) => EngineAnswer::Unreachable {
+                    detail: engine_detail(&e),
+                },
+            })
+            .collect();
+        Ok(EngineCheck { answers })
     }
 }
 
@@ -668,6 +768,59 @@ mod tests {
             m.check_engines(EngineKind::Docker),
             Err(ManifestError::UnreachableEngine { line: Some(3), .. })
         ));
+    }
+
+    #[test]
+    fn engines_that_answer_are_kept_and_only_none_answering_is_an_error() {
+        let d = tempfile::tempdir().unwrap();
+        repos(d.path(), &["a"]);
+        let m = parse(
+            "version: 1\nengines:\n  - host: unix:///a.sock\n  - host: unix:///b.sock\nrepositories:\n  - path: a\n",
+            d.path(),
+        )
+        .unwrap();
+        let silent = || {
+            Err(EngineError::Unavailable {
+                detail: "proxy http://ops:hunter2@proxy.internal refused".to_owned(),
+            })
+        };
+        // The first does not answer, the second does: the run goes on with
+        // the second, the first's error kept redacted.
+        let check = m
+            .settle_engines(vec![silent(), Ok("27.5.1".to_owned())])
+            .unwrap();
+        let detail = check.unreachable(0).unwrap();
+        assert!(detail.contains("container engine unavailable"), "{detail}");
+        assert!(detail.contains("[REDACTED:"), "{detail}");
+        assert!(!detail.contains("hunter2"), "{detail}");
+        assert_eq!(check.unreachable(1), None);
+        assert_eq!(
+            check.answers()[1],
+            EngineAnswer::Up {
+                version: "27.5.1".to_owned()
+            }
+        );
+        // Control: when none answers it is the manifest's error, at the
+        // first engine's line.
+        let e = m.settle_engines(vec![silent(), silent()]).unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                ManifestError::UnreachableEngine {
+                    line: Some(3),
+                    others: 1,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string().starts_with(&format!(
+                "{}:3: engine unix:///a.sock does not answer",
+                d.path().join("fleet.yaml").display()
+            )),
+            "{e}"
+        );
     }
 
     #[test]

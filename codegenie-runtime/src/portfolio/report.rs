@@ -10,6 +10,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::atomic_file::{write_atomically, AtomicWriteError};
+use crate::errors::error_chain;
+use crate::redact::Redactor;
 
 use crate::runtime_trace::results::ScenarioOutcome;
 use crate::runtime_trace::slice::TraceCoverageConfidence;
@@ -46,11 +48,12 @@ pub struct EngineReport {
     pub slots: u32,
     /// Repositories it finished (done or failed) in this run.
     pub repositories_finished: u32,
-    /// Up, or down with what it said and which repositories moved away.
+    /// Up, down with what it said and which repositories moved away, or
+    /// unreachable from the start.
     pub state: EngineState,
 }
 
-/// Whether an engine answered until the end.
+/// Whether an engine answered, from the start to the end.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "status")]
 pub enum EngineState {
@@ -63,6 +66,19 @@ pub enum EngineState {
         /// Repositories that were running on it and were queued again.
         requeued: Vec<String>,
     },
+    /// It did not answer when the run started: the run went on with the
+    /// other engines and sent it no repository.
+    Unreachable {
+        /// What the client said.
+        detail: String,
+    },
+}
+
+/// An engine's error as the fleet report keeps it: the chain, redacted
+/// (the report and the terminal are read in CI logs, and the client's
+/// stderr can quote a proxy URL with its credentials).
+pub(crate) fn engine_detail(e: &crate::engine::EngineError) -> String {
+    Redactor::new().redact_str(&error_chain(e))
 }
 
 /// A repository's status in this run.
@@ -251,6 +267,10 @@ pub struct Totals {
     /// Traced but without a verified minimal image (not minimized, or
     /// minimize unavailable): whether a distroless base fits is unknown.
     pub unverified: u32,
+    /// Engines that did not answer when the run started (absent from
+    /// reports kept before it was counted).
+    #[serde(default)]
+    pub engines_unreachable: u32,
 }
 
 /// One blocker kind across the fleet.
@@ -454,6 +474,9 @@ impl FleetReport {
                     md_cell(detail),
                     md_cell(&requeued.join(", "))
                 ),
+                EngineState::Unreachable { detail } => {
+                    format!("**unreachable**: {}", md_cell(detail))
+                }
             };
             let _ = writeln!(
                 s,
@@ -604,12 +627,50 @@ mod tests {
                 failed: 1,
                 skipped: 1,
                 ready: 1,
-                unverified: 1
+                unverified: 1,
+                engines_unreachable: 0,
             }
         );
         assert_eq!(common[0].kind, "shell");
         assert_eq!(common[0].repositories, ["b", "c"]);
         assert_eq!(common[1].kind, "privileged_port");
+    }
+
+    #[test]
+    fn an_unreachable_engine_reads_as_its_state_in_json_and_markdown() {
+        let state = EngineState::Unreachable {
+            detail: "no socket".to_owned(),
+        };
+        assert_eq!(
+            serde_json::to_value(&state).unwrap(),
+            serde_json::json!({"status": "unreachable", "detail": "no socket"})
+        );
+        let report = FleetReport {
+            manifest: "fleet.yaml".into(),
+            run_id: "r".to_owned(),
+            wall_clock_ms: 0,
+            engines: vec![EngineReport {
+                engine: "unix:///b.sock".to_owned(),
+                slots: 2,
+                repositories_finished: 0,
+                state,
+            }],
+            repositories: Vec::new(),
+            totals: Totals::default(),
+            common_blockers: Vec::new(),
+        };
+        let md = report.to_markdown();
+        assert!(
+            md.contains("- unix:///b.sock (2 slots): 0 finished, **unreachable**: no socket\n"),
+            "{md}"
+        );
+        // A report kept before the count existed still reads.
+        let mut old = serde_json::to_value(&report).unwrap();
+        old["totals"]
+            .as_object_mut()
+            .unwrap()
+            .remove("engines_unreachable");
+        assert_eq!(serde_json::from_value::<FleetReport>(old).unwrap(), report);
     }
 
     #[test]

@@ -1,11 +1,13 @@
 //! The scheduler (docs/architecture.md, "Portfolio"): each engine runs as
-//! many workers as it has slots; workers take repositories from one queue,
-//! so different repositories run in parallel while a repository's own
-//! scenarios stay one at a time (one trace per repository). A repository
-//! whose trace ends in a fault is checked against its engine: an engine that
-//! no longer answers is marked down, its workers stop, and the repository
-//! goes back to the queue for the other engines. Anything else is the
-//! repository's own outcome, recorded; it never stops the rest.
+//! many workers as it has slots (an engine that did not answer at the start
+//! is down before they start, so they return at once); workers take
+//! repositories from one queue, so different repositories run in parallel
+//! while a repository's own scenarios stay one at a time (one trace per
+//! repository). A repository whose trace ends in a fault is checked against
+//! its engine: an engine that no longer answers is marked down, its workers
+//! stop, and the repository goes back to the queue for the other engines.
+//! Anything else is the repository's own outcome, recorded; it never stops
+//! the rest.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -24,10 +26,10 @@ use crate::runtime_trace::{
 };
 
 use super::journal::{fingerprint, EntryState, Journal, JournalEntry, JournalError};
-use super::manifest::{EngineEntry, Manifest, RepoEntry};
+use super::manifest::{EngineCheck, EngineEntry, Manifest, RepoEntry};
 use super::report::{
-    scenario_lines, summarize, trace_blockers, EngineReport, EngineState, EvidenceSource,
-    FleetReport, MinimizeOutcome, RepoReport, RepoStatus, Requeue,
+    engine_detail, scenario_lines, summarize, trace_blockers, EngineReport, EngineState,
+    EvidenceSource, FleetReport, MinimizeOutcome, RepoReport, RepoStatus, Requeue,
 };
 
 /// How a portfolio runs.
@@ -76,6 +78,14 @@ pub enum PortfolioEvent<'a> {
         engine: &'a str,
         /// How.
         status: RepoStatus,
+    },
+    /// The engine did not answer when the run started: the run goes on
+    /// without it.
+    EngineUnreachable {
+        /// The engine.
+        engine: &'a str,
+        /// What its client said.
+        detail: &'a str,
     },
     /// The engine stopped answering.
     EngineDown {
@@ -151,6 +161,14 @@ pub enum PortfolioError {
     /// The run was interrupted; the journal keeps what finished.
     #[error("the portfolio run was interrupted")]
     Interrupted,
+    /// The engine check given is not of this manifest.
+    #[error("the engine check covers {checked} engines; the manifest has {engines}")]
+    EngineCheckMismatch {
+        /// Engines in the check.
+        checked: usize,
+        /// Engines in the manifest.
+        engines: usize,
+    },
 }
 
 struct Sched {
@@ -158,7 +176,8 @@ struct Sched {
     in_flight: usize,
     results: Vec<Option<RepoReport>>,
     requeues: Vec<Vec<Requeue>>,
-    down: Vec<Option<(String, Vec<String>)>>,
+    /// Per engine: `None` while it answers, else `Down` or `Unreachable`.
+    down: Vec<Option<EngineState>>,
     running: Vec<usize>,
     finished: Vec<usize>,
 }
@@ -210,13 +229,21 @@ impl Shared {
 }
 
 /// Run the portfolio: skip what the journal says is done and unchanged,
-/// trace the rest over the engines' slots, write the journal as it goes and
-/// the fleet report (`report.json`, `report.md`) in the state folder at the end.
+/// trace the rest over the slots of the engines that answered `checked`
+/// ([`Manifest::check_engines`]), write the journal as it goes and the
+/// fleet report (`report.json`, `report.md`) in the state folder at the end.
 pub async fn run_portfolio(
     manifest: &Manifest,
+    checked: &EngineCheck,
     opts: PortfolioOptions,
 ) -> Result<FleetReport, PortfolioError> {
     let started = Instant::now();
+    if checked.answers().len() != manifest.engines.len() {
+        return Err(PortfolioError::EngineCheckMismatch {
+            checked: checked.answers().len(),
+            engines: manifest.engines.len(),
+        });
+    }
     std::fs::create_dir_all(&opts.state_dir).map_err(|source| PortfolioError::StateDir {
         path: opts.state_dir.clone(),
         source,
@@ -247,7 +274,16 @@ pub async fn run_portfolio(
         in_flight: 0,
         results: vec![None; n],
         requeues: vec![Vec::new(); n],
-        down: vec![None; e],
+        // Down before any worker starts: theirs return at once.
+        down: (0..e)
+            .map(|i| {
+                checked
+                    .unreachable(i)
+                    .map(|detail| EngineState::Unreachable {
+                        detail: detail.to_owned(),
+                    })
+            })
+            .collect(),
         running: vec![0; e],
         finished: vec![0; e],
     };
@@ -279,6 +315,20 @@ pub async fn run_portfolio(
         journal: Mutex::new(journal),
         wake: tokio::sync::Notify::new(),
     });
+    for (i, entry) in manifest.engines.iter().enumerate() {
+        if let Some(detail) = checked.unreachable(i) {
+            let engine = entry.endpoint.to_string();
+            tracing::warn!(engine = %engine, detail = %detail, "engine does not answer; the portfolio runs on the others");
+            let s = shared.sched();
+            opts.progress.update(
+                PortfolioEvent::EngineUnreachable {
+                    engine: &engine,
+                    detail,
+                },
+                &shared.counts(&s),
+            );
+        }
+    }
     for i in skipped {
         let s = shared.sched();
         opts.progress.update(
@@ -343,17 +393,13 @@ pub async fn run_portfolio(
             engine: entry.endpoint.to_string(),
             slots: entry.slots.get(),
             repositories_finished: s.finished[e] as u32,
-            state: match &s.down[e] {
-                None => EngineState::Up,
-                Some((detail, requeued)) => EngineState::Down {
-                    detail: detail.clone(),
-                    requeued: requeued.clone(),
-                },
-            },
+            state: s.down[e].clone().unwrap_or(EngineState::Up),
         })
         .collect();
     drop(s);
-    let (totals, common_blockers) = summarize(&repositories);
+    let (mut totals, common_blockers) = summarize(&repositories);
+    totals.engines_unreachable =
+        (0..e).filter(|i| checked.unreachable(*i).is_some()).count() as u32;
     let report = FleetReport {
         manifest: manifest.path.clone(),
         run_id: opts.run_id.to_string(),
@@ -468,8 +514,14 @@ async fn worker(shared: Arc<Shared>, engine: usize) -> Result<(), JournalError> 
                 s.in_flight -= 1;
                 s.running[engine] -= 1;
                 let newly_down = s.down[engine].is_none();
-                let down = s.down[engine].get_or_insert_with(|| (detail.clone(), Vec::new()));
-                down.1.push(repo.name.clone());
+                let down = s.down[engine].get_or_insert_with(|| EngineState::Down {
+                    detail: detail.clone(),
+                    requeued: Vec::new(),
+                });
+                // Only a `Down` engine ever had a worker running here.
+                if let EngineState::Down { requeued, .. } = down {
+                    requeued.push(repo.name.clone());
+                }
                 if newly_down {
                     tracing::warn!(engine = %engine_name, detail = %detail, "engine stopped answering; its repositories move to the others");
                     shared.opts.progress.update(
@@ -546,7 +598,7 @@ async fn engine_down(engine: &Engine) -> Option<String> {
     let engine = engine.clone();
     match tokio::task::spawn_blocking(move || engine.ping()).await {
         Ok(Ok(_)) => None,
-        Ok(Err(e)) => Some(error_chain(&e)),
+        Ok(Err(e)) => Some(engine_detail(&e)),
         Err(e) => Some(format!("the engine check failed: {e}")),
     }
 }
