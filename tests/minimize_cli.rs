@@ -76,10 +76,17 @@ fn node_service_is_verified_and_its_shell_use_is_a_blocker() {
     // The report and the proposal are written beside the other evidence.
     let ctx = repo.path().join(".codegenie/context");
     assert!(ctx.join("minimal_image.json").is_file());
-    let proposal = std::fs::read_to_string(ctx.join("raw/Dockerfile.distroless")).unwrap();
+    let handed = std::fs::read_to_string(ctx.join("raw/Dockerfile.distroless")).unwrap();
+    // The base that fits is named; the file builds on scratch until
+    // `--base` picks one.
     assert!(
-        proposal.contains("FROM gcr.io/distroless/nodejs"),
-        "{proposal}"
+        handed.contains("gcr.io/distroless/nodejs") && handed.contains("ARG BASE=scratch"),
+        "{handed}"
+    );
+    assert!(
+        handed.contains(r#"CMD ["node","/app/server.js"]"#)
+            || handed.contains(r#"ENTRYPOINT ["node""#),
+        "{handed}"
     );
     assert!(labelled_containers(&id).is_empty());
 }
@@ -124,6 +131,47 @@ fn busybox_service_is_verified() {
     // The minimal image names its repository, as the trace image does.
     let minimal = v["minimal_image"].as_str().unwrap();
     assert!(names_repository(minimal, repo.path()));
+    // Without `--base`, the file handed over is the same units on scratch,
+    // written by the code `--base` builds with and saying it was not built:
+    // built from the repository alone, offline, it gives the image verified.
+    assert_eq!(v["dockerfile_built"], false, "{v:#}");
+    let path = ".codegenie/context/raw/Dockerfile.distroless";
+    assert_eq!(v["dockerfile"], path, "{v:#}");
+    let handed = std::fs::read_to_string(repo.path().join(path)).unwrap();
+    assert!(
+        handed.contains("ARG BASE=scratch") && handed.contains("not built by codegenie"),
+        "{handed}"
+    );
+    let rebuilt = format!("codegenie-test-handover:{}", std::process::id());
+    let built = Command::new("docker")
+        .args(["build", "--network=none", "-q", "-t", &rebuilt, "-f"])
+        .arg(repo.path().join(path))
+        .arg(repo.path())
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "{built:?}\n{handed}");
+    let listing = |image: &str| {
+        let mut paths: Vec<String> = image_paths(image)
+            .into_iter()
+            .map(|p| p.trim_end_matches('/').to_owned())
+            .collect();
+        paths.sort();
+        paths
+    };
+    assert_eq!(listing(&rebuilt), listing(minimal), "{handed}");
+    let config = |image: &str| {
+        let out = Command::new("docker")
+            .args(["image", "inspect", "--format"])
+            .arg("{{json .Config.Entrypoint}} {{json .Config.Cmd}} {{json .Config.ExposedPorts}}")
+            .arg(image)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(config(&rebuilt), config(minimal));
+    let _ = Command::new("docker")
+        .args(["rmi", "-f", &rebuilt])
+        .output();
     // `--keep-images 1` left only it: the older minimal image of the
     // repository lost codegenie's tag (a fixed 3 would have kept it).
     assert!(image_exists(minimal));

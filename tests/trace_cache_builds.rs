@@ -98,27 +98,6 @@ fn manifest_token(repo: &Path, token: &str) -> String {
         .to_owned()
 }
 
-/// Every path in the image's file system.
-fn image_paths(image: &str) -> Vec<String> {
-    let created = Command::new("docker")
-        .args(["create", image])
-        .output()
-        .unwrap();
-    assert!(created.status.success(), "{created:?}");
-    let id = String::from_utf8_lossy(&created.stdout).trim().to_owned();
-    let export = Command::new("sh")
-        .arg("-c")
-        .arg(format!("docker export {id} | tar -t"))
-        .output()
-        .unwrap();
-    let _ = Command::new("docker").args(["rm", "-f", &id]).output();
-    assert!(export.status.success(), "{export:?}");
-    String::from_utf8_lossy(&export.stdout)
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
-
 #[test]
 fn copy_all_dockerfile_hits_the_cache_and_keeps_codegenie_state_out_of_the_image() {
     let _engine = engine_lock();

@@ -255,6 +255,27 @@ pub fn assert_warned(warnings: &[String], needle: &str) {
     );
 }
 
+/// Every path in the image's file system.
+pub fn image_paths(image: &str) -> Vec<String> {
+    let created = Command::new("docker")
+        .args(["create", image])
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{created:?}");
+    let id = String::from_utf8_lossy(&created.stdout).trim().to_owned();
+    let export = Command::new("sh")
+        .arg("-c")
+        .arg(format!("docker export {id} | tar -t"))
+        .output()
+        .unwrap();
+    let _ = Command::new("docker").args(["rm", "-f", &id]).output();
+    assert!(export.status.success(), "{export:?}");
+    String::from_utf8_lossy(&export.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Whether the engine has an image `reference` (an id or a tag).
 pub fn image_exists(reference: &str) -> bool {
     Command::new("docker")

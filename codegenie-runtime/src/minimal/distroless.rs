@@ -517,5 +517,4 @@ mod tests {
             .collect();
         assert_eq!(writes, [("/app/__pycache__", 3), ("/var/lib/app", 1)]);
     }
-
 }

@@ -775,7 +775,7 @@ pub fn summary_markdown(r: &MinimalImageReport) -> String {
             let fence = "`".repeat(longest_backtick_run(&r.proposed_dockerfile).max(2) + 1);
             let body = &r.proposed_dockerfile;
             s.push_str(&format!(
-                "\n## Proposed Dockerfile (not built: run with `--base` for a verified one)\n\n{fence}dockerfile\n{body}{}{fence}\n",
+                "\n## Dockerfile (on scratch, not built: the image verified was imported from the same files; `--base IMAGE` builds it on a base and verifies it)\n\n{fence}dockerfile\n{body}{}{fence}\n",
                 if body.is_empty() || body.ends_with('\n') { "" } else { "\n" }
             ));
         }

@@ -798,7 +798,10 @@ pub fn build_minimal_image(
     // The same units as a Dockerfile on `scratch`, written by the code
     // `--base` builds with; not built here (the cut is imported).
     let dockerfile = handover.map(|h| {
-        let text = h.repository_dockerfile.as_ref().map_err(|e| e.to_string())?;
+        let text = h
+            .repository_dockerfile
+            .as_ref()
+            .map_err(|e| e.to_string())?;
         render(
             &index,
             &units,
