@@ -74,6 +74,25 @@ fn file_name(p: &str) -> &str {
     p.rsplit('/').next().unwrap_or(p)
 }
 
+/// Whether `path` is a shared library in one of the dynamic loader's
+/// default search folders (`/lib`, `/usr/lib`, their `lib64` and
+/// multiarch `<triplet>` folders): a name the loader may find in another
+/// of them. A library an app opens by its own path (a plugin folder) has
+/// no such second place.
+fn in_loader_path(path: &str) -> bool {
+    if !file_name(path).contains(".so") {
+        return false;
+    }
+    let folder = path.rsplit_once('/').map_or("", |(d, _)| d);
+    let folder = folder.strip_prefix("/usr").unwrap_or(folder);
+    match folder {
+        "/lib" | "/lib64" => true,
+        _ => folder
+            .strip_prefix("/lib/")
+            .is_some_and(|t| !t.contains('/') && t.contains("-linux-")),
+    }
+}
+
 /// Compare the scenarios of `original` with the same-named ones of
 /// `minimal`. A path the minimal image lacked is missing when the original
 /// found it, unless the original also failed to find it in the same
@@ -93,7 +112,13 @@ pub fn compare(original: &RuntimeTraceSlice, minimal: &RuntimeTraceSlice) -> Ver
         // (`/usr/lib/...` on a base whose `/lib` is a folder, not a link).
         let mapped: BTreeSet<&str> = m
             .and_then(|m| m.trace.as_ref())
-            .map(|t| t.shared_libs_loaded.iter().map(|l| file_name(l)).collect())
+            .map(|t| {
+                t.shared_libs_loaded
+                    .iter()
+                    .filter(|l| in_loader_path(l))
+                    .map(|l| file_name(l))
+                    .collect()
+            })
             .unwrap_or_default();
         let (excused, missing): (BTreeSet<String>, BTreeSet<String>) = m
             .map(|m| {
@@ -107,7 +132,7 @@ pub fn compare(original: &RuntimeTraceSlice, minimal: &RuntimeTraceSlice) -> Ver
             .partition(|p| {
                 o.missing.contains(p)
                     || written.is_some_and(|w| w.contains(p))
-                    || (file_name(p).contains(".so") && mapped.contains(file_name(p)))
+                    || (in_loader_path(p) && mapped.contains(file_name(p)))
             });
         let completed_before = o.outcome == ScenarioOutcome::Completed;
         let completed_after = m.is_some_and(|m| m.outcome == ScenarioOutcome::Completed);
@@ -190,6 +215,20 @@ mod tests {
         );
         assert!(!v.verified);
         assert_eq!(v.missing, set(&[lib]));
+        // A library opened by its own path has no other place to be found:
+        // the same name mapped from the loader's folders does not excuse it.
+        let plugin = "/app/plugins/libz.so.1";
+        let original = slice(vec![result("startup", done(), &[plugin], &[])]);
+        let mut r = result("startup", done(), &[], &[plugin]);
+        r.trace.as_mut().unwrap().shared_libs_loaded =
+            set(&["/usr/lib/x86_64-linux-gnu/libz.so.1"]);
+        let v = compare(&original, &slice(vec![r]));
+        assert!(!v.verified, "{v:#?}");
+        assert_eq!(v.missing, set(&[plugin]));
+        assert!(in_loader_path("/usr/lib64/libz.so"));
+        assert!(in_loader_path("/lib/aarch64-linux-gnu/libc.so.6"));
+        assert!(!in_loader_path("/usr/lib/x86_64-linux-gnu/gconv/UTF-16.so"));
+        assert!(!in_loader_path("/lib/x86_64-linux-gnu/README"));
     }
 
     #[test]
