@@ -190,13 +190,37 @@ fn is_broken_pipe(e: &(dyn std::error::Error + 'static)) -> bool {
 
 /// Write one line on stdout (see `outln!`).
 pub(crate) fn outln(args: std::fmt::Arguments<'_>) -> std::io::Result<()> {
+    // stdout reaches terminals and CI logs as stderr does: values from an
+    // image or a trace (argv, paths, errors) are redacted here too.
+    let text = redacted(&args.to_string());
     let mut out = std::io::stdout().lock();
-    out.write_fmt(args)?;
+    out.write_all(text.as_bytes())?;
     out.write_all(b"\n")
 }
 
-/// Pretty JSON and a newline on stdout, buffered.
+/// Pretty JSON and a newline on stdout, redacted as every file we write is
+/// (a trace's argv, an error's text); a redaction that would leave the
+/// text no longer JSON is refused rather than printed broken.
 pub(crate) fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> {
+    let raw = serde_json::to_vec_pretty(value)?;
+    let mut clean = Vec::with_capacity(raw.len());
+    codegenie_runtime::redact::redact_stream(&mut raw.as_slice(), &mut clean)?;
+    if clean != raw {
+        serde_json::from_slice::<serde::de::IgnoredAny>(&clean).map_err(|e| {
+            format!("the output, once redacted, is no longer JSON ({e}); nothing was printed")
+        })?;
+    }
+    let mut out = std::io::stdout().lock();
+    out.write_all(&clean)?;
+    out.write_all(b"\n")?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Pretty JSON and a newline on stdout, buffered and exact: the facts of a
+/// trace file the user handed `parse-strace`, as the parser's contract
+/// prints them.
+pub(crate) fn print_json_exact(value: &impl serde::Serialize) -> Result<(), CliError> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     serde_json::to_writer_pretty(&mut out, value)?;
     out.write_all(b"\n")?;

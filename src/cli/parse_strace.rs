@@ -83,7 +83,7 @@ pub(super) fn run(args: ParseStraceArgs) -> Result<u8, CliError> {
         unfreed.push(facts.missing);
     }
     // stdout is line-buffered: one write per line of JSON would dominate.
-    super::print_json(&union)?;
+    super::print_json_exact(&union)?;
     // The process ends here: freeing every path one by one would cost a
     // twentieth of the run on a trace of 100k+ distinct files
     // (docs/architecture.md, "Benchmarks").
