@@ -111,6 +111,11 @@ fn busybox_service_is_verified() {
     );
     assert_eq!(out.status.code(), Some(0), "{v:#}");
     assert_eq!(v["verified"], true);
+    // The app passes a password in argv (the shell blocker's evidence):
+    // stdout reaches CI logs, and is redacted as the files are.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("hunter2fixture"), "{stdout}");
+    assert!(stdout.contains("[REDACTED:"), "{stdout}");
     // What the image holds and how far the proof goes (docs/architecture.md,
     // "Minimal image"): the busybox image has no package database, so its
     // files are kept one by one and the report says so.

@@ -85,9 +85,12 @@ struct JsonResult<'a> {
     /// The base built on (`--base`): `ref` and `id`.
     #[serde(skip_serializing_if = "Option::is_none")]
     base: Option<&'a codegenie_runtime::minimal::base::BaseRef>,
-    /// The Dockerfile that built the image, relative to the repository.
+    /// The Dockerfile handed over, relative to the repository.
     #[serde(skip_serializing_if = "Option::is_none")]
     dockerfile: Option<&'a str>,
+    /// Whether that file built the verified image (`--base`); without
+    /// `--base` it holds the same units on scratch, not built.
+    dockerfile_built: bool,
     /// Config lines the Dockerfile does not set, and why.
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     refused: &'a [codegenie_runtime::minimal::recipe::Refusal],
@@ -199,6 +202,7 @@ pub(super) fn run(args: MinimizeArgs) -> Result<u8, CliError> {
             trace_coverage_confidence: r.trace_coverage_confidence,
             base: r.base.as_ref(),
             dockerfile: r.dockerfile.as_deref(),
+            dockerfile_built: r.dockerfile_built,
             refused: &r.refused,
             held_by_base: &r.held_by_base,
             user: r.user.as_deref(),
