@@ -224,6 +224,42 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
     memchr::memmem::find(hay, needle).is_some()
 }
 
+/// Redact every string of a JSON value in place: keys, values, and each
+/// string member read with its key (`"password": "x"` as `password=x`), so
+/// that a rule never reaches across JSON's own syntax (a rule that eats a
+/// value up to a delimiter would eat a `{`). The value stays JSON.
+pub fn redact_json(value: &mut serde_json::Value) {
+    let mut red = Redactor::new();
+    redact_value(&mut red, value);
+}
+
+fn redact_value(red: &mut Redactor, value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => *s = red.redact_str(s),
+        Value::Array(items) => items.iter_mut().for_each(|v| redact_value(red, v)),
+        Value::Object(members) => {
+            let old = std::mem::take(members);
+            for (key, mut v) in old {
+                if let Value::String(text) = &v {
+                    let pair = format!("{key}={text}");
+                    let redacted = red.redact_str(&pair);
+                    if redacted != pair {
+                        let prefix = format!("{key}=");
+                        v = Value::String(match redacted.strip_prefix(&prefix) {
+                            Some(rest) => red.redact_str(rest),
+                            None => "[REDACTED]".to_owned(),
+                        });
+                    }
+                }
+                redact_value(red, &mut v);
+                members.insert(red.redact_str(&key), v);
+            }
+        }
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -333,5 +369,34 @@ mod tests {
             proptest::prop_assert!(!out.contains(secret), "{}", out);
             proptest::prop_assert!(n >= 1);
         }
+    }
+
+    #[test]
+    fn json_is_redacted_string_by_string_and_stays_json() {
+        let mut v = serde_json::json!({
+            "token": { "name": "image-digest", "value": 1 },
+            "password": "hunter2hunter2",
+            "argv": ["/app/prepare.sh", "password=hunter2fixture"],
+            "ghp_0123456789abcdefghijklmnopqrstuvwxyzAB": true,
+            "plain": "nothing to see",
+        });
+        super::redact_json(&mut v);
+        let text = v.to_string();
+        // Still JSON, object values intact: the byte rules would have
+        // eaten `{` after `"token": ` (the control below).
+        assert_eq!(v["token"]["name"], "image-digest", "{text}");
+        assert_eq!(v["plain"], "nothing to see");
+        for secret in ["hunter2hunter2", "hunter2fixture", "ghp_0123456789"] {
+            assert!(!text.contains(secret), "{text}");
+        }
+        assert!(text.contains("[REDACTED:"), "{text}");
+        let pretty = serde_json::to_string_pretty(&serde_json::json!({"token": {"a": 1}})).unwrap();
+        let mut bytes = Vec::new();
+        super::redact_stream(&mut pretty.as_bytes(), &mut bytes).unwrap();
+        assert!(
+            serde_json::from_slice::<serde_json::Value>(&bytes).is_err(),
+            "the byte rules break this JSON: {}",
+            String::from_utf8_lossy(&bytes)
+        );
     }
 }

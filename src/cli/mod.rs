@@ -199,17 +199,12 @@ pub(crate) fn outln(args: std::fmt::Arguments<'_>) -> std::io::Result<()> {
 }
 
 /// Pretty JSON and a newline on stdout, redacted as every file we write is
-/// (a trace's argv, an error's text); a redaction that would leave the
-/// text no longer JSON is refused rather than printed broken.
+/// (a trace's argv, an error's text), string by string so that it stays
+/// JSON.
 pub(crate) fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> {
-    let raw = serde_json::to_vec_pretty(value)?;
-    let mut clean = Vec::with_capacity(raw.len());
-    codegenie_runtime::redact::redact_stream(&mut raw.as_slice(), &mut clean)?;
-    if clean != raw {
-        serde_json::from_slice::<serde::de::IgnoredAny>(&clean).map_err(|e| {
-            format!("the output, once redacted, is no longer JSON ({e}); nothing was printed")
-        })?;
-    }
+    let mut tree = serde_json::to_value(value)?;
+    codegenie_runtime::redact::redact_json(&mut tree);
+    let clean = serde_json::to_vec_pretty(&tree)?;
     let mut out = std::io::stdout().lock();
     out.write_all(&clean)?;
     out.write_all(b"\n")?;
