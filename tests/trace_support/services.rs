@@ -91,10 +91,27 @@ impl Served {
     /// GET `path` from inside the container with the image's own client:
     /// the status and the body, or why no answer came.
     pub fn get(&self, client: &Client, path: &str) -> Result<(u16, String), String> {
+        self.request(client, path, None)
+    }
+
+    /// POST the JSON `body` to `path` with the image's own client (the
+    /// clients of `node-sqlite3` and `python-gunicorn` take it as their
+    /// second argument).
+    pub fn post(&self, client: &Client, path: &str, body: &str) -> Result<(u16, String), String> {
+        self.request(client, path, Some(body))
+    }
+
+    fn request(
+        &self,
+        client: &Client,
+        path: &str,
+        body: Option<&str>,
+    ) -> Result<(u16, String), String> {
         let url = format!("http://127.0.0.1:{}{path}", client.port);
         let mut args = vec!["exec", self.0.as_str()];
         args.extend(client.argv.iter().map(String::as_str));
         args.push(&url);
+        args.extend(body);
         let out = docker(&args);
         let stdout = String::from_utf8_lossy(&out.stdout).to_string();
         if !out.status.success() {
