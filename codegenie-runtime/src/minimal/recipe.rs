@@ -458,7 +458,7 @@ pub fn write(inputs: &RecipeInputs<'_>) -> Result<Recipe, RecipeError> {
     // Root reads everything; an original that runs as root needs no USER.
     let root = crate::minimal::base::is_root(&inputs.config.user);
     out.push_str(&format!(
-        "\nFROM {original_stage} AS {PICK_STAGE}\n{}WORKDIR {PICK_DIR}\n",
+        "\nFROM {original_stage} AS {PICK_STAGE}\n{}",
         if root { "" } else { "USER 0\n" }
     ));
     for r in &inputs.reasons {
@@ -531,7 +531,15 @@ pub fn write(inputs: &RecipeInputs<'_>) -> Result<Recipe, RecipeError> {
             paths: inputs.trees.len() + inputs.entries.len(),
         });
     }
-    for argv in &runs {
+    // The archives are made in the original's own working folder, the
+    // folder is the extraction's: the engine makes an image's WORKDIR in
+    // each container of it when its layers lack the folder (a build step
+    // after FROM commits it, as the trace image's labels do), so a name the
+    // original's index holds is there when `tar -c` runs.
+    for (i, argv) in runs.iter().enumerate() {
+        if i == archives.len() {
+            out.push_str(&format!("WORKDIR {PICK_DIR}\n"));
+        }
         out.push_str(&format!("RUN {}\n", json_array(argv)));
     }
 
@@ -777,14 +785,15 @@ mod tests {
             "{t}"
         );
         // The original runs as root: no USER step in the pick stage.
-        assert!(
-            t.contains("FROM original AS codegenie-pick\nWORKDIR /.codegenie-pick\n"),
-            "{t}"
-        );
+        assert!(t.contains("FROM original AS codegenie-pick\n# "), "{t}");
         assert!(t.contains(
             r#"RUN ["/usr/bin/tar","-c","-f","/.codegenie-pick-0.tar","-C","/","--numeric-owner","--","app"]"#
         ), "{t}");
         assert!(t.contains(r#""--no-recursion","--numeric-owner","--","usr/bin/node","usr/lib/x86_64-linux-gnu/libsqlite3.so.0"]"#), "{t}");
+        // Archives made in the original's working folder, extracted in ours.
+        assert!(t.contains(
+            "--\",\"usr/bin/node\",\"usr/lib/x86_64-linux-gnu/libsqlite3.so.0\"]\nWORKDIR /.codegenie-pick\nRUN [\"/usr/bin/tar\",\"-x\",\"-f\",\"/.codegenie-pick-0.tar\"]\n"
+        ), "{t}");
         assert!(t.contains(r#"RUN ["/usr/bin/tar","-x","-f","/.codegenie-pick-1.tar"]"#));
         assert!(t.contains(
             "\nFROM ${BASE}\nCOPY --from=codegenie-pick [\"/.codegenie-pick/\",\"/\"]\n"
