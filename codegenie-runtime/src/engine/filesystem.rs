@@ -79,9 +79,15 @@ impl Engine {
     /// A container of `image` to export (created, never started); its id.
     fn create_for_export(&self, image: &str) -> Result<String, EngineError> {
         // `create` needs a command even though nothing runs; none is executed.
+        // The engine makes the image's WORKDIR in a new container when the
+        // image lacks it: `/` keeps the export to the image's own files (a
+        // folder only the engine made is not the image's, and a pick stage
+        // that names it fails).
         let out = self.ok(self.spec().args([
             "create",
             "--network=none",
+            "--workdir",
+            "/",
             "--label",
             "codegenie.export=1",
             "--entrypoint",
