@@ -12,7 +12,8 @@
 //! they are after the trace).
 //!
 //! Needs Docker and the fixture images (tests/fixtures/prepare.sh, run
-//! here). `cargo bench --bench minimize`.
+//! here). `cargo bench --bench minimize` (`CODEGENIE_BENCH_ROUNDS=N` for N
+//! rounds instead of 3).
 // The benchmark drives the built binary directly.
 #![allow(clippy::disallowed_methods)]
 
@@ -115,7 +116,13 @@ fn main() {
     );
     // Warm the engine's build cache and the minimal image's base layers once.
     timed(repo.path(), "trace");
-    let rounds = 3;
+    // Three rounds by default; `CODEGENIE_BENCH_ROUNDS` sets fewer or more
+    // (a round of the services on their bases takes minutes here).
+    let rounds: usize = std::env::var("CODEGENIE_BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .filter(|r| *r > 0)
+        .unwrap_or(3);
     let (mut trace, mut minimize) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
         trace.push(timed(repo.path(), "trace"));

@@ -255,3 +255,214 @@ fn file_names_that_are_not_utf8_are_kept_apart_at_every_granularity_and_on_a_bas
         .args(["--keep-images", "0"])
         .output();
 }
+
+/// A `docker save` archive written by hand, as a user's hostile image
+/// would be: one layer of `tree` (a folder, taken as the image's root) and
+/// `config` as the image's config; loaded as `tag`.
+fn load_hand_made(tag: &str, tree: &Path, config: serde_json::Value) {
+    let mut layer = tar::Builder::new(Vec::new());
+    layer.follow_symlinks(false);
+    layer.append_dir_all(".", tree).unwrap();
+    let layer = layer.into_inner().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("layer.tar"), &layer).unwrap();
+    let sum = Command::new("sha256sum")
+        .arg(dir.path().join("layer.tar"))
+        .output()
+        .unwrap();
+    let digest = String::from_utf8_lossy(&sum.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    let image = serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": config,
+        "rootfs": { "type": "layers", "diff_ids": [format!("sha256:{digest}")] },
+    });
+    let manifest = serde_json::json!([{
+        "Config": "config.json",
+        "RepoTags": [tag],
+        "Layers": ["layer.tar"],
+    }]);
+    let mut archive = tar::Builder::new(Vec::new());
+    for (name, bytes) in [
+        ("config.json", serde_json::to_vec(&image).unwrap()),
+        ("manifest.json", serde_json::to_vec(&manifest).unwrap()),
+        ("layer.tar", layer),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(bytes.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        archive.append_data(&mut h, name, bytes.as_slice()).unwrap();
+    }
+    let path = dir.path().join("image.tar");
+    std::fs::write(&path, archive.into_inner().unwrap()).unwrap();
+    docker_ok(&["load", "-q", "-i", path.to_str().unwrap()]);
+}
+
+/// Every file under `dir`, as text where it is text.
+fn all_text(dir: &Path) -> String {
+    let mut out = String::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() && !p.is_symlink() {
+            out.push_str(&all_text(&p));
+        } else if let Ok(bytes) = std::fs::read(&p) {
+            out.push_str(&String::from_utf8_lossy(&bytes));
+        }
+    }
+    out
+}
+
+#[test]
+fn a_hand_made_image_s_hostile_config_is_refused_or_quoted_and_its_secrets_never_shown() {
+    let _engine = engine_lock();
+    // The busybox service's files, as the one layer of an image written by
+    // hand; its config holds values no Dockerfile would: a newline and an
+    // instruction in WORKDIR, an ENV value and a label, and secrets in
+    // another ENV value and label.
+    let files = fixture_repo("tests/fixtures/service");
+    let root = tempfile::tempdir().unwrap();
+    copy_dir(&files.path().join("rootfs"), root.path());
+    copy_dir(&files.path().join("bin"), &root.path().join("bin"));
+    let injected = "\nRUN echo INJECTED > /pwned #";
+    let aws = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+    let token = "ghp_0123456789abcdefghijklmnopqrstuvwxyzAB";
+    let tag = format!("codegenie-test-hand-made:{}", std::process::id());
+    load_hand_made(
+        &tag,
+        root.path(),
+        serde_json::json!({
+            "Entrypoint": ["/app/start.sh"],
+            "Cmd": ["--port", "8080"],
+            "ExposedPorts": { "8080/tcp": {} },
+            "WorkingDir": format!("/srv{injected}"),
+            "Env": [
+                "PATH=/bin",
+                format!("AWS_SECRET_ACCESS_KEY={aws}"),
+                format!("NOTE=line{injected}"),
+            ],
+            "Labels": {
+                "org.example.deploy-token": token,
+                "org.example.note": format!("x{injected}"),
+            },
+        }),
+    );
+    let repo = tempfile::tempdir().unwrap();
+    std::fs::write(repo.path().join("Dockerfile"), format!("FROM {tag}\n")).unwrap();
+    let minimize = |id: &str, extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_codegenie"))
+            .arg("minimize")
+            .arg(repo.path())
+            .args(["--json", "--no-cache", "--run-id", id])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let shown = |out: &std::process::Output| {
+        let text = format!(
+            "{}{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            all_text(&repo.path().join(".codegenie"))
+        );
+        for secret in [aws, token] {
+            assert!(!text.contains(secret), "{secret} shown:\n{text}");
+        }
+    };
+
+    // Imported (no `--base`): the engine reads `docker import`'s changes as
+    // one Dockerfile, one per line, so a WORKDIR holding a newline would add
+    // an instruction; the import is refused with a typed error naming the
+    // instruction, and the run fails cleanly.
+    let id = run_id("min-hand-import");
+    let out = minimize(&id, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    eprintln!(
+        "ROW | hand-made image, WORKDIR/ENV/LABEL with a newline and an instruction, secrets in ENV and a label; minimize | failed (exit 2): import refused | exit {:?}: {} | leftovers {:?}",
+        out.status.code(),
+        stderr.lines().last().unwrap_or_default(),
+        labelled_containers(&id)
+    );
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("WORKDIR") || stderr.contains("ENV"),
+        "{stderr}"
+    );
+    shown(&out);
+    assert!(labelled_containers(&id).is_empty());
+
+    // Built on scratch by the Dockerfile handed over: each such value's line
+    // is refused, and no instruction of the image's reaches the file.
+    let id = run_id("min-hand-base");
+    let out = minimize(&id, &["--base", "scratch"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}", String::from_utf8_lossy(&out.stderr));
+    });
+    shown(&out);
+    let file = std::fs::read_to_string(
+        repo.path()
+            .join(".codegenie/context/raw/Dockerfile.distroless"),
+    )
+    .unwrap();
+    // A value reaches the file only inside a comment or a JSON string (the
+    // folder the engine made for that WORKDIR is a name the pick archives).
+    for line in file.lines().filter(|l| l.contains("INJECTED")) {
+        let quoted = line
+            .strip_prefix("RUN ")
+            .is_some_and(|a| serde_json::from_str::<Vec<String>>(a).is_ok());
+        assert!(
+            line.starts_with('#') || quoted,
+            "a value outside a comment or a JSON string: {line}\n{file}"
+        );
+    }
+    assert!(
+        !file
+            .lines()
+            .any(|l| l.starts_with("RUN ") && !l.starts_with("RUN [")),
+        "{file}"
+    );
+    let refused: Vec<String> = v["refused"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["instruction"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    for instruction in ["WORKDIR", "ENV", "LABEL"] {
+        assert!(refused.iter().any(|r| r == instruction), "{v:#}");
+    }
+    let image = v["minimal_image"].as_str().unwrap();
+    assert!(!busybox_in(image, &["ls", "/"]).contains("pwned"));
+    eprintln!(
+        "ROW | hand-made image; minimize --base scratch | built, values refused ({}), no secret shown | exit {:?}, verified {}, refused {refused:?} | leftovers {:?}",
+        refused.len(),
+        out.status.code(),
+        v["verified"],
+        labelled_containers(&id)
+    );
+    assert!(labelled_containers(&id).is_empty());
+    let _ = Command::new("docker")
+        .args(["rmi", "-f", image, &tag])
+        .output();
+}
+
+fn copy_dir(src: &Path, dest: &Path) {
+    std::fs::create_dir_all(dest).unwrap();
+    for e in std::fs::read_dir(src).unwrap().flatten() {
+        let (from, to) = (e.path(), dest.join(e.file_name()));
+        let kind = e.file_type().unwrap();
+        if kind.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&from).unwrap(), &to).unwrap();
+        } else if kind.is_dir() {
+            copy_dir(&from, &to);
+        } else {
+            std::fs::copy(&from, &to).unwrap();
+        }
+    }
+}
