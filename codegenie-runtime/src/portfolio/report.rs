@@ -399,12 +399,17 @@ pub fn summarize(repositories: &[RepoReport]) -> (Totals, Vec<BlockerCount>) {
 
 impl FleetReport {
     /// Write `report.json` and `report.md` into `state_dir`, atomically.
+    /// Both are redacted as every file we write is: a repository's error
+    /// and a blocker's evidence (a shell's argv) carry what the app and
+    /// the engine said.
     pub fn save(&self, state_dir: &std::path::Path) -> Result<(), AtomicWriteError> {
         write_atomically(&state_dir.join(REPORT_JSON), |w| {
-            serde_json::to_writer_pretty(&mut *w, self).map_err(std::io::Error::other)?;
+            let mut tree = serde_json::to_value(self).map_err(std::io::Error::other)?;
+            crate::redact::redact_json(&mut tree);
+            serde_json::to_writer_pretty(&mut *w, &tree).map_err(std::io::Error::other)?;
             w.write_all(b"\n")
         })?;
-        let md = self.to_markdown();
+        let md = Redactor::new().redact_str(&self.to_markdown());
         write_atomically(&state_dir.join(REPORT_MARKDOWN), |w| {
             w.write_all(md.as_bytes())
         })
@@ -634,6 +639,35 @@ mod tests {
         assert_eq!(common[0].kind, "shell");
         assert_eq!(common[0].repositories, ["b", "c"]);
         assert_eq!(common[1].kind, "privileged_port");
+    }
+
+    #[test]
+    fn the_saved_report_is_redacted_and_still_reads() {
+        let mut failed = repo("a", RepoStatus::Failed, None, &["shell"]);
+        failed.error = Some("build failed: https://admin:hunter2hunter2@127.0.0.1:5000/v2/".to_owned());
+        failed.blockers[0].evidence = vec!["argv: /app/prepare.sh password=hunter2fixture".into()];
+        let report = FleetReport {
+            manifest: "fleet.yaml".into(),
+            run_id: "r".to_owned(),
+            wall_clock_ms: 0,
+            engines: Vec::new(),
+            repositories: vec![failed],
+            totals: Totals::default(),
+            common_blockers: Vec::new(),
+        };
+        // The control: the report itself holds both secrets.
+        let raw = serde_json::to_string(&report).unwrap() + &report.to_markdown();
+        assert!(raw.contains("hunter2fixture") && raw.contains("hunter2hunter2"));
+        let dir = tempfile::tempdir().unwrap();
+        report.save(dir.path()).unwrap();
+        for name in [REPORT_JSON, REPORT_MARKDOWN] {
+            let text = std::fs::read_to_string(dir.path().join(name)).unwrap();
+            assert!(!text.contains("hunter2"), "{name}: {text}");
+            assert!(text.contains("[REDACTED:"), "{name}: {text}");
+        }
+        let json = std::fs::read(dir.path().join(REPORT_JSON)).unwrap();
+        let back: FleetReport = serde_json::from_slice(&json).unwrap();
+        assert_eq!(back.repositories[0].path, "a");
     }
 
     #[test]
