@@ -144,7 +144,11 @@ impl Journal {
 
     fn save(&self) -> Result<(), JournalError> {
         write_atomically(&self.path, |w| {
-            serde_json::to_writer_pretty(&mut *w, &self.file).map_err(std::io::Error::other)?;
+            // Its reports carry errors and argv, redacted as the fleet
+            // report's are; fingerprints are hashes, which no rule matches.
+            let mut tree = serde_json::to_value(&self.file).map_err(std::io::Error::other)?;
+            crate::redact::redact_json(&mut tree);
+            serde_json::to_writer_pretty(&mut *w, &tree).map_err(std::io::Error::other)?;
             w.write_all(b"\n")
         })?;
         Ok(())
