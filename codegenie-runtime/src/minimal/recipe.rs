@@ -727,6 +727,14 @@ fn is_directive(l: &str) -> bool {
 mod tests {
     use super::*;
 
+    /// What a recipe refused, as (instruction, what) pairs.
+    fn refused_pairs(r: &Recipe) -> Vec<(&str, &str)> {
+        r.refused
+            .iter()
+            .map(|f| (f.instruction.as_str(), f.what.as_str()))
+            .collect()
+    }
+
     fn config() -> ImageConfig {
         ImageConfig {
             cmd: Some(vec!["node".into(), "/app/server.js".into()]),
@@ -866,11 +874,7 @@ mod tests {
         // The refusal comments themselves survive the redaction (a
         // `"AWS_SECRET_ACCESS_KEY": "..."` comment would not).
         assert_eq!(first_redacted_line(&r.text), None, "{}", r.text);
-        let refused: Vec<(&str, &str)> = r
-            .refused
-            .iter()
-            .map(|f| (f.instruction.as_str(), f.what.as_str()))
-            .collect();
+        let refused = refused_pairs(&r);
         for want in [
             ("ENV", "EVIL"),
             ("ENV", "DOLLAR"),
@@ -953,11 +957,7 @@ mod tests {
                 assert!(!f.what.contains(secret) && !f.reason.contains(secret));
             }
         }
-        let refused: Vec<(&str, &str)> = r
-            .refused
-            .iter()
-            .map(|f| (f.instruction.as_str(), f.what.as_str()))
-            .collect();
+        let refused = refused_pairs(&r);
         for want in [
             ("LABEL", "aws_secret_access_key"),
             ("LABEL", "build.key-id"),

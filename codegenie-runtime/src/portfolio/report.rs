@@ -644,7 +644,8 @@ mod tests {
     #[test]
     fn the_saved_report_is_redacted_and_still_reads() {
         let mut failed = repo("a", RepoStatus::Failed, None, &["shell"]);
-        failed.error = Some("build failed: https://admin:hunter2hunter2@127.0.0.1:5000/v2/".to_owned());
+        failed.error =
+            Some("build failed: https://admin:hunter2hunter2@127.0.0.1:5000/v2/".to_owned());
         failed.blockers[0].evidence = vec!["argv: /app/prepare.sh password=hunter2fixture".into()];
         let report = FleetReport {
             manifest: "fleet.yaml".into(),
