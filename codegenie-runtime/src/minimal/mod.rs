@@ -391,7 +391,7 @@ fn optional_write(path: &str) -> bool {
 /// existing file is written in place (its own bits decide, through its
 /// links); a new one is created in the nearest folder on its way that the
 /// image holds (the app made any folder below it, as the original's user).
-/// Optional writes ([`optional_write`]) do not count; an entry whose owner
+/// Optional writes (Python's `__pycache__` bytecode) do not count; an entry whose owner
 /// the index lacks is not listed (nothing shows it denied).
 pub fn writes_needing_root(
     index: &image_fs::ImageIndex,
