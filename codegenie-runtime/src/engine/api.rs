@@ -31,7 +31,7 @@ use futures_util::StreamExt;
 use crate::exec::{Finished, Termination};
 use crate::tar_head::TarHead;
 
-use super::container::{CappedCopy, CreateOptions};
+use super::options::{CappedCopy, CreateOptions};
 use super::{EngineEndpoint, EngineError, EngineKind, COMMAND_TIMEOUT};
 
 /// How the API client reaches the engine.

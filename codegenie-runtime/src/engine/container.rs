@@ -8,46 +8,8 @@ use crate::exec::{self, Finished, Running};
 use crate::tar_head::TarHead;
 
 use super::client::printed_bool;
+use super::options::{CappedCopy, CreateOptions};
 use super::{orphans, Engine, EngineError, LOG_TAIL_BYTES, RUN_LABEL};
-
-/// How a scenario container is created (the hardening of docs/architecture.md, "Container flow", is fixed).
-#[derive(Debug, Clone)]
-pub struct CreateOptions {
-    /// The image (digest).
-    pub image: String,
-    /// Value of the run label.
-    pub run_id: String,
-    /// The entrypoint override (the bundled loader).
-    pub entrypoint: String,
-    /// The arguments after the entrypoint.
-    pub args: Vec<String>,
-    /// `--pids-limit`.
-    pub pids_limit: u32,
-    /// `--memory`.
-    pub memory: String,
-    /// `--cpus`.
-    pub cpus: String,
-    /// Paths mounted as tmpfs of a size in bytes (`--tmpfs PATH:size=N`).
-    pub tmpfs: Vec<(String, u64)>,
-}
-
-/// What a capped copy out of a container kept.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CappedCopy<T> {
-    /// What was kept (nothing more for a copy to a file).
-    pub kept: T,
-    /// The file's full size in the container.
-    pub size: u64,
-    /// The bytes kept.
-    pub written: u64,
-}
-
-impl<T> CappedCopy<T> {
-    /// Whether the file was longer than the cap.
-    pub fn truncated(&self) -> bool {
-        self.written < self.size
-    }
-}
 
 impl Engine {
     /// Create a hardened container and return its id.

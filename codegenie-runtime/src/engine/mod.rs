@@ -37,13 +37,12 @@ use std::time::Duration;
 
 pub use client::Engine;
 pub use config::ImageConfig;
-pub use container::{CappedCopy, CreateOptions};
 pub use context::BuildContextError;
 pub use endpoint::{ContextName, DockerHost, EndpointError, EngineEndpoint};
 pub use error::EngineError;
 pub use filesystem::TRANSFER_TIMEOUT;
 pub use images::{ImagePruneReport, RepositoryImage, REPOSITORY_LABEL, TRACE_IMAGES};
-pub use options::{BuildNetwork, BuildOptions, EngineKind, KEEP_IMAGES};
+pub use options::{BuildNetwork, BuildOptions, CappedCopy, CreateOptions, EngineKind, KEEP_IMAGES};
 pub use resolver::BuildDigestResolver;
 pub use runs::Swept;
 pub use tools::TOOLS_REPOSITORY;

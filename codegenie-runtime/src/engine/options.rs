@@ -1,4 +1,6 @@
-//! What the engine is asked to do: which CLI, and how an image is built.
+//! What the engine is asked to do and what it answers in kind: which CLI,
+//! how an image is built, how a scenario container is created, what a
+//! capped copy kept. Shared by the CLI path and the API client.
 
 use std::time::Duration;
 
@@ -66,5 +68,44 @@ impl Default for BuildOptions {
             keep_images: KEEP_IMAGES,
             remember: true,
         }
+    }
+}
+
+/// How a scenario container is created (the hardening of docs/architecture.md, "Container flow", is fixed).
+#[derive(Debug, Clone)]
+pub struct CreateOptions {
+    /// The image (digest).
+    pub image: String,
+    /// Value of the run label.
+    pub run_id: String,
+    /// The entrypoint override (the bundled loader).
+    pub entrypoint: String,
+    /// The arguments after the entrypoint.
+    pub args: Vec<String>,
+    /// `--pids-limit`.
+    pub pids_limit: u32,
+    /// `--memory`.
+    pub memory: String,
+    /// `--cpus`.
+    pub cpus: String,
+    /// Paths mounted as tmpfs of a size in bytes (`--tmpfs PATH:size=N`).
+    pub tmpfs: Vec<(String, u64)>,
+}
+
+/// What a capped copy out of a container kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CappedCopy<T> {
+    /// What was kept (nothing more for a copy to a file).
+    pub kept: T,
+    /// The file's full size in the container.
+    pub size: u64,
+    /// The bytes kept.
+    pub written: u64,
+}
+
+impl<T> CappedCopy<T> {
+    /// Whether the file was longer than the cap.
+    pub fn truncated(&self) -> bool {
+        self.written < self.size
     }
 }
