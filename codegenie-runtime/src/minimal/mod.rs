@@ -460,9 +460,19 @@ fn parent_of(p: &str) -> &str {
 }
 
 /// The `tar` of an image, as the pick stage runs it.
-fn tar_program(tree: &closure::Tree) -> Option<recipe::TarProgram> {
+fn tar_program(index: &image_fs::ImageIndex) -> Option<recipe::TarProgram> {
+    let tree = &index.tree;
     let argv = |v: &[&str]| recipe::TarProgram {
         argv: v.iter().map(|s| s.to_string()).collect(),
+        gnu: false,
+    };
+    // GNU tar is the package `tar` of Debian's, Ubuntu's and Alpine's
+    // databases; any other tar (busybox's, bsdtar) is taken at its least.
+    let gnu = || {
+        packages::read_databases(&index.captured)
+            .packages
+            .iter()
+            .any(|p| p.name == "tar" && p.files.iter().any(|f| f.ends_with("/bin/tar")))
     };
     for named in ["/usr/bin/tar", "/bin/tar"] {
         let mut path = named.to_owned();
@@ -483,7 +493,10 @@ fn tar_program(tree: &closure::Tree) -> Option<recipe::TarProgram> {
                     return Some(if real.ends_with("/busybox") {
                         argv(&[&real, "tar"])
                     } else {
-                        argv(&[named])
+                        recipe::TarProgram {
+                            gnu: gnu(),
+                            ..argv(&[named])
+                        }
                     });
                 }
                 _ => break,
@@ -533,7 +546,7 @@ fn render(
         &evidence.named,
         base,
     )?;
-    let tar = tar_program(&index.tree).ok_or(MinimizeError::NoTar)?;
+    let tar = tar_program(index).ok_or(MinimizeError::NoTar)?;
     // The base's non-root user, unless a write needs root.
     let nonroot = base.nonroot_user();
     let mut user = nonroot.clone();

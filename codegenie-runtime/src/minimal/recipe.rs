@@ -33,9 +33,13 @@ pub const PICK_STAGE: &str = "codegenie-pick";
 pub const PICK_DIR: &str = "/.codegenie-pick";
 /// The build argument naming the base.
 pub const BASE_ARG: &str = "BASE";
-/// Bytes of paths one `RUN` of the pick stage archives (well under the
-/// kernel's argument limit).
-pub const PATHS_PER_RUN: usize = 96 * 1024;
+/// The longest line the engine's Dockerfile parser reads (it refuses the
+/// file otherwise: "dockerfile line greater than max allowed size").
+pub const MAX_LINE: usize = 65_535;
+/// Bytes of names one `RUN` of the pick stage archives, as JSON: its line
+/// stays under [`MAX_LINE`] with the tar options around them (and far
+/// under the kernel's argument limit).
+pub const PATHS_PER_RUN: usize = 60 * 1024;
 /// Most `RUN` steps the pick stage may take (each is a layer of the pick
 /// stage, which sits on the original's layers: the engine allows 127).
 pub const MAX_PICK_RUNS: usize = 48;
@@ -93,6 +97,15 @@ pub enum RecipeError {
     /// The base reference looks like it holds a secret (credentials in it).
     #[error("the base reference looks like it holds a secret (the redaction rules would change it in the written Dockerfile); name the base without credentials")]
     SecretInBase,
+    /// A line longer than the engine's parser reads ([`MAX_LINE`]): a
+    /// single value (an `ENTRYPOINT`, `CMD` or `WORKDIR`) that long.
+    #[error("line {line} of the Dockerfile to hand over has {bytes} bytes; the engine reads at most {MAX_LINE} per line")]
+    LineTooLong {
+        /// Its line in the written Dockerfile.
+        line: usize,
+        /// Its length.
+        bytes: usize,
+    },
     /// A line of the written file would still be changed by the redaction:
     /// values that each passed alone combine into a secret-looking line.
     #[error("line {line} of the Dockerfile to hand over would be changed by the redaction every written file goes through (values that passed one by one combine into a secret-looking line): it could not be the file that built the image")]
@@ -107,6 +120,13 @@ pub enum RecipeError {
 pub struct TarProgram {
     /// The argv prefix: `["/usr/bin/tar"]` or `["/bin/busybox", "tar"]`.
     pub argv: Vec<String>,
+    /// GNU tar (the image's package database has a `tar` package): it
+    /// takes `--recursion`/`--no-recursion` between names and
+    /// `--transform`, so one archive holds trees and entries and unpacks
+    /// without a `WORKDIR` step (each step is a commit of the whole image
+    /// on some storage drivers).
+    #[serde(default)]
+    pub gnu: bool,
 }
 
 /// A line that was not written, and why.
@@ -467,50 +487,77 @@ pub fn write(inputs: &RecipeInputs<'_>) -> Result<Recipe, RecipeError> {
         refused.comment(&mut out, r, unit);
     }
     let rel = |p: &String| p.trim_start_matches('/').to_owned();
-    let chunks = |paths: Vec<String>| {
-        let mut chunks: Vec<Vec<String>> = Vec::new();
+    // What one archive holds: names and whether each is taken with its
+    // contents (a tree) or alone (an entry: a file, a link, a folder).
+    type Item = (String, bool);
+    let chunks = |items: Vec<Item>| {
+        let mut chunks: Vec<Vec<Item>> = Vec::new();
         let mut size = 0;
-        for p in paths {
-            // As the line spells it: quotes and a comma around each.
-            let cost = serde_json::to_string(&p).map_or(p.len(), |j| j.len()) + 1;
+        for item in items {
+            // As the line spells it: quotes, `./` and a comma around each
+            // (the one `--no-recursion` fits in what PATHS_PER_RUN leaves).
+            let cost = serde_json::to_string(&item.0).map_or(item.0.len(), |j| j.len()) + 3;
             if chunks.is_empty() || size + cost > PATHS_PER_RUN {
                 chunks.push(Vec::new());
                 size = 0;
             }
             size += cost;
-            chunks.last_mut().expect("pushed").push(p);
+            chunks.last_mut().expect("pushed").push(item);
         }
         chunks
     };
-    let trees: Vec<String> = inputs.trees.iter().map(rel).collect();
-    let entries: Vec<String> = inputs.entries.iter().map(rel).collect();
-    let create = |archive: &str, recursive: bool, paths: &[String]| {
+    let trees: Vec<Item> = inputs.trees.iter().map(|p| (rel(p), true)).collect();
+    let entries: Vec<Item> = inputs.entries.iter().map(|p| (rel(p), false)).collect();
+    let gnu = inputs.tar.gnu;
+    let create = |archive: &str, items: &[Item]| {
         let mut argv = inputs.tar.argv.clone();
         argv.extend(["-c", "-f", archive, "-C", "/"].map(String::from));
-        if !recursive {
+        // busybox: one kind of name per archive.
+        if !gnu && items.first().is_some_and(|(_, r)| !r) {
             argv.push("--no-recursion".to_owned());
         }
         argv.push("--numeric-owner".to_owned());
-        argv.push("--".to_owned());
-        argv.extend(paths.iter().cloned());
+        if gnu {
+            // Names go in as `./name` (never read as an option), each
+            // after the switch that applies to it, and are stored under
+            // the pick folder (hard link targets too, not symlink
+            // targets), so the archive unpacks at `/` with no WORKDIR.
+            argv.push(format!("--transform=s,^[.]/,{}/,S", &PICK_DIR[1..]));
+            let mut recursive = true;
+            for (p, r) in items {
+                if *r != recursive {
+                    recursive = *r;
+                    argv.push(if *r { "--recursion" } else { "--no-recursion" }.to_owned());
+                }
+                argv.push(format!("./{p}"));
+            }
+        } else {
+            argv.push("--".to_owned());
+            argv.extend(items.iter().map(|(p, _)| p.clone()));
+        }
         argv
+    };
+    let batches: Vec<Vec<Item>> = if gnu {
+        chunks(trees.into_iter().chain(entries).collect())
+    } else {
+        chunks(trees).into_iter().chain(chunks(entries)).collect()
     };
     let mut archives = Vec::new();
     let mut runs = Vec::new();
-    for (recursive, mut chunk) in chunks(trees)
-        .into_iter()
-        .map(|c| (true, c))
-        .chain(chunks(entries).into_iter().map(|c| (false, c)))
-    {
+    for mut chunk in batches {
         let archive = format!("/.codegenie-pick-{}.tar", archives.len());
-        let line =
-            |paths: &[String]| format!("RUN {}\n", json_array(&create(&archive, recursive, paths)));
+        let line = |items: &[Item]| format!("RUN {}\n", json_array(&create(&archive, items)));
         // One scan of the whole line; path by path only when it fails.
         if redacted(&line(&chunk)) {
-            chunk.retain(|p| {
-                let alone = !redacted(&line(std::slice::from_ref(p)));
+            chunk.retain(|item| {
+                let alone = !redacted(&line(std::slice::from_ref(item)));
                 if !alone {
-                    refused.refuse(&mut out, "RUN", folder_of(&format!("/{p}")), SECRET_PATH);
+                    refused.refuse(
+                        &mut out,
+                        "RUN",
+                        folder_of(&format!("/{}", item.0)),
+                        SECRET_PATH,
+                    );
                 }
                 alone
             });
@@ -518,12 +565,15 @@ pub fn write(inputs: &RecipeInputs<'_>) -> Result<Recipe, RecipeError> {
                 continue;
             }
         }
-        runs.push(create(&archive, recursive, &chunk));
+        runs.push(create(&archive, &chunk));
         archives.push(archive);
     }
     for archive in &archives {
         let mut argv = inputs.tar.argv.clone();
         argv.extend(["-x", "-f", archive].map(String::from));
+        if gnu {
+            argv.extend(["-C", "/"].map(String::from));
+        }
         runs.push(argv);
     }
     if runs.len() > MAX_PICK_RUNS {
@@ -531,26 +581,27 @@ pub fn write(inputs: &RecipeInputs<'_>) -> Result<Recipe, RecipeError> {
             paths: inputs.trees.len() + inputs.entries.len(),
         });
     }
-    // The archives are made in the original's own working folder, the
-    // folder is the extraction's: the engine makes an image's WORKDIR in
-    // each container of it when its layers lack the folder (a build step
-    // after FROM commits it, as the trace image's labels do), so a name the
-    // original's index holds is there when `tar -c` runs.
+    // busybox's archives unpack in the pick folder, made by WORKDIR; they
+    // are made in the original's own working folder before it: the engine
+    // makes an image's WORKDIR in each container of it when its layers
+    // lack the folder (a build step after FROM commits it, as the trace
+    // image's labels do), so a name the original's index holds is there
+    // when `tar -c` runs.
     for (i, argv) in runs.iter().enumerate() {
-        if i == archives.len() {
+        if i == archives.len() && !gnu {
             out.push_str(&format!("WORKDIR {PICK_DIR}\n"));
         }
         out.push_str(&format!("RUN {}\n", json_array(argv)));
     }
 
     // The minimal image.
+    // The config comes before the one COPY: the classic builder commits
+    // each of its instructions as a step, and on a storage driver without
+    // native diffs a commit walks the whole image, which is the base's
+    // alone before the COPY (docs/architecture.md, "The Dockerfile is the
+    // product"). The COPY ignores USER and keeps WORKDIR's folder as the
+    // original has it, so the image is the same.
     out.push_str(&format!("\nFROM ${{{BASE_ARG}}}\n"));
-    if !archives.is_empty() {
-        out.push_str(&format!(
-            "COPY --from={PICK_STAGE} {}\n",
-            json_array(&[format!("{PICK_DIR}/"), "/".to_owned()])
-        ));
-    }
     // One instruction each for ENV, LABEL and EXPOSE, however many values:
     // the classic builder commits a layer per instruction, which costs
     // seconds each on a storage driver without native diffs. A value is
@@ -618,7 +669,17 @@ pub fn write(inputs: &RecipeInputs<'_>) -> Result<Recipe, RecipeError> {
         }
     }
     for (keyword, values) in [("ENV", &env), ("LABEL", &labels), ("EXPOSE", &ports)] {
-        if let Some((last, rest)) = values.split_last() {
+        // Another instruction only where one line would be too long.
+        let mut line: Vec<String> = Vec::new();
+        for v in values {
+            if !line.is_empty() && joined_line(keyword, &line, v).len() > MAX_LINE {
+                let (last, rest) = line.split_last().expect("not empty");
+                out.push_str(&joined_line(keyword, rest, last));
+                line.clear();
+            }
+            line.push(v.clone());
+        }
+        if let Some((last, rest)) = line.split_last() {
             out.push_str(&joined_line(keyword, rest, last));
         }
     }
@@ -696,6 +757,18 @@ pub fn write(inputs: &RecipeInputs<'_>) -> Result<Recipe, RecipeError> {
             format!("CMD {}\n", json_array(c)),
         );
     }
+    if !archives.is_empty() {
+        out.push_str(&format!(
+            "COPY --from={PICK_STAGE} {}\n",
+            json_array(&[format!("{PICK_DIR}/"), "/".to_owned()])
+        ));
+    }
+    if let Some((i, l)) = out.lines().enumerate().find(|(_, l)| l.len() > MAX_LINE) {
+        return Err(RecipeError::LineTooLong {
+            line: i + 1,
+            bytes: l.len(),
+        });
+    }
     // The whole file, last: what passed value by value may still combine
     // across values of one line (a `--token` path before another).
     if let Some(line) = first_redacted_line(&out) {
@@ -761,6 +834,7 @@ mod tests {
             user: Some("65532".into()),
             tar: TarProgram {
                 argv: vec!["/usr/bin/tar".into()],
+                gnu: true,
             },
             trees: ["/app".to_owned()].into(),
             entries: [
@@ -794,18 +868,23 @@ mod tests {
         );
         // The original runs as root: no USER step in the pick stage.
         assert!(t.contains("FROM original AS codegenie-pick\n# "), "{t}");
+        // GNU tar: one archive of trees then entries, stored under the
+        // pick folder, unpacked at `/`: two steps, no WORKDIR.
         assert!(t.contains(
-            r#"RUN ["/usr/bin/tar","-c","-f","/.codegenie-pick-0.tar","-C","/","--numeric-owner","--","app"]"#
+            r#"RUN ["/usr/bin/tar","-c","-f","/.codegenie-pick-0.tar","-C","/","--numeric-owner","--transform=s,^[.]/,.codegenie-pick/,S","./app","--no-recursion","./usr/bin/node","./usr/lib/x86_64-linux-gnu/libsqlite3.so.0"]
+RUN ["/usr/bin/tar","-x","-f","/.codegenie-pick-0.tar","-C","/"]
+"#
         ), "{t}");
-        assert!(t.contains(r#""--no-recursion","--numeric-owner","--","usr/bin/node","usr/lib/x86_64-linux-gnu/libsqlite3.so.0"]"#), "{t}");
-        // Archives made in the original's working folder, extracted in ours.
-        assert!(t.contains(
-            "--\",\"usr/bin/node\",\"usr/lib/x86_64-linux-gnu/libsqlite3.so.0\"]\nWORKDIR /.codegenie-pick\nRUN [\"/usr/bin/tar\",\"-x\",\"-f\",\"/.codegenie-pick-0.tar\"]\n"
+        assert!(
+            !t.contains("pick-1.tar") && !t.contains("WORKDIR /.codegenie-pick"),
+            "{t}"
+        );
+        assert_eq!(r.pick_runs, 2);
+        // The config on the base, then the one COPY, last.
+        assert!(t.contains("\nFROM ${BASE}\nENV "), "{t}");
+        assert!(t.ends_with(
+            "CMD [\"node\",\"/app/server.js\"]\nCOPY --from=codegenie-pick [\"/.codegenie-pick/\",\"/\"]\n"
         ), "{t}");
-        assert!(t.contains(r#"RUN ["/usr/bin/tar","-x","-f","/.codegenie-pick-1.tar"]"#));
-        assert!(t.contains(
-            "\nFROM ${BASE}\nCOPY --from=codegenie-pick [\"/.codegenie-pick/\",\"/\"]\n"
-        ));
         assert!(t.contains("NODE_ENV=\"production\"\n"), "{t}");
         // The base sets no PATH here: the original's is written.
         assert!(t.contains("ENV PATH=\"/usr/local/sbin:"), "{t}");
@@ -824,6 +903,29 @@ mod tests {
         assert_eq!(r.original_stage, "runtime");
         assert!(r.text.contains("FROM runtime AS codegenie-pick"));
         assert!(!r.text.contains("AS original"));
+    }
+
+    #[test]
+    fn busybox_tar_takes_one_kind_of_name_per_archive_and_unpacks_in_the_pick_folder() {
+        let (c, b) = (config(), ImageConfig::default());
+        let mut i = inputs(DOCKERFILE, &c, &b);
+        i.tar = TarProgram {
+            argv: vec!["/bin/busybox".into(), "tar".into()],
+            gnu: false,
+        };
+        let t = write(&i).unwrap().text;
+        assert!(t.contains(
+            r#"RUN ["/bin/busybox","tar","-c","-f","/.codegenie-pick-0.tar","-C","/","--numeric-owner","--","app"]"#
+        ), "{t}");
+        // Archives made in the original's working folder, extracted in ours.
+        assert!(t.contains(
+            r#"RUN ["/bin/busybox","tar","-c","-f","/.codegenie-pick-1.tar","-C","/","--no-recursion","--numeric-owner","--","usr/bin/node","usr/lib/x86_64-linux-gnu/libsqlite3.so.0"]
+WORKDIR /.codegenie-pick
+RUN ["/bin/busybox","tar","-x","-f","/.codegenie-pick-0.tar"]
+RUN ["/bin/busybox","tar","-x","-f","/.codegenie-pick-1.tar"]
+"#
+        ), "{t}");
+        assert!(!t.contains("--transform"), "{t}");
     }
 
     #[test]
@@ -897,7 +999,9 @@ mod tests {
             "{}",
             r.text
         );
-        assert!(r.text.contains(r#""app/x\nRUN echo INJECTED > /pwned #""#));
+        assert!(r
+            .text
+            .contains(r#""./app/x\nRUN echo INJECTED > /pwned #""#));
         // The control: the same value written raw is an instruction line.
         let raw = format!("ENV EVIL={hostile}\n");
         assert!(raw.lines().any(|l| l.starts_with("RUN echo")));
@@ -978,7 +1082,9 @@ mod tests {
             "{t}"
         );
         assert!(
-            t.contains(r#""--","usr/bin/node","usr/lib/x86_64-linux-gnu/libsqlite3.so.0"]"#),
+            t.contains(
+                r#""--no-recursion","./usr/bin/node","./usr/lib/x86_64-linux-gnu/libsqlite3.so.0"]"#
+            ),
             "{t}"
         );
         assert!(t.contains("# \"libsqlite3-0 3.40.1-2: "), "{t}");
@@ -1028,7 +1134,12 @@ mod tests {
     fn paths_that_combine_into_a_secret_are_a_typed_error() {
         let (c, b) = (config(), ImageConfig::default());
         let mut i = inputs(DOCKERFILE, &c, &b);
-        // Each passes alone; `"--token","usr/bin/node"` is a secret flag.
+        // Each passes alone; `"--token","usr/bin/node"` is a secret flag
+        // (busybox's names are written bare after `--`; GNU's as `./NAME`).
+        i.tar = TarProgram {
+            argv: vec!["/usr/bin/tar".into()],
+            gnu: false,
+        };
         i.entries.insert("/--token".into());
         let Err(RecipeError::WouldRedact { line }) = write(&i) else {
             panic!("{:?}", write(&i));
@@ -1078,8 +1189,13 @@ mod tests {
             })
             .collect();
         let r = write(&i).unwrap();
-        for l in r.text.lines().filter(|l| l.starts_with("RUN [")) {
-            assert!(l.len() < PATHS_PER_RUN + 1024, "{}", l.len());
+        // Every line is one the engine's parser reads, and every name is
+        // in one archive.
+        for l in r.text.lines() {
+            assert!(l.len() <= MAX_LINE, "{}", l.len());
+        }
+        for e in &i.entries {
+            assert_eq!(r.text.matches(&format!("\".{e}\"")).count(), 1, "{e}");
         }
         assert!(r.pick_runs >= 6, "{}", r.pick_runs);
         assert!(r
@@ -1094,6 +1210,37 @@ mod tests {
         assert!(!r.text.contains("ENV PATH"), "{}", r.text);
         i.entries = (0..200_000).map(|n| format!("/f/{n:0>40}")).collect();
         assert!(matches!(write(&i), Err(RecipeError::TooManyPaths { .. })));
+    }
+
+    #[test]
+    fn no_line_is_longer_than_the_engine_reads() {
+        // 2,000 ENV values of 40 bytes: more than one line holds.
+        let mut c = config();
+        let values: Vec<String> = (0..2000).map(|n| format!("V{n:05}={n:0>32}")).collect();
+        c.env = Some(values.clone());
+        let b = ImageConfig::default();
+        let t = write(&inputs(DOCKERFILE, &c, &b)).unwrap().text;
+        let env: Vec<&str> = t.lines().filter(|l| l.starts_with("ENV ")).collect();
+        assert!(env.len() > 1, "{}", env.len());
+        assert!(env.iter().all(|l| l.len() <= MAX_LINE));
+        // Every value once, in the image's order.
+        let written: Vec<String> = env
+            .iter()
+            .flat_map(|l| l[4..].split(' '))
+            .map(|p| p.replace('"', ""))
+            .collect();
+        assert_eq!(written, values);
+        // A single value over the limit is a typed error naming its line;
+        // the control, just under it, is written.
+        let mut c = config();
+        c.cmd = Some(vec!["x".repeat(MAX_LINE)]);
+        let Err(RecipeError::LineTooLong { line, bytes }) = write(&inputs(DOCKERFILE, &c, &b))
+        else {
+            panic!("a {}-byte CMD was written", MAX_LINE);
+        };
+        assert!(bytes > MAX_LINE && line > 1, "{line} {bytes}");
+        c.cmd = Some(vec!["x".repeat(MAX_LINE - 16)]);
+        assert!(write(&inputs(DOCKERFILE, &c, &b)).is_ok());
     }
 
     /// `K="v" K2="v2"`: every pair's key passes `key`, every value is quotable.
