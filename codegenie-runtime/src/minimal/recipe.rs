@@ -595,12 +595,12 @@ pub fn write(inputs: &RecipeInputs<'_>) -> Result<Recipe, RecipeError> {
     }
 
     // The minimal image.
-    // The config comes before the one COPY: the classic builder commits
-    // each of its instructions as a step, and on a storage driver without
-    // native diffs a commit walks the whole image, which is the base's
-    // alone before the COPY (docs/architecture.md, "The Dockerfile is the
-    // product"). The COPY ignores USER and keeps WORKDIR's folder as the
-    // original has it, so the image is the same.
+    // The config but WORKDIR comes before the one COPY: the classic
+    // builder commits each of its instructions as a step, and on a storage
+    // driver without native diffs a commit walks the whole image, which is
+    // the base's alone before the COPY (docs/architecture.md, "The
+    // Dockerfile is the product"). The COPY ignores USER, so the image is
+    // the same.
     out.push_str(&format!("\nFROM ${{{BASE_ARG}}}\n"));
     // One instruction each for ENV, LABEL and EXPOSE, however many values:
     // the classic builder commits a layer per instruction, which costs
@@ -692,25 +692,6 @@ pub fn write(inputs: &RecipeInputs<'_>) -> Result<Recipe, RecipeError> {
                 out.push_str(&line);
             }
         };
-    let wd = &inputs.config.working_dir;
-    if !wd.is_empty() {
-        if workdir_ok(wd) {
-            single(
-                &mut out,
-                &mut refused,
-                "WORKDIR",
-                "the working folder",
-                format!("WORKDIR {wd}\n"),
-            );
-        } else {
-            refused.refuse(
-                &mut out,
-                "WORKDIR",
-                wd,
-                "the folder holds characters other than letters, digits and `/._-+@`",
-            );
-        }
-    }
     let user = inputs
         .user
         .clone()
@@ -762,6 +743,28 @@ pub fn write(inputs: &RecipeInputs<'_>) -> Result<Recipe, RecipeError> {
             "COPY --from={PICK_STAGE} {}\n",
             json_array(&[format!("{PICK_DIR}/"), "/".to_owned()])
         ));
+    }
+    // WORKDIR after the COPY: before it, the folder would be made on the
+    // base as a layer of its own; after it, the folder is the COPY's and
+    // the step adds no layer.
+    let wd = &inputs.config.working_dir;
+    if !wd.is_empty() {
+        if workdir_ok(wd) {
+            single(
+                &mut out,
+                &mut refused,
+                "WORKDIR",
+                "the working folder",
+                format!("WORKDIR {wd}\n"),
+            );
+        } else {
+            refused.refuse(
+                &mut out,
+                "WORKDIR",
+                wd,
+                "the folder holds characters other than letters, digits and `/._-+@`",
+            );
+        }
     }
     if let Some((i, l)) = out.lines().enumerate().find(|(_, l)| l.len() > MAX_LINE) {
         return Err(RecipeError::LineTooLong {
@@ -883,15 +886,13 @@ RUN ["/usr/bin/tar","-x","-f","/.codegenie-pick-0.tar","-C","/"]
         // The config on the base, then the one COPY, last.
         assert!(t.contains("\nFROM ${BASE}\nENV "), "{t}");
         assert!(t.ends_with(
-            "CMD [\"node\",\"/app/server.js\"]\nCOPY --from=codegenie-pick [\"/.codegenie-pick/\",\"/\"]\n"
+            "CMD [\"node\",\"/app/server.js\"]\nCOPY --from=codegenie-pick [\"/.codegenie-pick/\",\"/\"]\nWORKDIR /app\n"
         ), "{t}");
         assert!(t.contains("NODE_ENV=\"production\"\n"), "{t}");
         // The base sets no PATH here: the original's is written.
         assert!(t.contains("ENV PATH=\"/usr/local/sbin:"), "{t}");
         assert!(
-            t.contains(
-                "EXPOSE 3000/tcp\nWORKDIR /app\nUSER 65532\nCMD [\"node\",\"/app/server.js\"]\n"
-            ),
+            t.contains("EXPOSE 3000/tcp\nUSER 65532\nCMD [\"node\",\"/app/server.js\"]\n"),
             "{t}"
         );
         assert!(t.contains("# \"libsqlite3-0 3.40.1-2: /usr/lib/x86_64-linux-gnu/libsqlite3.so.0 mapped by /usr/bin/node in startup\"\n"));
