@@ -69,8 +69,12 @@ fn startup(engine: &Engine, image: &str, traced: Option<(&Bundle, &str)>) -> Dur
             pids_limit: 256,
             memory: "512m".to_owned(),
             cpus: "1".to_owned(),
+            mounts: Vec::new(),
         })
         .unwrap();
+    if traced.is_some() {
+        engine.make_folder_in(&id, bundle::OUT_DIR, 0o777).unwrap();
+    }
     let mut running = engine.start_attached(&id, Some("listening on")).unwrap();
     while !running.line_seen() {
         assert!(started.elapsed() < Duration::from_secs(30), "no ready line");

@@ -67,11 +67,7 @@ fn sigterm_mid_scenario_removes_the_run_s_containers_before_exit() {
     // Checked right after exit: nothing was left for a later sweep.
     let left = labelled_containers(&id);
     assert!(left.is_empty(), "containers left behind: {left:?}");
-    assert_eq!(
-        run_images(&id),
-        Vec::<String>::new(),
-        "tool image left behind"
-    );
+    assert_eq!(run_images(&id), Vec::<String>::new(), "tools left behind");
     // Nothing was written as if the run had completed.
     assert!(!repo
         .path()
@@ -145,15 +141,30 @@ fn a_run_after_a_sigkilled_run_removes_its_leftovers() {
         left.is_empty(),
         "the dead run's container survived: {left:?}"
     );
-    // Its tool image too, once the container that used it was gone.
+    // Its tools too (a volume through the engine's API, an image through
+    // its CLI), once the container that used them was gone.
     assert_eq!(
         run_images(&dead),
         Vec::<String>::new(),
-        "the dead run's tool image survived"
+        "the dead run's tools survived"
     );
-    assert_warned(
-        &out.warnings,
-        "leftover tool image(s) of earlier interrupted runs",
+    let volumes = Command::new("docker")
+        .args(["volume", "ls", "-q", "--filter"])
+        .arg(format!("label=codegenie.run={dead}"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&volumes.stdout).trim(),
+        "",
+        "the dead run's tool volume survived"
+    );
+    assert!(
+        out.warnings.iter().any(|w| {
+            w.contains("leftover tool volume(s) of earlier interrupted runs")
+                || w.contains("leftover tool image(s) of earlier interrupted runs")
+        }),
+        "{:#?}",
+        out.warnings
     );
     assert!(labelled_containers(&next).is_empty());
     // The killed run's scratch folder is gone; the spoofing container stays.
@@ -186,17 +197,23 @@ fn a_run_after_a_sigkilled_run_removes_its_leftovers() {
     );
 }
 
-/// Images labelled with the run `id` (its tool image).
+/// Images and volumes labelled with the run `id` (its tool image or tool
+/// volume).
 fn run_images(id: &str) -> Vec<String> {
-    let out = Command::new("docker")
-        .args(["image", "ls", "-a", "-q", "--filter"])
-        .arg(format!("label=codegenie.run={id}"))
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_owned)
-        .collect()
+    let mut left = Vec::new();
+    for kind in ["image", "volume"] {
+        let out = Command::new("docker")
+            .args([kind, "ls", "-q", "--filter"])
+            .arg(format!("label=codegenie.run={id}"))
+            .output()
+            .unwrap();
+        left.extend(
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(str::to_owned),
+        );
+    }
+    left
 }
 
 /// The coordinator's scratch folders in `repo`.
@@ -274,11 +291,7 @@ fn a_cancelled_probe_kills_and_removes_its_container_mid_step() {
     );
     assert_eq!(scenario(&s, "shutdown")["outcome"]["kind"], "skipped");
     assert!(left.is_empty(), "containers left behind: {left:?}");
-    assert_eq!(
-        run_images(&id),
-        Vec::<String>::new(),
-        "tool image left behind"
-    );
+    assert_eq!(run_images(&id), Vec::<String>::new(), "tools left behind");
     // Within one poll of the watch plus the wrap-up, not the step's 100 s.
     assert!(took < Duration::from_secs(20), "{took:?}");
     row(

@@ -58,6 +58,7 @@ fn a_scenario_s_engine_calls_go_through_the_api() {
         memory: "96m".into(),
         cpus: "0.5".into(),
         tmpfs: vec![("/scratch".into(), 1 << 20)],
+        mounts: Vec::new(),
     };
     let id = engine.create(&create).expect("created through the API");
     assert!(!engine.is_running(&id).unwrap());

@@ -341,11 +341,12 @@ impl Pipeline {
 pub fn sweep_orphans(engine: &Engine) -> Option<Swept> {
     match engine.sweep_orphans() {
         Ok(swept) => {
-            if swept.containers > 0 || swept.images > 0 {
+            if swept.containers > 0 || swept.images > 0 || swept.volumes > 0 {
                 tracing::warn!(
                     containers = swept.containers,
                     images = swept.images,
-                    "removed leftover containers and tool images of earlier interrupted runs"
+                    volumes = swept.volumes,
+                    "removed leftover containers, tool images and tool volumes of earlier interrupted runs"
                 );
             }
             Some(swept)
@@ -364,16 +365,18 @@ pub struct Removed {
     pub containers: usize,
     /// Tool images removed.
     pub images: usize,
+    /// Tool volumes removed.
+    pub volumes: usize,
     /// What failed, in order.
     pub errors: Vec<EngineError>,
 }
 
-/// Remove every container and tool image of `run` and of its parts
+/// Remove every container, tool image and tool volume of `run` and of its parts
 /// ([`RunId::child`]: a portfolio's repositories, a minimal image's
 /// verification runs) on `engine`: the cleanup of an interrupted run. A
 /// container whose create was already in flight may land after the first
-/// listing, so the containers are listed twice; the tool images go once no
-/// container uses them.
+/// listing, so the containers are listed twice; the tool images and volumes
+/// go once no container uses them.
 pub fn remove_run(engine: &Engine, run: &RunId) -> Removed {
     let mut removed = Removed::default();
     for pass in 0..2 {
@@ -390,6 +393,10 @@ pub fn remove_run(engine: &Engine, run: &RunId) -> Removed {
     }
     match engine.remove_run_images_under(run.as_str()) {
         Ok(n) => removed.images += n,
+        Err(e) => removed.errors.push(e),
+    }
+    match engine.remove_run_volumes_under(run.as_str()) {
+        Ok(n) => removed.volumes += n,
         Err(e) => removed.errors.push(e),
     }
     removed

@@ -53,6 +53,8 @@ pub struct Leftovers {
     pub extra_tags: Vec<String>,
     /// Images labelled with the run id (the run's tool image).
     pub images: Vec<String>,
+    /// Volumes labelled with the run id (the run's tool volume).
+    pub volumes: Vec<String>,
 }
 
 impl Leftovers {
@@ -76,6 +78,7 @@ pub fn leftovers_and_cleanup(
 ) -> Leftovers {
     let containers = crate::trace_support::labelled_containers(run_id);
     let images = labelled_images(run_id);
+    let volumes = labelled_volumes(run_id);
     let temp_entries = tmp_entries().difference(tmp_before).cloned().collect();
     let mut extra_tags = Vec::new();
     if let Some(d) = digest {
@@ -93,7 +96,22 @@ pub fn leftovers_and_cleanup(
         temp_entries,
         extra_tags,
         images,
+        volumes,
     }
+}
+
+/// Volume names carrying `codegenie.run=<run_id>`.
+fn labelled_volumes(run_id: &str) -> Vec<String> {
+    let out = Command::new("docker")
+        .args(["volume", "ls", "-q", "--filter"])
+        .arg(format!("label=codegenie.run={run_id}"))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Image ids carrying `codegenie.run=<run_id>`.

@@ -20,7 +20,10 @@ use std::time::{Duration, Instant};
 
 use bollard::container::LogOutput;
 use bollard::exec::{CreateExecOptions, StartExecResults};
-use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig};
+use bollard::models::{
+    ContainerCreateBody, HostConfig, HostConfigLogConfig, Mount, MountType, MountVolumeOptions,
+    VolumeCreateRequest,
+};
 use bollard::query_parameters::{
     ContainerArchiveInfoOptions, CreateContainerOptions, DownloadFromContainerOptions,
     InspectContainerOptions, KillContainerOptions, RemoveContainerOptions,
@@ -230,6 +233,22 @@ impl Api {
                         .map(|(path, size)| (path.clone(), format!("size={size}")))
                         .collect()
                 }),
+                mounts: (!o.mounts.is_empty()).then(|| {
+                    o.mounts
+                        .iter()
+                        .map(|m| Mount {
+                            typ: Some(MountType::VOLUME),
+                            source: Some(m.volume.clone()),
+                            target: Some(m.target.clone()),
+                            read_only: Some(m.read_only),
+                            volume_options: Some(MountVolumeOptions {
+                                no_copy: Some(true),
+                                ..MountVolumeOptions::default()
+                            }),
+                            ..Mount::default()
+                        })
+                        .collect()
+                }),
                 // Output is read through the attach stream (bounded capture); a
                 // log driver would keep a flood on the engine's disk.
                 log_config: Some(HostConfigLogConfig {
@@ -250,6 +269,80 @@ impl Api {
             tracing::warn!(warning = %w, "engine warning on create");
         }
         Ok(made.id)
+    }
+
+    /// Make the named volume with `labels`.
+    pub(super) fn create_volume(
+        &self,
+        name: &str,
+        labels: HashMap<String, String>,
+    ) -> Result<(), EngineError> {
+        let request = VolumeCreateRequest {
+            name: Some(name.to_owned()),
+            labels: Some(labels),
+            ..VolumeCreateRequest::default()
+        };
+        self.call(
+            "create volume",
+            COMMAND_TIMEOUT,
+            self.docker.create_volume(request),
+        )
+        .map(|_| ())
+    }
+
+    /// Remove the named volume (an error while a container uses it).
+    pub(super) fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
+        self.call(
+            "remove volume",
+            COMMAND_TIMEOUT,
+            self.docker
+                .remove_volume(name, None::<bollard::query_parameters::RemoveVolumeOptions>),
+        )
+    }
+
+    /// The volumes carrying the label `key`: name and labels.
+    pub(super) fn volumes_labelled(
+        &self,
+        key: &str,
+    ) -> Result<Vec<(String, HashMap<String, String>)>, EngineError> {
+        let options = bollard::query_parameters::ListVolumesOptions {
+            filters: Some(HashMap::from([("label".to_owned(), vec![key.to_owned()])])),
+        };
+        let listed = self.call(
+            "list volumes",
+            COMMAND_TIMEOUT,
+            self.docker.list_volumes(Some(options)),
+        )?;
+        Ok(listed
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| (v.name, v.labels))
+            .collect())
+    }
+
+    /// Unpack the tar archive `tar` at `path` in the container (`docker cp`
+    /// from a stream: no process, no copy on the host's disk).
+    pub(super) fn upload(
+        &self,
+        container: &str,
+        path: &str,
+        tar: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<(), EngineError> {
+        let options = bollard::query_parameters::UploadToContainerOptions {
+            path: path.to_owned(),
+            ..Default::default()
+        };
+        self.call(
+            "copy into container",
+            timeout,
+            self.docker.upload_to_container(
+                container,
+                Some(options),
+                bollard::body_full(tar.into()),
+            ),
+        )
     }
 
     fn inspect(

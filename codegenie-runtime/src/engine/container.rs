@@ -33,6 +33,11 @@ impl Engine {
                     .iter()
                     .flat_map(|(path, size)| ["--tmpfs".to_owned(), format!("{path}:size={size}")]),
             )
+            .args(
+                o.mounts
+                    .iter()
+                    .flat_map(|m| ["--mount".to_owned(), m.cli_value()]),
+            )
             // Output is read through the attach stream (bounded capture); a
             // log driver would keep a flood on the engine's disk.
             .arg("--log-driver=none")

@@ -31,6 +31,7 @@ mod resolver;
 mod runs;
 mod storage;
 mod tools;
+mod volumes;
 mod writable;
 
 use std::time::Duration;
@@ -42,10 +43,13 @@ pub use endpoint::{ContextName, DockerHost, EndpointError, EngineEndpoint};
 pub use error::EngineError;
 pub use filesystem::TRANSFER_TIMEOUT;
 pub use images::{ImagePruneReport, RepositoryImage, REPOSITORY_LABEL, TRACE_IMAGES};
-pub use options::{BuildNetwork, BuildOptions, CappedCopy, CreateOptions, EngineKind, KEEP_IMAGES};
+pub use options::{
+    BuildNetwork, BuildOptions, CappedCopy, CreateOptions, EngineKind, VolumeMount, KEEP_IMAGES,
+};
 pub use resolver::BuildDigestResolver;
 pub use runs::Swept;
 pub use tools::TOOLS_REPOSITORY;
+pub use volumes::TOOLS_VOLUME_PREFIX;
 pub use writable::WritableLayer;
 
 /// The label put on everything a run creates: `codegenie.run=<run id>`.

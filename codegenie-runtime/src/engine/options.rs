@@ -90,6 +90,35 @@ pub struct CreateOptions {
     pub cpus: String,
     /// Paths mounted as tmpfs of a size in bytes (`--tmpfs PATH:size=N`).
     pub tmpfs: Vec<(String, u64)>,
+    /// Named volumes mounted in it (`--mount type=volume,...`): the run's
+    /// tool volume, read-only in scenario containers.
+    pub mounts: Vec<VolumeMount>,
+}
+
+/// A named volume mounted in a container; never filled from the image
+/// (`volume-nocopy`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeMount {
+    /// The volume's name.
+    pub volume: String,
+    /// Where it is mounted.
+    pub target: String,
+    /// Mounted read-only.
+    pub read_only: bool,
+}
+
+impl VolumeMount {
+    /// The `--mount` value the engine CLI takes.
+    pub(crate) fn cli_value(&self) -> String {
+        let mut v = format!(
+            "type=volume,src={},dst={},volume-nocopy",
+            self.volume, self.target
+        );
+        if self.read_only {
+            v.push_str(",readonly");
+        }
+        v
+    }
 }
 
 /// What a capped copy out of a container kept.

@@ -68,11 +68,13 @@ pub struct Swept {
     pub containers: usize,
     /// Tool images.
     pub images: usize,
+    /// Tool volumes.
+    pub volumes: usize,
 }
 
 impl Engine {
-    /// Remove containers and tool images left by runs whose process is
-    /// gone (killed before it could clean up); see the `orphans` module.
+    /// Remove containers, tool images and tool volumes left by runs whose
+    /// process is gone (killed before it could clean up); see the `orphans` module.
     pub fn sweep_orphans(&self) -> Result<Swept, EngineError> {
         let Some(me) = orphans::current() else {
             return Ok(Swept::default());
@@ -123,6 +125,7 @@ impl Engine {
         }
         // After the containers, which keep their images in use.
         swept.images = self.sweep_tool_images(me)?;
+        swept.volumes = self.sweep_tool_volumes(me)?;
         Ok(swept)
     }
 }

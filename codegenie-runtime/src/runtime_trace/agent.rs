@@ -614,7 +614,7 @@ mod tests {
             },
             AgentCommand::KillTraced,
             AgentCommand::Settle {
-                path: "/.codegenie/out/trace".into(),
+                path: "/.codegenie-out/trace".into(),
                 quiet_ms: 300,
                 max_ms: 3000,
             },

@@ -4,7 +4,9 @@
 //! works in any image (scratch and distroless included).
 //!
 //! Layout inside the container (under [`ROOT`]):
-//! `ld.so`, `lib/<soname>...`, `bin/strace`, `bin/codegenie`, `out/` (the trace).
+//! `ld.so`, `lib/<soname>...`, `bin/strace`, `bin/codegenie`; the trace goes
+//! to [`OUT_DIR`] beside it, a folder of the container's own, so that
+//! [`ROOT`] can be a read-only volume shared by a run's containers.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -22,8 +24,11 @@ pub const LIB_DIR: &str = "/.codegenie/lib";
 pub const STRACE: &str = "/.codegenie/bin/strace";
 /// The bundled `codegenie` helper.
 pub const HELPER: &str = "/.codegenie/bin/codegenie";
+/// The folder strace writes the trace in, made in each container (mode
+/// 0777: strace writes as the image's user, whoever that is).
+pub const OUT_DIR: &str = "/.codegenie-out";
 /// Where strace writes the trace.
-pub const TRACE_OUT: &str = "/.codegenie/out/trace";
+pub const TRACE_OUT: &str = "/.codegenie-out/trace";
 
 /// The strace options of docs/architecture.md, "Container flow" (**contract**), before `-o` and the
 /// app argv; `--seccomp-bpf` (about 4x less overhead) is left out only for
@@ -187,12 +192,10 @@ impl Bundle {
             .tempdir()
             .map_err(|e| io(Path::new("/tmp"), e))?;
         let root = dir.path();
-        for sub in ["lib", "bin", "out"] {
+        for sub in ["lib", "bin"] {
             let p = root.join(sub);
             std::fs::create_dir_all(&p).map_err(|e| io(&p, e))?;
         }
-        // strace writes the trace as the image's user, whoever that is.
-        set_mode(&root.join("out"), 0o777)?;
         let mut files = Vec::new();
         let mut put = |src: &Path, rel: &str| -> Result<(), BundleError> {
             let dest = root.join(rel);
@@ -317,7 +320,7 @@ mod tests {
         for rel in ["ld.so", "bin/strace", "bin/codegenie", "lib/libc.so.6"] {
             assert!(b.dir().join(rel).is_file(), "{rel} missing: {:?}", b.files);
         }
-        assert!(b.dir().join("out").is_dir());
+        assert!(!b.dir().join("out").exists());
     }
 
     #[test]
@@ -340,6 +343,6 @@ mod tests {
             !old.contains("--seccomp-bpf") && old.contains("-f -y -s 4096"),
             "{old}"
         );
-        assert!(joined.starts_with("--library-path /.codegenie/lib /.codegenie/bin/strace -f --seccomp-bpf -y -s 4096 -e trace=execve,execveat,fork,vfork,clone,clone3,open,openat,openat2,connect,bind,mmap,stat,lstat,newfstatat,statx,access,faccessat,faccessat2,readlink,readlinkat,chdir,fchdir -o /.codegenie/out/trace -- /app/start.sh"), "{joined}");
+        assert!(joined.starts_with("--library-path /.codegenie/lib /.codegenie/bin/strace -f --seccomp-bpf -y -s 4096 -e trace=execve,execveat,fork,vfork,clone,clone3,open,openat,openat2,connect,bind,mmap,stat,lstat,newfstatat,statx,access,faccessat,faccessat2,readlink,readlinkat,chdir,fchdir -o /.codegenie-out/trace -- /app/start.sh"), "{joined}");
     }
 }

@@ -1,6 +1,6 @@
 //! The container backend (docs/architecture.md, "Container flow"): create a
-//! hardened container from the run's tool image (the traced image plus the
-//! tool bundle, made once per run), start the app under the bundled strace,
+//! hardened container with the tool bundle (the run's tool volume mounted
+//! read-only, or its tool image, or a copy), start the app under the bundled strace,
 //! run helpers through `docker exec`, check for an OOM kill, copy the trace
 //! out, read interpreters, remove the container. The order
 //! of these is [`run_one`](super::backend::run_one)'s; scenarios run strictly
@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::cancel::CancelToken;
-use crate::engine::{CreateOptions, Engine, EngineError, ImageConfig, WritableLayer};
+use crate::engine::{CreateOptions, Engine, EngineError, ImageConfig, VolumeMount, WritableLayer};
 use crate::exec::{Running, Termination};
 use crate::interp;
 
@@ -31,12 +31,10 @@ pub(crate) struct ContainerBackend<'a> {
     /// The tool bundle.
     pub(crate) bundle: &'a Bundle,
     /// The run's tool image (the traced image plus the bundle), or the
-    /// traced image when each scenario copies the bundle in itself.
+    /// traced image when the bundle comes from a volume or a copy.
     pub(crate) image: &'a str,
-    /// Whether each scenario copies the bundle into its container: a run of
-    /// one scenario, where a tool image would cost a commit on top of the
-    /// one copy.
-    pub(crate) copy_per_scenario: bool,
+    /// Where each container gets the bundle from.
+    pub(crate) tools: ToolsFrom,
     /// The run label's value.
     pub(crate) run_id: &'a str,
     /// Limits.
@@ -45,6 +43,18 @@ pub(crate) struct ContainerBackend<'a> {
     /// because an anonymous volume's writes are outside the writable layer
     /// that the disk watch measures (docs/architecture.md, "Disk bound").
     pub(crate) volumes: Vec<String>,
+}
+
+/// Where a scenario container gets the tool bundle from
+/// (docs/architecture.md, "Container flow").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ToolsFrom {
+    /// The run's tool volume, mounted read-only at the bundle's root.
+    Volume(String),
+    /// The run's tool image, which the container is created from.
+    Image,
+    /// A copy into each container before it starts.
+    Copy,
 }
 
 /// A scenario's container and the engine client attached to it.
@@ -88,6 +98,14 @@ impl<'a> ScenarioBackend for ContainerBackend<'a> {
                 .iter()
                 .map(|v| (v.clone(), self.limits.disk_limit_bytes))
                 .collect(),
+            mounts: match &self.tools {
+                ToolsFrom::Volume(name) => vec![VolumeMount {
+                    volume: name.clone(),
+                    target: bundle::ROOT.to_owned(),
+                    read_only: true,
+                }],
+                ToolsFrom::Image | ToolsFrom::Copy => Vec::new(),
+            },
         };
         // From here on, dropping the container removes it.
         Ok(Container {
@@ -98,11 +116,15 @@ impl<'a> ScenarioBackend for ContainerBackend<'a> {
     }
 
     fn install_tools(&mut self, container: &mut Container<'a>) -> Result<(), Stop> {
-        if !self.copy_per_scenario {
-            return Ok(());
+        if self.tools == ToolsFrom::Copy {
+            self.engine
+                .copy_in(self.bundle.dir(), &container.id, bundle::ROOT)
+                .map_err(engine_stop)?;
         }
+        // The trace's folder is the container's own, in its writable layer
+        // (bounded by the disk watch), whatever holds the tools.
         self.engine
-            .copy_in(self.bundle.dir(), &container.id, bundle::ROOT)
+            .make_folder_in(&container.id, bundle::OUT_DIR, 0o777)
             .map_err(engine_stop)
     }
 
@@ -138,7 +160,7 @@ impl<'a> ScenarioBackend for ContainerBackend<'a> {
             layer: None,
             oom_seen: Arc::clone(&s.oom_seen),
             // A bundle copied into the container is codegenie's, not the app's.
-            baseline: if self.copy_per_scenario {
+            baseline: if self.tools == ToolsFrom::Copy {
                 self.bundle.size_bytes()
             } else {
                 0
@@ -379,13 +401,64 @@ impl Drop for ToolImage<'_> {
     }
 }
 
+/// The run's tool volume (see `engine::volumes`): mounted read-only in
+/// every scenario container. Removed on drop if not removed explicitly,
+/// after the run's containers.
+pub(crate) struct ToolVolume<'a> {
+    engine: &'a Engine,
+    /// The volume's name.
+    pub(crate) name: String,
+    removed: bool,
+}
+
+impl<'a> ToolVolume<'a> {
+    /// Make the tool volume of `image` (whose config is `config`) for
+    /// `run_id`, holding `bundle`.
+    pub(crate) fn make(
+        engine: &'a Engine,
+        image: &str,
+        config: &ImageConfig,
+        run_id: &str,
+        bundle: &Bundle,
+    ) -> Result<ToolVolume<'a>, EngineError> {
+        let volumes: Vec<String> = config
+            .volumes
+            .iter()
+            .flatten()
+            .map(|(k, _)| k.clone())
+            .collect();
+        let name = engine.make_tool_volume(image, &volumes, run_id, bundle.dir(), bundle::ROOT)?;
+        Ok(ToolVolume {
+            engine,
+            name,
+            removed: false,
+        })
+    }
+
+    /// Remove the volume (every container using it must be gone).
+    pub(crate) fn remove(mut self) -> Result<(), EngineError> {
+        self.removed = true;
+        self.engine.remove_tool_volume(&self.name)
+    }
+}
+
+impl Drop for ToolVolume<'_> {
+    fn drop(&mut self) {
+        if !self.removed {
+            if let Err(e) = self.engine.remove_tool_volume(&self.name) {
+                tracing::warn!(volume = %self.name, error = %crate::errors::error_chain(&e), "cannot remove the run's tool volume");
+            }
+        }
+    }
+}
+
 /// Every scenario of a run whose tool image could not be made fails for
 /// that reason (an engine that stopped answering says so).
 pub(crate) fn tool_image_failure(e: EngineError) -> ScenarioOutcome {
     match engine_stop(e) {
         Stop::Reason(r) => ScenarioOutcome::Failed(r),
         Stop::Timeout => ScenarioOutcome::Failed(ScenarioReason::Other {
-            detail: "the tool image was not made in time".to_owned(),
+            detail: "the tools were not placed in time (tool volume or image)".to_owned(),
         }),
     }
 }
@@ -522,8 +595,10 @@ impl AppOps for ContainerOps<'_> {
 fn engine_stop(e: EngineError) -> Stop {
     Stop::Reason(match e {
         EngineError::Unavailable { detail } => ScenarioReason::EngineUnavailable { detail },
+        // With its causes: an API call's error says what the engine answered
+        // only in its source.
         other => ScenarioReason::Other {
-            detail: other.to_string(),
+            detail: crate::errors::error_chain(&other),
         },
     })
 }

@@ -15,7 +15,7 @@ use crate::{declared_inputs, register_probe, DeclaredInput};
 
 use super::backend::{run_one, RunShared, ScenarioBackend};
 use super::bundle::Bundle;
-use super::container::{tool_image_failure, ContainerBackend, ToolImage};
+use super::container::{tool_image_failure, ContainerBackend, ToolImage, ToolVolume, ToolsFrom};
 pub use super::error::TraceError;
 use super::host::{self, HostBackend};
 use super::output::{finish, output};
@@ -33,6 +33,28 @@ use super::work_dir::{reset_dir, run_work_dir};
 /// a commit walks the whole image, about 30 MB/s here, so only an image of
 /// at most [`NAIVE_DIFF_MAX_BYTES`] (a second of walking, against about
 /// 0.2 s a copy) gets one. Any doubt copies per scenario, which always works.
+/// The run's result when its tools could not be placed (the tool volume or
+/// image not made): every scenario fails for that reason.
+fn tools_failed(
+    e: EngineError,
+    file: &ScenarioFile,
+    digest: String,
+    config: ImageConfig,
+    warnings: Vec<String>,
+) -> ProbeOutput {
+    tracing::info!(error = %crate::errors::error_chain(&e), "tools_failed");
+    let outcome = tool_image_failure(e);
+    let runs = every(file, outcome)
+        .into_iter()
+        .map(|result| sequence::ScenarioRun {
+            result,
+            trace_file: None,
+            warnings: Vec::new(),
+        })
+        .collect();
+    finish(runs, Some(digest), config.env.unwrap_or_default(), warnings)
+}
+
 fn tool_image_pays(engine: &Engine, image: &str) -> bool {
     match engine.diffs_natively() {
         Ok(true) => true,
@@ -254,6 +276,12 @@ pub fn run_blocking(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutp
                     swept.images
                 ));
             }
+            if swept.volumes > 0 {
+                warnings.push(format!(
+                    "removed {} leftover tool volume(s) of earlier interrupted runs",
+                    swept.volumes
+                ));
+            }
         }
         Err(e) => warnings.push(format!("cannot check for leftovers of earlier runs: {e}")),
     }
@@ -268,49 +296,45 @@ pub fn run_blocking(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutp
     };
     let bundle = Bundle::assemble(&helper)?;
     let run_id = settings.run_id.clone().unwrap_or_else(|| RunId::unique(""));
-    // The bundle goes into one image per run rather than into each
-    // scenario's container (docs/architecture.md, "Container flow"), unless
-    // one scenario is all the run has, or making an image costs a walk of
-    // the whole image on this engine's storage and the image is large.
-    let copy_per_scenario = file.scenarios.len() < 2 || !tool_image_pays(&engine, &digest);
+    // The bundle goes in once per run (docs/architecture.md, "Container
+    // flow"): a read-only volume where the engine is reached through its
+    // API; else an image, unless one scenario is all the run has, or making
+    // an image costs a walk of the whole image on this engine's storage and
+    // the image is large: then a copy into each container.
     let derived = Instant::now();
-    let tools = if copy_per_scenario {
-        None
+    let (mut volume, mut tools) = (None, None);
+    let mode = if engine.has_tool_volumes() {
+        match ToolVolume::make(&engine, &digest, &config, run_id.as_str(), &bundle) {
+            Ok(v) => {
+                let name = v.name.clone();
+                volume = Some(v);
+                ToolsFrom::Volume(name)
+            }
+            Err(e) => return Ok(tools_failed(e, &file, digest, config, warnings)),
+        }
+    } else if file.scenarios.len() < 2 || !tool_image_pays(&engine, &digest) {
+        ToolsFrom::Copy
     } else {
         match ToolImage::derive(&engine, &digest, &config, run_id.as_str(), &bundle) {
-            Ok(t) => Some(t),
-            Err(e) => {
-                tracing::info!(error = %crate::errors::error_chain(&e), "tool_image_failed");
-                let outcome = tool_image_failure(e);
-                let runs = every(&file, outcome)
-                    .into_iter()
-                    .map(|result| sequence::ScenarioRun {
-                        result,
-                        trace_file: None,
-                        warnings: Vec::new(),
-                    })
-                    .collect();
-                return Ok(finish(
-                    runs,
-                    Some(digest),
-                    config.env.unwrap_or_default(),
-                    warnings,
-                ));
+            Ok(t) => {
+                tools = Some(t);
+                ToolsFrom::Image
             }
+            Err(e) => return Ok(tools_failed(e, &file, digest, config, warnings)),
         }
     };
-    if let Some(t) = &tools {
+    if mode != ToolsFrom::Copy {
         tracing::info!(
-            image = %t.id,
+            tools = ?mode,
             ms = derived.elapsed().as_millis() as u64,
-            "tool_image_ready"
+            "tools_ready"
         );
     }
     let mut backend = ContainerBackend {
         engine: &engine,
         bundle: &bundle,
         image: tools.as_ref().map_or(digest.as_str(), |t| t.id.as_str()),
-        copy_per_scenario,
+        tools: mode,
         run_id: run_id.as_str(),
         limits: &settings.limits,
         volumes: config
@@ -329,6 +353,9 @@ pub fn run_blocking(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutp
     }
     if let Some(Err(e)) = tools.map(ToolImage::remove) {
         warnings.push(format!("cannot remove the run's tool image: {e}"));
+    }
+    if let Some(Err(e)) = volume.take().map(ToolVolume::remove) {
+        warnings.push(format!("cannot remove the run's tool volume: {e}"));
     }
     let out = finish(runs, Some(digest), config.env.unwrap_or_default(), warnings);
     tracing::info!(

@@ -1,0 +1,227 @@
+//! The run's tool volume on the real engine (through its API): filled once
+//! from a host folder, mounted read-only so that an app cannot change the
+//! tools a later scenario runs (the control, mounted writable, shows the
+//! write would land), removed by run, and swept when the process that made
+//! it is gone, while a volume that only carries the label is left alone.
+// Tests drive the engine CLI directly; the product itself starts processes
+// only through its exec layer.
+#![allow(clippy::disallowed_methods)]
+
+mod trace_support;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use codegenie_runtime::engine::{
+    CreateOptions, Engine, EngineKind, VolumeMount, RUN_LABEL, TOOLS_VOLUME_PREFIX,
+};
+use trace_support::*;
+
+fn docker(args: &[&str]) -> (bool, String) {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker CLI");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text.trim().to_owned())
+}
+
+/// A FROM-scratch busybox image.
+fn image() -> String {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("bin")).unwrap();
+    std::fs::copy(busybox(), dir.path().join("bin/busybox")).unwrap();
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        "FROM scratch\nCOPY bin/ /bin/\n",
+    )
+    .unwrap();
+    let (ok, id) = docker(&["build", "-q", dir.path().to_str().unwrap()]);
+    assert!(ok, "{id}");
+    id
+}
+
+/// Volumes labelled with the run `run`.
+fn volumes_of(run: &str) -> String {
+    docker(&[
+        "volume",
+        "ls",
+        "-q",
+        "--filter",
+        &format!("label={RUN_LABEL}={run}"),
+    ])
+    .1
+}
+
+/// Run `script` under busybox sh in a container of `image` with `volume`
+/// at /.codegenie; its exit code and output.
+fn run_with(
+    engine: &Engine,
+    image: &str,
+    volume: &str,
+    read_only: bool,
+    script: &str,
+) -> (i64, String) {
+    let id = engine
+        .create(&CreateOptions {
+            image: image.to_owned(),
+            run_id: run_id("tool-volume-use"),
+            entrypoint: "/bin/busybox".to_owned(),
+            args: vec!["sh".into(), "-c".into(), script.into()],
+            pids_limit: 64,
+            memory: "64m".to_owned(),
+            cpus: "1".to_owned(),
+            tmpfs: Vec::new(),
+            mounts: vec![VolumeMount {
+                volume: volume.to_owned(),
+                target: "/.codegenie".to_owned(),
+                read_only,
+            }],
+        })
+        .unwrap();
+    let mut running = engine.start_attached(&id, None).unwrap();
+    let ended = running
+        .wait_until(Instant::now() + Duration::from_secs(30))
+        .unwrap();
+    assert!(ended.is_some(), "the script hangs");
+    let finished = running.finish();
+    engine.remove(&id).unwrap();
+    let code = match finished.termination {
+        codegenie_runtime::exec::Termination::Exited(c) => i64::from(c),
+        other => panic!("{other:?}"),
+    };
+    (code, finished.stdout.text() + &finished.stderr.text())
+}
+
+#[test]
+fn a_tool_volume_is_filled_once_and_read_only_for_the_app() {
+    let _engine = engine_lock();
+    let engine = Engine::new(EngineKind::Docker);
+    assert!(engine.has_tool_volumes(), "the engine's API answers here");
+    let img = image();
+    let src = tempfile::tempdir().unwrap();
+    std::fs::create_dir(src.path().join("bin")).unwrap();
+    std::fs::write(src.path().join("bin/tool"), "the tool\n").unwrap();
+    let run = run_id("tool-volume");
+    let name = engine
+        .make_tool_volume(&img, &[], &run, src.path(), "/.codegenie")
+        .unwrap();
+    assert!(name.starts_with(TOOLS_VOLUME_PREFIX), "{name}");
+    assert_eq!(volumes_of(&run), name);
+    // The container it was filled through is gone.
+    let (_, left) = docker(&[
+        "ps",
+        "-a",
+        "-q",
+        "--filter",
+        &format!("label={RUN_LABEL}={run}"),
+    ]);
+    assert_eq!(left, "", "the filling container was removed");
+
+    // Read-only: the tool reads back, a write fails and changes nothing.
+    let (code, out) = run_with(
+        &engine,
+        &img,
+        &name,
+        true,
+        "/bin/busybox cat /.codegenie/bin/tool; echo changed > /.codegenie/bin/tool",
+    );
+    assert!(out.contains("the tool"), "{out}");
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("Read-only file system"), "{out}");
+    let (_, again) = run_with(
+        &engine,
+        &img,
+        &name,
+        true,
+        "/bin/busybox cat /.codegenie/bin/tool",
+    );
+    assert_eq!(again.trim(), "the tool");
+    // The control: mounted writable, the same write lands for every later
+    // container, which is what read-only prevents.
+    let (code, out) = run_with(
+        &engine,
+        &img,
+        &name,
+        false,
+        "echo changed > /.codegenie/bin/tool",
+    );
+    assert_eq!(code, 0, "{out}");
+    let (_, after) = run_with(
+        &engine,
+        &img,
+        &name,
+        true,
+        "/bin/busybox cat /.codegenie/bin/tool",
+    );
+    assert_eq!(after.trim(), "changed");
+
+    engine.remove_tool_volume(&name).unwrap();
+    assert_eq!(volumes_of(&run), "");
+    docker(&["rmi", &img]);
+}
+
+/// The owner value of a process of this host that is gone: this process's
+/// pid with another start time (a reused pid is not the owner).
+fn dead_owner() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let ns = std::fs::read_link("/proc/self/ns/pid").unwrap();
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let after_comm = &stat[stat.rfind(')').unwrap() + 2..];
+    let start: u64 = after_comm.split(' ').nth(19).unwrap().parse().unwrap();
+    format!(
+        "{}/{}/{}/{}",
+        host.trim(),
+        ns.display(),
+        std::process::id(),
+        start + 1
+    )
+}
+
+#[test]
+fn the_sweep_and_the_run_removal_take_tool_volumes_of_their_runs_only() {
+    let _engine = engine_lock();
+    let engine = Engine::new(EngineKind::Docker);
+    let dead = dead_owner();
+    let make = |name: &str, run: &str| {
+        let (ok, out) = docker(&[
+            "volume",
+            "create",
+            "--label",
+            &format!("{RUN_LABEL}={run}"),
+            "--label",
+            &format!("codegenie.tools-owner={dead}"),
+            name,
+        ]);
+        assert!(ok, "{out}");
+    };
+    // A leftover of a killed run, and a volume that merely carries the
+    // labels under another name.
+    let run = run_id("swept-volume");
+    let leftover = format!("{TOOLS_VOLUME_PREFIX}{run}");
+    make(&leftover, &run);
+    let spoof = format!("codegenie-spoof-{}", std::process::id());
+    make(&spoof, &run);
+    let swept = engine.sweep_orphans().unwrap();
+    assert!(swept.volumes >= 1, "{swept:?}");
+    assert!(
+        !docker(&["volume", "inspect", &leftover]).0,
+        "the dead run's volume survived"
+    );
+    assert!(
+        docker(&["volume", "inspect", &spoof]).0,
+        "a label alone is not trusted"
+    );
+
+    // The interrupt path: a run's volumes, and its parts', by run id.
+    let live = run_id("removed-volume");
+    let part = format!("{TOOLS_VOLUME_PREFIX}{live}.verify");
+    make(&part, &format!("{live}.verify"));
+    assert_eq!(engine.remove_run_volumes_under(&live).unwrap(), 1);
+    assert!(!docker(&["volume", "inspect", &part]).0);
+    docker(&["volume", "rm", &spoof]);
+}
