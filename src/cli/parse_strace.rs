@@ -2,7 +2,7 @@
 //! ParsedTrace JSON (several files are unioned; `-` reads stdin).
 
 use std::fs::File;
-use std::io::{self, BufReader};
+use std::io::{self, BufReader, Write};
 use std::path::PathBuf;
 
 use clap::Args;
@@ -82,8 +82,13 @@ pub(super) fn run(args: ParseStraceArgs) -> Result<u8, CliError> {
         union.merge(facts.trace);
         unfreed.push(facts.missing);
     }
-    // stdout is line-buffered: one write per line of JSON would dominate.
-    super::print_json_exact(&union)?;
+    // The facts exactly as the parser's contract prints them, in chunks:
+    // stdout is line-buffered, and one write per line of JSON would
+    // dominate.
+    let mut out = io::stdout().lock();
+    union.write_json_pretty(&mut out)?;
+    out.write_all(b"\n")?;
+    out.flush()?;
     // The process ends here: freeing every path one by one would cost a
     // twentieth of the run on a trace of 100k+ distinct files
     // (docs/architecture.md, "Benchmarks").

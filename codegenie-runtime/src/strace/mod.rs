@@ -13,13 +13,15 @@
 //! `sockaddr`, [`paths`] (lexical joining and normalisation), `procs`
 //! (per-process fds, binary, cwd), `collect` (the facts), `distinct` (the
 //! sets of distinct paths while collecting), `seen` (those sets, filled on
-//! a second thread for a big trace), [`rules`], `facts`.
+//! a second thread for a big trace), [`rules`], `facts`, `json` (the facts
+//! as `parse-strace` prints them).
 
 mod call;
 mod collect;
 mod distinct;
 mod facts;
 mod join;
+mod json;
 mod lines;
 pub mod paths;
 mod pidhash;
