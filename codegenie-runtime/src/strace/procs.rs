@@ -193,6 +193,14 @@ impl Procs {
         }
     }
 
+    /// Whether the latest known cwd of `pid` is `dir` (as bytes).
+    pub(crate) fn cwd_is(&self, pid: u32, dir: &[u8]) -> bool {
+        self.map
+            .get(&pid)
+            .and_then(|p| p.cwd.as_deref())
+            .is_some_and(|c| c.as_bytes() == dir)
+    }
+
     /// The latest known cwd of `pid`.
     pub(crate) fn cwd(&self, pid: u32) -> Option<Rc<str>> {
         self.map.get(&pid)?.cwd.clone()
