@@ -339,6 +339,12 @@ fn skip_spaces(s: &[u8]) -> &[u8] {
 }
 
 fn trim(s: &[u8]) -> &[u8] {
+    // Mostly there is nothing to trim.
+    if let (Some(first), Some(last)) = (s.first(), s.last()) {
+        if !first.is_ascii_whitespace() && !last.is_ascii_whitespace() {
+            return s;
+        }
+    }
     let start = s.iter().take_while(|b| b.is_ascii_whitespace()).count();
     let s = &s[start..];
     let end = s.len()

@@ -68,6 +68,8 @@ pub(crate) struct Collector<'o> {
     tmp: String,
     /// The `-y` name of the fd an open returned.
     resolved_name: String,
+    /// The last open flags parsed, as written, and what they said.
+    last_flags: Option<(Vec<u8>, Option<OpenFlags>)>,
     /// See [`ParseOptions::chdir_traced`](super::ParseOptions).
     chdir_traced: bool,
 }
@@ -94,6 +96,7 @@ impl<'o> Collector<'o> {
             other: String::new(),
             tmp: String::new(),
             resolved_name: String::new(),
+            last_flags: None,
             chdir_traced: opts.chdir_traced,
         }
     }
@@ -568,7 +571,19 @@ impl<'o> Collector<'o> {
         let (Some(path), Some(flags)) = (path, flags) else {
             return false;
         };
-        let Some(flags) = parse_open_flags(flags) else {
+        // A trace repeats a few flag sets: the last one is remembered.
+        let flags = match &self.last_flags {
+            Some((text, parsed)) if text.as_slice() == flags => *parsed,
+            _ => {
+                let parsed = parse_open_flags(flags);
+                let (text, held) = self.last_flags.get_or_insert_with(Default::default);
+                text.clear();
+                text.extend_from_slice(flags);
+                *held = parsed;
+                parsed
+            }
+        };
+        let Some(flags) = flags else {
             return false;
         };
         if !call.ret.ok() {
