@@ -25,7 +25,8 @@ use super::rules::{
     basename, is_cert, is_excluded, is_pseudo_fs, is_self_exe, is_shell, is_unnamed,
     parse_open_flags, prot_exec, script_interpreter, OpenFlags,
 };
-use super::seen::{PathSet, Seen, SortedSets};
+use super::distinct::SortedText;
+use super::seen::{PathSet, Seen, SortedSets, SETS};
 use super::sockaddr::{parse_sockaddr, SockAddr};
 use super::unescape::{decode_into, leading_literal, literal_parts, render_into, unescape_into};
 use super::ParseOptions;
@@ -102,10 +103,7 @@ impl<'o> Collector<'o> {
     }
 
     pub(crate) fn finish(mut self) -> (TraceFacts, BTreeMap<String, String>) {
-        // Relative execs whose cwd never showed stay relative.
-        for pid in self.procs.pending_exec_pids() {
-            self.settle_exec(pid, None);
-        }
+        self.settle_pending_execs();
         move_into(self.seen.finish(), &mut self.facts);
         let interpreters = self
             .interpreters
@@ -113,6 +111,22 @@ impl<'o> Collector<'o> {
             .filter_map(|(k, v)| v.map(|v| (k, v)))
             .collect();
         (self.facts, interpreters)
+    }
+
+    /// [`Collector::finish`] without the interpreters, the path sets left
+    /// sorted in one buffer each (see [`Seen::finish_text`]), the facts'
+    /// own sets empty.
+    pub(crate) fn finish_text(mut self) -> (TraceFacts, [SortedText; SETS]) {
+        self.settle_pending_execs();
+        let sets = self.seen.finish_text();
+        (self.facts, sets)
+    }
+
+    /// Relative execs whose cwd never showed stay relative.
+    fn settle_pending_execs(&mut self) {
+        for pid in self.procs.pending_exec_pids() {
+            self.settle_exec(pid, None);
+        }
     }
 
     /// Ask the lookup about `path` (and, for a script, its interpreter, which

@@ -11,7 +11,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Write};
 
+use super::distinct::SortedText;
 use super::facts::ParsedTrace;
+use super::seen::{PathSet, SETS};
 
 /// Output gathered before each write to the underlying writer.
 const CHUNK: usize = 64 << 10;
@@ -20,39 +22,57 @@ impl ParsedTrace {
     /// Writes the facts as `serde_json::to_writer_pretty` would (two-space
     /// indent, fields in declaration order, no trailing newline), faster.
     pub fn write_json_pretty(&self, w: &mut dyn Write) -> io::Result<()> {
-        let mut out = Out {
-            buf: Vec::with_capacity(CHUNK + 4096),
-            w,
-        };
-        out.raw(b"{");
-        out.key(1, "binaries_executed", true)?;
-        out.set(1, &self.binaries_executed)?;
-        out.key(1, "shared_libs_loaded", false)?;
-        out.set(1, &self.shared_libs_loaded)?;
-        out.key(1, "cert_paths_read", false)?;
-        out.set(1, &self.cert_paths_read)?;
-        out.key(1, "files_read", false)?;
-        out.set(1, &self.files_read)?;
-        out.key(1, "files_written", false)?;
-        out.set(1, &self.files_written)?;
-        out.key(1, "shell_invocations", false)?;
-        out.raw(self.shell_invocations.to_string().as_bytes());
-        out.key(1, "network_endpoints_touched", false)?;
-        out.raw(b"{");
-        out.key(2, "outbound", true)?;
-        out.set(2, &self.network_endpoints_touched.outbound)?;
-        out.key(2, "inbound", false)?;
-        out.set(2, &self.network_endpoints_touched.inbound)?;
-        out.raw(b"\n  }");
-        out.key(1, "unix_sockets", false)?;
-        out.set(1, &self.unix_sockets)?;
-        out.key(1, "resolved", false)?;
-        out.map(1, &self.resolved)?;
-        out.key(1, "paths_probed", false)?;
-        out.set(1, &self.paths_probed)?;
-        out.raw(b"\n}");
-        out.flush()
+        write_pretty(self, None, w)
     }
+}
+
+/// Writes `t` as [`ParsedTrace::write_json_pretty`] does, its path sets
+/// taken from `sorted` (in `PathSet` order; `t`'s own are empty) when
+/// given.
+pub(crate) fn write_pretty(
+    t: &ParsedTrace,
+    sorted: Option<&[SortedText; SETS]>,
+    w: &mut dyn Write,
+) -> io::Result<()> {
+    let mut out = Out {
+        buf: Vec::with_capacity(CHUNK + 4096),
+        w,
+    };
+    let path_set = |out: &mut Out<'_>, set: &BTreeSet<String>, which: PathSet| match sorted {
+        Some(sets) => {
+            let s = &sets[which.index()];
+            out.list(1, s.len(), s.iter())
+        }
+        None => out.list(1, set.len(), set.iter().map(String::as_str)),
+    };
+    out.raw(b"{");
+    out.key(1, "binaries_executed", true)?;
+    path_set(&mut out, &t.binaries_executed, PathSet::BinariesExecuted)?;
+    out.key(1, "shared_libs_loaded", false)?;
+    path_set(&mut out, &t.shared_libs_loaded, PathSet::SharedLibsLoaded)?;
+    out.key(1, "cert_paths_read", false)?;
+    path_set(&mut out, &t.cert_paths_read, PathSet::CertPathsRead)?;
+    out.key(1, "files_read", false)?;
+    path_set(&mut out, &t.files_read, PathSet::FilesRead)?;
+    out.key(1, "files_written", false)?;
+    path_set(&mut out, &t.files_written, PathSet::FilesWritten)?;
+    out.key(1, "shell_invocations", false)?;
+    out.raw(t.shell_invocations.to_string().as_bytes());
+    out.key(1, "network_endpoints_touched", false)?;
+    out.raw(b"{");
+    out.key(2, "outbound", true)?;
+    out.set(2, &t.network_endpoints_touched.outbound)?;
+    out.key(2, "inbound", false)?;
+    out.set(2, &t.network_endpoints_touched.inbound)?;
+    out.raw(b"\n  }");
+    out.key(1, "unix_sockets", false)?;
+    out.set(1, &t.unix_sockets)?;
+    out.key(1, "resolved", false)?;
+    out.map(1, &t.resolved)?;
+    out.key(1, "paths_probed", false)?;
+    path_set(&mut out, &t.paths_probed, PathSet::PathsProbed)?;
+    out.raw(b"\n}");
+    out.flush()
 }
 
 /// A buffer in front of the writer.
@@ -103,12 +123,22 @@ impl Out<'_> {
 
     /// A set as an array whose key is at `level`.
     fn set(&mut self, level: usize, set: &BTreeSet<String>) -> io::Result<()> {
-        if set.is_empty() {
+        self.list(level, set.len(), set.iter().map(String::as_str))
+    }
+
+    /// `len` strings as an array whose key is at `level`.
+    fn list<'s>(
+        &mut self,
+        level: usize,
+        len: usize,
+        strings: impl Iterator<Item = &'s str>,
+    ) -> io::Result<()> {
+        if len == 0 {
             self.raw(b"[]");
             return Ok(());
         }
         self.buf.push(b'[');
-        for (i, s) in set.iter().enumerate() {
+        for (i, s) in strings.enumerate() {
             if i > 0 {
                 self.buf.push(b',');
             }
