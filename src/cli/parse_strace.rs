@@ -103,7 +103,10 @@ fn parse_file(file: &Path, opts: &ParseOptions, stats: bool) -> Result<SortedFac
         })?
     };
     if stats {
-        eprintln!("{name}: {} malformed line(s) skipped", facts.malformed_lines());
+        eprintln!(
+            "{name}: {} malformed line(s) skipped",
+            facts.malformed_lines()
+        );
     }
     Ok(facts)
 }

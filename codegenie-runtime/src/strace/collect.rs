@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use memchr::memmem;
 
 use super::call::{field, parse_call_named, parse_value, Call};
+use super::distinct::SortedText;
 use super::facts::{ExecRecord, ExitStatus, TraceFacts, MAX_EXEC_RECORDS};
 use super::join::{split_resumed, strip_unfinished, Joiner, UNFINISHED};
 use super::paths::{join_into, normalize_in_place};
@@ -25,7 +26,6 @@ use super::rules::{
     basename, is_cert, is_excluded, is_pseudo_fs, is_self_exe, is_shell, is_unnamed,
     parse_open_flags, prot_exec, script_interpreter, OpenFlags,
 };
-use super::distinct::SortedText;
 use super::seen::{PathSet, Seen, SortedSets, SETS};
 use super::sockaddr::{parse_sockaddr, SockAddr};
 use super::unescape::{decode_into, leading_literal, literal_parts, render_into, unescape_into};
@@ -632,7 +632,13 @@ impl<'o> Collector<'o> {
 
     /// The facts of a successful open of `self.path` (made absolute) whose
     /// fd has the `-y` name `resolved`.
-    fn opened(&mut self, pid: u32, call: &Call<'_>, flags: OpenFlags, resolved: Option<&String>) -> bool {
+    fn opened(
+        &mut self,
+        pid: u32,
+        call: &Call<'_>,
+        flags: OpenFlags,
+        resolved: Option<&String>,
+    ) -> bool {
         let resolved = resolved.map(String::as_str);
         if let Some(fd) = call.ret.value.and_then(|v| i32::try_from(v).ok()) {
             self.procs.opened(pid, fd, &self.path, resolved);

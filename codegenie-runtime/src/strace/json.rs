@@ -272,14 +272,18 @@ mod tests {
         t.network_endpoints_touched
             .outbound
             .insert("1.2.3.4:5".into());
-        t.network_endpoints_touched.inbound.insert("[::1]:80".into());
+        t.network_endpoints_touched
+            .inbound
+            .insert("[::1]:80".into());
         t.unix_sockets.insert("@abstract\\x00".into());
         t.resolved.insert("/a\u{7f}".into(), "/b\n".into());
         t.resolved.insert("/c".into(), "/d".into());
         assert_eq!(ours(&t), serde_json::to_string_pretty(&t).unwrap());
         // One member in each nested place.
         let mut one = ParsedTrace::default();
-        one.network_endpoints_touched.inbound.insert("0.0.0.0:1".into());
+        one.network_endpoints_touched
+            .inbound
+            .insert("0.0.0.0:1".into());
         one.resolved.insert("/x".into(), "/y".into());
         assert_eq!(ours(&one), serde_json::to_string_pretty(&one).unwrap());
     }

@@ -232,7 +232,10 @@ const SORT_APART: usize = 8 << 10;
 /// lighter group), one sorted on a second thread while this one sorts the
 /// other.
 /// `take` sorts one set, in two halves side by side when asked.
-fn sort_all<T: Default + Send>(sets: &mut Sets, take: fn(&mut DistinctSet, bool) -> T) -> [T; SETS] {
+fn sort_all<T: Default + Send>(
+    sets: &mut Sets,
+    take: fn(&mut DistinctSet, bool) -> T,
+) -> [T; SETS] {
     let mut order: Vec<usize> = (0..SETS).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(sets[i].len()));
     // One set holding most paths (a walk that opens every file once): two
@@ -267,7 +270,10 @@ fn sort_all<T: Default + Send>(sets: &mut Sets, take: fn(&mut DistinctSet, bool)
         .map(|i| (i, std::mem::take(&mut sets[i])))
         .collect();
     let sort_group = |group: &mut Vec<(usize, DistinctSet)>| -> Vec<(usize, T)> {
-        group.iter_mut().map(|(i, s)| (*i, take(s, false))).collect()
+        group
+            .iter_mut()
+            .map(|(i, s)| (*i, take(s, false)))
+            .collect()
     };
     let mut out: [T; SETS] = Default::default();
     let mut sorted_apart = None;
