@@ -212,17 +212,6 @@ pub(crate) fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> 
     Ok(())
 }
 
-/// Pretty JSON and a newline on stdout, buffered and exact: the facts of a
-/// trace file the user handed `parse-strace`, as the parser's contract
-/// prints them.
-pub(crate) fn print_json_exact(value: &impl serde::Serialize) -> Result<(), CliError> {
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    serde_json::to_writer_pretty(&mut out, value)?;
-    out.write_all(b"\n")?;
-    out.flush()?;
-    Ok(())
-}
-
 /// Open the repository at `path`, with an error that names it.
 pub(crate) fn open_repo(path: &Path) -> Result<RepoSnapshot, CliError> {
     Ok(RepoSnapshot::open(path)

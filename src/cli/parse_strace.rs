@@ -2,11 +2,11 @@
 //! ParsedTrace JSON (several files are unioned; `-` reads stdin).
 
 use std::fs::File;
-use std::io::{self, BufReader};
-use std::path::PathBuf;
+use std::io::{self, BufReader, Write};
+use std::path::{Path, PathBuf};
 
 use clap::Args;
-use codegenie_runtime::strace::{parse_trace, ParseOptions, ParsedTrace};
+use codegenie_runtime::strace::{parse_trace_sorted, ParseOptions, ParsedTrace, SortedFacts};
 
 use super::CliError;
 
@@ -50,44 +50,71 @@ pub enum ParseStraceError {
 
 pub(super) fn run(args: ParseStraceArgs) -> Result<u8, CliError> {
     let opts = ParseOptions::default();
+    let mut out = io::stdout().lock();
+    if let [file] = args.files.as_slice() {
+        // One trace: its path sets are printed from the sorted buffers the
+        // parse leaves them in, never made into a `String` each.
+        let facts = parse_file(file, &opts, args.stats)?;
+        facts.write_json_pretty(&mut out)?;
+        finish_output(&mut out)?;
+        // The process ends here: freeing every path would cost time for
+        // nothing (docs/architecture.md, "Benchmarks").
+        std::mem::forget(facts);
+        return Ok(0);
+    }
     let mut union = ParsedTrace::default();
     // What a trace found beyond the union's facts, kept to the end unfreed
     // like them.
     let mut unfreed = Vec::new();
     for file in &args.files {
-        let name = file.display().to_string();
-        let facts = if name == "-" {
-            parse_trace(io::stdin().lock(), &opts).map_err(|source| ParseStraceError::Read {
-                path: "<stdin>".into(),
-                source,
-            })?
-        } else {
-            let f = File::open(file).map_err(|source| ParseStraceError::Open {
-                path: name.clone(),
-                source,
-            })?;
-            parse_trace(BufReader::with_capacity(READ_BUFFER, f), &opts).map_err(|source| {
-                ParseStraceError::Read {
-                    path: name.clone(),
-                    source,
-                }
-            })?
-        };
-        if args.stats {
-            eprintln!(
-                "{name}: {} malformed line(s) skipped",
-                facts.malformed_lines
-            );
-        }
+        let facts = parse_file(file, &opts, args.stats)?.into_facts();
         union.merge(facts.trace);
         unfreed.push(facts.missing);
     }
-    // stdout is line-buffered: one write per line of JSON would dominate.
-    super::print_json_exact(&union)?;
+    union.write_json_pretty(&mut out)?;
+    finish_output(&mut out)?;
     // The process ends here: freeing every path one by one would cost a
     // twentieth of the run on a trace of 100k+ distinct files
     // (docs/architecture.md, "Benchmarks").
     std::mem::forget(union);
     std::mem::forget(unfreed);
     Ok(0)
+}
+
+/// The facts of one trace file (`-`: stdin), its count of malformed lines
+/// on stderr when `stats`.
+fn parse_file(file: &Path, opts: &ParseOptions, stats: bool) -> Result<SortedFacts, CliError> {
+    let name = file.display().to_string();
+    let facts = if name == "-" {
+        parse_trace_sorted(io::stdin().lock(), opts).map_err(|source| ParseStraceError::Read {
+            path: "<stdin>".into(),
+            source,
+        })?
+    } else {
+        let f = File::open(file).map_err(|source| ParseStraceError::Open {
+            path: name.clone(),
+            source,
+        })?;
+        parse_trace_sorted(BufReader::with_capacity(READ_BUFFER, f), opts).map_err(|source| {
+            ParseStraceError::Read {
+                path: name.clone(),
+                source,
+            }
+        })?
+    };
+    if stats {
+        eprintln!(
+            "{name}: {} malformed line(s) skipped",
+            facts.malformed_lines()
+        );
+    }
+    Ok(facts)
+}
+
+/// The newline after the JSON, and the rest of it out. The JSON is written
+/// in chunks: stdout is line-buffered, and one write per line would
+/// dominate.
+fn finish_output(out: &mut impl Write) -> io::Result<()> {
+    out.write_all(b"\n")?;
+    out.flush()
 }

@@ -90,9 +90,16 @@ pub(crate) fn call_name(body: &[u8]) -> Option<&[u8]> {
 }
 
 /// Parses `name(args) = ret`. `None` when the shape is wrong.
+#[cfg(test)]
 pub(crate) fn parse_call(body: &[u8]) -> Option<Call<'_>> {
-    let name = call_name(body)?;
-    let open = name.len() + 1;
+    parse_call_named(body, call_name(body)?.len())
+}
+
+/// [`parse_call`] of a body whose name, as [`call_name`] found it, is its
+/// first `name_len` bytes.
+pub(crate) fn parse_call_named(body: &[u8], name_len: usize) -> Option<Call<'_>> {
+    let name = body.get(..name_len)?;
+    let open = name_len + 1;
     let mut commas = Commas::default();
     let close = open + scan(&body[open..], Stop::CloseParen, Some(&mut commas))?;
     let args = &body[open..close];
@@ -161,6 +168,12 @@ fn scan(s: &[u8], stop: Stop, mut commas: Option<&mut Commas>) -> Option<usize> 
     let mut depth: u32 = 0;
     let mut i = 0;
     while i < s.len() {
+        // Most bytes outside strings and decorations (flag names, numbers)
+        // mean nothing here: step over them with one lookup each.
+        if !SCAN_STOP[usize::from(s[i])] {
+            i += 1;
+            continue;
+        }
         let b = s[i];
         match b {
             b'"' => {
@@ -210,6 +223,18 @@ fn scan(s: &[u8], stop: Stop, mut commas: Option<&mut Commas>) -> Option<usize> 
     }
     None
 }
+
+/// The bytes [`scan`] looks at; every other byte is passed over.
+static SCAN_STOP: [bool; 256] = {
+    let mut t = [false; 256];
+    let stops = b"\"()[]{},/<";
+    let mut i = 0;
+    while i < stops.len() {
+        t[stops[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
 
 /// Length of a decoration's content (after `<`), up to its closing `>`.
 /// Paths have `<`/`>` escaped by strace; `-yy` socket details contain `->`
@@ -314,6 +339,12 @@ fn skip_spaces(s: &[u8]) -> &[u8] {
 }
 
 fn trim(s: &[u8]) -> &[u8] {
+    // Mostly there is nothing to trim.
+    if let (Some(first), Some(last)) = (s.first(), s.last()) {
+        if !first.is_ascii_whitespace() && !last.is_ascii_whitespace() {
+            return s;
+        }
+    }
     let start = s.iter().take_while(|b| b.is_ascii_whitespace()).count();
     let s = &s[start..];
     let end = s.len()

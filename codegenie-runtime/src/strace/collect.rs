@@ -14,7 +14,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use memchr::memmem;
 
-use super::call::{field, parse_call, parse_value, Call};
+use super::call::{field, parse_call_named, parse_value, Call};
+use super::distinct::SortedText;
 use super::facts::{ExecRecord, ExitStatus, TraceFacts, MAX_EXEC_RECORDS};
 use super::join::{split_resumed, strip_unfinished, Joiner, UNFINISHED};
 use super::paths::{join_into, normalize_in_place};
@@ -23,11 +24,11 @@ use super::prefix::{parse_u32, split_head};
 use super::procs::Procs;
 use super::rules::{
     basename, is_cert, is_excluded, is_pseudo_fs, is_self_exe, is_shell, is_unnamed,
-    parse_open_flags, prot_exec, script_interpreter,
+    parse_open_flags, prot_exec, script_interpreter, OpenFlags,
 };
-use super::seen::{PathSet, Seen, SortedSets};
+use super::seen::{PathSet, Seen, SortedSets, SETS};
 use super::sockaddr::{parse_sockaddr, SockAddr};
-use super::unescape::{decode_into, leading_literal, render_into, unescape_into};
+use super::unescape::{decode_into, leading_literal, literal_parts, render_into, unescape_into};
 use super::ParseOptions;
 
 /// Stand-in pid for unprefixed lines until the root's real pid shows.
@@ -66,6 +67,10 @@ pub(crate) struct Collector<'o> {
     other: String,
     /// Scratch for normalising and joining.
     tmp: String,
+    /// The `-y` name of the fd an open returned.
+    resolved_name: String,
+    /// The last open flags parsed, as written, and what they said.
+    last_flags: Option<(Vec<u8>, Option<OpenFlags>)>,
     /// See [`ParseOptions::chdir_traced`](super::ParseOptions).
     chdir_traced: bool,
 }
@@ -91,15 +96,14 @@ impl<'o> Collector<'o> {
             path: String::new(),
             other: String::new(),
             tmp: String::new(),
+            resolved_name: String::new(),
+            last_flags: None,
             chdir_traced: opts.chdir_traced,
         }
     }
 
     pub(crate) fn finish(mut self) -> (TraceFacts, BTreeMap<String, String>) {
-        // Relative execs whose cwd never showed stay relative.
-        for pid in self.procs.pending_exec_pids() {
-            self.settle_exec(pid, None);
-        }
+        self.settle_pending_execs();
         move_into(self.seen.finish(), &mut self.facts);
         let interpreters = self
             .interpreters
@@ -107,6 +111,22 @@ impl<'o> Collector<'o> {
             .filter_map(|(k, v)| v.map(|v| (k, v)))
             .collect();
         (self.facts, interpreters)
+    }
+
+    /// [`Collector::finish`] without the interpreters, the path sets left
+    /// sorted in one buffer each (see [`Seen::finish_text`]), the facts'
+    /// own sets empty.
+    pub(crate) fn finish_text(mut self) -> (TraceFacts, [SortedText; SETS]) {
+        self.settle_pending_execs();
+        let sets = self.seen.finish_text();
+        (self.facts, sets)
+    }
+
+    /// Relative execs whose cwd never showed stay relative.
+    fn settle_pending_execs(&mut self) {
+        for pid in self.procs.pending_exec_pids() {
+            self.settle_exec(pid, None);
+        }
     }
 
     /// Ask the lookup about `path` (and, for a script, its interpreter, which
@@ -156,15 +176,17 @@ impl<'o> Collector<'o> {
             Some(b'+') if body.starts_with(b"+++ ") => Kind::Exit,
             Some(b'-') if body.starts_with(b"--- ") => Kind::Signal,
             Some(b'<') if body.starts_with(b"<... ") || body == UNFINISHED => Kind::Resumed,
-            _ if super::call::call_name(body).is_some() => Kind::Call,
-            _ => return self.malformed(),
+            _ => match super::call::call_name(body) {
+                Some(name) => Kind::Call(name.len()),
+                None => return self.malformed(),
+            },
         };
         let pid = self.resolve_pid(head.pid);
         match kind {
             Kind::Exit => self.exit_line(pid, body),
             Kind::Signal => self.signal_line(pid, body),
             Kind::Resumed => self.resumed_line(pid, body),
-            Kind::Call => self.call_line(pid, body),
+            Kind::Call(name_len) => self.call_line(pid, body, name_len),
         }
     }
 
@@ -296,10 +318,9 @@ impl<'o> Collector<'o> {
         self.joined = joined;
     }
 
-    fn call_line(&mut self, pid: u32, body: &[u8]) {
-        let Some(name) = super::call::call_name(body) else {
-            return self.malformed();
-        };
+    /// A line holding a call named by its first `name_len` bytes.
+    fn call_line(&mut self, pid: u32, body: &[u8], name_len: usize) {
+        let name = &body[..name_len];
         let wanted = Wanted::of(name);
         if wanted == Some(Wanted::Clone) {
             // The child inherits the binary: a relative exec still waiting
@@ -343,8 +364,8 @@ impl<'o> Collector<'o> {
                 return;
             }
         }
-        if wanted.is_some() {
-            self.call(pid, body);
+        if let Some(wanted) = wanted {
+            self.named_call(pid, body, name_len, wanted);
         }
     }
 
@@ -353,13 +374,18 @@ impl<'o> Collector<'o> {
         let Some(name) = super::call::call_name(body) else {
             return self.malformed();
         };
-        let Some(wanted) = Wanted::of(name) else {
-            return;
-        };
-        if wanted == Wanted::Probe && is_fd_probe(body, name.len()) {
+        if let Some(wanted) = Wanted::of(name) {
+            self.named_call(pid, body, name.len(), wanted);
+        }
+    }
+
+    /// A complete call of a wanted syscall, named by the first `name_len`
+    /// bytes of `body`.
+    fn named_call(&mut self, pid: u32, body: &[u8], name_len: usize, wanted: Wanted) {
+        if wanted == Wanted::Probe && is_fd_probe(body, name_len) {
             return;
         }
-        let Some(call) = parse_call(body) else {
+        let Some(call) = parse_call_named(body, name_len) else {
             if wanted == Wanted::Clone {
                 self.procs.clone_finished(pid, None, false);
             }
@@ -424,16 +450,21 @@ impl<'o> Collector<'o> {
     /// An `AT_FDCWD</dir>` argument shows the process's cwd, whether the
     /// call succeeds or not.
     fn learn_cwd(&mut self, pid: u32, dirfd: &[u8]) {
-        if !dirfd.starts_with(b"AT_FDCWD<") {
+        let Some(shown) = dirfd.strip_prefix(b"AT_FDCWD<") else {
             return;
+        };
+        // Most calls show the cwd already known, written plainly: then the
+        // decoration is all of `shown` but its closing `>`.
+        if let Some(plain) = shown.strip_suffix(b">") {
+            if self.procs.cwd_is(pid, plain) && !plain.iter().any(|&b| is_decoration_special(b)) {
+                return;
+            }
         }
         let Some(dec) = parse_value(dirfd).decoration else {
             return;
         };
         // Most calls show the cwd already known (a pending exec has none).
-        if memchr::memchr(b'\\', dec).is_none()
-            && self.procs.cwd(pid).is_some_and(|c| c.as_bytes() == dec)
-        {
+        if memchr::memchr(b'\\', dec).is_none() && self.procs.cwd_is(pid, dec) {
             return;
         }
         let mut cwd = std::mem::take(&mut self.other);
@@ -481,10 +512,19 @@ impl<'o> Collector<'o> {
 
     /// Decodes the literal at the start of `a` into `self.path`.
     fn literal_to_path(&mut self, a: &[u8]) -> Option<()> {
-        let (lit, _) = leading_literal(a)?;
+        self.literal_to_path_raw(a).map(|_| ())
+    }
+
+    /// [`Self::literal_to_path`], returning the literal's content as written.
+    fn literal_to_path_raw<'a>(&mut self, a: &'a [u8]) -> Option<&'a [u8]> {
+        let (lit, _, escaped) = literal_parts(a)?;
         self.path.clear();
-        decode_into(lit, &mut self.scratch, &mut self.path);
-        Some(())
+        if escaped {
+            decode_into(lit, &mut self.scratch, &mut self.path);
+        } else {
+            render_into(lit, &mut self.path);
+        }
+        Some(lit)
     }
 
     /// Joins a relative `self.path` to a dirfd argument's decoration (a
@@ -545,37 +585,70 @@ impl<'o> Collector<'o> {
         let (Some(path), Some(flags)) = (path, flags) else {
             return false;
         };
-        let Some(flags) = parse_open_flags(flags) else {
+        // A trace repeats a few flag sets: the last one is remembered.
+        let flags = match &self.last_flags {
+            Some((text, parsed)) if text.as_slice() == flags => *parsed,
+            _ => {
+                let parsed = parse_open_flags(flags);
+                let (text, held) = self.last_flags.get_or_insert_with(Default::default);
+                text.clear();
+                text.extend_from_slice(flags);
+                *held = parsed;
+                parsed
+            }
+        };
+        let Some(flags) = flags else {
             return false;
         };
         if !call.ret.ok() {
             self.note_missing(pid, call, path, dirfd);
             return true;
         }
-        if self.literal_to_path(path).is_none() {
+        let Some(lit) = self.literal_to_path_raw(path) else {
             return false;
-        }
-        self.absolutize(pid, dirfd);
-        self.other.clear();
+        };
+        // The returned fd's name, in its own buffer: making the path
+        // absolute may use `other`.
+        let mut resolved_buf = std::mem::take(&mut self.resolved_name);
+        resolved_buf.clear();
         let has_resolved = match call.ret.decoration {
+            // Mostly the file resolves to the name it was opened by,
+            // written the same way: decoded once.
+            Some(dec) if dec == lit => {
+                resolved_buf.push_str(&self.path);
+                true
+            }
             Some(dec) => {
-                decode_into(dec, &mut self.scratch, &mut self.other);
+                decode_into(dec, &mut self.scratch, &mut resolved_buf);
                 true
             }
             None => false,
         };
+        self.absolutize(pid, dirfd);
+        let understood = self.opened(pid, call, flags, has_resolved.then_some(&resolved_buf));
+        self.resolved_name = resolved_buf;
+        understood
+    }
+
+    /// The facts of a successful open of `self.path` (made absolute) whose
+    /// fd has the `-y` name `resolved`.
+    fn opened(
+        &mut self,
+        pid: u32,
+        call: &Call<'_>,
+        flags: OpenFlags,
+        resolved: Option<&String>,
+    ) -> bool {
+        let resolved = resolved.map(String::as_str);
         if let Some(fd) = call.ret.value.and_then(|v| i32::try_from(v).ok()) {
-            let resolved = has_resolved.then_some(self.other.as_str());
             self.procs.opened(pid, fd, &self.path, resolved);
         }
         if is_self_exe(&self.path) {
-            if has_resolved {
-                let target = self.other.clone();
-                self.exe_resolved(pid, &target);
+            if let Some(target) = resolved {
+                self.exe_resolved(pid, target);
             }
             return true;
         }
-        let resolved = has_resolved.then_some(self.other.as_str());
         let path = self.path.as_str();
         if is_excluded(path) {
             return true;
@@ -598,7 +671,7 @@ impl<'o> Collector<'o> {
         }
         let seen = &mut self.seen;
         if flags.reads() {
-            if is_cert(path) || resolved.is_some_and(is_cert) {
+            if is_cert(path) || resolved.is_some_and(|r| r != path && is_cert(r)) {
                 seen.insert(PathSet::CertPathsRead, path);
             }
             seen.insert(PathSet::FilesRead, path);
@@ -870,7 +943,8 @@ enum Kind {
     Exit,
     Signal,
     Resumed,
-    Call,
+    /// A call, with the length of its name.
+    Call(usize),
 }
 
 /// Syscalls the facts come from.
@@ -905,6 +979,12 @@ impl Wanted {
             _ => return None,
         })
     }
+}
+
+/// Bytes that give a decoration's text a meaning beyond plain path bytes
+/// (see `call::decoration_len` and `unescape`).
+fn is_decoration_special(b: u8) -> bool {
+    matches!(b, b'\\' | b'>' | b'[' | b']')
 }
 
 /// `newfstatat(3</x>, "", ...)` and kin: a probe of an open fd (an `fstat`

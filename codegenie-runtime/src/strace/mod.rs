@@ -13,13 +13,15 @@
 //! `sockaddr`, [`paths`] (lexical joining and normalisation), `procs`
 //! (per-process fds, binary, cwd), `collect` (the facts), `distinct` (the
 //! sets of distinct paths while collecting), `seen` (those sets, filled on
-//! a second thread for a big trace), [`rules`], `facts`.
+//! a second thread for a big trace), [`rules`], `facts`, `json` (the facts
+//! as `parse-strace` prints them).
 
 mod call;
 mod collect;
 mod distinct;
 mod facts;
 mod join;
+mod json;
 mod lines;
 pub mod paths;
 mod pidhash;
@@ -68,6 +70,61 @@ pub fn parse_trace<R: BufRead>(reader: R, opts: &ParseOptions) -> std::io::Resul
         lines::Line::Overlong => collector.malformed(),
     })?;
     Ok(collector.finish().0)
+}
+
+/// Parse one trace as [`parse_trace`] does, keeping its path sets sorted
+/// in one buffer each instead of a set of `String`s: what `parse-strace`
+/// prints a single trace from (docs/architecture.md, "Benchmarks").
+pub fn parse_trace_sorted<R: BufRead>(
+    reader: R,
+    opts: &ParseOptions,
+) -> std::io::Result<SortedFacts> {
+    let mut collector = collect::Collector::new(opts, None);
+    lines::for_each_line(reader, |line| match line {
+        lines::Line::Text(t) => collector.line(t),
+        lines::Line::Overlong => collector.malformed(),
+    })?;
+    let (facts, sets) = collector.finish_text();
+    Ok(SortedFacts { facts, sets })
+}
+
+/// The facts of one trace with its path sets still sorted strings in one
+/// buffer each (see [`parse_trace_sorted`]).
+#[derive(Debug)]
+pub struct SortedFacts {
+    /// Every fact but the path sets, which are empty here.
+    facts: TraceFacts,
+    /// The path sets, in `seen::PathSet` order.
+    sets: [distinct::SortedText; seen::SETS],
+}
+
+impl SortedFacts {
+    /// Lines that were not understood and were skipped.
+    pub fn malformed_lines(&self) -> u64 {
+        self.facts.malformed_lines
+    }
+
+    /// Writes the evidence as [`ParsedTrace::write_json_pretty`] writes
+    /// that of [`SortedFacts::into_facts`].
+    pub fn write_json_pretty(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+        json::write_pretty(&self.facts.trace, Some(&self.sets), w)
+    }
+
+    /// The facts, path sets and all, as [`parse_trace`] gives them.
+    pub fn into_facts(self) -> TraceFacts {
+        let SortedFacts { mut facts, sets } = self;
+        let [binaries, libs, certs, read, written, probed, missing] =
+            sets.map(distinct::SortedText::into_set);
+        let t = &mut facts.trace;
+        t.binaries_executed = binaries;
+        t.shared_libs_loaded = libs;
+        t.cert_paths_read = certs;
+        t.files_read = read;
+        t.files_written = written;
+        t.paths_probed = probed;
+        facts.missing = missing;
+        facts
+    }
 }
 
 /// Parse one trace in a single pass, asking `lookup` for the interpreter
@@ -158,5 +215,54 @@ impl ParsedTrace {
             self.resolved.entry(k.clone()).or_insert_with(|| v.clone());
         }
         self.paths_probed.extend(other.paths_probed.iter().cloned());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sorted_facts_print_and_become_the_facts_of_a_plain_parse() {
+        // Every path set, and past the handoff to the sets' thread and the
+        // size at which one set is sorted in two halves.
+        let mut trace = String::from("1 execve(\"/bin/sh\", [\"sh\"], 0x1 /* 1 var */) = 0\n");
+        for i in 0..40_000 {
+            let d = i % 7;
+            trace.push_str(&format!(
+                "1 openat(AT_FDCWD</w>, \"d{d}/f{i}\", O_RDONLY) = 3</w/d{d}/f{i}>\n"
+            ));
+        }
+        trace.push_str(concat!(
+            "1 openat(AT_FDCWD</w>, \"/etc/ssl/a.pem\", O_RDONLY) = 3</etc/ssl/a.pem>\n",
+            "1 mmap(NULL, 8, PROT_READ|PROT_EXEC, MAP_PRIVATE, 3</etc/ssl/a.pem>, 0) = 0x7f00\n",
+            "1 openat(AT_FDCWD</w>, \"out\", O_WRONLY|O_CREAT, 0644) = 4</w/out>\n",
+            "1 newfstatat(AT_FDCWD</w>, \"/usr\", {st_mode=S_IFDIR|0755, st_size=4096, ...}, 0) = 0\n",
+            "1 access(\"/nope\", F_OK) = -1 ENOENT (No such file or directory)\n",
+            "1 connect(5<socket:[1]>, {sa_family=AF_INET, sin_port=htons(80), sin_addr=inet_addr(\"1.2.3.4\")}, 16) = 0\n",
+            "1 +++ exited with 0 +++\n",
+        ));
+        let opts = ParseOptions::default();
+        let plain = parse_trace(trace.as_bytes(), &opts).unwrap();
+        let t = &plain.trace;
+        for (name, len) in [
+            ("binaries", t.binaries_executed.len()),
+            ("libs", t.shared_libs_loaded.len()),
+            ("certs", t.cert_paths_read.len()),
+            ("read", t.files_read.len()),
+            ("written", t.files_written.len()),
+            ("probed", t.paths_probed.len()),
+            ("missing", plain.missing.len()),
+            ("outbound", t.network_endpoints_touched.outbound.len()),
+        ] {
+            assert!(len > 0, "no {name}");
+        }
+        let sorted = parse_trace_sorted(trace.as_bytes(), &opts).unwrap();
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        plain.trace.write_json_pretty(&mut a).unwrap();
+        sorted.write_json_pretty(&mut b).unwrap();
+        assert_eq!(String::from_utf8(a).unwrap(), String::from_utf8(b).unwrap());
+        assert_eq!(sorted.malformed_lines(), plain.malformed_lines);
+        assert_eq!(sorted.into_facts(), plain);
     }
 }

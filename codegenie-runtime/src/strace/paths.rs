@@ -69,10 +69,11 @@ fn plainly_normal(path: &str) -> bool {
     };
     // Every pair of neighbours, without an early exit, so that the loop
     // runs many bytes per step.
-    let bad = b.iter().zip(&b[1..]).fold(false, |bad, (&c, &next)| {
-        bad | ((c == b'/') & ((next == b'/') | (next == b'.')))
+    // (A byte, not a bool, is what the compiler widens into vectors.)
+    let bad = b.iter().zip(&b[1..]).fold(0u8, |bad, (&c, &next)| {
+        bad | u8::from((c == b'/') & ((next == b'/') | (next == b'.')))
     });
-    (last != b'/' || b.len() == 1) && !bad
+    (last != b'/' || b.len() == 1) && bad == 0
 }
 
 /// [`is_normal`], component by component.

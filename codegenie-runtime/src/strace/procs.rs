@@ -10,13 +10,15 @@ use std::rc::Rc;
 
 use super::pidhash::PidMap;
 
-/// The names of an open fd.
+/// The names of an open fd. Owned strings, so that the next open of the
+/// same fd (a walk opens every file as fd 3) overwrites them in place
+/// instead of allocating.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct FdEntry {
     /// The path as opened (absolute when it could be made so, normalised).
-    pub opened: Rc<str>,
+    pub opened: String,
     /// The `-y` name of the returned fd, when the trace has one.
-    pub resolved: Option<Rc<str>>,
+    pub resolved: Option<String>,
 }
 
 /// An fd table; threads created with `CLONE_FILES` share one.
@@ -155,20 +157,26 @@ impl Procs {
     pub(crate) fn opened(&mut self, pid: u32, fd: i32, opened: &str, resolved: Option<&str>) {
         self.touch(pid);
         if let Some(p) = self.map.get(&pid) {
-            let opened_rc: Rc<str> = Rc::from(opened);
-            // Most opens name the file as it resolves: one allocation for both.
-            let resolved = resolved.map(|r| {
-                if r == opened {
-                    opened_rc.clone()
-                } else {
-                    Rc::from(r)
+            match p.fds.borrow_mut().entry(fd) {
+                std::collections::hash_map::Entry::Occupied(mut e) => {
+                    let e = e.get_mut();
+                    e.opened.clear();
+                    e.opened.push_str(opened);
+                    match (&mut e.resolved, resolved) {
+                        (Some(held), Some(r)) => {
+                            held.clear();
+                            held.push_str(r);
+                        }
+                        (held, r) => *held = r.map(str::to_owned),
+                    }
                 }
-            });
-            let entry = FdEntry {
-                opened: opened_rc,
-                resolved,
-            };
-            p.fds.borrow_mut().insert(fd, entry);
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(FdEntry {
+                        opened: opened.to_owned(),
+                        resolved: resolved.map(str::to_owned),
+                    });
+                }
+            }
         }
     }
 
@@ -191,6 +199,14 @@ impl Procs {
                 certain,
             });
         }
+    }
+
+    /// Whether the latest known cwd of `pid` is `dir` (as bytes).
+    pub(crate) fn cwd_is(&self, pid: u32, dir: &[u8]) -> bool {
+        self.map
+            .get(&pid)
+            .and_then(|p| p.cwd.as_deref())
+            .is_some_and(|c| c.as_bytes() == dir)
     }
 
     /// The latest known cwd of `pid`.

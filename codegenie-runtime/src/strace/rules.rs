@@ -106,6 +106,8 @@ pub(crate) fn parse_open_flags(text: &[u8]) -> Option<OpenFlags> {
             b"O_RDWR" => f.access = 2,
             b"O_CREAT" => f.create = true,
             b"O_DIRECTORY" | b"O_TMPFILE" => f.directory = true,
+            // Other flag names (`O_CLOEXEC`): no number starts with `O` or `_`.
+            _ if tok.starts_with(b"O_") || tok.starts_with(b"__O_") => {}
             _ => {
                 if let Some(v) = parse_number(tok) {
                     f.access |= (v & 3) as u8;

@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread::JoinHandle;
 
-use super::distinct::{DistinctSet, SPLIT};
+use super::distinct::{DistinctSet, SortedText, SPLIT};
 
 /// Which set a path goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,7 +29,7 @@ pub(crate) enum PathSet {
 }
 
 /// How many sets there are.
-const SETS: usize = 7;
+pub(crate) const SETS: usize = 7;
 
 impl PathSet {
     const ALL: [PathSet; SETS] = [
@@ -42,7 +42,8 @@ impl PathSet {
         PathSet::Missing,
     ];
 
-    fn index(self) -> usize {
+    /// Its place among the sets that [`Seen::finish`] returns.
+    pub(crate) fn index(self) -> usize {
         self as usize
     }
 }
@@ -156,7 +157,17 @@ impl Seen {
 
     /// Every set, sorted; large sets are sorted side by side.
     pub(crate) fn finish(self) -> SortedSets {
-        let mut sets = match self.mode {
+        sort_all(&mut self.into_sets(), DistinctSet::take_sorted)
+    }
+
+    /// [`Seen::finish`], each set left as its strings in one buffer.
+    pub(crate) fn finish_text(self) -> [SortedText; SETS] {
+        sort_all(&mut self.into_sets(), DistinctSet::take_sorted_text)
+    }
+
+    /// The sets, back from the worker if they went to one.
+    fn into_sets(self) -> Box<Sets> {
+        match self.mode {
             Mode::Here(sets) => sets,
             Mode::Worker(mut w) => {
                 w.send();
@@ -168,8 +179,7 @@ impl Seen {
                     Err(panic) => std::panic::resume_unwind(panic),
                 }
             }
-        };
-        sort_all(&mut sets)
+        }
     }
 }
 
@@ -221,7 +231,11 @@ const SORT_APART: usize = 8 << 10;
 /// groups of about the same number of paths (largest first, each to the
 /// lighter group), one sorted on a second thread while this one sorts the
 /// other.
-fn sort_all(sets: &mut Sets) -> SortedSets {
+/// `take` sorts one set, in two halves side by side when asked.
+fn sort_all<T: Default + Send>(
+    sets: &mut Sets,
+    take: fn(&mut DistinctSet, bool) -> T,
+) -> [T; SETS] {
     let mut order: Vec<usize> = (0..SETS).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(sets[i].len()));
     // One set holding most paths (a walk that opens every file once): two
@@ -229,9 +243,9 @@ fn sort_all(sets: &mut Sets) -> SortedSets {
     let largest = sets[order[0]].len();
     let total: usize = sets.iter().map(DistinctSet::len).sum();
     if largest >= SPLIT && largest * 2 > total && two_cores() {
-        let mut out: SortedSets = Default::default();
+        let mut out: [T; SETS] = Default::default();
         for (i, (o, s)) in out.iter_mut().zip(sets.iter_mut()).enumerate() {
-            *o = s.take_sorted(i == order[0]);
+            *o = take(s, i == order[0]);
         }
         return out;
     }
@@ -255,13 +269,13 @@ fn sort_all(sets: &mut Sets) -> SortedSets {
         .filter(|&i| apart[i])
         .map(|i| (i, std::mem::take(&mut sets[i])))
         .collect();
-    let sort_group = |group: &mut Vec<(usize, DistinctSet)>| -> Vec<(usize, BTreeSet<String>)> {
+    let sort_group = |group: &mut Vec<(usize, DistinctSet)>| -> Vec<(usize, T)> {
         group
             .iter_mut()
-            .map(|(i, s)| (*i, s.take_sorted(false)))
+            .map(|(i, s)| (*i, take(s, false)))
             .collect()
     };
-    let mut out: SortedSets = Default::default();
+    let mut out: [T; SETS] = Default::default();
     let mut sorted_apart = None;
     std::thread::scope(|scope| {
         let handle = (!theirs.is_empty())
@@ -273,7 +287,7 @@ fn sort_all(sets: &mut Sets) -> SortedSets {
             })
             .flatten();
         for (o, s) in out.iter_mut().zip(sets.iter_mut()) {
-            *o = s.take_sorted(false);
+            *o = take(s, false);
         }
         if let Some(handle) = handle {
             match handle.join() {

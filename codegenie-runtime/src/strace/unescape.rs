@@ -104,6 +104,17 @@ pub(crate) fn decode_into(lit: &[u8], scratch: &mut Vec<u8>, out: &mut String) {
     render_into(scratch, out);
 }
 
+/// [`leading_literal`], also telling whether the content has an escape
+/// (a `\\`): found by the same search, so a plain literal is not searched
+/// again to decode it.
+pub(crate) fn literal_parts(s: &[u8]) -> Option<(&[u8], &[u8], bool)> {
+    let body = s.strip_prefix(b"\"")?;
+    match memchr::memchr2(b'"', b'\\', body)? {
+        end if body[end] == b'"' => Some((&body[..end], &body[end + 1..], false)),
+        _ => leading_literal(s).map(|(lit, rest)| (lit, rest, true)),
+    }
+}
+
 /// The content of a leading `"..."` literal (strace may follow it with `...`
 /// when truncated) and the bytes after its closing quote.
 pub(crate) fn leading_literal(s: &[u8]) -> Option<(&[u8], &[u8])> {
