@@ -141,6 +141,9 @@ impl std::fmt::Debug for Api {
     }
 }
 
+/// An object's labels.
+pub(super) type Labels = HashMap<String, String>;
+
 fn api_error(call: &str, e: impl std::error::Error + Send + Sync + 'static) -> EngineError {
     EngineError::Api {
         call: call.to_owned(),
@@ -304,7 +307,7 @@ impl Api {
     pub(super) fn volumes_labelled(
         &self,
         key: &str,
-    ) -> Result<Vec<(String, HashMap<String, String>)>, EngineError> {
+    ) -> Result<Vec<(String, Labels)>, EngineError> {
         let options = bollard::query_parameters::ListVolumesOptions {
             filters: Some(HashMap::from([("label".to_owned(), vec![key.to_owned()])])),
         };
