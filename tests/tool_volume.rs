@@ -40,9 +40,13 @@ fn image() -> String {
         "FROM scratch\nCOPY bin/ /bin/\n",
     )
     .unwrap();
-    let (ok, id) = docker(&["build", "-q", dir.path().to_str().unwrap()]);
-    assert!(ok, "{id}");
-    id
+    let (ok, out) = docker(&["build", "-q", dir.path().to_str().unwrap()]);
+    assert!(ok, "{out}");
+    // The id is the one line of stdout; the engine may warn on stderr.
+    out.lines()
+        .find(|l| l.starts_with("sha256:"))
+        .unwrap_or_else(|| panic!("no image id in {out}"))
+        .to_owned()
 }
 
 /// Volumes labelled with the run `run`.

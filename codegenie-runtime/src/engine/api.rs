@@ -304,10 +304,7 @@ impl Api {
     }
 
     /// The volumes carrying the label `key`: name and labels.
-    pub(super) fn volumes_labelled(
-        &self,
-        key: &str,
-    ) -> Result<Vec<(String, Labels)>, EngineError> {
+    pub(super) fn volumes_labelled(&self, key: &str) -> Result<Vec<(String, Labels)>, EngineError> {
         let options = bollard::query_parameters::ListVolumesOptions {
             filters: Some(HashMap::from([("label".to_owned(), vec![key.to_owned()])])),
         };
