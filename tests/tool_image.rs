@@ -181,23 +181,6 @@ fn an_image_without_a_command_is_built_on_with_the_same_config() {
     docker(&["rmi", &original]);
 }
 
-/// The owner value of a process of this host that is gone: this process's
-/// pid with another start time (a reused pid is not the owner).
-fn dead_owner() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
-    let ns = std::fs::read_link("/proc/self/ns/pid").unwrap();
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-    let after_comm = &stat[stat.rfind(')').unwrap() + 2..];
-    let start: u64 = after_comm.split(' ').nth(19).unwrap().parse().unwrap();
-    format!(
-        "{}/{}/{}/{}",
-        host.trim(),
-        ns.display(),
-        std::process::id(),
-        start + 1
-    )
-}
-
 #[test]
 fn the_sweep_removes_tool_images_of_dead_runs_only() {
     let _engine = engine_lock();

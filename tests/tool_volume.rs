@@ -169,23 +169,6 @@ fn a_tool_volume_is_filled_once_and_read_only_for_the_app() {
     docker(&["rmi", &img]);
 }
 
-/// The owner value of a process of this host that is gone: this process's
-/// pid with another start time (a reused pid is not the owner).
-fn dead_owner() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
-    let ns = std::fs::read_link("/proc/self/ns/pid").unwrap();
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-    let after_comm = &stat[stat.rfind(')').unwrap() + 2..];
-    let start: u64 = after_comm.split(' ').nth(19).unwrap().parse().unwrap();
-    format!(
-        "{}/{}/{}/{}",
-        host.trim(),
-        ns.display(),
-        std::process::id(),
-        start + 1
-    )
-}
-
 #[test]
 fn the_sweep_and_the_run_removal_take_tool_volumes_of_their_runs_only() {
     let _engine = engine_lock();

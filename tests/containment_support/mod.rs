@@ -77,8 +77,8 @@ pub fn leftovers_and_cleanup(
     digest: Option<&str>,
 ) -> Leftovers {
     let containers = crate::trace_support::labelled_containers(run_id);
-    let images = labelled_images(run_id);
-    let volumes = labelled_volumes(run_id);
+    let images = labelled("image", run_id);
+    let volumes = labelled("volume", run_id);
     let temp_entries = tmp_entries().difference(tmp_before).cloned().collect();
     let mut extra_tags = Vec::new();
     if let Some(d) = digest {
@@ -100,24 +100,11 @@ pub fn leftovers_and_cleanup(
     }
 }
 
-/// Volume names carrying `codegenie.run=<run_id>`.
-fn labelled_volumes(run_id: &str) -> Vec<String> {
+/// Image ids (`kind` image) or volume names (`kind` volume) carrying
+/// `codegenie.run=<run_id>`.
+fn labelled(kind: &str, run_id: &str) -> Vec<String> {
     let out = Command::new("docker")
-        .args(["volume", "ls", "-q", "--filter"])
-        .arg(format!("label=codegenie.run={run_id}"))
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
-/// Image ids carrying `codegenie.run=<run_id>`.
-fn labelled_images(run_id: &str) -> Vec<String> {
-    let out = Command::new("docker")
-        .args(["image", "ls", "-q", "--filter"])
+        .args([kind, "ls", "-q", "--filter"])
         .arg(format!("label=codegenie.run={run_id}"))
         .output()
         .unwrap();

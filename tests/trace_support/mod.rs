@@ -414,3 +414,20 @@ pub fn strings(v: &serde_json::Value) -> Vec<String> {
         .map(|s| s.as_str().unwrap().to_owned())
         .collect()
 }
+
+/// The owner value of a process of this host that is gone: this process's
+/// pid with another start time (a reused pid is not the owner).
+pub fn dead_owner() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let ns = std::fs::read_link("/proc/self/ns/pid").unwrap();
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let after_comm = &stat[stat.rfind(')').unwrap() + 2..];
+    let start: u64 = after_comm.split(' ').nth(19).unwrap().parse().unwrap();
+    format!(
+        "{}/{}/{}/{}",
+        host.trim(),
+        ns.display(),
+        std::process::id(),
+        start + 1
+    )
+}
