@@ -236,7 +236,8 @@ fn minimized_on_a_base_answers_every_route(case: Case) {
                 let argv: Vec<String> = serde_json::from_str(args).unwrap();
                 let kept: Vec<String> = argv
                     .into_iter()
-                    .filter(|a| !a.starts_with(case.package_files))
+                    // Names are `./usr/...` for GNU tar, `usr/...` for busybox's.
+                    .filter(|a| !a.trim_start_matches("./").starts_with(case.package_files))
                     .collect();
                 format!("RUN {}\n", serde_json::to_string(&kept).unwrap())
             }

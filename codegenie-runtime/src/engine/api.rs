@@ -321,6 +321,58 @@ impl Api {
             .collect())
     }
 
+    /// Every container (running or not) carrying the label filter `label`
+    /// (`key` or `key=value`): id and labels.
+    pub(super) fn containers_labelled(
+        &self,
+        label: &str,
+    ) -> Result<Vec<(String, Labels)>, EngineError> {
+        let options = bollard::query_parameters::ListContainersOptions {
+            all: true,
+            filters: Some(HashMap::from([(
+                "label".to_owned(),
+                vec![label.to_owned()],
+            )])),
+            ..Default::default()
+        };
+        let listed = self.call(
+            "list containers",
+            COMMAND_TIMEOUT,
+            self.docker.list_containers(Some(options)),
+        )?;
+        Ok(listed
+            .into_iter()
+            .filter_map(|c| Some((c.id?, c.labels.unwrap_or_default())))
+            .collect())
+    }
+
+    /// Ids of the images matching every filter of `filters` (`reference`,
+    /// `label`).
+    pub(super) fn image_ids(&self, filters: &[(&str, &str)]) -> Result<Vec<String>, EngineError> {
+        let mut map: HashMap<String, Vec<String>> = HashMap::new();
+        for (k, v) in filters {
+            map.entry((*k).to_owned())
+                .or_default()
+                .push((*v).to_owned());
+        }
+        let options = bollard::query_parameters::ListImagesOptions {
+            filters: Some(map),
+            ..Default::default()
+        };
+        let listed = self.call(
+            "list images",
+            COMMAND_TIMEOUT,
+            self.docker.list_images(Some(options)),
+        )?;
+        Ok(listed.into_iter().map(|i| i.id).collect())
+    }
+
+    /// The engine's version (`docker version --format {{.Server.Version}}`).
+    pub(super) fn server_version(&self) -> Result<String, EngineError> {
+        let v = self.call("version", COMMAND_TIMEOUT, self.docker.version())?;
+        Ok(v.version.unwrap_or_default())
+    }
+
     /// Unpack the tar archive `tar` at `path` in the container (`docker cp`
     /// from a stream: no process, no copy on the host's disk).
     pub(super) fn upload(

@@ -106,6 +106,12 @@ impl Engine {
 
     /// Check that the engine answers.
     pub fn ping(&self) -> Result<String, EngineError> {
+        // Connecting negotiated the API version: the engine answered.
+        if let Some(api) = self.api() {
+            return api.server_version().map_err(|e| EngineError::Unavailable {
+                detail: crate::errors::error_chain(&e),
+            });
+        }
         let out = self.run(
             self.spec()
                 .args(["version", "--format", "{{.Server.Version}}"])

@@ -13,6 +13,19 @@ impl Engine {
     /// ([`run_covers`](super::run_covers));
     /// returns how many.
     pub fn remove_runs_under(&self, run: &str) -> Result<usize, EngineError> {
+        if let Some(api) = self.api() {
+            let mut removed = 0;
+            for (id, labels) in api.containers_labelled(RUN_LABEL)? {
+                if labels
+                    .get(RUN_LABEL)
+                    .is_some_and(|label| super::run_covers(run, label))
+                {
+                    self.remove(&id)?;
+                    removed += 1;
+                }
+            }
+            return Ok(removed);
+        }
         let out = self.ok(self.spec().args([
             "ps",
             "-a",
@@ -39,6 +52,10 @@ impl Engine {
 impl Engine {
     /// Ids of every container (running or not) labelled with `run_id`.
     pub fn containers_of_run(&self, run_id: &str) -> Result<Vec<String>, EngineError> {
+        if let Some(api) = self.api() {
+            let listed = api.containers_labelled(&format!("{RUN_LABEL}={run_id}"))?;
+            return Ok(listed.into_iter().map(|(id, _)| id).collect());
+        }
         let out = self.ok(self.spec().args([
             "ps",
             "-a",
@@ -83,22 +100,40 @@ impl Engine {
         // Scenario containers carry the owner label; a container a tool
         // image is made from carries only the tools' (and scenario containers
         // inherit that one from their tool image).
-        let out = self.ok(self.spec().args([
-            "ps",
-            "-a",
-            "--no-trunc",
-            "--filter",
-            &format!("label={RUN_LABEL}"),
-            "--format",
-            &format!("{{{{.ID}}}}\t{{{{.Label \"{owner}\"}}}}\t{{{{.Label \"{tools}\"}}}}"),
-        ]))?;
+        // `(id, owner label, tools label)`, empty where a label is unset.
+        let listed: Vec<(String, String, String)> = match self.api() {
+            Some(api) => api
+                .containers_labelled(RUN_LABEL)?
+                .into_iter()
+                .map(|(id, labels)| {
+                    let get = |k: &str| labels.get(k).cloned().unwrap_or_default();
+                    let (own, tool) = (get(owner), get(tools));
+                    (id, own, tool)
+                })
+                .collect(),
+            None => {
+                let out = self.ok(self.spec().args([
+                    "ps",
+                    "-a",
+                    "--no-trunc",
+                    "--filter",
+                    &format!("label={RUN_LABEL}"),
+                    "--format",
+                    &format!("{{{{.ID}}}}\t{{{{.Label \"{owner}\"}}}}\t{{{{.Label \"{tools}\"}}}}"),
+                ]))?;
+                out.stdout
+                    .text()
+                    .lines()
+                    .filter_map(|line| {
+                        let mut f = line.split('\t').map(|x| x.trim().to_owned());
+                        Some((f.next()?, f.next()?, f.next()?))
+                    })
+                    .collect()
+            }
+        };
         let mut swept = Swept::default();
-        for line in out.stdout.text().lines() {
-            let mut fields = line.split('\t').map(str::trim);
-            let (Some(id), Some(own), Some(tool)) = (fields.next(), fields.next(), fields.next())
-            else {
-                continue;
-            };
+        for (id, own, tool) in &listed {
+            let (id, own, tool) = (id.as_str(), own.as_str(), tool.as_str());
             let (key, value) = if own.is_empty() {
                 (tools, tool)
             } else {

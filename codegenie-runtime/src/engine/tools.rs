@@ -188,17 +188,26 @@ impl Engine {
     /// Tool images on the engine (`codegenie-tools:*` with the owner
     /// label), with their labels.
     fn tool_images(&self) -> Result<Vec<(String, ToolLabels)>, EngineError> {
-        let out = self.ok(self.spec().args([
-            "image",
-            "ls",
-            "-q",
-            "--no-trunc",
-            "--filter",
-            &format!("reference={TOOLS_REPOSITORY}"),
-            "--filter",
-            &format!("label={TOOLS_OWNER_LABEL}"),
-        ]))?;
-        let mut ids = super::client::ids_of(&out.stdout.text());
+        let reference = TOOLS_REPOSITORY.to_owned();
+        let mut ids = match self.api() {
+            Some(api) => {
+                api.image_ids(&[("reference", &reference), ("label", TOOLS_OWNER_LABEL)])?
+            }
+            None => {
+                let out = self.ok(self.spec().args([
+                    "image",
+                    "ls",
+                    "-q",
+                    "--no-trunc",
+                    "--filter",
+                    &format!("reference={reference}"),
+                    "--filter",
+                    &format!("label={TOOLS_OWNER_LABEL}"),
+                ]))?;
+                super::client::ids_of(&out.stdout.text())
+            }
+        };
+        ids.sort();
         ids.dedup();
         if ids.is_empty() {
             return Ok(Vec::new());
