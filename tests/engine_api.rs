@@ -2,8 +2,9 @@
 //! engine, with no engine CLI on `PATH`: every call a scenario makes many
 //! of (create, inspect, exec, capped copy, kill, remove) still works, so it
 //! went through the API, and the hardening the CLI used to pass as flags is
-//! in the container, field for field. The control: the CLI's own calls
-//! (`ping`) fail without the program, and an endpoint only the CLI reaches
+//! in the container, field for field; the ping and the run's listings too.
+//! The control: a call left on the CLI (an image's config) fails without
+//! the program, and an endpoint only the CLI reaches
 //! (a Docker context) fails the same calls.
 // Tests drive the engine CLI directly, by its absolute path.
 #![allow(clippy::disallowed_methods)]
@@ -44,8 +45,11 @@ fn a_scenario_s_engine_calls_go_through_the_api() {
     std::env::set_var("PATH", empty.path());
 
     let engine = Engine::new(EngineKind::Docker);
+    // The ping goes through the API; a call still on the CLI (an image's
+    // config) fails without the program: the control.
+    assert!(!engine.ping().unwrap().is_empty());
     assert!(
-        matches!(engine.ping(), Err(EngineError::Unavailable { .. })),
+        matches!(engine.image_config(&tag), Err(EngineError::Unavailable { .. })),
         "the CLI is gone"
     );
     let run_id = format!("api-test-{}", std::process::id());
