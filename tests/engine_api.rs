@@ -49,7 +49,10 @@ fn a_scenario_s_engine_calls_go_through_the_api() {
     // config) fails without the program: the control.
     assert!(!engine.ping().unwrap().is_empty());
     assert!(
-        matches!(engine.image_config(&tag), Err(EngineError::Unavailable { .. })),
+        matches!(
+            engine.image_config(&tag),
+            Err(EngineError::Unavailable { .. })
+        ),
         "the CLI is gone"
     );
     let run_id = format!("api-test-{}", std::process::id());

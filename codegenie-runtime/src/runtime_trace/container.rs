@@ -11,7 +11,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::cancel::CancelToken;
-use crate::engine::{CreateOptions, Engine, EngineError, ImageConfig, VolumeMount, WritableLayer};
+use crate::engine::{
+    copy_from_upper, make_folder_in_upper, CreateOptions, Engine, EngineError, ImageConfig,
+    VolumeMount, WritableLayer,
+};
 use crate::exec::{Running, Termination};
 use crate::interp;
 
@@ -112,6 +115,7 @@ impl<'a> ScenarioBackend for ContainerBackend<'a> {
             engine: self.engine,
             id: self.engine.create(&create).map_err(engine_stop)?,
             removed: false,
+            layer: None,
         })
     }
 
@@ -122,7 +126,25 @@ impl<'a> ScenarioBackend for ContainerBackend<'a> {
                 .map_err(engine_stop)?;
         }
         // The trace's folder is the container's own, in its writable layer
-        // (bounded by the disk watch), whatever holds the tools.
+        // (bounded by the disk watch), whatever holds the tools: made in
+        // that layer's folder where this machine holds it (no engine
+        // mount), else through the engine.
+        let layer = self.engine.writable_layer(&container.id);
+        let out_dir = bundle::OUT_DIR.trim_start_matches('/');
+        let made = match &layer {
+            WritableLayer::HostDir(upper) => match make_folder_in_upper(upper, out_dir, 0o777) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::debug!(error = %e, "cannot make the trace's folder in the upper layer; asking the engine");
+                    false
+                }
+            },
+            WritableLayer::Engine => false,
+        };
+        container.layer = Some(layer);
+        if made {
+            return Ok(());
+        }
         self.engine
             .make_folder_in(&container.id, bundle::OUT_DIR, 0o777)
             .map_err(engine_stop)
@@ -157,7 +179,7 @@ impl<'a> ScenarioBackend for ContainerBackend<'a> {
         let meter = EngineMeter {
             engine: self.engine.clone(),
             container: s.container.id.clone(),
-            layer: None,
+            layer: s.container.layer.clone(),
             oom_seen: Arc::clone(&s.oom_seen),
             // A bundle copied into the container is codegenie's, not the app's.
             baseline: if self.tools == ToolsFrom::Copy {
@@ -248,6 +270,22 @@ impl<'a> ScenarioBackend for ContainerBackend<'a> {
         limit: u64,
         deadline: Instant,
     ) -> Result<TraceCopy, BackendError> {
+        // The container has stopped: where this machine holds its upper
+        // layer, the trace is read from there (checked against links the
+        // app may have left); anything else goes through the engine.
+        if let Some(WritableLayer::HostDir(upper)) = &s.container.layer {
+            match copy_from_upper(upper, bundle::TRACE_OUT, dest, limit) {
+                Ok(copy) => {
+                    return Ok(TraceCopy {
+                        size: copy.size,
+                        written: copy.written,
+                    })
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "cannot read the trace from the upper layer; asking the engine")
+                }
+            }
+        }
         let copy = self.engine.copy_out_capped(
             &s.container.id,
             bundle::TRACE_OUT,
@@ -468,6 +506,8 @@ pub(crate) struct Container<'a> {
     engine: &'a Engine,
     id: String,
     removed: bool,
+    /// How its writable layer is reached, learnt before it starts.
+    layer: Option<WritableLayer>,
 }
 
 impl Container<'_> {
