@@ -53,13 +53,12 @@ fn every_phase_of_a_container_scenario_is_timed_within_its_wall_clock() {
     let p = &sc["phases_ms"];
     // A container is created, comes up (`start` only spawns the attached
     // client: the engine starts the container while `ready` waits), is
-    // stopped by SIGTERM, copied out and removed.
-    for busy in ["create", "ready", "stop", "copy_out", "remove"] {
+    // stopped by SIGTERM and removed. Its trace's folder is made and its
+    // trace read in its upper layer where this machine holds it, which can
+    // take under a millisecond (`install`, `copy_out`).
+    for busy in ["create", "ready", "stop", "remove"] {
         assert!(p[busy].as_u64().unwrap() > 0, "{busy} took no time: {p:#}");
     }
-    // Each container gets the trace's folder (and, on the CLI path, a
-    // lone scenario its own copy of the tools).
-    assert!(p["install"].as_u64().unwrap() > 0, "{p:#}");
     assert!(
         labelled_containers(&id).is_empty(),
         "containers left behind"

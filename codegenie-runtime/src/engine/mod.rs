@@ -50,7 +50,7 @@ pub use resolver::BuildDigestResolver;
 pub use runs::Swept;
 pub use tools::TOOLS_REPOSITORY;
 pub use volumes::TOOLS_VOLUME_PREFIX;
-pub use writable::{copy_from_upper, make_folder_in_upper, WritableLayer};
+pub use writable::{make_folder_in_upper, WritableLayer};
 
 /// The label put on everything a run creates: `codegenie.run=<run id>`.
 pub const RUN_LABEL: &str = "codegenie.run";

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use crate::cancel::CancelToken;
 use crate::engine::{
-    copy_from_upper, make_folder_in_upper, CreateOptions, Engine, EngineError, ImageConfig,
-    VolumeMount, WritableLayer,
+    make_folder_in_upper, CreateOptions, Engine, EngineError, ImageConfig, VolumeMount,
+    WritableLayer,
 };
 use crate::exec::{Running, Termination};
 use crate::interp;
@@ -270,22 +270,10 @@ impl<'a> ScenarioBackend for ContainerBackend<'a> {
         limit: u64,
         deadline: Instant,
     ) -> Result<TraceCopy, BackendError> {
-        // The container has stopped: where this machine holds its upper
-        // layer, the trace is read from there (checked against links the
-        // app may have left); anything else goes through the engine.
-        if let Some(WritableLayer::HostDir(upper)) = &s.container.layer {
-            match copy_from_upper(upper, bundle::TRACE_OUT, dest, limit) {
-                Ok(copy) => {
-                    return Ok(TraceCopy {
-                        size: copy.size,
-                        written: copy.written,
-                    })
-                }
-                Err(e) => {
-                    tracing::debug!(error = %e, "cannot read the trace from the upper layer; asking the engine")
-                }
-            }
-        }
+        // Through the engine, not from the upper layer on this machine: on
+        // fuse-overlayfs the app's last writes can still be in the FUSE
+        // mount's cache when the container is reported stopped
+        // (docs/architecture.md, "Container flow").
         let copy = self.engine.copy_out_capped(
             &s.container.id,
             bundle::TRACE_OUT,
