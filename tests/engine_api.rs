@@ -199,3 +199,28 @@ fn a_scenario_s_engine_calls_go_through_the_api() {
 
     docker(&bin, &["rmi", &tag]);
 }
+
+#[test]
+fn an_engine_whose_client_was_used_can_be_dropped_inside_an_async_task() {
+    let _engine = engine_lock();
+    let engine = Engine::new(EngineKind::Docker);
+    // The client is made on first use, on a blocking thread as a probe
+    // would; the last clone then goes with an async task (a portfolio's
+    // worker), where dropping a runtime blocks. Without the client's own
+    // drop this panics: "Cannot drop a runtime in a context where blocking
+    // is not allowed".
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let engine = tokio::task::spawn_blocking(move || {
+            assert!(!engine.ping().unwrap().is_empty());
+            engine
+        })
+        .await
+        .unwrap();
+        tokio::spawn(async move { drop(engine) }).await.unwrap();
+    });
+}

@@ -130,7 +130,19 @@ struct NoAnswer {
 /// One client, its runtime, and the engine's negotiated API version.
 pub(super) struct Api {
     docker: Docker,
-    runtime: tokio::runtime::Runtime,
+    /// Taken only by `drop`.
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for Api {
+    /// The last clone of an `Engine` may go inside an async task (a
+    /// portfolio's worker), where dropping a runtime blocks and tokio
+    /// panics: shut it down without waiting for its worker.
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 impl std::fmt::Debug for Api {
@@ -184,7 +196,17 @@ impl Api {
             NEGOTIATE_TIMEOUT,
             async { docker.negotiate_version().await },
         )?;
-        Ok(Api { docker, runtime })
+        Ok(Api {
+            docker,
+            runtime: Some(runtime),
+        })
+    }
+
+    /// The client's runtime (present until the client is dropped).
+    fn runtime(&self) -> &tokio::runtime::Runtime {
+        self.runtime
+            .as_ref()
+            .expect("the runtime is taken only when the client is dropped")
     }
 
     fn call<T>(
@@ -193,7 +215,7 @@ impl Api {
         timeout: Duration,
         f: impl Future<Output = Result<T, bollard::errors::Error>>,
     ) -> Result<T, EngineError> {
-        within(&self.runtime, call, timeout, f)
+        within(self.runtime(), call, timeout, f)
     }
 
     /// `docker create` with the hardening of docs/architecture.md,
@@ -504,7 +526,7 @@ impl Api {
         )?;
         let mut stdout = crate::exec::Buffer::new(limit);
         let mut stderr = crate::exec::Buffer::new(limit);
-        let ran = self.runtime.block_on(async {
+        let ran = self.runtime().block_on(async {
             let run = async {
                 match self.docker.start_exec(&exec.id, None).await? {
                     StartExecResults::Attached { mut output, .. } => {
@@ -574,7 +596,7 @@ impl Api {
         };
         let mut tar = TarHead::new(out, limit);
         let left = deadline.saturating_duration_since(Instant::now());
-        let read = self.runtime.block_on(async {
+        let read = self.runtime().block_on(async {
             tokio::time::timeout(left, async {
                 let mut body = self.docker.download_from_container(
                     container,
