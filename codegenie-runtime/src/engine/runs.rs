@@ -13,35 +13,10 @@ impl Engine {
     /// ([`run_covers`](super::run_covers));
     /// returns how many.
     pub fn remove_runs_under(&self, run: &str) -> Result<usize, EngineError> {
-        if let Some(api) = self.api() {
-            let mut removed = 0;
-            for (id, labels) in api.containers_labelled(RUN_LABEL)? {
-                if labels
-                    .get(RUN_LABEL)
-                    .is_some_and(|label| super::run_covers(run, label))
-                {
-                    self.remove(&id)?;
-                    removed += 1;
-                }
-            }
-            return Ok(removed);
-        }
-        let out = self.ok(self.spec().args([
-            "ps",
-            "-a",
-            "--no-trunc",
-            "--filter",
-            &format!("label={RUN_LABEL}"),
-            "--format",
-            &format!("{{{{.ID}}}}\t{{{{.Label \"{RUN_LABEL}\"}}}}"),
-        ]))?;
         let mut removed = 0;
-        for line in out.stdout.text().lines() {
-            let Some((id, label)) = line.split_once('\t') else {
-                continue;
-            };
-            if super::run_covers(run, label.trim()) {
-                self.remove(id.trim())?;
+        for (id, labels) in self.run_containers(&[RUN_LABEL])? {
+            if super::run_covers(run, &labels[0]) {
+                self.remove(&id)?;
                 removed += 1;
             }
         }
@@ -50,6 +25,49 @@ impl Engine {
 }
 
 impl Engine {
+    /// Every container (running or not) carrying the run label, with the
+    /// values of the labels `keys` (empty where unset), in order: one
+    /// listing, through the API where it answers, else `docker ps`.
+    fn run_containers(&self, keys: &[&str]) -> Result<Vec<(String, Vec<String>)>, EngineError> {
+        if let Some(api) = self.api() {
+            return Ok(api
+                .containers_labelled(RUN_LABEL)?
+                .into_iter()
+                .map(|(id, labels)| {
+                    let values = keys
+                        .iter()
+                        .map(|k| labels.get(*k).cloned().unwrap_or_default())
+                        .collect();
+                    (id, values)
+                })
+                .collect());
+        }
+        let mut format = "{{.ID}}".to_owned();
+        for k in keys {
+            format.push_str(&format!("\t{{{{.Label \"{k}\"}}}}"));
+        }
+        let out = self.ok(self.spec().args([
+            "ps",
+            "-a",
+            "--no-trunc",
+            "--filter",
+            &format!("label={RUN_LABEL}"),
+            "--format",
+            &format,
+        ]))?;
+        Ok(out
+            .stdout
+            .text()
+            .lines()
+            .filter_map(|line| {
+                let mut f = line.split('\t').map(|x| x.trim().to_owned());
+                let id = f.next().filter(|id| !id.is_empty())?;
+                let values: Vec<String> = f.collect();
+                (values.len() == keys.len()).then_some((id, values))
+            })
+            .collect())
+    }
+
     /// Ids of every container (running or not) labelled with `run_id`.
     pub fn containers_of_run(&self, run_id: &str) -> Result<Vec<String>, EngineError> {
         if let Some(api) = self.api() {
@@ -100,40 +118,9 @@ impl Engine {
         // Scenario containers carry the owner label; a container a tool
         // image is made from carries only the tools' (and scenario containers
         // inherit that one from their tool image).
-        // `(id, owner label, tools label)`, empty where a label is unset.
-        let listed: Vec<(String, String, String)> = match self.api() {
-            Some(api) => api
-                .containers_labelled(RUN_LABEL)?
-                .into_iter()
-                .map(|(id, labels)| {
-                    let get = |k: &str| labels.get(k).cloned().unwrap_or_default();
-                    let (own, tool) = (get(owner), get(tools));
-                    (id, own, tool)
-                })
-                .collect(),
-            None => {
-                let out = self.ok(self.spec().args([
-                    "ps",
-                    "-a",
-                    "--no-trunc",
-                    "--filter",
-                    &format!("label={RUN_LABEL}"),
-                    "--format",
-                    &format!("{{{{.ID}}}}\t{{{{.Label \"{owner}\"}}}}\t{{{{.Label \"{tools}\"}}}}"),
-                ]))?;
-                out.stdout
-                    .text()
-                    .lines()
-                    .filter_map(|line| {
-                        let mut f = line.split('\t').map(|x| x.trim().to_owned());
-                        Some((f.next()?, f.next()?, f.next()?))
-                    })
-                    .collect()
-            }
-        };
         let mut swept = Swept::default();
-        for (id, own, tool) in &listed {
-            let (id, own, tool) = (id.as_str(), own.as_str(), tool.as_str());
+        for (id, labels) in self.run_containers(&[owner, tools])? {
+            let (id, own, tool) = (id.as_str(), labels[0].as_str(), labels[1].as_str());
             let (key, value) = if own.is_empty() {
                 (tools, tool)
             } else {
