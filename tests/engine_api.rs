@@ -16,7 +16,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use codegenie_runtime::engine::{
-    ContextName, CreateOptions, Engine, EngineEndpoint, EngineError, EngineKind,
+    ContextName, CreateOptions, Engine, EngineEndpoint, EngineError, EngineKind, StartedApp,
 };
 use codegenie_runtime::exec::Termination;
 use trace_support::*;
@@ -196,6 +196,48 @@ fn a_scenario_s_engine_calls_go_through_the_api() {
     let shown = codegenie_runtime::error_chain(&gone);
     assert!(shown.contains("inspect container"), "{shown}");
     assert!(shown.contains("No such container"), "{shown}");
+
+    // start: the output comes from an attach stream opened before the
+    // start (the first line is there), both streams apart, the exit code
+    // from the engine's wait; all with no CLI.
+    let short = CreateOptions {
+        args: vec![
+            "sh".into(),
+            "-c".into(),
+            "echo ready; echo err >&2; exit 3".into(),
+        ],
+        ..create.clone()
+    };
+    let id = engine.create(&short).unwrap();
+    let mut app = engine.start_attached(&id, Some("ready")).unwrap();
+    assert!(matches!(app, StartedApp::Stream(_)), "{app:?}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    assert_eq!(
+        app.wait_until(deadline).unwrap(),
+        Some(Termination::Exited(3))
+    );
+    let done = app.finish();
+    assert_eq!(done.stdout.text(), "ready\n");
+    assert_eq!(done.stderr.text(), "err\n");
+    engine.remove(&id).unwrap();
+    // The ready line is seen while the app runs; to stop following leaves
+    // the container to its owner, who kills it.
+    let long = CreateOptions {
+        args: vec!["sh".into(), "-c".into(), "echo ready; sleep 60".into()],
+        ..create.clone()
+    };
+    let id = engine.create(&long).unwrap();
+    let mut app = engine.start_attached(&id, Some("ready")).unwrap();
+    while !app.line_seen() {
+        assert!(std::time::Instant::now() < deadline, "no ready line");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(app.try_wait().unwrap(), None, "it still runs");
+    app.kill();
+    assert!(matches!(app.try_wait(), Ok(Some(Termination::Signaled(9)))));
+    assert!(engine.is_running(&id).unwrap());
+    engine.kill(&id).unwrap();
+    engine.remove(&id).unwrap();
 
     docker(&bin, &["rmi", &tag]);
 }

@@ -156,7 +156,10 @@ impl std::fmt::Debug for Api {
 /// An object's labels.
 pub(super) type Labels = HashMap<String, String>;
 
-fn api_error(call: &str, e: impl std::error::Error + Send + Sync + 'static) -> EngineError {
+pub(super) fn api_error(
+    call: &str,
+    e: impl std::error::Error + Send + Sync + 'static,
+) -> EngineError {
     EngineError::Api {
         call: call.to_owned(),
         source: Arc::new(e),
@@ -202,14 +205,19 @@ impl Api {
         })
     }
 
+    /// The client.
+    pub(super) fn docker(&self) -> &Docker {
+        &self.docker
+    }
+
     /// The client's runtime (present until the client is dropped).
-    fn runtime(&self) -> &tokio::runtime::Runtime {
+    pub(super) fn runtime(&self) -> &tokio::runtime::Runtime {
         self.runtime
             .as_ref()
             .expect("the runtime is taken only when the client is dropped")
     }
 
-    fn call<T>(
+    pub(super) fn call<T>(
         &self,
         call: &str,
         timeout: Duration,

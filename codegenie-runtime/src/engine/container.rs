@@ -4,12 +4,13 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::exec::{self, Finished, Running};
+use crate::exec::{self, Finished};
 use crate::tar_head::TarHead;
 
+use super::attached::StartedApp;
 use super::client::printed_bool;
 use super::options::{CappedCopy, CreateOptions};
-use super::{orphans, Engine, EngineError, LOG_TAIL_BYTES, RUN_LABEL};
+use super::{orphans, Engine, EngineError, COMMAND_TIMEOUT, LOG_TAIL_BYTES, RUN_LABEL};
 
 impl Engine {
     /// Create a hardened container and return its id.
@@ -179,25 +180,35 @@ impl Engine {
         }
     }
 
-    /// Start a created container attached; the handle captures its output and
-    /// flags a line containing `watch` when given.
+    /// Start a created container attached; the handle captures its output
+    /// (256 KiB per stream) and flags a line containing `watch` when given.
+    /// Through the API client the output comes from an attach stream opened
+    /// before the start, with no process per container.
     pub fn start_attached(
         &self,
         container: &str,
         watch: Option<&str>,
-    ) -> Result<Running, EngineError> {
+    ) -> Result<StartedApp, EngineError> {
+        const CAPTURE: usize = 256 * 1024;
+        if let Some(api) = self.api() {
+            return api
+                .start_attached(container, watch, CAPTURE, COMMAND_TIMEOUT)
+                .map(StartedApp::Stream);
+        }
         let mut spec = self
             .spec()
             .args(["start", "-a", container])
-            .capture_limit(256 * 1024);
+            .capture_limit(CAPTURE);
         if let Some(w) = watch {
             spec = spec.watch_line(w.as_bytes().to_vec());
         }
         let shown = spec.display();
-        exec::spawn(&spec).map_err(|e| EngineError::Command {
-            command: shown,
-            detail: e.to_string(),
-        })
+        exec::spawn(&spec)
+            .map(StartedApp::Client)
+            .map_err(|e| EngineError::Command {
+                command: shown,
+                detail: e.to_string(),
+            })
     }
 
     /// Run `argv` in a running container.

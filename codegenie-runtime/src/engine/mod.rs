@@ -15,6 +15,7 @@
 //! - `runs`, `orphans`: everything a run made, and what killed runs left.
 
 mod api;
+mod attached;
 mod build;
 mod build_memo;
 mod client;
@@ -36,6 +37,7 @@ mod writable;
 
 use std::time::Duration;
 
+pub use attached::{Attached, StartedApp};
 pub use client::Engine;
 pub use config::ImageConfig;
 pub use context::BuildContextError;

@@ -91,13 +91,54 @@ pub(crate) struct LineWatch {
     pub(crate) seen: Arc<AtomicBool>,
 }
 
+/// One stream's capture and line watch, fed chunk by chunk as the bytes
+/// arrive: from a child's pipe ([`pump`]) or from an engine's attach
+/// stream, with the same bounds either way.
+#[derive(Debug)]
+pub(crate) struct Feed {
+    buf: Arc<Mutex<Buffer>>,
+    watch: Option<LineWatch>,
+    /// The current partial line, bounded so a newline-free stream cannot grow it.
+    line: Vec<u8>,
+}
+
+impl Feed {
+    /// The longest partial line kept for the watch.
+    const MAX_LINE: usize = 64 * 1024;
+
+    pub(crate) fn new(buf: Arc<Mutex<Buffer>>, watch: Option<LineWatch>) -> Feed {
+        Feed {
+            buf,
+            watch,
+            line: Vec::new(),
+        }
+    }
+
+    /// Capture `data` and flag the watch when a line holds its needle.
+    pub(crate) fn push(&mut self, data: &[u8]) {
+        if let Ok(mut b) = self.buf.lock() {
+            b.push(data);
+        }
+        if let Some(w) = &self.watch {
+            for &byte in data {
+                if byte == b'\n' {
+                    check_line(&self.line, w);
+                    self.line.clear();
+                } else if self.line.len() < Self::MAX_LINE {
+                    self.line.push(byte);
+                }
+            }
+            // A ready message may not end with a newline yet.
+            check_line(&self.line, w);
+        }
+    }
+}
+
 /// Copy `reader` into `buf` until EOF, flagging `watch` when a line contains
 /// its needle. Runs on its own thread.
 pub(crate) fn pump(mut reader: impl Read, buf: Arc<Mutex<Buffer>>, watch: Option<LineWatch>) {
     let mut chunk = [0u8; 8192];
-    // The current partial line, bounded so a newline-free stream cannot grow it.
-    let mut line: Vec<u8> = Vec::new();
-    const MAX_LINE: usize = 64 * 1024;
+    let mut feed = Feed::new(buf, watch);
     loop {
         let n = match reader.read(&mut chunk) {
             Ok(0) => break,
@@ -105,22 +146,7 @@ pub(crate) fn pump(mut reader: impl Read, buf: Arc<Mutex<Buffer>>, watch: Option
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(_) => break,
         };
-        let data = &chunk[..n];
-        if let Ok(mut b) = buf.lock() {
-            b.push(data);
-        }
-        if let Some(w) = &watch {
-            for &byte in data {
-                if byte == b'\n' {
-                    check_line(&line, w);
-                    line.clear();
-                } else if line.len() < MAX_LINE {
-                    line.push(byte);
-                }
-            }
-            // A ready message may not end with a newline yet.
-            check_line(&line, w);
-        }
+        feed.push(&chunk[..n]);
     }
 }
 

@@ -10,8 +10,8 @@ mod netns;
 mod process;
 mod program;
 
-pub(crate) use capture::Buffer;
 pub use capture::Captured;
+pub(crate) use capture::{Buffer, Feed, LineWatch};
 pub use netns::in_network_of;
 pub(crate) use process::DEFAULT_CAPTURE_LIMIT;
 pub use process::{kill_all, run, run_into, spawn, ExecSpec, Finished, Running, Termination};

@@ -9,14 +9,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::exec::Running;
-
 use super::disk_watch::{DiskReport, DiskWatch};
 use super::results::{PhasesMs, ScenarioOutcome, ScenarioReason};
 use super::scenarios::Scenario;
 use super::sequence::{attach_trace, ms, not_run, outcome_of, Deadlines, ScenarioRun};
 use super::settings::RunLimits;
-use super::steps::{AppOps, Driver, ResolvedApp, Stop};
+use super::steps::{AppOps, AppProcess, Driver, ResolvedApp, Stop};
 use crate::cancel::CancelToken;
 
 pub(crate) use super::error::BackendError;
@@ -32,6 +30,8 @@ pub(crate) trait ScenarioBackend {
     type Ops<'s>: AppOps
     where
         Self: 's;
+    /// The traced process of a session.
+    type App: AppProcess;
 
     /// Why a scenario without a command cannot run here.
     fn no_command(&self) -> &'static str;
@@ -72,7 +72,7 @@ pub(crate) trait ScenarioBackend {
     }
 
     /// The step operations and the traced process of `session`.
-    fn parts<'s>(&'s self, session: &'s mut Self::Session) -> (Self::Ops<'s>, &'s mut Running);
+    fn parts<'s>(&'s self, session: &'s mut Self::Session) -> (Self::Ops<'s>, &'s mut Self::App);
 
     /// After the app stopped: a better explanation of the outcome, if the
     /// backend has one (an OOM kill), and anything worth a warning.

@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 
 use crate::cancel::CancelToken;
 use crate::engine::{
-    make_folder_in_upper, CreateOptions, Engine, EngineError, ImageConfig, VolumeMount,
+    make_folder_in_upper, CreateOptions, Engine, EngineError, ImageConfig, StartedApp, VolumeMount,
     WritableLayer,
 };
-use crate::exec::{Running, Termination};
+use crate::exec::Termination;
 use crate::interp;
 
 use super::agent::{AgentCommand, Settled};
@@ -63,7 +63,7 @@ pub(crate) enum ToolsFrom {
 /// A scenario's container and the engine client attached to it.
 pub(crate) struct ContainerSession<'a> {
     container: Container<'a>,
-    app: Running,
+    app: StartedApp,
     /// The OOM flag of the disk watch's last measurement (`None` when it
     /// failed): that measurement comes after the app stopped, so the judge
     /// needs no inspect of its own.
@@ -77,6 +77,7 @@ impl<'a> ScenarioBackend for ContainerBackend<'a> {
         = ContainerOps<'s>
     where
         Self: 's;
+    type App = StartedApp;
 
     fn no_command(&self) -> &'static str {
         "the image has no ENTRYPOINT or CMD and the scenario file gives no command"
@@ -197,8 +198,17 @@ impl<'a> ScenarioBackend for ContainerBackend<'a> {
     }
 
     /// `start -a` returns before the container runs, and `exec` needs it
-    /// running; a one-shot command may also have ended already.
+    /// running; a one-shot command may also have ended already. The API's
+    /// start returns after the container started.
     fn ready(&self, s: &mut ContainerSession<'a>, deadline: Instant) -> Result<(), Stop> {
+        if let StartedApp::Stream(_) = s.app {
+            // The API's start answers once the container runs (or ran):
+            // nothing to poll.
+            return match s.app.try_wait().map_err(engine_stop)? {
+                None | Some(Termination::Exited(_)) => Ok(()),
+                Some(other) => Err(Stop::Reason(exit_reason(other))),
+            };
+        }
         loop {
             if self
                 .engine
@@ -220,7 +230,10 @@ impl<'a> ScenarioBackend for ContainerBackend<'a> {
         }
     }
 
-    fn parts<'s>(&'s self, s: &'s mut ContainerSession<'a>) -> (ContainerOps<'s>, &'s mut Running) {
+    fn parts<'s>(
+        &'s self,
+        s: &'s mut ContainerSession<'a>,
+    ) -> (ContainerOps<'s>, &'s mut StartedApp) {
         let ops = ContainerOps {
             engine: self.engine,
             container: &s.container.id,

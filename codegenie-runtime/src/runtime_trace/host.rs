@@ -73,6 +73,7 @@ impl ScenarioBackend for HostBackend<'_> {
         = HostOps<'s>
     where
         Self: 's;
+    type App = Running;
 
     fn no_command(&self) -> &'static str {
         "the host backend needs `app.command` in .codegenie/scenarios.yaml (there is no image to take an ENTRYPOINT from)"

@@ -63,12 +63,59 @@ pub(super) trait AppOps {
     fn settle(&mut self, quiet: Duration, max: Duration) -> Result<Settled, Stop>;
 }
 
+/// The traced process as the steps see it: strace on the host, or the
+/// container's main process followed through the engine.
+pub(crate) trait AppProcess {
+    /// Why a wait could not be answered.
+    type Error: std::fmt::Display + std::fmt::Debug;
+    /// How it ended, if it has.
+    fn try_wait(&mut self) -> Result<Option<Termination>, Self::Error>;
+    /// Wait until `deadline` for its end; `None` if it still runs.
+    fn wait_until(&mut self, deadline: Instant) -> Result<Option<Termination>, Self::Error>;
+    /// Whether the ready line was printed.
+    fn line_seen(&self) -> bool;
+    /// Stop following it (killed, where it is our process).
+    fn kill(&mut self);
+}
+
+impl AppProcess for Running {
+    type Error = crate::exec::ExecError;
+    fn try_wait(&mut self) -> Result<Option<Termination>, Self::Error> {
+        Running::try_wait(self)
+    }
+    fn wait_until(&mut self, deadline: Instant) -> Result<Option<Termination>, Self::Error> {
+        Running::wait_until(self, deadline)
+    }
+    fn line_seen(&self) -> bool {
+        Running::line_seen(self)
+    }
+    fn kill(&mut self) {
+        Running::kill(self)
+    }
+}
+
+impl AppProcess for crate::engine::StartedApp {
+    type Error = crate::engine::EngineError;
+    fn try_wait(&mut self) -> Result<Option<Termination>, Self::Error> {
+        crate::engine::StartedApp::try_wait(self)
+    }
+    fn wait_until(&mut self, deadline: Instant) -> Result<Option<Termination>, Self::Error> {
+        crate::engine::StartedApp::wait_until(self, deadline)
+    }
+    fn line_seen(&self) -> bool {
+        crate::engine::StartedApp::line_seen(self)
+    }
+    fn kill(&mut self) {
+        crate::engine::StartedApp::kill(self)
+    }
+}
+
 /// Drives one running scenario.
-pub(super) struct Driver<'a, O: AppOps> {
+pub(super) struct Driver<'a, O: AppOps, A: AppProcess> {
     /// The backend's operations.
     pub ops: O,
-    /// The traced process (strace, or the engine client attached to it).
-    pub app: &'a mut Running,
+    /// The traced process (strace, or the container's main process).
+    pub app: &'a mut A,
     /// The scenario's deadline.
     pub deadline: Instant,
     /// Set after a signal or wait_exit step: the app may now exit.
@@ -81,7 +128,7 @@ pub(super) struct Driver<'a, O: AppOps> {
     pub settle: (Duration, Duration),
 }
 
-impl<O: AppOps> Driver<'_, O> {
+impl<O: AppOps, A: AppProcess> Driver<'_, O, A> {
     fn remaining(&self) -> Result<Duration, Stop> {
         let now = Instant::now();
         if now >= self.deadline {
