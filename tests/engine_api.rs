@@ -40,21 +40,49 @@ fn a_scenario_s_engine_calls_go_through_the_api() {
     let tag = format!("codegenie-test-api:{}", std::process::id());
     busybox_image(&tag, "api", &[]);
     let bin = docker_path();
+    // An image's config through the API is the one the CLI reads, ports
+    // and volumes included (the API types them otherwise).
+    let rich = format!("codegenie-test-api-config:{}", std::process::id());
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!(
+            "FROM {tag}\nEXPOSE 8080 53/udp\nVOLUME /data /cache\nENV A=1 B=\"two words\"\n\
+             WORKDIR /w\nUSER 1000:1000\nLABEL x=y\nENTRYPOINT [\"/bin/busybox\"]\nCMD [\"true\"]\n"
+        ),
+    )
+    .unwrap();
+    docker(
+        &bin,
+        &["build", "-q", "-t", &rich, &ctx.path().to_string_lossy()],
+    );
+    let cli_only = Engine::at(
+        EngineKind::Docker,
+        EngineEndpoint::Context(ContextName::new("default").unwrap()),
+    );
+    let by_cli = cli_only.image_config(&rich).unwrap();
+    assert_eq!(by_cli.first_tcp_port(), Some(8080));
+    assert_eq!(by_cli.volumes.as_ref().map(|v| v.len()), Some(2));
     // From here on no program called `docker` can be found.
     let empty = tempfile::tempdir().unwrap();
     std::env::set_var("PATH", empty.path());
 
     let engine = Engine::new(EngineKind::Docker);
     // The ping goes through the API; a call still on the CLI (an image's
-    // config) fails without the program: the control.
+    // id) fails without the program: the control.
     assert!(!engine.ping().unwrap().is_empty());
     assert!(
         matches!(
-            engine.image_config(&tag),
+            engine.image_ids(std::slice::from_ref(&tag)),
             Err(EngineError::Unavailable { .. })
         ),
         "the CLI is gone"
     );
+    assert!(matches!(
+        cli_only.image_config(&rich),
+        Err(EngineError::Unavailable { .. })
+    ));
+    assert_eq!(engine.image_config(&rich).unwrap(), by_cli);
     let run_id = format!("api-test-{}", std::process::id());
     let create = CreateOptions {
         image: tag.clone(),
@@ -239,7 +267,7 @@ fn a_scenario_s_engine_calls_go_through_the_api() {
     engine.kill(&id).unwrap();
     engine.remove(&id).unwrap();
 
-    docker(&bin, &["rmi", &tag]);
+    docker(&bin, &["rmi", &rich, &tag]);
 }
 
 #[test]

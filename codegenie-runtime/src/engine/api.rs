@@ -304,6 +304,20 @@ impl Api {
         Ok(made.id)
     }
 
+    /// The config of `image` (an image without one has the empty config,
+    /// as the CLI prints `null` for it).
+    pub(super) fn image_config(&self, image: &str) -> Result<super::ImageConfig, EngineError> {
+        let inspect = self.call(
+            "inspect image",
+            COMMAND_TIMEOUT,
+            self.docker.inspect_image(image),
+        )?;
+        Ok(inspect
+            .config
+            .map(super::ImageConfig::from_api)
+            .unwrap_or_default())
+    }
+
     /// Make the named volume with `labels`.
     pub(super) fn create_volume(
         &self,

@@ -38,6 +38,30 @@ pub struct ImageConfig {
 }
 
 impl ImageConfig {
+    /// The config as the API client types it: ports and volumes come as
+    /// names there, where the engine's JSON (and the CLI's) has them as the
+    /// keys of empty objects.
+    pub(super) fn from_api(c: bollard::models::ImageConfig) -> ImageConfig {
+        let keys = |v: Option<Vec<String>>| {
+            v.map(|names| {
+                names
+                    .into_iter()
+                    .map(|n| (n, serde_json::Value::Object(serde_json::Map::new())))
+                    .collect()
+            })
+        };
+        ImageConfig {
+            entrypoint: c.entrypoint,
+            cmd: c.cmd,
+            exposed_ports: keys(c.exposed_ports),
+            env: c.env,
+            working_dir: c.working_dir.unwrap_or_default(),
+            user: c.user.unwrap_or_default(),
+            volumes: keys(c.volumes),
+            labels: c.labels.map(|l| l.into_iter().collect()),
+        }
+    }
+
     /// ENTRYPOINT followed by CMD.
     pub fn argv(&self) -> Vec<String> {
         let mut v = self.entrypoint.clone().unwrap_or_default();
@@ -61,6 +85,9 @@ impl ImageConfig {
 impl Engine {
     /// The config of `image`.
     pub fn image_config(&self, image: &str) -> Result<ImageConfig, EngineError> {
+        if let Some(api) = self.api() {
+            return api.image_config(image);
+        }
         let out =
             self.ok(self
                 .spec()
