@@ -161,7 +161,11 @@ fn a_scenario_s_engine_calls_go_through_the_api() {
     let out = engine
         .exec_in(
             &id,
-            &argv("echo out; echo err >&2; /bin/busybox ln -s /marker /link; exit 3"),
+            &argv(
+                "echo out; echo err >&2; /bin/busybox ln -s /marker /link; \
+                 /bin/busybox ln -s link /rel; /bin/busybox mkdir /d; \
+                 /bin/busybox ln -s ../rel /d/up; exit 3",
+            ),
             Duration::from_secs(20),
         )
         .unwrap();
@@ -176,13 +180,17 @@ fn a_scenario_s_engine_calls_go_through_the_api() {
         )
         .unwrap();
     assert_eq!(slow.termination, Termination::TimedOut);
-    // A link is followed, as `docker cp -L` does, and the copy is capped.
-    assert_eq!(
-        engine
-            .read_head(&id, "/link", 2, Duration::from_secs(10))
-            .unwrap(),
-        b"ap"
-    );
+    // A link is followed, as `docker cp -L` does, and the copy is capped;
+    // so are chains of relative links, through `..`.
+    for link in ["/link", "/rel", "/d/up"] {
+        assert_eq!(
+            engine
+                .read_head(&id, link, 2, Duration::from_secs(10))
+                .unwrap(),
+            b"ap",
+            "{link}"
+        );
+    }
     assert!(!engine.oom_killed(&id).unwrap());
     let dir = tempfile::tempdir().unwrap();
     let copy = engine

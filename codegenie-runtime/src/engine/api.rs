@@ -32,7 +32,7 @@ use bollard::Docker;
 use futures_util::StreamExt;
 
 use crate::exec::{Finished, Termination};
-use crate::tar_head::TarHead;
+use crate::tar_head::{Head, TarError, TarHead};
 
 use super::options::{CappedCopy, CreateOptions};
 use super::{EngineEndpoint, EngineError, EngineKind, COMMAND_TIMEOUT};
@@ -593,36 +593,81 @@ impl Api {
     /// The first regular file of the archive of `path` (a link followed,
     /// as `docker cp -L` does: the engine resolves it), pushed into `out`
     /// until `limit` bytes; the stream is dropped as soon as the reader
-    /// wants no more.
+    /// wants no more. The archive is asked for at once: only a path that
+    /// turns out to be a link costs the stat that resolves it and a second
+    /// archive (each request mounts a stopped container's filesystem).
     pub(super) fn copy_stream<W: std::io::Write>(
         &self,
         container: &str,
         path: &str,
-        out: W,
+        mut out: W,
         limit: u64,
         timeout: Duration,
     ) -> Result<CappedCopy<W>, EngineError> {
         let deadline = Instant::now() + timeout;
-        let stat = self.call(
-            "stat a path in the container",
-            timeout,
-            self.docker.get_container_archive_info(
-                container,
-                Some(ContainerArchiveInfoOptions { path: path.into() }),
-            ),
-        )?;
-        let source = if stat.link_target.is_empty() {
-            path.to_owned()
-        } else {
-            stat.link_target
+        let mut source = path.to_owned();
+        let mut hops = 0;
+        let head = loop {
+            match self.archive_head(container, &source, &mut out, limit, deadline)? {
+                Ok(head) => break head,
+                // The link's target from its own header: one request a
+                // hop, each resolved by the engine in the container's scope.
+                Err(TarError::Symlink {
+                    target: Some(target),
+                }) if hops < MAX_LINK_HOPS => {
+                    hops += 1;
+                    source = link_source(&source, &target);
+                }
+                // A name the header cannot hold whole, or a long chain:
+                // the engine's own resolution.
+                Err(TarError::Symlink { .. }) => {
+                    let stat = self.call(
+                        "stat a path in the container",
+                        deadline.saturating_duration_since(Instant::now()),
+                        self.docker.get_container_archive_info(
+                            container,
+                            Some(ContainerArchiveInfoOptions { path: path.into() }),
+                        ),
+                    )?;
+                    let resolved = if stat.link_target.is_empty() {
+                        path
+                    } else {
+                        &stat.link_target
+                    };
+                    break self
+                        .archive_head(container, resolved, &mut out, limit, deadline)?
+                        .map_err(copy_error)?;
+                }
+                Err(e) => return Err(copy_error(e)),
+            }
         };
-        let mut tar = TarHead::new(out, limit);
+        Ok(CappedCopy {
+            size: head.size,
+            written: head.written,
+            kept: out,
+        })
+    }
+
+    /// The first member of the archive of `source`, at most `limit` bytes
+    /// of it into `out`; the outer error is the engine's, the inner what
+    /// the archive held.
+    fn archive_head<W: std::io::Write>(
+        &self,
+        container: &str,
+        source: &str,
+        out: &mut W,
+        limit: u64,
+        deadline: Instant,
+    ) -> Result<Result<Head<()>, TarError>, EngineError> {
         let left = deadline.saturating_duration_since(Instant::now());
+        let mut tar = TarHead::new(out, limit);
         let read = self.runtime().block_on(async {
             tokio::time::timeout(left, async {
                 let mut body = self.docker.download_from_container(
                     container,
-                    Some(DownloadFromContainerOptions { path: source }),
+                    Some(DownloadFromContainerOptions {
+                        path: source.to_owned(),
+                    }),
                 );
                 while let Some(chunk) = body.next().await {
                     if !tar.push(&chunk?) {
@@ -634,26 +679,40 @@ impl Api {
             .await
         });
         match read {
-            Err(_) => {
-                return Err(api_error(
-                    "copy out of the container",
-                    NoAnswer {
-                        after_ms: timeout.as_millis(),
-                    },
-                ))
-            }
-            Ok(Err(e)) => return Err(api_error("copy out of the container", e)),
-            Ok(Ok(())) => {}
+            Err(_) => Err(api_error(
+                "copy out of the container",
+                NoAnswer {
+                    after_ms: left.as_millis(),
+                },
+            )),
+            Ok(Err(e)) => Err(api_error("copy out of the container", e)),
+            Ok(Ok(())) => Ok(tar.finish().map(|h| Head {
+                out: (),
+                size: h.size,
+                written: h.written,
+            })),
         }
-        let head = tar.finish().map_err(|e| EngineError::Output {
-            command: "copy out of the container".into(),
-            detail: crate::errors::error_chain(&e),
-        })?;
-        Ok(CappedCopy {
-            size: head.size,
-            written: head.written,
-            kept: head.out,
-        })
+    }
+}
+
+/// Links followed one by one before the engine is asked to resolve the rest.
+const MAX_LINK_HOPS: usize = 8;
+
+/// Where the link at `path` points: `target` itself when absolute, else
+/// beside the link. Left unnormalised: the engine resolves `..` and linked
+/// folders in the container's scope.
+fn link_source(path: &str, target: &str) -> String {
+    if target.starts_with('/') {
+        return target.to_owned();
+    }
+    let folder = path.rsplit_once('/').map_or("", |(folder, _)| folder);
+    format!("{folder}/{target}")
+}
+
+fn copy_error(e: TarError) -> EngineError {
+    EngineError::Output {
+        command: "copy out of the container".into(),
+        detail: crate::errors::error_chain(&e),
     }
 }
 
@@ -718,6 +777,17 @@ pub(super) fn nano_cpus(text: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_link_s_target_is_beside_it_unless_absolute() {
+        assert_eq!(link_source("/bin/sh", "dash"), "/bin/dash");
+        assert_eq!(
+            link_source("/lib64/ld.so", "../lib/x86_64-linux-gnu/ld.so"),
+            "/lib64/../lib/x86_64-linux-gnu/ld.so"
+        );
+        assert_eq!(link_source("/usr/bin/node", "/opt/node"), "/opt/node");
+        assert_eq!(link_source("/x", "y"), "/y");
+    }
     use crate::engine::DockerHost;
 
     fn env(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
