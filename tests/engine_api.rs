@@ -1,11 +1,13 @@
 //! The engine API client (docs/architecture.md, "Engine API") on the real
 //! engine, with no engine CLI on `PATH`: every call a scenario makes many
-//! of (create, inspect, exec, capped copy, kill, remove) still works, so it
-//! went through the API, and the hardening the CLI used to pass as flags is
-//! in the container, field for field; the ping and the run's listings too.
-//! The control: a call left on the CLI (an image's config) fails without
-//! the program, and an endpoint only the CLI reaches
-//! (a Docker context) fails the same calls.
+//! of (create, start and follow, inspect, exec, capped copy, kill, remove)
+//! still works, so it went through the API, and the hardening the CLI used
+//! to pass as flags is in the container, field for field; the ping and the
+//! run's listings too.
+//! The config, the tagging and the listing give what the CLI gives. The
+//! control: a call left on the CLI (an image's id) fails without the
+//! program, and an endpoint only the CLI reaches (a Docker context) fails
+//! the same calls.
 // Tests drive the engine CLI directly, by its absolute path.
 #![allow(clippy::disallowed_methods)]
 
@@ -38,7 +40,12 @@ fn docker(bin: &PathBuf, args: &[&str]) -> String {
 fn a_scenario_s_engine_calls_go_through_the_api() {
     let _engine = engine_lock();
     let tag = format!("codegenie-test-api:{}", std::process::id());
-    busybox_image(&tag, "api", &[]);
+    let repository = format!("/api-test/{}", std::process::id());
+    busybox_image(
+        &tag,
+        "api",
+        &[&format!("codegenie.repository={repository}")],
+    );
     let bin = docker_path();
     // An image's config through the API is the one the CLI reads, ports
     // and volumes included (the API types them otherwise).
@@ -63,6 +70,14 @@ fn a_scenario_s_engine_calls_go_through_the_api() {
     let by_cli = cli_only.image_config(&rich).unwrap();
     assert_eq!(by_cli.first_tcp_port(), Some(8080));
     assert_eq!(by_cli.volumes.as_ref().map(|v| v.len()), Some(2));
+    // The listing of a repository's tagged images: the CLI's rows.
+    let first = format!("codegenie-trace:apitest{}a", std::process::id());
+    let second = format!("codegenie-trace:apitest{}b", std::process::id());
+    cli_only.tag(&tag, &first).unwrap();
+    let listed_by_cli = cli_only
+        .repository_images("codegenie-trace", &repository)
+        .unwrap();
+    assert_eq!(listed_by_cli.len(), 1, "{listed_by_cli:?}");
     // From here on no program called `docker` can be found.
     let empty = tempfile::tempdir().unwrap();
     std::env::set_var("PATH", empty.path());
@@ -83,6 +98,28 @@ fn a_scenario_s_engine_calls_go_through_the_api() {
         Err(EngineError::Unavailable { .. })
     ));
     assert_eq!(engine.image_config(&rich).unwrap(), by_cli);
+    // Tagging and listing through the API: the same rows (the time in the
+    // CLI's layout, UTC), one a tag.
+    let listed = engine
+        .repository_images("codegenie-trace", &repository)
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (&listed[0].id, &listed[0].tag),
+        (&listed_by_cli[0].id, &listed_by_cli[0].tag)
+    );
+    assert!(listed[0].created.ends_with(" +0000 UTC"), "{listed:?}");
+    if listed_by_cli[0].created.ends_with(" +0000 UTC") {
+        assert_eq!(listed[0].created, listed_by_cli[0].created);
+    }
+    engine.tag(&tag, &second).unwrap();
+    let tags: Vec<String> = engine
+        .repository_images("codegenie-trace", &repository)
+        .unwrap()
+        .into_iter()
+        .map(|i| i.tag)
+        .collect();
+    assert_eq!(tags, [second.clone(), first.clone()]);
     let run_id = format!("api-test-{}", std::process::id());
     let create = CreateOptions {
         image: tag.clone(),
@@ -275,7 +312,7 @@ fn a_scenario_s_engine_calls_go_through_the_api() {
     engine.kill(&id).unwrap();
     engine.remove(&id).unwrap();
 
-    docker(&bin, &["rmi", &rich, &tag]);
+    docker(&bin, &["rmi", &rich, &first, &second, &tag]);
 }
 
 #[test]

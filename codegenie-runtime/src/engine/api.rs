@@ -411,6 +411,60 @@ impl Api {
         Ok(listed.into_iter().map(|i| i.id).collect())
     }
 
+    /// The images tagged in `tag_repository` whose label filter `label`
+    /// (`key` or `key=value`) matches: one row a tag, as `docker image ls`.
+    pub(super) fn tagged_images(
+        &self,
+        tag_repository: &str,
+        label: &str,
+    ) -> Result<Vec<super::RepositoryImage>, EngineError> {
+        let options = bollard::query_parameters::ListImagesOptions {
+            filters: Some(HashMap::from([
+                ("label".to_owned(), vec![label.to_owned()]),
+                ("reference".to_owned(), vec![format!("{tag_repository}:*")]),
+            ])),
+            ..Default::default()
+        };
+        let listed = self.call(
+            "list images",
+            COMMAND_TIMEOUT,
+            self.docker.list_images(Some(options)),
+        )?;
+        let mut rows = Vec::new();
+        for image in listed {
+            // The CLI's layout, in UTC.
+            let created = chrono::DateTime::from_timestamp(image.created, 0)
+                .map(|t| t.format("%Y-%m-%d %H:%M:%S +0000 UTC").to_string())
+                .unwrap_or_default();
+            for tag in image.repo_tags {
+                rows.push(super::RepositoryImage {
+                    id: image.id.clone(),
+                    tag,
+                    created: created.clone(),
+                });
+            }
+        }
+        Ok(rows)
+    }
+
+    /// Tag `image` as `reference` (`repository:tag`).
+    pub(super) fn tag(&self, image: &str, reference: &str) -> Result<(), EngineError> {
+        // A colon before the last `/` is a registry's port, not a tag.
+        let (repo, tag) = reference
+            .rsplit_once(':')
+            .filter(|(_, tag)| !tag.contains('/'))
+            .unwrap_or((reference, "latest"));
+        let options = bollard::query_parameters::TagImageOptions {
+            repo: Some(repo.to_owned()),
+            tag: Some(tag.to_owned()),
+        };
+        self.call(
+            "tag image",
+            COMMAND_TIMEOUT,
+            self.docker.tag_image(image, Some(options)),
+        )
+    }
+
     /// The engine's version (`docker version --format {{.Server.Version}}`).
     pub(super) fn server_version(&self) -> Result<String, EngineError> {
         let v = self.call("version", COMMAND_TIMEOUT, self.docker.version())?;

@@ -54,7 +54,7 @@ impl Engine {
     ) -> Result<String, EngineError> {
         let digest = self.build_context(repo_root, None, opts, labels)?;
         let tag = format!("{TRACE_IMAGES}:{}", &digest[7..19]);
-        self.ok(self.spec().args(["tag", &digest, &tag]))?;
+        self.tag(&digest, &tag)?;
         if let Some((_, repository)) = labels.iter().find(|(k, _)| k == REPOSITORY_LABEL) {
             self.tidy_images(TRACE_IMAGES, repository, opts.keep_images.max(1), &digest);
         }

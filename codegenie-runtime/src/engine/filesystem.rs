@@ -59,6 +59,9 @@ impl Engine {
 
     /// Tag `image` as `tag`.
     pub fn tag(&self, image: &str, tag: &str) -> Result<(), EngineError> {
+        if let Some(api) = self.api() {
+            return api.tag(image, tag);
+        }
         self.ok(self.spec().args(["tag", image, tag]))?;
         Ok(())
     }

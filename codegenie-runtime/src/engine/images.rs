@@ -104,6 +104,16 @@ impl Engine {
         tag_repository: &str,
         label: &str,
     ) -> Result<Vec<RepositoryImage>, EngineError> {
+        if let Some(api) = self.api() {
+            let label = label.strip_prefix("label=").unwrap_or(label);
+            let mut images: Vec<RepositoryImage> = api
+                .tagged_images(tag_repository, label)?
+                .into_iter()
+                .filter(|i| i.tag.starts_with(&format!("{tag_repository}:")))
+                .collect();
+            images.sort_by(|a, b| b.created.cmp(&a.created).then(b.tag.cmp(&a.tag)));
+            return Ok(images);
+        }
         let out = self.ok(self.spec().args([
             "image",
             "ls",
