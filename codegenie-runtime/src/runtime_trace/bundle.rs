@@ -152,6 +152,11 @@ pub fn parse_loader_list(text: &str) -> Result<BTreeMap<String, PathBuf>, String
     Ok(libs)
 }
 
+/// A scoped thread's result, its panic carried on.
+fn joined<T>(r: std::thread::Result<T>) -> T {
+    r.unwrap_or_else(|p| std::panic::resume_unwind(p))
+}
+
 /// The shared-library closure of `binary`, by running the host loader with `--list`.
 pub fn library_closure(binary: &Path) -> Result<BTreeMap<String, PathBuf>, BundleError> {
     let out = exec::run(
@@ -187,6 +192,16 @@ impl Bundle {
     pub fn assemble(helper: &Path) -> Result<Bundle, BundleError> {
         let strace = Program::Strace.resolve()?;
         let loader = exec::host_loader()?;
+        // Three independent questions to the host's programs: asked at once.
+        let (closures, seccomp_bpf) = std::thread::scope(|s| {
+            let of_strace = s.spawn(|| library_closure(&strace));
+            let of_helper = s.spawn(|| library_closure(helper));
+            let seccomp = s.spawn(host_strace_has_seccomp_bpf);
+            (
+                (joined(of_strace.join()), joined(of_helper.join())),
+                joined(seccomp.join()),
+            )
+        });
         let dir = tempfile::Builder::new()
             .prefix("codegenie-bundle-")
             .tempdir()
@@ -208,13 +223,13 @@ impl Bundle {
         put(&loader, "ld.so")?;
         put(&strace, "bin/strace")?;
         put(helper, "bin/codegenie")?;
-        let mut libs = library_closure(&strace)?;
-        libs.extend(library_closure(helper)?);
+        let mut libs = closures.0?;
+        libs.extend(closures.1?);
         for (soname, path) in &libs {
             put(path, &format!("lib/{soname}"))?;
         }
         files.sort();
-        let seccomp_bpf = host_strace_has_seccomp_bpf()?;
+        let seccomp_bpf = seccomp_bpf?;
         Ok(Bundle {
             dir,
             files,
