@@ -6,14 +6,28 @@
 /// practice (ELF program headers sit right after the 64-byte header).
 pub(crate) const HEAD_BYTES: usize = 64 * 1024;
 
+/// An executable's interpreter, and whether it is an ELF program's loader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Interpreter {
+    /// Its path, as the executable names it.
+    pub(crate) path: String,
+    /// A `PT_INTERP` loader: the kernel maps it as an ELF image and never
+    /// reads an interpreter of its own (binfmt_elf), so a chain of
+    /// interpreters ends there without looking.
+    pub(crate) loader: bool,
+}
+
 /// The interpreter of an executable, from its leading bytes: the `#!` program
 /// of a script, or the `PT_INTERP` path of a dynamically linked ELF. `None`
 /// for static ELF files, unknown formats and truncated input.
-pub(crate) fn interpreter_of(head: &[u8]) -> Option<String> {
+pub(crate) fn interpreter_in(head: &[u8]) -> Option<Interpreter> {
     if head.starts_with(b"#!") {
-        shebang_interpreter(head)
+        shebang_interpreter(head).map(|path| Interpreter {
+            path,
+            loader: false,
+        })
     } else if head.starts_with(b"\x7fELF") {
-        elf_pt_interp(head)
+        elf_pt_interp(head).map(|path| Interpreter { path, loader: true })
     } else {
         None
     }
@@ -125,9 +139,14 @@ impl Reader<'_> {
     }
 }
 
-/// The interpreter of the file at `path` (see [`interpreter_of`]); `None`
+/// The interpreter of the file at `path` (see [`interpreter_in`]); `None`
 /// when it has none or cannot be read.
 pub(crate) fn interpreter_of_file(path: &std::path::Path) -> Option<String> {
+    interpreter_in_file(path).map(|i| i.path)
+}
+
+/// [`interpreter_of_file`], with the kind of interpreter.
+pub(crate) fn interpreter_in_file(path: &std::path::Path) -> Option<Interpreter> {
     use std::io::Read;
     let mut head = Vec::new();
     std::fs::File::open(path)
@@ -135,12 +154,35 @@ pub(crate) fn interpreter_of_file(path: &std::path::Path) -> Option<String> {
         .take(HEAD_BYTES as u64)
         .read_to_end(&mut head)
         .ok()?;
-    interpreter_of(&head)
+    interpreter_in(&head)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn interpreter_of(head: &[u8]) -> Option<String> {
+        interpreter_in(head).map(|i| i.path)
+    }
+
+    #[test]
+    fn an_elf_s_interpreter_is_a_loader_and_a_script_s_is_not() {
+        let elf = elf64(Some(b"/lib64/ld-linux-x86-64.so.2"));
+        assert_eq!(
+            interpreter_in(&elf),
+            Some(Interpreter {
+                path: "/lib64/ld-linux-x86-64.so.2".into(),
+                loader: true
+            })
+        );
+        assert_eq!(
+            interpreter_in(b"#!/bin/sh\n"),
+            Some(Interpreter {
+                path: "/bin/sh".into(),
+                loader: false
+            })
+        );
+    }
 
     /// A minimal little-endian ELF64 with one PT_LOAD and one PT_INTERP.
     fn elf64(interp: Option<&[u8]>) -> Vec<u8> {

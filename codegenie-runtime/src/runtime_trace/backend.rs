@@ -5,7 +5,7 @@
 //! paths, and remove what the scenario created. A backend (containers, or
 //! this machine) supplies only the operations behind [`ScenarioBackend`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -16,6 +16,7 @@ use super::sequence::{attach_trace, ms, not_run, outcome_of, Deadlines, Scenario
 use super::settings::RunLimits;
 use super::steps::{AppOps, AppProcess, Driver, ResolvedApp, Stop};
 use crate::cancel::CancelToken;
+use crate::interp::Interpreter;
 
 pub(crate) use super::error::BackendError;
 
@@ -103,7 +104,7 @@ pub(crate) trait ScenarioBackend {
         session: &Self::Session,
         path: &str,
         deadline: Instant,
-    ) -> Option<String>;
+    ) -> Option<Interpreter>;
 
     /// Remove what the scenario created.
     fn remove(&mut self, session: Self::Session) -> Result<(), BackendError>;
@@ -126,6 +127,8 @@ pub(crate) struct RunShared<'a> {
     pub(crate) work_dir: &'a Path,
     /// `{path: interpreter}` read so far, shared by the scenarios of a run.
     pub(crate) interpreters: BTreeMap<String, Option<String>>,
+    /// The `PT_INTERP` loaders met so far: never looked up themselves.
+    pub(crate) loaders: BTreeSet<String>,
     /// Trips when the run is cancelled.
     pub(crate) cancel: CancelToken,
     /// Interpreter lookups this run may still make.
@@ -268,20 +271,18 @@ pub(crate) fn run_one<B: ScenarioBackend>(
     phases.copy_out = laps.lap();
     let mut result = not_run(&sc.name, outcome);
     if let Some(file) = &trace_file {
-        let (left, skipped) = (&mut shared.lookups_left, &mut shared.lookups_skipped);
+        let mut budget = LookupBudget {
+            left: &mut shared.lookups_left,
+            skipped: &mut shared.lookups_skipped,
+            loaders: &mut shared.loaders,
+            deadline: after_steps,
+        };
         attach_trace(
             &mut result,
             file,
             &mut warnings,
             &mut shared.interpreters,
-            |path| {
-                if *left == 0 || Instant::now() >= after_steps {
-                    *skipped += 1;
-                    return None;
-                }
-                *left -= 1;
-                backend.interpreter_of(&session, path, after_steps)
-            },
+            |path| budget.look_up(path, |p| backend.interpreter_of(&session, p, after_steps)),
         );
     }
     phases.parse = laps.lap();
@@ -296,6 +297,39 @@ pub(crate) fn run_one<B: ScenarioBackend>(
         result,
         trace_file,
         warnings,
+    }
+}
+
+/// The run's interpreter lookups: at most so many, none after the
+/// deadline, and none for an ELF loader met before.
+struct LookupBudget<'a> {
+    left: &'a mut usize,
+    skipped: &'a mut usize,
+    loaders: &'a mut BTreeSet<String>,
+    deadline: Instant,
+}
+
+impl LookupBudget<'_> {
+    /// The interpreter of `path`, asked of `ask` if the budget allows.
+    fn look_up(
+        &mut self,
+        path: &str,
+        ask: impl FnOnce(&str) -> Option<Interpreter>,
+    ) -> Option<String> {
+        // The kernel never reads an interpreter of a `PT_INTERP` loader.
+        if self.loaders.contains(path) {
+            return None;
+        }
+        if *self.left == 0 || Instant::now() >= self.deadline {
+            *self.skipped += 1;
+            return None;
+        }
+        *self.left -= 1;
+        let found = ask(path)?;
+        if found.loader {
+            self.loaders.insert(found.path.clone());
+        }
+        Some(found.path)
     }
 }
 
@@ -376,5 +410,46 @@ fn judge_trace_copy(
     match outcome {
         ScenarioOutcome::Completed => ScenarioOutcome::Failed(reason),
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_loader_is_not_looked_up_and_the_budget_holds() {
+        let (mut left, mut skipped, mut loaders) = (3, 0, BTreeSet::new());
+        let mut budget = LookupBudget {
+            left: &mut left,
+            skipped: &mut skipped,
+            loaders: &mut loaders,
+            deadline: Instant::now() + std::time::Duration::from_secs(60),
+        };
+        let mut asked = Vec::new();
+        let mut ask = |path: &str, found: Option<(&str, bool)>| {
+            budget.look_up(path, |p| {
+                asked.push(p.to_owned());
+                found.map(|(path, loader)| Interpreter {
+                    path: path.into(),
+                    loader,
+                })
+            })
+        };
+        assert_eq!(
+            ask("/usr/bin/node", Some(("/lib64/ld.so", true))).as_deref(),
+            Some("/lib64/ld.so")
+        );
+        // The loader is not read; a script's interpreter is (the control).
+        assert_eq!(ask("/lib64/ld.so", Some(("/never", false))), None);
+        assert_eq!(
+            ask("/app/run.sh", Some(("/bin/sh", false))).as_deref(),
+            Some("/bin/sh")
+        );
+        assert_eq!(ask("/bin/sh", None), None);
+        // The budget of three is spent: the next path is skipped, unread.
+        assert_eq!(ask("/usr/bin/env", Some(("/x", false))), None);
+        assert_eq!(asked, ["/usr/bin/node", "/app/run.sh", "/bin/sh"]);
+        assert_eq!((left, skipped), (0, 1));
     }
 }

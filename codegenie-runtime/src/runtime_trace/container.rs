@@ -16,7 +16,7 @@ use crate::engine::{
     WritableLayer,
 };
 use crate::exec::Termination;
-use crate::interp;
+use crate::interp::{self, Interpreter};
 
 use super::agent::{AgentCommand, Settled};
 use super::backend::{BackendError, ScenarioBackend, TraceCopy};
@@ -305,7 +305,7 @@ impl<'a> ScenarioBackend for ContainerBackend<'a> {
         s: &ContainerSession<'a>,
         path: &str,
         deadline: Instant,
-    ) -> Option<String> {
+    ) -> Option<Interpreter> {
         read_interpreter(self.engine, &s.container.id, path, deadline)
     }
 
@@ -334,10 +334,10 @@ fn read_interpreter(
     container: &str,
     path: &str,
     deadline: Instant,
-) -> Option<String> {
+) -> Option<Interpreter> {
     let timeout = time_until(deadline).min(LOOKUP_TIMEOUT);
     match engine.read_head(container, path, interp::HEAD_BYTES as u64, timeout) {
-        Ok(head) => interp::interpreter_of(&head),
+        Ok(head) => interp::interpreter_in(&head),
         Err(e) => {
             tracing::debug!(path, error = %crate::errors::error_chain(&e), "cannot read executed file from the container");
             None

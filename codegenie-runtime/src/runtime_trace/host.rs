@@ -152,8 +152,13 @@ impl ScenarioBackend for HostBackend<'_> {
         })
     }
 
-    fn interpreter_of(&self, _s: &HostSession, path: &str, _deadline: Instant) -> Option<String> {
-        interp::interpreter_of_file(&self.repo_root.join(path))
+    fn interpreter_of(
+        &self,
+        _s: &HostSession,
+        path: &str,
+        _deadline: Instant,
+    ) -> Option<interp::Interpreter> {
+        interp::interpreter_in_file(&self.repo_root.join(path))
     }
 
     fn remove(&mut self, s: HostSession) -> Result<(), BackendError> {

@@ -401,6 +401,7 @@ fn run_all<B: ScenarioBackend>(
         limits: &settings.limits,
         work_dir: &work_dir,
         interpreters: Default::default(),
+        loaders: Default::default(),
         cancel: ctx.cancel.clone(),
         lookups_left: settings.limits.interpreter_lookups,
         lookups_skipped: 0,
