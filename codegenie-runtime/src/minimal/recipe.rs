@@ -509,9 +509,24 @@ pub fn write(inputs: &RecipeInputs<'_>) -> Result<Recipe, RecipeError> {
     let trees: Vec<Item> = inputs.trees.iter().map(|p| (rel(p), true)).collect();
     let entries: Vec<Item> = inputs.entries.iter().map(|p| (rel(p), false)).collect();
     let gnu = inputs.tar.gnu;
+    // GNU tar archives into a second tar that unpacks as it reads (its
+    // "compression program", which tar splits into words itself: no
+    // shell), so each archive is one step and never lands in a layer of
+    // its own; a tar path that word splitting could change keeps the
+    // archive file and a second step.
+    let piped = gnu
+        .then(|| inputs.tar.argv.join(" "))
+        .filter(|p| {
+            p.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/._-".contains(&b))
+        })
+        .map(|p| format!("--use-compress-program={p} -x -C / -f -"));
     let create = |archive: &str, items: &[Item]| {
         let mut argv = inputs.tar.argv.clone();
-        argv.extend(["-c", "-f", archive, "-C", "/"].map(String::from));
+        match &piped {
+            Some(unpack) => argv.extend(["-c", "-f", "-", unpack, "-C", "/"].map(String::from)),
+            None => argv.extend(["-c", "-f", archive, "-C", "/"].map(String::from)),
+        }
         // busybox: one kind of name per archive.
         if !gnu && items.first().is_some_and(|(_, r)| !r) {
             argv.push("--no-recursion".to_owned());
@@ -568,7 +583,7 @@ pub fn write(inputs: &RecipeInputs<'_>) -> Result<Recipe, RecipeError> {
         runs.push(create(&archive, &chunk));
         archives.push(archive);
     }
-    for archive in &archives {
+    for archive in archives.iter().filter(|_| piped.is_none()) {
         let mut argv = inputs.tar.argv.clone();
         argv.extend(["-x", "-f", archive].map(String::from));
         if gnu {
@@ -872,17 +887,35 @@ mod tests {
         // The original runs as root: no USER step in the pick stage.
         assert!(t.contains("FROM original AS codegenie-pick\n# "), "{t}");
         // GNU tar: one archive of trees then entries, stored under the
-        // pick folder, unpacked at `/`: two steps, no WORKDIR.
+        // pick folder, unpacked at `/` by a second tar as it is written:
+        // one step, no archive file, no WORKDIR.
         assert!(t.contains(
-            r#"RUN ["/usr/bin/tar","-c","-f","/.codegenie-pick-0.tar","-C","/","--numeric-owner","--transform=s,^[.]/,.codegenie-pick/,S","./app","--no-recursion","./usr/bin/node","./usr/lib/x86_64-linux-gnu/libsqlite3.so.0"]
-RUN ["/usr/bin/tar","-x","-f","/.codegenie-pick-0.tar","-C","/"]
+            r#"RUN ["/usr/bin/tar","-c","-f","-","--use-compress-program=/usr/bin/tar -x -C / -f -","-C","/","--numeric-owner","--transform=s,^[.]/,.codegenie-pick/,S","./app","--no-recursion","./usr/bin/node","./usr/lib/x86_64-linux-gnu/libsqlite3.so.0"]
 "#
         ), "{t}");
         assert!(
-            !t.contains("pick-1.tar") && !t.contains("WORKDIR /.codegenie-pick"),
+            !t.contains(".tar\"") && !t.contains("WORKDIR /.codegenie-pick"),
             "{t}"
         );
-        assert_eq!(r.pick_runs, 2);
+        assert_eq!(r.pick_runs, 1);
+        // A tar path that word splitting could change keeps the archive
+        // file and a step to unpack it.
+        let r2 = write(&RecipeInputs {
+            tar: TarProgram {
+                argv: vec!["/opt/my tar/bin/tar".into()],
+                gnu: true,
+            },
+            ..inputs(DOCKERFILE, &c, &b)
+        })
+        .unwrap();
+        assert!(
+            r2.text.contains(
+                r#"RUN ["/opt/my tar/bin/tar","-x","-f","/.codegenie-pick-0.tar","-C","/"]"#
+            ),
+            "{}",
+            r2.text
+        );
+        assert_eq!(r2.pick_runs, 2);
         // The config on the base, then the one COPY, last.
         assert!(t.contains("\nFROM ${BASE}\nENV "), "{t}");
         assert!(t.ends_with(
