@@ -393,6 +393,18 @@ impl Api {
     /// Ids of the images matching every filter of `filters` (`reference`,
     /// `label`).
     pub(super) fn image_ids(&self, filters: &[(&str, &str)]) -> Result<Vec<String>, EngineError> {
+        Ok(self
+            .images_matching(filters)?
+            .into_iter()
+            .map(|i| i.id)
+            .collect())
+    }
+
+    /// The images matching every filter of `filters`.
+    fn images_matching(
+        &self,
+        filters: &[(&str, &str)],
+    ) -> Result<Vec<bollard::models::ImageSummary>, EngineError> {
         let mut map: HashMap<String, Vec<String>> = HashMap::new();
         for (k, v) in filters {
             map.entry((*k).to_owned())
@@ -403,12 +415,11 @@ impl Api {
             filters: Some(map),
             ..Default::default()
         };
-        let listed = self.call(
+        self.call(
             "list images",
             COMMAND_TIMEOUT,
             self.docker.list_images(Some(options)),
-        )?;
-        Ok(listed.into_iter().map(|i| i.id).collect())
+        )
     }
 
     /// The images tagged in `tag_repository` whose label filter `label`
@@ -418,18 +429,8 @@ impl Api {
         tag_repository: &str,
         label: &str,
     ) -> Result<Vec<super::RepositoryImage>, EngineError> {
-        let options = bollard::query_parameters::ListImagesOptions {
-            filters: Some(HashMap::from([
-                ("label".to_owned(), vec![label.to_owned()]),
-                ("reference".to_owned(), vec![format!("{tag_repository}:*")]),
-            ])),
-            ..Default::default()
-        };
-        let listed = self.call(
-            "list images",
-            COMMAND_TIMEOUT,
-            self.docker.list_images(Some(options)),
-        )?;
+        let reference = format!("{tag_repository}:*");
+        let listed = self.images_matching(&[("label", label), ("reference", &reference)])?;
         let mut rows = Vec::new();
         for image in listed {
             // The CLI's layout, in UTC.
