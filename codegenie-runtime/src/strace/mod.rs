@@ -11,10 +11,11 @@
 //! One step per module: `lines` (splitting), `prefix` (pid and timestamp),
 //! `join` (unfinished/resumed), `unescape` (literals), `call` (arguments),
 //! `sockaddr`, [`paths`] (lexical joining and normalisation), `procs`
-//! (per-process fds, binary, cwd), `collect` (the facts), `distinct` (the
-//! sets of distinct paths while collecting), `seen` (those sets, filled on
-//! a second thread for a big trace), [`rules`], `facts`, `json` (the facts
-//! as `parse-strace` prints them).
+//! (per-process fds, binary, cwd), `pre` (the part of a line's work that
+//! needs no process state), `collect` (the facts), `distinct` (the sets of
+//! distinct paths while collecting), `seen` (those sets, filled on a second
+//! thread for a big trace), [`rules`], `facts`, `json` (the facts as
+//! `parse-strace` prints them).
 
 mod call;
 mod collect;
@@ -25,6 +26,7 @@ mod json;
 mod lines;
 pub mod paths;
 mod pidhash;
+mod pre;
 mod prefix;
 mod procs;
 pub mod rules;
