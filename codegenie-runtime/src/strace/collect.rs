@@ -175,6 +175,17 @@ impl<'o> Collector<'o> {
         self.pre = pre;
     }
 
+    /// Keeps the path sets on this thread (the parse is already split
+    /// between two); before any line.
+    pub(crate) fn keep_sets_here(&mut self) {
+        self.seen = Seen::here();
+    }
+
+    /// The sets this parse adds paths to, for a [`Pre`] working ahead.
+    pub(crate) fn seen_mut(&mut self) -> &mut Seen {
+        &mut self.seen
+    }
+
     /// The effects on state of a line whose stateless work is done (see
     /// `pre`), in line order.
     pub(crate) fn fast(&mut self, fast: Fast<'_>) {

@@ -137,6 +137,27 @@ impl SortedText {
     }
 }
 
+/// The strings of two sorted, duplicate-free lists in byte order, each
+/// once: the union of two threads' sets.
+pub(crate) fn merged<'s>(
+    a: impl Iterator<Item = &'s str>,
+    b: impl Iterator<Item = &'s str>,
+) -> impl Iterator<Item = &'s str> {
+    let (mut a, mut b) = (a.peekable(), b.peekable());
+    std::iter::from_fn(move || match (a.peek(), b.peek()) {
+        (Some(x), Some(y)) => match x.cmp(y) {
+            std::cmp::Ordering::Less => a.next(),
+            std::cmp::Ordering::Greater => b.next(),
+            std::cmp::Ordering::Equal => {
+                b.next();
+                a.next()
+            }
+        },
+        (Some(_), None) => a.next(),
+        (None, _) => b.next(),
+    })
+}
+
 /// The strings of `spans`, in their order.
 fn owned(text: &str, spans: &[Span]) -> Vec<String> {
     spans.iter().map(|sp| text[sp.clone()].to_owned()).collect()

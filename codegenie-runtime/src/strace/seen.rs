@@ -63,6 +63,8 @@ pub(crate) struct Seen {
     mode: Mode,
     /// Paths added so far (until the handoff).
     added: usize,
+    /// Never hand the sets off: the parse already runs on two threads.
+    here: bool,
 }
 
 enum Mode {
@@ -84,6 +86,7 @@ impl Default for Seen {
         Seen {
             mode: Mode::Here(Box::default()),
             added: 0,
+            here: false,
         }
     }
 }
@@ -92,13 +95,21 @@ impl Default for Seen {
 pub(crate) type SortedSets = [BTreeSet<String>; SETS];
 
 impl Seen {
+    /// Sets that stay on the thread that fills them.
+    pub(crate) fn here() -> Self {
+        Seen {
+            here: true,
+            ..Seen::default()
+        }
+    }
+
     /// Adds `path` to `set`.
     pub(crate) fn insert(&mut self, set: PathSet, path: &str) {
         match &mut self.mode {
             Mode::Here(sets) => {
                 sets[set.index()].insert(path);
                 self.added += 1;
-                if self.added == HANDOFF {
+                if self.added == HANDOFF && !self.here {
                     self.hand_off();
                 }
             }
@@ -220,7 +231,7 @@ fn fill(sets: &mut Sets, mut batch: &[u8]) {
 }
 
 /// Whether a second thread can run beside this one.
-fn two_cores() -> bool {
+pub(crate) fn two_cores() -> bool {
     std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2)
 }
 
