@@ -63,7 +63,8 @@ pub(crate) struct Seen {
     mode: Mode,
     /// Paths added so far (until the handoff).
     added: usize,
-    /// Never hand the sets off: the parse already runs on two threads.
+    /// Never hand the sets off nor sort them on another thread: the parse
+    /// already runs on two.
     here: bool,
 }
 
@@ -173,7 +174,14 @@ impl Seen {
 
     /// [`Seen::finish`], each set left as its strings in one buffer.
     pub(crate) fn finish_text(self) -> [SortedText; SETS] {
-        sort_all(&mut self.into_sets(), DistinctSet::take_sorted_text)
+        let here = self.here;
+        let mut sets = self.into_sets();
+        if here {
+            // The parse runs on two threads, each sorting its own sets at
+            // the same time: more threads would only take turns.
+            return sets.each_mut().map(|s| s.take_sorted_text(false));
+        }
+        sort_all(&mut sets, DistinctSet::take_sorted_text)
     }
 
     /// The sets, back from the worker if they went to one.
