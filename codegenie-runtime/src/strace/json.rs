@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Write};
 
-use super::distinct::{merged, SortedText};
+use super::distinct::{merged, merged_text, SortedText};
 use super::facts::ParsedTrace;
 use super::seen::{PathSet, SETS};
 
@@ -47,6 +47,10 @@ pub(crate) fn write_pretty(
             match rest {
                 [] => out.list(1, a.len(), a.iter()),
                 // Each thread of a parse filled a part.
+                [b] => {
+                    let b = &b[which.index()];
+                    out.list(1, a.len() + b.len(), merged_text(a, b))
+                }
                 _ => {
                     let mut len = a.len();
                     let mut union: Box<dyn Iterator<Item = &str>> = Box::new(a.iter());
