@@ -252,8 +252,9 @@ fn prepare<S: Source + ?Sized>(
                 }),
                 opened: fast.opened.map(|o| {
                     let path = push(paths, o.path);
+                    // Mostly the fd's name is the path itself (see `pre`).
                     let resolved = o.resolved.map(|r| {
-                        if r == o.path {
+                        if std::ptr::eq(r, o.path) {
                             path.clone()
                         } else {
                             push(paths, r)

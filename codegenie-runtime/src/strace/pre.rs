@@ -112,7 +112,13 @@ impl Pre {
                 Some(Fast {
                     opened: opened.map(|o| Opened {
                         path: &self.path,
-                        resolved: o.then_some(self.resolved.as_str()),
+                        resolved: match o.resolved {
+                            Resolved::No => None,
+                            // The same string, not a copy: a reader may
+                            // tell so from its address.
+                            Resolved::AsOpened => Some(&self.path),
+                            Resolved::Own => Some(&self.resolved),
+                        },
                         ..o.opened
                     }),
                     ..fast
@@ -130,8 +136,7 @@ impl Pre {
     }
 
     /// An open: `None` to take it whole, `Some(None)` when it changes no
-    /// state, else what it opened (`then_some` tells whether the fd has a
-    /// `-y` name, held in `self.resolved`; the path is in `self.path`).
+    /// state, else what it opened (the path is in `self.path`).
     fn open(&mut self, call: &Call<'_>, seen: &mut Seen) -> Option<Option<OpenedAt>> {
         let (dirfd, path, flags) = match call.name {
             b"open" => (None, call.arg(0), call.arg(1)),
@@ -160,26 +165,26 @@ impl Pre {
         }
         let lit = self.literal_to_path(path)?;
         // Mostly the file resolves to the name it was opened by, written
-        // the same way: decoded once.
-        self.resolved.clear();
-        let has_resolved = match call.ret.decoration {
-            Some(dec) if dec == lit => {
-                self.resolved.push_str(&self.path);
-                true
-            }
+        // the same way, and the name is absolute and normal already: then
+        // the two are one string, decoded once and never compared.
+        let same = call.ret.decoration.is_some_and(|dec| dec == lit);
+        let unchanged = self.absolutize(dirfd)?;
+        let kind = match call.ret.decoration {
+            None => Resolved::No,
+            Some(_) if same && unchanged => Resolved::AsOpened,
             Some(dec) => {
+                self.resolved.clear();
                 decode_into(dec, &mut self.scratch, &mut self.resolved);
-                true
+                Resolved::Own
             }
-            None => false,
         };
-        self.absolutize(dirfd)?;
         let path = self.path.as_str();
         // `/proc/self/exe` names the process's binary: state.
         if is_self_exe(path) {
             return None;
         }
-        let resolved = has_resolved.then_some(self.resolved.as_str());
+        // The fd's name when it is another string than the path.
+        let other = (kind == Resolved::Own).then_some(self.resolved.as_str());
         let fd = call.ret.value.and_then(|v| i32::try_from(v).ok());
         let mut at = OpenedAt {
             opened: Opened {
@@ -188,7 +193,7 @@ impl Pre {
                 resolved: None,
                 pair: false,
             },
-            has_resolved,
+            resolved: kind,
         };
         if is_excluded(path) {
             return Some(Some(at));
@@ -196,17 +201,16 @@ impl Pre {
         // A real name that leads into `/dev` or `/proc`, or to a pipe
         // (nginx's `access.log -> /dev/stdout`): neither a file read nor a
         // pair, but the name must exist, as a probed path must.
-        if resolved.is_some_and(is_excluded) {
+        if other.is_some_and(is_excluded) {
             seen.insert(PathSet::PathsProbed, path);
             return Some(Some(at));
         }
-        at.opened.pair =
-            resolved.is_some_and(|r| r != path && r.starts_with('/') && !is_unnamed(r));
+        at.opened.pair = other.is_some_and(|r| r != path && r.starts_with('/') && !is_unnamed(r));
         if flags.directory {
             return Some(Some(at));
         }
         if flags.reads() {
-            if is_cert(path) || resolved.is_some_and(|r| r != path && is_cert(r)) {
+            if is_cert(path) || other.is_some_and(|r| r != path && is_cert(r)) {
                 seen.insert(PathSet::CertPathsRead, path);
             }
             seen.insert(PathSet::FilesRead, path);
@@ -277,17 +281,17 @@ impl Pre {
 
     /// Makes `self.path` absolute against the dirfd's decoration, then
     /// normalises it; `None` when it would need the process's cwd (no
-    /// dirfd, or an undecorated `AT_FDCWD`), which only the collector knows.
-    fn absolutize(&mut self, dirfd: Option<&[u8]>) -> Whole {
+    /// dirfd, or an undecorated `AT_FDCWD`), which only the collector
+    /// knows, else whether the path is unchanged.
+    fn absolutize(&mut self, dirfd: Option<&[u8]>) -> Option<bool> {
         if !self.path.starts_with('/') {
             match dirfd {
-                Some(d) if self.join_to_dirfd(d) => return Some(()),
+                Some(d) if self.join_to_dirfd(d) => return Some(false),
                 Some(d) if d != b"AT_FDCWD" => {}
                 _ => return None,
             }
         }
-        normalize_in_place(&mut self.path, &mut self.tmp);
-        Some(())
+        Some(normalize_in_place(&mut self.path, &mut self.tmp))
     }
 
     /// Joins a relative `self.path` to a dirfd argument's decoration (a
@@ -311,13 +315,18 @@ impl Pre {
 #[derive(Clone, Copy)]
 struct OpenedAt {
     opened: Opened<'static>,
-    has_resolved: bool,
+    resolved: Resolved,
 }
 
-impl OpenedAt {
-    fn then_some(self, r: &str) -> Option<&str> {
-        self.has_resolved.then_some(r)
-    }
+/// Where the `-y` name of an opened fd is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Resolved {
+    /// The trace has none.
+    No,
+    /// It is the path as opened, byte for byte.
+    AsOpened,
+    /// In `Pre::resolved`.
+    Own,
 }
 
 /// The calls [`Pre`] tells apart.
