@@ -101,7 +101,9 @@ const PARALLEL_FROM: u64 = 2 << 20;
 
 /// Parse one trace file as [`parse_trace_sorted`] does. A big regular file
 /// is read in blocks and parsed on two threads (see `blocks`), with the
-/// same facts; anything else (a pipe, a small file) is read as a stream.
+/// same facts, up to the length it had when the parse started (what a
+/// tracer appends meanwhile is not read); anything else (a pipe, a small
+/// file) is read as a stream to its end.
 pub fn parse_file_sorted(
     file: &std::fs::File,
     opts: &ParseOptions,
