@@ -170,8 +170,9 @@ fn walk_trace(n: usize) -> (String, Vec<String>) {
 
 #[test]
 fn a_walk_of_many_distinct_files_comes_out_whole_and_sorted() {
-    // Past the handoff of the path sets to their thread and past the size
-    // at which one set is sorted in two halves (`strace::distinct::SPLIT`).
+    // Past the handoff of the path sets to their thread, past the size at
+    // which one set is sorted in two halves (`strace::distinct::SPLIT`),
+    // and past the size at which a file is parsed on two threads.
     let n = 45_001;
     let (trace, mut names) = walk_trace(n);
     let dir = tempfile::tempdir().unwrap();
@@ -195,4 +196,19 @@ fn a_walk_of_many_distinct_files_comes_out_whole_and_sorted() {
     assert_eq!(read, names);
     assert_eq!(v["binaries_executed"], serde_json::json!(["/usr/bin/walk"]));
     assert_eq!(v["resolved"], serde_json::json!({}));
+    // A file this big is parsed in blocks on two threads; stdin is read as
+    // a stream on one: the same bytes out.
+    let mut child = bin()
+        .args(["parse-strace", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let trace = std::fs::read(&path).unwrap();
+    let feeder = std::thread::spawn(move || stdin.write_all(&trace));
+    let streamed = child.wait_with_output().unwrap();
+    feeder.join().unwrap().unwrap();
+    assert!(streamed.status.success());
+    assert!(out.stdout == streamed.stdout, "the file and stdin differ");
 }

@@ -2,16 +2,15 @@
 //! ParsedTrace JSON (several files are unioned; `-` reads stdin).
 
 use std::fs::File;
-use std::io::{self, BufReader, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use codegenie_runtime::strace::{parse_trace_sorted, ParseOptions, ParsedTrace, SortedFacts};
+use codegenie_runtime::strace::{
+    parse_file_sorted, parse_trace_sorted, ParseOptions, ParsedTrace, SortedFacts,
+};
 
 use super::CliError;
-
-/// Read buffer: large reads keep the line scanner fed.
-const READ_BUFFER: usize = 1 << 20;
 
 /// Arguments of `codegenie parse-strace`.
 #[derive(Debug, Args)]
@@ -95,11 +94,9 @@ fn parse_file(file: &Path, opts: &ParseOptions, stats: bool) -> Result<SortedFac
             path: name.clone(),
             source,
         })?;
-        parse_trace_sorted(BufReader::with_capacity(READ_BUFFER, f), opts).map_err(|source| {
-            ParseStraceError::Read {
-                path: name.clone(),
-                source,
-            }
+        parse_file_sorted(&f, opts).map_err(|source| ParseStraceError::Read {
+            path: name.clone(),
+            source,
         })?
     };
     if stats {

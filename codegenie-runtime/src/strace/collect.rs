@@ -20,6 +20,7 @@ use super::facts::{ExecRecord, ExitStatus, TraceFacts, MAX_EXEC_RECORDS};
 use super::join::{split_resumed, strip_unfinished, Joiner, UNFINISHED};
 use super::paths::{join_into, normalize_in_place};
 use super::pidhash::PidMap;
+use super::pre::{Fast, Pre};
 use super::prefix::{parse_u32, split_head};
 use super::procs::Procs;
 use super::rules::{
@@ -54,6 +55,8 @@ pub(crate) struct Collector<'o> {
     /// The path sets of `facts` while the parse runs (moved there, sorted,
     /// at the end).
     seen: Seen,
+    /// The stateless part of each line's work.
+    pre: Pre,
     procs: Procs,
     joiner: Joiner,
     root: Option<u32>,
@@ -87,6 +90,7 @@ impl<'o> Collector<'o> {
             lookup,
             facts: TraceFacts::default(),
             seen: Seen::default(),
+            pre: Pre::default(),
             procs: Procs::default(),
             joiner: Joiner::default(),
             root: None,
@@ -163,6 +167,48 @@ impl<'o> Collector<'o> {
 
     /// One line of trace text, without its newline.
     pub(crate) fn line(&mut self, line: &[u8]) {
+        let mut pre = std::mem::take(&mut self.pre);
+        match pre.line(line, &mut self.seen) {
+            Some(fast) => self.fast(fast),
+            None => self.whole_line(line),
+        }
+        self.pre = pre;
+    }
+
+    /// Keeps the path sets on this thread (the parse is already split
+    /// between two); before any line.
+    pub(crate) fn keep_sets_here(&mut self) {
+        self.seen = Seen::here();
+    }
+
+    /// The sets this parse adds paths to, for a [`Pre`] working ahead.
+    pub(crate) fn seen_mut(&mut self) -> &mut Seen {
+        &mut self.seen
+    }
+
+    /// The effects on state of a line whose stateless work is done (see
+    /// `pre`), in line order.
+    pub(crate) fn fast(&mut self, fast: Fast<'_>) {
+        let pid = self.resolve_pid(fast.pid);
+        if let Some(d) = fast.dirfd {
+            self.learn_cwd(pid, d);
+        }
+        let Some(o) = fast.opened else {
+            return;
+        };
+        if let Some(fd) = o.fd {
+            self.procs.opened(pid, fd, o.path, o.resolved);
+        }
+        if let (true, Some(r)) = (o.pair, o.resolved) {
+            let resolved = &mut self.facts.trace.resolved;
+            if !resolved.contains_key(o.path) {
+                resolved.insert(o.path.to_owned(), r.to_owned());
+            }
+        }
+    }
+
+    /// A line taken whole: everything but what [`Pre`] does alone.
+    pub(crate) fn whole_line(&mut self, line: &[u8]) {
         let Some(head) = split_head(line) else {
             return self.malformed();
         };
@@ -949,7 +995,7 @@ enum Kind {
 
 /// Syscalls the facts come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Wanted {
+pub(crate) enum Wanted {
     Open,
     Exec,
     Clone,
@@ -963,7 +1009,7 @@ enum Wanted {
 }
 
 impl Wanted {
-    fn of(name: &[u8]) -> Option<Wanted> {
+    pub(crate) fn of(name: &[u8]) -> Option<Wanted> {
         Some(match name {
             b"open" | b"openat" | b"openat2" => Wanted::Open,
             b"execve" | b"execveat" => Wanted::Exec,
@@ -990,7 +1036,7 @@ fn is_decoration_special(b: u8) -> bool {
 /// `newfstatat(3</x>, "", ...)` and kin: a probe of an open fd (an `fstat`
 /// in disguise), which names no path and shows no cwd. Most probe lines are
 /// these, so they are recognised without scanning the whole line.
-fn is_fd_probe(body: &[u8], name_len: usize) -> bool {
+pub(crate) fn is_fd_probe(body: &[u8], name_len: usize) -> bool {
     let mut args = super::call::split_args(&body[name_len + 1..]);
     let numeric_fd = args
         .next()
@@ -999,7 +1045,7 @@ fn is_fd_probe(body: &[u8], name_len: usize) -> bool {
 }
 
 /// Calls whose first argument is a dirfd.
-fn has_dirfd(name: &[u8]) -> bool {
+pub(crate) fn has_dirfd(name: &[u8]) -> bool {
     matches!(
         name,
         b"openat"

@@ -137,6 +137,81 @@ impl SortedText {
     }
 }
 
+/// The union of two sorted lists in byte order, each string once (see
+/// [`merged`]), comparing strings past the prefix all of them share: the
+/// lists of one walk share a temporary folder, and comparing it again for
+/// every string was most of writing the union.
+pub(crate) fn merged_text<'s>(
+    a: &'s SortedText,
+    b: &'s SortedText,
+) -> impl Iterator<Item = &'s str> + 's {
+    let ends = [a, b].into_iter().flat_map(|t| {
+        let first = t.spans.first().map(|sp| &t.text.as_bytes()[sp.clone()]);
+        let last = t.spans.last().map(|sp| &t.text.as_bytes()[sp.clone()]);
+        first.into_iter().chain(last)
+    });
+    // A sorted list's first and last strings share what all of its share.
+    let mut shared: Option<&[u8]> = None;
+    for e in ends {
+        shared = Some(match shared {
+            None => e,
+            Some(p) => &p[..p.iter().zip(e).take_while(|(x, y)| x == y).count()],
+        });
+    }
+    let skip = shared.map_or(0, <[u8]>::len);
+    let (mut i, mut j) = (0, 0);
+    std::iter::from_fn(move || {
+        let x = a.spans.get(i).map(|sp| &a.text[sp.clone()]);
+        let y = b.spans.get(j).map(|sp| &b.text[sp.clone()]);
+        match (x, y) {
+            (Some(x), Some(y)) => match x.as_bytes()[skip..].cmp(&y.as_bytes()[skip..]) {
+                std::cmp::Ordering::Less => {
+                    i += 1;
+                    Some(x)
+                }
+                std::cmp::Ordering::Greater => {
+                    j += 1;
+                    Some(y)
+                }
+                std::cmp::Ordering::Equal => {
+                    i += 1;
+                    j += 1;
+                    Some(x)
+                }
+            },
+            (Some(x), None) => {
+                i += 1;
+                Some(x)
+            }
+            (None, y) => {
+                j += 1;
+                y
+            }
+        }
+    })
+}
+
+/// The strings of two sorted, duplicate-free lists in byte order, each
+/// once: the union of two threads' sets.
+pub(crate) fn merged<'s>(
+    a: impl Iterator<Item = &'s str>,
+    b: impl Iterator<Item = &'s str>,
+) -> impl Iterator<Item = &'s str> {
+    let (mut a, mut b) = (a.peekable(), b.peekable());
+    std::iter::from_fn(move || match (a.peek(), b.peek()) {
+        (Some(x), Some(y)) => match x.cmp(y) {
+            std::cmp::Ordering::Less => a.next(),
+            std::cmp::Ordering::Greater => b.next(),
+            std::cmp::Ordering::Equal => {
+                b.next();
+                a.next()
+            }
+        },
+        (Some(_), None) => a.next(),
+        (None, _) => b.next(),
+    })
+}
+
 /// The strings of `spans`, in their order.
 fn owned(text: &str, spans: &[Span]) -> Vec<String> {
     spans.iter().map(|sp| text[sp.clone()].to_owned()).collect()
@@ -318,6 +393,31 @@ impl Hasher for Prehashed {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sorted_text(strings: &[String]) -> SortedText {
+        let mut s = DistinctSet::default();
+        for p in strings {
+            s.insert(p);
+        }
+        s.take_sorted_text(false)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_union_of_two_sorted_lists_is_sorted_and_distinct(
+            a in proptest::collection::vec("/p(/[ab]{0,3}){0,3}", 0..20),
+            b in proptest::collection::vec("/p(/[ab]{0,3}){0,3}", 0..20),
+        ) {
+            let (ta, tb) = (sorted_text(&a), sorted_text(&b));
+            let mut want: Vec<&str> = a.iter().chain(&b).map(String::as_str).collect();
+            want.sort_unstable();
+            want.dedup();
+            let got: Vec<&str> = merged_text(&ta, &tb).collect();
+            proptest::prop_assert_eq!(&got, &want);
+            let plain: Vec<&str> = merged(ta.iter(), tb.iter()).collect();
+            proptest::prop_assert_eq!(plain, want);
+        }
+    }
 
     #[test]
     fn distinct_and_sorted() {

@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Write};
 
-use super::distinct::SortedText;
+use super::distinct::{merged, merged_text, SortedText};
 use super::facts::ParsedTrace;
 use super::seen::{PathSet, SETS};
 
@@ -28,10 +28,10 @@ impl ParsedTrace {
 
 /// Writes `t` as [`ParsedTrace::write_json_pretty`] does, its path sets
 /// taken from `sorted` (in `PathSet` order; `t`'s own are empty) when
-/// given.
+/// given (the union of its parts).
 pub(crate) fn write_pretty(
     t: &ParsedTrace,
-    sorted: Option<&[SortedText; SETS]>,
+    sorted: Option<&[[SortedText; SETS]]>,
     w: &mut dyn Write,
 ) -> io::Result<()> {
     let mut out = Out {
@@ -39,9 +39,29 @@ pub(crate) fn write_pretty(
         w,
     };
     let path_set = |out: &mut Out<'_>, set: &BTreeSet<String>, which: PathSet| match sorted {
-        Some(sets) => {
-            let s = &sets[which.index()];
-            out.list(1, s.len(), s.iter())
+        Some(parts) => {
+            let [a, rest @ ..] = parts else {
+                return out.list(1, 0, std::iter::empty());
+            };
+            let a = &a[which.index()];
+            match rest {
+                [] => out.list(1, a.len(), a.iter()),
+                // Each thread of a parse filled a part.
+                [b] => {
+                    let b = &b[which.index()];
+                    out.list(1, a.len() + b.len(), merged_text(a, b))
+                }
+                _ => {
+                    let mut len = a.len();
+                    let mut union: Box<dyn Iterator<Item = &str>> = Box::new(a.iter());
+                    for part in rest {
+                        let b = &part[which.index()];
+                        len += b.len();
+                        union = Box::new(merged(union, b.iter()));
+                    }
+                    out.list(1, len, union)
+                }
+            }
         }
         None => out.list(1, set.len(), set.iter().map(String::as_str)),
     };

@@ -11,11 +11,14 @@
 //! One step per module: `lines` (splitting), `prefix` (pid and timestamp),
 //! `join` (unfinished/resumed), `unescape` (literals), `call` (arguments),
 //! `sockaddr`, [`paths`] (lexical joining and normalisation), `procs`
-//! (per-process fds, binary, cwd), `collect` (the facts), `distinct` (the
-//! sets of distinct paths while collecting), `seen` (those sets, filled on
-//! a second thread for a big trace), [`rules`], `facts`, `json` (the facts
-//! as `parse-strace` prints them).
+//! (per-process fds, binary, cwd), `pre` (the part of a line's work that
+//! needs no process state), `collect` (the facts), `distinct` (the sets of
+//! distinct paths while collecting), `seen` (those sets, filled on a second
+//! thread for a big trace), `blocks` (a big file parsed in blocks on two
+//! threads), [`rules`], `facts`, `json` (the facts as `parse-strace`
+//! prints them).
 
+mod blocks;
 mod call;
 mod collect;
 mod distinct;
@@ -25,6 +28,7 @@ mod json;
 mod lines;
 pub mod paths;
 mod pidhash;
+mod pre;
 mod prefix;
 mod procs;
 pub mod rules;
@@ -85,7 +89,35 @@ pub fn parse_trace_sorted<R: BufRead>(
         lines::Line::Overlong => collector.malformed(),
     })?;
     let (facts, sets) = collector.finish_text();
-    Ok(SortedFacts { facts, sets })
+    Ok(SortedFacts {
+        facts,
+        parts: vec![sets],
+    })
+}
+
+/// Files smaller than this are parsed on one thread: a second costs more
+/// than it saves.
+const PARALLEL_FROM: u64 = 2 << 20;
+
+/// Parse one trace file as [`parse_trace_sorted`] does. A big regular file
+/// is read in blocks and parsed on two threads (see `blocks`), with the
+/// same facts, up to the length it had when the parse started (what a
+/// tracer appends meanwhile is not read); anything else (a pipe, a small
+/// file) is read as a stream to its end.
+pub fn parse_file_sorted(
+    file: &std::fs::File,
+    opts: &ParseOptions,
+) -> std::io::Result<SortedFacts> {
+    let meta = file.metadata()?;
+    if !meta.is_file() || meta.len() < PARALLEL_FROM || !seen::two_cores() {
+        return parse_trace_sorted(std::io::BufReader::with_capacity(1 << 20, file), opts);
+    }
+    let src = blocks::FileSource {
+        file,
+        len: meta.len(),
+    };
+    let (facts, parts) = blocks::parse(&src, opts, blocks::BLOCK)?;
+    Ok(SortedFacts { facts, parts })
 }
 
 /// The facts of one trace with its path sets still sorted strings in one
@@ -94,8 +126,9 @@ pub fn parse_trace_sorted<R: BufRead>(
 pub struct SortedFacts {
     /// Every fact but the path sets, which are empty here.
     facts: TraceFacts,
-    /// The path sets, in `seen::PathSet` order.
-    sets: [distinct::SortedText; seen::SETS],
+    /// The path sets, in `seen::PathSet` order, in one or more parts
+    /// (each thread of a parse fills its own) whose union they are.
+    parts: Vec<[distinct::SortedText; seen::SETS]>,
 }
 
 impl SortedFacts {
@@ -107,14 +140,20 @@ impl SortedFacts {
     /// Writes the evidence as [`ParsedTrace::write_json_pretty`] writes
     /// that of [`SortedFacts::into_facts`].
     pub fn write_json_pretty(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
-        json::write_pretty(&self.facts.trace, Some(&self.sets), w)
+        json::write_pretty(&self.facts.trace, Some(&self.parts), w)
     }
 
     /// The facts, path sets and all, as [`parse_trace`] gives them.
     pub fn into_facts(self) -> TraceFacts {
-        let SortedFacts { mut facts, sets } = self;
-        let [binaries, libs, certs, read, written, probed, missing] =
-            sets.map(distinct::SortedText::into_set);
+        let SortedFacts { mut facts, parts } = self;
+        let mut sets: [std::collections::BTreeSet<String>; seen::SETS] = Default::default();
+        for part in parts {
+            for (set, text) in sets.iter_mut().zip(part) {
+                let mut more = text.into_set();
+                set.append(&mut more);
+            }
+        }
+        let [binaries, libs, certs, read, written, probed, missing] = sets;
         let t = &mut facts.trace;
         t.binaries_executed = binaries;
         t.shared_libs_loaded = libs;

@@ -45,13 +45,15 @@ pub(crate) fn normalize_into(path: &str, out: &mut String) {
     finish(out);
 }
 
-/// Normalises `path` in place, using `tmp` as scratch.
-pub(crate) fn normalize_in_place(path: &mut String, tmp: &mut String) {
+/// Normalises `path` in place, using `tmp` as scratch. True when it was
+/// normal already (and is unchanged).
+pub(crate) fn normalize_in_place(path: &mut String, tmp: &mut String) -> bool {
     if is_normal(path) {
-        return;
+        return true;
     }
     normalize_into(path, tmp);
     std::mem::swap(path, tmp);
+    false
 }
 
 /// Whether [`normalize`] would return `path` unchanged.

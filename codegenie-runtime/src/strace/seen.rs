@@ -63,6 +63,9 @@ pub(crate) struct Seen {
     mode: Mode,
     /// Paths added so far (until the handoff).
     added: usize,
+    /// Never hand the sets off nor sort them on another thread: the parse
+    /// already runs on two.
+    here: bool,
 }
 
 enum Mode {
@@ -84,6 +87,7 @@ impl Default for Seen {
         Seen {
             mode: Mode::Here(Box::default()),
             added: 0,
+            here: false,
         }
     }
 }
@@ -92,13 +96,21 @@ impl Default for Seen {
 pub(crate) type SortedSets = [BTreeSet<String>; SETS];
 
 impl Seen {
+    /// Sets that stay on the thread that fills them.
+    pub(crate) fn here() -> Self {
+        Seen {
+            here: true,
+            ..Seen::default()
+        }
+    }
+
     /// Adds `path` to `set`.
     pub(crate) fn insert(&mut self, set: PathSet, path: &str) {
         match &mut self.mode {
             Mode::Here(sets) => {
                 sets[set.index()].insert(path);
                 self.added += 1;
-                if self.added == HANDOFF {
+                if self.added == HANDOFF && !self.here {
                     self.hand_off();
                 }
             }
@@ -162,7 +174,14 @@ impl Seen {
 
     /// [`Seen::finish`], each set left as its strings in one buffer.
     pub(crate) fn finish_text(self) -> [SortedText; SETS] {
-        sort_all(&mut self.into_sets(), DistinctSet::take_sorted_text)
+        let here = self.here;
+        let mut sets = self.into_sets();
+        if here {
+            // The parse runs on two threads, each sorting its own sets at
+            // the same time: more threads would only take turns.
+            return sets.each_mut().map(|s| s.take_sorted_text(false));
+        }
+        sort_all(&mut sets, DistinctSet::take_sorted_text)
     }
 
     /// The sets, back from the worker if they went to one.
@@ -220,7 +239,7 @@ fn fill(sets: &mut Sets, mut batch: &[u8]) {
 }
 
 /// Whether a second thread can run beside this one.
-fn two_cores() -> bool {
+pub(crate) fn two_cores() -> bool {
     std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2)
 }
 
