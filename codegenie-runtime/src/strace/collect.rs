@@ -579,17 +579,13 @@ impl<'o> Collector<'o> {
         if self.path.starts_with('/') {
             return false;
         }
-        let Some(dir) = parse_value(dirfd).decoration else {
-            return false;
-        };
-        self.other.clear();
-        decode_into(dir, &mut self.scratch, &mut self.other);
-        if !self.other.starts_with('/') || is_unnamed(&self.other) {
-            return false;
-        }
-        join_into(&self.other, &self.path, &mut self.tmp);
-        std::mem::swap(&mut self.path, &mut self.tmp);
-        true
+        super::paths::join_to_dirfd(
+            dirfd,
+            &mut self.path,
+            &mut self.other,
+            &mut self.tmp,
+            &mut self.scratch,
+        )
     }
 
     /// Makes `self.path` (a name as the app gave it) absolute against the

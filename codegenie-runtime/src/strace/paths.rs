@@ -23,6 +23,29 @@ pub fn join(dir: &str, rel: &str) -> String {
     out
 }
 
+/// Joins the relative `path` to a dirfd argument's `-y` decoration (a
+/// directory's path), in place; true when it did. `dir`, `tmp` and
+/// `scratch` are the caller's working buffers.
+pub(crate) fn join_to_dirfd(
+    dirfd: &[u8],
+    path: &mut String,
+    dir: &mut String,
+    tmp: &mut String,
+    scratch: &mut Vec<u8>,
+) -> bool {
+    let Some(decoration) = super::call::parse_value(dirfd).decoration else {
+        return false;
+    };
+    dir.clear();
+    super::unescape::decode_into(decoration, scratch, dir);
+    if !dir.starts_with('/') || super::rules::is_unnamed(dir) {
+        return false;
+    }
+    join_into(dir, path, tmp);
+    std::mem::swap(path, tmp);
+    true
+}
+
 /// [`join`] into a reused buffer.
 pub(crate) fn join_into(dir: &str, rel: &str, out: &mut String) {
     out.clear();

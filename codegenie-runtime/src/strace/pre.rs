@@ -19,7 +19,7 @@
 
 use super::call::{field, parse_call_named, Call};
 use super::join::strip_unfinished;
-use super::paths::{join_into, normalize_in_place};
+use super::paths::normalize_in_place;
 use super::prefix::split_head;
 use super::rules::{
     is_cert, is_excluded, is_pseudo_fs, is_self_exe, is_unnamed, parse_open_flags, prot_exec,
@@ -297,17 +297,13 @@ impl Pre {
     /// Joins a relative `self.path` to a dirfd argument's decoration (a
     /// directory's path); true when it did.
     fn join_to_dirfd(&mut self, dirfd: &[u8]) -> bool {
-        let Some(dir) = super::call::parse_value(dirfd).decoration else {
-            return false;
-        };
-        self.other.clear();
-        decode_into(dir, &mut self.scratch, &mut self.other);
-        if !self.other.starts_with('/') || is_unnamed(&self.other) {
-            return false;
-        }
-        join_into(&self.other, &self.path, &mut self.tmp);
-        std::mem::swap(&mut self.path, &mut self.tmp);
-        true
+        super::paths::join_to_dirfd(
+            dirfd,
+            &mut self.path,
+            &mut self.other,
+            &mut self.tmp,
+            &mut self.scratch,
+        )
     }
 }
 
