@@ -24,12 +24,12 @@ use super::pre::{Fast, Pre};
 use super::prefix::{parse_u32, split_head};
 use super::procs::Procs;
 use super::rules::{
-    basename, is_cert, is_excluded, is_pseudo_fs, is_self_exe, is_shell, is_unnamed,
-    parse_open_flags, prot_exec, script_interpreter, OpenFlags,
+    basename, is_cert, is_excluded, is_pseudo_fs, is_self_exe, is_shell, is_unnamed, open_args,
+    prot_exec, script_interpreter, FlagsMemo, OpenFlags,
 };
 use super::seen::{PathSet, Seen, SortedSets, SETS};
 use super::sockaddr::{parse_sockaddr, SockAddr};
-use super::unescape::{decode_into, leading_literal, literal_parts, render_into, unescape_into};
+use super::unescape::{decode_into, leading_literal, literal_into, render_into, unescape_into};
 use super::ParseOptions;
 
 /// Stand-in pid for unprefixed lines until the root's real pid shows.
@@ -73,7 +73,7 @@ pub(crate) struct Collector<'o> {
     /// The `-y` name of the fd an open returned.
     resolved_name: String,
     /// The last open flags parsed, as written, and what they said.
-    last_flags: Option<(Vec<u8>, Option<OpenFlags>)>,
+    last_flags: FlagsMemo,
     /// See [`ParseOptions::chdir_traced`](super::ParseOptions).
     chdir_traced: bool,
 }
@@ -101,7 +101,7 @@ impl<'o> Collector<'o> {
             other: String::new(),
             tmp: String::new(),
             resolved_name: String::new(),
-            last_flags: None,
+            last_flags: FlagsMemo::default(),
             chdir_traced: opts.chdir_traced,
         }
     }
@@ -563,14 +563,7 @@ impl<'o> Collector<'o> {
 
     /// [`Self::literal_to_path`], returning the literal's content as written.
     fn literal_to_path_raw<'a>(&mut self, a: &'a [u8]) -> Option<&'a [u8]> {
-        let (lit, _, escaped) = literal_parts(a)?;
-        self.path.clear();
-        if escaped {
-            decode_into(lit, &mut self.scratch, &mut self.path);
-        } else {
-            render_into(lit, &mut self.path);
-        }
-        Some(lit)
+        literal_into(a, &mut self.scratch, &mut self.path)
     }
 
     /// Joins a relative `self.path` to a dirfd argument's decoration (a
@@ -615,31 +608,11 @@ impl<'o> Collector<'o> {
     }
 
     fn open(&mut self, pid: u32, call: &Call<'_>) -> bool {
-        let (dirfd, path, flags) = match call.name {
-            b"open" => (None, call.arg(0), call.arg(1)),
-            b"openat" => (call.arg(0), call.arg(1), call.arg(2)),
-            _ => (
-                call.arg(0),
-                call.arg(1),
-                call.arg(2).and_then(|h| field(h, b"flags")),
-            ),
-        };
+        let (dirfd, path, flags) = open_args(call);
         let (Some(path), Some(flags)) = (path, flags) else {
             return false;
         };
-        // A trace repeats a few flag sets: the last one is remembered.
-        let flags = match &self.last_flags {
-            Some((text, parsed)) if text.as_slice() == flags => *parsed,
-            _ => {
-                let parsed = parse_open_flags(flags);
-                let (text, held) = self.last_flags.get_or_insert_with(Default::default);
-                text.clear();
-                text.extend_from_slice(flags);
-                *held = parsed;
-                parsed
-            }
-        };
-        let Some(flags) = flags else {
+        let Some(flags) = self.last_flags.parse(flags) else {
             return false;
         };
         if !call.ret.ok() {

@@ -17,16 +17,15 @@
 //! every line through here first, so the sequential and the parallel parse
 //! share one code path.
 
-use super::call::{field, parse_call_named, Call};
+use super::call::{parse_call_named, Call};
 use super::join::strip_unfinished;
-use super::paths::normalize_in_place;
+use super::paths::{join_to_dirfd, normalize_in_place};
 use super::prefix::split_head;
 use super::rules::{
-    is_cert, is_excluded, is_pseudo_fs, is_self_exe, is_unnamed, parse_open_flags, prot_exec,
-    OpenFlags,
+    is_cert, is_excluded, is_pseudo_fs, is_self_exe, is_unnamed, open_args, prot_exec, FlagsMemo,
 };
 use super::seen::{PathSet, Seen};
-use super::unescape::{decode_into, literal_parts, render_into};
+use super::unescape::{decode_into, literal_into};
 
 /// What a line needs from the stateful collector, in line order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,7 +65,7 @@ pub(crate) struct Pre {
     resolved: String,
     scratch: Vec<u8>,
     /// The last open flags parsed, as written, and what they said.
-    last_flags: Option<(Vec<u8>, Option<OpenFlags>)>,
+    last_flags: FlagsMemo,
 }
 
 /// The lines [`Pre::line`] leaves whole to the collector.
@@ -138,28 +137,9 @@ impl Pre {
     /// An open: `None` to take it whole, `Some(None)` when it changes no
     /// state, else what it opened (the path is in `self.path`).
     fn open(&mut self, call: &Call<'_>, seen: &mut Seen) -> Option<Option<OpenedAt>> {
-        let (dirfd, path, flags) = match call.name {
-            b"open" => (None, call.arg(0), call.arg(1)),
-            b"openat" => (call.arg(0), call.arg(1), call.arg(2)),
-            _ => (
-                call.arg(0),
-                call.arg(1),
-                call.arg(2).and_then(|h| field(h, b"flags")),
-            ),
-        };
+        let (dirfd, path, flags) = open_args(call);
         let (path, flags) = (path?, flags?);
-        // A trace repeats a few flag sets: the last one is remembered.
-        let flags = match &self.last_flags {
-            Some((text, parsed)) if text.as_slice() == flags => *parsed,
-            _ => {
-                let parsed = parse_open_flags(flags);
-                let (text, held) = self.last_flags.get_or_insert_with(Default::default);
-                text.clear();
-                text.extend_from_slice(flags);
-                *held = parsed;
-                parsed
-            }
-        }?;
+        let flags = self.last_flags.parse(flags)?;
         if !call.ret.ok() {
             return self.missing(call, path, dirfd, seen).map(|()| None);
         }
@@ -269,14 +249,7 @@ impl Pre {
     /// Decodes the literal at the start of `a` into `self.path`, returning
     /// its content as written.
     fn literal_to_path<'a>(&mut self, a: &'a [u8]) -> Option<&'a [u8]> {
-        let (lit, _, escaped) = literal_parts(a)?;
-        self.path.clear();
-        if escaped {
-            decode_into(lit, &mut self.scratch, &mut self.path);
-        } else {
-            render_into(lit, &mut self.path);
-        }
-        Some(lit)
+        literal_into(a, &mut self.scratch, &mut self.path)
     }
 
     /// Makes `self.path` absolute against the dirfd's decoration, then
@@ -286,24 +259,22 @@ impl Pre {
     fn absolutize(&mut self, dirfd: Option<&[u8]>) -> Option<bool> {
         if !self.path.starts_with('/') {
             match dirfd {
-                Some(d) if self.join_to_dirfd(d) => return Some(false),
+                Some(d)
+                    if join_to_dirfd(
+                        d,
+                        &mut self.path,
+                        &mut self.other,
+                        &mut self.tmp,
+                        &mut self.scratch,
+                    ) =>
+                {
+                    return Some(false)
+                }
                 Some(d) if d != b"AT_FDCWD" => {}
                 _ => return None,
             }
         }
         Some(normalize_in_place(&mut self.path, &mut self.tmp))
-    }
-
-    /// Joins a relative `self.path` to a dirfd argument's decoration (a
-    /// directory's path); true when it did.
-    fn join_to_dirfd(&mut self, dirfd: &[u8]) -> bool {
-        super::paths::join_to_dirfd(
-            dirfd,
-            &mut self.path,
-            &mut self.other,
-            &mut self.tmp,
-            &mut self.scratch,
-        )
     }
 }
 

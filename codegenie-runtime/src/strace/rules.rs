@@ -92,6 +92,45 @@ impl OpenFlags {
     }
 }
 
+/// An open call's dirfd, path and flags arguments (`open`, `openat`, and
+/// `openat2`, whose flags are a field of its `how`).
+pub(crate) type OpenArgs<'a> = (Option<&'a [u8]>, Option<&'a [u8]>, Option<&'a [u8]>);
+
+/// See [`OpenArgs`].
+pub(crate) fn open_args<'a>(call: &super::call::Call<'a>) -> OpenArgs<'a> {
+    match call.name {
+        b"open" => (None, call.arg(0), call.arg(1)),
+        b"openat" => (call.arg(0), call.arg(1), call.arg(2)),
+        _ => (
+            call.arg(0),
+            call.arg(1),
+            call.arg(2).and_then(|h| super::call::field(h, b"flags")),
+        ),
+    }
+}
+
+/// [`parse_open_flags`] remembering its last text: a trace repeats a few
+/// flag sets.
+#[derive(Debug, Default)]
+pub(crate) struct FlagsMemo(Option<(Vec<u8>, Option<OpenFlags>)>);
+
+impl FlagsMemo {
+    /// The flags of `text`, parsed once for a run of the same text.
+    pub(crate) fn parse(&mut self, text: &[u8]) -> Option<OpenFlags> {
+        match &self.0 {
+            Some((last, parsed)) if last.as_slice() == text => *parsed,
+            _ => {
+                let parsed = parse_open_flags(text);
+                let (last, held) = self.0.get_or_insert_with(Default::default);
+                last.clear();
+                last.extend_from_slice(text);
+                *held = parsed;
+                parsed
+            }
+        }
+    }
+}
+
 /// Parses `O_RDONLY|O_CLOEXEC`, `O_WRONLY|O_CREAT|0x400000` or a number.
 /// Numeric bits use the generic Linux values (x86, arm64, riscv).
 pub(crate) fn parse_open_flags(text: &[u8]) -> Option<OpenFlags> {

@@ -134,6 +134,23 @@ pub(crate) fn leading_literal(s: &[u8]) -> Option<(&[u8], &[u8])> {
     }
 }
 
+/// Decodes the literal at the start of `a` into `out` (cleared first),
+/// returning its content as written; `scratch` is a working buffer.
+pub(crate) fn literal_into<'a>(
+    a: &'a [u8],
+    scratch: &mut Vec<u8>,
+    out: &mut String,
+) -> Option<&'a [u8]> {
+    let (lit, _, escaped) = literal_parts(a)?;
+    out.clear();
+    if escaped {
+        decode_into(lit, scratch, out);
+    } else {
+        render_into(lit, out);
+    }
+    Some(lit)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
