@@ -304,18 +304,18 @@ impl Api {
         Ok(made.id)
     }
 
-    /// The config of `image` (an image without one has the empty config,
-    /// as the CLI prints `null` for it).
-    pub(super) fn image_config(&self, image: &str) -> Result<super::ImageConfig, EngineError> {
+    /// The config of `image` as the client types it (`None`: the image has
+    /// none, as the CLI prints `null` for it).
+    pub(super) fn image_config(
+        &self,
+        image: &str,
+    ) -> Result<Option<bollard::models::ImageConfig>, EngineError> {
         let inspect = self.call(
             "inspect image",
             COMMAND_TIMEOUT,
             self.docker.inspect_image(image),
         )?;
-        Ok(inspect
-            .config
-            .map(super::ImageConfig::from_api)
-            .unwrap_or_default())
+        Ok(inspect.config)
     }
 
     /// Make the named volume with `labels`.
@@ -401,7 +401,7 @@ impl Api {
     }
 
     /// The images matching every filter of `filters`.
-    fn images_matching(
+    pub(super) fn images_matching(
         &self,
         filters: &[(&str, &str)],
     ) -> Result<Vec<bollard::models::ImageSummary>, EngineError> {
@@ -420,32 +420,6 @@ impl Api {
             COMMAND_TIMEOUT,
             self.docker.list_images(Some(options)),
         )
-    }
-
-    /// The images tagged in `tag_repository` whose label filter `label`
-    /// (`key` or `key=value`) matches: one row a tag, as `docker image ls`.
-    pub(super) fn tagged_images(
-        &self,
-        tag_repository: &str,
-        label: &str,
-    ) -> Result<Vec<super::RepositoryImage>, EngineError> {
-        let reference = format!("{tag_repository}:*");
-        let listed = self.images_matching(&[("label", label), ("reference", &reference)])?;
-        let mut rows = Vec::new();
-        for image in listed {
-            // The CLI's layout, in UTC.
-            let created = chrono::DateTime::from_timestamp(image.created, 0)
-                .map(|t| t.format("%Y-%m-%d %H:%M:%S +0000 UTC").to_string())
-                .unwrap_or_default();
-            for tag in image.repo_tags {
-                rows.push(super::RepositoryImage {
-                    id: image.id.clone(),
-                    tag,
-                    created: created.clone(),
-                });
-            }
-        }
-        Ok(rows)
     }
 
     /// Tag `image` as `reference` (`repository:tag`).

@@ -41,7 +41,7 @@ impl ImageConfig {
     /// The config as the API client types it: ports and volumes come as
     /// names there, where the engine's JSON (and the CLI's) has them as the
     /// keys of empty objects.
-    pub(super) fn from_api(c: bollard::models::ImageConfig) -> ImageConfig {
+    fn from_api(c: bollard::models::ImageConfig) -> ImageConfig {
         let keys = |v: Option<Vec<String>>| {
             v.map(|names| {
                 names
@@ -86,7 +86,10 @@ impl Engine {
     /// The config of `image`.
     pub fn image_config(&self, image: &str) -> Result<ImageConfig, EngineError> {
         if let Some(api) = self.api() {
-            return api.image_config(image);
+            return Ok(api
+                .image_config(image)?
+                .map(ImageConfig::from_api)
+                .unwrap_or_default());
         }
         let out =
             self.ok(self

@@ -106,11 +106,28 @@ impl Engine {
     ) -> Result<Vec<RepositoryImage>, EngineError> {
         if let Some(api) = self.api() {
             let label = label.strip_prefix("label=").unwrap_or(label);
-            let mut images: Vec<RepositoryImage> = api
-                .tagged_images(tag_repository, label)?
-                .into_iter()
-                .filter(|i| i.tag.starts_with(&format!("{tag_repository}:")))
-                .collect();
+            let reference = format!("{tag_repository}:*");
+            let listed = api.images_matching(&[("label", label), ("reference", &reference)])?;
+            let mut images: Vec<RepositoryImage> = Vec::new();
+            for image in listed {
+                // The CLI's layout, in UTC.
+                let created = chrono::DateTime::from_timestamp(image.created, 0)
+                    .map(|t| t.format("%Y-%m-%d %H:%M:%S +0000 UTC").to_string())
+                    .unwrap_or_default();
+                // One row a tag, as `docker image ls`; the filter matches
+                // by pattern, so keep exactly this repository.
+                images.extend(
+                    image
+                        .repo_tags
+                        .into_iter()
+                        .filter(|t| t.starts_with(&format!("{tag_repository}:")))
+                        .map(|tag| RepositoryImage {
+                            id: image.id.clone(),
+                            tag,
+                            created: created.clone(),
+                        }),
+                );
+            }
             images.sort_by(|a, b| b.created.cmp(&a.created).then(b.tag.cmp(&a.tag)));
             return Ok(images);
         }

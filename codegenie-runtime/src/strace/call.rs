@@ -90,6 +90,67 @@ pub(crate) fn call_name(body: &[u8]) -> Option<&[u8]> {
 }
 
 /// Parses `name(args) = ret`. `None` when the shape is wrong.
+/// `newfstatat(3</x>, "", ...)` and kin: a probe of an open fd (an `fstat`
+/// in disguise), which names no path and shows no cwd. Most probe lines are
+/// these, so they are recognised without scanning the whole line.
+pub(crate) fn is_fd_probe(body: &[u8], name_len: usize) -> bool {
+    let mut args = split_args(&body[name_len + 1..]);
+    let numeric_fd = args
+        .next()
+        .is_some_and(|fd| fd.first().is_some_and(u8::is_ascii_digit));
+    numeric_fd && args.next() == Some(&b"\"\""[..])
+}
+
+/// Calls whose first argument is a dirfd.
+pub(crate) fn has_dirfd(name: &[u8]) -> bool {
+    matches!(
+        name,
+        b"openat"
+            | b"openat2"
+            | b"execveat"
+            | b"newfstatat"
+            | b"fstatat64"
+            | b"statx"
+            | b"faccessat"
+            | b"faccessat2"
+            | b"readlinkat"
+    )
+}
+
+/// Syscalls the facts come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wanted {
+    Open,
+    Exec,
+    Clone,
+    Mmap,
+    /// Existence probes: the `stat`, `access` and `readlink` families.
+    Probe,
+    Connect,
+    Bind,
+    /// `chdir`, `fchdir`: the cwd changes.
+    Chdir,
+}
+
+impl Wanted {
+    pub(crate) fn of(name: &[u8]) -> Option<Wanted> {
+        Some(match name {
+            b"open" | b"openat" | b"openat2" => Wanted::Open,
+            b"execve" | b"execveat" => Wanted::Exec,
+            b"clone" | b"clone3" | b"fork" | b"vfork" => Wanted::Clone,
+            b"mmap" | b"mmap2" => Wanted::Mmap,
+            // `stat64`, `lstat64`, `fstatat64`: the same calls on 32-bit ABIs.
+            b"stat" | b"lstat" | b"newfstatat" | b"statx" | b"access" | b"faccessat"
+            | b"faccessat2" | b"readlink" | b"readlinkat" | b"stat64" | b"lstat64"
+            | b"fstatat64" => Wanted::Probe,
+            b"connect" => Wanted::Connect,
+            b"bind" => Wanted::Bind,
+            b"chdir" | b"fchdir" => Wanted::Chdir,
+            _ => return None,
+        })
+    }
+}
+
 #[cfg(test)]
 pub(crate) fn parse_call(body: &[u8]) -> Option<Call<'_>> {
     parse_call_named(body, call_name(body)?.len())

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use memchr::memmem;
 
-use super::call::{field, parse_call_named, parse_value, Call};
+use super::call::{field, has_dirfd, is_fd_probe, parse_call_named, parse_value, Call, Wanted};
 use super::distinct::SortedText;
 use super::facts::{ExecRecord, ExitStatus, TraceFacts, MAX_EXEC_RECORDS};
 use super::join::{split_resumed, strip_unfinished, Joiner, UNFINISHED};
@@ -962,71 +962,10 @@ enum Kind {
     Call(usize),
 }
 
-/// Syscalls the facts come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Wanted {
-    Open,
-    Exec,
-    Clone,
-    Mmap,
-    /// Existence probes: the `stat`, `access` and `readlink` families.
-    Probe,
-    Connect,
-    Bind,
-    /// `chdir`, `fchdir`: the cwd changes.
-    Chdir,
-}
-
-impl Wanted {
-    pub(crate) fn of(name: &[u8]) -> Option<Wanted> {
-        Some(match name {
-            b"open" | b"openat" | b"openat2" => Wanted::Open,
-            b"execve" | b"execveat" => Wanted::Exec,
-            b"clone" | b"clone3" | b"fork" | b"vfork" => Wanted::Clone,
-            b"mmap" | b"mmap2" => Wanted::Mmap,
-            // `stat64`, `lstat64`, `fstatat64`: the same calls on 32-bit ABIs.
-            b"stat" | b"lstat" | b"newfstatat" | b"statx" | b"access" | b"faccessat"
-            | b"faccessat2" | b"readlink" | b"readlinkat" | b"stat64" | b"lstat64"
-            | b"fstatat64" => Wanted::Probe,
-            b"connect" => Wanted::Connect,
-            b"bind" => Wanted::Bind,
-            b"chdir" | b"fchdir" => Wanted::Chdir,
-            _ => return None,
-        })
-    }
-}
-
 /// Bytes that give a decoration's text a meaning beyond plain path bytes
 /// (see `call::decoration_len` and `unescape`).
 fn is_decoration_special(b: u8) -> bool {
     matches!(b, b'\\' | b'>' | b'[' | b']')
-}
-
-/// `newfstatat(3</x>, "", ...)` and kin: a probe of an open fd (an `fstat`
-/// in disguise), which names no path and shows no cwd. Most probe lines are
-/// these, so they are recognised without scanning the whole line.
-pub(crate) fn is_fd_probe(body: &[u8], name_len: usize) -> bool {
-    let mut args = super::call::split_args(&body[name_len + 1..]);
-    let numeric_fd = args
-        .next()
-        .is_some_and(|fd| fd.first().is_some_and(u8::is_ascii_digit));
-    numeric_fd && args.next() == Some(&b"\"\""[..])
-}
-
-/// Calls whose first argument is a dirfd.
-pub(crate) fn has_dirfd(name: &[u8]) -> bool {
-    matches!(
-        name,
-        b"openat"
-            | b"openat2"
-            | b"execveat"
-            | b"newfstatat"
-            | b"fstatat64"
-            | b"statx"
-            | b"faccessat"
-            | b"faccessat2"
-            | b"readlinkat"
-    )
 }
 
 /// `N` of `Process N attached`.

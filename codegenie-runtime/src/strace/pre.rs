@@ -95,11 +95,11 @@ impl Pre {
             Some(w @ (Wanted::Open | Wanted::Probe | Wanted::Mmap)) => w,
             Some(Wanted::Other) => return None,
         };
-        if wanted == Wanted::Probe && super::collect::is_fd_probe(body, name_len) {
+        if wanted == Wanted::Probe && super::call::is_fd_probe(body, name_len) {
             return Some(bare);
         }
         let call = parse_call_named(body, name_len)?;
-        let dirfd = if super::collect::has_dirfd(call.name) {
+        let dirfd = if super::call::has_dirfd(call.name) {
             call.arg(0)
         } else {
             None
@@ -203,7 +203,7 @@ impl Pre {
 
     /// `stat`, `access`, `readlink` and their kin: the path exists.
     fn probe(&mut self, call: &Call<'_>, seen: &mut Seen) -> Whole {
-        let base = usize::from(super::collect::has_dirfd(call.name));
+        let base = usize::from(super::call::has_dirfd(call.name));
         let dirfd = if base == 1 { call.arg(0) } else { None };
         let path = call.arg(base)?;
         if !call.ret.ok() {
@@ -308,7 +308,7 @@ enum Wanted {
 
 impl Wanted {
     fn of(name: &[u8]) -> Option<Wanted> {
-        use super::collect::Wanted as W;
+        use super::call::Wanted as W;
         W::of(name).map(|w| match w {
             W::Open => Wanted::Open,
             W::Probe => Wanted::Probe,
