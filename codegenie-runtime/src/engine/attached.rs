@@ -220,16 +220,12 @@ impl Attached {
         let (lock, cv) = &*self.end;
         let mut end = lock.lock().unwrap_or_else(|p| p.into_inner());
         loop {
-            match end.take() {
+            match &*end {
                 Some(Ok(t)) => {
-                    self.termination = Some(t);
-                    return Ok(Some(t));
+                    self.termination = Some(*t);
+                    return Ok(Some(*t));
                 }
-                Some(Err(e)) => {
-                    // Asked again, the answer stays the same.
-                    *end = Some(Err(e.clone()));
-                    return Err(e);
-                }
+                Some(Err(e)) => return Err(e.clone()),
                 None => {}
             }
             let now = Instant::now();

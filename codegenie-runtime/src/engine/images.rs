@@ -104,33 +104,42 @@ impl Engine {
         tag_repository: &str,
         label: &str,
     ) -> Result<Vec<RepositoryImage>, EngineError> {
-        if let Some(api) = self.api() {
-            let label = label.strip_prefix("label=").unwrap_or(label);
-            let reference = format!("{tag_repository}:*");
-            let listed = api.images_matching(&[("label", label), ("reference", &reference)])?;
-            let mut images: Vec<RepositoryImage> = Vec::new();
-            for image in listed {
-                // The CLI's layout, in UTC.
-                let created = chrono::DateTime::from_timestamp(image.created, 0)
-                    .map(|t| t.format("%Y-%m-%d %H:%M:%S +0000 UTC").to_string())
-                    .unwrap_or_default();
-                // One row a tag, as `docker image ls`; the filter matches
-                // by pattern, so keep exactly this repository.
-                images.extend(
-                    image
-                        .repo_tags
-                        .into_iter()
-                        .filter(|t| t.starts_with(&format!("{tag_repository}:")))
-                        .map(|tag| RepositoryImage {
-                            id: image.id.clone(),
-                            tag,
-                            created: created.clone(),
-                        }),
-                );
+        let mut images = match self.api() {
+            Some(api) => {
+                let label = label.strip_prefix("label=").unwrap_or(label);
+                let reference = format!("{tag_repository}:*");
+                let listed = api.images_matching(&[("label", label), ("reference", &reference)])?;
+                let mut rows = Vec::new();
+                for image in listed {
+                    // The CLI's layout, in UTC.
+                    let created = chrono::DateTime::from_timestamp(image.created, 0)
+                        .map(|t| t.format("%Y-%m-%d %H:%M:%S +0000 UTC").to_string())
+                        .unwrap_or_default();
+                    // One row a tag, as `docker image ls`.
+                    rows.extend(image.repo_tags.into_iter().map(|tag| RepositoryImage {
+                        id: image.id.clone(),
+                        tag,
+                        created: created.clone(),
+                    }));
+                }
+                rows
             }
-            images.sort_by(|a, b| b.created.cmp(&a.created).then(b.tag.cmp(&a.tag)));
-            return Ok(images);
-        }
+            None => self.listed_images(tag_repository, label)?,
+        };
+        // The filter matches by pattern; keep exactly our repository.
+        let prefix = format!("{tag_repository}:");
+        images.retain(|i| i.tag.starts_with(&prefix));
+        // The engine prints one time zone for all, so the text sorts by time.
+        images.sort_by(|a, b| b.created.cmp(&a.created).then(b.tag.cmp(&a.tag)));
+        Ok(images)
+    }
+
+    /// `docker image ls` of `tag_repository`'s images matching `label`.
+    fn listed_images(
+        &self,
+        tag_repository: &str,
+        label: &str,
+    ) -> Result<Vec<RepositoryImage>, EngineError> {
         let out = self.ok(self.spec().args([
             "image",
             "ls",
@@ -142,7 +151,7 @@ impl Engine {
             "--format",
             "{{.ID}}\t{{.Repository}}:{{.Tag}}\t{{.CreatedAt}}",
         ]))?;
-        let mut images: Vec<RepositoryImage> = out
+        Ok(out
             .stdout
             .text()
             .lines()
@@ -155,12 +164,7 @@ impl Engine {
                     created: created.trim().to_owned(),
                 })
             })
-            // The filter matches by pattern; keep exactly our repository.
-            .filter(|i| i.tag.starts_with(&format!("{tag_repository}:")))
-            .collect();
-        // The engine prints one time zone for all, so the text sorts by time.
-        images.sort_by(|a, b| b.created.cmp(&a.created).then(b.tag.cmp(&a.tag)));
-        Ok(images)
+            .collect())
     }
 
     /// Keep the newest `keep` images of `repository` in `tag_repository`
