@@ -24,8 +24,8 @@ use super::pre::{Fast, Pre};
 use super::prefix::{parse_u32, split_head};
 use super::procs::Procs;
 use super::rules::{
-    basename, is_cert, is_excluded, is_pseudo_fs, is_self_exe, is_shell, is_unnamed, open_args,
-    prot_exec, script_interpreter, FlagsMemo, OpenFlags,
+    basename, is_excluded, is_pseudo_fs, is_self_exe, is_shell, is_unnamed, open_args, prot_exec,
+    record_open, script_interpreter, FlagsMemo, OpenFlags,
 };
 use super::seen::{PathSet, Seen, SortedSets, SETS};
 use super::sockaddr::{parse_sockaddr, SockAddr};
@@ -665,14 +665,7 @@ impl<'o> Collector<'o> {
             return true;
         }
         let path = self.path.as_str();
-        if is_excluded(path) {
-            return true;
-        }
-        // A real name that leads into `/dev` or `/proc`, or to a pipe
-        // (nginx's `access.log -> /dev/stdout`): neither a file read nor a
-        // pair, but the name must exist, as a probed path must.
-        if resolved.is_some_and(is_excluded) {
-            self.seen.insert(PathSet::PathsProbed, path);
+        if is_excluded(path) || !record_open(&mut self.seen, path, resolved, flags) {
             return true;
         }
         let t = &mut self.facts.trace;
@@ -680,19 +673,6 @@ impl<'o> Collector<'o> {
             if !t.resolved.contains_key(path) {
                 t.resolved.insert(path.to_owned(), r.to_owned());
             }
-        }
-        if flags.directory {
-            return true;
-        }
-        let seen = &mut self.seen;
-        if flags.reads() {
-            if is_cert(path) || resolved.is_some_and(|r| r != path && is_cert(r)) {
-                seen.insert(PathSet::CertPathsRead, path);
-            }
-            seen.insert(PathSet::FilesRead, path);
-        }
-        if flags.writes() {
-            seen.insert(PathSet::FilesWritten, path);
         }
         true
     }

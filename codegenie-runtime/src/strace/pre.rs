@@ -22,7 +22,8 @@ use super::join::strip_unfinished;
 use super::paths::{join_to_dirfd, normalize_in_place};
 use super::prefix::split_head;
 use super::rules::{
-    is_cert, is_excluded, is_pseudo_fs, is_self_exe, is_unnamed, open_args, prot_exec, FlagsMemo,
+    is_excluded, is_pseudo_fs, is_self_exe, is_unnamed, open_args, prot_exec, record_open,
+    FlagsMemo,
 };
 use super::seen::{PathSet, Seen};
 use super::unescape::{decode_into, literal_into};
@@ -175,29 +176,10 @@ impl Pre {
             },
             resolved: kind,
         };
-        if is_excluded(path) {
-            return Some(Some(at));
-        }
-        // A real name that leads into `/dev` or `/proc`, or to a pipe
-        // (nginx's `access.log -> /dev/stdout`): neither a file read nor a
-        // pair, but the name must exist, as a probed path must.
-        if other.is_some_and(is_excluded) {
-            seen.insert(PathSet::PathsProbed, path);
+        if is_excluded(path) || !record_open(seen, path, other, flags) {
             return Some(Some(at));
         }
         at.opened.pair = other.is_some_and(|r| r != path && r.starts_with('/') && !is_unnamed(r));
-        if flags.directory {
-            return Some(Some(at));
-        }
-        if flags.reads() {
-            if is_cert(path) || other.is_some_and(|r| r != path && is_cert(r)) {
-                seen.insert(PathSet::CertPathsRead, path);
-            }
-            seen.insert(PathSet::FilesRead, path);
-        }
-        if flags.writes() {
-            seen.insert(PathSet::FilesWritten, path);
-        }
         Some(Some(at))
     }
 

@@ -96,6 +96,37 @@ impl OpenFlags {
 /// `openat2`, whose flags are a field of its `how`).
 pub(crate) type OpenArgs<'a> = (Option<&'a [u8]>, Option<&'a [u8]>, Option<&'a [u8]>);
 
+/// The path sets a successful open of `path` (absolute, not itself
+/// excluded) adds to, its fd's `-y` name being `resolved`. `false` when that
+/// name leads into `/dev` or `/proc`, or to a pipe (nginx's `access.log ->
+/// /dev/stdout`): then the path is only probed (it must exist), neither a
+/// file read nor a pair.
+pub(crate) fn record_open(
+    seen: &mut super::seen::Seen,
+    path: &str,
+    resolved: Option<&str>,
+    flags: OpenFlags,
+) -> bool {
+    use super::seen::PathSet;
+    if resolved.is_some_and(is_excluded) {
+        seen.insert(PathSet::PathsProbed, path);
+        return false;
+    }
+    if flags.directory {
+        return true;
+    }
+    if flags.reads() {
+        if is_cert(path) || resolved.is_some_and(|r| r != path && is_cert(r)) {
+            seen.insert(PathSet::CertPathsRead, path);
+        }
+        seen.insert(PathSet::FilesRead, path);
+    }
+    if flags.writes() {
+        seen.insert(PathSet::FilesWritten, path);
+    }
+    true
+}
+
 /// See [`OpenArgs`].
 pub(crate) fn open_args<'a>(call: &super::call::Call<'a>) -> OpenArgs<'a> {
     match call.name {
