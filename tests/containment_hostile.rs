@@ -482,12 +482,14 @@ fn a_disk_filler_is_stopped_at_the_disk_bound() {
         + 16 * MIB;
     let repo = fixture_repo("tests/fixtures/hostile/disk-fill");
 
-    // Control: with the bound out of the way, the same app writes 400 MiB
-    // onto the host's disk and the scenario says `completed`.
+    // Control: with the bound out of the way, the same app writes 480 MiB
+    // onto the host's disk and the scenario says `completed`. The test's
+    // own sampler (every 200 ms) may miss the last writes before the
+    // container goes, so it is asked for 400 MiB of them.
     let scenarios = std::fs::read_to_string(repo.path().join(".codegenie/scenarios.yaml")).unwrap();
     write_scenarios(
         repo.path(),
-        &scenarios.replace(r#"["/app/fill.sh"]"#, r#"["/app/fill.sh", "400"]"#),
+        &scenarios.replace(r#"["/app/fill.sh"]"#, r#"["/app/fill.sh", "480"]"#),
     );
     let id = run_id("disk-control");
     let watch = WritablePeak::start(&id);
@@ -525,6 +527,64 @@ fn a_disk_filler_is_stopped_at_the_disk_bound() {
             "{kind} {detail}; peak writable layer {} MiB (bundle incl.); control without bound: completed, {} MiB written",
             engine_peak / MIB,
             control_peak / MIB
+        ),
+        c.took,
+        &c.leftovers.describe(),
+    );
+}
+
+#[test]
+fn a_trace_flood_is_stopped_at_the_disk_bound() {
+    private_tmp();
+    let _engine = engine_lock();
+    const MIB: u64 = 1 << 20;
+    const LIMIT: u64 = 2 * MIB;
+    // What one poll lets the trace grow past the bound, with room.
+    const SLACK: u64 = 8 * MIB;
+    let repo = fixture_repo("tests/fixtures/hostile/trace-flood");
+
+    // Control: with the bound out of the way, 60,000 probes leave a trace
+    // over the bound (the app itself writes nothing) and complete.
+    let scenarios = std::fs::read_to_string(repo.path().join(".codegenie/scenarios.yaml")).unwrap();
+    write_scenarios(
+        repo.path(),
+        &scenarios.replace(r#"["/app/flood.sh"]"#, r#"["/app/flood.sh", "60000"]"#),
+    );
+    let control = run_case(
+        "trace-flood-control",
+        repo.path(),
+        &[Setting::DiskLimitBytes(u64::MAX)],
+    );
+    let (kind, detail) = outcome(&control.slice, "batch_job");
+    assert_eq!(kind, "completed", "{detail:#}");
+    let traced = std::fs::read_dir(repo.path().join(".codegenie/context/raw"))
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .max()
+        .unwrap();
+    assert!(traced > LIMIT, "control trace {traced}");
+    assert_eq!(control.leftovers, Leftovers::default());
+
+    // The flood without end: its trace alone passes the bound, which stops it.
+    write_scenarios(repo.path(), &scenarios);
+    let c = run_case(
+        "trace-flood",
+        repo.path(),
+        &[Setting::DiskLimitBytes(LIMIT)],
+    );
+    let (kind, detail) = outcome(&c.slice, "batch_job");
+    assert_eq!(kind, "failed", "{detail:#}");
+    assert_eq!(detail["reason"], "disk_limit", "{detail:#}");
+    let observed = detail["observed_bytes"].as_u64().unwrap();
+    assert!((LIMIT..LIMIT + SLACK).contains(&observed), "{observed}");
+    assert!(c.took < Duration::from_secs(60), "{:?}", c.took);
+    assert_eq!(c.leftovers, Leftovers::default());
+    row(
+        "trace flood (probes without end, writes nothing)",
+        "failed: disk_limit at 2 MiB, the trace counted",
+        &format!(
+            "{kind} {detail}; control without bound: completed, trace {} KiB",
+            traced / 1024
         ),
         c.took,
         &c.leftovers.describe(),

@@ -3,6 +3,10 @@
 //! tools a later scenario runs (the control, mounted writable, shows the
 //! write would land), removed by run, and swept when the process that made
 //! it is gone, while a volume that only carries the label is left alone.
+//! A scenario's trace volume: written by an app that is not root, read back
+//! on this machine under the cap, never through a link or a FIFO the app
+//! left in the trace's place (the controls show what reading it plainly
+//! would do), and removed by run.
 // Tests drive the engine CLI directly; the product itself starts processes
 // only through its exec layer.
 #![allow(clippy::disallowed_methods)]
@@ -13,7 +17,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use codegenie_runtime::engine::{
-    CreateOptions, Engine, EngineKind, VolumeMount, RUN_LABEL, TOOLS_VOLUME_PREFIX,
+    CreateOptions, Engine, EngineKind, TraceVolumeError, VolumeMount, RUN_LABEL,
+    TOOLS_VOLUME_PREFIX, TRACE_VOLUME_PREFIX,
 };
 use trace_support::*;
 
@@ -32,12 +37,17 @@ fn docker(args: &[&str]) -> (bool, String) {
 
 /// A FROM-scratch busybox image.
 fn image() -> String {
+    image_as("")
+}
+
+/// A FROM-scratch busybox image whose Dockerfile ends with `tail`.
+fn image_as(tail: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("bin")).unwrap();
     std::fs::copy(busybox(), dir.path().join("bin/busybox")).unwrap();
     std::fs::write(
         dir.path().join("Dockerfile"),
-        "FROM scratch\nCOPY bin/ /bin/\n",
+        format!("FROM scratch\nCOPY bin/ /bin/\n{tail}"),
     )
     .unwrap();
     let (ok, out) = docker(&["build", "-q", dir.path().to_str().unwrap()]);
@@ -70,6 +80,19 @@ fn run_with(
     read_only: bool,
     script: &str,
 ) -> (i64, String) {
+    run_at(engine, image, volume, "/.codegenie", read_only, script)
+}
+
+/// Run `script` under busybox sh in a container of `image` with `volume`
+/// at `target`; its exit code and output.
+fn run_at(
+    engine: &Engine,
+    image: &str,
+    volume: &str,
+    target: &str,
+    read_only: bool,
+    script: &str,
+) -> (i64, String) {
     let id = engine
         .create(&CreateOptions {
             image: image.to_owned(),
@@ -82,7 +105,7 @@ fn run_with(
             tmpfs: Vec::new(),
             mounts: vec![VolumeMount {
                 volume: volume.to_owned(),
-                target: "/.codegenie".to_owned(),
+                target: target.to_owned(),
                 read_only,
             }],
         })
@@ -164,7 +187,7 @@ fn a_tool_volume_is_filled_once_and_read_only_for_the_app() {
     );
     assert_eq!(after.trim(), "changed");
 
-    engine.remove_tool_volume(&name).unwrap();
+    engine.remove_volume(&name).unwrap();
     assert_eq!(volumes_of(&run), "");
     docker(&["rmi", &img]);
 }
@@ -211,4 +234,78 @@ fn the_sweep_and_the_run_removal_take_tool_volumes_of_their_runs_only() {
     assert_eq!(engine.remove_run_volumes_under(&live).unwrap(), 1);
     assert!(!docker(&["volume", "inspect", &part]).0);
     docker(&["volume", "rm", &spoof]);
+}
+
+#[test]
+fn a_trace_volume_is_written_by_the_app_and_read_back_capped_never_through_a_link() {
+    let _engine = engine_lock();
+    let engine = Engine::new(EngineKind::Docker);
+    // An app that is not root: the volume's folder is open to every user.
+    let img = image_as("USER 65534:65534\n");
+    let run = run_id("trace-volume");
+    let volume = engine
+        .make_trace_volume(&run, 0)
+        .unwrap()
+        .expect("a local engine through its API, and this process can open the folder");
+    assert!(
+        volume.name.starts_with(TRACE_VOLUME_PREFIX),
+        "{}",
+        volume.name
+    );
+    assert_eq!(volumes_of(&run), volume.name);
+    // The app, with the volume where the trace's folder is.
+    let app = |script: &str| {
+        run_at(
+            &engine,
+            &img,
+            &volume.name,
+            "/.codegenie-out",
+            false,
+            script,
+        )
+    };
+    let (code, said) = app("/bin/busybox id -u; echo 0123456789 > /.codegenie-out/trace");
+    assert_eq!((code, said.trim()), (0, "65534"), "{said}");
+    // Read back on this machine, under the cap.
+    let dest = tempfile::tempdir().unwrap();
+    let copy = dest.path().join("trace");
+    let read = volume.copy_capped("trace", &copy, 4).unwrap();
+    assert_eq!((read.size, read.written), (11, 4));
+    assert_eq!(std::fs::read_to_string(&copy).unwrap(), "0123");
+
+    // The app leaves a link to a file of this machine in the trace's place.
+    let host_file = dest.path().join("host-secret");
+    std::fs::write(&host_file, "this machine's file\n").unwrap();
+    let (code, said) = app(&format!(
+        "/bin/busybox rm /.codegenie-out/trace; /bin/busybox ln -s {} /.codegenie-out/trace",
+        host_file.display()
+    ));
+    assert_eq!(code, 0, "{said}");
+    let refused = volume.copy_capped("trace", &copy, 1 << 20).unwrap_err();
+    assert!(
+        matches!(refused, TraceVolumeError::NotAFile { .. }),
+        "{refused:?}"
+    );
+    // The control: read plainly, the link leads to this machine's file.
+    assert_eq!(
+        std::fs::read_to_string(volume.host_dir.join("trace")).unwrap(),
+        "this machine's file\n"
+    );
+
+    // A FIFO in its place: refused at once, not waited on.
+    let (code, said) =
+        app("/bin/busybox rm /.codegenie-out/trace; /bin/busybox mkfifo /.codegenie-out/trace");
+    assert_eq!(code, 0, "{said}");
+    let started = Instant::now();
+    let refused = volume.copy_capped("trace", &copy, 1 << 20).unwrap_err();
+    assert!(
+        matches!(refused, TraceVolumeError::NotAFile { .. }),
+        "{refused:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    // Removed with the run's volumes.
+    assert_eq!(engine.remove_run_volumes_under(&run).unwrap(), 1);
+    assert_eq!(volumes_of(&run), "");
+    docker(&["rmi", &img]);
 }

@@ -53,7 +53,7 @@ pub struct Leftovers {
     pub extra_tags: Vec<String>,
     /// Images labelled with the run id (the run's tool image).
     pub images: Vec<String>,
-    /// Volumes labelled with the run id (the run's tool volume).
+    /// Volumes labelled with the run id (the run's tool volume and its scenarios' trace volumes).
     pub volumes: Vec<String>,
 }
 

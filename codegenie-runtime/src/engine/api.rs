@@ -318,12 +318,13 @@ impl Api {
         Ok(inspect.config)
     }
 
-    /// Make the named volume with `labels`.
+    /// Make the named volume with `labels`; its mount point, as the engine
+    /// names it on its own machine.
     pub(super) fn create_volume(
         &self,
         name: &str,
         labels: HashMap<String, String>,
-    ) -> Result<(), EngineError> {
+    ) -> Result<String, EngineError> {
         let request = VolumeCreateRequest {
             name: Some(name.to_owned()),
             labels: Some(labels),
@@ -334,7 +335,7 @@ impl Api {
             COMMAND_TIMEOUT,
             self.docker.create_volume(request),
         )
-        .map(|_| ())
+        .map(|v| v.mountpoint)
     }
 
     /// Remove the named volume (an error while a container uses it).

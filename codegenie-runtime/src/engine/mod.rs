@@ -51,8 +51,10 @@ pub use options::{
 pub use resolver::BuildDigestResolver;
 pub use runs::Swept;
 pub use tools::TOOLS_REPOSITORY;
-pub use volumes::TOOLS_VOLUME_PREFIX;
-pub use writable::{make_folder_in_upper, WritableLayer};
+pub use volumes::{
+    TraceRead, TraceVolume, TraceVolumeError, TOOLS_VOLUME_PREFIX, TRACE_VOLUME_PREFIX,
+};
+pub use writable::{host_folder_size, make_folder_in_upper, WritableLayer};
 
 /// The label put on everything a run creates: `codegenie.run=<run id>`.
 pub const RUN_LABEL: &str = "codegenie.run";

@@ -6,12 +6,21 @@
 //! engine's own operations are used (volume create, container create,
 //! archive upload), so remote engines work too.
 //!
-//! A tool volume carries the run label and the tools' owner label (the
-//! owner value of the process that made it), so the orphan sweep removes
-//! those of runs whose process is gone.
+//! Trace volumes: where the engine runs on this machine, each scenario
+//! container gets an empty volume of its own at the trace's folder, so
+//! that strace's writes (one `write` a line) go to this machine's disk
+//! instead of through the container's storage driver (a FUSE round trip
+//! each on fuse-overlayfs), and the trace is read from the volume's folder
+//! here instead of through an archive request.
+//!
+//! Both carry the run label and the tools' owner label (the owner value of
+//! the process that made them), so the orphan sweep removes those of runs
+//! whose process is gone.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,24 +31,142 @@ use super::{orphans, Engine, EngineError, RUN_LABEL};
 /// The prefix of tool volumes' names.
 pub const TOOLS_VOLUME_PREFIX: &str = "codegenie-tools-";
 
+/// The prefix of trace volumes' names.
+pub const TRACE_VOLUME_PREFIX: &str = "codegenie-trace-";
+
+/// Whether `name` is a tool or a trace volume's.
+fn is_run_volume(name: &str) -> bool {
+    name.starts_with(TOOLS_VOLUME_PREFIX) || name.starts_with(TRACE_VOLUME_PREFIX)
+}
+
 /// How long filling a tool volume may take (a bundle is tens of MB).
 const FILL_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The name of `run_id`'s tool volume: the prefix and the run id when it is
 /// a valid name (every id codegenie makes is), else a hash of it.
 fn name_of(run_id: &str) -> String {
+    format!("{TOOLS_VOLUME_PREFIX}{}", name_part(run_id))
+}
+
+/// `run_id` as a part of a volume's name: itself when valid (every id
+/// codegenie makes is), else a hash of it.
+fn name_part(run_id: &str) -> String {
     let valid = !run_id.is_empty()
         && run_id.len() <= 128
         && run_id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
     if valid {
-        format!("{TOOLS_VOLUME_PREFIX}{run_id}")
+        run_id.to_owned()
     } else {
-        format!(
-            "{TOOLS_VOLUME_PREFIX}{}",
-            &blake3::hash(run_id.as_bytes()).to_hex()[..32]
-        )
+        blake3::hash(run_id.as_bytes()).to_hex()[..32].to_owned()
+    }
+}
+
+/// A scenario container's trace volume: its name, and the folder on this
+/// machine that holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceVolume {
+    /// The volume's name.
+    pub name: String,
+    /// The volume's folder on this machine (mode 0777: strace writes there
+    /// as the image's user, whoever that is).
+    pub host_dir: PathBuf,
+}
+
+/// A trace that could not be read from its volume's folder.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TraceVolumeError {
+    /// The trace could not be opened or read.
+    #[error("cannot read the trace {path} in its volume")]
+    Read {
+        /// The trace's path on this machine.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// Something other than a regular file is where the trace should be
+    /// (the app can write in the folder): it is neither followed nor read.
+    #[error("{path} in the trace volume is not a regular file; it is not read")]
+    NotAFile {
+        /// The trace's path on this machine.
+        path: PathBuf,
+    },
+    /// The copy could not be written.
+    #[error("cannot write the trace's copy {path}")]
+    Write {
+        /// The copy's path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// What a capped copy of a trace brought over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceRead {
+    /// The trace's full size.
+    pub size: u64,
+    /// The bytes copied (at most the cap).
+    pub written: u64,
+}
+
+impl TraceVolume {
+    /// Copy at most `limit` bytes of the file `name` in the volume to
+    /// `dest`. The file is opened without following a link and without
+    /// blocking (the app could leave a link to this machine's files, or a
+    /// FIFO, in its place), and read only if it is a regular file.
+    pub fn copy_capped(
+        &self,
+        name: &str,
+        dest: &Path,
+        limit: u64,
+    ) -> Result<TraceRead, TraceVolumeError> {
+        use std::io::{Read, Write};
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = self.host_dir.join(name);
+        let read = |source| TraceVolumeError::Read {
+            path: path.clone(),
+            source,
+        };
+        let src = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+            .open(&path)
+            .map_err(|e| match e.raw_os_error() {
+                // O_NOFOLLOW on a link.
+                Some(nix::libc::ELOOP) => TraceVolumeError::NotAFile { path: path.clone() },
+                _ => read(e),
+            })?;
+        let meta = src.metadata().map_err(read)?;
+        if !meta.is_file() {
+            return Err(TraceVolumeError::NotAFile { path });
+        }
+        let write = |source| TraceVolumeError::Write {
+            path: dest.to_owned(),
+            source,
+        };
+        let mut out = File::create(dest).map_err(write)?;
+        let mut capped = src.take(limit);
+        let mut buf = vec![0u8; 256 << 10];
+        let mut written = 0u64;
+        loop {
+            let n = match capped.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(read(e)),
+            };
+            out.write_all(&buf[..n]).map_err(write)?;
+            written += n as u64;
+        }
+        Ok(TraceRead {
+            size: meta.len().max(written),
+            written,
+        })
     }
 }
 
@@ -142,8 +269,41 @@ impl Engine {
         Ok(name)
     }
 
-    /// Remove a tool volume (every container using it must be gone).
-    pub fn remove_tool_volume(&self, name: &str) -> Result<(), EngineError> {
+    /// Make the trace volume numbered `n` of run `run_id` where the engine
+    /// runs on this machine, reached through its API, and this process can
+    /// open the volume's folder to every user; `None` anywhere else (the
+    /// trace is then written in the container's writable layer, as before).
+    pub fn make_trace_volume(
+        &self,
+        run_id: &str,
+        n: u64,
+    ) -> Result<Option<TraceVolume>, EngineError> {
+        let Some(api) = self.api().filter(|_| self.is_local()) else {
+            return Ok(None);
+        };
+        let name = format!("{TRACE_VOLUME_PREFIX}{}-{n}", name_part(run_id));
+        let mut labels = HashMap::from([(RUN_LABEL.to_owned(), run_id.to_owned())]);
+        if let Some(me) = orphans::current() {
+            labels.insert(TOOLS_OWNER_LABEL.to_owned(), me.label_value());
+        }
+        let host_dir = PathBuf::from(api.create_volume(&name, labels)?);
+        let opened = host_dir.is_absolute()
+            && std::fs::symlink_metadata(&host_dir).is_ok_and(|m| m.is_dir())
+            && {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&host_dir, std::fs::Permissions::from_mode(0o777)).is_ok()
+            };
+        if !opened {
+            if let Err(e) = api.remove_volume(&name) {
+                tracing::warn!(volume = %name, error = %crate::errors::error_chain(&e), "cannot remove a trace volume this process cannot open");
+            }
+            return Ok(None);
+        }
+        Ok(Some(TraceVolume { name, host_dir }))
+    }
+
+    /// Remove a tool or trace volume (every container using it must be gone).
+    pub fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
         match self.api() {
             Some(api) => api.remove_volume(name),
             None => self
@@ -187,15 +347,15 @@ impl Engine {
         }
     }
 
-    /// Remove the tool volumes of every run `run` covers (itself and its
-    /// parts); returns how many. API only: the CLI path makes none.
+    /// Remove the tool and trace volumes of every run `run` covers (itself
+    /// and its parts); returns how many. API only: the CLI path makes none.
     pub fn remove_run_volumes_under(&self, run: &str) -> Result<usize, EngineError> {
         let Some(api) = self.api() else {
             return Ok(0);
         };
         let mut removed = 0;
         for (name, labels) in api.volumes_labelled(TOOLS_OWNER_LABEL)? {
-            let ours = name.starts_with(TOOLS_VOLUME_PREFIX)
+            let ours = is_run_volume(&name)
                 && labels
                     .get(RUN_LABEL)
                     .is_some_and(|label| super::run_covers(run, label));
@@ -207,7 +367,7 @@ impl Engine {
         Ok(removed)
     }
 
-    /// Remove the tool volumes made by processes of this host that are gone
+    /// Remove the tool and trace volumes made by processes of this host that are gone
     /// (after their containers); returns how many. A volume still in use is
     /// left for a later sweep.
     pub(super) fn sweep_tool_volumes(&self, me: &orphans::Owner) -> Result<usize, EngineError> {
@@ -216,7 +376,7 @@ impl Engine {
         };
         let mut removed = 0;
         for (name, labels) in api.volumes_labelled(TOOLS_OWNER_LABEL)? {
-            let gone = name.starts_with(TOOLS_VOLUME_PREFIX)
+            let gone = is_run_volume(&name)
                 && labels
                     .get(TOOLS_OWNER_LABEL)
                     .and_then(|v| orphans::Owner::parse(v))
@@ -226,11 +386,11 @@ impl Engine {
             }
             match api.remove_volume(&name) {
                 Ok(()) => {
-                    tracing::info!(volume = %name, "removed a leftover tool volume");
+                    tracing::info!(volume = %name, "removed a leftover volume");
                     removed += 1;
                 }
                 Err(e) => {
-                    tracing::warn!(volume = %name, error = %crate::errors::error_chain(&e), "cannot remove a leftover tool volume")
+                    tracing::warn!(volume = %name, error = %crate::errors::error_chain(&e), "cannot remove a leftover volume")
                 }
             }
         }

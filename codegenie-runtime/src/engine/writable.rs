@@ -84,7 +84,7 @@ impl Engine {
         container: &str,
     ) -> Result<u64, EngineError> {
         match layer {
-            WritableLayer::HostDir(dir) => Ok(dir_size(dir)),
+            WritableLayer::HostDir(dir) => Ok(host_folder_size(dir)),
             WritableLayer::Engine => self.writable_size(container),
         }
     }
@@ -108,10 +108,11 @@ pub fn make_folder_in_upper(upper: &Path, name: &str, mode: u32) -> std::io::Res
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode))
 }
 
-/// The total size of the regular files under `dir`, each inode once. Entries
-/// that vanish or cannot be read while the container runs are skipped: the
-/// next measure sees what is there then.
-fn dir_size(dir: &Path) -> u64 {
+/// The total size of the regular files under `dir` on this machine, each
+/// inode once, links not followed. Entries that vanish or cannot be read
+/// while the container runs are skipped: the next measure sees what is
+/// there then.
+pub fn host_folder_size(dir: &Path) -> u64 {
     let mut seen: HashSet<(u64, u64)> = HashSet::new();
     let mut total = 0u64;
     let mut stack = vec![dir.to_owned()];
@@ -168,6 +169,6 @@ mod tests {
         std::fs::write(d.path().join("a/b/two"), vec![0u8; 24]).unwrap();
         std::fs::hard_link(d.path().join("a/one"), d.path().join("again")).unwrap();
         std::os::unix::fs::symlink("a/one", d.path().join("link")).unwrap();
-        assert_eq!(dir_size(d.path()), 1024);
+        assert_eq!(host_folder_size(d.path()), 1024);
     }
 }

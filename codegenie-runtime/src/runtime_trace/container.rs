@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use crate::cancel::CancelToken;
 use crate::engine::{
-    make_folder_in_upper, CreateOptions, Engine, EngineError, ImageConfig, StartedApp, VolumeMount,
-    WritableLayer,
+    host_folder_size, make_folder_in_upper, CreateOptions, Engine, EngineError, ImageConfig,
+    StartedApp, TraceVolume, VolumeMount, WritableLayer,
 };
 use crate::exec::Termination;
 use crate::interp::{self, Interpreter};
@@ -46,6 +46,10 @@ pub(crate) struct ContainerBackend<'a> {
     /// because an anonymous volume's writes are outside the writable layer
     /// that the disk watch measures (docs/architecture.md, "Disk bound").
     pub(crate) volumes: Vec<String>,
+    /// Trace volumes made so far (each scenario container gets its own),
+    /// or `None` once one could not be made: the traces then go to the
+    /// containers' writable layers (docs/architecture.md, "Container flow").
+    pub(crate) trace_volumes: Option<u64>,
 }
 
 /// Where a scenario container gets the tool bundle from
@@ -89,6 +93,25 @@ impl<'a> ScenarioBackend for ContainerBackend<'a> {
         argv: &[String],
         _app: &ResolvedApp,
     ) -> Result<Container<'a>, Stop> {
+        let trace = self.trace_volume();
+        let mut mounts = match &self.tools {
+            ToolsFrom::Volume(name) => vec![VolumeMount {
+                volume: name.clone(),
+                target: bundle::ROOT.to_owned(),
+                read_only: true,
+            }],
+            ToolsFrom::Image | ToolsFrom::Copy => Vec::new(),
+        };
+        mounts.extend(trace.as_ref().map(|t| VolumeMount {
+            volume: t.name.clone(),
+            target: bundle::OUT_DIR.to_owned(),
+            read_only: false,
+        }));
+        // From here on, dropping the guard removes the trace volume.
+        let trace = TraceGuard {
+            engine: self.engine,
+            volume: trace,
+        };
         let create = CreateOptions {
             image: self.image.to_owned(),
             run_id: self.run_id.to_owned(),
@@ -102,21 +125,16 @@ impl<'a> ScenarioBackend for ContainerBackend<'a> {
                 .iter()
                 .map(|v| (v.clone(), self.limits.disk_limit_bytes))
                 .collect(),
-            mounts: match &self.tools {
-                ToolsFrom::Volume(name) => vec![VolumeMount {
-                    volume: name.clone(),
-                    target: bundle::ROOT.to_owned(),
-                    read_only: true,
-                }],
-                ToolsFrom::Image | ToolsFrom::Copy => Vec::new(),
-            },
+            mounts,
         };
-        // From here on, dropping the container removes it.
+        // From here on, dropping the container removes it, then its trace
+        // volume.
         Ok(Container {
             engine: self.engine,
             id: self.engine.create(&create).map_err(engine_stop)?,
             removed: false,
             layer: None,
+            trace,
         })
     }
 
@@ -126,11 +144,16 @@ impl<'a> ScenarioBackend for ContainerBackend<'a> {
                 .copy_in(self.bundle.dir(), &container.id, bundle::ROOT)
                 .map_err(engine_stop)?;
         }
-        // The trace's folder is the container's own, in its writable layer
-        // (bounded by the disk watch), whatever holds the tools: made in
-        // that layer's folder where this machine holds it (no engine
-        // mount), else through the engine.
+        // The trace's folder is the container's own: its trace volume, or
+        // else a folder in its writable layer (bounded by the disk watch
+        // either way), whatever holds the tools: made in that layer's
+        // folder where this machine holds it (no engine mount), else
+        // through the engine.
         let layer = self.engine.writable_layer(&container.id);
+        if container.trace.volume.is_some() {
+            container.layer = Some(layer);
+            return Ok(());
+        }
         let out_dir = bundle::OUT_DIR.trim_start_matches('/');
         let made = match &layer {
             WritableLayer::HostDir(upper) => match make_folder_in_upper(upper, out_dir, 0o777) {
@@ -181,6 +204,12 @@ impl<'a> ScenarioBackend for ContainerBackend<'a> {
             engine: self.engine.clone(),
             container: s.container.id.clone(),
             layer: s.container.layer.clone(),
+            trace_dir: s
+                .container
+                .trace
+                .volume
+                .as_ref()
+                .map(|t| t.host_dir.clone()),
             oom_seen: Arc::clone(&s.oom_seen),
             // A bundle copied into the container is codegenie's, not the app's.
             baseline: if self.tools == ToolsFrom::Copy {
@@ -283,9 +312,23 @@ impl<'a> ScenarioBackend for ContainerBackend<'a> {
         limit: u64,
         deadline: Instant,
     ) -> Result<TraceCopy, BackendError> {
-        // Through the engine, not from the upper layer on this machine: on
-        // fuse-overlayfs the app's last writes can still be in the FUSE
-        // mount's cache when the container is reported stopped
+        // From the trace volume's folder on this machine: no FUSE between
+        // strace and it, and the container has stopped, so every write is
+        // there.
+        if let Some(volume) = &s.container.trace.volume {
+            let name = bundle::TRACE_OUT
+                .strip_prefix(bundle::OUT_DIR)
+                .unwrap_or(bundle::TRACE_OUT)
+                .trim_start_matches('/');
+            let copy = volume.copy_capped(name, dest, limit)?;
+            return Ok(TraceCopy {
+                size: copy.size,
+                written: copy.written,
+            });
+        }
+        // Else through the engine, not from the upper layer on this
+        // machine: on fuse-overlayfs the app's last writes can still be in
+        // the FUSE mount's cache when the container is reported stopped
         // (docs/architecture.md, "Container flow").
         let copy = self.engine.copy_out_capped(
             &s.container.id,
@@ -351,6 +394,9 @@ fn read_interpreter(
 struct EngineMeter {
     engine: Engine,
     container: String,
+    /// The trace volume's folder on this machine, if the container has one:
+    /// the trace is written there instead of in the layer, and counted.
+    trace_dir: Option<std::path::PathBuf>,
     /// How the layer is measured, learnt on the first measure (in the
     /// watch's thread, off the scenario's path).
     layer: Option<WritableLayer>,
@@ -363,16 +409,17 @@ impl DiskMeter for EngineMeter {
         let layer = self
             .layer
             .get_or_insert_with(|| self.engine.writable_layer(&self.container));
+        let trace = self.trace_dir.as_deref().map_or(0, host_folder_size);
         if let WritableLayer::HostDir(_) = layer {
             // Walked on this machine: the OOM question goes to the engine
             // after the stop (`judge`), in an inspect without `--size`.
             let total = self.engine.written_bytes(layer, &self.container)?;
-            return Ok(total.saturating_sub(self.baseline));
+            return Ok((total + trace).saturating_sub(self.baseline));
         }
         let measured = self.engine.size_and_oom(&self.container);
         *self.oom_seen.lock().unwrap_or_else(|p| p.into_inner()) =
             measured.as_ref().ok().map(|(_, oom)| *oom);
-        Ok(measured?.0.saturating_sub(self.baseline))
+        Ok((measured?.0 + trace).saturating_sub(self.baseline))
     }
     fn kill(&mut self) -> Result<(), BackendError> {
         Ok(self.engine.kill(&self.container)?)
@@ -477,14 +524,14 @@ impl<'a> ToolVolume<'a> {
     /// Remove the volume (every container using it must be gone).
     pub(crate) fn remove(mut self) -> Result<(), EngineError> {
         self.removed = true;
-        self.engine.remove_tool_volume(&self.name)
+        self.engine.remove_volume(&self.name)
     }
 }
 
 impl Drop for ToolVolume<'_> {
     fn drop(&mut self) {
         if !self.removed {
-            if let Err(e) = self.engine.remove_tool_volume(&self.name) {
+            if let Err(e) = self.engine.remove_volume(&self.name) {
                 tracing::warn!(volume = %self.name, error = %crate::errors::error_chain(&e), "cannot remove the run's tool volume");
             }
         }
@@ -502,19 +549,72 @@ pub(crate) fn tool_image_failure(e: EngineError) -> ScenarioOutcome {
     }
 }
 
-/// A created container; removed on drop if not removed explicitly.
+/// A created container; removed on drop if not removed explicitly, and
+/// then its trace volume.
 pub(crate) struct Container<'a> {
     engine: &'a Engine,
     id: String,
     removed: bool,
     /// How its writable layer is reached, learnt before it starts.
     layer: Option<WritableLayer>,
+    /// Its trace volume, if it has one: a field, so it is dropped after
+    /// `drop` has removed the container (a volume in use cannot go).
+    trace: TraceGuard<'a>,
 }
 
 impl Container<'_> {
     fn remove(mut self) -> Result<(), EngineError> {
         self.removed = true;
-        self.engine.remove(&self.id)
+        self.engine.remove(&self.id)?;
+        self.trace.remove()
+    }
+}
+
+/// A scenario's trace volume, removed on drop if not removed explicitly
+/// (after its container: a volume in use cannot be removed).
+struct TraceGuard<'a> {
+    engine: &'a Engine,
+    volume: Option<TraceVolume>,
+}
+
+impl TraceGuard<'_> {
+    fn remove(&mut self) -> Result<(), EngineError> {
+        match self.volume.take() {
+            Some(v) => self.engine.remove_volume(&v.name),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for TraceGuard<'_> {
+    fn drop(&mut self) {
+        if let Err(e) = self.remove() {
+            tracing::warn!(error = %crate::errors::error_chain(&e), "cannot remove a scenario's trace volume");
+        }
+    }
+}
+
+impl ContainerBackend<'_> {
+    /// A trace volume for the next container, unless this run cannot have
+    /// them (docs/architecture.md, "Container flow"): the first that cannot
+    /// be made turns them off for the run.
+    fn trace_volume(&mut self) -> Option<TraceVolume> {
+        let n = self.trace_volumes?;
+        match self.engine.make_trace_volume(self.run_id, n) {
+            Ok(Some(v)) => {
+                self.trace_volumes = Some(n + 1);
+                Some(v)
+            }
+            Ok(None) => {
+                self.trace_volumes = None;
+                None
+            }
+            Err(e) => {
+                tracing::debug!(error = %crate::errors::error_chain(&e), "no trace volume; the trace goes to the writable layer");
+                self.trace_volumes = None;
+                None
+            }
+        }
     }
 }
 

@@ -343,6 +343,7 @@ pub fn run_blocking(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutp
             .flatten()
             .map(|(k, _)| k.clone())
             .collect(),
+        trace_volumes: Some(0),
     };
     let runs = run_all(repo, ctx, &settings, &run_id, &file, &app, &mut backend)?;
     // Safety net: nothing labelled with this run may outlive it.
