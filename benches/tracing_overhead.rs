@@ -8,6 +8,13 @@
 //! the difference goes: the app's own time under strace is `ready` +
 //! `steps` + `stop`; the rest is the scenario's machinery.
 //!
+//! A third run in the same rounds is the floor of any traced run: the same
+//! `docker run --rm` with the runtime trace's own bundle bind-mounted
+//! read-only and the app under its strace, with its options, writing the
+//! trace to a tmpfs, and nothing else (no tools placed, no copy out, no
+//! parse). What the trace costs beyond that floor is the machinery's;
+//! what the floor costs beyond the bare run is strace's.
+//!
 //! Workloads, on the Express fixture service's image
 //! (`tests/fixtures/node-express-service`, on the Debian base image that
 //! `tests/fixtures/debian/build-base.sh` builds):
@@ -26,6 +33,8 @@ mod fixture;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
+
+use codegenie_runtime::runtime_trace::bundle::{self, Bundle};
 
 const ROUNDS: usize = 5;
 
@@ -50,29 +59,52 @@ fn secs(d: Duration) -> f64 {
     d.as_secs_f64()
 }
 
-/// `docker run --rm` of `argv` in `image` under the scenario's limits.
-fn bare(image: &str, argv: &[&str]) -> Duration {
+/// The scenario's limits, as `docker run` flags.
+const LIMITS: [&str; 8] = [
+    "--network=none",
+    "--cap-drop=ALL",
+    "--security-opt=no-new-privileges",
+    "--pids-limit=256",
+    "--memory=512m",
+    "--cpus=1",
+    "--log-driver=none",
+    "--workdir=/app",
+];
+
+/// `docker run --rm` under the scenario's limits with `flags`, then
+/// `image` and `argv`: its wall time.
+fn docker_run(flags: &[String], image: &str, argv: &[String]) -> Duration {
     let start = Instant::now();
     let out = Command::new("docker")
-        .args([
-            "run",
-            "--rm",
-            "--network=none",
-            "--cap-drop=ALL",
-            "--security-opt=no-new-privileges",
-            "--pids-limit=256",
-            "--memory=512m",
-            "--cpus=1",
-            "--log-driver=none",
-            "--workdir=/app",
-            image,
-        ])
+        .args(["run", "--rm"])
+        .args(LIMITS)
+        .args(flags)
+        .arg(image)
         .args(argv)
         .output()
         .expect("docker run");
     let took = start.elapsed();
-    assert!(out.status.success(), "bare run failed: {out:?}");
+    assert!(out.status.success(), "docker run failed: {out:?}");
     took
+}
+
+/// `docker run --rm` of `argv` in `image` under the scenario's limits.
+fn bare(image: &str, argv: &[&str]) -> Duration {
+    let argv: Vec<String> = argv.iter().map(|a| (*a).to_owned()).collect();
+    docker_run(&[], image, &argv)
+}
+
+/// The same run with `argv` under the bundle's strace, the bundle
+/// bind-mounted read-only where the trace mounts it, the trace written to
+/// a tmpfs: the floor of a traced run.
+fn strace_alone(b: &Bundle, image: &str, argv: &[&str]) -> Duration {
+    let app: Vec<String> = argv.iter().map(|a| (*a).to_owned()).collect();
+    let flags = [
+        format!("--volume={}:{}:ro", b.dir().display(), bundle::ROOT),
+        format!("--tmpfs={}:mode=1777", bundle::OUT_DIR),
+        format!("--entrypoint={}", bundle::LOADER),
+    ];
+    docker_run(&flags, image, &bundle::strace_argv(&app, b.seccomp_bpf))
 }
 
 /// `codegenie trace <repo> --refresh --json`: wall time and the scenario's
@@ -118,6 +150,8 @@ fn main() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/node-express-service");
     fixture::copy_tree(&src, repo.path());
     std::fs::create_dir_all(repo.path().join(".codegenie")).unwrap();
+    // The bundle a trace places, made as the trace makes it.
+    let tools = Bundle::assemble(Path::new(env!("CARGO_BIN_EXE_codegenie"))).unwrap();
 
     for (name, script) in [
         ("node_service_startup", STARTUP),
@@ -138,23 +172,28 @@ fn main() {
         .unwrap();
         let image = slice["built_image_digest"].as_str().unwrap().to_owned();
         bare(&image, &argv);
+        strace_alone(&tools, &image, &argv);
 
-        let (mut t, mut b) = (Vec::new(), Vec::new());
+        let (mut t, mut b, mut f) = (Vec::new(), Vec::new(), Vec::new());
         let mut phases = serde_json::Value::Null;
         for _ in 0..ROUNDS {
             let (took, sc) = traced(repo.path());
             t.push(took);
             phases = sc["phases_ms"].clone();
             b.push(bare(&image, &argv));
+            f.push(strace_alone(&tools, &image, &argv));
         }
-        let (t, b) = (median(&mut t), median(&mut b));
+        let (t, b, f) = (median(&mut t), median(&mut b), median(&mut f));
         let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
         println!(
             "tracing_overhead/{name}: traced {:.2} s, untraced {:.2} s, ratio {:.2}x (goal <= 1.5); \
+             floor (strace alone in the same docker run) {:.2} s, {:.2}x untraced; \
              median of {ROUNDS}; last traced phases_ms {phases}; load {}",
             secs(t),
             secs(b),
             secs(t) / secs(b),
+            secs(f),
+            secs(f) / secs(b),
             load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
         );
     }
