@@ -78,25 +78,33 @@ fn a_scenario_s_engine_calls_go_through_the_api() {
         .repository_images("codegenie-trace", &repository)
         .unwrap();
     assert_eq!(listed_by_cli.len(), 1, "{listed_by_cli:?}");
+    let missing = format!("codegenie-test-api-missing:{}", std::process::id());
+    let ids_by_cli = cli_only.image_ids(&[tag.clone(), rich.clone()]).unwrap();
+    assert_eq!(
+        cli_only.image_ids(&[tag.clone(), missing.clone()]).unwrap(),
+        None
+    );
     // From here on no program called `docker` can be found.
     let empty = tempfile::tempdir().unwrap();
     std::env::set_var("PATH", empty.path());
 
     let engine = Engine::new(EngineKind::Docker);
-    // The ping goes through the API; a call still on the CLI (an image's
-    // id) fails without the program: the control.
+    // The ping goes through the API; a call on the CLI fails without the
+    // program: the control.
     assert!(!engine.ping().unwrap().is_empty());
     assert!(
         matches!(
-            engine.image_ids(std::slice::from_ref(&tag)),
+            cli_only.image_config(&rich),
             Err(EngineError::Unavailable { .. })
         ),
         "the CLI is gone"
     );
-    assert!(matches!(
-        cli_only.image_config(&rich),
-        Err(EngineError::Unavailable { .. })
-    ));
+    // Images' ids through the API: the CLI's, and a missing image is none.
+    assert_eq!(
+        engine.image_ids(&[tag.clone(), rich.clone()]).unwrap(),
+        ids_by_cli
+    );
+    assert_eq!(engine.image_ids(&[tag.clone(), missing]).unwrap(), None);
     assert_eq!(engine.image_config(&rich).unwrap(), by_cli);
     // Tagging and listing through the API: the same rows (the time in the
     // CLI's layout, UTC), one a tag.

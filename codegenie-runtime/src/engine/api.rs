@@ -304,6 +304,28 @@ impl Api {
         Ok(made.id)
     }
 
+    /// The id of `image`; `None` when the engine has no such image (it
+    /// answers 404).
+    pub(super) fn image_id(&self, image: &str) -> Result<Option<String>, EngineError> {
+        let inspected = self.call("inspect image", COMMAND_TIMEOUT, async {
+            match self.docker.inspect_image(image).await {
+                Ok(i) => Ok(Some(i.id)),
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => Ok(None),
+                Err(e) => Err(e),
+            }
+        })?;
+        match inspected {
+            None => Ok(None),
+            Some(Some(id)) if !id.is_empty() => Ok(Some(id)),
+            Some(_) => Err(EngineError::Output {
+                command: "inspect image".into(),
+                detail: format!("the engine gave no id for {image}"),
+            }),
+        }
+    }
+
     /// The config of `image` as the client types it (`None`: the image has
     /// none, as the CLI prints `null` for it).
     pub(super) fn image_config(

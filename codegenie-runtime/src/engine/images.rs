@@ -46,11 +46,21 @@ pub struct ImagePruneReport {
 }
 
 impl Engine {
-    /// The ids of `references`, in order, in one engine call; `None` when
-    /// one of them is not on the engine.
+    /// The ids of `references`, in order (through the API a request each,
+    /// else one CLI call); `None` when one of them is not on the engine.
     pub fn image_ids(&self, references: &[String]) -> Result<Option<Vec<String>>, EngineError> {
         if references.is_empty() {
             return Ok(Some(Vec::new()));
+        }
+        if let Some(api) = self.api() {
+            let mut ids = Vec::with_capacity(references.len());
+            for r in references {
+                match api.image_id(r)? {
+                    Some(id) => ids.push(id),
+                    None => return Ok(None),
+                }
+            }
+            return Ok(Some(ids));
         }
         let out = self.run(
             self.spec()
