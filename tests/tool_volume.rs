@@ -1,5 +1,6 @@
 //! The run's tool volume on the real engine (through its API): filled once
-//! from a host folder, mounted read-only so that an app cannot change the
+//! from a host folder (copied into the volume's folder on this machine, or
+//! uploaded through a container for an engine elsewhere), mounted read-only so that an app cannot change the
 //! tools a later scenario runs (the control, mounted writable, shows the
 //! write would land), removed by run, and swept when the process that made
 //! it is gone, while a volume that only carries the label is left alone.
@@ -187,6 +188,33 @@ fn a_tool_volume_is_filled_once_and_read_only_for_the_app() {
     );
     assert_eq!(after.trim(), "changed");
 
+    engine.remove_volume(&name).unwrap();
+    assert_eq!(volumes_of(&run), "");
+
+    // Filled through the engine alone, as for an engine on another machine
+    // (a container mounts it and the folder is uploaded): the same tool,
+    // read-only alike, and the filling container gone.
+    let run = run_id("tool-volume-upload");
+    let name = engine
+        .make_tool_volume_by_upload(&img, &[], &run, src.path(), "/.codegenie")
+        .unwrap();
+    let (code, out) = run_with(
+        &engine,
+        &img,
+        &name,
+        true,
+        "/bin/busybox cat /.codegenie/bin/tool; echo changed > /.codegenie/bin/tool",
+    );
+    assert!(out.contains("the tool"), "{out}");
+    assert_ne!(code, 0, "{out}");
+    let (_, left) = docker(&[
+        "ps",
+        "-a",
+        "-q",
+        "--filter",
+        &format!("label={RUN_LABEL}={run}"),
+    ]);
+    assert_eq!(left, "", "the filling container was removed");
     engine.remove_volume(&name).unwrap();
     assert_eq!(volumes_of(&run), "");
     docker(&["rmi", &img]);

@@ -200,6 +200,28 @@ pub(crate) fn folder_tar(name: &str, mode: u32) -> Result<Vec<u8>, EngineError> 
     tar.into_inner().map_err(err)
 }
 
+/// Copy the host folder `src`'s contents into the folder `dest`: folders,
+/// files and links as they are (a link is made again, not followed), modes
+/// kept.
+fn copy_tree(src: &Path, dest: &Path) -> io::Result<()> {
+    for entry in std::fs::read_dir(src)? {
+        let entry = entry?;
+        let (from, to) = (entry.path(), dest.join(entry.file_name()));
+        let meta = std::fs::symlink_metadata(&from)?;
+        if meta.is_dir() {
+            std::fs::create_dir(&to)?;
+            copy_tree(&from, &to)?;
+            std::fs::set_permissions(&to, meta.permissions())?;
+        } else if meta.file_type().is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&from)?, &to)?;
+        } else {
+            // `fs::copy` keeps the mode.
+            std::fs::copy(&from, &to)?;
+        }
+    }
+    Ok(())
+}
+
 impl Engine {
     /// Whether tool volumes can be made here: the engine is reached through
     /// its API (the CLI path keeps tool images and per-scenario copies).
@@ -208,12 +230,11 @@ impl Engine {
     }
 
     /// Make run `run_id`'s tool volume holding the contents of the host
-    /// folder `src`, and return its name: the volume is created, a
-    /// container of `template` (the traced image: it is on the engine; never
-    /// started, hardened, each of `image_volumes` a tmpfs so that no other
-    /// volume is made) mounts it at `dest`, the folder is uploaded there,
-    /// and the container is removed. The volume is removed again if filling
-    /// it fails.
+    /// folder `src`, and return its name. Where the volume's folder is on
+    /// this machine (see [`Engine::make_trace_volume`]), `src` is copied
+    /// into it here; anywhere else it is filled as
+    /// [`Engine::make_tool_volume_by_upload`] fills it. The volume is
+    /// removed again if filling it fails.
     pub fn make_tool_volume(
         &self,
         template: &str,
@@ -221,6 +242,37 @@ impl Engine {
         run_id: &str,
         src: &Path,
         dest: &str,
+    ) -> Result<String, EngineError> {
+        self.tool_volume(template, image_volumes, run_id, src, dest, true)
+    }
+
+    /// Make run `run_id`'s tool volume holding the contents of the host
+    /// folder `src` through the engine alone, as for an engine on another
+    /// machine, and return its name: the volume is created, a container of
+    /// `template` (the traced image: it is on the engine; never started,
+    /// hardened, each of `image_volumes` a tmpfs so that no other volume is
+    /// made) mounts it at `dest`, the folder is uploaded there, and the
+    /// container is removed. The volume is removed again if filling it
+    /// fails.
+    pub fn make_tool_volume_by_upload(
+        &self,
+        template: &str,
+        image_volumes: &[String],
+        run_id: &str,
+        src: &Path,
+        dest: &str,
+    ) -> Result<String, EngineError> {
+        self.tool_volume(template, image_volumes, run_id, src, dest, false)
+    }
+
+    fn tool_volume(
+        &self,
+        template: &str,
+        image_volumes: &[String],
+        run_id: &str,
+        src: &Path,
+        dest: &str,
+        here: bool,
     ) -> Result<String, EngineError> {
         let api = self.api().ok_or_else(|| EngineError::Output {
             command: "volume create".into(),
@@ -231,35 +283,44 @@ impl Engine {
         if let Some(me) = orphans::current() {
             labels.insert(TOOLS_OWNER_LABEL.to_owned(), me.label_value());
         }
-        api.create_volume(&name, labels.clone())?;
-        let filled = (|| {
-            let tar = tar_of(src)?;
-            // The tools' owner label, not the scenario owner label: the
-            // sweep removes such a container by it (see `runs`).
-            let container = api.create(
-                &CreateOptions {
-                    image: template.to_owned(),
-                    run_id: run_id.to_owned(),
-                    entrypoint: format!("{dest}/never-runs"),
-                    args: Vec::new(),
-                    pids_limit: 1,
-                    memory: "64m".to_owned(),
-                    cpus: "0.1".to_owned(),
-                    tmpfs: image_volumes.iter().map(|v| (v.clone(), 1 << 20)).collect(),
-                    mounts: vec![VolumeMount {
-                        volume: name.clone(),
-                        target: dest.to_owned(),
-                        read_only: false,
-                    }],
-                },
-                labels
-                    .get(TOOLS_OWNER_LABEL)
-                    .map(|v| (TOOLS_OWNER_LABEL.to_owned(), v.clone())),
-            )?;
-            let uploaded = api.upload(&container, dest, tar, FILL_TIMEOUT);
-            let removed = api.remove(&container);
-            uploaded.and(removed)
-        })();
+        let folder = api.create_volume(&name, labels.clone())?;
+        let filled = match self.local_folder(&folder).filter(|_| here) {
+            // A copy on this machine: no container, no archive request (the
+            // engine starts a process of its own for each, and mounts the
+            // container's filesystem).
+            Some(dir) => copy_tree(src, &dir).map_err(|e| EngineError::ToolContext {
+                path: dir,
+                source: Arc::new(e),
+            }),
+            None => (|| {
+                let tar = tar_of(src)?;
+                // The tools' owner label, not the scenario owner label: the
+                // sweep removes such a container by it (see `runs`).
+                let container = api.create(
+                    &CreateOptions {
+                        image: template.to_owned(),
+                        run_id: run_id.to_owned(),
+                        entrypoint: format!("{dest}/never-runs"),
+                        args: Vec::new(),
+                        pids_limit: 1,
+                        memory: "64m".to_owned(),
+                        cpus: "0.1".to_owned(),
+                        tmpfs: image_volumes.iter().map(|v| (v.clone(), 1 << 20)).collect(),
+                        mounts: vec![VolumeMount {
+                            volume: name.clone(),
+                            target: dest.to_owned(),
+                            read_only: false,
+                        }],
+                    },
+                    labels
+                        .get(TOOLS_OWNER_LABEL)
+                        .map(|v| (TOOLS_OWNER_LABEL.to_owned(), v.clone())),
+                )?;
+                let uploaded = api.upload(&container, dest, tar, FILL_TIMEOUT);
+                let removed = api.remove(&container);
+                uploaded.and(removed)
+            })(),
+        };
         if let Err(e) = filled {
             if let Err(again) = api.remove_volume(&name) {
                 tracing::warn!(volume = %name, error = %crate::errors::error_chain(&again), "cannot remove a tool volume that was not filled");
@@ -267,6 +328,19 @@ impl Engine {
             return Err(e);
         }
         Ok(name)
+    }
+
+    /// The folder of a volume this engine mounts at `mount_point`, where
+    /// that folder is on this machine: the engine runs here (a unix
+    /// socket) and the path is a folder, not a link. A volume's name is
+    /// new, so an engine elsewhere (in a VM) cannot name a folder that is
+    /// here by chance.
+    fn local_folder(&self, mount_point: &str) -> Option<PathBuf> {
+        let dir = PathBuf::from(mount_point);
+        let here = self.is_local()
+            && dir.is_absolute()
+            && std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir());
+        here.then_some(dir)
     }
 
     /// Make the trace volume numbered `n` of run `run_id` where the engine
@@ -286,19 +360,17 @@ impl Engine {
         if let Some(me) = orphans::current() {
             labels.insert(TOOLS_OWNER_LABEL.to_owned(), me.label_value());
         }
-        let host_dir = PathBuf::from(api.create_volume(&name, labels)?);
-        let opened = host_dir.is_absolute()
-            && std::fs::symlink_metadata(&host_dir).is_ok_and(|m| m.is_dir())
-            && {
-                use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(&host_dir, std::fs::Permissions::from_mode(0o777)).is_ok()
-            };
-        if !opened {
+        let folder = api.create_volume(&name, labels)?;
+        let opened = self.local_folder(&folder).filter(|dir| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).is_ok()
+        });
+        let Some(host_dir) = opened else {
             if let Err(e) = api.remove_volume(&name) {
                 tracing::warn!(volume = %name, error = %crate::errors::error_chain(&e), "cannot remove a trace volume this process cannot open");
             }
             return Ok(None);
-        }
+        };
         Ok(Some(TraceVolume { name, host_dir }))
     }
 
