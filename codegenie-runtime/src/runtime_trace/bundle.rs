@@ -153,7 +153,7 @@ pub fn parse_loader_list(text: &str) -> Result<BTreeMap<String, PathBuf>, String
 }
 
 /// A scoped thread's result, its panic carried on.
-fn joined<T>(r: std::thread::Result<T>) -> T {
+pub(crate) fn joined<T>(r: std::thread::Result<T>) -> T {
     r.unwrap_or_else(|p| std::panic::resume_unwind(p))
 }
 

@@ -14,7 +14,7 @@ use crate::probe::{
 use crate::{declared_inputs, register_probe, DeclaredInput};
 
 use super::backend::{run_one, RunShared, ScenarioBackend};
-use super::bundle::Bundle;
+use super::bundle::{self, Bundle};
 use super::container::{tool_image_failure, ContainerBackend, ToolImage, ToolVolume, ToolsFrom};
 pub use super::error::TraceError;
 use super::host::{self, HostBackend};
@@ -262,7 +262,27 @@ pub fn run_blocking(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutp
     let engine = Engine::at(settings.engine, settings.endpoint.clone());
     engine.ping()?;
     let mut warnings = Vec::new();
-    match engine.sweep_orphans() {
+    let helper = match &settings.helper {
+        Some(h) => h.clone(),
+        None => std::env::current_exe().map_err(|source| TraceError::Io {
+            path: PathBuf::from("/proc/self/exe"),
+            source,
+        })?,
+    };
+    // Three independent questions, asked at once: what earlier runs left
+    // (the engine lists images, containers and volumes), the image's
+    // config, and the bundle (the host's loader lists two closures).
+    let (swept, config, bundle) = std::thread::scope(|s| {
+        let swept = s.spawn(|| engine.sweep_orphans());
+        let bundle = s.spawn(|| Bundle::assemble(&helper));
+        let config = engine.image_config(&digest);
+        (
+            bundle::joined(swept.join()),
+            config,
+            bundle::joined(bundle.join()),
+        )
+    });
+    match swept {
         Ok(swept) => {
             if swept.containers > 0 {
                 warnings.push(format!(
@@ -278,23 +298,16 @@ pub fn run_blocking(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutp
             }
             if swept.volumes > 0 {
                 warnings.push(format!(
-                    "removed {} leftover tool volume(s) of earlier interrupted runs",
+                    "removed {} leftover tool or trace volume(s) of earlier interrupted runs",
                     swept.volumes
                 ));
             }
         }
         Err(e) => warnings.push(format!("cannot check for leftovers of earlier runs: {e}")),
     }
-    let config = engine.image_config(&digest)?;
+    let config = config?;
     let app = resolve_app(&file, &config);
-    let helper = match &settings.helper {
-        Some(h) => h.clone(),
-        None => std::env::current_exe().map_err(|source| TraceError::Io {
-            path: PathBuf::from("/proc/self/exe"),
-            source,
-        })?,
-    };
-    let bundle = Bundle::assemble(&helper)?;
+    let bundle = bundle?;
     let run_id = settings.run_id.clone().unwrap_or_else(|| RunId::unique(""));
     // The bundle goes in once per run (docs/architecture.md, "Container
     // flow"): a read-only volume where the engine is reached through its
