@@ -142,7 +142,8 @@ fn a_run_after_a_sigkilled_run_removes_its_leftovers() {
         "the dead run's container survived: {left:?}"
     );
     // Its tools too (a volume through the engine's API, an image through
-    // its CLI), once the container that used them was gone.
+    // its CLI), and its scenario's trace volume, once the container that
+    // used them was gone.
     assert_eq!(
         run_images(&dead),
         Vec::<String>::new(),
@@ -156,11 +157,11 @@ fn a_run_after_a_sigkilled_run_removes_its_leftovers() {
     assert_eq!(
         String::from_utf8_lossy(&volumes.stdout).trim(),
         "",
-        "the dead run's tool volume survived"
+        "the dead run's tool or trace volume survived"
     );
     assert!(
         out.warnings.iter().any(|w| {
-            w.contains("leftover tool volume(s) of earlier interrupted runs")
+            w.contains("leftover tool or trace volume(s) of earlier interrupted runs")
                 || w.contains("leftover tool image(s) of earlier interrupted runs")
         }),
         "{:#?}",

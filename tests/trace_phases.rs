@@ -136,3 +136,31 @@ fn the_host_backend_times_the_same_phases() {
         assert_eq!(sc["phases_ms"]["install"], 0, "{sc:#}");
     }
 }
+
+#[test]
+fn an_interpreter_asked_while_the_app_runs_is_the_one_that_ran_the_program() {
+    let _engine = engine_lock();
+    let repo = fixture_repo("tests/fixtures/rewrite-after-exec");
+    // Through the API, with the trace on this machine: /app/tool.sh's
+    // interpreter is asked while the app runs, before it rewrites the file.
+    let id = run_id("prefetch");
+    let rec = run_probe(repo.path(), context(&id, &[]), false);
+    let slice = &rec.output.as_ref().expect("an output").schema_slice;
+    assert_eq!(scenario(slice, "batch_job")["outcome"]["kind"], "completed");
+    assert_eq!(
+        slice["interpreters"]["/app/tool.sh"], "/bin/sh",
+        "{slice:#}"
+    );
+    assert_eq!(slice["interpreters"]["/app/start.sh"], "/bin/sh");
+    // The control: through the CLI alone every lookup comes after the stop,
+    // and reads the rewritten file.
+    let id = run_id("prefetch-control");
+    let rec = run_probe(repo.path(), context(&id, &[Setting::CliOnly]), false);
+    let slice = &rec.output.as_ref().expect("an output").schema_slice;
+    assert_eq!(scenario(slice, "batch_job")["outcome"]["kind"], "completed");
+    assert_eq!(
+        slice["interpreters"]["/app/tool.sh"], "/bin/busybox",
+        "{slice:#}"
+    );
+    assert!(labelled_containers(&id).is_empty());
+}

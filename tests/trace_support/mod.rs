@@ -162,6 +162,9 @@ pub enum Setting {
     PidsLimit(u32),
     /// The longest wait for the app to settle after `wait_ready` (0: off).
     SettleMaxMs(u64),
+    /// The engine through its CLI alone (the default context), as for
+    /// Podman or an `ssh://` engine.
+    CliOnly,
 }
 
 /// A probe context like the CLI's, bundling the real `codegenie` binary.
@@ -183,6 +186,11 @@ pub fn context(run_id: &str, extra: &[Setting]) -> ProbeContext {
             Setting::InterpreterLookups(v) => settings.limits.interpreter_lookups = v,
             Setting::PidsLimit(v) => settings.limits.pids_limit = v,
             Setting::SettleMaxMs(v) => settings.limits.settle_max = ms(v),
+            Setting::CliOnly => {
+                settings.endpoint = codegenie_runtime::engine::EngineEndpoint::Context(
+                    codegenie_runtime::engine::ContextName::new("default").unwrap(),
+                )
+            }
         }
     }
     let mut ctx = ProbeContext {

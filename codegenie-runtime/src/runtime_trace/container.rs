@@ -22,6 +22,7 @@ use super::agent::{AgentCommand, Settled};
 use super::backend::{BackendError, ScenarioBackend, TraceCopy};
 use super::bundle::{self, Bundle};
 use super::disk_watch::{self, DiskMeter, DiskWatch};
+use super::prefetch::{Answers, Prefetch};
 use super::results::{ScenarioOutcome, ScenarioReason};
 use super::scenarios::{HttpStep, Ready, Scenario};
 use super::settings::RunLimits;
@@ -72,6 +73,10 @@ pub(crate) struct ContainerSession<'a> {
     /// failed): that measurement comes after the app stopped, so the judge
     /// needs no inspect of its own.
     oom_seen: Arc<Mutex<Option<bool>>>,
+    /// Interpreter lookups asked while the app runs, where its trace is
+    /// written on this machine; then their answers.
+    prefetch: Option<Prefetch>,
+    answers: Answers,
 }
 
 impl<'a> ScenarioBackend for ContainerBackend<'a> {
@@ -187,10 +192,20 @@ impl<'a> ScenarioBackend for ContainerBackend<'a> {
             .engine
             .start_attached(&container.id, watch)
             .map_err(engine_stop)?;
+        let prefetch = container.trace.volume.as_ref().map(|v| {
+            let (engine, id) = (self.engine.clone(), container.id.clone());
+            Prefetch::start(
+                v.host_dir.join(trace_name()),
+                self.limits.interpreter_lookups.min(PREFETCH_LIMIT),
+                move |path| read_interpreter(&engine, &id, path, Instant::now() + PREFETCH_TIMEOUT),
+            )
+        });
         Ok(ContainerSession {
             container,
             app,
             oom_seen: Arc::default(),
+            prefetch,
+            answers: Answers::new(),
         })
     }
 
@@ -312,15 +327,15 @@ impl<'a> ScenarioBackend for ContainerBackend<'a> {
         limit: u64,
         deadline: Instant,
     ) -> Result<TraceCopy, BackendError> {
+        // The app has stopped: what was asked while it ran is answered.
+        if let Some(p) = s.prefetch.take() {
+            s.answers = p.finish();
+        }
         // From the trace volume's folder on this machine: no FUSE between
         // strace and it, and the container has stopped, so every write is
         // there.
         if let Some(volume) = &s.container.trace.volume {
-            let name = bundle::TRACE_OUT
-                .strip_prefix(bundle::OUT_DIR)
-                .unwrap_or(bundle::TRACE_OUT)
-                .trim_start_matches('/');
-            let copy = volume.copy_capped(name, dest, limit)?;
+            let copy = volume.copy_capped(trace_name(), dest, limit)?;
             return Ok(TraceCopy {
                 size: copy.size,
                 written: copy.written,
@@ -349,6 +364,9 @@ impl<'a> ScenarioBackend for ContainerBackend<'a> {
         path: &str,
         deadline: Instant,
     ) -> Option<Interpreter> {
+        if let Some(answer) = s.answers.get(path) {
+            return answer.clone();
+        }
         read_interpreter(self.engine, &s.container.id, path, deadline)
     }
 
@@ -360,6 +378,21 @@ impl<'a> ScenarioBackend for ContainerBackend<'a> {
 /// Longest a single interpreter lookup may take: a healthy engine answers
 /// in well under a second, and a run has up to `interpreter_lookups` of them.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Most lookups asked while one scenario's app runs (fewer if the run's
+/// budget is smaller); the parse asks for the rest, within the budget.
+const PREFETCH_LIMIT: usize = 16;
+/// Longest a lookup asked while the app runs may take: the scenario's
+/// end waits for one in flight.
+const PREFETCH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The trace's name in its folder.
+fn trace_name() -> &'static str {
+    bundle::TRACE_OUT
+        .strip_prefix(bundle::OUT_DIR)
+        .unwrap_or(bundle::TRACE_OUT)
+        .trim_start_matches('/')
+}
 
 /// What is left until `deadline` (at least a moment, so that a command
 /// started at the deadline fails by its timeout rather than not at all).

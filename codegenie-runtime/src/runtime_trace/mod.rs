@@ -26,6 +26,7 @@ pub mod dockerfile;
 mod error;
 mod host;
 pub mod output;
+mod prefetch;
 pub mod probe;
 pub mod results;
 pub mod scenario_file;

@@ -16,7 +16,7 @@
 //! distinct paths while collecting), `seen` (those sets, filled on a second
 //! thread for a big trace), `blocks` (a big file parsed in blocks on two
 //! threads), [`rules`], `facts`, `json` (the facts as `parse-strace`
-//! prints them).
+//! prints them), `live` (what a line tells while the trace is written).
 
 mod blocks;
 mod call;
@@ -26,6 +26,7 @@ mod facts;
 mod join;
 mod json;
 mod lines;
+mod live;
 pub mod paths;
 mod pidhash;
 mod pre;
@@ -35,6 +36,8 @@ pub mod rules;
 mod seen;
 mod sockaddr;
 mod unescape;
+
+pub(crate) use live::absolute_exec;
 
 /// Bytes as text the way trace paths are written (invalid UTF-8 as `\xHH`),
 /// so names read from an image match names read from a trace.
