@@ -55,6 +55,18 @@ pub(crate) trait ScenarioBackend {
     /// Start what [`Self::create`] prepared.
     fn start(&mut self, created: Self::Created, app: &ResolvedApp) -> Result<Self::Session, Stop>;
 
+    /// Start asking interpreters of the programs the app runs while its
+    /// trace is written (docs/architecture.md, "Capped copies"), at most
+    /// `limit` and none of `known`; nothing where the backend cannot read
+    /// the trace before the stop, or gains nothing by it.
+    fn prefetch_interpreters(
+        &mut self,
+        _session: &mut Self::Session,
+        _known: BTreeSet<String>,
+        _limit: usize,
+    ) {
+    }
+
     /// Start bounding what the session writes into its filesystem
     /// (docs/architecture.md, "Disk bound") and stopping it when `cancel`
     /// trips; `None` where the backend cannot.
@@ -214,6 +226,15 @@ pub(crate) fn run_one<B: ScenarioBackend>(
             return early(outcome_of(Err(stop), started), warnings, Some(phases));
         }
     };
+    // Paths this run asked before, and loaders, are not asked again.
+    let known = shared
+        .interpreters
+        .keys()
+        .chain(&shared.loaders)
+        .cloned()
+        .collect();
+    let limit = shared.lookups_left.min(PREFETCH_LIMIT);
+    backend.prefetch_interpreters(&mut session, known, limit);
     let disk = backend.watch_disk(&session, shared.limits.disk_limit_bytes, &shared.cancel);
     phases.start = laps.lap();
     // Only steps need the app running (their helpers go through the
@@ -299,6 +320,10 @@ pub(crate) fn run_one<B: ScenarioBackend>(
         warnings,
     }
 }
+
+/// Most lookups asked while one scenario's app runs (fewer if the run's
+/// budget has fewer left); the parse asks for the rest, within the budget.
+const PREFETCH_LIMIT: usize = 16;
 
 /// The run's interpreter lookups: at most so many, none after the
 /// deadline, and none for an ELF loader met before.

@@ -6,6 +6,7 @@
 //! of these is [`run_one`](super::backend::run_one)'s; scenarios run strictly
 //! one at a time, each container removed before the next is created.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -192,21 +193,35 @@ impl<'a> ScenarioBackend for ContainerBackend<'a> {
             .engine
             .start_attached(&container.id, watch)
             .map_err(engine_stop)?;
-        let prefetch = container.trace.volume.as_ref().map(|v| {
-            let (engine, id) = (self.engine.clone(), container.id.clone());
-            Prefetch::start(
-                v.host_dir.join(trace_name()),
-                self.limits.interpreter_lookups.min(PREFETCH_LIMIT),
-                move |path| read_interpreter(&engine, &id, path, Instant::now() + PREFETCH_TIMEOUT),
-            )
-        });
         Ok(ContainerSession {
             container,
             app,
             oom_seen: Arc::default(),
-            prefetch,
+            prefetch: None,
             answers: Answers::new(),
         })
+    }
+
+    /// Where the trace is written on this machine (its trace volume).
+    fn prefetch_interpreters(
+        &mut self,
+        s: &mut ContainerSession<'a>,
+        known: BTreeSet<String>,
+        limit: usize,
+    ) {
+        let Some(volume) = &s.container.trace.volume else {
+            return;
+        };
+        if limit == 0 {
+            return;
+        }
+        let (engine, id) = (self.engine.clone(), s.container.id.clone());
+        s.prefetch = Some(Prefetch::start(
+            volume.host_dir.join(trace_name()),
+            known,
+            limit,
+            move |path| read_interpreter(&engine, &id, path, Instant::now() + PREFETCH_TIMEOUT),
+        ));
     }
 
     fn watch_disk(
@@ -379,9 +394,6 @@ impl<'a> ScenarioBackend for ContainerBackend<'a> {
 /// in well under a second, and a run has up to `interpreter_lookups` of them.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Most lookups asked while one scenario's app runs (fewer if the run's
-/// budget is smaller); the parse asks for the rest, within the budget.
-const PREFETCH_LIMIT: usize = 16;
 /// Longest a lookup asked while the app runs may take: the scenario's
 /// end waits for one in flight.
 const PREFETCH_TIMEOUT: Duration = Duration::from_secs(2);

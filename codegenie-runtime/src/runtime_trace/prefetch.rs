@@ -10,7 +10,7 @@
 //! answered here; an answer here is the file as it was just after it was
 //! executed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::Read;
 use std::path::PathBuf;
@@ -42,9 +42,10 @@ pub(crate) struct Prefetch {
 
 impl Prefetch {
     /// Start reading the trace at `trace` (on this machine) for programs,
-    /// asking `lookup` for at most `limit` of them.
+    /// asking `lookup` for at most `limit` of them and none of `known`.
     pub(crate) fn start(
         trace: PathBuf,
+        known: BTreeSet<String>,
         limit: usize,
         lookup: impl Fn(&str) -> Option<Interpreter> + Send + 'static,
     ) -> Prefetch {
@@ -52,7 +53,7 @@ impl Prefetch {
         let flag = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name("codegenie-prefetch".into())
-            .spawn(move || run(&trace, limit, &flag, lookup))
+            .spawn(move || run(&trace, known, limit, &flag, lookup))
             .map_err(
                 |e| tracing::debug!(error = %e, "no interpreter prefetch: cannot start its thread"),
             )
@@ -93,6 +94,7 @@ fn open_trace(path: &std::path::Path) -> Option<File> {
 
 fn run(
     trace: &std::path::Path,
+    mut known: BTreeSet<String>,
     limit: usize,
     stop: &AtomicBool,
     lookup: impl Fn(&str) -> Option<Interpreter>,
@@ -131,7 +133,7 @@ fn run(
                     continue;
                 };
                 // The kernel never reads a loader's interpreter.
-                if is_elf_loader(&path) || answers.contains_key(&path) {
+                if is_elf_loader(&path) || !known.insert(path.clone()) {
                     continue;
                 }
                 let found = lookup(&path);
@@ -168,7 +170,8 @@ mod tests {
         let trace = dir.path().join("trace");
         let asked = Arc::new(Mutex::new(Vec::new()));
         let seen = Arc::clone(&asked);
-        let p = Prefetch::start(trace.clone(), 8, move |path| {
+        let known = BTreeSet::from(["/bin/known".to_owned()]);
+        let p = Prefetch::start(trace.clone(), known, 8, move |path| {
             seen.lock().unwrap().push(path.to_owned());
             interp(if path == "/app/run.sh" {
                 "/bin/sh"
@@ -180,7 +183,7 @@ mod tests {
         // one line cut in two.
         std::thread::sleep(Duration::from_millis(60));
         let mut f = File::create(&trace).unwrap();
-        f.write_all(b"1 execve(\"/app/run.sh\", [\"/app/run.sh\"], 0x1 /* 0 vars */) = 0\n2 execve(\"/bin/s").unwrap();
+        f.write_all(b"0 execve(\"/bin/known\", [\"k\"], 0x1 /* 0 vars */) = 0\n1 execve(\"/app/run.sh\", [\"/app/run.sh\"], 0x1 /* 0 vars */) = 0\n2 execve(\"/bin/s").unwrap();
         f.flush().unwrap();
         std::thread::sleep(Duration::from_millis(80));
         f.write_all(b"h\", [\"sh\"], 0x1 /* 0 vars */) = 0\n3 execve(\"/bin/sh\", [\"sh\"], 0x1 /* 0 vars */) = 0\n\
@@ -191,7 +194,7 @@ mod tests {
             std::thread::sleep(Duration::from_millis(10));
         }
         let answers = p.finish();
-        // Each program once; the loader never.
+        // Each program once; the loader and a program asked before never.
         assert_eq!(*asked.lock().unwrap(), ["/app/run.sh", "/bin/sh"]);
         assert_eq!(answers["/app/run.sh"], interp("/bin/sh"));
         assert_eq!(answers.len(), 2);
@@ -209,12 +212,16 @@ mod tests {
         let real = dir.path().join("real");
         std::fs::write(&real, &lines).unwrap();
         // The control: the real file gives programs up to the limit.
-        let answers = finish_when_idle(Prefetch::start(real.clone(), 3, |_| interp("/bin/sh")));
+        let answers = finish_when_idle(Prefetch::start(real.clone(), BTreeSet::new(), 3, |_| {
+            interp("/bin/sh")
+        }));
         assert_eq!(answers.len(), 3);
         // A link to it in the trace's place gives none.
         let link = dir.path().join("trace");
         std::os::unix::fs::symlink(&real, &link).unwrap();
-        let answers = finish_when_idle(Prefetch::start(link, 3, |_| interp("/bin/sh")));
+        let answers = finish_when_idle(Prefetch::start(link, BTreeSet::new(), 3, |_| {
+            interp("/bin/sh")
+        }));
         assert!(answers.is_empty(), "{answers:?}");
     }
 
