@@ -18,7 +18,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use codegenie_runtime::engine::{
-    CreateOptions, Engine, EngineKind, TraceVolumeError, VolumeMount, RUN_LABEL,
+    CreateOptions, Engine, EngineKind, ToolFill, TraceVolumeError, VolumeMount, RUN_LABEL,
     TOOLS_VOLUME_PREFIX, TRACE_VOLUME_PREFIX,
 };
 use trace_support::*;
@@ -65,6 +65,18 @@ fn volumes_of(run: &str) -> String {
     docker(&[
         "volume",
         "ls",
+        "-q",
+        "--filter",
+        &format!("label={RUN_LABEL}={run}"),
+    ])
+    .1
+}
+
+/// Containers labelled with the run `run`.
+fn containers_of(run: &str) -> String {
+    docker(&[
+        "ps",
+        "-a",
         "-q",
         "--filter",
         &format!("label={RUN_LABEL}={run}"),
@@ -125,6 +137,20 @@ fn run_at(
     (code, finished.stdout.text() + &finished.stderr.text())
 }
 
+/// The tool in `volume`, mounted read-only, reads back; a write to it fails.
+fn tool_reads_back_and_cannot_be_written(engine: &Engine, image: &str, volume: &str) {
+    let (code, out) = run_with(
+        engine,
+        image,
+        volume,
+        true,
+        "/bin/busybox cat /.codegenie/bin/tool; echo changed > /.codegenie/bin/tool",
+    );
+    assert!(out.contains("the tool"), "{out}");
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("Read-only file system"), "{out}");
+}
+
 #[test]
 fn a_tool_volume_is_filled_once_and_read_only_for_the_app() {
     let _engine = engine_lock();
@@ -136,31 +162,22 @@ fn a_tool_volume_is_filled_once_and_read_only_for_the_app() {
     std::fs::write(src.path().join("bin/tool"), "the tool\n").unwrap();
     let run = run_id("tool-volume");
     let name = engine
-        .make_tool_volume(&img, &[], &run, src.path(), "/.codegenie")
+        .make_tool_volume(
+            &img,
+            &[],
+            &run,
+            src.path(),
+            "/.codegenie",
+            ToolFill::Nearest,
+        )
         .unwrap();
     assert!(name.starts_with(TOOLS_VOLUME_PREFIX), "{name}");
     assert_eq!(volumes_of(&run), name);
     // The container it was filled through is gone.
-    let (_, left) = docker(&[
-        "ps",
-        "-a",
-        "-q",
-        "--filter",
-        &format!("label={RUN_LABEL}={run}"),
-    ]);
-    assert_eq!(left, "", "the filling container was removed");
+    assert_eq!(containers_of(&run), "", "the filling container was removed");
 
     // Read-only: the tool reads back, a write fails and changes nothing.
-    let (code, out) = run_with(
-        &engine,
-        &img,
-        &name,
-        true,
-        "/bin/busybox cat /.codegenie/bin/tool; echo changed > /.codegenie/bin/tool",
-    );
-    assert!(out.contains("the tool"), "{out}");
-    assert_ne!(code, 0, "{out}");
-    assert!(out.contains("Read-only file system"), "{out}");
+    tool_reads_back_and_cannot_be_written(&engine, &img, &name);
     let (_, again) = run_with(
         &engine,
         &img,
@@ -196,25 +213,10 @@ fn a_tool_volume_is_filled_once_and_read_only_for_the_app() {
     // read-only alike, and the filling container gone.
     let run = run_id("tool-volume-upload");
     let name = engine
-        .make_tool_volume_by_upload(&img, &[], &run, src.path(), "/.codegenie")
+        .make_tool_volume(&img, &[], &run, src.path(), "/.codegenie", ToolFill::Upload)
         .unwrap();
-    let (code, out) = run_with(
-        &engine,
-        &img,
-        &name,
-        true,
-        "/bin/busybox cat /.codegenie/bin/tool; echo changed > /.codegenie/bin/tool",
-    );
-    assert!(out.contains("the tool"), "{out}");
-    assert_ne!(code, 0, "{out}");
-    let (_, left) = docker(&[
-        "ps",
-        "-a",
-        "-q",
-        "--filter",
-        &format!("label={RUN_LABEL}={run}"),
-    ]);
-    assert_eq!(left, "", "the filling container was removed");
+    tool_reads_back_and_cannot_be_written(&engine, &img, &name);
+    assert_eq!(containers_of(&run), "", "the filling container was removed");
     engine.remove_volume(&name).unwrap();
     assert_eq!(volumes_of(&run), "");
     docker(&["rmi", &img]);

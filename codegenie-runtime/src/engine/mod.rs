@@ -52,7 +52,7 @@ pub use resolver::BuildDigestResolver;
 pub use runs::Swept;
 pub use tools::TOOLS_REPOSITORY;
 pub use volumes::{
-    TraceRead, TraceVolume, TraceVolumeError, TOOLS_VOLUME_PREFIX, TRACE_VOLUME_PREFIX,
+    ToolFill, TraceRead, TraceVolume, TraceVolumeError, TOOLS_VOLUME_PREFIX, TRACE_VOLUME_PREFIX,
 };
 pub use writable::{host_folder_size, make_folder_in_upper, WritableLayer};
 

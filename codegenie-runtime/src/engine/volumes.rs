@@ -63,6 +63,20 @@ fn name_part(run_id: &str) -> String {
     }
 }
 
+/// How a tool volume is filled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ToolFill {
+    /// A copy into the volume's folder where that folder is on this machine
+    /// (see [`Engine::make_trace_volume`]), else an upload.
+    Nearest,
+    /// Through the engine alone, as for an engine on another machine: a
+    /// container of the template image (never started, hardened, each of
+    /// the image's volumes a tmpfs so that no other volume is made) mounts
+    /// the volume, the folder is uploaded there, and the container is
+    /// removed.
+    Upload,
+}
+
 /// A scenario container's trace volume: its name, and the folder on this
 /// machine that holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -230,11 +244,8 @@ impl Engine {
     }
 
     /// Make run `run_id`'s tool volume holding the contents of the host
-    /// folder `src`, and return its name. Where the volume's folder is on
-    /// this machine (see [`Engine::make_trace_volume`]), `src` is copied
-    /// into it here; anywhere else it is filled as
-    /// [`Engine::make_tool_volume_by_upload`] fills it. The volume is
-    /// removed again if filling it fails.
+    /// folder `src`, filled as `fill` says, and return its name. The volume
+    /// is removed again if filling it fails.
     pub fn make_tool_volume(
         &self,
         template: &str,
@@ -242,37 +253,7 @@ impl Engine {
         run_id: &str,
         src: &Path,
         dest: &str,
-    ) -> Result<String, EngineError> {
-        self.tool_volume(template, image_volumes, run_id, src, dest, true)
-    }
-
-    /// Make run `run_id`'s tool volume holding the contents of the host
-    /// folder `src` through the engine alone, as for an engine on another
-    /// machine, and return its name: the volume is created, a container of
-    /// `template` (the traced image: it is on the engine; never started,
-    /// hardened, each of `image_volumes` a tmpfs so that no other volume is
-    /// made) mounts it at `dest`, the folder is uploaded there, and the
-    /// container is removed. The volume is removed again if filling it
-    /// fails.
-    pub fn make_tool_volume_by_upload(
-        &self,
-        template: &str,
-        image_volumes: &[String],
-        run_id: &str,
-        src: &Path,
-        dest: &str,
-    ) -> Result<String, EngineError> {
-        self.tool_volume(template, image_volumes, run_id, src, dest, false)
-    }
-
-    fn tool_volume(
-        &self,
-        template: &str,
-        image_volumes: &[String],
-        run_id: &str,
-        src: &Path,
-        dest: &str,
-        here: bool,
+        fill: ToolFill,
     ) -> Result<String, EngineError> {
         let api = self.api().ok_or_else(|| EngineError::Output {
             command: "volume create".into(),
@@ -284,7 +265,10 @@ impl Engine {
             labels.insert(TOOLS_OWNER_LABEL.to_owned(), me.label_value());
         }
         let folder = api.create_volume(&name, labels.clone())?;
-        let filled = match self.local_folder(&folder).filter(|_| here) {
+        let here = self
+            .local_folder(&folder)
+            .filter(|_| fill == ToolFill::Nearest);
+        let filled = match here {
             // A copy on this machine: no container, no archive request (the
             // engine starts a process of its own for each, and mounts the
             // container's filesystem).

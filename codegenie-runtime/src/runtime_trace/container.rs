@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use crate::cancel::CancelToken;
 use crate::engine::{
     host_folder_size, make_folder_in_upper, CreateOptions, Engine, EngineError, ImageConfig,
-    StartedApp, TraceVolume, VolumeMount, WritableLayer,
+    StartedApp, ToolFill, TraceVolume, VolumeMount, WritableLayer,
 };
 use crate::exec::Termination;
 use crate::interp::{self, Interpreter};
@@ -558,7 +558,14 @@ impl<'a> ToolVolume<'a> {
             .flatten()
             .map(|(k, _)| k.clone())
             .collect();
-        let name = engine.make_tool_volume(image, &volumes, run_id, bundle.dir(), bundle::ROOT)?;
+        let name = engine.make_tool_volume(
+            image,
+            &volumes,
+            run_id,
+            bundle.dir(),
+            bundle::ROOT,
+            ToolFill::Nearest,
+        )?;
         Ok(ToolVolume {
             engine,
             name,
