@@ -129,23 +129,13 @@ pub struct TraceRead {
 }
 
 impl TraceVolume {
-    /// Copy at most `limit` bytes of the file `name` in the volume to
-    /// `dest`. The file is opened without following a link and without
-    /// blocking (the app could leave a link to this machine's files, or a
-    /// FIFO, in its place), and read only if it is a regular file.
-    pub fn copy_capped(
-        &self,
-        name: &str,
-        dest: &Path,
-        limit: u64,
-    ) -> Result<TraceRead, TraceVolumeError> {
-        use std::io::{Read, Write};
+    /// The file `name` in the volume and its size, opened for reading
+    /// without following a link and without blocking (the app can write in
+    /// the folder: it could leave a link to this machine's files, or a
+    /// FIFO, in its place), and only if it is a regular file.
+    pub fn open(&self, name: &str) -> Result<(File, u64), TraceVolumeError> {
         use std::os::unix::fs::OpenOptionsExt;
         let path = self.host_dir.join(name);
-        let read = |source| TraceVolumeError::Read {
-            path: path.clone(),
-            source,
-        };
         let src = std::fs::OpenOptions::new()
             .read(true)
             .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
@@ -153,12 +143,36 @@ impl TraceVolume {
             .map_err(|e| match e.raw_os_error() {
                 // O_NOFOLLOW on a link.
                 Some(nix::libc::ELOOP) => TraceVolumeError::NotAFile { path: path.clone() },
-                _ => read(e),
+                _ => TraceVolumeError::Read {
+                    path: path.clone(),
+                    source: e,
+                },
             })?;
-        let meta = src.metadata().map_err(read)?;
+        let meta = src.metadata().map_err(|source| TraceVolumeError::Read {
+            path: path.clone(),
+            source,
+        })?;
         if !meta.is_file() {
             return Err(TraceVolumeError::NotAFile { path });
         }
+        Ok((src, meta.len()))
+    }
+
+    /// Copy at most `limit` bytes of the file `name` in the volume to
+    /// `dest`, opened as [`TraceVolume::open`] opens it.
+    pub fn copy_capped(
+        &self,
+        name: &str,
+        dest: &Path,
+        limit: u64,
+    ) -> Result<TraceRead, TraceVolumeError> {
+        use std::io::{Read, Write};
+        let (src, size) = self.open(name)?;
+        let path = self.host_dir.join(name);
+        let read = |source| TraceVolumeError::Read {
+            path: path.clone(),
+            source,
+        };
         let write = |source| TraceVolumeError::Write {
             path: dest.to_owned(),
             source,
@@ -178,7 +192,7 @@ impl TraceVolume {
             written += n as u64;
         }
         Ok(TraceRead {
-            size: meta.len().max(written),
+            size: size.max(written),
             written,
         })
     }

@@ -217,7 +217,8 @@ impl<'a> ScenarioBackend for ContainerBackend<'a> {
         }
         let (engine, id) = (self.engine.clone(), s.container.id.clone());
         s.prefetch = Some(Prefetch::start(
-            volume.host_dir.join(trace_name()),
+            volume.clone(),
+            trace_name(),
             known,
             limit,
             move |path| read_interpreter(&engine, &id, path, Instant::now() + PREFETCH_TIMEOUT),

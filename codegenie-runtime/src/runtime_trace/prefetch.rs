@@ -13,12 +13,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::Read;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::engine::TraceVolume;
 use crate::interp::Interpreter;
 use crate::strace::absolute_exec;
 use crate::strace::rules::is_elf_loader;
@@ -41,10 +41,12 @@ pub(crate) struct Prefetch {
 }
 
 impl Prefetch {
-    /// Start reading the trace at `trace` (on this machine) for programs,
-    /// asking `lookup` for at most `limit` of them and none of `known`.
+    /// Start reading the trace `name` in `volume` (on this machine) for
+    /// programs, asking `lookup` for at most `limit` of them and none of
+    /// `known`.
     pub(crate) fn start(
-        trace: PathBuf,
+        volume: TraceVolume,
+        name: &'static str,
         known: BTreeSet<String>,
         limit: usize,
         lookup: impl Fn(&str) -> Option<Interpreter> + Send + 'static,
@@ -53,7 +55,7 @@ impl Prefetch {
         let flag = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name("codegenie-prefetch".into())
-            .spawn(move || run(&trace, known, limit, &flag, lookup))
+            .spawn(move || run(&volume, name, known, limit, &flag, lookup))
             .map_err(
                 |e| tracing::debug!(error = %e, "no interpreter prefetch: cannot start its thread"),
             )
@@ -79,21 +81,9 @@ impl Drop for Prefetch {
     }
 }
 
-/// The trace at `path` opened for reading: never through a link, never
-/// waiting on a FIFO (the app can write in the trace's folder), and only
-/// a regular file; `None` while there is none yet.
-fn open_trace(path: &std::path::Path) -> Option<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
-        .open(path)
-        .ok()?;
-    f.metadata().ok()?.is_file().then_some(f)
-}
-
 fn run(
-    trace: &std::path::Path,
+    volume: &TraceVolume,
+    name: &str,
     mut known: BTreeSet<String>,
     limit: usize,
     stop: &AtomicBool,
@@ -107,7 +97,8 @@ fn run(
     let stopped = || stop.load(Ordering::Acquire);
     while !stopped() && answers.len() < limit && read < MAX_READ {
         if file.is_none() {
-            file = open_trace(trace);
+            // Opened as the copy out opens it: no link, no FIFO.
+            file = volume.open(name).ok().map(|(f, _)| f);
         }
         let mut grew = false;
         if let Some(f) = file.as_mut() {
@@ -168,10 +159,11 @@ mod tests {
     fn programs_are_asked_once_each_as_their_lines_are_written() {
         let dir = tempfile::tempdir().unwrap();
         let trace = dir.path().join("trace");
+        let volume = volume_at(dir.path());
         let asked = Arc::new(Mutex::new(Vec::new()));
         let seen = Arc::clone(&asked);
         let known = BTreeSet::from(["/bin/known".to_owned()]);
-        let p = Prefetch::start(trace.clone(), known, 8, move |path| {
+        let p = Prefetch::start(volume, "trace", known, 8, move |path| {
             seen.lock().unwrap().push(path.to_owned());
             interp(if path == "/app/run.sh" {
                 "/bin/sh"
@@ -212,17 +204,32 @@ mod tests {
         let real = dir.path().join("real");
         std::fs::write(&real, &lines).unwrap();
         // The control: the real file gives programs up to the limit.
-        let answers = finish_when_idle(Prefetch::start(real.clone(), BTreeSet::new(), 3, |_| {
-            interp("/bin/sh")
-        }));
+        let answers = finish_when_idle(Prefetch::start(
+            volume_at(dir.path()),
+            "real",
+            BTreeSet::new(),
+            3,
+            |_| interp("/bin/sh"),
+        ));
         assert_eq!(answers.len(), 3);
         // A link to it in the trace's place gives none.
         let link = dir.path().join("trace");
         std::os::unix::fs::symlink(&real, &link).unwrap();
-        let answers = finish_when_idle(Prefetch::start(link, BTreeSet::new(), 3, |_| {
-            interp("/bin/sh")
-        }));
+        let answers = finish_when_idle(Prefetch::start(
+            volume_at(dir.path()),
+            "trace",
+            BTreeSet::new(),
+            3,
+            |_| interp("/bin/sh"),
+        ));
         assert!(answers.is_empty(), "{answers:?}");
+    }
+
+    fn volume_at(dir: &std::path::Path) -> TraceVolume {
+        TraceVolume {
+            name: "test".to_owned(),
+            host_dir: dir.to_owned(),
+        }
     }
 
     fn finish_when_idle(p: Prefetch) -> Answers {
