@@ -36,10 +36,15 @@ pub const BASE_ARG: &str = "BASE";
 /// The longest line the engine's Dockerfile parser reads (it refuses the
 /// file otherwise: "dockerfile line greater than max allowed size").
 pub const MAX_LINE: usize = 65_535;
-/// Bytes of names one `RUN` of the pick stage archives, as JSON: its line
-/// stays under [`MAX_LINE`] with the tar options around them (and far
-/// under the kernel's argument limit).
-pub const PATHS_PER_RUN: usize = 60 * 1024;
+/// Bytes of names one `RUN` of the pick stage archives, as JSON: a quarter
+/// of the kernel's argument limit under the engine's default 8 MiB stack
+/// (2 MiB). Each step commits by walking the original's whole filesystem
+/// on a storage driver without native diffs, so fewer steps build faster.
+pub const PATHS_PER_RUN: usize = 512 * 1024;
+/// Bytes of a `RUN` array one line holds before it continues on the next
+/// (the escape character, then a line break): a line stays under
+/// [`MAX_LINE`], an instruction continued over lines may be longer.
+pub const ARRAY_PER_LINE: usize = 60 * 1024;
 /// Most `RUN` steps the pick stage may take (each is a layer of the pick
 /// stage, which sits on the original's layers: the engine allows 127).
 pub const MAX_PICK_RUNS: usize = 48;
@@ -188,6 +193,31 @@ fn json(s: &str) -> String {
 
 fn json_array(v: &[String]) -> String {
     shown(serde_json::to_string(v).unwrap_or_else(|_| "[]".to_owned()))
+}
+
+/// [`json_array`] continued over lines of at most [`ARRAY_PER_LINE`]
+/// bytes: after a comma, `escape` and a line break, which the engine's
+/// parser joins away before it reads the JSON. An array that fits stays
+/// on one line, byte for byte [`json_array`]'s.
+fn json_array_lines(v: &[String], escape: char) -> String {
+    let mut out = String::from("[");
+    let mut line = out.len();
+    for (i, s) in v.iter().enumerate() {
+        let item = json(s);
+        if i > 0 {
+            out.push(',');
+            line += 1;
+            if line + item.len() > ARRAY_PER_LINE {
+                out.push(escape);
+                out.push_str("\n  ");
+                line = 2;
+            }
+        }
+        line += item.len();
+        out.push_str(&item);
+    }
+    out.push(']');
+    out
 }
 
 /// Whether `c` changes how text around it reads: a control character (a
@@ -561,7 +591,12 @@ pub fn write(inputs: &RecipeInputs<'_>) -> Result<Recipe, RecipeError> {
     let mut runs = Vec::new();
     for mut chunk in batches {
         let archive = format!("/.codegenie-pick-{}.tar", archives.len());
-        let line = |items: &[Item]| format!("RUN {}\n", json_array(&create(&archive, items)));
+        let line = |items: &[Item]| {
+            format!(
+                "RUN {}\n",
+                json_array_lines(&create(&archive, items), parsed.escape)
+            )
+        };
         // One scan of the whole line; path by path only when it fails.
         if redacted(&line(&chunk)) {
             chunk.retain(|item| {
@@ -606,7 +641,7 @@ pub fn write(inputs: &RecipeInputs<'_>) -> Result<Recipe, RecipeError> {
         if i == archives.len() && !gnu {
             out.push_str(&format!("WORKDIR {PICK_DIR}\n"));
         }
-        out.push_str(&format!("RUN {}\n", json_array(argv)));
+        out.push_str(&format!("RUN {}\n", json_array_lines(argv, parsed.escape)));
     }
 
     // The minimal image.
@@ -1210,12 +1245,13 @@ RUN ["/bin/busybox","tar","-x","-f","/.codegenie-pick-1.tar"]
     }
 
     #[test]
-    fn many_paths_are_split_over_runs_and_a_base_entrypoint_is_reset() {
+    fn many_paths_are_one_run_over_lines_and_a_base_entrypoint_is_reset() {
         let c = config();
         let b = ImageConfig {
             entrypoint: Some(vec!["/usr/bin/python3.11".into()]),
             ..ImageConfig::default()
         };
+        // 5,000 names, 370 KB of them: one step, continued over lines.
         let mut i = inputs(DOCKERFILE, &c, &b);
         i.entries = (0..5000)
             .map(|n| {
@@ -1223,18 +1259,31 @@ RUN ["/bin/busybox","tar","-x","-f","/.codegenie-pick-1.tar"]
             })
             .collect();
         let r = write(&i).unwrap();
-        // Every line is one the engine's parser reads, and every name is
-        // in one archive.
-        for l in r.text.lines() {
-            assert!(l.len() <= MAX_LINE, "{}", l.len());
-        }
-        for e in &i.entries {
-            assert_eq!(r.text.matches(&format!("\".{e}\"")).count(), 1, "{e}");
-        }
-        assert!(r.pick_runs >= 6, "{}", r.pick_runs);
+        assert_eq!(r.pick_runs, 1);
+        assert_pick_reads(&r.text, &i, 1);
         assert!(r
             .text
             .contains("ENTRYPOINT []\nCMD [\"node\",\"/app/server.js\"]\n"));
+        // Under a backtick escape, the lines continue with a backtick.
+        let backtick = format!("# escape=`\n{DOCKERFILE}");
+        let mut j = inputs(&backtick, &c, &b);
+        j.entries = i.entries.clone();
+        let t = write(&j).unwrap().text;
+        assert!(t.contains(",`\n  \"./usr/lib/python3"), "{t}");
+        assert!(!t.contains(",\\\n"));
+        assert_pick_reads(&t, &j, 1);
+        // Past what one step's arguments may hold: more steps.
+        i.entries = (0..20_000)
+            .map(|n| {
+                format!(
+                    "/usr/lib/python3/dist-packages/pkg/module_{n:05}_{:x<40}.py",
+                    ""
+                )
+            })
+            .collect();
+        let r = write(&i).unwrap();
+        assert!(r.pick_runs >= 3, "{}", r.pick_runs);
+        assert_pick_reads(&r.text, &i, r.pick_runs);
         // A base with the same PATH: not repeated.
         let b = ImageConfig {
             env: Some(vec![c.env.as_ref().unwrap()[0].clone()]),
@@ -1242,8 +1291,41 @@ RUN ["/bin/busybox","tar","-x","-f","/.codegenie-pick-1.tar"]
         };
         let r = write(&inputs(DOCKERFILE, &c, &b)).unwrap();
         assert!(!r.text.contains("ENV PATH"), "{}", r.text);
-        i.entries = (0..200_000).map(|n| format!("/f/{n:0>40}")).collect();
+        i.entries = (0..8_000)
+            .map(|n| format!("/f/{n:0>8}/{}", "d/".repeat(1800)))
+            .collect();
         assert!(matches!(write(&i), Err(RecipeError::TooManyPaths { .. })));
+    }
+
+    /// Every line of `text` is one the engine's parser reads, and the pick
+    /// stage's `runs` steps, read as the engine joins continued lines,
+    /// archive each added name of `i` once.
+    fn assert_pick_reads(text: &str, i: &RecipeInputs<'_>, runs: usize) {
+        for l in text.lines() {
+            assert!(l.len() <= MAX_LINE, "{}", l.len());
+        }
+        let parsed = Dockerfile::parse(text);
+        let pick = parsed
+            .stages
+            .iter()
+            .find(|s| s.name.as_deref() == Some(PICK_STAGE))
+            .expect("a pick stage");
+        let steps: Vec<Vec<String>> = parsed.instructions[pick.from + 1..]
+            .iter()
+            .take_while(|i| i.keyword != "FROM")
+            .filter(|i| i.keyword == "RUN")
+            .map(|i| serde_json::from_str(&i.args).expect("a JSON array"))
+            .collect();
+        assert_eq!(steps.len(), runs);
+        let mut named: Vec<&str> = steps
+            .iter()
+            .flatten()
+            .filter_map(|a| a.strip_prefix("./"))
+            .collect();
+        named.sort_unstable();
+        let mut want: Vec<&str> = i.trees.iter().chain(&i.entries).map(|e| &e[1..]).collect();
+        want.sort_unstable();
+        assert_eq!(named, want);
     }
 
     #[test]
