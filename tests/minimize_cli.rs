@@ -363,3 +363,33 @@ fn a_cached_minimal_image_that_is_gone_is_built_again() {
         .args(["--keep-images", "0"])
         .output();
 }
+
+#[test]
+fn a_base_the_engine_lacks_is_a_typed_error_before_any_export() {
+    let _engine = engine_lock();
+    let repo = fixture_repo("tests/fixtures/service");
+    let id = run_id("min-no-base");
+    let base = format!("codegenie-no-such-base:{}", std::process::id());
+    let out = Command::new(env!("CARGO_BIN_EXE_codegenie"))
+        .arg("minimize")
+        .arg(repo.path())
+        .args(["--json", "--no-cache", "--run-id", &id, "--base", &base])
+        .env("RUST_LOG", "codegenie_runtime::exec=debug")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains(&format!("the base \"{base}\" is not in the engine")),
+        "{err}"
+    );
+    // The log names the engine commands the run made (the trace's build),
+    // and no export: the base is looked up before either export starts.
+    assert!(err.contains("exec argv=docker build"), "{err}");
+    assert!(!err.contains("exec argv=docker export"), "{err}");
+    assert!(!repo
+        .path()
+        .join(".codegenie/context/raw/Dockerfile.distroless")
+        .exists());
+    assert!(labelled_containers(&id).is_empty());
+}

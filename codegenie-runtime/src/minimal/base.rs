@@ -63,14 +63,34 @@ impl Base {
     /// nothing written on the host). Nothing is pulled: a base the engine
     /// lacks is [`MinimizeError::NoBase`].
     pub fn load(engine: &Engine, reference: &str) -> Result<Base, MinimizeError> {
+        let id = Base::resolve(engine, reference)?;
+        Base::load_resolved(engine, reference, id)
+    }
+
+    /// The id of `reference` in `engine` (`None` for `scratch`), or
+    /// [`MinimizeError::NoBase`]: one engine call, so a missing base fails
+    /// before any export starts.
+    pub fn resolve(engine: &Engine, reference: &str) -> Result<Option<String>, MinimizeError> {
         if reference == SCRATCH {
-            return Ok(Base::scratch());
+            return Ok(None);
         }
         let id = engine
             .image_id(reference)?
             .ok_or_else(|| MinimizeError::NoBase {
                 base: reference.to_owned(),
             })?;
+        Ok(Some(id))
+    }
+
+    /// [`Base::load`] of a reference [`Base::resolve`] gave `id` for.
+    pub fn load_resolved(
+        engine: &Engine,
+        reference: &str,
+        id: Option<String>,
+    ) -> Result<Base, MinimizeError> {
+        let Some(id) = id else {
+            return Ok(Base::scratch());
+        };
         // Streamed: nothing of the base is written on the host.
         let index = engine.export_streamed(&id, |r| {
             index_stream_hashed(r, Path::new("docker export (base)"))

@@ -640,10 +640,20 @@ pub fn build_on_base(
         .into());
     }
     let repository_dockerfile = repository_dockerfile(repo_root)?;
-    let base = base::Base::load(engine, base_ref)?;
-    let index = engine.export_streamed(original, |r| {
-        image_fs::index_stream_hashed(r, Path::new("docker export (original)"))
-    })??;
+    // A base the engine lacks fails first; then the two exports at once:
+    // each is the engine reading a filesystem through its storage driver
+    // while we hash what it sends.
+    let base_id = base::Base::resolve(engine, base_ref)?;
+    let (base, index) = std::thread::scope(|s| {
+        let base = s.spawn(|| base::Base::load_resolved(engine, base_ref, base_id));
+        let index = engine.export_streamed(original, |r| {
+            image_fs::index_stream_hashed(r, Path::new("docker export (original)"))
+        });
+        let base = base.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (base, index)
+    });
+    let base = base?;
+    let index = index??;
     let units = unit_closure(&index, evidence, granularity, &UnitLimits::default());
     let config = engine.image_config(original)?;
     let Rendered {
