@@ -587,6 +587,15 @@ pub fn write(inputs: &RecipeInputs<'_>) -> Result<Recipe, RecipeError> {
     } else {
         chunks(trees).into_iter().chain(chunks(entries)).collect()
     };
+    // Counted before any line is written or scanned (names past the limit
+    // are tens of MB): a chunk whose names the redaction would all refuse
+    // still counts, the limit being on the names asked for.
+    let per_chunk = if piped.is_some() { 1 } else { 2 };
+    if batches.len() * per_chunk > MAX_PICK_RUNS {
+        return Err(RecipeError::TooManyPaths {
+            paths: inputs.trees.len() + inputs.entries.len(),
+        });
+    }
     let mut archives = Vec::new();
     let mut runs = Vec::new();
     for mut chunk in batches {
@@ -625,11 +634,6 @@ pub fn write(inputs: &RecipeInputs<'_>) -> Result<Recipe, RecipeError> {
             argv.extend(["-C", "/"].map(String::from));
         }
         runs.push(argv);
-    }
-    if runs.len() > MAX_PICK_RUNS {
-        return Err(RecipeError::TooManyPaths {
-            paths: inputs.trees.len() + inputs.entries.len(),
-        });
     }
     // busybox's archives unpack in the pick folder, made by WORKDIR; they
     // are made in the original's own working folder before it: the engine
