@@ -54,6 +54,12 @@ fn layers(image: &str) -> Vec<String> {
     .unwrap()
 }
 
+/// `text` as the engine's parser reads it: a line ending in the escape
+/// character (`\`) continues on the next (a long pick step).
+fn engine_lines(text: &str) -> String {
+    text.replace("\\\n", "")
+}
+
 /// The instructions codegenie writes after the repository's stages, each
 /// checked: JSON where a value from the image goes, a comment as a JSON
 /// string, nothing else.
@@ -62,10 +68,7 @@ fn assert_every_value_went_through_json(text: &str) {
         .split("\nFROM original AS codegenie-pick\n")
         .nth(1)
         .expect("a pick stage after the repository's stages");
-    // Read as the engine reads it: a line ending in the escape character
-    // continues on the next (a long pick step).
-    let ours = ours.replace("\\\n", "");
-    for line in ours.lines().filter(|l| !l.is_empty()) {
+    for line in engine_lines(ours).lines().filter(|l| !l.is_empty()) {
         let (keyword, rest) = line.split_once(' ').unwrap_or((line, ""));
         let json_array = || serde_json::from_str::<Vec<String>>(rest).is_ok();
         let ok = match keyword {
@@ -233,8 +236,7 @@ fn minimized_on_a_base_answers_every_route(case: Case) {
 
     // The control: the added packages' files taken out of the pick (its
     // steps read as the engine reads them, continued lines joined).
-    let stripped: String = text
-        .replace("\\\n", "")
+    let stripped: String = engine_lines(&text)
         .lines()
         .map(|l| match l.strip_prefix("RUN ") {
             Some(args) => {

@@ -136,6 +136,10 @@ impl TraceVolume {
     pub fn open(&self, name: &str) -> Result<(File, u64), TraceVolumeError> {
         use std::os::unix::fs::OpenOptionsExt;
         let path = self.host_dir.join(name);
+        let read = |source| TraceVolumeError::Read {
+            path: path.clone(),
+            source,
+        };
         let src = std::fs::OpenOptions::new()
             .read(true)
             .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
@@ -143,15 +147,9 @@ impl TraceVolume {
             .map_err(|e| match e.raw_os_error() {
                 // O_NOFOLLOW on a link.
                 Some(nix::libc::ELOOP) => TraceVolumeError::NotAFile { path: path.clone() },
-                _ => TraceVolumeError::Read {
-                    path: path.clone(),
-                    source: e,
-                },
+                _ => read(e),
             })?;
-        let meta = src.metadata().map_err(|source| TraceVolumeError::Read {
-            path: path.clone(),
-            source,
-        })?;
+        let meta = src.metadata().map_err(read)?;
         if !meta.is_file() {
             return Err(TraceVolumeError::NotAFile { path });
         }

@@ -649,7 +649,7 @@ pub fn build_on_base(
         let index = engine.export_streamed(original, |r| {
             image_fs::index_stream_hashed(r, Path::new("docker export (original)"))
         });
-        let base = base.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        let base = crate::runtime_trace::bundle::joined(base.join());
         (base, index)
     });
     let base = base?;
