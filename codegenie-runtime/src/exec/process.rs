@@ -426,6 +426,7 @@ impl Running {
 
     /// Wait until the process ends or `deadline` passes (`None`).
     pub fn wait_until(&mut self, deadline: Instant) -> Result<Option<Termination>, ExecError> {
+        let mut poll = Backoff::new();
         loop {
             if let Some(t) = self.try_wait()? {
                 return Ok(Some(t));
@@ -434,7 +435,7 @@ impl Running {
             if now >= deadline {
                 return Ok(None);
             }
-            std::thread::sleep((deadline - now).min(Duration::from_millis(20)));
+            std::thread::sleep((deadline - now).min(poll.next()));
         }
     }
 
@@ -466,8 +467,9 @@ impl Running {
         // A leftover group member holding the pipes would block the readers:
         // give them a moment, then kill the rest of the group.
         let grace = Instant::now() + Duration::from_millis(500);
+        let mut poll = Backoff::new();
         while self.readers.iter().any(|r| !r.is_finished()) && Instant::now() < grace {
-            std::thread::sleep(Duration::from_millis(5));
+            std::thread::sleep(poll.next());
         }
         if self.readers.iter().any(|r| !r.is_finished()) {
             let _ = killpg(self.pgid, Signal::SIGKILL);
@@ -485,6 +487,26 @@ impl Running {
     }
 }
 
+/// The pauses between two looks at a process: short first (most programs
+/// we run end within milliseconds, and a fixed 20 ms pause cost each of
+/// them a whole pause), doubling up to 20 ms for the long ones.
+struct Backoff(Duration);
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_micros(250);
+    const MOST: Duration = Duration::from_millis(20);
+
+    fn new() -> Self {
+        Backoff(Self::FIRST)
+    }
+
+    fn next(&mut self) -> Duration {
+        let now = self.0;
+        self.0 = (self.0 * 2).min(Self::MOST);
+        now
+    }
+}
+
 impl Drop for Running {
     fn drop(&mut self) {
         if self.termination.is_none() {
@@ -496,6 +518,16 @@ impl Drop for Running {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn looks_at_a_process_start_short_and_double_to_the_most() {
+        let mut b = Backoff::new();
+        let pauses: Vec<u128> = (0..9).map(|_| b.next().as_micros()).collect();
+        assert_eq!(
+            pauses,
+            [250, 500, 1000, 2000, 4000, 8000, 16000, 20000, 20000]
+        );
+    }
 
     /// Live (non-zombie) members of a process group, read from /proc.
     fn live_members(pgid: Pid) -> Vec<i32> {
