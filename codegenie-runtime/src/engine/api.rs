@@ -28,7 +28,7 @@ use bollard::query_parameters::{
     ContainerArchiveInfoOptions, CreateContainerOptions, DownloadFromContainerOptions,
     InspectContainerOptions, KillContainerOptions, RemoveContainerOptions,
 };
-use bollard::Docker;
+use bollard::{ClientVersion, Docker};
 use futures_util::StreamExt;
 
 use crate::exec::{Finished, Termination};
@@ -38,7 +38,7 @@ use super::options::{CappedCopy, CreateOptions};
 use super::{EngineEndpoint, EngineError, EngineKind, COMMAND_TIMEOUT};
 
 /// How the API client reaches the engine.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(super) enum Route {
     /// A unix socket (its path).
     Unix(String),
@@ -130,6 +130,8 @@ struct NoAnswer {
 /// One client, its runtime, and the engine's negotiated API version.
 pub(super) struct Api {
     docker: Docker,
+    /// The engine's version, as its negotiation answered it.
+    server_version: String,
     /// Taken only by `drop`.
     runtime: Option<tokio::runtime::Runtime>,
 }
@@ -179,28 +181,38 @@ impl Api {
             .build()
             .map_err(|e| api_error("start the API client", e))?;
         let secs = COMMAND_TIMEOUT.as_secs();
-        let version = bollard::API_DEFAULT_VERSION;
-        let docker = match route {
-            Route::Unix(path) => Docker::connect_with_unix(path, secs, version),
-            Route::Http(addr) => Docker::connect_with_http(addr, secs, version),
-            Route::Tls { addr, certs } => Docker::connect_with_ssl(
-                addr,
-                &certs.join("key.pem"),
-                &certs.join("cert.pem"),
-                &certs.join("ca.pem"),
-                secs,
-                version,
-            ),
-        }
-        .map_err(|e| api_error("connect", e))?;
-        let docker = within(
+        let docker = client_for(route, secs, bollard::API_DEFAULT_VERSION)?;
+        // The negotiation by hand: bollard's asks `/version` and drops the
+        // engine's own version, which `ping` answers with.
+        let answer = within(
             &runtime,
             "negotiate the API version",
             NEGOTIATE_TIMEOUT,
-            async { docker.negotiate_version().await },
+            docker.version(),
         )?;
+        let server = answer
+            .api_version
+            .as_deref()
+            .and_then(client_version)
+            .ok_or_else(|| {
+                api_error(
+                    "negotiate the API version",
+                    NoApiVersion {
+                        answered: answer.api_version.clone(),
+                    },
+                )
+            })?;
+        let ours = docker.client_version();
+        let docker = if (server.major_version, server.minor_version)
+            < (ours.major_version, ours.minor_version)
+        {
+            client_for(route, secs, &server)?
+        } else {
+            docker
+        };
         Ok(Api {
             docker,
+            server_version: answer.version.unwrap_or_default(),
             runtime: Some(runtime),
         })
     }
@@ -464,9 +476,12 @@ impl Api {
     }
 
     /// The engine's version (`docker version --format {{.Server.Version}}`).
+    /// Whether the engine answers (`/_ping`, which gathers nothing, where
+    /// `/version` asks the engine's components), and its version as the
+    /// negotiation learnt it.
     pub(super) fn server_version(&self) -> Result<String, EngineError> {
-        let v = self.call("version", COMMAND_TIMEOUT, self.docker.version())?;
-        Ok(v.version.unwrap_or_default())
+        self.call("ping", COMMAND_TIMEOUT, self.docker.ping())?;
+        Ok(self.server_version.clone())
     }
 
     /// Unpack the tar archive `tar` at `path` in the container (`docker cp`
@@ -542,6 +557,18 @@ impl Api {
         let d = i.graph_driver.unwrap_or_default();
         let upper = d.data.get("UpperDir").cloned();
         Ok((d.name, upper))
+    }
+
+    /// The container's storage driver and its merged root folder, if the
+    /// driver names one.
+    pub(super) fn merged_dir(
+        &self,
+        container: &str,
+    ) -> Result<(String, Option<String>), EngineError> {
+        let i = self.inspect(container, false)?;
+        let d = i.graph_driver.unwrap_or_default();
+        let merged = d.data.get("MergedDir").cloned();
+        Ok((d.name, merged))
     }
 
     /// SIGKILL to the container's PID 1.
@@ -766,6 +793,39 @@ fn copy_error(e: TarError) -> EngineError {
         command: "copy out of the container".into(),
         detail: crate::errors::error_chain(&e),
     }
+}
+
+/// A client for `route` speaking API `version` (no request is made).
+fn client_for(route: &Route, secs: u64, version: &ClientVersion) -> Result<Docker, EngineError> {
+    match route {
+        Route::Unix(path) => Docker::connect_with_unix(path, secs, version),
+        Route::Http(addr) => Docker::connect_with_http(addr, secs, version),
+        Route::Tls { addr, certs } => Docker::connect_with_ssl(
+            addr,
+            &certs.join("key.pem"),
+            &certs.join("cert.pem"),
+            &certs.join("ca.pem"),
+            secs,
+            version,
+        ),
+    }
+    .map_err(|e| api_error("connect", e))
+}
+
+/// `major.minor` as the API writes its version.
+fn client_version(text: &str) -> Option<ClientVersion> {
+    let (major, minor) = text.split_once('.')?;
+    Some(ClientVersion {
+        major_version: major.parse().ok()?,
+        minor_version: minor.parse().ok()?,
+    })
+}
+
+/// An engine whose `/version` names no API version we can read.
+#[derive(Debug, thiserror::Error)]
+#[error("the engine's API version is {answered:?}, not major.minor")]
+struct NoApiVersion {
+    answered: Option<String>,
 }
 
 /// How long the version negotiation may take: an engine that does not

@@ -1,12 +1,13 @@
 //! The engine CLI itself: which program, which endpoint, and how one
 //! command runs through the exec layer and reads its answer.
 
-use std::sync::{Arc, OnceLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::exec::{self, ExecSpec, Finished, Program};
 
-use super::api::{self, Api};
+use super::api::{self, Api, Route};
 use super::{EngineEndpoint, EngineError, EngineKind, COMMAND_TIMEOUT, LOG_TAIL_BYTES};
 
 /// A container engine CLI.
@@ -15,9 +16,39 @@ pub struct Engine {
     pub(super) program: Program,
     pub(super) endpoint: EngineEndpoint,
     pub(super) kind: EngineKind,
-    /// The API client, connected on first use and shared by clones; `None`
-    /// where only the CLI reaches the engine (engine/api.rs).
-    api: Arc<OnceLock<Option<Api>>>,
+    /// The API client, connected on first use and shared by clones (and by
+    /// every `Engine` of the process on the same route); `None` where only
+    /// the CLI reaches the engine (engine/api.rs).
+    api: Arc<OnceLock<Option<Arc<Api>>>>,
+}
+
+/// The process's client on `route`, connected (and its API version
+/// negotiated) by the first `Engine` that asks: a run makes several
+/// `Engine` values for one engine (the build's resolver, the probe), and a
+/// negotiation is a `/version`, which asks each of the engine's components.
+/// A failed connection is not remembered: the next `Engine` tries again.
+fn connected(route: &Route) -> Option<Arc<Api>> {
+    type Slot = Arc<Mutex<Option<Arc<Api>>>>;
+    static CLIENTS: OnceLock<Mutex<HashMap<Route, Slot>>> = OnceLock::new();
+    let slot = {
+        let mut clients = CLIENTS
+            .get_or_init(Mutex::default)
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        Arc::clone(clients.entry(route.clone()).or_default())
+    };
+    // One connection attempt at a time per route; other routes go on.
+    let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(api) = &*slot {
+        return Some(Arc::clone(api));
+    }
+    match Api::connect(route) {
+        Ok(a) => Some(Arc::clone(slot.insert(Arc::new(a)))),
+        Err(e) => {
+            tracing::debug!(?route, error = %crate::errors::error_chain(&e), "no engine API client: using the CLI");
+            None
+        }
+    }
 }
 
 impl Engine {
@@ -52,15 +83,9 @@ impl Engine {
                     &|k| std::env::var(k).ok(),
                     api::cli_current_context(),
                 )?;
-                match Api::connect(&route) {
-                    Ok(a) => Some(a),
-                    Err(e) => {
-                        tracing::debug!(?route, error = %crate::errors::error_chain(&e), "no engine API client: using the CLI");
-                        None
-                    }
-                }
+                connected(&route)
             })
-            .as_ref()
+            .as_deref()
     }
 
     /// The engine this CLI talks to.
@@ -106,7 +131,6 @@ impl Engine {
 
     /// Check that the engine answers.
     pub fn ping(&self) -> Result<String, EngineError> {
-        // Connecting negotiated the API version: the engine answered.
         if let Some(api) = self.api() {
             return api.server_version().map_err(|e| EngineError::Unavailable {
                 detail: crate::errors::error_chain(&e),
@@ -154,7 +178,102 @@ pub(super) fn ids_of(text: &str) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::unix::net::UnixListener;
+
     use super::*;
+    use crate::engine::DockerHost;
+
+    /// An engine stand-in on a unix socket: answers `/version` with
+    /// `api_version` and `/_ping` with `OK`, keeps connections alive as the
+    /// engine does, and records each request line.
+    fn engine_at(dir: &std::path::Path, api_version: &str) -> (String, Arc<Mutex<Vec<String>>>) {
+        let sock = dir.join("engine.sock");
+        let listener = UnixListener::bind(&sock).unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&seen);
+        let api_version = api_version.to_owned();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let (log, api_version) = (Arc::clone(&log), api_version.clone());
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(conn.try_clone().unwrap());
+                    let mut conn = conn;
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        // The rest of the head; these requests have no body.
+                        let mut header = String::new();
+                        while reader.read_line(&mut header).unwrap_or(0) > 0 && header != "\r\n" {
+                            header.clear();
+                        }
+                        let path = line.split(' ').nth(1).unwrap_or("").to_owned();
+                        log.lock().unwrap().push(path.clone());
+                        let body = if path.ends_with("/version") {
+                            format!(r#"{{"Version":"99.0.1-test","ApiVersion":"{api_version}"}}"#)
+                        } else {
+                            "OK".to_owned()
+                        };
+                        let kind = if body == "OK" {
+                            "text/plain"
+                        } else {
+                            "application/json"
+                        };
+                        let _ = write!(
+                            conn,
+                            "HTTP/1.1 200 OK\r\nContent-Type: {kind}\r\nContent-Length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                    }
+                });
+            }
+        });
+        (format!("unix://{}", sock.display()), seen)
+    }
+
+    fn at(url: &str) -> Engine {
+        Engine::at(
+            EngineKind::Docker,
+            EngineEndpoint::Host(DockerHost::new(url, None).unwrap()),
+        )
+    }
+
+    #[test]
+    fn engines_on_one_route_share_one_negotiation_and_speak_its_version() {
+        let d = tempfile::tempdir().unwrap();
+        let (url, seen) = engine_at(d.path(), "1.40");
+        let (first, second) = (at(&url), at(&url));
+        assert_eq!(first.ping().unwrap(), "99.0.1-test");
+        assert_eq!(second.ping().unwrap(), "99.0.1-test");
+        assert!(Arc::ptr_eq(
+            &connected(&api::Route::Unix(url[7..].to_owned())).unwrap(),
+            &connected(&api::Route::Unix(url[7..].to_owned())).unwrap()
+        ));
+        // One `/version` for both, then a `/_ping` each; the client speaks
+        // the version the engine said it speaks (lower than its own).
+        assert_eq!(*seen.lock().unwrap(), ["/version", "/_ping", "/_ping"]);
+        assert_eq!(
+            second.api().unwrap().docker().client_version().to_string(),
+            "1.40"
+        );
+        // The control: another route negotiates for itself.
+        let other = tempfile::tempdir().unwrap();
+        let (url, seen) = engine_at(other.path(), "1.41");
+        at(&url).ping().unwrap();
+        assert_eq!(*seen.lock().unwrap(), ["/version", "/_ping"]);
+    }
+
+    #[test]
+    fn an_engine_without_a_readable_api_version_is_left_to_the_cli_and_asked_again() {
+        let d = tempfile::tempdir().unwrap();
+        let (url, seen) = engine_at(d.path(), "one point forty");
+        assert!(at(&url).api().is_none());
+        assert!(at(&url).api().is_none());
+        // Not remembered: each `Engine` tries again.
+        assert_eq!(*seen.lock().unwrap(), ["/version", "/version"]);
+    }
 
     #[test]
     fn digests_are_checked() {
