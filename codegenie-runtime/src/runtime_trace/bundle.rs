@@ -188,7 +188,7 @@ pub struct Bundle {
 }
 
 impl Bundle {
-    /// Assemble the bundle around `helper` (the `codegenie` binary to copy in).
+    /// Assemble the bundle around `helper` (the `codegenie` binary to put in).
     pub fn assemble(helper: &Path) -> Result<Bundle, BundleError> {
         let strace = Program::Strace.resolve()?;
         let loader = exec::host_loader()?;
@@ -214,9 +214,11 @@ impl Bundle {
         let mut files = Vec::new();
         let mut put = |src: &Path, rel: &str| -> Result<(), BundleError> {
             let dest = root.join(rel);
-            // std::fs::copy follows symlinks: the bundle holds real files.
-            std::fs::copy(src, &dest).map_err(|e| io(src, e))?;
-            set_mode(&dest, 0o755)?;
+            if !link_as_is(src, &dest) {
+                // std::fs::copy follows symlinks: the bundle holds real files.
+                std::fs::copy(src, &dest).map_err(|e| io(src, e))?;
+                set_mode(&dest, 0o755)?;
+            }
             files.push(PathBuf::from(rel));
             Ok(())
         };
@@ -262,6 +264,24 @@ impl Bundle {
     }
 }
 
+/// Put `src` in the bundle at `dest` as a hard link, if it is a regular
+/// file that every user may read and run, without set-id bits: then the
+/// bundle needs no copy of it (a copy of the helper alone is tens of MB,
+/// each run). Links are not followed into: the link is made to the file a
+/// symlink names. `false`: a copy is needed (another filesystem, a mode the
+/// bundle must change, or a link the kernel refuses).
+fn link_as_is(src: &Path, dest: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(real) = std::fs::canonicalize(src) else {
+        return false;
+    };
+    let fits = std::fs::metadata(&real).is_ok_and(|m| {
+        let mode = m.permissions().mode();
+        m.is_file() && mode & 0o755 == 0o755 && mode & 0o7000 == 0
+    });
+    fits && std::fs::hard_link(&real, dest).is_ok()
+}
+
 fn set_mode(p: &Path, mode: u32) -> Result<(), BundleError> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).map_err(|e| io(p, e))
@@ -296,6 +316,35 @@ pub fn helper_argv(agent_args: &[String]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_everyone_may_run_is_linked_and_any_other_copied() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let d = tempfile::tempdir().unwrap();
+        let file = |name: &str, mode: u32| {
+            let p = d.path().join(name);
+            std::fs::write(&p, name).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+            p
+        };
+        let runnable = file("runnable", 0o755);
+        std::os::unix::fs::symlink(&runnable, d.path().join("link")).unwrap();
+        let out = d.path().join("out");
+        std::fs::create_dir(&out).unwrap();
+        // Linked: the same file, no copy (through a symlink, the file it names).
+        for (src, dest) in [("runnable", "a"), ("link", "b")] {
+            assert!(link_as_is(&d.path().join(src), &out.join(dest)), "{src}");
+            let meta = std::fs::symlink_metadata(out.join(dest)).unwrap();
+            assert!(meta.is_file());
+            assert_eq!(meta.ino(), std::fs::metadata(&runnable).unwrap().ino());
+        }
+        // Not linked: a mode the bundle would change, or set-id bits.
+        for (name, mode) in [("private", 0o700), ("readonly", 0o644), ("setuid", 0o4755)] {
+            let src = file(name, mode);
+            assert!(!link_as_is(&src, &out.join(name)), "{name}");
+            assert!(!out.join(name).exists(), "{name}");
+        }
+    }
 
     #[test]
     fn parses_loader_list_output() {
