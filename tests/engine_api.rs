@@ -195,6 +195,14 @@ fn a_scenario_s_engine_calls_go_through_the_api() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(running);
+    // A running container's files, read on this machine in its root (the
+    // interpreter lookups while the app runs): the engine's bytes; a name
+    // the image lacks is an error.
+    let root = engine
+        .container_root(&id)
+        .expect("a local engine with an overlay driver: the root is here");
+    assert_eq!(root.read_head("/marker", 64).unwrap(), b"api");
+    assert!(root.read_head("/no-such-file", 64).is_err());
 
     // exec: both streams apart, the exit code, a timeout.
     let argv = |s: &str| -> Vec<String> {
@@ -268,6 +276,9 @@ fn a_scenario_s_engine_calls_go_through_the_api() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(!engine.is_running(&id).unwrap());
+    // Stopped, its root is no longer here: a read fails (and the caller
+    // asks the engine) rather than answering from an empty folder.
+    assert!(root.read_head("/marker", 64).is_err());
     engine.remove(&id).unwrap();
     let gone = engine.is_running(&id).unwrap_err();
     assert!(

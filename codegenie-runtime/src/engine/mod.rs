@@ -11,7 +11,8 @@
 //! - `config`, `images`, `filesystem`, `tools`, `storage`: image config,
 //!   listing and pruning, export and import, the tool image, the storage
 //!   driver;
-//! - `container`, `writable`: the container lifecycle and its writes;
+//! - `container`, `writable`, `rootfs`: the container lifecycle, its
+//!   writes, and its files read on this machine while it runs;
 //! - `runs`, `orphans`: everything a run made, and what killed runs left.
 
 mod api;
@@ -29,6 +30,7 @@ mod images;
 mod options;
 pub(crate) mod orphans;
 mod resolver;
+mod rootfs;
 mod runs;
 mod storage;
 mod tools;
@@ -49,6 +51,7 @@ pub use options::{
     BuildNetwork, BuildOptions, CappedCopy, CreateOptions, EngineKind, VolumeMount, KEEP_IMAGES,
 };
 pub use resolver::BuildDigestResolver;
+pub use rootfs::ContainerRoot;
 pub use runs::Swept;
 pub use tools::TOOLS_REPOSITORY;
 pub use volumes::{

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use crate::cancel::CancelToken;
 use crate::engine::{
-    host_folder_size, make_folder_in_upper, CreateOptions, Engine, EngineError, ImageConfig,
-    StartedApp, ToolFill, TraceVolume, VolumeMount, WritableLayer,
+    host_folder_size, make_folder_in_upper, ContainerRoot, CreateOptions, Engine, EngineError,
+    ImageConfig, StartedApp, ToolFill, TraceVolume, VolumeMount, WritableLayer,
 };
 use crate::exec::Termination;
 use crate::interp::{self, Interpreter};
@@ -216,12 +216,22 @@ impl<'a> ScenarioBackend for ContainerBackend<'a> {
             return;
         }
         let (engine, id) = (self.engine.clone(), s.container.id.clone());
+        // The running container's root on this machine, looked up at the
+        // first program (off the scenario's path); without one, or where a
+        // read there fails, the engine is asked.
+        let root = std::sync::OnceLock::new();
         s.prefetch = Some(Prefetch::start(
             volume.clone(),
             trace_name(),
             known,
             limit,
-            move |path| read_interpreter(&engine, &id, path, Instant::now() + PREFETCH_TIMEOUT),
+            move |path| {
+                let root = root.get_or_init(|| engine.container_root(&id));
+                if let Some(head) = root.as_ref().and_then(|r| read_on_host(r, path)) {
+                    return interp::interpreter_in(&head);
+                }
+                read_interpreter(&engine, &id, path, Instant::now() + PREFETCH_TIMEOUT)
+            },
         ));
     }
 
@@ -432,6 +442,15 @@ fn read_interpreter(
             None
         }
     }
+}
+
+/// The first `interp::HEAD_BYTES` of `path` read in the running
+/// container's root on this machine; `None` asks the engine instead (the
+/// container stopped, or the file is not a regular one there).
+fn read_on_host(root: &ContainerRoot, path: &str) -> Option<Vec<u8>> {
+    root.read_head(path, interp::HEAD_BYTES)
+        .map_err(|e| tracing::debug!(path, error = %e, "cannot read executed file in the container's root here: asking the engine"))
+        .ok()
 }
 
 /// The engine's measure of a container's writable layer, less the tool

@@ -2,13 +2,14 @@
 //! "Container flow"). Where a scenario's trace is written to a folder on
 //! this machine (its trace volume), a thread reads it as strace writes it,
 //! and for each program a successful `execve` ran by an absolute path asks
-//! its interpreter of the running container at once. Each lookup is an
-//! archive request (about 50 ms: the engine starts a process of its own
-//! for it); asked after the stop, the Node service's three cost 170 ms on
-//! the scenario's path, asked during the run they cost it nothing. The
-//! parse proper still reads every line afterwards and asks whatever is not
-//! answered here; an answer here is the file as it was just after it was
-//! executed.
+//! its interpreter of the running container at once: read in its root on
+//! this machine where it can be (`engine::rootfs`), else an archive request
+//! (about 50 ms: the engine starts a process of its own for it, and tars
+//! the file through the storage driver while the app runs). Asked after
+//! the stop, the Node service's three cost 170 ms on the scenario's path.
+//! The parse proper still reads every line afterwards and asks whatever is
+//! not answered here; an answer here is the file as it was just after it
+//! was executed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -51,11 +52,22 @@ impl Prefetch {
         limit: usize,
         lookup: impl Fn(&str) -> Option<Interpreter> + Send + 'static,
     ) -> Prefetch {
+        Prefetch::polling(volume, name, known, limit, POLL, lookup)
+    }
+
+    fn polling(
+        volume: TraceVolume,
+        name: &'static str,
+        known: BTreeSet<String>,
+        limit: usize,
+        poll: Duration,
+        lookup: impl Fn(&str) -> Option<Interpreter> + Send + 'static,
+    ) -> Prefetch {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name("codegenie-prefetch".into())
-            .spawn(move || run(&volume, name, known, limit, &flag, lookup))
+            .spawn(move || run(&volume, name, known, limit, poll, &flag, lookup))
             .map_err(
                 |e| tracing::debug!(error = %e, "no interpreter prefetch: cannot start its thread"),
             )
@@ -66,6 +78,11 @@ impl Prefetch {
     /// Stop asking (a lookup in flight finishes) and give what was answered.
     pub(crate) fn finish(mut self) -> Answers {
         self.stop.store(true, Ordering::Release);
+        // Woken from its pause between reads: the scenario's end does not
+        // wait out a poll.
+        if let Some(t) = &self.thread {
+            t.thread().unpark();
+        }
         match self.thread.take().map(JoinHandle::join) {
             Some(Ok(answers)) => answers,
             Some(Err(panic)) => std::panic::resume_unwind(panic),
@@ -86,6 +103,7 @@ fn run(
     name: &str,
     mut known: BTreeSet<String>,
     limit: usize,
+    poll: Duration,
     stop: &AtomicBool,
     lookup: impl Fn(&str) -> Option<Interpreter>,
 ) -> Answers {
@@ -135,7 +153,8 @@ fn run(
             pending.clear();
         }
         if !grew {
-            std::thread::sleep(POLL);
+            // `finish` unparks: a pause ends early at the stop.
+            std::thread::park_timeout(poll);
         }
     }
     answers
@@ -223,6 +242,28 @@ mod tests {
             |_| interp("/bin/sh"),
         ));
         assert!(answers.is_empty(), "{answers:?}");
+    }
+
+    #[test]
+    fn the_stop_ends_a_pause_between_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        // A pause far longer than the test: only the stop's wake-up ends it.
+        let p = Prefetch::polling(
+            volume_at(dir.path()),
+            "trace",
+            BTreeSet::new(),
+            8,
+            Duration::from_secs(600),
+            |_| None,
+        );
+        std::thread::sleep(Duration::from_millis(50));
+        let asked = std::time::Instant::now();
+        assert!(p.finish().is_empty());
+        assert!(
+            asked.elapsed() < Duration::from_secs(60),
+            "finish waited out the pause: {:?}",
+            asked.elapsed()
+        );
     }
 
     fn volume_at(dir: &std::path::Path) -> TraceVolume {
