@@ -23,6 +23,10 @@
 //! - `open_heavy`: express required 20 times with the module cache cleared,
 //!   then 18,000 opens of 600 files.
 //!
+//! With `CODEGENIE_BENCH_BASELINE_BIN` naming another `codegenie` binary
+//! (an earlier build), that binary traces too, in the same rounds, as a
+//! fourth side: before and after a change, measured together.
+//!
 //! `cargo bench --bench tracing_overhead`.
 // The benchmark drives the built binary and the engine CLI directly.
 #![allow(clippy::disallowed_methods)]
@@ -110,8 +114,13 @@ fn strace_alone(b: &Bundle, image: &str, argv: &[&str]) -> Duration {
 /// `codegenie trace <repo> --refresh --json`: wall time and the scenario's
 /// result from the slice.
 fn traced(repo: &Path) -> (Duration, serde_json::Value) {
+    traced_by(Path::new(env!("CARGO_BIN_EXE_codegenie")), repo)
+}
+
+/// [`traced`] by the binary `bin`.
+fn traced_by(bin: &Path, repo: &Path) -> (Duration, serde_json::Value) {
     let start = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_codegenie"))
+    let out = Command::new(bin)
         .arg("trace")
         .arg(repo)
         .args(["--refresh", "--json"])
@@ -152,6 +161,7 @@ fn main() {
     std::fs::create_dir_all(repo.path().join(".codegenie")).unwrap();
     // The bundle a trace places, made as the trace makes it.
     let tools = Bundle::assemble(Path::new(env!("CARGO_BIN_EXE_codegenie"))).unwrap();
+    let baseline = std::env::var_os("CODEGENIE_BENCH_BASELINE_BIN").map(std::path::PathBuf::from);
 
     for (name, script) in [
         ("node_service_startup", STARTUP),
@@ -173,15 +183,24 @@ fn main() {
         let image = slice["built_image_digest"].as_str().unwrap().to_owned();
         bare(&image, &argv);
         strace_alone(&tools, &image, &argv);
+        if let Some(bin) = &baseline {
+            traced_by(bin, repo.path());
+        }
 
-        let (mut t, mut b, mut f) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut t, mut b, mut f, mut o) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let mut phases = serde_json::Value::Null;
+        let mut old_phases = serde_json::Value::Null;
         for _ in 0..ROUNDS {
             let (took, sc) = traced(repo.path());
             t.push(took);
             phases = sc["phases_ms"].clone();
             b.push(bare(&image, &argv));
             f.push(strace_alone(&tools, &image, &argv));
+            if let Some(bin) = &baseline {
+                let (took, sc) = traced_by(bin, repo.path());
+                o.push(took);
+                old_phases = sc["phases_ms"].clone();
+            }
         }
         let (t, b, f) = (median(&mut t), median(&mut b), median(&mut f));
         let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
@@ -196,6 +215,16 @@ fn main() {
             secs(f) / secs(b),
             load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
         );
+        if let Some(bin) = &baseline {
+            let o = median(&mut o);
+            println!(
+                "tracing_overhead/{name}: baseline {} traced {:.2} s, ratio {:.2}x untraced; \
+                 its last phases_ms {old_phases}",
+                bin.display(),
+                secs(o),
+                secs(o) / secs(b)
+            );
+        }
     }
     let _ = Command::new(env!("CARGO_BIN_EXE_codegenie"))
         .args(["cache", "prune"])
