@@ -548,27 +548,17 @@ impl Api {
         Ok((size, i.state.and_then(|s| s.oom_killed).unwrap_or(false)))
     }
 
-    /// The storage driver's name and upper folder.
+    /// The container's storage driver and the folders it names (`UpperDir`,
+    /// `MergedDir`, ...).
     pub(super) fn graph_driver(
         &self,
         container: &str,
-    ) -> Result<(String, Option<String>), EngineError> {
-        let i = self.inspect(container, false)?;
-        let d = i.graph_driver.unwrap_or_default();
-        let upper = d.data.get("UpperDir").cloned();
-        Ok((d.name, upper))
-    }
-
-    /// The container's storage driver and its merged root folder, if the
-    /// driver names one.
-    pub(super) fn merged_dir(
-        &self,
-        container: &str,
-    ) -> Result<(String, Option<String>), EngineError> {
-        let i = self.inspect(container, false)?;
-        let d = i.graph_driver.unwrap_or_default();
-        let merged = d.data.get("MergedDir").cloned();
-        Ok((d.name, merged))
+    ) -> Result<(String, HashMap<String, String>), EngineError> {
+        let d = self
+            .inspect(container, false)?
+            .graph_driver
+            .unwrap_or_default();
+        Ok((d.name, d.data))
     }
 
     /// SIGKILL to the container's PID 1.

@@ -31,8 +31,8 @@ impl Engine {
         if !self.is_local() {
             return None;
         }
-        let (driver, merged) = self.api()?.merged_dir(container).ok()?;
-        let merged = PathBuf::from(merged?);
+        let (driver, folders) = self.api()?.graph_driver(container).ok()?;
+        let merged = PathBuf::from(folders.get("MergedDir")?);
         let overlay = matches!(driver.as_str(), "overlay2" | "fuse-overlayfs" | "overlay");
         (overlay && merged.is_absolute() && std::fs::read_dir(&merged).is_ok())
             .then_some(ContainerRoot(merged))

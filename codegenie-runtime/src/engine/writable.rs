@@ -46,8 +46,11 @@ impl Engine {
         }
         let text = match self.api() {
             Some(api) => match api.graph_driver(container) {
-                Ok((driver, Some(upper))) => format!("{driver}\t{upper}"),
-                _ => return WritableLayer::Engine,
+                Ok((driver, folders)) => match folders.get("UpperDir") {
+                    Some(upper) => format!("{driver}\t{upper}"),
+                    None => return WritableLayer::Engine,
+                },
+                Err(_) => return WritableLayer::Engine,
             },
             None => {
                 let out = self.run(self.spec().timeout(Duration::from_secs(30)).args([
