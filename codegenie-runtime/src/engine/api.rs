@@ -1,7 +1,7 @@
 //! The engine's HTTP API (docs/architecture.md, "Engine API"): the calls a
 //! scenario makes many of (create, inspect, exec, copy out, kill, remove)
-//! go through one long-lived client per [`Engine`](super::Engine) instead of
-//! a CLI process each. The CLI stays for what the API client cannot reach
+//! go through one long-lived client per route, shared by every
+//! [`Engine`](super::Engine) of the process, instead of a CLI process each. The CLI stays for what the API client cannot reach
 //! (Podman's CLI, `ssh://` hosts, Docker contexts, an unverified TLS host)
 //! and for the long calls whose cost is not the process (build, import,
 //! export, `start -a`, whose process is the scenario's one, as `docker run`
@@ -475,10 +475,9 @@ impl Api {
         )
     }
 
-    /// The engine's version (`docker version --format {{.Server.Version}}`).
     /// Whether the engine answers (`/_ping`, which gathers nothing, where
     /// `/version` asks the engine's components), and its version as the
-    /// negotiation learnt it.
+    /// negotiation learnt it (`docker version --format {{.Server.Version}}`).
     pub(super) fn server_version(&self) -> Result<String, EngineError> {
         self.call("ping", COMMAND_TIMEOUT, self.docker.ping())?;
         Ok(self.server_version.clone())
