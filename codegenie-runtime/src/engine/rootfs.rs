@@ -1,7 +1,7 @@
 //! Reading a running container's files on this machine. Where the engine
 //! is local, stores containers with an overlay driver and this user can
 //! read its folders, a running container's root is a folder here (the
-//! overlay's merged view). A few KB read there, with every link resolved by
+//! overlay's merged view). A file's head read there, with every link resolved by
 //! the kernel inside that root, replace an archive request: for one the
 //! engine tars the whole file through the storage driver while the app
 //! runs (on fuse-overlayfs, through the FUSE daemon that also serves the
@@ -33,9 +33,10 @@ impl Engine {
         }
         let (driver, folders) = self.api()?.graph_driver(container).ok()?;
         let merged = PathBuf::from(folders.get("MergedDir")?);
-        let overlay = matches!(driver.as_str(), "overlay2" | "fuse-overlayfs" | "overlay");
-        (overlay && merged.is_absolute() && std::fs::read_dir(&merged).is_ok())
-            .then_some(ContainerRoot(merged))
+        (super::writable::is_overlay(&driver)
+            && merged.is_absolute()
+            && std::fs::read_dir(&merged).is_ok())
+        .then_some(ContainerRoot(merged))
     }
 }
 

@@ -70,8 +70,11 @@ impl Engine {
             return WritableLayer::Engine;
         };
         let upper = Path::new(upper);
-        let overlay = matches!(driver, "overlay2" | "fuse-overlayfs" | "overlay");
-        if overlay && upper.is_absolute() && upper.is_dir() && std::fs::read_dir(upper).is_ok() {
+        if is_overlay(driver)
+            && upper.is_absolute()
+            && upper.is_dir()
+            && std::fs::read_dir(upper).is_ok()
+        {
             WritableLayer::HostDir(upper.to_owned())
         } else {
             WritableLayer::Engine
@@ -91,6 +94,12 @@ impl Engine {
             WritableLayer::Engine => self.writable_size(container),
         }
     }
+}
+
+/// Whether the storage driver `driver` is an overlay, whose folders
+/// (`UpperDir`, `MergedDir`) are plain folders on the engine's machine.
+pub(super) fn is_overlay(driver: &str) -> bool {
+    matches!(driver, "overlay2" | "fuse-overlayfs" | "overlay")
 }
 
 /// Make the folder `name` (one component) with `mode` in a created, not yet
