@@ -20,6 +20,13 @@
 //! `tests/fixtures/debian/build-base.sh` builds):
 //! - `node_service_startup`: the service from its first line until it
 //!   listens (its config, CA bundle, shell, database attempt, express);
+//! - `node_service_request`: the same, then one HTTP request to its `/`
+//!   route, made from the same process over the container's loopback
+//!   (`--network=none` leaves only that), the exit code saying whether it
+//!   answered 200 (checked on both sides). The request comes from inside
+//!   the app so that both sides make it the same way: a helper process
+//!   asking from outside would time the two clients, not tracing. Its
+//!   client half runs under strace too, so the figure is if anything high;
 //! - `open_heavy`: express required 20 times with the module cache cleared,
 //!   then 18,000 opens of 600 files.
 //!
@@ -46,6 +53,14 @@ const ROUNDS: usize = 5;
 const STARTUP: &str = "const http=require('http');const listen=http.Server.prototype.listen;\
 http.Server.prototype.listen=function(...a){this.once('listening',()=>process.exit(0));return listen.apply(this,a)};\
 require('/app/server.js')";
+
+/// Starts the service as [`STARTUP`] does, then asks its `/` route once
+/// over loopback and exits 0 if it answered 200.
+const REQUEST: &str = "const http=require('http');const listen=http.Server.prototype.listen;\
+http.Server.prototype.listen=function(...a){this.once('listening',()=>{\
+http.get({host:'127.0.0.1',port:this.address().port,path:'/',agent:false},r=>{r.resume();\
+r.on('end',()=>process.exit(r.statusCode===200?0:1))}).on('error',()=>process.exit(2))});\
+return listen.apply(this,a)};require('/app/server.js')";
 
 /// Re-requires express and opens many files.
 const OPEN_HEAVY: &str = "const fs=require('fs');\
@@ -165,6 +180,7 @@ fn main() {
 
     for (name, script) in [
         ("node_service_startup", STARTUP),
+        ("node_service_request", REQUEST),
         ("open_heavy", OPEN_HEAVY),
     ] {
         let argv = ["node", "-e", script];
