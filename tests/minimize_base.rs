@@ -143,6 +143,48 @@ fn minimized_on_a_base_answers_every_route(case: Case) {
         ".codegenie/context/raw/Dockerfile.distroless"
     );
     assert!(labelled_containers(&id).is_empty());
+    // Our labels on the image, set by one step: the classic builder makes
+    // a step of each `--label`, seconds each on a driver without native
+    // diffs (`--label` gave two entries here, one per label).
+    let minimal = v["minimal_image"]
+        .as_str()
+        .expect("the minimal image's tag");
+    let labels: serde_json::Value = serde_json::from_str(&docker_ok(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{json .Config.Labels}}",
+        minimal,
+    ]))
+    .unwrap();
+    let canonical = std::fs::canonicalize(repo.path()).unwrap();
+    assert_eq!(
+        labels["codegenie.repository"],
+        canonical.to_str().unwrap(),
+        "{labels:#}"
+    );
+    assert!(
+        labels["codegenie.minimal-of"]
+            .as_str()
+            .is_some_and(|o| o.starts_with("sha256:")),
+        "{labels:#}"
+    );
+    let history = docker_ok(&[
+        "history",
+        "--no-trunc",
+        "--format",
+        "{{.CreatedBy}}",
+        minimal,
+    ]);
+    let steps: Vec<&str> = history
+        .lines()
+        .filter(|l| l.contains("codegenie.repository=") || l.contains("codegenie.minimal-of="))
+        .collect();
+    assert_eq!(steps.len(), 1, "{history}");
+    assert!(
+        steps[0].contains("codegenie.repository=") && steps[0].contains("codegenie.minimal-of="),
+        "{history}"
+    );
     // The trace alone, as the same run logged it.
     let trace_ms: f64 = stderr
         .lines()

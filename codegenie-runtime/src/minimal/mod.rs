@@ -695,7 +695,9 @@ pub fn build_on_base(
                 network: crate::engine::BuildNetwork::None,
                 ..crate::engine::BuildOptions::default()
             };
-            let id = engine.build_dockerfile(repo_root, written.text.as_bytes(), &opts, &labels)?;
+            // The handed-over file, with our labels in one step.
+            let (built, rest) = recipe::with_labels(&written.text, &labels);
+            let id = engine.build_dockerfile(repo_root, built.as_bytes(), &opts, &rest)?;
             engine.tag(&id, &tag)?;
             (id, false)
         }

@@ -401,6 +401,42 @@ fn joined_line(keyword: &str, values: &[String], extra: &str) -> String {
     l
 }
 
+/// `text` (a file [`write`] wrote) with `labels` set as `docker build
+/// --label` sets them, on the last stage, but by one `LABEL` line
+/// appended: the classic builder adds a step per `--label`, and on a
+/// storage driver without native diffs each step walks the whole image
+/// (about 4 s each on the Node service's minimal image here;
+/// docs/architecture.md, "The Dockerfile is the product"). The file ends
+/// on a whole line, so the appended line stands alone. A label the line
+/// cannot hold as it is (a key outside `[A-Za-z0-9._/-]`, a value that
+/// is not [`quotable`] or holds an [`unprintable`] character, a line the
+/// redaction would change or the engine would not read) is returned
+/// instead, for `--label`: set all the same, in a step of its own.
+pub fn with_labels(text: &str, labels: &[(String, String)]) -> (String, Vec<(String, String)>) {
+    let mut out = text.to_owned();
+    if !out.is_empty() && !out.ends_with('\n') {
+        out.push('\n');
+    }
+    let (mut line, mut rest) = (Vec::new(), Vec::new());
+    for (k, v) in labels {
+        let pair = format!("{k}=\"{v}\"");
+        let fits = label_key_ok(k)
+            && quotable(v)
+            && !v.contains(unprintable)
+            && !redacted(&joined_line("LABEL", &line, &pair))
+            && joined_line("LABEL", &line, &pair).len() <= MAX_LINE;
+        if fits {
+            line.push(pair);
+        } else {
+            rest.push((k.clone(), v.clone()));
+        }
+    }
+    if let Some((last, others)) = line.split_last() {
+        out.push_str(&joined_line("LABEL", others, last));
+    }
+    (out, rest)
+}
+
 /// The folder of an absolute path (`/` for a top-level entry).
 fn folder_of(p: &str) -> &str {
     match p.rsplit_once('/') {
@@ -687,7 +723,7 @@ pub fn write(inputs: &RecipeInputs<'_>) -> Result<Recipe, RecipeError> {
         }
     }
     for (k, v) in inputs.config.labels.iter().flatten() {
-        // Ours are set at build time, not committed.
+        // Ours are set at build time ([`with_labels`]), not carried over.
         if k.starts_with("codegenie.") {
             continue;
         }
@@ -999,6 +1035,67 @@ RUN ["/bin/busybox","tar","-x","-f","/.codegenie-pick-1.tar"]
 "#
         ), "{t}");
         assert!(!t.contains("--transform"), "{t}");
+    }
+
+    #[test]
+    fn labels_join_the_file_as_one_last_step_or_go_to_the_options() {
+        let (c, b) = (config(), ImageConfig::default());
+        let r = write(&inputs(DOCKERFILE, &c, &b)).unwrap();
+        let ours = |repo: &str| {
+            vec![
+                ("codegenie.minimal-of".to_owned(), "sha256:abc".to_owned()),
+                ("codegenie.repository".to_owned(), repo.to_owned()),
+            ]
+        };
+        // Both in one instruction, the last of the last stage.
+        let (built, rest) = with_labels(&r.text, &ours("/srv/my app"));
+        assert!(rest.is_empty(), "{rest:?}");
+        assert_eq!(
+            built.strip_suffix(
+                "LABEL codegenie.minimal-of=\"sha256:abc\" codegenie.repository=\"/srv/my app\"\n"
+            ),
+            Some(r.text.as_str())
+        );
+        let parsed = crate::dockerfile::Dockerfile::parse(&built);
+        let last = parsed.instructions.last().unwrap();
+        assert_eq!(last.keyword, "LABEL");
+        assert_eq!(
+            parsed.final_stage().unwrap().body.end,
+            parsed.instructions.len()
+        );
+        assert_eq!(
+            parsed
+                .instructions
+                .iter()
+                .filter(|i| i.keyword == "LABEL")
+                .count(),
+            1,
+            "{built}"
+        );
+        // A value the line would read otherwise goes to `--label`, whole:
+        // nothing of it reaches the file.
+        for hostile in [
+            "/srv/a\"b",
+            "/srv/$HOME",
+            "/srv/a\\b",
+            "/srv/a`b",
+            "/srv/a\nRUN echo INJECTED",
+            "/srv/\u{202e}evil",
+            "/srv/ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+        ] {
+            let (built, rest) = with_labels(&r.text, &ours(hostile));
+            assert_eq!(rest, ours(hostile)[1..].to_vec(), "{hostile:?}");
+            assert!(
+                built.ends_with("\nLABEL codegenie.minimal-of=\"sha256:abc\"\n"),
+                "{built}"
+            );
+            assert!(!built.contains(hostile), "{hostile:?}");
+        }
+        // A file that does not end on a whole line gets one first; no
+        // labels, no line.
+        let (built, _) = with_labels("FROM x\nCMD [\"a\"]", &ours("/r"));
+        assert!(built.starts_with("FROM x\nCMD [\"a\"]\nLABEL "), "{built}");
+        assert_eq!(with_labels(&r.text, &[]), (r.text.clone(), Vec::new()));
     }
 
     #[test]
