@@ -9,6 +9,10 @@ use std::time::Duration;
 use super::{Engine, EngineError, ImageConfig};
 use crate::exec::ExecSpec;
 
+/// The run label of the containers exports use: the parentheses keep any
+/// run id (`[A-Za-z0-9_.-]`) from covering it.
+pub(crate) const EXPORT_RUN: &str = "(export)";
+
 /// How long an export or import of a whole image filesystem may take.
 pub const TRANSFER_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -86,17 +90,25 @@ impl Engine {
         // image lacks it: `/` keeps the export to the image's own files (a
         // folder only the engine made is not the image's, and a pick stage
         // that names it fails).
-        let out = self.ok(self.spec().args([
-            "create",
-            "--network=none",
-            "--workdir",
-            "/",
-            "--label",
-            "codegenie.export=1",
-            "--entrypoint",
-            "/codegenie-export-never-runs",
-            image,
-        ]))?;
+        // The owner and a run label no run id can cover: a process killed
+        // during an export leaves the container to the next run's sweep of
+        // leftovers, and no other run's cleanup removes it while it is read.
+        let owner = super::orphans::current()
+            .map(|o| format!("{}={}", super::orphans::OWNER_LABEL, o.label_value()));
+        let out = self.ok(self
+            .spec()
+            .args([
+                "create",
+                "--network=none",
+                "--workdir",
+                "/",
+                "--label",
+                "codegenie.export=1",
+                "--label",
+                &format!("{}={EXPORT_RUN}", super::RUN_LABEL),
+            ])
+            .args(owner.iter().flat_map(|l| ["--label", l.as_str()]))
+            .args(["--entrypoint", "/codegenie-export-never-runs", image]))?;
         let id = out.stdout.text().trim().to_owned();
         Ok(id)
     }
