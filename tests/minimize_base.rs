@@ -143,6 +143,11 @@ fn minimized_on_a_base_answers_every_route(case: Case) {
         ".codegenie/context/raw/Dockerfile.distroless"
     );
     assert!(labelled_containers(&id).is_empty());
+    // Both exports ran beside the trace's scenarios, and were taken.
+    assert!(
+        stderr.contains("exports taken from the trace's run"),
+        "{stderr}"
+    );
     // Our labels on the image, set by one step: the classic builder makes
     // a step of each `--label`, seconds each on a driver without native
     // diffs (`--label` gave two entries here, one per label).

@@ -393,3 +393,100 @@ fn a_base_the_engine_lacks_is_a_typed_error_before_any_export() {
         .exists());
     assert!(labelled_containers(&id).is_empty());
 }
+
+/// The containers the engine's exports use, whoever made them.
+fn export_containers() -> Vec<String> {
+    let out = Command::new("docker")
+        .args(["ps", "-a", "-q", "--filter", "label=codegenie.export"])
+        .output()
+        .expect("docker CLI");
+    assert!(out.status.success(), "docker ps failed: {out:?}");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `minimize --base` starts its two exports while the trace's scenarios
+/// run (docs/architecture.md, "The Dockerfile is the product"): taken by
+/// the build when they are of the image and base it asks for, stopped
+/// otherwise, and their containers gone either way. The control: the same
+/// exports with no stop give the index a stopped one does not.
+#[test]
+fn early_exports_are_taken_or_stopped_and_leave_no_container() {
+    use codegenie_runtime::engine::{Engine, EngineEndpoint, EngineKind};
+    use codegenie_runtime::minimal::prefetch::{exports, Prefetch};
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+
+    let _engine = engine_lock();
+    let tag = format!("codegenie-test-prefetch:{}", std::process::id());
+    busybox_image(&tag, "prefetch", &[]);
+    let engine = Engine::at(EngineKind::Docker, EngineEndpoint::default());
+    let base = "gcr.io/distroless/static-debian12:nonroot";
+    let holds_busybox = |index: &codegenie_runtime::minimal::image_fs::ImageIndex| {
+        index.sizes.keys().any(|k| k.ends_with("bin/busybox"))
+    };
+
+    // Taken once, by the image and base they were started for; a second
+    // start while the first is held changes nothing.
+    let early = Prefetch::default();
+    early.start(engine.clone(), &tag, base);
+    early.start(engine.clone(), "sha256:another", base);
+    let (b, index) = early.take(&tag, base).expect("started").expect("exported");
+    assert!(holds_busybox(&index));
+    assert_eq!(b.reference, base);
+    assert!(b.index.sizes.keys().any(|k| k.contains("etc/passwd")));
+    assert!(early.take(&tag, base).is_none(), "taken once");
+
+    // Of another image or base: stopped, and the build exports itself.
+    for (original, other_base) in [("sha256:another", base), (tag.as_str(), "scratch")] {
+        let early = Prefetch::default();
+        early.start(engine.clone(), &tag, base);
+        assert!(early.take(original, other_base).is_none());
+    }
+
+    // Stopped: the export fails at its next read; not stopped, the
+    // same call gives the index (the control).
+    let stopped = exports(&engine, &tag, base, Arc::new(AtomicBool::new(true)));
+    let err = stopped.expect_err("a stopped export gives no index");
+    assert!(
+        codegenie_runtime::error_chain(&err).contains("the export was stopped"),
+        "{err:?}"
+    );
+    let (_, index) = exports(&engine, &tag, base, Arc::new(AtomicBool::new(false))).unwrap();
+    assert!(holds_busybox(&index));
+    // Nobody took them: the end of the run stops them. While one runs
+    // (a 270 MB image takes seconds), its container carries this process
+    // as its owner and a run label no run covers, so a killed run leaves it
+    // to the next run's sweep.
+    let early = Prefetch::default();
+    early.start(engine.clone(), "codegenie-fixture-node:bookworm", base);
+    let started = std::time::Instant::now();
+    let labels = loop {
+        if let Some(id) = export_containers().first() {
+            let out = Command::new("docker")
+                .args(["inspect", "-f", "{{json .Config.Labels}}", id])
+                .output()
+                .unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            if !v.is_null() {
+                break v;
+            }
+        }
+        assert!(started.elapsed().as_secs() < 20, "no export container");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    early.stop();
+    assert_eq!(labels["codegenie.run"], "(export)", "{labels:#}");
+    assert!(
+        labels["codegenie.owner"]
+            .as_str()
+            .is_some_and(|o| o.contains(&format!("/{}/", std::process::id()))),
+        "{labels:#}"
+    );
+    assert!(early.take(&tag, base).is_none());
+
+    assert_eq!(export_containers(), Vec::<String>::new());
+    let _ = Command::new("docker").args(["rmi", &tag]).output();
+}

@@ -17,12 +17,13 @@ use crate::coordinator::{Coordinator, CoordinatorError, GatherOptions};
 use crate::engine::{BuildDigestResolver, BuildOptions, Engine, EngineError, Swept};
 use crate::errors::error_chain;
 use crate::minimal::minimize::{MinimalImageReport, MinimizeSettings, MINIMAL_IMAGE_PROBE};
+use crate::minimal::prefetch::Prefetch;
 use crate::probe::{ProbeContext, ProgressSink, RepoSnapshot};
 use crate::record::{GatherReport, ProbeStatus};
 use crate::registry::{Registry, RegistryError};
 use crate::runtime_trace::scenario_file::RunScenarios;
 use crate::runtime_trace::{
-    work_dir, Backend, RunId, TraceConfig, TraceError, TraceSettings, PROBE_NAME,
+    work_dir, Backend, OnBuilt, RunId, TraceConfig, TraceError, TraceSettings, PROBE_NAME,
 };
 use crate::state_dir::StateDirError;
 use crate::writer::{WriteError, Writer, Written};
@@ -134,6 +135,7 @@ pub struct Pipeline {
     cache: Option<Arc<ContentCache>>,
     opts: GatherOptions,
     run_id: RunId,
+    prefetch: Option<Prefetch>,
 }
 
 impl Pipeline {
@@ -182,6 +184,23 @@ impl Pipeline {
             trace.scenarios = Some(scenarios);
         }
         let engine = Engine::at(trace.engine, trace.endpoint.clone());
+        // `minimize --base` starts from exports of the original and the
+        // base: the trace starts them once it has built the original, and
+        // they run beside its scenarios (docs/architecture.md, "The
+        // Dockerfile is the product").
+        let mut minimize = plan.minimize;
+        let prefetch = match minimize.as_mut() {
+            Some(m) if traces && trace.image.is_none() => m.base.clone().map(|base| {
+                let early = Prefetch::default();
+                let (p, e) = (early.clone(), engine.clone());
+                trace.on_built = Some(OnBuilt(Arc::new(move |id: &str| {
+                    p.start(e.clone(), id, &base)
+                })));
+                m.prefetch = Some(early.clone());
+                early
+            }),
+            _ => None,
+        };
         let mut ctx = ProbeContext {
             image_digest_resolver: Some(Arc::new(BuildDigestResolver::new(engine).with_options(
                 BuildOptions {
@@ -196,7 +215,7 @@ impl Pipeline {
             ..ProbeContext::default()
         };
         ctx.settings.insert(trace);
-        if let Some(m) = plan.minimize {
+        if let Some(m) = minimize {
             ctx.settings.insert(m);
         }
         // Last, so that a run refused above writes nothing.
@@ -212,6 +231,7 @@ impl Pipeline {
                 ctx,
             },
             run_id,
+            prefetch,
         })
     }
 
@@ -251,7 +271,9 @@ impl Pipeline {
     /// image is gone the entry is dropped and the run gathers again, so the
     /// image is built again (docs/architecture.md, "Minimal image").
     pub async fn gather(&self) -> Result<GatherReport, PipelineError> {
-        let mut report = self.coordinator.gather(&self.repo, &self.opts).await?;
+        let gathered = self.coordinator.gather(&self.repo, &self.opts).await;
+        self.stop_prefetch().await;
+        let mut report = gathered?;
         if let Some(gone) = self.stale_minimal_image(&report).await {
             tracing::warn!(image = %gone, "the cached minimal image is gone from the engine; building it again");
             report = self.coordinator.gather(&self.repo, &self.opts).await?;
@@ -278,6 +300,17 @@ impl Pipeline {
             }
         }
         Ok(report)
+    }
+
+    /// Stop exports the trace started that no minimal image took (its
+    /// output came from the cache, the trace failed, the run stopped), so
+    /// that their containers are gone when the run ends.
+    async fn stop_prefetch(&self) {
+        if let Some(p) = self.prefetch.clone() {
+            if let Err(e) = tokio::task::spawn_blocking(move || p.stop()).await {
+                tracing::warn!(error = %e, "the early exports did not stop");
+            }
+        }
     }
 
     /// When `report`'s minimal-image output is a cache hit whose image the

@@ -138,6 +138,8 @@ pub(super) fn run(args: MinimizeArgs) -> Result<u8, CliError> {
             keep_images: Some(args.build.keep_images()),
             granularity: args.granularity,
             base: args.base.clone(),
+            // Set by the pipeline, which joins it to the trace.
+            prefetch: None,
         },
     );
     plan.no_cache = no_cache;

@@ -23,6 +23,7 @@ use crate::{register_probe, DeclaredInput};
 
 use super::base::BaseRef;
 use super::distroless::{Blocker, DistrolessFit, DistrolessNeeds};
+use super::prefetch::Prefetch;
 use super::recipe::unprintable;
 use super::recipe::Refusal;
 use super::units::{Added, Coverage, Fallback, Granularity};
@@ -57,6 +58,9 @@ pub struct MinimizeSettings {
     /// The base to build on with the Dockerfile handed over
     /// (`minimize --base`); `None`: the import of the cut filesystem.
     pub base: Option<String>,
+    /// The exports of the original and `base`, when the trace of the same
+    /// run started them ([`Prefetch`]).
+    pub prefetch: Option<Prefetch>,
 }
 
 /// Original and minimal image sizes.
@@ -356,6 +360,7 @@ fn trace_on(
         .cloned()
         .unwrap_or_default();
     settings.image = Some(image.to_owned());
+    settings.on_built = None;
     if let Some(s) = scenarios {
         settings.scenarios = Some(s.clone());
     }
@@ -439,7 +444,10 @@ pub fn minimal_image(
             &evidence,
             keep,
             settings.granularity,
-            base,
+            super::BaseAsked {
+                reference: base,
+                early: settings.prefetch.as_ref(),
+            },
         )?),
         None => None,
     };

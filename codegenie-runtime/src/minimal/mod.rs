@@ -24,6 +24,7 @@ pub mod image_fs;
 pub mod lang;
 pub mod minimize;
 pub mod packages;
+pub mod prefetch;
 pub mod recipe;
 pub mod units;
 pub mod verify;
@@ -613,14 +614,24 @@ fn render(
     })
 }
 
+/// The base [`build_on_base`] is asked to build on.
+#[derive(Debug, Clone, Copy)]
+pub struct BaseAsked<'a> {
+    /// As given (`--base`).
+    pub reference: &'a str,
+    /// Its exports and the original's, when the trace started them.
+    pub early: Option<&'a prefetch::Prefetch>,
+}
+
 /// Build (or reuse) the minimal image of `original` (built from the
-/// repository at `repo_root`) on `base_ref`: the units of `evidence` at
+/// repository at `repo_root`) on the base `asked`: the units of `evidence` at
 /// `granularity` that the base lacks, taken out of the repository's own
 /// last stage by a pick stage and copied onto the base in one layer, by a
 /// Dockerfile ([`recipe`]) built with the repository as its context and
 /// `--network=none`. Nothing is copied on the host: both exports are
-/// streamed into their indexes. Of the repository's minimal images, the
-/// newest `keep` stay.
+/// streamed into their indexes ([`prefetch::exports`]), taken from
+/// `asked.early` when the trace started them. Of the repository's minimal
+/// images, the newest `keep` stay.
 pub fn build_on_base(
     engine: &Engine,
     repo_root: &Path,
@@ -628,8 +639,9 @@ pub fn build_on_base(
     evidence: &EvidencePaths,
     keep: usize,
     granularity: Granularity,
-    base_ref: &str,
+    asked: BaseAsked<'_>,
 ) -> Result<OnBase, MinimizeError> {
+    let base_ref = asked.reference;
     if evidence.named.is_empty() {
         return Err(MinimizeError::NoEvidence);
     }
@@ -640,20 +652,18 @@ pub fn build_on_base(
         .into());
     }
     let repository_dockerfile = repository_dockerfile(repo_root)?;
-    // A base the engine lacks fails first; then the two exports at once:
-    // each is the engine reading a filesystem through its storage driver
-    // while we hash what it sends.
-    let base_id = base::Base::resolve(engine, base_ref)?;
-    let (base, index) = std::thread::scope(|s| {
-        let base = s.spawn(|| base::Base::load_resolved(engine, base_ref, base_id));
-        let index = engine.export_streamed(original, |r| {
-            image_fs::index_stream_hashed(r, Path::new("docker export (original)"))
-        });
-        let base = crate::runtime_trace::bundle::joined(base.join());
-        (base, index)
-    });
-    let base = base?;
-    let index = index??;
+    // Started by the trace when it built the original, else now.
+    let (base, index) = match asked.early.and_then(|p| p.take(original, base_ref)) {
+        Some(early) => {
+            tracing::info!(
+                original,
+                base = base_ref,
+                "exports taken from the trace's run"
+            );
+            early?
+        }
+        None => prefetch::exports(engine, original, base_ref, Default::default())?,
+    };
     let units = unit_closure(&index, evidence, granularity, &UnitLimits::default());
     let config = engine.image_config(original)?;
     let Rendered {

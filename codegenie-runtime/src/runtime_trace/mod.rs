@@ -40,5 +40,5 @@ pub mod work_dir;
 pub use config_token::TraceConfig;
 pub use error::HostBackendError;
 pub use probe::{RuntimeTraceProbe, TraceError, PROBE_NAME};
-pub use settings::{Backend, RunId, RunLimits, TraceSettings};
+pub use settings::{Backend, OnBuilt, RunId, RunLimits, TraceSettings};
 pub use slice::RuntimeTraceSlice;

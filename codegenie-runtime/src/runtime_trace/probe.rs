@@ -23,7 +23,7 @@ use super::results::{ScenarioOutcome, ScenarioReason, ScenarioResult};
 use super::scenario_file::{load_scenarios, resolve_app, SCENARIO_FILE};
 use super::scenarios::ScenarioFile;
 use super::sequence::{self, run_sequentially};
-use super::settings::{self as limits, Backend, RunId, TraceSettings};
+use super::settings::{self as limits, Backend, OnBuilt, RunId, TraceSettings};
 use super::slice::AggregateInputs;
 use super::steps::ResolvedApp;
 use super::work_dir::{reset_dir, run_work_dir};
@@ -259,6 +259,9 @@ pub fn run_blocking(repo: &RepoSnapshot, ctx: &ProbeContext) -> Result<ProbeOutp
         }
     };
     tracing::info!(digest = %digest, "image_digest_resolved");
+    if let (None, Some(OnBuilt(told))) = (&settings.image, &settings.on_built) {
+        told(&digest);
+    }
     let engine = Engine::at(settings.engine, settings.endpoint.clone());
     engine.ping()?;
     let mut warnings = Vec::new();

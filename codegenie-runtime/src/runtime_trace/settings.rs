@@ -11,6 +11,7 @@
 //! | `helper` | the `codegenie` binary bundled for in-container helpers | the running executable |
 //! | `run_id` | the `codegenie.run` label of this run's containers | pid and time |
 //! | `image` | an image to trace instead of building the Dockerfile | build the repository's image |
+//! | `on_built` | told the image's id once the repository's image is built, before its scenarios | nobody |
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -53,6 +54,21 @@ pub struct TraceSettings {
     /// another file, `--verify-with` gives extra ones); `None`: the probe
     /// reads the repository's own file, else the defaults.
     pub scenarios: Option<RunScenarios>,
+    /// Told the image's id once the trace has built the repository's image
+    /// (not one given as `image`), before its scenarios run: a step after
+    /// the trace that needs the image starts meanwhile (`minimize --base`
+    /// exports it).
+    pub on_built: Option<OnBuilt>,
+}
+
+/// A callback with the id of the image a trace built ([`TraceSettings::on_built`]).
+#[derive(Clone)]
+pub struct OnBuilt(pub std::sync::Arc<dyn Fn(&str) + Send + Sync>);
+
+impl std::fmt::Debug for OnBuilt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OnBuilt")
+    }
 }
 
 /// The value of the `codegenie.run` label: 1-128 of `[A-Za-z0-9_.-]`, so it

@@ -1,0 +1,123 @@
+//! The two exports `minimize --base` starts from, started early: by the
+//! trace, once it has built the original, while its scenarios run
+//! (docs/architecture.md, "The Dockerfile is the product"). The engine
+//! tars the image through its storage driver while the scenarios mostly
+//! wait on the app, so the exports cost the run little of their own time
+//! (6.6 s for node-sqlite3, against 0.3 s more for its trace here).
+
+use std::io::Read;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use crate::engine::Engine;
+
+use super::base::Base;
+use super::image_fs::{index_stream_hashed, ImageIndex};
+use super::MinimizeError;
+
+/// What [`exports`] gives: the base, then the original's index.
+pub type Exports = Result<(Base, ImageIndex), MinimizeError>;
+
+/// The base `base_ref` (looked up first, so a missing one fails before any
+/// export) and the index of `original` with file digests, both exports at
+/// once: each is the engine reading a filesystem through its storage
+/// driver while we hash what it sends. Once `stop` is set, the original's
+/// export stops at its next read, with an error.
+pub fn exports(engine: &Engine, original: &str, base_ref: &str, stop: Arc<AtomicBool>) -> Exports {
+    let base_id = Base::resolve(engine, base_ref)?;
+    let (base, index) = std::thread::scope(|s| {
+        let base = s.spawn(|| Base::load_resolved(engine, base_ref, base_id));
+        let index = engine.export_streamed(original, move |r| {
+            let mut r = Stoppable { r, stop };
+            index_stream_hashed(&mut r, Path::new("docker export (original)"))
+        });
+        let base = crate::runtime_trace::bundle::joined(base.join());
+        (base, index)
+    });
+    Ok((base?, index??))
+}
+
+/// A reader that fails once `stop` is set: the export behind it then
+/// stops too (its reader is gone).
+struct Stoppable<'a> {
+    r: &'a mut dyn Read,
+    stop: Arc<AtomicBool>,
+}
+
+impl Read for Stoppable<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.stop.load(Ordering::SeqCst) {
+            return Err(std::io::Error::other("the export was stopped"));
+        }
+        self.r.read(buf)
+    }
+}
+
+/// One run's early [`exports`]: started at most once, taken by the minimal
+/// image's build when it is of the same original and base, else stopped
+/// at the end of the run ([`Prefetch::stop`]).
+#[derive(Clone, Default)]
+pub struct Prefetch(Arc<Mutex<Option<Started>>>);
+
+struct Started {
+    original: String,
+    base: String,
+    stop: Arc<AtomicBool>,
+    handle: JoinHandle<Exports>,
+}
+
+impl std::fmt::Debug for Prefetch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let slot = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match &*slot {
+            Some(s) => write!(f, "Prefetch({} on {})", s.original, s.base),
+            None => f.write_str("Prefetch(none)"),
+        }
+    }
+}
+
+impl Prefetch {
+    /// Start the exports of `original` and `base` on `engine`, in a thread
+    /// of their own; a second call while the first is held does nothing.
+    pub fn start(&self, engine: Engine, original: &str, base: &str) {
+        let mut slot = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_some() {
+            return;
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let (o, b, s) = (original.to_owned(), base.to_owned(), stop.clone());
+        let handle = std::thread::spawn(move || exports(&engine, &o, &b, s));
+        tracing::debug!(original, base, "exports started early");
+        *slot = Some(Started {
+            original: original.to_owned(),
+            base: base.to_owned(),
+            stop,
+            handle,
+        });
+    }
+
+    /// The exports of `original` on `base`, if they were started: waited
+    /// for. Exports of another image are stopped and `None` returned.
+    pub fn take(&self, original: &str, base: &str) -> Option<Exports> {
+        let started = self.0.lock().unwrap_or_else(|p| p.into_inner()).take()?;
+        if started.original != original || started.base != base {
+            started.stop.store(true, Ordering::SeqCst);
+            let _ = started.handle.join();
+            return None;
+        }
+        Some(crate::runtime_trace::bundle::joined(started.handle.join()))
+    }
+
+    /// Stop exports nobody took (the trace failed after its build, the
+    /// minimal image came from the cache, the run was cancelled) and wait
+    /// for them: their container is removed before the run ends.
+    pub fn stop(&self) {
+        let started = self.0.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(s) = started {
+            s.stop.store(true, Ordering::SeqCst);
+            let _ = s.handle.join();
+        }
+    }
+}
