@@ -22,7 +22,9 @@
 //!
 //! Needs Docker and the fixture images (tests/fixtures/prepare.sh, run
 //! here). `cargo bench --bench minimize` (`CODEGENIE_BENCH_ROUNDS=N` for N
-//! rounds instead of 3).
+//! rounds instead of 3). With `CODEGENIE_BENCH_BASELINE_BIN` naming another
+//! `codegenie` binary, each round also times its `minimize --base` on the
+//! repository changed once more, after ours.
 // The benchmark drives the built binary directly.
 #![allow(clippy::disallowed_methods)]
 
@@ -40,8 +42,23 @@ fn timed(repo: &Path, command: &str) -> Duration {
 
 /// `codegenie COMMAND --no-cache --json EXTRA REPO`: its time and its JSON.
 fn timed_with(repo: &Path, command: &str, extra: &[&str]) -> (Duration, serde_json::Value) {
+    timed_by(
+        Path::new(env!("CARGO_BIN_EXE_codegenie")),
+        repo,
+        command,
+        extra,
+    )
+}
+
+/// [`timed_with`] with the `codegenie` binary `bin`.
+fn timed_by(
+    bin: &Path,
+    repo: &Path,
+    command: &str,
+    extra: &[&str],
+) -> (Duration, serde_json::Value) {
     let started = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_codegenie"))
+    let out = Command::new(bin)
         .args([command, "--no-cache", "--json"])
         .args(extra)
         .arg(repo)
@@ -157,6 +174,10 @@ fn on_base(root: &Path, service: &str, base: &str, rounds: usize) {
     );
     let (mut trace, mut minimize, mut build, mut by_hand) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    // Another build of codegenie, timed in the same rounds (before and
+    // after a change, on the same engine in the same state).
+    let baseline = std::env::var_os("CODEGENIE_BENCH_BASELINE_BIN").map(std::path::PathBuf::from);
+    let mut theirs_minimize = Vec::new();
     let dockerfile = repo.path().join("Dockerfile");
     let original = std::fs::read_to_string(&dockerfile).unwrap();
     for round in 0..rounds {
@@ -195,6 +216,17 @@ fn on_base(root: &Path, service: &str, base: &str, rounds: usize) {
         if let Some(tag) = v["minimal_image"].as_str() {
             let _ = Command::new("docker").args(["rmi", "-f", tag]).output();
         }
+        if let Some(bin) = &baseline {
+            // The same as ours: a changed repository, its image built first.
+            std::fs::write(&dockerfile, format!("{original}{}", label("baseline"))).unwrap();
+            timed(repo.path(), "trace");
+            let (took, v) = timed_by(bin, repo.path(), "minimize", &["--base", base]);
+            assert_eq!(v["verified"], true, "{v:#}");
+            theirs_minimize.push(took);
+            if let Some(tag) = v["minimal_image"].as_str() {
+                let _ = Command::new("docker").args(["rmi", "-f", tag]).output();
+            }
+        }
     }
     let median = |v: &mut Vec<Duration>| {
         v.sort();
@@ -202,6 +234,18 @@ fn on_base(root: &Path, service: &str, base: &str, rounds: usize) {
     };
     let (t, m) = (median(&mut trace), median(&mut minimize));
     let (b, hand) = (median(&mut build), median(&mut by_hand));
+    if let Some(bin) = &baseline {
+        let theirs = median(&mut theirs_minimize);
+        println!(
+            "minimize-base/{service} on {base}: baseline {} minimize --base {:.2} s, this build {:.2} s ({:.2}x); by hand {:.2} s, so the baseline is {:.2}x by hand; medians of {rounds}",
+            bin.display(),
+            theirs.as_secs_f64(),
+            m.as_secs_f64(),
+            m.as_secs_f64() / theirs.as_secs_f64(),
+            hand.as_secs_f64(),
+            theirs.as_secs_f64() / hand.as_secs_f64(),
+        );
+    }
     // Sizes: the original, the unit image imported onto nothing, the image
     // on the base (the last round's, built again for its size).
     let (_, on) = timed_with(repo.path(), "minimize", &["--base", base]);
