@@ -276,7 +276,9 @@ impl Pipeline {
         let mut report = gathered?;
         if let Some(gone) = self.stale_minimal_image(&report).await {
             tracing::warn!(image = %gone, "the cached minimal image is gone from the engine; building it again");
-            report = self.coordinator.gather(&self.repo, &self.opts).await?;
+            let gathered = self.coordinator.gather(&self.repo, &self.opts).await;
+            self.stop_prefetch().await;
+            report = gathered?;
             if let Some(rec) = report
                 .records
                 .iter_mut()
