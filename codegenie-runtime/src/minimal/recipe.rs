@@ -401,17 +401,18 @@ fn joined_line(keyword: &str, values: &[String], extra: &str) -> String {
     l
 }
 
-/// `text` (a file [`write`] wrote) with `labels` set as `docker build
+/// `text` (a file [`write()`] wrote) with `labels` set as `docker build
 /// --label` sets them, on the last stage, but by one `LABEL` line
 /// appended: the classic builder adds a step per `--label`, and on a
 /// storage driver without native diffs each step walks the whole image
 /// (about 4 s each on the Node service's minimal image here;
 /// docs/architecture.md, "The Dockerfile is the product"). The file ends
 /// on a whole line, so the appended line stands alone. A label the line
-/// cannot hold as it is (a key outside `[A-Za-z0-9._/-]`, a value that
-/// is not [`quotable`] or holds an [`unprintable`] character, a line the
-/// redaction would change or the engine would not read) is returned
-/// instead, for `--label`: set all the same, in a step of its own.
+/// cannot hold as it is comes back, for `--label`, and is set all the
+/// same in a step of its own: a key outside `[A-Za-z0-9._/-]`; a value
+/// with a quote, `\`, `$`, a backtick, or a control or bidirectional
+/// character; a line the redaction would change or the engine would not
+/// read.
 pub fn with_labels(text: &str, labels: &[(String, String)]) -> (String, Vec<(String, String)>) {
     let mut out = text.to_owned();
     if !out.is_empty() && !out.ends_with('\n') {
