@@ -257,11 +257,13 @@ pub(crate) fn shown(json: String) -> String {
 
 /// Whether `s` may stand inside `"..."` in `ENV` or `LABEL`: Docker
 /// processes `\` escapes and `$` substitutions there, so neither may occur,
-/// nor a quote, a backtick (the other escape character) or a control
-/// character.
+/// nor a quote, a backtick (the other escape character) or a character
+/// that changes how the line reads ([`unprintable`]: a control character,
+/// or a bidirectional override that shows a reviewer another line than
+/// the one Docker reads).
 fn quotable(s: &str) -> bool {
     !s.chars()
-        .any(|c| matches!(c, '"' | '\\' | '$' | '`') || c.is_control())
+        .any(|c| matches!(c, '"' | '\\' | '$' | '`') || unprintable(c))
 }
 
 fn env_key_ok(k: &str) -> bool {
@@ -423,7 +425,6 @@ pub fn with_labels(text: &str, labels: &[(String, String)]) -> (String, Vec<(Str
         let pair = format!("{k}=\"{v}\"");
         let fits = label_key_ok(k)
             && quotable(v)
-            && !v.contains(unprintable)
             && !redacted(&joined_line("LABEL", &line, &pair))
             && joined_line("LABEL", &line, &pair).len() <= MAX_LINE;
         if fits {
@@ -712,7 +713,7 @@ pub fn write(inputs: &RecipeInputs<'_>) -> Result<Recipe, RecipeError> {
                 &mut out,
                 "ENV",
                 k,
-                "the value holds a quote, backslash, `$`, backtick or control character",
+                "the value holds a quote, backslash, `$`, backtick, or a control or bidirectional character",
             );
         } else {
             let pair = format!("{k}=\"{v}\"");
@@ -735,7 +736,7 @@ pub fn write(inputs: &RecipeInputs<'_>) -> Result<Recipe, RecipeError> {
                 &mut out,
                 "LABEL",
                 k,
-                "the value holds a quote, backslash, `$`, backtick or control character",
+                "the value holds a quote, backslash, `$`, backtick, or a control or bidirectional character",
             );
         } else {
             let pair = format!("{k}=\"{v}\"");
@@ -1108,6 +1109,7 @@ RUN ["/bin/busybox","tar","-x","-f","/.codegenie-pick-1.tar"]
             "DOLLAR=$HOME".to_owned(),
             "AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".to_owned(),
             "DB_PASSWORD=hunter2hunter2".to_owned(),
+            "BIDI=/srv/\u{202e}txt.exe".to_owned(),
         ]);
         c.working_dir = format!("/app{hostile}");
         c.user = format!("root{hostile}");
@@ -1153,6 +1155,7 @@ RUN ["/bin/busybox","tar","-x","-f","/.codegenie-pick-1.tar"]
             ("ENV", "DOLLAR"),
             ("ENV", "AWS_SECRET_ACCESS_KEY"),
             ("ENV", "DB_PASSWORD"),
+            ("ENV", "BIDI"),
             ("LABEL", "owner"),
         ] {
             assert!(refused.contains(&want), "{want:?} refused: {refused:?}");
