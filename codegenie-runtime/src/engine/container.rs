@@ -20,8 +20,7 @@ impl Engine {
                 orphans::current().map(|o| (orphans::OWNER_LABEL.to_owned(), o.label_value()));
             return api.create(o, owner);
         }
-        let owner =
-            orphans::current().map(|o| format!("{}={}", orphans::OWNER_LABEL, o.label_value()));
+        let owner = orphans::owner_label();
         let out = self.ok(self
             .spec()
             .args(["create", "--network=none", "--cap-drop=ALL"])

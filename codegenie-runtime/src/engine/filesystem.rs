@@ -93,8 +93,7 @@ impl Engine {
         // The owner and a run label no run id can cover: a process killed
         // during an export leaves the container to the next run's sweep of
         // leftovers, and no other run's cleanup removes it while it is read.
-        let owner = super::orphans::current()
-            .map(|o| format!("{}={}", super::orphans::OWNER_LABEL, o.label_value()));
+        let owner = super::orphans::owner_label();
         let out = self.ok(self
             .spec()
             .args([

@@ -64,6 +64,11 @@ impl Owner {
     }
 }
 
+/// `codegenie.owner=<this process>` for a container's `--label`.
+pub(crate) fn owner_label() -> Option<String> {
+    current().map(|o| format!("{OWNER_LABEL}={}", o.label_value()))
+}
+
 /// This process as an owner (`None` where `/proc` cannot tell).
 pub(crate) fn current() -> Option<&'static Owner> {
     static ME: OnceLock<Option<Owner>> = OnceLock::new();
