@@ -7,7 +7,9 @@
 //! other round), with the file in the page cache; medians are quoted with
 //! the load average before and after. Goals: at least 100x the oracle, at
 //! most 10x `wc -l`; MB/s and peak RSS (parse-strace and the oracle) are
-//! printed beside them.
+//! printed beside them. Beside them, in the same rounds, the least work
+//! any parser must do on the file (`support/least_work.rs`): a floor, which
+//! tells whether a goal is within reach of any parser on this machine.
 //!
 //! This is the other character of trace beside `parse_strace_cli`'s: every
 //! path distinct and met once, one set holding nearly all of them
@@ -26,6 +28,8 @@ use std::time::Duration;
 #[path = "support/big_trace.rs"]
 mod big_trace;
 use big_trace::WALK_FILES;
+#[path = "support/least_work.rs"]
+mod least_work;
 #[path = "support/measure.rs"]
 mod measure;
 use measure::{load, median, peak_rss_kib, timed};
@@ -100,16 +104,21 @@ fn main() {
     let oracle = oracle();
     let parse_args = [Path::new("parse-strace"), trace.as_path()];
     let oracle_args = [Path::new("-S"), oracle.as_path(), trace.as_path()];
-    let (mut wc, mut parse, mut py) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut wc, mut parse, mut py, mut least) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut literals = 0;
     for round in 0..ROUNDS {
         wc.push(timed("wc", &[Path::new("-l"), trace.as_path()]));
         parse.push(timed(bin, &parse_args));
+        let (took, n) = least_work::run(&trace);
+        least.push(took);
+        literals = n;
         if round % 2 == 0 {
             py.push(timed(python(), &oracle_args));
         }
     }
     let rounds_py = py.len();
     let (wc, parse, py) = (median(&mut wc), median(&mut parse), median(&mut py));
+    let least = median(&mut least);
     let rss = peak_rss_kib(bin, &parse_args);
     let rss_py = peak_rss_kib(python(), &oracle_args);
     let mb_s = |d: Duration| bytes as f64 / 1e6 / d.as_secs_f64();
@@ -118,7 +127,9 @@ fn main() {
         "parse_strace_walk: {:.1} MB trace, {read} files read; parse-strace {:.0} ms ({:.0} MB/s), \
          wc -l {:.1} ms ({:.0} MB/s), oracle {:.0} ms ({:.1} MB/s); \
          parse-strace is {:.0}x the oracle (goal >= 100) and {:.1}x wc -l (goal <= 10); \
-         peak RSS {:.1} MiB (oracle {:.1} MiB); medians of {ROUNDS} ({rounds_py} for the oracle), \
+         peak RSS {:.1} MiB (oracle {:.1} MiB); the least work (two threads, in process, \
+         {literals} literals kept) {:.1} ms: parse-strace is {:.2}x it, and the oracle goal's \
+         {:.1} ms is {:.2}x it; medians of {ROUNDS} ({rounds_py} for the oracle), \
          alternating; load {load_before} before, {} after",
         bytes as f64 / 1e6,
         ms(parse),
@@ -131,6 +142,10 @@ fn main() {
         parse.as_secs_f64() / wc.as_secs_f64(),
         rss as f64 / 1024.0,
         rss_py as f64 / 1024.0,
+        ms(least),
+        parse.as_secs_f64() / least.as_secs_f64(),
+        ms(py) / 100.0,
+        ms(py) / 100.0 / ms(least),
         load()
     );
 }
