@@ -72,7 +72,7 @@ fn trace_minimize_retrace(
         scratch.path(),
         KEEP_IMAGES,
         Granularity::File,
-        None,
+        Default::default(),
     )
     .expect("the minimal image builds")
     .image;
@@ -272,7 +272,7 @@ fn trace_and_cut(service: &str, name: &str) -> Cuts {
             scratch.path(),
             KEEP_IMAGES,
             g,
-            None,
+            Default::default(),
         )
         .expect("the minimal image builds")
         .image

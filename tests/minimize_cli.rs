@@ -46,6 +46,12 @@ fn node_service_is_verified_and_its_shell_use_is_a_blocker() {
     eprintln!("ROW | minimize node-express | {v:#}");
     assert_eq!(out.status.code(), Some(0), "{v:#}");
     assert_eq!(v["verified"], true);
+    // The original's export ran beside the trace's scenarios, and was taken.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("export taken from the trace's run"),
+        "{stderr}"
+    );
     // Units (whole packages with their run-time dependencies, the app's
     // tree) cost more than the paths alone: the bound is the unit image's
     // (docs/architecture.md, "Minimal image").
@@ -415,7 +421,7 @@ fn export_containers() -> Vec<String> {
 #[test]
 fn early_exports_are_taken_or_stopped_and_leave_no_container() {
     use codegenie_runtime::engine::{Engine, EngineEndpoint, EngineKind};
-    use codegenie_runtime::minimal::prefetch::{exports, Prefetch};
+    use codegenie_runtime::minimal::prefetch::{self, exports, Prefetch};
     use std::sync::atomic::AtomicBool;
     use std::sync::Arc;
 
@@ -445,6 +451,27 @@ fn early_exports_are_taken_or_stopped_and_leave_no_container() {
         early.start(engine.clone(), &tag, base);
         assert!(early.take(original, other_base).is_none());
     }
+
+    // Without a base, the original's index alone: taken once by the cut of
+    // the same image; not by another image, nor by a build on a base, and
+    // the exports for a base are not the cut's either.
+    let early = Prefetch::default();
+    early.start_index(engine.clone(), &tag);
+    let index = early.take_index(&tag).expect("started").expect("exported");
+    assert!(holds_busybox(&index));
+    assert!(early.take_index(&tag).is_none(), "taken once");
+    let early = Prefetch::default();
+    early.start_index(engine.clone(), &tag);
+    assert!(early.take_index("sha256:another").is_none());
+    early.start_index(engine.clone(), &tag);
+    assert!(early.take(&tag, base).is_none());
+    early.start(engine.clone(), &tag, base);
+    assert!(early.take_index(&tag).is_none());
+    let stopped = prefetch::index(&engine, &tag, Arc::new(AtomicBool::new(true)));
+    assert!(
+        codegenie_runtime::error_chain(&stopped.expect_err("stopped"))
+            .contains("the export was stopped")
+    );
 
     // Stopped: the export fails at its next read; not stopped, the
     // same call gives the index (the control).

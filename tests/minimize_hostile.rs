@@ -159,7 +159,7 @@ fn a_sparse_file_and_links_into_dev_are_bounded_kept_and_checked() {
         scratch.path(),
         KEEP_IMAGES,
         Granularity::Unit,
-        None,
+        Default::default(),
     )
     .unwrap()
     .image;
@@ -183,7 +183,7 @@ fn a_sparse_file_and_links_into_dev_are_bounded_kept_and_checked() {
         small.path(),
         KEEP_IMAGES,
         Granularity::Unit,
-        None,
+        Default::default(),
     )
     .unwrap_err();
     eprintln!("ROW | sparse 2 GiB file, 64 MiB of scratch | {err}");

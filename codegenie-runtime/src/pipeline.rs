@@ -184,21 +184,22 @@ impl Pipeline {
             trace.scenarios = Some(scenarios);
         }
         let engine = Engine::at(trace.engine, trace.endpoint.clone());
-        // `minimize --base` starts from exports of the original and the
-        // base: the trace starts them once it has built the original, and
-        // they run beside its scenarios (docs/architecture.md, "The
-        // Dockerfile is the product").
+        // `minimize` starts from exports of the original (and the base):
+        // the trace starts them once it has built the original, and they
+        // run beside its scenarios (docs/architecture.md, "The Dockerfile
+        // is the product").
         let mut minimize = plan.minimize;
         let prefetch = match minimize.as_mut() {
-            Some(m) if traces && trace.image.is_none() => m.base.clone().map(|base| {
+            Some(m) if traces && trace.image.is_none() => {
                 let early = Prefetch::default();
-                let (p, e) = (early.clone(), engine.clone());
-                trace.on_built = Some(OnBuilt(Arc::new(move |id: &str| {
-                    p.start(e.clone(), id, &base)
+                let (p, e, base) = (early.clone(), engine.clone(), m.base.clone());
+                trace.on_built = Some(OnBuilt(Arc::new(move |id: &str| match &base {
+                    Some(base) => p.start(e.clone(), id, base),
+                    None => p.start_index(e.clone(), id),
                 })));
                 m.prefetch = Some(early.clone());
-                early
-            }),
+                Some(early)
+            }
             _ => None,
         };
         let mut ctx = ProbeContext {

@@ -478,7 +478,10 @@ pub fn minimal_image(
                 &scratch,
                 keep,
                 settings.granularity,
-                Some(&handover),
+                super::CutAsked {
+                    handover: Some(&handover),
+                    early: settings.prefetch.as_ref(),
+                },
             )?;
             (cut.image, cut.dockerfile)
         }

@@ -789,8 +789,18 @@ fn minimal_tag(original: &str, keep: &BTreeSet<String>, changes: &[String]) -> S
     format!("{MINIMAL_REPOSITORY}:{}", &h.finalize().to_hex()[..12])
 }
 
+/// What [`build_minimal_image`] is asked for beside the evidence.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CutAsked<'a> {
+    /// The units to write as a Dockerfile too, when one is handed over.
+    pub handover: Option<&'a Handover>,
+    /// The original's index, when the trace started its export.
+    pub early: Option<&'a prefetch::Prefetch>,
+}
+
 /// Build (or reuse) the minimal image of `original` for `evidence`: stream
-/// its filesystem into the index, keep the evidence's units at
+/// its filesystem into the index (taken from `asked.early` when the trace
+/// started its export), keep the evidence's units at
 /// `granularity` ([`units::unit_closure`]), import it with
 /// the original config (entrypoint, cmd, env, workdir, user, ports). The
 /// one copy on the host, in `scratch`, is the kept entries, bounded by
@@ -804,7 +814,7 @@ pub fn build_minimal_image(
     scratch: &Path,
     keep: usize,
     granularity: Granularity,
-    handover: Option<&Handover>,
+    asked: CutAsked<'_>,
 ) -> Result<ImportedCut, MinimizeError> {
     if evidence.named.is_empty() {
         return Err(MinimizeError::NoEvidence);
@@ -817,9 +827,14 @@ pub fn build_minimal_image(
             source,
         })?;
     // Streamed: the export is read as it comes, never written on the host.
-    let index = engine.export_streamed(original, |r| {
-        image_fs::index_stream(r, Path::new("docker export (original)"))
-    })??;
+    // Started by the trace when it built the original, else now.
+    let index = match asked.early.and_then(|p| p.take_index(original)) {
+        Some(early) => {
+            tracing::info!(original, "export taken from the trace's run");
+            early?
+        }
+        None => prefetch::index(engine, original, Default::default())?,
+    };
     let units = unit_closure(&index, evidence, granularity, &UnitLimits::default());
     let copy_bytes: u64 = units
         .closure
@@ -832,7 +847,7 @@ pub fn build_minimal_image(
     let config = engine.image_config(original)?;
     // The same units as a Dockerfile on `scratch`, written by the code
     // `--base` builds with; not built here (the cut is imported).
-    let dockerfile = handover.map(|h| {
+    let dockerfile = asked.handover.map(|h| {
         let text = h
             .repository_dockerfile
             .as_ref()

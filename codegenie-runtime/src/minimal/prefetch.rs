@@ -1,9 +1,11 @@
-//! The two exports `minimize --base` starts from, started early: by the
-//! trace, once it has built the original, while its scenarios run
-//! (docs/architecture.md, "The Dockerfile is the product"). The engine
-//! tars the image through its storage driver while the scenarios mostly
-//! wait on the app, so the exports cost the run little of their own time
-//! (6.6 s for node-sqlite3, against 0.3 s more for its trace here).
+//! The exports a minimal image starts from, started early: by the trace,
+//! once it has built the original, while its scenarios run
+//! (docs/architecture.md, "The Dockerfile is the product"). With `--base`
+//! they are the original's and the base's ([`exports`]); without, the
+//! original's index, which the cut is chosen from. The engine tars the
+//! image through its storage driver while the scenarios mostly wait on the
+//! app, so the exports cost the run little of their own time (6.6 s for
+//! node-sqlite3, against 0.3 s more for its trace here).
 
 use std::io::Read;
 use std::path::Path;
@@ -14,7 +16,7 @@ use std::thread::JoinHandle;
 use crate::engine::Engine;
 
 use super::base::Base;
-use super::image_fs::{index_stream_hashed, ImageIndex};
+use super::image_fs::{index_stream, index_stream_hashed, ImageIndex};
 use super::MinimizeError;
 
 /// What [`exports`] gives: the base, then the original's index.
@@ -39,6 +41,19 @@ pub fn exports(engine: &Engine, original: &str, base_ref: &str, stop: Arc<Atomic
     Ok((base?, index??))
 }
 
+/// The index of `original`, as the cut without a base reads it; stopped as
+/// [`exports`] is.
+pub fn index(engine: &Engine, original: &str, stop: Arc<AtomicBool>) -> Index {
+    let index = engine.export_streamed(original, move |r| {
+        let mut r = Stoppable { r, stop };
+        index_stream(&mut r, Path::new("docker export (original)"))
+    });
+    Ok(index??)
+}
+
+/// What [`index`] gives.
+pub type Index = Result<ImageIndex, MinimizeError>;
+
 /// A reader that fails once `stop` is set: the export behind it then
 /// stops too (its reader is gone).
 struct Stoppable<'a> {
@@ -55,24 +70,48 @@ impl Read for Stoppable<'_> {
     }
 }
 
-/// One run's early [`exports`]: started at most once, taken by the minimal
-/// image's build when it is of the same original and base, else stopped
-/// at the end of the run ([`Prefetch::stop`]).
+/// One run's early exports: started at most once, taken by the minimal
+/// image's build when they are of the original (and base) it asks for,
+/// else stopped at the end of the run ([`Prefetch::stop`]).
 #[derive(Clone, Default)]
 pub struct Prefetch(Arc<Mutex<Option<Started>>>);
 
 struct Started {
     original: String,
-    base: String,
     stop: Arc<AtomicBool>,
-    handle: JoinHandle<Exports>,
+    job: Job,
+}
+
+/// The exports started: for a build on a base, or for the cut without one.
+enum Job {
+    OnBase {
+        base: String,
+        handle: JoinHandle<Exports>,
+    },
+    Index(JoinHandle<Index>),
+}
+
+impl Started {
+    /// Stops the exports and waits for their container to go.
+    fn stop(self) {
+        self.stop.store(true, Ordering::SeqCst);
+        match self.job {
+            Job::OnBase { handle, .. } => drop(handle.join()),
+            Job::Index(handle) => drop(handle.join()),
+        }
+    }
 }
 
 impl std::fmt::Debug for Prefetch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let slot = self.0.lock().unwrap_or_else(|p| p.into_inner());
         match &*slot {
-            Some(s) => write!(f, "Prefetch({} on {})", s.original, s.base),
+            Some(Started {
+                original,
+                job: Job::OnBase { base, .. },
+                ..
+            }) => write!(f, "Prefetch({original} on {base})"),
+            Some(Started { original, .. }) => write!(f, "Prefetch({original})"),
             None => f.write_str("Prefetch(none)"),
         }
     }
@@ -82,32 +121,69 @@ impl Prefetch {
     /// Start the exports of `original` and `base` on `engine`, in a thread
     /// of their own; a second call while the first is held does nothing.
     pub fn start(&self, engine: Engine, original: &str, base: &str) {
+        self.start_job(original, |stop| {
+            let (o, b) = (original.to_owned(), base.to_owned());
+            Job::OnBase {
+                base: base.to_owned(),
+                handle: std::thread::spawn(move || exports(&engine, &o, &b, stop)),
+            }
+        });
+        tracing::debug!(original, base, "exports started early");
+    }
+
+    /// Start the export of `original`'s index on `engine` ([`index`]), for
+    /// the cut without a base; as [`Prefetch::start`] otherwise.
+    pub fn start_index(&self, engine: Engine, original: &str) {
+        self.start_job(original, |stop| {
+            let o = original.to_owned();
+            Job::Index(std::thread::spawn(move || index(&engine, &o, stop)))
+        });
+        tracing::debug!(original, "export started early");
+    }
+
+    fn start_job(&self, original: &str, job: impl FnOnce(Arc<AtomicBool>) -> Job) {
         let mut slot = self.0.lock().unwrap_or_else(|p| p.into_inner());
         if slot.is_some() {
             return;
         }
         let stop = Arc::new(AtomicBool::new(false));
-        let (o, b, s) = (original.to_owned(), base.to_owned(), stop.clone());
-        let handle = std::thread::spawn(move || exports(&engine, &o, &b, s));
-        tracing::debug!(original, base, "exports started early");
         *slot = Some(Started {
             original: original.to_owned(),
-            base: base.to_owned(),
-            stop,
-            handle,
+            stop: stop.clone(),
+            job: job(stop),
         });
     }
 
     /// The exports of `original` on `base`, if they were started: waited
-    /// for. Exports of another image are stopped and `None` returned.
+    /// for. Exports of another image or base, or for the cut without one,
+    /// are stopped and `None` returned.
     pub fn take(&self, original: &str, base: &str) -> Option<Exports> {
         let started = self.0.lock().unwrap_or_else(|p| p.into_inner()).take()?;
-        if started.original != original || started.base != base {
-            started.stop.store(true, Ordering::SeqCst);
-            let _ = started.handle.join();
-            return None;
+        match started.job {
+            Job::OnBase { base: b, handle } if started.original == original && b == base => {
+                Some(crate::runtime_trace::bundle::joined(handle.join()))
+            }
+            _ => {
+                started.stop();
+                None
+            }
         }
-        Some(crate::runtime_trace::bundle::joined(started.handle.join()))
+    }
+
+    /// The index of `original`, if its export was started for the cut
+    /// without a base: waited for. Any other exports are stopped and
+    /// `None` returned.
+    pub fn take_index(&self, original: &str) -> Option<Index> {
+        let started = self.0.lock().unwrap_or_else(|p| p.into_inner()).take()?;
+        match started.job {
+            Job::Index(handle) if started.original == original => {
+                Some(crate::runtime_trace::bundle::joined(handle.join()))
+            }
+            _ => {
+                started.stop();
+                None
+            }
+        }
     }
 
     /// Stop exports nobody took (the trace failed after its build, the
@@ -116,8 +192,7 @@ impl Prefetch {
     pub fn stop(&self) {
         let started = self.0.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(s) = started {
-            s.stop.store(true, Ordering::SeqCst);
-            let _ = s.handle.join();
+            s.stop();
         }
     }
 }
