@@ -121,30 +121,35 @@ impl Prefetch {
     /// Start the exports of `original` and `base` on `engine`, in a thread
     /// of their own; a second call while the first is held does nothing.
     pub fn start(&self, engine: Engine, original: &str, base: &str) {
-        self.start_job(original, |stop| {
+        let started = self.start_job(original, |stop| {
             let (o, b) = (original.to_owned(), base.to_owned());
             Job::OnBase {
                 base: base.to_owned(),
                 handle: std::thread::spawn(move || exports(&engine, &o, &b, stop)),
             }
         });
-        tracing::debug!(original, base, "exports started early");
+        if started {
+            tracing::debug!(original, base, "exports started early");
+        }
     }
 
     /// Start the export of `original`'s index on `engine` ([`index`]), for
     /// the cut without a base; as [`Prefetch::start`] otherwise.
     pub fn start_index(&self, engine: Engine, original: &str) {
-        self.start_job(original, |stop| {
+        let started = self.start_job(original, |stop| {
             let o = original.to_owned();
             Job::Index(std::thread::spawn(move || index(&engine, &o, stop)))
         });
-        tracing::debug!(original, "export started early");
+        if started {
+            tracing::debug!(original, "export started early");
+        }
     }
 
-    fn start_job(&self, original: &str, job: impl FnOnce(Arc<AtomicBool>) -> Job) {
+    /// Starts `job` unless exports are held already; whether it did.
+    fn start_job(&self, original: &str, job: impl FnOnce(Arc<AtomicBool>) -> Job) -> bool {
         let mut slot = self.0.lock().unwrap_or_else(|p| p.into_inner());
         if slot.is_some() {
-            return;
+            return false;
         }
         let stop = Arc::new(AtomicBool::new(false));
         *slot = Some(Started {
@@ -152,6 +157,7 @@ impl Prefetch {
             stop: stop.clone(),
             job: job(stop),
         });
+        true
     }
 
     /// The exports of `original` on `base`, if they were started: waited
