@@ -31,22 +31,30 @@ pub fn exports(engine: &Engine, original: &str, base_ref: &str, stop: Arc<Atomic
     let base_id = Base::resolve(engine, base_ref)?;
     let (base, index) = std::thread::scope(|s| {
         let base = s.spawn(|| Base::load_resolved(engine, base_ref, base_id));
-        let index = engine.export_streamed(original, move |r| {
-            let mut r = Stoppable { r, stop };
-            index_stream_hashed(&mut r, Path::new("docker export (original)"))
-        });
+        let index = original_index(engine, original, stop, true);
         let base = crate::runtime_trace::bundle::joined(base.join());
         (base, index)
     });
-    Ok((base?, index??))
+    Ok((base?, index?))
 }
 
 /// The index of `original`, as the cut without a base reads it; stopped as
 /// [`exports`] is.
 pub fn index(engine: &Engine, original: &str, stop: Arc<AtomicBool>) -> Index {
+    original_index(engine, original, stop, false)
+}
+
+/// The original's export read into its index (with file digests when
+/// `hashed`), failing at the next read once `stop` is set.
+fn original_index(engine: &Engine, original: &str, stop: Arc<AtomicBool>, hashed: bool) -> Index {
     let index = engine.export_streamed(original, move |r| {
         let mut r = Stoppable { r, stop };
-        index_stream(&mut r, Path::new("docker export (original)"))
+        let name = Path::new("docker export (original)");
+        if hashed {
+            index_stream_hashed(&mut r, name)
+        } else {
+            index_stream(&mut r, name)
+        }
     });
     Ok(index??)
 }
