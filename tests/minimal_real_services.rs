@@ -161,7 +161,7 @@ fn node_express_service_runs_from_only_what_the_evidence_names() {
     if !base_image_present() {
         panic!("{BASE} is missing after tests/fixtures/prepare.sh built the fixtures");
     }
-    let _engine = engine_lock();
+    let _engine = engine_share();
     let t = trace_minimize_retrace("tests/fixtures/node-express-service", "node", |_, e| e);
     report("node-express", &t);
     assert_same_outcomes(&t);
@@ -182,7 +182,7 @@ fn python_service_runs_from_only_what_the_evidence_names() {
     if !base_image_present() {
         panic!("{BASE} is missing after tests/fixtures/prepare.sh built the fixtures");
     }
-    let _engine = engine_lock();
+    let _engine = engine_share();
     let t = trace_minimize_retrace("tests/fixtures/python-service", "python", |_, e| e);
     report("python", &t);
     assert_same_outcomes(&t);
@@ -205,7 +205,7 @@ fn control_resolved_targets_alone_do_not_start_the_node_service() {
     if !base_image_present() {
         panic!("{BASE} is missing after tests/fixtures/prepare.sh built the fixtures");
     }
-    let _engine = engine_lock();
+    let _engine = engine_share();
     let t = trace_minimize_retrace(
         "tests/fixtures/node-express-service",
         "node-ctl",
@@ -326,7 +326,7 @@ fn units_answer_the_lazy_route(
     lazy: &[&str],
 ) {
     let started = std::time::Instant::now();
-    let _engine = engine_lock();
+    let _engine = engine_share();
     let c = trace_and_cut(service, &format!("units-{service}"));
     let on_units = trace_on(
         c.repo.path(),
@@ -477,7 +477,7 @@ fn go_cgo_minimized_with_units_answers_its_lazy_route_and_the_file_cut_does_not(
 #[test]
 fn node_sqlite3_minimized_with_units_answers_its_lazy_route_and_the_file_cut_does_not() {
     const SERVICE: &str = "node-sqlite3";
-    let _engine = engine_lock();
+    let _engine = engine_share();
     let Cuts {
         original,
         units,

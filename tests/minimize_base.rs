@@ -117,7 +117,7 @@ struct Case {
 }
 
 fn minimized_on_a_base_answers_every_route(case: Case) {
-    let _engine = engine_lock();
+    let _engine = engine_share();
     let dir = format!("tests/fixtures/services/{}", case.service);
     let repo = fixture_repo(&dir);
     let client: Client = client_of(&Path::new(env!("CARGO_MANIFEST_DIR")).join(&dir));

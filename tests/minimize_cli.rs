@@ -38,7 +38,7 @@ fn ratio(v: &serde_json::Value) -> f64 {
 
 #[test]
 fn node_service_is_verified_and_its_shell_use_is_a_blocker() {
-    let _engine = engine_lock();
+    let _engine = engine_share();
     let repo = fixture_repo("tests/fixtures/node-express-service");
     let id = run_id("min-node");
     let out = minimize(repo.path(), &id, &[]);
@@ -99,7 +99,7 @@ fn node_service_is_verified_and_its_shell_use_is_a_blocker() {
 
 #[test]
 fn busybox_service_is_verified() {
-    let _engine = engine_lock();
+    let _engine = engine_share();
     let repo = fixture_repo("tests/fixtures/service");
     let id = run_id("min-busybox");
     // An older minimal image of the repository, as an earlier run leaves.
@@ -210,7 +210,7 @@ fn busybox_service_is_verified() {
 
 #[test]
 fn extra_verification_scenarios_add_their_evidence_before_the_build() {
-    let _engine = engine_lock();
+    let _engine = engine_share();
     let repo = fixture_repo("tests/fixtures/background-child-service");
     // A page the default scenarios never ask for.
     std::fs::write(repo.path().join("rootfs/www/extra.html"), "extra\n").unwrap();
@@ -265,7 +265,7 @@ fn extra_verification_scenarios_add_their_evidence_before_the_build() {
 
 #[test]
 fn a_failed_trace_is_a_typed_error_and_nothing_half_written() {
-    let _engine = engine_lock();
+    let _engine = engine_share();
     let repo = fixture_repo("tests/fixtures/build-failure");
     let id = run_id("min-bad");
     let out = minimize(repo.path(), &id, &[]);
@@ -280,7 +280,7 @@ fn a_failed_trace_is_a_typed_error_and_nothing_half_written() {
 
 #[test]
 fn a_kept_setuid_file_is_a_setuid_blocker() {
-    let _engine = engine_lock();
+    let _engine = engine_share();
     let repo = fixture_repo("tests/fixtures/hostile/setuid");
     let id = run_id("min-setuid");
     let out = minimize(repo.path(), &id, &[]);
@@ -333,7 +333,7 @@ fn readiness_hit(log: &str) -> bool {
 
 #[test]
 fn a_cached_minimal_image_that_is_gone_is_built_again() {
-    let _engine = engine_lock();
+    let _engine = engine_share();
     let repo = fixture_repo("tests/fixtures/service");
     let (out, first, _) = minimize_cached(repo.path());
     assert_eq!(out.status.code(), Some(0), "{first:#}");
@@ -372,7 +372,7 @@ fn a_cached_minimal_image_that_is_gone_is_built_again() {
 
 #[test]
 fn a_base_the_engine_lacks_is_a_typed_error_before_any_export() {
-    let _engine = engine_lock();
+    let _engine = engine_share();
     let repo = fixture_repo("tests/fixtures/service");
     let id = run_id("min-no-base");
     let base = format!("codegenie-no-such-base:{}", std::process::id());

@@ -73,7 +73,7 @@ fn trace_on(repo: &Path, image: &str, name: &str) -> RuntimeTraceSlice {
 
 #[test]
 fn a_sparse_file_and_links_into_dev_are_bounded_kept_and_checked() {
-    let _engine = engine_lock();
+    let _engine = engine_share();
     let repo = fixture_repo("tests/fixtures/hostile/sparse-devlink");
     let id = run_id("min-sparse");
     let (stop, peak) = (
@@ -205,7 +205,7 @@ fn a_sparse_file_and_links_into_dev_are_bounded_kept_and_checked() {
 
 #[test]
 fn file_names_that_are_not_utf8_are_kept_apart_at_every_granularity_and_on_a_base() {
-    let _engine = engine_lock();
+    let _engine = engine_share();
     let repo = fixture_repo("tests/fixtures/hostile/non-utf8-names");
     for extra in [
         &["--granularity", "file"][..],
@@ -322,7 +322,7 @@ fn all_text(dir: &Path) -> String {
 
 #[test]
 fn a_hand_made_image_s_hostile_config_is_refused_or_quoted_and_its_secrets_never_shown() {
-    let _engine = engine_lock();
+    let _engine = engine_share();
     // The busybox service's files, as the one layer of an image written by
     // hand; its config holds values no Dockerfile would: a newline and an
     // instruction in WORKDIR, an ENV value and a label, and secrets in

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -61,29 +61,81 @@ pub fn busybox() -> PathBuf {
 /// Docker-heavy tests take turns, within a test binary and across binaries
 /// (a runner that starts several at once): two cores are shared, and the
 /// engine observations of one test must not see another test's containers.
+/// This turn is the engine alone: no other test holds a turn meanwhile.
 pub fn engine_lock() -> EngineLock {
-    static LOCK: Mutex<()> = Mutex::new(());
+    take_turn(Turn::Alone)
+}
+
+/// A turn shared with at most one other [`engine_share`] holder, never
+/// with an [`engine_lock`] holder: for a test whose engine observations
+/// are only its own (containers and exports under its run id, images it
+/// built) and whose timings have room to spare. Two at a time because a
+/// traced service leaves about half of two cores idle: its scenarios wait
+/// on the app and the engine, the app on strace.
+/// `CODEGENIE_TESTS_ENGINE_ALONE=1` makes every turn a turn alone: to tell
+/// a failure that sharing causes from one of the test itself, and to time
+/// the tests without sharing.
+pub fn engine_share() -> EngineLock {
+    if std::env::var_os("CODEGENIE_TESTS_ENGINE_ALONE").is_some_and(|v| v == "1") {
+        return take_turn(Turn::Alone);
+    }
+    take_turn(Turn::Shared)
+}
+
+/// Most [`engine_share`] holders at once, on this machine.
+const SHARED_TURNS: usize = 2;
+
+enum Turn {
+    Alone,
+    Shared,
+}
+
+/// The turns are `flock`s, which hold between open files of one process as
+/// between processes: the lock file exclusively for a turn alone, or
+/// shared plus one of [`SHARED_TURNS`] slot files for a shared turn.
+fn take_turn(turn: Turn) -> EngineLock {
+    use nix::fcntl::{Flock, FlockArg};
     prepared();
-    let guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open("/tmp/codegenie-engine-tests.lock")
-        .expect("the engine lock file opens");
-    let flock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+    let open = |path: &str| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .unwrap_or_else(|e| panic!("the engine lock file {path} opens: {e}"))
+    };
+    let main = open("/tmp/codegenie-engine-tests.lock");
+    let arg = match turn {
+        Turn::Alone => FlockArg::LockExclusive,
+        Turn::Shared => FlockArg::LockShared,
+    };
+    let file = Flock::lock(main, arg)
         .map_err(|(_, e)| e)
         .expect("the engine lock is taken");
+    let slot = match turn {
+        Turn::Alone => None,
+        Turn::Shared => Some(loop {
+            let free = (0..SHARED_TURNS).find_map(|i| {
+                let slot = open(&format!("/tmp/codegenie-engine-tests.slot{i}.lock"));
+                Flock::lock(slot, FlockArg::LockExclusiveNonblock).ok()
+            });
+            match free {
+                Some(slot) => break slot,
+                None => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }),
+    };
     EngineLock {
-        _file: flock,
-        _guard: guard,
+        _slot: slot,
+        _file: file,
     }
 }
 
-/// Held while a test uses the engine ([`engine_lock`]).
+/// Held while a test uses the engine ([`engine_lock`], [`engine_share`]).
 pub struct EngineLock {
+    // Dropped in this order: the slot before the shared lock it sits under.
+    _slot: Option<nix::fcntl::Flock<std::fs::File>>,
     _file: nix::fcntl::Flock<std::fs::File>,
-    _guard: MutexGuard<'static, ()>,
 }
 
 /// Copy a fixture folder into a fresh temp dir, adding busybox and its applets under `bin/`.
