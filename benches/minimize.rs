@@ -216,17 +216,31 @@ fn on_base(root: &Path, service: &str, base: &str, rounds: usize) {
         if let Some(tag) = v["minimal_image"].as_str() {
             let _ = Command::new("docker").args(["rmi", "-f", tag]).output();
         }
+        let mut theirs = String::new();
         if let Some(bin) = &baseline {
             // The same as ours: a changed repository, its image built first.
             std::fs::write(&dockerfile, format!("{original}{}", label("baseline"))).unwrap();
             timed(repo.path(), "trace");
-            let (took, v) = timed_by(bin, repo.path(), "minimize", &["--base", base]);
+            let (baseline_took, v) = timed_by(bin, repo.path(), "minimize", &["--base", base]);
             assert_eq!(v["verified"], true, "{v:#}");
-            theirs_minimize.push(took);
+            theirs_minimize.push(baseline_took);
+            theirs = format!(
+                ", baseline minimize --base {:.2} s",
+                baseline_took.as_secs_f64()
+            );
             if let Some(tag) = v["minimal_image"].as_str() {
                 let _ = Command::new("docker").args(["rmi", "-f", tag]).output();
             }
         }
+        // Each round, so one slow round shows beside the medians.
+        println!(
+            "minimize-base/{service} round {round}: trace {:.2} s, minimize --base {:.2} s, docker build {:.2} s, by hand {:.2} s{theirs}; load {}",
+            t.as_secs_f64(),
+            took.as_secs_f64(),
+            b.as_secs_f64(),
+            (t + b + t).as_secs_f64(),
+            load_average(),
+        );
     }
     let median = |v: &mut Vec<Duration>| {
         v.sort();
@@ -257,7 +271,6 @@ fn on_base(root: &Path, service: &str, base: &str, rounds: usize) {
         .map(|a| a.iter().filter(|p| p["kind"] == "dpkg").count())
         .unwrap_or(0);
     let held = on["held_by_base"].as_array().map_or(0, Vec::len);
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
         "minimize-base/{service} on {base}: trace {:.2} s, docker build of the handed-over Dockerfile {:.2} s, by hand (trace + build + trace) {:.2} s, minimize --base {:.2} s; \
          minimize --base is {:.2}x the same by hand (goal <= 1.3), {:.2}x trace + build, {:.2}x trace alone; medians of {rounds}; \
@@ -271,8 +284,17 @@ fn on_base(root: &Path, service: &str, base: &str, rounds: usize) {
         m.as_secs_f64() / t.as_secs_f64(),
         size(&cut),
         size(&on),
-        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+        load_average(),
     );
+}
+
+/// The machine's load averages (1, 5 and 15 minutes).
+fn load_average() -> String {
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    load.split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn main() {
@@ -311,13 +333,12 @@ fn main() {
         v[v.len() / 2]
     };
     let (t, m) = (median(&mut trace), median(&mut minimize));
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
         "minimize/node-express: trace {:.2} s, minimize {:.2} s, ratio {:.2} (goal <= 2.0); median of {rounds}; load {}",
         t.as_secs_f64(),
         m.as_secs_f64(),
         m.as_secs_f64() / t.as_secs_f64(),
-        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+        load_average(),
     );
     on_base(
         root,
