@@ -211,12 +211,13 @@ fn on_base(root: &Path, service: &str, base: &str, rounds: usize) {
         build.push(b);
         // The verification is the same scenarios on the built image: a
         // second trace, by hand.
-        by_hand.push(t + b + t);
+        let hand = t + b + t;
+        by_hand.push(hand);
         // The next round builds the pick stage again.
         if let Some(tag) = v["minimal_image"].as_str() {
             let _ = Command::new("docker").args(["rmi", "-f", tag]).output();
         }
-        let mut theirs = String::new();
+        let mut baseline_figure = String::new();
         if let Some(bin) = &baseline {
             // The same as ours: a changed repository, its image built first.
             std::fs::write(&dockerfile, format!("{original}{}", label("baseline"))).unwrap();
@@ -224,7 +225,7 @@ fn on_base(root: &Path, service: &str, base: &str, rounds: usize) {
             let (baseline_took, v) = timed_by(bin, repo.path(), "minimize", &["--base", base]);
             assert_eq!(v["verified"], true, "{v:#}");
             theirs_minimize.push(baseline_took);
-            theirs = format!(
+            baseline_figure = format!(
                 ", baseline minimize --base {:.2} s",
                 baseline_took.as_secs_f64()
             );
@@ -234,11 +235,11 @@ fn on_base(root: &Path, service: &str, base: &str, rounds: usize) {
         }
         // Each round, so one slow round shows beside the medians.
         println!(
-            "minimize-base/{service} round {round}: trace {:.2} s, minimize --base {:.2} s, docker build {:.2} s, by hand {:.2} s{theirs}; load {}",
+            "minimize-base/{service} round {round}: trace {:.2} s, minimize --base {:.2} s, docker build {:.2} s, by hand {:.2} s{baseline_figure}; load {}",
             t.as_secs_f64(),
             took.as_secs_f64(),
             b.as_secs_f64(),
-            (t + b + t).as_secs_f64(),
+            hand.as_secs_f64(),
             load_average(),
         );
     }
