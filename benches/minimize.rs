@@ -177,7 +177,7 @@ fn on_base(root: &Path, service: &str, base: &str, rounds: usize) {
     // Another build of codegenie, timed in the same rounds (before and
     // after a change, on the same engine in the same state).
     let baseline = std::env::var_os("CODEGENIE_BENCH_BASELINE_BIN").map(std::path::PathBuf::from);
-    let mut theirs_minimize = Vec::new();
+    let mut baseline_minimize = Vec::new();
     let dockerfile = repo.path().join("Dockerfile");
     let original = std::fs::read_to_string(&dockerfile).unwrap();
     for round in 0..rounds {
@@ -224,7 +224,7 @@ fn on_base(root: &Path, service: &str, base: &str, rounds: usize) {
             timed(repo.path(), "trace");
             let (baseline_took, v) = timed_by(bin, repo.path(), "minimize", &["--base", base]);
             assert_eq!(v["verified"], true, "{v:#}");
-            theirs_minimize.push(baseline_took);
+            baseline_minimize.push(baseline_took);
             baseline_figure = format!(
                 ", baseline minimize --base {:.2} s",
                 baseline_took.as_secs_f64()
@@ -250,15 +250,15 @@ fn on_base(root: &Path, service: &str, base: &str, rounds: usize) {
     let (t, m) = (median(&mut trace), median(&mut minimize));
     let (b, hand) = (median(&mut build), median(&mut by_hand));
     if let Some(bin) = &baseline {
-        let theirs = median(&mut theirs_minimize);
+        let baseline_median = median(&mut baseline_minimize);
         println!(
             "minimize-base/{service} on {base}: baseline {} minimize --base {:.2} s, this build {:.2} s ({:.2}x); by hand {:.2} s, so the baseline is {:.2}x by hand; medians of {rounds}",
             bin.display(),
-            theirs.as_secs_f64(),
+            baseline_median.as_secs_f64(),
             m.as_secs_f64(),
-            m.as_secs_f64() / theirs.as_secs_f64(),
+            m.as_secs_f64() / baseline_median.as_secs_f64(),
             hand.as_secs_f64(),
-            theirs.as_secs_f64() / hand.as_secs_f64(),
+            baseline_median.as_secs_f64() / hand.as_secs_f64(),
         );
     }
     // Sizes: the original, the unit image imported onto nothing, the image
