@@ -176,7 +176,7 @@ impl<O: AppOps, A: AppProcess> Driver<'_, O, A> {
                 Step::Http(h) => self.http(h, app.port)?,
                 Step::Signal(sig) => {
                     self.exited_expectedly = true;
-                    self.ops.signal(sig.as_str())?;
+                    self.signal(sig.as_str())?;
                 }
                 Step::WaitExit(w) => {
                     // Waiting for an exit means the exit is expected, with or
@@ -198,6 +198,20 @@ impl<O: AppOps, A: AppProcess> Driver<'_, O, A> {
             self.check_alive()?;
         }
         Ok(())
+    }
+
+    /// Send a signal step's signal. A signal that ends the app ends strace
+    /// (PID 1) and with it the container, which can take the helper that sent
+    /// it along before the helper exits: a failed helper whose app has ended
+    /// delivered its signal.
+    fn signal(&mut self, sig: &str) -> Result<(), Stop> {
+        match self.ops.signal(sig) {
+            Ok(()) => Ok(()),
+            Err(e) => match self.app.wait_until(Instant::now() + Duration::from_secs(2)) {
+                Ok(Some(_)) => Ok(()),
+                _ => Err(e),
+            },
+        }
     }
 
     /// The app's root process, asked of the backend once.
@@ -416,5 +430,114 @@ pub(super) fn exit_reason(t: Termination) -> ScenarioReason {
         Termination::TimedOut => ScenarioReason::Other {
             detail: "the traced process timed out".to_owned(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime_trace::scenarios::{SignalName, WaitExit};
+
+    /// Ops whose `signal` helper fails, as one does when the container ends
+    /// under it; `wait_gone` reports the root gone.
+    struct HelperKilled;
+
+    impl AppOps for HelperKilled {
+        fn wait_listen(&mut self, _: u16, _: Duration) -> Result<(), Stop> {
+            Ok(())
+        }
+        fn http(&mut self, _: u16, _: &HttpStep, _: Duration) -> Result<Vec<u16>, Stop> {
+            Ok(vec![])
+        }
+        fn signal(&mut self, _: &str) -> Result<(), Stop> {
+            Err(Stop::other("helper `signal` ended with Exited(137): "))
+        }
+        fn exec(&mut self, _: &[String], _: Duration) -> Result<(), Stop> {
+            Ok(())
+        }
+        fn root_pid(&mut self) -> Result<i32, Stop> {
+            Ok(7)
+        }
+        fn wait_gone(&mut self, _: i32, _: Duration) -> Result<bool, Stop> {
+            Ok(true)
+        }
+        fn kill_survivors(&mut self) -> Result<Vec<String>, Stop> {
+            Ok(vec![])
+        }
+        fn force_stop(&mut self) {}
+        fn settle(&mut self, _: Duration, _: Duration) -> Result<Settled, Stop> {
+            Ok(Settled {
+                quiet: true,
+                waited: Duration::ZERO,
+            })
+        }
+    }
+
+    /// The traced process: ended with `end` or still running.
+    struct App {
+        end: Option<Termination>,
+    }
+
+    impl AppProcess for App {
+        type Error = String;
+        fn try_wait(&mut self) -> Result<Option<Termination>, String> {
+            Ok(self.end)
+        }
+        fn wait_until(&mut self, _: Instant) -> Result<Option<Termination>, String> {
+            Ok(self.end)
+        }
+        fn line_seen(&self) -> bool {
+            false
+        }
+        fn kill(&mut self) {}
+    }
+
+    fn shutdown() -> Scenario {
+        Scenario {
+            name: "shutdown".into(),
+            command: None,
+            expected_exit_code: None,
+            steps: vec![
+                Step::Signal(SignalName::SIGTERM),
+                Step::WaitExit(WaitExit { timeout_s: 5 }),
+            ],
+        }
+    }
+
+    fn run(app: &mut App) -> Result<(), Stop> {
+        let mut driver = Driver {
+            ops: HelperKilled,
+            app,
+            deadline: Instant::now() + Duration::from_secs(30),
+            exited_expectedly: false,
+            root: None,
+            warnings: vec![],
+            settle: (Duration::ZERO, Duration::ZERO),
+        };
+        let resolved = ResolvedApp {
+            argv: vec!["app".into()],
+            port: None,
+            ready: Ready::After { seconds: 0.0 },
+        };
+        driver.run(&shutdown(), &resolved)
+    }
+
+    #[test]
+    fn a_signal_helper_taken_along_by_the_app_it_ended_delivered_its_signal() {
+        let mut ended = App {
+            end: Some(Termination::Exited(0)),
+        };
+        assert!(run(&mut ended).is_ok());
+    }
+
+    #[test]
+    fn control_a_failed_signal_helper_beside_a_running_app_fails_the_step() {
+        let mut running = App { end: None };
+        match run(&mut running) {
+            Err(Stop::Reason(ScenarioReason::Other { detail })) => {
+                assert!(detail.contains("helper `signal`"), "{detail}")
+            }
+            other => panic!("expected the helper's failure, got {other:?}"),
+        }
     }
 }
