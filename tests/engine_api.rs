@@ -84,6 +84,10 @@ fn a_scenario_s_engine_calls_go_through_the_api() {
         cli_only.image_ids(&[tag.clone(), missing.clone()]).unwrap(),
         None
     );
+    // Two removals of one container at once (a scenario's cleanup beside an
+    // interrupted run's sweep) both succeed, through the CLI too, and the
+    // container is gone when each returns.
+    removals_at_once_both_leave_it_gone(&cli_only, &bin, &tag);
     // From here on no program called `docker` can be found.
     let empty = tempfile::tempdir().unwrap();
     std::env::set_var("PATH", empty.path());
@@ -330,8 +334,66 @@ fn a_scenario_s_engine_calls_go_through_the_api() {
     assert!(engine.is_running(&id).unwrap());
     engine.kill(&id).unwrap();
     engine.remove(&id).unwrap();
+    removals_at_once_both_leave_it_gone(&engine, &bin, &tag);
 
     docker(&bin, &["rmi", &rich, &first, &second, &tag]);
+}
+
+/// Start containers of `image` and remove each from two threads at once:
+/// both calls succeed and neither returns while the container exists. The
+/// control: the engine itself answers the second of two such removals with
+/// an error, which `remove` absorbs (a removed container's `rm` fails).
+fn removals_at_once_both_leave_it_gone(engine: &Engine, bin: &PathBuf, image: &str) {
+    for round in 0..4 {
+        let id = engine
+            .create(&CreateOptions {
+                image: image.to_owned(),
+                run_id: format!("api-test-rm-{}", std::process::id()),
+                entrypoint: "/bin/busybox".into(),
+                args: vec!["sleep".into(), "60".into()],
+                pids_limit: 8,
+                memory: "32m".into(),
+                cpus: "0.5".into(),
+                tmpfs: Vec::new(),
+                mounts: Vec::new(),
+            })
+            .unwrap();
+        docker(bin, &["start", &id]);
+        std::thread::scope(|s| {
+            let removals: Vec<_> = (0..2)
+                .map(|_| {
+                    s.spawn(|| {
+                        let done = engine.remove(&id);
+                        let left = Command::new(bin)
+                            .args(["ps", "-aq", "--no-trunc", "--filter"])
+                            .arg(format!("id={id}"))
+                            .output()
+                            .unwrap();
+                        (
+                            done,
+                            String::from_utf8_lossy(&left.stdout).trim().to_owned(),
+                        )
+                    })
+                })
+                .collect();
+            for r in removals {
+                let (done, left) = r.join().unwrap();
+                assert!(done.is_ok(), "round {round}: {done:?}");
+                assert_eq!(
+                    left, "",
+                    "round {round}: a removal returned before it was gone"
+                );
+            }
+        });
+        let again = Command::new(bin).args(["rm", &id]).output().unwrap();
+        assert!(
+            !again.status.success(),
+            "the engine's own answer: no such container"
+        );
+        engine
+            .remove(&id)
+            .expect("a container already gone counts as removed");
+    }
 }
 
 #[test]

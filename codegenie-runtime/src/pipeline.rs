@@ -409,15 +409,19 @@ pub struct Removed {
 
 /// Remove every container, tool image and tool volume of `run` and of its parts
 /// ([`RunId::child`]: a portfolio's repositories, a minimal image's
-/// verification runs) on `engine`: the cleanup of an interrupted run. A
-/// container whose create was already in flight may land after the first
+/// verification runs) on `engine`: the cleanup of an interrupted run, after
+/// [`close_creations`](crate::engine::close_creations). A `docker create`
+/// the interrupt killed may still be answered by the engine after the first
 /// listing, so the containers are listed twice; the tool images and volumes
 /// go once no container uses them.
 pub fn remove_run(engine: &Engine, run: &RunId) -> Removed {
     let mut removed = Removed::default();
     for pass in 0..2 {
         match engine.remove_runs_under(run.as_str()) {
-            Ok(n) => removed.containers += n,
+            Ok(done) => {
+                removed.containers += done.removed;
+                removed.errors.extend(done.failed);
+            }
             Err(e) => {
                 removed.errors.push(e);
                 break;

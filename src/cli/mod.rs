@@ -247,6 +247,10 @@ pub(crate) fn tokio_runtime() -> Result<tokio::runtime::Runtime, CliError> {
         .build()?)
 }
 
+/// How long an interrupted run waits for the container and volume creations
+/// in flight to be answered before it removes the run's containers.
+const CREATIONS_ANSWERED: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The run was interrupted; the process should exit with this code.
 pub(crate) struct Interrupted(pub(crate) u8);
 
@@ -276,6 +280,15 @@ pub(crate) fn interruptibly<T>(
             // Handles are not dropped on exit: end the engine clients and, on
             // the host backend, strace and the app.
             codegenie_runtime::exec::kill_all();
+            // No thread makes a container behind the removal, and every
+            // create the engines are answering lands before it lists.
+            let unanswered = codegenie_runtime::engine::close_creations(CREATIONS_ANSWERED);
+            if unanswered > 0 {
+                eprintln!(
+                    "warning: {unanswered} container or volume creation(s) not answered within {} s; a later run on this host removes what they make",
+                    CREATIONS_ANSWERED.as_secs()
+                );
+            }
             // The probes' blocking threads are not waited for; the process exits.
             rt.shutdown_background();
             cleanup();

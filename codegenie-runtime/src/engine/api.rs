@@ -34,6 +34,7 @@ use futures_util::StreamExt;
 use crate::exec::{Finished, Termination};
 use crate::tar_head::{Head, TarError, TarHead};
 
+use super::container::{Removal, REMOVAL_IN_PROGRESS};
 use super::options::{CappedCopy, CreateOptions};
 use super::{EngineEndpoint, EngineError, EngineKind, COMMAND_TIMEOUT};
 
@@ -304,6 +305,7 @@ impl Api {
             }),
             ..ContainerCreateBody::default()
         };
+        let _creating = super::creations::enter("container")?;
         let made = self.call(
             "create container",
             COMMAND_TIMEOUT,
@@ -359,6 +361,7 @@ impl Api {
         name: &str,
         labels: HashMap<String, String>,
     ) -> Result<String, EngineError> {
+        let _creating = super::creations::enter("volume")?;
         let request = VolumeCreateRequest {
             name: Some(name.to_owned()),
             labels: Some(labels),
@@ -574,20 +577,40 @@ impl Api {
         )
     }
 
-    /// Remove the container and its anonymous volumes, running or not.
-    pub(super) fn remove(&self, container: &str) -> Result<(), EngineError> {
-        self.call(
-            "remove container",
-            COMMAND_TIMEOUT,
-            self.docker.remove_container(
-                container,
-                Some(RemoveContainerOptions {
-                    v: true,
-                    force: true,
-                    link: false,
-                }),
-            ),
-        )
+    /// Remove the container and its anonymous volumes, running or not;
+    /// what the engine answered.
+    pub(super) fn remove(&self, container: &str) -> Result<Removal, EngineError> {
+        self.call("remove container", COMMAND_TIMEOUT, async {
+            let options = RemoveContainerOptions {
+                v: true,
+                force: true,
+                link: false,
+            };
+            match self.docker.remove_container(container, Some(options)).await {
+                Ok(()) => Ok(Removal::Removed),
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => Ok(Removal::Gone),
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 409,
+                    message,
+                }) if message.contains(REMOVAL_IN_PROGRESS) => Ok(Removal::InProgress),
+                Err(e) => Err(e),
+            }
+        })
+    }
+
+    /// Whether the container exists (the engine does not answer 404).
+    pub(super) fn container_exists(&self, container: &str) -> Result<bool, EngineError> {
+        self.call("inspect container", COMMAND_TIMEOUT, async {
+            match self.docker.inspect_container(container, None).await {
+                Ok(_) => Ok(true),
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => Ok(false),
+                Err(e) => Err(e),
+            }
+        })
     }
 
     /// Run `argv` in the running container, its output captured as the

@@ -21,6 +21,7 @@ impl Engine {
             return api.create(o, owner);
         }
         let owner = orphans::owner_label();
+        let _creating = super::creations::enter("container")?;
         let out = self.ok(self
             .spec()
             .args(["create", "--network=none", "--cap-drop=ALL"])
@@ -321,12 +322,82 @@ impl Engine {
         Ok(())
     }
 
-    /// Remove the container and its anonymous volumes, running or not.
+    /// Remove the container and its anonymous volumes, running or not. A
+    /// container already gone counts as removed, and one another call is
+    /// removing (a scenario's own cleanup beside an interrupted run's sweep)
+    /// is waited for, at most [`COMMAND_TIMEOUT`]: either way the caller
+    /// wants it gone.
     pub fn remove(&self, container: &str) -> Result<(), EngineError> {
+        match self.remove_once(container)? {
+            Removal::Removed | Removal::Gone => Ok(()),
+            Removal::InProgress => self.wait_removed(container, COMMAND_TIMEOUT),
+        }
+    }
+
+    fn remove_once(&self, container: &str) -> Result<Removal, EngineError> {
         if let Some(api) = self.api() {
             return api.remove(container);
         }
-        self.ok(self.spec().args(["rm", "-f", "-v", container]))?;
+        match self.ok(self.spec().args(["rm", "-f", "-v", container])) {
+            Ok(_) => Ok(Removal::Removed),
+            Err(EngineError::Command { detail, .. }) if detail.contains(NO_SUCH_CONTAINER) => {
+                Ok(Removal::Gone)
+            }
+            Err(EngineError::Command { detail, .. }) if detail.contains(REMOVAL_IN_PROGRESS) => {
+                Ok(Removal::InProgress)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether the container exists.
+    fn container_exists(&self, container: &str) -> Result<bool, EngineError> {
+        if let Some(api) = self.api() {
+            return api.container_exists(container);
+        }
+        match self.ok(self
+            .spec()
+            .args(["container", "inspect", "--format", "{{.Id}}", container]))
+        {
+            Ok(_) => Ok(true),
+            Err(EngineError::Command { detail, .. }) if detail.contains(NO_SUCH_CONTAINER) => {
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn wait_removed(&self, container: &str, limit: Duration) -> Result<(), EngineError> {
+        let until = std::time::Instant::now() + limit;
+        while self.container_exists(container)? {
+            if std::time::Instant::now() >= until {
+                return Err(EngineError::Output {
+                    command: "rm".into(),
+                    detail: format!(
+                        "container {container} was being removed by another call, and still exists after {} s",
+                        limit.as_secs()
+                    ),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         Ok(())
     }
 }
+
+/// What the engine answered to one removal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Removal {
+    /// This call removed it.
+    Removed,
+    /// There was no such container.
+    Gone,
+    /// Another call is removing it.
+    InProgress,
+}
+
+/// The engine's words for a removal another call already started (a 409).
+pub(super) const REMOVAL_IN_PROGRESS: &str = "is already in progress";
+
+/// The engine CLI's words for a container that does not exist.
+const NO_SUCH_CONTAINER: &str = "No such container";

@@ -77,6 +77,13 @@ pub enum EngineError {
         #[source]
         source: Arc<std::io::Error>,
     },
+    /// The run was interrupted: this process makes no more containers or
+    /// volumes, so that removing the run's leaves nothing behind.
+    #[error("the run was interrupted: no {what} is made after that")]
+    Interrupted {
+        /// What was to be made (`container`, `volume`).
+        what: &'static str,
+    },
     /// A change for `import --change` that would not stay one instruction:
     /// the engine parses the changes joined by newlines, as one Dockerfile.
     #[error("the image's config cannot be carried by `import --change`: {shown} holds a line break or ends in a backslash, which would make an instruction of its own or swallow the next one")]

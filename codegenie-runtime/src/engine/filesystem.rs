@@ -94,6 +94,7 @@ impl Engine {
         // during an export leaves the container to the next run's sweep of
         // leftovers, and no other run's cleanup removes it while it is read.
         let owner = super::orphans::owner_label();
+        let _creating = super::creations::enter("container")?;
         let out = self.ok(self
             .spec()
             .args([

@@ -13,7 +13,9 @@
 //!   driver;
 //! - `container`, `writable`, `rootfs`: the container lifecycle, its
 //!   writes, and its files read on this machine while it runs;
-//! - `runs`, `orphans`: everything a run made, and what killed runs left.
+//! - `runs`, `orphans`: everything a run made, and what killed runs left;
+//! - `creations`: the containers and volumes being made, closed when a run
+//!   is interrupted.
 
 mod api;
 mod attached;
@@ -23,6 +25,7 @@ mod client;
 mod config;
 mod container;
 pub mod context;
+mod creations;
 mod endpoint;
 mod error;
 mod filesystem;
@@ -43,6 +46,7 @@ pub use attached::{Attached, StartedApp};
 pub use client::Engine;
 pub use config::ImageConfig;
 pub use context::BuildContextError;
+pub use creations::close_creations;
 pub use endpoint::{ContextName, DockerHost, EndpointError, EngineEndpoint};
 pub use error::EngineError;
 pub use filesystem::TRANSFER_TIMEOUT;
@@ -52,7 +56,7 @@ pub use options::{
 };
 pub use resolver::BuildDigestResolver;
 pub use rootfs::ContainerRoot;
-pub use runs::Swept;
+pub use runs::{RunRemoval, Swept};
 pub use tools::TOOLS_REPOSITORY;
 pub use volumes::{
     ToolFill, TraceRead, TraceVolume, TraceVolumeError, TOOLS_VOLUME_PREFIX, TRACE_VOLUME_PREFIX,

@@ -10,17 +10,19 @@ use super::{orphans, tools, Engine, EngineError, RUN_LABEL};
 
 impl Engine {
     /// Remove every container of `run` and of its parts
-    /// ([`run_covers`](super::run_covers));
-    /// returns how many.
-    pub fn remove_runs_under(&self, run: &str) -> Result<usize, EngineError> {
-        let mut removed = 0;
+    /// ([`run_covers`](super::run_covers)), going on past a container that
+    /// cannot be removed; an error only if they cannot be listed.
+    pub fn remove_runs_under(&self, run: &str) -> Result<RunRemoval, EngineError> {
+        let mut done = RunRemoval::default();
         for (id, labels) in self.run_containers(&[RUN_LABEL])? {
             if super::run_covers(run, &labels[0]) {
-                self.remove(&id)?;
-                removed += 1;
+                match self.remove(&id) {
+                    Ok(()) => done.removed += 1,
+                    Err(e) => done.failed.push(e),
+                }
             }
         }
-        Ok(removed)
+        Ok(done)
     }
 }
 
@@ -93,6 +95,15 @@ impl Engine {
         }
         Ok(ids.len())
     }
+}
+
+/// What [`Engine::remove_runs_under`] did.
+#[derive(Debug, Clone, Default)]
+pub struct RunRemoval {
+    /// Containers removed (or found gone).
+    pub removed: usize,
+    /// Why the others could not be removed, one error each.
+    pub failed: Vec<EngineError>,
 }
 
 /// What [`Engine::sweep_orphans`] removed.

@@ -89,6 +89,7 @@ impl Engine {
         dest: &str,
         tag: &str,
     ) -> Result<String, EngineError> {
+        let creating = super::creations::enter("container")?;
         let out = self.ok(self
             .spec()
             .args(["create", "--network=none", "--cap-drop=ALL"])
@@ -98,6 +99,7 @@ impl Engine {
             .args(labels(run_id).iter().flat_map(|l| ["--label", l.as_str()]))
             .arg(image))?;
         let container = out.stdout.text().trim().to_owned();
+        drop(creating);
         let committed = self
             .copy_in(src, &container, dest)
             .and_then(|()| self.ok(self.spec().args(["commit", &container, tag])));

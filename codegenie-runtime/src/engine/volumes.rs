@@ -313,7 +313,7 @@ impl Engine {
                         .map(|v| (TOOLS_OWNER_LABEL.to_owned(), v.clone())),
                 )?;
                 let uploaded = api.upload(&container, dest, tar, FILL_TIMEOUT);
-                let removed = api.remove(&container);
+                let removed = api.remove(&container).map(|_| ());
                 uploaded.and(removed)
             })(),
         };
