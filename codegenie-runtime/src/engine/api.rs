@@ -34,7 +34,6 @@ use futures_util::StreamExt;
 use crate::exec::{Finished, Termination};
 use crate::tar_head::{Head, TarError, TarHead};
 
-use super::container::{Removal, REMOVAL_IN_PROGRESS};
 use super::options::{CappedCopy, CreateOptions};
 use super::{EngineEndpoint, EngineError, EngineKind, COMMAND_TIMEOUT};
 
@@ -862,6 +861,20 @@ fn within<T>(
         )),
     }
 }
+
+/// What the engine answered to one removal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Removal {
+    /// This call removed it.
+    Removed,
+    /// There was no such container.
+    Gone,
+    /// Another call is removing it.
+    InProgress,
+}
+
+/// The engine's words for a removal another call already started (a 409).
+pub(super) const REMOVAL_IN_PROGRESS: &str = "is already in progress";
 
 /// A memory size as `docker --memory` reads it (go-units `RAMInBytes`): a
 /// decimal number, then an optional binary unit `b`, `k`, `m`, `g`, `t` or

@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::exec::{self, Finished};
 use crate::tar_head::TarHead;
 
+use super::api::{Removal, REMOVAL_IN_PROGRESS};
 use super::attached::StartedApp;
 use super::client::printed_bool;
 use super::options::{CappedCopy, CreateOptions};
@@ -384,20 +385,6 @@ impl Engine {
         Ok(())
     }
 }
-
-/// What the engine answered to one removal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Removal {
-    /// This call removed it.
-    Removed,
-    /// There was no such container.
-    Gone,
-    /// Another call is removing it.
-    InProgress,
-}
-
-/// The engine's words for a removal another call already started (a 409).
-pub(super) const REMOVAL_IN_PROGRESS: &str = "is already in progress";
 
 /// The engine CLI's words for a container that does not exist.
 const NO_SUCH_CONTAINER: &str = "No such container";
