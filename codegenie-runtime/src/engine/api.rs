@@ -321,13 +321,7 @@ impl Api {
     /// answers 404).
     pub(super) fn image_id(&self, image: &str) -> Result<Option<String>, EngineError> {
         let inspected = self.call("inspect image", COMMAND_TIMEOUT, async {
-            match self.docker.inspect_image(image).await {
-                Ok(i) => Ok(Some(i.id)),
-                Err(bollard::errors::Error::DockerResponseServerError {
-                    status_code: 404, ..
-                }) => Ok(None),
-                Err(e) => Err(e),
-            }
+            unless_absent(self.docker.inspect_image(image).await).map(|i| i.map(|i| i.id))
         })?;
         match inspected {
             None => Ok(None),
@@ -585,11 +579,9 @@ impl Api {
                 force: true,
                 link: false,
             };
-            match self.docker.remove_container(container, Some(options)).await {
-                Ok(()) => Ok(Removal::Removed),
-                Err(bollard::errors::Error::DockerResponseServerError {
-                    status_code: 404, ..
-                }) => Ok(Removal::Gone),
+            match unless_absent(self.docker.remove_container(container, Some(options)).await) {
+                Ok(Some(())) => Ok(Removal::Removed),
+                Ok(None) => Ok(Removal::Gone),
                 Err(bollard::errors::Error::DockerResponseServerError {
                     status_code: 409,
                     message,
@@ -602,13 +594,7 @@ impl Api {
     /// Whether the container exists (the engine does not answer 404).
     pub(super) fn container_exists(&self, container: &str) -> Result<bool, EngineError> {
         self.call("inspect container", COMMAND_TIMEOUT, async {
-            match self.docker.inspect_container(container, None).await {
-                Ok(_) => Ok(true),
-                Err(bollard::errors::Error::DockerResponseServerError {
-                    status_code: 404, ..
-                }) => Ok(false),
-                Err(e) => Err(e),
-            }
+            unless_absent(self.docker.inspect_container(container, None).await).map(|i| i.is_some())
         })
     }
 
@@ -859,6 +845,19 @@ fn within<T>(
                 after_ms: timeout.as_millis(),
             },
         )),
+    }
+}
+
+/// `None` where the engine answered 404: no such object.
+fn unless_absent<T>(
+    answer: Result<T, bollard::errors::Error>,
+) -> Result<Option<T>, bollard::errors::Error> {
+    match answer {
+        Ok(v) => Ok(Some(v)),
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => Ok(None),
+        Err(e) => Err(e),
     }
 }
 

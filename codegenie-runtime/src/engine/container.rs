@@ -341,12 +341,8 @@ impl Engine {
         }
         match self.ok(self.spec().args(["rm", "-f", "-v", container])) {
             Ok(_) => Ok(Removal::Removed),
-            Err(EngineError::Command { detail, .. }) if detail.contains(NO_SUCH_CONTAINER) => {
-                Ok(Removal::Gone)
-            }
-            Err(EngineError::Command { detail, .. }) if detail.contains(REMOVAL_IN_PROGRESS) => {
-                Ok(Removal::InProgress)
-            }
+            Err(e) if cli_said(&e, NO_SUCH_CONTAINER) => Ok(Removal::Gone),
+            Err(e) if cli_said(&e, REMOVAL_IN_PROGRESS) => Ok(Removal::InProgress),
             Err(e) => Err(e),
         }
     }
@@ -361,9 +357,7 @@ impl Engine {
             .args(["container", "inspect", "--format", "{{.Id}}", container]))
         {
             Ok(_) => Ok(true),
-            Err(EngineError::Command { detail, .. }) if detail.contains(NO_SUCH_CONTAINER) => {
-                Ok(false)
-            }
+            Err(e) if cli_said(&e, NO_SUCH_CONTAINER) => Ok(false),
             Err(e) => Err(e),
         }
     }
@@ -386,5 +380,11 @@ impl Engine {
     }
 }
 
-/// The engine CLI's words for a container that does not exist.
-const NO_SUCH_CONTAINER: &str = "No such container";
+/// The engine CLI's words for a container that does not exist (Docker
+/// capitalises them, Podman does not).
+const NO_SUCH_CONTAINER: &str = "no such container";
+
+/// Whether a failed engine command's output holds `words`, in any case.
+fn cli_said(e: &EngineError, words: &str) -> bool {
+    matches!(e, EngineError::Command { detail, .. } if detail.to_ascii_lowercase().contains(words))
+}

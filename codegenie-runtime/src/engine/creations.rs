@@ -104,31 +104,28 @@ pub fn close_creations(limit: Duration) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
 
     #[test]
     fn closing_waits_for_a_creation_in_flight_then_refuses_new_ones() {
-        let gate: &'static Gate = Box::leak(Box::new(Gate::new()));
+        let gate = Gate::new();
         let creating = gate.enter("container").unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let answered = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = answered.clone();
-        std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(200));
-            flag.store(true, std::sync::atomic::Ordering::SeqCst);
-            drop(creating);
-            tx.send(()).unwrap();
+        let answered = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                std::thread::sleep(Duration::from_millis(200));
+                answered.store(true, Ordering::SeqCst);
+                drop(creating);
+            });
+            // Close returns only after the creation in flight was answered.
+            assert_eq!(gate.close(Duration::from_secs(10)), 0);
+            assert!(answered.load(Ordering::SeqCst));
         });
-        let left = gate.close(Duration::from_secs(10));
-        // Close returned only after the creation in flight was answered.
-        assert_eq!(left, 0);
-        assert!(answered.load(std::sync::atomic::Ordering::SeqCst));
-        rx.recv().unwrap();
         match gate.enter("volume") {
             Err(EngineError::Interrupted { what }) => assert_eq!(what, "volume"),
             Err(e) => panic!("wrong error: {e}"),
             Ok(_) => panic!("a creation passed a closed gate"),
-        }
+        };
     }
 
     #[test]

@@ -200,17 +200,12 @@ impl<O: AppOps, A: AppProcess> Driver<'_, O, A> {
         Ok(())
     }
 
-    /// Send a signal step's signal. A signal that ends the app ends strace
-    /// (PID 1) and with it the container, which can take the helper that sent
-    /// it along before the helper exits: a failed helper whose app has ended
-    /// delivered its signal.
+    /// Send a signal step's signal: a failed helper whose app has ended
+    /// delivered it ([`Self::ended_under_helper`]).
     fn signal(&mut self, sig: &str) -> Result<(), Stop> {
         match self.ops.signal(sig) {
-            Ok(()) => Ok(()),
-            Err(e) => match self.app.wait_until(Instant::now() + Duration::from_secs(2)) {
-                Ok(Some(_)) => Ok(()),
-                _ => Err(e),
-            },
+            Err(e) if !self.ended_under_helper() => Err(e),
+            _ => Ok(()),
         }
     }
 
@@ -246,11 +241,22 @@ impl<O: AppOps, A: AppProcess> Driver<'_, O, A> {
             Ok(false) => Ok(false),
             // A root that leaves no survivor ends strace and with it the
             // container, taking the helper that watched it along.
-            Err(e) => match self.app.wait_until(Instant::now() + Duration::from_secs(2)) {
-                Ok(Some(_)) => Ok(true),
-                _ => Err(e),
-            },
+            Err(e) if self.ended_under_helper() => {
+                tracing::debug!(error = ?e, "the helper ended with the app");
+                Ok(true)
+            }
+            Err(e) => Err(e),
         }
+    }
+
+    /// After a helper failed: whether the app ended meanwhile (within a
+    /// moment). An app's end ends strace (PID 1) and with it the container,
+    /// which can take a helper running beside it along before it exits.
+    fn ended_under_helper(&mut self) -> bool {
+        matches!(
+            self.app.wait_until(Instant::now() + Duration::from_secs(2)),
+            Ok(Some(_))
+        )
     }
 
     /// After the root exited: kill what strace still traces, name it, and
